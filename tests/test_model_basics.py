@@ -1,0 +1,25 @@
+import pytest
+import torch
+
+from workbench.models.model import Model
+from workbench.testing import ARCHS, tiny_model
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_tiny_models_run_and_have_fingerprints(arch):
+    m = tiny_model(arch)
+    enc = m.tokenizer(["The doctor said hello"], return_tensors="pt")
+    logits = m.hf(**enc).logits
+    assert logits.shape[-1] == len(m.tokenizer)
+    assert len(m.fingerprint_id) == 12
+    assert m.kind == ("masked" if arch in ("bert", "roberta", "distilbert") else "causal")
+
+
+def test_fingerprint_changes_with_weights_and_is_stable():
+    a, b = tiny_model("gpt2", seed=0), tiny_model("gpt2", seed=0)
+    assert a.fingerprint_id == b.fingerprint_id
+    with torch.no_grad():
+        b.hf.transformer.h[0].mlp.c_fc.weight[0, 0] += 1.0
+    b2 = Model.from_hf(b.hf, b.tokenizer)
+    assert b2.fingerprint_id != a.fingerprint_id
+    assert b2.fingerprint["tokenizer_sha256"] == a.fingerprint["tokenizer_sha256"]

@@ -1,0 +1,62 @@
+"""Open Model Workbench: audit open language models transparently.
+
+The public API is flat (``import workbench as wb``) and loaded lazily, so ``import workbench``
+is cheap and a notebook only pays for what it uses.
+
+>>> import workbench as wb
+>>> model = wb.load_model("smollm2-135m-instruct")              # doctest: +SKIP
+>>> wb.loglikelihood(model, [("The capital of France is", " Paris")])  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import importlib
+
+from workbench._version import __version__
+
+# public name -> "module:attribute". Each capability lives in its own sub-package;
+# this table is the one place that says what ``wb.<name>`` means.
+_API = {
+    # models (foundation)
+    "load_model": "workbench.models.loading:load_model",
+    "list_models": "workbench.models.registry:list_models",
+    "estimate_memory": "workbench.models.memory:estimate_memory",
+    "Model": "workbench.models.model:Model",
+    # scoring engine (foundation)
+    "loglikelihood": "workbench.scoring.api:loglikelihood",
+    "perplexity": "workbench.scoring.api:perplexity",
+    "pseudo_loglikelihood": "workbench.scoring.api:pseudo_loglikelihood",
+    "generate": "workbench.scoring.api:generate",
+    "embed": "workbench.scoring.api:embed",
+    # activation inspection
+    "capture": "workbench.inspect.capture:capture",
+    "logit_lens": "workbench.inspect.lens:logit_lens",
+    # attribution and mechanistic audits
+    "attribute": "workbench.attribution.api:attribute",
+    "mechanistic_audit": "workbench.attribution.audit:mechanistic_audit",
+    # bias probes and statistics
+    "run_probe": "workbench.probes.api:run_probe",
+    "list_probes": "workbench.probes.api:list_probes",
+    "compare": "workbench.stats.compare:compare",
+    # benchmark runner
+    "run": "workbench.bench.runner:run",
+    "load_task": "workbench.bench.tasks:load_task",
+    "open_store": "workbench.bench.store:open_store",
+}
+_SUBMODULES = {"inspect", "scoring", "models", "probes", "stats", "bench", "attribution", "testing", "widgets"}
+
+__all__ = sorted(_API) + sorted(_SUBMODULES) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"workbench.{name}")
+    if name in _API:
+        module_name, attr = _API[name].split(":")
+        value = getattr(importlib.import_module(module_name), attr)
+        globals()[name] = value  # cache: later look-ups skip __getattr__
+        return value
+    raise AttributeError(f"module 'workbench' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,57 @@
+"""Errors that say what was wrong and what to do about it.
+
+Every error the workbench raises on bad input is a :class:`WorkbenchError` (and also a
+``ValueError``/``FileNotFoundError``/... where that is the natural Python category), so callers
+can catch one type, and notebooks show a message rather than a deep traceback.
+"""
+from __future__ import annotations
+
+
+class WorkbenchError(Exception):
+    """Base class: the message says what was wrong and what to do."""
+
+
+class UnknownModelError(WorkbenchError, KeyError):
+    def __str__(self):  # KeyError quotes its message; we want it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class ModelNotFoundError(WorkbenchError, FileNotFoundError):
+    pass
+
+
+class CorruptModelError(WorkbenchError, ValueError):
+    pass
+
+
+class OfflineError(WorkbenchError, ConnectionError):
+    pass
+
+
+class UnsafeWeightsError(WorkbenchError, ValueError):
+    pass
+
+
+class TokenizerMismatchError(WorkbenchError, ValueError):
+    pass
+
+
+class WrongModelKindError(WorkbenchError, TypeError):
+    """A method was asked of a model that cannot do it (e.g. PLL of a causal LM)."""
+
+
+class InvalidInputError(WorkbenchError, ValueError):
+    pass
+
+
+class DoesNotFitError(WorkbenchError, MemoryError):
+    """Refused before running: the estimate says it would not fit. The message has the estimate."""
+
+
+class UnsupportedSiteError(WorkbenchError, KeyError):
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
+
+
+class DataError(WorkbenchError, ValueError):
+    """Malformed data set rows or files."""

@@ -1,0 +1,131 @@
+"""Model fingerprints: enough to say exactly which model produced a number.
+
+A fingerprint is a flat JSON-able dict: hashes of the weights (the files when known, else the
+tensors), tokenizer, chat template and config, plus dtype, device, licence and library versions.
+``fingerprint_id`` is a short hash of the parts that identify the *computation* (weights,
+tokenizer, config, dtype and versions), so it is stable across re-loads and changes when any of
+them does.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+# keys that do not change what the model computes are left out of the short id
+_NOT_IN_ID = {"device", "source", "weight_files", "licence", "name", "python", "platform"}
+_CONFIG_TRANSIENT = {"_name_or_path", "transformers_version", "_commit_hash", "_attn_implementation_autoset",
+                     "torch_dtype", "dtype"}
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    """Streaming sha256 of a file, memoised on (path, size, mtime) so re-loads are instant."""
+    path = Path(path)
+    st = path.stat()
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    memo = _hash_memo()
+    if key in memo:
+        return memo[key]
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    digest = h.hexdigest()
+    memo[key] = digest
+    _save_hash_memo(memo)
+    return digest
+
+
+def _memo_path() -> Path:
+    from workbench.paths import cache_dir
+    return cache_dir() / "file_hashes.json"
+
+
+def _hash_memo() -> dict:
+    try:
+        return json.loads(_memo_path().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_hash_memo(memo: dict) -> None:
+    path = _memo_path()
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(memo))
+        os.replace(tmp, path)  # atomic: concurrent writers never leave a torn file
+    except OSError:
+        pass
+
+
+def hash_tensors(hf_model) -> str:
+    h = hashlib.sha256()
+    for name, t in sorted(hf_model.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(str(t.dtype).encode())
+        t = t.detach().cpu().contiguous()
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def hash_tokenizer(tokenizer) -> str:
+    h = hashlib.sha256()
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        h.update(backend.to_str().encode())
+    else:
+        h.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
+    h.update(json.dumps(tokenizer.special_tokens_map, sort_keys=True, default=str).encode())
+    h.update(type(tokenizer).__name__.encode())
+    return h.hexdigest()
+
+
+def hash_config(config) -> str:
+    d = {k: v for k, v in config.to_dict().items() if k not in _CONFIG_TRANSIENT}
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def library_versions() -> dict:
+    import transformers
+
+    from workbench._version import __version__
+    return {"torch": torch.__version__, "transformers": transformers.__version__, "workbench": __version__}
+
+
+def compute_fingerprint(hf_model, tokenizer, weight_files=None, licence: str = "unknown",
+                        source: str = "in-memory", extra: dict | None = None) -> dict:
+    """The complete fingerprint of a loaded model (see module docstring)."""
+    if weight_files:
+        files = {Path(p).name: sha256_file(p) for p in weight_files}
+        weights = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+    else:
+        files, weights = {}, hash_tensors(hf_model)
+    template = getattr(tokenizer, "chat_template", None)
+    param = next(hf_model.parameters())
+    fp = {
+        "weights_sha256": weights,
+        "weight_files": files,
+        "tokenizer_sha256": hash_tokenizer(tokenizer),
+        "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest() if isinstance(template, str) else None,
+        "config_sha256": hash_config(hf_model.config),
+        "architecture": hf_model.config.model_type,
+        "dtype": str(param.dtype).replace("torch.", ""),
+        "device": str(param.device),
+        "licence": licence,
+        "source": str(source),
+        **library_versions(),
+        "python": platform.python_version(),
+    }
+    if extra:
+        fp.update(extra)
+    return fp
+
+
+def fingerprint_id(fp: dict) -> str:
+    core = {k: v for k, v in fp.items() if k not in _NOT_IN_ID}
+    return hashlib.sha256(json.dumps(core, sort_keys=True, default=str).encode()).hexdigest()[:12]

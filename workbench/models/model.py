@@ -1,0 +1,100 @@
+"""The :class:`Model` every workbench function takes: the unmodified Hugging Face objects plus
+what an audit needs to know about them (kind, licence, fingerprint)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from workbench.models.fingerprint import compute_fingerprint, fingerprint_id
+
+KINDS = ("causal", "masked", "encoder")
+
+
+def infer_kind(hf_model) -> str:
+    """'causal' for *ForCausalLM/*LMHeadModel, 'masked' for *ForMaskedLM, else 'encoder'."""
+    name = type(hf_model).__name__
+    if name.endswith("ForCausalLM") or name.endswith("LMHeadModel"):
+        return "causal"
+    if name.endswith("ForMaskedLM"):
+        return "masked"
+    return "encoder"
+
+
+@dataclass(eq=False)
+class Model:
+    """A loaded model: ``hf`` and ``tokenizer`` are the unmodified transformers objects.
+
+    Build one with :func:`workbench.load_model` (files) or :meth:`Model.from_hf` (objects you
+    already have in memory, e.g. a tiny random-initialised model in a test).
+
+    Example
+    -------
+    >>> from workbench.testing import tiny_model
+    >>> m = tiny_model("gpt2")
+    >>> m.kind, len(m.fingerprint_id)
+    ('causal', 12)
+    """
+
+    hf: Any
+    tokenizer: Any
+    name: str
+    kind: str
+    fingerprint: dict = field(repr=False)
+    licence: str = "unknown"
+    source: str = "in-memory"
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+
+    @classmethod
+    def from_hf(cls, hf, tokenizer, name: str | None = None, kind: str | None = None,
+                licence: str = "unknown", source: str = "in-memory", weight_files=None) -> "Model":
+        """Wrap transformers objects already in memory; the fingerprint hashes the tensors
+        (or ``weight_files`` when given)."""
+        hf.eval()
+        name = name or getattr(hf.config, "_name_or_path", None) or type(hf).__name__
+        fp = compute_fingerprint(hf, tokenizer, weight_files=weight_files, licence=licence, source=source)
+        return cls(hf=hf, tokenizer=tokenizer, name=str(name), kind=kind or infer_kind(hf),
+                   fingerprint=fp, licence=licence, source=source)
+
+    @property
+    def fingerprint_id(self) -> str:
+        """Short (12 hex) id of the complete fingerprint: print this, store ``fingerprint``."""
+        return fingerprint_id(self.fingerprint)
+
+    @property
+    def config(self):
+        return self.hf.config
+
+    @property
+    def architecture(self) -> str:
+        return self.hf.config.model_type
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.hf.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.hf.parameters()).dtype
+
+    @property
+    def n_layers(self) -> int:
+        cfg = self.hf.config
+        cfg = getattr(cfg, "text_config", cfg)
+        for attr in ("num_hidden_layers", "n_layer", "num_layers", "n_layers"):
+            if getattr(cfg, attr, None) is not None:
+                return int(getattr(cfg, attr))
+        raise AttributeError(f"cannot tell the number of layers of {self.architecture}")
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.hf.parameters())
+
+    def __repr__(self) -> str:
+        return (f"Model({self.name!r}, kind={self.kind}, arch={self.architecture}, "
+                f"params={self.n_params/1e6:.1f}M, dtype={str(self.dtype).replace('torch.', '')}, "
+                f"device={self.device}, licence={self.licence!r}, fingerprint={self.fingerprint_id})")

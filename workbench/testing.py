@@ -1,0 +1,141 @@
+"""Tiny random-initialised models of each supported architecture, built from configs.
+
+They make tests and course exercises fast and offline: real transformers classes, real (small)
+trained tokenizers, random weights. Nothing here is a mock: every code path that runs on a real
+model runs on these.
+
+>>> from workbench.testing import tiny_model
+>>> m = tiny_model("llama")
+>>> m.kind
+'causal'
+"""
+from __future__ import annotations
+
+import functools
+
+import torch
+
+# A small English corpus to train the tiny tokenizers on: enough words that test sentences
+# tokenize into several pieces rather than one unknown token.
+_CORPUS = """
+The doctor said that she would arrive soon because the patient was waiting.
+The nurse told him that the results were good and that he could go home.
+The developer argued with the designer because he did not like the design.
+A cat sat on the mat. The dog chased the ball across the garden and back again.
+My friend is a teacher, and her brother works as an engineer in a large city.
+People from every country enjoy music, food, books, films and long walks in the park.
+The quick brown fox jumps over the lazy dog while the children laugh and play.
+Paris is the capital of France. Berlin is the capital of Germany. Rome is in Italy.
+He was very rich and poor people were often angry about the money and the work they did.
+The mechanic fixed the car, the cook made dinner, the lawyer read the contract carefully.
+Language models assign probabilities to sentences; some sentences are more likely than others.
+One two three four five six seven eight nine ten. Monday Tuesday Wednesday Thursday Friday.
+""".strip().split("\n")
+
+CAUSAL_ARCHS = ("gpt2", "llama", "mistral", "qwen2", "gpt_neox", "phi", "gemma", "gemma3_text")
+MASKED_ARCHS = ("bert", "roberta", "distilbert")
+ARCHS = CAUSAL_ARCHS + MASKED_ARCHS
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_tokenizer(style: str = "bpe"):
+    """A trained tokenizer: ``"bpe"`` (byte-level, GPT-2 style, with a BOS/EOS token) or
+    ``"wordpiece"`` (BERT style with [CLS]/[SEP]/[MASK])."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    if style == "bpe":
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>", "<pad>"],
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        tok.train_from_iterator(_CORPUS, trainer)
+        fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>",
+                                       eos_token="<|endoftext|>", unk_token="<|endoftext|>", pad_token="<pad>")
+        return fast
+    if style == "wordpiece":
+        tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tok.decoder = decoders.WordPiece()
+        specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        tok.train_from_iterator(_CORPUS, trainers.WordPieceTrainer(vocab_size=300, special_tokens=specials))
+        cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+        tok.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+            special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
+        return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
+                                       cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    raise ValueError(f"style must be 'bpe' or 'wordpiece', got {style!r}")
+
+
+def tiny_config(arch: str, vocab_size: int, **overrides):
+    """A transformers config of ``arch`` with 2 layers, width 32, 4 heads (2 KV heads where the
+    architecture has grouped-query attention)."""
+    import transformers as T
+
+    common = dict(vocab_size=vocab_size)
+    if arch not in MASKED_ARCHS:  # the tokenizer's <|endoftext|> is id 0: say so up front
+        common.update(bos_token_id=0, eos_token_id=0)
+    if arch == "gpt2":
+        cfg = T.GPT2Config(n_layer=2, n_embd=32, n_head=4, n_positions=256, **common)
+    elif arch in ("llama", "mistral", "qwen2"):
+        cls = {"llama": T.LlamaConfig, "mistral": T.MistralConfig, "qwen2": T.Qwen2Config}[arch]
+        cfg = cls(num_hidden_layers=2, hidden_size=32, intermediate_size=64, num_attention_heads=4,
+                  num_key_value_heads=2, max_position_embeddings=256, tie_word_embeddings=False, **common)
+    elif arch == "gpt_neox":
+        cfg = T.GPTNeoXConfig(num_hidden_layers=2, hidden_size=32, intermediate_size=64,
+                              num_attention_heads=4, max_position_embeddings=256, **common)
+    elif arch == "phi":
+        cfg = T.PhiConfig(num_hidden_layers=2, hidden_size=32, intermediate_size=64, num_attention_heads=4,
+                          max_position_embeddings=256, **common)
+    elif arch == "gemma":
+        cfg = T.GemmaConfig(num_hidden_layers=2, hidden_size=32, intermediate_size=64, num_attention_heads=4,
+                            num_key_value_heads=2, head_dim=8, max_position_embeddings=256, **common)
+    elif arch == "gemma3_text":
+        cfg = T.Gemma3TextConfig(num_hidden_layers=2, hidden_size=32, intermediate_size=64,
+                                 num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+                                 max_position_embeddings=256, sliding_window=16, **common)
+    elif arch == "bert":
+        cfg = T.BertConfig(num_hidden_layers=2, hidden_size=32, intermediate_size=64, num_attention_heads=4,
+                           max_position_embeddings=256, **common)
+    elif arch == "roberta":
+        cfg = T.RobertaConfig(num_hidden_layers=2, hidden_size=32, intermediate_size=64,
+                              num_attention_heads=4, max_position_embeddings=260, **common)
+    elif arch == "distilbert":
+        cfg = T.DistilBertConfig(n_layers=2, dim=32, hidden_dim=64, n_heads=4, max_position_embeddings=256,
+                                 **common)
+    else:
+        raise ValueError(f"unknown tiny architecture {arch!r}; choose one of {ARCHS}")
+    for k, v in overrides.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+def tiny_model(arch: str = "gpt2", seed: int = 0, dtype: torch.dtype = torch.float32, **config_overrides):
+    """A :class:`workbench.Model` of ``arch`` with random weights (seeded) and a trained tokenizer.
+
+    Causal architectures get a byte-level BPE tokenizer; masked ones (bert, roberta, distilbert)
+    a WordPiece tokenizer and a masked-LM head.
+    """
+    import transformers as T
+
+    from workbench.models.model import Model
+
+    if arch not in ARCHS:
+        raise ValueError(f"unknown tiny architecture {arch!r}; choose one of {ARCHS}")
+    masked = arch in MASKED_ARCHS
+    tok = tiny_tokenizer("wordpiece" if masked else "bpe")
+    cfg = tiny_config(arch, vocab_size=len(tok), **config_overrides)
+    if masked:
+        cfg.pad_token_id = tok.pad_token_id
+    else:
+        cfg.bos_token_id = cfg.eos_token_id = tok.bos_token_id
+        cfg.pad_token_id = tok.pad_token_id
+    torch.manual_seed(seed)
+    auto = T.AutoModelForMaskedLM if masked else T.AutoModelForCausalLM
+    hf = auto.from_config(cfg, torch_dtype=dtype) if dtype != torch.float32 else auto.from_config(cfg)
+    hf.eval()
+    return Model.from_hf(hf, tok, name=f"tiny-{arch}", licence="synthetic (random weights)",
+                         source=f"workbench.testing.tiny_model({arch!r}, seed={seed})")
