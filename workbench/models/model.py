@@ -44,6 +44,9 @@ class Model:
     fingerprint: dict = field(repr=False)
     licence: str = "unknown"
     source: str = "in-memory"
+    # Descriptions of interventions (steering, ablation hooks) active on ``hf`` right now. They
+    # change outputs without changing weights, so result caches key on them too.
+    interventions: list = field(default_factory=list, repr=False)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -64,6 +67,16 @@ class Model:
     def fingerprint_id(self) -> str:
         """Short (12 hex) id of the complete fingerprint: print this, store ``fingerprint``."""
         return fingerprint_id(self.fingerprint)
+
+    @property
+    def state_id(self) -> str:
+        """``fingerprint_id`` plus active interventions: what a cached result must match."""
+        if not self.interventions:
+            return self.fingerprint_id
+        import hashlib
+        import json
+        extra = hashlib.sha256(json.dumps(self.interventions, sort_keys=True, default=str).encode())
+        return f"{self.fingerprint_id}+{extra.hexdigest()[:12]}"
 
     @property
     def config(self):
