@@ -75,6 +75,9 @@ def load_model(spec, *, revision: str | None = None, dtype=None, device=None, de
                         allow_pickle=allow_pickle, kind=kind, tokenizer=tokenizer, name=name, licence=licence)
     text = os.fspath(spec)
     from workbench.models.registry import EMBEDDED, get_entry
+    if revision is not None and (text in EMBEDDED or Path(text).expanduser().exists()):
+        raise InvalidInputError(f"revision={revision!r} applies to hub ids only; {text!r} is an "
+                                "embedded alias or a local path, which have one version each.")
     if text in EMBEDDED:
         from workbench.models.embedded import load_embedded
         return load_embedded(get_entry(text), **opts)
