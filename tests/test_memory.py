@@ -70,10 +70,18 @@ def test_gguf_header_alone(tmp_path, isolated_cache):
     assert not (isolated_cache / "models").exists()
 
 
-def test_hub_id_offline_and_not_cached(monkeypatch):
+def test_hub_id_from_the_local_cache_offline_or_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tiny = tiny_model("mistral")
+    commit = "89abcdef0123456789abcdef0123456789abcdef"
+    repo = tmp_path / "hub" / "models--wb-test--tiny-mistral"
+    tiny.hf.config.save_pretrained(repo / "snapshots" / commit)  # the config alone: no weights
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    frame = wb.estimate_memory("wb-test/tiny-mistral", hub_cache_dir=tmp_path / "hub")
+    assert frame.attrs["params"] == tiny.n_params and frame.attrs["source"] == "hub:wb-test/tiny-mistral"
     with pytest.raises(OfflineError, match="offline"):
-        wb.estimate_memory("no-such-owner/no-such-model-4821")
+        wb.estimate_memory("no-such-owner/no-such-model-4821", hub_cache_dir=tmp_path / "hub")
 
 
 def _logits(model):

@@ -24,7 +24,7 @@ BYTES_PER_PARAM = {"float32": 4.0, "float16": 2.0, "bfloat16": 2.0, "int8": 1.0,
 
 
 def estimate_memory(spec, *, revision: str | None = None, kind: str | None = None,
-                    trust_remote_code: bool = False):
+                    trust_remote_code: bool = False, hub_cache_dir=None):
     """Memory the weights of ``spec`` need in float32/float16/bfloat16/int8/int4.
 
     ``spec``: an embedded alias, a local folder (its ``config.json``), a ``.gguf`` file (its
@@ -45,7 +45,8 @@ def estimate_memory(spec, *, revision: str | None = None, kind: str | None = Non
 
     from workbench.models.loading import detect_kind
 
-    config, source = config_of(spec, revision=revision, trust_remote_code=trust_remote_code)
+    config, source = config_of(spec, revision=revision, trust_remote_code=trust_remote_code,
+                               hub_cache_dir=hub_cache_dir)
     kind = kind or detect_kind(config)
     params = count_params(config, kind)
     kv_per_token = _kv_values_per_token(config) if kind == "causal" else 0
@@ -89,7 +90,7 @@ def _kv_values_per_token(config) -> int:
     return 2 * layers * kv_heads * head_dim
 
 
-def config_of(spec, revision=None, trust_remote_code=False):
+def config_of(spec, revision=None, trust_remote_code=False, hub_cache_dir=None):
     """(config, source description) for any spec ``estimate_memory`` takes, reading no weights."""
     import transformers as T
 
@@ -121,16 +122,17 @@ def config_of(spec, revision=None, trust_remote_code=False):
         if not _looks_like_path(text):
             get_entry(text)  # unknown alias: lists the known ones
         raise ModelNotFoundError(f"no such file or folder: {path}")
-    return _hub_config(text, revision, trust_remote_code), f"hub:{text}"
+    return _hub_config(text, revision, trust_remote_code, hub_cache_dir), f"hub:{text}"
 
 
-def _hub_config(repo_id, revision, trust_remote_code):
+def _hub_config(repo_id, revision, trust_remote_code, hub_cache_dir):
     import transformers as T
 
     from workbench.errors import OfflineError
     from workbench.models.hub import _offline_message
     try:
-        return T.AutoConfig.from_pretrained(repo_id, revision=revision, trust_remote_code=trust_remote_code)
+        return T.AutoConfig.from_pretrained(repo_id, revision=revision, trust_remote_code=trust_remote_code,
+                                            cache_dir=hub_cache_dir)
     except OSError as e:  # transformers wraps "not cached while offline" and connection errors
         raise OfflineError(_offline_message(repo_id, revision, f"{type(e).__name__}")) from e
 
