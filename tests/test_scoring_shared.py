@@ -58,7 +58,7 @@ def test_context_runs_once_and_continuations_run_on_its_cache(tiny):
 
 def test_one_token_continuations_need_only_the_context_pass(tiny):
     m = tiny("gpt2", **SHARP)
-    ctx = T.encode(m.tokenizer, "The doctor said")
+    ctx = T.encode(m.tokenizer, "The doctor said that she would")
     reqs = [(ctx, [t]) for t in range(5)]
     shapes, handle = forward_shapes(m)
     try:
@@ -72,11 +72,21 @@ def test_one_token_continuations_need_only_the_context_pass(tiny):
     assert [r["greedy"][0] for r in res] == [lp.argmax().item() == t for t in range(5)]
 
 
-def test_grouping_needs_two_requests_and_a_fitting_window():
-    reqs = [([1, 2], [3]), ([1, 2], [4, 5]), ([1], [3]), ([7] * 9, [1, 2]), ([7] * 9, [3])]
+def test_grouping_needs_two_requests_a_long_enough_context_and_a_fitting_window():
+    four = [1, 2, 3, 4]
+    reqs = [(four, [3]), (four, [4, 5]), ([1, 2, 3, 5], [3]), ([7] * 9, [1, 2]), ([7] * 9, [3]),
+            ([0], [5]), ([0], [6, 7])]
     groups, rest = shared.group_shared(reqs, limit=9)
-    assert groups == [[0, 1]]  # [1] is alone; the [7]*9 pair would be truncated: plain path
-    assert rest == [2, 3, 4]
+    # [1,2,3,5] is alone; the [7]*9 pair would be truncated; [0] (an empty context's BOS) is too short
+    assert groups == [[0, 1]]
+    assert rest == [2, 3, 4, 5, 6]
+
+
+def test_a_group_larger_than_a_batch_is_cut_by_continuation_length():
+    reqs = [([1] * 5, [2] * n) for n in (1, 5, 2, 4, 3, 6, 7)]
+    groups, rest = shared.group_shared(reqs, limit=100, max_rows=3)
+    assert [[len(reqs[i][1]) for i in g] for g in groups] == [[7, 6, 5], [4, 3, 2]]
+    assert rest == [0]  # the one left over has nothing to share with: plain path
 
 
 def test_sliding_window_models_batch_only_equal_context_lengths(tiny):

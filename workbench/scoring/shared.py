@@ -25,6 +25,9 @@ import torch
 
 # layer kinds whose cached state is plain keys/values that can be copied along the batch
 _KV_LAYER_TYPES = {"full_attention", "sliding_attention"}
+# A shorter shared context saves less than the extra forward pass costs (CrowS-Pairs' empty
+# contexts are all the single BOS token: they go through the plain, length-sorted path).
+MIN_SHARED_CONTEXT = 4
 
 
 def has_sliding_window(model) -> bool:
@@ -51,17 +54,24 @@ def supports_shared_context(model) -> bool:
     return "cache" in params and "position_ids" in params
 
 
-def group_shared(requests: list[tuple[list[int], list[int]]], limit: int) -> tuple[list[list[int]], list[int]]:
+def group_shared(requests: list[tuple[list[int], list[int]]], limit: int,
+                 max_rows: int = 64) -> tuple[list[list[int]], list[int]]:
     """Indices of requests grouped by identical context ids (groups of >= 2 only) and the rest.
 
-    Requests whose context + continuation exceeds the model window go to the rest: the plain path
-    truncates them from the left, which changes the context per continuation.
+    Contexts shorter than ``MIN_SHARED_CONTEXT`` tokens go to the rest, and so do requests whose
+    context + continuation exceeds the model window (the plain path truncates them from the left,
+    which changes the context per continuation). A group larger than ``max_rows`` is cut into
+    chunks of continuations of similar length (each chunk runs the context once).
     """
     by_ctx: dict[tuple, list[int]] = {}
     for i, (ctx, cont) in enumerate(requests):
-        if ctx and len(ctx) + len(cont) - 1 <= limit:
+        if len(ctx) >= MIN_SHARED_CONTEXT and len(ctx) + len(cont) - 1 <= limit:
             by_ctx.setdefault(tuple(ctx), []).append(i)
-    groups = [g for g in by_ctx.values() if len(g) >= 2]
+    groups = []
+    for g in by_ctx.values():
+        g = sorted(g, key=lambda i: -len(requests[i][1])) if len(g) > max_rows else g
+        groups += [g[k:k + max_rows] for k in range(0, len(g), max_rows)]
+    groups = [g for g in groups if len(g) >= 2]
     shared = {i for g in groups for i in g}
     rest = [i for i in range(len(requests)) if i not in shared]
     return groups, rest
