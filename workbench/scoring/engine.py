@@ -10,8 +10,8 @@ Why it is fast and exact:
   (causal attention never looks right) and results do not depend on batch size or order;
 * the output projection runs only at the scored positions (a 49k-vocabulary projection at every
   position is most of the cost of a small model);
-* contexts shared by several continuations (multiple choice) run once, through the KV cache
-  (:mod:`workbench.scoring.shared`);
+* token prefixes shared by several requests (a multiple-choice context, the common start of a
+  CrowS-Pairs pair) run once, through the KV cache (:mod:`workbench.scoring.shared`);
 * log-softmax in float32, under ``torch.inference_mode``.
 """
 from __future__ import annotations
@@ -85,8 +85,8 @@ def score_token_requests(model, requests: list[tuple[list[int], list[int]]], *,
     """For each (context_ids, continuation_ids): per-token log-probs and greedy flags.
 
     Inputs longer than the model's window are truncated from the left (the continuation is kept
-    whole; a continuation longer than the window is an error upstream). Requests with identical
-    context ids run their context once (:mod:`workbench.scoring.shared`) unless
+    whole; a continuation longer than the window is an error upstream). Requests whose tokens
+    start alike run their common prefix once (:mod:`workbench.scoring.shared`) unless
     ``share_contexts=False`` or the model's cache cannot be reused.
     """
     limit = max_length(model)
