@@ -89,6 +89,7 @@ class ProbeSpec:
     defaults: dict = field(default_factory=dict)
     default_data: str | None = None   # package data (templated probes); others need `data=`
     plot: Callable | None = None
+    summary: Callable | None = None   # res -> summary frame, where the generic one does not fit (SEAT)
     paper: str = ""
 
 
@@ -116,16 +117,18 @@ class ProbeResult(Result):
         """Every metric overall ("all") and per category, with percentile bootstrap CIs
         (``n_boot`` resamples of the items, seeded), then one ``n_skipped`` row."""
         if self._summary is None:
-            parts = []
-            groupings = list(self.spec.categories) or [None]
-            for i, col in enumerate(groupings):
-                part = summarise(self.frame, self.metrics, by=col, n_boot=self.n_boot, seed=self.seed)
-                parts.append(part if i == 0 else part[part.category != "all"])
-            out = pd.concat(parts, ignore_index=True)
+            out = self.spec.summary(self) if self.spec.summary else self._generic_summary()
             skipped = pd.DataFrame([{"metric": "n_skipped", "category": "all", "value": float(len(self.skipped)),
                                      "ci_low": np.nan, "ci_high": np.nan, "n": len(self.skipped) + len(self.frame)}])
             self._summary = pd.concat([out, skipped], ignore_index=True)
         return self._summary.copy()
+
+    def _generic_summary(self) -> pd.DataFrame:
+        parts = []
+        for i, col in enumerate(list(self.spec.categories) or [None]):
+            part = summarise(self.frame, self.metrics, by=col, n_boot=self.n_boot, seed=self.seed)
+            parts.append(part if i == 0 else part[part.category != "all"])  # "all" once
+        return pd.concat(parts, ignore_index=True)
 
     def comparable(self) -> Comparable:
         prov = self.provenance
