@@ -62,8 +62,7 @@ def _resolve(spec: ProbeSpec, data, options):
             raise InvalidInputError(
                 f"probe {spec.name!r} needs data=PATH to its data set (e.g. '../shared/data/{spec.name}')"
                 + (f" or the hub id {hub!r}" if hub else ""))
-        from importlib.resources import files
-        return Path(str(files("workbench.data.templates") / spec.default_data))
+        return Path(__file__).resolve().parents[1] / "data" / "templates" / spec.default_data
     path = Path(data).expanduser()
     if path.exists():
         return path
@@ -129,6 +128,8 @@ def run_probe(name: str, model, data=None, limit: int | None = None, seed: int =
         raise InvalidInputError(f"unknown option(s) {unknown} for probe {name!r}; it takes {sorted(spec.defaults)}")
     opts = {**spec.defaults, **options, "cache": cache, "seed": seed}
     source = _resolve(spec, data, opts)
+    if not isinstance(source, pd.DataFrame):
+        opts["_source"] = str(source)  # scorers that re-read side files (templated specs, HurtLex) need it
     skips = SkipLog()
     t0 = time.perf_counter()
     items, files = spec.load(source, skips, opts)
