@@ -52,7 +52,10 @@ def load_hurtlex(path, level: str = "conservative") -> dict:
 def _hurtlex_path(source: Path, option) -> Path:
     if option is not None:
         p = Path(option)
-        return p / "hurtlex_EN.tsv" if p.is_dir() else p
+        p = p / "hurtlex_EN.tsv" if p.is_dir() else p
+        if not p.is_file():
+            raise DataError(f"HurtLex file {str(p)!r} not found; pass hurtlex='path/to/hurtlex_EN.tsv' (HurtLex 1.2)")
+        return p
     for folder in list(source.resolve().parents)[:4]:  # a `hurtlex` folder beside the data (or above it)
         cand = folder / "hurtlex" / "hurtlex_EN.tsv"
         if cand.is_file():
