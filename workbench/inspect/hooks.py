@@ -92,7 +92,7 @@ def attention_implementation(model, impl: str = "eager", reason: str = "attn_pat
         return
     warnings.warn(f"{reason}: switching attention from {prev!r} to {impl!r} for this call (fused kernels do "
                   f"not expose attention probabilities); restored afterwards. Logits may differ from the "
-                  f"{prev!r} run by float rounding.", stacklevel=3)
+                  f"{prev!r} run by float rounding.", stacklevel=4)
     hf.set_attn_implementation(impl)
     try:
         yield prev
