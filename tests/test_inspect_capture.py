@@ -106,6 +106,11 @@ def test_bad_inputs(tiny):
             wb.capture(m, bad)
     with pytest.raises(InvalidInputError, match="sites is empty"):
         wb.capture(m, TEXTS, sites=[])
+    left = {"input_ids": torch.tensor([[1, 5, 6], [7, 8, 9]]), "attention_mask": torch.tensor([[0, 1, 1], [1, 1, 1]])}
+    with pytest.raises(InvalidInputError, match="right-padded"):
+        wb.capture(m, left)
+    right = {"input_ids": torch.tensor([[5, 6, 1], [7, 8, 9]]), "attention_mask": torch.tensor([[1, 1, 0], [1, 1, 1]])}
+    assert wb.capture(m, right)["resid_post", 0].shape == (2, 3, 32)
 
 
 def test_cache_frame_and_plot(tiny):

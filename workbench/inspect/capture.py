@@ -21,7 +21,11 @@ def tokenize(model, inputs, padding_side: str = "right") -> dict:
         ids = torch.as_tensor(inputs["input_ids"])
         ids = ids[None] if ids.dim() == 1 else ids
         mask = torch.as_tensor(inputs["attention_mask"]) if "attention_mask" in inputs else torch.ones_like(ids)
-        return {"input_ids": ids, "attention_mask": mask.reshape(ids.shape)}
+        mask = mask.reshape(ids.shape)
+        if padding_side == "right" and not (mask[:, :-1] >= mask[:, 1:]).all():
+            raise InvalidInputError("tokenised inputs must be right-padded (attention_mask 1...1 0...0 per row); "
+                                    "pass texts, or re-pad with tokenizer(..., padding_side='right')")
+        return {"input_ids": ids, "attention_mask": mask}
     if not isinstance(inputs, (list, tuple)) or not inputs or not all(isinstance(t, str) for t in inputs):
         raise InvalidInputError("inputs must be a text, a non-empty list of texts, or a dict with input_ids")
     if any(not t for t in inputs):
