@@ -70,11 +70,12 @@ def run_cell(model, label: str, task, store, *, limit=None, seed: int = 0, tag: 
     attempt = store.start_attempt(key, backend=backend, item_limit=limit, n_requested=len(items),
                                   n_already_done=len(items) - len(todo), versions=versions)
     torch.manual_seed(seed)
+    kwargs = {"progress": False, **(score_kwargs or {})}  # one bar per cell, not one per chunk
     bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=f"{label} | {task.name}",
                unit="item", disable=not progress, leave=False)
     try:
         for chunk in _chunks(todo, chunk_size):
-            store.add_items(key, attempt, score_items(model, task, chunk, seed=seed, **(score_kwargs or {})))
+            store.add_items(key, attempt, score_items(model, task, chunk, seed=seed, **kwargs))
             bar.update(len(chunk))
     except KeyboardInterrupt:
         store.finish_attempt(attempt, "interrupted")

@@ -8,7 +8,6 @@ exact scores a metric was computed from.
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 
@@ -62,9 +61,8 @@ def score_perplexity(model, task, items, **kw) -> list[dict]:
     from workbench.scoring.api import perplexity
     texts = [it["text"] for it in items]
     df = perplexity(model, texts, **kw)
-    return [{**_base(it), "logprob": float(lp), "n_tokens": int(nt), "n_words": len(re.findall(r"\S+", t)),
-             "n_bytes": len(t.encode("utf-8"))}
-            for it, t, lp, nt in zip(items, texts, df["logprob"], df["n_tokens"])]
+    return [{**_base(it), "logprob": float(r.logprob), "n_tokens": int(r.n_tokens), "n_words": int(r.n_words),
+             "n_bytes": int(r.n_bytes)} for it, r in zip(items, df.itertuples())]
 
 
 def score_generation(model, task, items, seed: int = 0, **kw) -> list[dict]:
