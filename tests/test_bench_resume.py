@@ -16,7 +16,7 @@ import pytest
 import workbench as wb
 
 ROOT = Path(__file__).resolve().parents[1]
-LIMIT, CHUNK = 5, 10  # 67 paradigms x 5 = 335 BLiMP pairs, committed 10 at a time
+LIMIT, CHUNK = 3, 8  # 67 paradigms x 3 = 201 BLiMP pairs, committed 8 at a time
 
 RUN = textwrap.dedent("""
     import sys
