@@ -7,7 +7,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -18,18 +17,12 @@ import workbench as wb
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT, CHUNK = 3, 8  # 67 paradigms x 3 = 201 BLiMP pairs, committed 8 at a time
 
-RUN = textwrap.dedent("""
-    import sys
-    import workbench as wb
-    from workbench.testing import tiny_model
-    arch, store = sys.argv[1], sys.argv[2]
-    wb.run({"tiny-" + arch: tiny_model(arch)}, ["blimp"], store=store, limit=%d, chunk_size=%d,
-           progress=False, score_kwargs={"cache": False})
-""" % (LIMIT, CHUNK))
 
-
-def _start(arch, store, env):
-    return subprocess.Popen([sys.executable, "-c", RUN, arch, str(store)], env=env, stderr=subprocess.PIPE, text=True)
+def _start(model_dir, store, env):
+    """The real command line, on a tiny model saved as a transformers folder."""
+    cmd = [sys.executable, "-m", "workbench", "run", "--models", str(model_dir), "--tasks", "blimp", "--limit",
+           str(LIMIT), "--store", str(store), "--chunk-size", str(CHUNK), "--no-progress", "--no-score-cache"]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
 def _count(store):
@@ -40,6 +33,18 @@ def _count(store):
         return 0
 
 
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    from workbench.testing import tiny_model
+    out = {}
+    for arch in ("gpt2", "llama"):  # saved as normal transformers folders, loaded by path
+        m, folder = tiny_model(arch), tmp_path_factory.mktemp("models") / f"tiny-{arch}"
+        m.hf.save_pretrained(folder)
+        m.tokenizer.save_pretrained(folder)
+        out[arch] = str(folder)
+    return out
+
+
 @pytest.fixture
 def env(shared_data, tmp_path):
     return {**os.environ, "PYTHONPATH": str(ROOT), "WORKBENCH_CACHE": str(tmp_path / "cache"),
@@ -47,10 +52,10 @@ def env(shared_data, tmp_path):
 
 
 @pytest.mark.slow
-def test_sigkill_mid_run_then_resume(env, tmp_path, monkeypatch):
+def test_sigkill_mid_run_then_resume(saved, env, tmp_path, monkeypatch):
     store = tmp_path / "results.db"
     total = 67 * LIMIT
-    proc = _start("gpt2", store, env)
+    proc = _start(saved["gpt2"], store, env)
     deadline = time.time() + 300
     while _count(store) < 3 * CHUNK:  # let a few chunks land, then kill without warning
         assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read()[-2000:]}"
@@ -63,8 +68,8 @@ def test_sigkill_mid_run_then_resume(env, tmp_path, monkeypatch):
 
     monkeypatch.setenv("WORKBENCH_CACHE", env["WORKBENCH_CACHE"])
     monkeypatch.setenv("WORKBENCH_SHARED_DATA", env["WORKBENCH_SHARED_DATA"])
-    from workbench.testing import tiny_model
-    res = wb.run({"tiny-gpt2": tiny_model("gpt2")}, ["blimp"], store=store, limit=LIMIT, chunk_size=CHUNK,
+    # start it again: the same grid, this time in-process through the public API
+    res = wb.run([saved["gpt2"]], ["blimp"], store=store, limit=LIMIT, chunk_size=CHUNK,
                  progress=False, score_kwargs={"cache": False})
 
     s = res.store
@@ -80,19 +85,19 @@ def test_sigkill_mid_run_then_resume(env, tmp_path, monkeypatch):
     assert resumed.n_already_done == after_kill
     assert resumed.n_scored == resumed.n_inserted == total - after_kill  # finished items were not re-scored
     assert res.runs().status.item() == "partial"  # limit < 300 per paradigm
-    assert len(res.items("tiny-gpt2", "blimp")) == total
+    assert len(res.items(saved["gpt2"], "blimp")) == total
 
 
 @pytest.mark.slow
-def test_two_runs_write_one_store_at_once(env, tmp_path):
+def test_two_runs_write_one_store_at_once(saved, env, tmp_path):
     store = tmp_path / "shared.db"
-    procs = [_start(arch, store, env) for arch in ("gpt2", "llama")]
+    procs = [_start(saved[arch], store, env) for arch in ("gpt2", "llama")]
     errors = [p.communicate(timeout=600)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [e[-2000:] for e in errors]
     s = wb.open_store(store)
     assert s.integrity_check() == "ok"
     runs = s.runs()
-    assert sorted(runs.model_name) == ["tiny-gpt2", "tiny-llama"]
+    assert sorted(runs.model_name) == [saved["gpt2"], saved["llama"]]
     assert runs.n_items.tolist() == [67 * LIMIT] * 2
     log = s.attempts()
     assert (log.status == "finished").all() and (log.n_inserted == 67 * LIMIT).all()

@@ -51,6 +51,8 @@ def _run_args(p):
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local one)")
     p.add_argument("--chunk-size", type=int, default=64, help="items committed per transaction")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-score-cache", action="store_true",
+                   help="do not reuse the scoring engine's cached scores (e.g. to time a grid)")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
 
 
@@ -59,7 +61,8 @@ def _run(args) -> int:
     import workbench as wb
     res = wb.run(models=args.models, tasks=args.tasks, store=args.store, limit=args.limit, probes=args.probes,
                  seed=args.seed, tag=args.tag, backend=args.backend, ray_address=args.ray_address,
-                 chunk_size=args.chunk_size, progress=not args.no_progress)
+                 chunk_size=args.chunk_size, progress=not args.no_progress,
+                 score_kwargs={"cache": False} if args.no_score_cache else None)
     _print_frame(res.table(), args.format)
     print(f"# {len(res.cells)} cells in {res.provenance['wall_s']:.1f} s; store: {res.store.path}", file=sys.stderr)
     return 0
