@@ -180,7 +180,7 @@ def summarise(items: pd.DataFrame, metrics, by: str | None = None, n_boot: int =
         groups += [(str(k), g) for k, g in items.groupby(by, sort=True, observed=True)]
     rows = []
     for metric in metrics:
-        for label, g in groups:
+        for label, g in (groups[:1] if metric.overall_only else groups):
             cols = columns_of(g, [metric])
             usable = ~np.any([np.isnan(v) for v in cols.values()], axis=0) if cols else np.ones(len(g), bool)
             cols = {k: v[usable] for k, v in cols.items()}

@@ -137,7 +137,7 @@ def compare(res_a, res_b, metrics=None, n_boot: int = DEFAULT_N_BOOT, level: flo
     for name in names:
         metric = by_name[name]
         ca_all, cb_all = columns_of(a_items, [metric]), columns_of(b_items, [metric])
-        for label, mask in groups:
+        for label, mask in (groups[:1] if metric.overall_only else groups):
             ca = {k: v[mask] for k, v in ca_all.items()}
             cb = {k: v[mask] for k, v in cb_all.items()}
             with np.errstate(invalid="ignore", divide="ignore"):

@@ -37,6 +37,7 @@ class Metric:
     ``columns`` are the per-item columns ``fn`` reads; ``outcome`` (binary/continuous kinds) is the
     per-item column whose scaled mean the metric is. ``ideal`` is the value an unbiased/perfect
     model would get (e.g. 50 for % stereotyped), shown beside results, never used in tests.
+    ``overall_only`` metrics are not split by category (summaries and comparisons).
     """
 
     name: str
@@ -47,6 +48,7 @@ class Metric:
     scale: float = 1.0
     ideal: float | None = None
     description: str = field(default="", compare=False)
+    overall_only: bool = False   # e.g. a correlation across categories: meaningless within one
 
     def __post_init__(self):
         if self.kind not in KINDS:
