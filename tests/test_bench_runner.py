@@ -150,3 +150,25 @@ def test_bad_arguments_fail_before_any_work(tiny, tmp_path):
     with pytest.raises(wb.errors.WrongModelKindError, match="causal"):
         wb.run([tiny("bert")], ["capitals"], store=store, progress=False)
     assert wb.open_store(store).attempts().status.tolist() == ["failed"]  # the failure is logged
+
+
+def test_bias_probes_run_in_the_same_grid_and_store(tmp_path, isolated_cache):
+    from workbench.testing import tiny_model
+    models = {"a": tiny_model("gpt2"), "b": tiny_model("llama")}
+    store = tmp_path / "p.db"
+    res = wb.run(models, ["capitals"], store=store, limit=6, probes=["occupations_pronouns"], progress=False)
+    t = res.table()
+    probe_rows = t[t.task == "probe:occupations_pronouns"]
+    assert set(probe_rows.model) == {"a", "b"} and "n_skipped" in set(probe_rows.metric)
+    direct = wb.run_probe("occupations_pronouns", models["a"], limit=6, seed=0)
+    items = res.items("a", "probe:occupations_pronouns")
+    assert np.allclose(items["diff"], direct.items["diff"])  # the probe's own per-item scores
+    assert len(wb.open_store(store).items(res.cells[1]["run_key"])) == 6  # ... kept in the store
+    cmp = res.compare("a", "b", "probe:occupations_pronouns")
+    assert {"pct_a_preferred", "mean_diff"} <= set(cmp.metric)
+    n_attempts = len(res.store.attempts())
+    again = wb.run(models, ["capitals"], store=store, limit=6, probes=["occupations_pronouns"], progress=False)
+    assert len(again.store.attempts()) == n_attempts + 2  # the 2 task cells (nothing to score); probes reloaded
+    assert again.table().equals(t)
+    assert wb.open_store(store).results().table().equals(t)  # what `workbench results` prints
+    assert list(res.leaderboard().columns) == ["model", "capitals:acc", "mean_rank"]

@@ -23,15 +23,14 @@ TABLE_COLUMNS = ["model", "task", "metric", "value", "ci_low", "ci_high", "n"]
 class BenchResults(Result):
     """Results of a grid. ``table()`` is the tidy summary (also ``to_frame()``); ``items(model,
     task)`` the per-item scores; ``compare``/``leaderboard``/``plot``/``diff`` build on them.
+    Bias probes run in the grid appear as tasks ``"probe:<name>"`` (table, items, compare).
 
     ``cells`` holds one dict per (model, task): ``run_key`` into the store and the ``item_ids``
     this grid selected (a store may hold more items of the same run from a larger ``limit``).
     """
 
-    def __init__(self, store, cells: list[dict], probe_results: dict | None = None, wall_s: float | None = None,
-                 seed: int = 0, n_boot: int = 2000):
+    def __init__(self, store, cells: list[dict], wall_s: float | None = None, seed: int = 0, n_boot: int = 2000):
         self.store, self.cells, self.seed, self.n_boot = store, cells, seed, n_boot
-        self.probe_results = probe_results or {}
         self._items: dict = {}
         super().__init__(frame=self.table(), provenance={
             "store": str(store.path), "wall_s": wall_s, "seed": seed,
@@ -49,8 +48,12 @@ class BenchResults(Result):
         for (model, task), g in runs.groupby(["model_name", "task_name"], sort=False):
             r = g.sort_values("updated_at").iloc[-1]
             spec = json.loads(store.run_info(r.run_key)["task_spec_json"] or "{}")
-            cells.append({"model": model, "task": task, "run_key": r.run_key, "kind": r.task_kind,
-                          "group": spec.get("group"), "fingerprint": r.model_fingerprint, "item_ids": None})
+            cell = {"model": model, "task": task, "run_key": r.run_key, "kind": r.task_kind,
+                    "group": spec.get("group"), "fingerprint": r.model_fingerprint, "item_ids": None}
+            if r.task_kind == "probe":
+                from workbench.bench.probe_cells import load_probe_result
+                cell["probe"] = load_probe_result(store, r.run_key)
+            cells.append(cell)
         return cls(store, cells)
 
     # ---- lookup -------------------------------------------------------------------------------
@@ -73,6 +76,8 @@ class BenchResults(Result):
         """One row per item with the scores its metric used (BLiMP: ``UID``, ``logprob_good``,
         ``logprob_bad``, ``correct``; multiple choice: ``logprobs``, ``pred``, ``correct``, ...)."""
         c = self._cell(model, task)
+        if c["kind"] == "probe":
+            return c["probe"].items.copy()
         if (model, task) not in self._items:
             self._items[(model, task)] = self.store.items(c["run_key"], c["item_ids"])
         return self._items[(model, task)].copy()
@@ -89,6 +94,12 @@ class BenchResults(Result):
         ``"<task>/<group>"``."""
         frames = []
         for c in self.cells:
+            if c["kind"] == "probe":  # the probe's own summary (its metrics, CIs, n_skipped)
+                s = c["probe"].summary()
+                s = s if groups else s[s.category == "all"]
+                frames.append(s.assign(model=c["model"], task=np.where(
+                    s.category == "all", c["task"], c["task"] + "/" + s.category.astype(str))))
+                continue
             items = self.items(c["model"], c["task"])
             if items.empty:
                 continue
@@ -109,7 +120,7 @@ class BenchResults(Result):
         model's mean rank across tasks (1 = best), sorted by mean rank."""
         t = self.frame
         cols, ranks = {}, {}
-        for c in self.cells:
+        for c in self._task_cells():
             metric, higher = PRIMARY[c["kind"]]
             sel = t[(t.task == c["task"]) & (t.metric == metric)].set_index("model")["value"]
             cols[f"{c['task']}:{metric}"] = sel
@@ -119,8 +130,14 @@ class BenchResults(Result):
         return board.sort_values("mean_rank").rename_axis("model").reset_index()
 
     # ---- comparison ---------------------------------------------------------------------------
+    def _task_cells(self) -> list[dict]:
+        """Benchmark cells (probes have no better/worse direction: no leaderboard or bar)."""
+        return [c for c in self.cells if c["kind"] != "probe"]
+
     def comparable(self, model: str, task: str) -> Comparable:
         c = self._cell(model, task)
+        if c["kind"] == "probe":
+            return c["probe"].comparable()
         return Comparable(self.items(model, task), task_metrics(c["kind"]), ["id"],
                           "group" if c.get("group") else None, c["fingerprint"], model, task)
 
@@ -168,7 +185,7 @@ class BenchResults(Result):
             raise InvalidInputError(f"kind must be 'bars' or 'forest', got {kind!r}")
         t = self.frame
         if metric is None:
-            keep = {(c["task"], PRIMARY[c["kind"]][0]) for c in self.cells}
+            keep = {(c["task"], PRIMARY[c["kind"]][0]) for c in self._task_cells()}
             t = t[[(a, b) in keep for a, b in zip(t.task, t.metric)]]
         else:
             t = t[t.metric == metric]

@@ -13,6 +13,7 @@ import json
 import platform
 import time
 
+from workbench.bench.probe_cells import parse_probe, run_probe_cell
 from workbench.bench.scorers import score_items
 from workbench.bench.store import open_store
 from workbench.bench.tasks import load_task
@@ -129,7 +130,10 @@ def run(models, tasks, store="results.db", limit=None, probes=None, seed: int = 
     tasks : task names (``wb.bench.list_tasks()``), YAML/data paths, dict specs or Tasks.
     store : path of the SQLite results database (created if missing) or an open Store.
     limit : at most this many items per task (per group, i.e. per BLiMP paradigm); None = all.
-    probes : bias probe names run on each model in the same grid (``wb.run_probe``).
+    probes : bias probes run on each model in the same grid (``wb.run_probe``): names
+        (``"occupations_pronouns"``), ``"crows_pairs=<data path>"`` or dicts ``{"name", "data",
+        **options}``; their items land in the same store, their summaries in ``table()`` as task
+        ``"probe:<name>"`` (see :mod:`workbench.bench.probe_cells`).
     seed : seeds torch before each cell and is passed to generation; part of the run identity.
     backend : ``"local"`` (this process) or ``"ray"`` (one Ray task per cell; ``pip install .[ray]``).
     tag : a label that is part of the run identity: a new tag re-runs everything under it.
@@ -162,6 +166,7 @@ def run(models, tasks, store="results.db", limit=None, probes=None, seed: int = 
     names = [t.name for t in task_objs]
     if len(set(names)) != len(names):
         raise InvalidInputError(f"task names must be unique in a grid, got {names}")
+    probes = [parse_probe(p) for p in (probes or [])]
     for t in task_objs:
         t.select(limit)  # validate limit, groups and data before any model is loaded
     specs = _model_specs(models)
@@ -173,25 +178,14 @@ def run(models, tasks, store="results.db", limit=None, probes=None, seed: int = 
     if backend == "ray":
         from workbench.bench.ray_backend import run_grid_ray
         cells = run_grid_ray(specs, task_objs, store.path, address=ray_address, **options)
-        probe_results = {}
     else:
-        cells, probe_results = [], {}
+        cells = []
         for label, spec in specs:
             model = load_model_spec(spec)
             for task in task_objs:
                 cells.append(run_cell(model, label, task, store, progress=progress, **options))
-            for probe in probes or []:
-                probe_results[(label, probe)] = _run_probe(model, probe, limit=limit, seed=seed)
+            for probe in probes or []:  # bias probes in the same grid, same store
+                cells.append(run_probe_cell(model, label, probe, store, limit=limit, seed=seed, tag=tag))
             del model
             gc.collect()  # one model in memory at a time
-    return BenchResults(store, cells, probe_results=probe_results, wall_s=time.perf_counter() - t0, seed=seed)
-
-
-def _run_probe(model, probe, limit=None, seed=0):
-    """Hook for bias probes in the same grid: ``workbench.probes.api.run_probe``."""
-    try:
-        from workbench.probes.api import run_probe
-    except ImportError as e:
-        raise InvalidInputError("probes=... needs workbench.probes (the bias-probe package), which is not "
-                                f"available in this install ({e})") from e
-    return run_probe(model, probe, limit=limit, seed=seed)
+    return BenchResults(store, cells, wall_s=time.perf_counter() - t0, seed=seed)

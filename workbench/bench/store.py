@@ -132,12 +132,14 @@ class Store:
                  json.dumps(versions)))
             return int(cur.lastrowid)
 
-    def add_items(self, run_key: str, attempt_id: int, records: list[dict]) -> int:
-        """Store one chunk of scored items (each has ``id``, ``index``, ``group``) in ONE
-        transaction with the attempt's counters; returns how many rows were new."""
+    def add_items(self, run_key: str, attempt_id: int, records: list[dict], keys: list[tuple] | None = None) -> int:
+        """Store one chunk of scored items in ONE transaction with the attempt's counters; returns
+        how many rows were new. Each record's ``id``, ``index`` and ``group`` identify it, unless
+        ``keys`` gives those as one ``(id, index, group)`` tuple per record."""
         now = time.time()
-        rows = [(run_key, str(r["id"]), r.get("index"), r.get("group"), json.dumps(r, default=_json_default),
-                 attempt_id, now) for r in records]
+        keys = keys or [(r["id"], r.get("index"), r.get("group")) for r in records]
+        rows = [(run_key, str(k[0]), k[1], None if k[2] is None else str(k[2]),
+                 json.dumps(r, default=_json_default), attempt_id, now) for r, k in zip(records, keys)]
         with self._write():
             before = self._con.total_changes
             self._con.executemany("INSERT OR IGNORE INTO items VALUES (?,?,?,?,?,?,?)", rows)
