@@ -172,3 +172,32 @@ def test_bias_probes_run_in_the_same_grid_and_store(tmp_path, isolated_cache):
     assert again.table().equals(t)
     assert wb.open_store(store).results().table().equals(t)  # what `workbench results` prints
     assert list(res.leaderboard().columns) == ["model", "capitals:acc", "mean_rank"]
+
+
+def test_one_model_in_memory_at_a_time(tmp_path, isolated_cache, monkeypatch):
+    import gc
+    import weakref
+
+    from workbench.bench import runner
+    from workbench.testing import tiny_model
+    folders = []
+    for arch in ("gpt2", "llama", "qwen2"):  # saved folders: the runner loads each by path
+        m, folder = tiny_model(arch), tmp_path / arch
+        m.hf.save_pretrained(folder)
+        m.tokenizer.save_pretrained(folder)
+        folders.append(str(folder))
+    del m
+    gc.collect()
+    loaded, alive_at_load = [], []
+    real_load = runner.load_model_spec
+
+    def recording_load(spec):  # the real loader; we only watch what is still alive
+        gc.collect()
+        alive_at_load.append(sum(ref() is not None for ref in loaded))
+        model = real_load(spec)
+        loaded.append(weakref.ref(model.hf))
+        return model
+    monkeypatch.setattr(runner, "load_model_spec", recording_load)
+    res = wb.run(folders, [PAIRS_TASK], store=tmp_path / "m.db", progress=False)
+    assert alive_at_load == [0, 0, 0]  # each model was released before the next was loaded
+    assert res.models == folders
