@@ -92,6 +92,8 @@ class BenchResults(Result):
         """model, task, metric, value, ci_low, ci_high, n: every metric of every cell with a
         seeded bootstrap CI. ``groups=True`` adds one row per group (BLiMP paradigm) with task
         ``"<task>/<group>"``."""
+        if not groups and level == 0.95 and getattr(self, "frame", None) is not None:
+            return self.frame.copy()  # computed once at construction (seeded: the same numbers)
         frames = []
         for c in self.cells:
             if c["kind"] == "probe":  # the probe's own summary (its metrics, CIs, n_skipped)

@@ -149,8 +149,9 @@ def run(models, tasks, store="results.db", limit=None, probes=None, seed: int = 
     >>> from workbench.testing import tiny_model
     >>> res = wb.run([tiny_model("gpt2")], ["capitals"], store=os.path.join(tempfile.mkdtemp(), "r.db"),
     ...              limit=4, progress=False)
-    >>> res.table()[["model", "task", "metric", "n"]].iloc[0].tolist()
-    ['tiny-gpt2', 'capitals', 'acc', 4]
+    >>> row = res.table().iloc[0]
+    >>> row.model, row.task, row.metric, int(row.n)
+    ('tiny-gpt2', 'capitals', 'acc', 4)
     """
     from workbench.bench.results import BenchResults
 

@@ -88,7 +88,7 @@ class Task:
             raise InvalidInputError(f"task {self.name!r}: target_type must be 'index' or 'text'")
         for name in ("groups", "keep", "stop"):  # YAML gives lists; keep the dataclass hashable
             value = getattr(self, name)
-            if isinstance(value, (list, str)) and not (name == "groups" and value is None):
+            if isinstance(value, (list, str)):
                 object.__setattr__(self, name, tuple([value] if isinstance(value, str) else value))
 
     # ---- items -----------------------------------------------------------------------------
