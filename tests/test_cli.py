@@ -77,3 +77,18 @@ def test_python_dash_m_workbench():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-m", "workbench", "--help"], capture_output=True, text=True, env=env)
     assert out.returncode == 0 and "run" in out.stdout and "results" in out.stdout
+
+
+def test_diff_of_two_runs(saved, tmp_path, isolated_cache, capsys):
+    import workbench as wb
+    a, _ = saved
+    db = str(tmp_path / "d.db")
+    for tag in ("before", "after"):
+        assert main(["run", "--models", a, "--tasks", "capitals", "--limit", "2", "--store", db, "--tag", tag,
+                     "--no-progress"]) == 0
+    keys = wb.open_store(db).runs().run_key.tolist()
+    capsys.readouterr()
+    assert main(["diff", "--store", db, keys[0][:8], keys[1][:8], "--all", "--format", "csv"]) == 0
+    captured = capsys.readouterr()
+    assert "0 of 2 common items changed" in captured.err  # same model, same task: identical scores
+    assert captured.out.splitlines()[0].startswith("id,") and len(captured.out.splitlines()) == 3

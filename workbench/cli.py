@@ -3,6 +3,7 @@
     workbench run --models smollm2-135m-instruct gemma-3-270m --tasks blimp --store results.db --limit 20
     workbench results --store results.db [--groups] [--runs] [--format csv]
     workbench compare --store results.db --task blimp smollm2-135m-instruct gemma-3-270m
+    workbench diff --store results.db RUN_KEY_A RUN_KEY_B
     workbench tasks
 
 Subcommands are registered with :func:`command`; adding one (e.g. ``audit``) is a function that
@@ -119,6 +120,25 @@ def _compare_args(p):
 def _compare(args) -> int:
     res = _open_existing(args.store).results(models=[args.model_a, args.model_b], tasks=[args.task])
     _print_frame(res.compare(args.model_a, args.model_b, args.task), args.format)
+    return 0
+
+
+# ---- diff ------------------------------------------------------------------------------------
+def _diff_args(p):
+    _store_arg(p)
+    p.add_argument("run_a", help="run key (or unique prefix) from `workbench results --runs`")
+    p.add_argument("run_b")
+    p.add_argument("--all", action="store_true", help="every common item, not only the changed ones")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+
+
+@command("diff", "item-by-item difference of two runs of the same model and task", _diff_args)
+def _diff(args) -> int:
+    from workbench.bench.results import BenchResults
+    d = BenchResults(_open_existing(args.store), []).diff(args.run_a, args.run_b)
+    print(f"# {d.attrs['n_changed']} of {d.attrs['n_common']} common items changed; only in a: "
+          f"{d.attrs['n_only_a']}, only in b: {d.attrs['n_only_b']}", file=sys.stderr)
+    _print_frame(d if args.all else d[d.changed], args.format)
     return 0
 
 
