@@ -201,3 +201,10 @@ def test_one_model_in_memory_at_a_time(tmp_path, isolated_cache, monkeypatch):
     res = wb.run(folders, [PAIRS_TASK], store=tmp_path / "m.db", progress=False)
     assert alive_at_load == [0, 0, 0]  # each model was released before the next was loaded
     assert res.models == folders
+
+
+def test_bad_probes_fail_before_any_model_is_loaded(tmp_path):
+    with pytest.raises(InvalidInputError, match="unknown probe"):
+        wb.run(["never-loaded"], ["capitals"], store=tmp_path / "r.db", probes=["nonesuch"])
+    with pytest.raises(InvalidInputError, match="needs its data set"):
+        wb.run(["never-loaded"], ["capitals"], store=tmp_path / "r.db", probes=["crows_pairs"])

@@ -17,12 +17,19 @@ from workbench.errors import InvalidInputError
 
 
 def parse_probe(probe) -> dict:
+    """``{"name", "data", **options}`` from a probe argument, checked before any model is loaded."""
     if isinstance(probe, str):
         name, _, data = probe.partition("=")
-        return {"name": name, "data": data or None}
-    if isinstance(probe, dict) and "name" in probe:
-        return {"data": None, **probe}
-    raise InvalidInputError(f"a probe is a name, 'name=data_path' or a dict with 'name'; got {probe!r}")
+        spec = {"name": name, "data": data or None}
+    elif isinstance(probe, dict) and "name" in probe:
+        spec = {"data": None, **probe}
+    else:
+        raise InvalidInputError(f"a probe is a name, 'name=data_path' or a dict with 'name'; got {probe!r}")
+    from workbench.probes.api import get_spec
+    if spec["data"] is None and get_spec(spec["name"]).default_data is None:  # get_spec: unknown names
+        raise InvalidInputError(f"probe {spec['name']!r} needs its data set: pass '{spec['name']}=<path>' "
+                                f"(e.g. ../shared/data/{spec['name']}) or {{'name': ..., 'data': ...}}")
+    return spec
 
 
 def _ident(spec: dict, limit) -> dict:
