@@ -208,3 +208,16 @@ def test_bad_probes_fail_before_any_model_is_loaded(tmp_path):
         wb.run(["never-loaded"], ["capitals"], store=tmp_path / "r.db", probes=["nonesuch"])
     with pytest.raises(InvalidInputError, match="needs its data set"):
         wb.run(["never-loaded"], ["capitals"], store=tmp_path / "r.db", probes=["crows_pairs"])
+
+
+def test_task_hash_and_fingerprints_travel_with_results(grid):
+    res, models = grid
+    t = res.table()
+    assert t.attrs["task_hashes"]["capitals"] == wb.load_task("capitals").hash
+    assert t.attrs["fingerprints"]["gpt2"] == models["gpt2"].state_id
+    items = res.items("gpt2", "capitals")
+    assert items.attrs["task_hash"] == wb.load_task("capitals").hash and items.attrs["run_key"]
+    assert {r["task_hash"] for r in res.provenance["runs"]} == set(t.attrs["task_hashes"].values())
+    runs = res.runs()
+    assert set(runs.task_hash) == set(t.attrs["task_hashes"].values())
+    assert {"workbench", "torch", "transformers"} <= set(__import__("json").loads(runs.versions_json[0]))

@@ -49,10 +49,11 @@ def run_probe_cell(model, label: str, probe, store, *, limit=None, seed: int = 0
     ident = _ident(spec, limit)
     key = hashlib.sha256(json.dumps([model.state_id, ident, int(seed), tag, workbench.__version__],
                                     sort_keys=True, default=str).encode()).hexdigest()[:16]
+    task_hash = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
     probe_spec = get_spec(spec["name"])
     cell = {"model": label, "task": f"probe:{spec['name']}", "run_key": key, "kind": "probe",
             "group": probe_spec.categories[0] if probe_spec.categories else None,
-            "fingerprint": model.state_id, "item_ids": None}
+            "fingerprint": model.state_id, "item_ids": None, "task_hash": task_hash}
     log = store.attempts(key)
     if (log.status == "finished").any():
         cell["probe"] = load_probe_result(store, key, n_boot=n_boot)
@@ -60,7 +61,7 @@ def run_probe_cell(model, label: str, probe, store, *, limit=None, seed: int = 0
     versions = package_versions()
     store.ensure_run(key, model_name=label, model_fingerprint=model.state_id,
                      fingerprint_json=json.dumps(model.fingerprint, default=str), task_name=cell["task"],
-                     task_hash=hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16],
+                     task_hash=task_hash,
                      task_kind="probe", task_spec_json=json.dumps(ident, default=str), seed=int(seed), tag=tag,
                      versions_json=json.dumps(versions), n_items_task=None)
     attempt = store.start_attempt(key, backend="local", item_limit=limit, n_requested=0, n_already_done=0,

@@ -34,7 +34,7 @@ class BenchResults(Result):
         self._items: dict = {}
         super().__init__(frame=self.table(), provenance={
             "store": str(store.path), "wall_s": wall_s, "seed": seed,
-            "runs": [{k: c[k] for k in ("model", "task", "run_key", "fingerprint")} for c in cells]})
+            "runs": [{k: c.get(k) for k in ("model", "task", "run_key", "fingerprint", "task_hash")} for c in cells]})
 
     @classmethod
     def from_store(cls, store, models=None, tasks=None) -> "BenchResults":
@@ -49,7 +49,8 @@ class BenchResults(Result):
             r = g.sort_values("updated_at").iloc[-1]
             spec = json.loads(store.run_info(r.run_key)["task_spec_json"] or "{}")
             cell = {"model": model, "task": task, "run_key": r.run_key, "kind": r.task_kind,
-                    "group": spec.get("group"), "fingerprint": r.model_fingerprint, "item_ids": None}
+                    "group": spec.get("group"), "fingerprint": r.model_fingerprint, "item_ids": None,
+                    "task_hash": r.task_hash}
             if r.task_kind == "probe":
                 from workbench.bench.probe_cells import load_probe_result
                 cell["probe"] = load_probe_result(store, r.run_key)
@@ -77,10 +78,13 @@ class BenchResults(Result):
         ``logprob_bad``, ``correct``; multiple choice: ``logprobs``, ``pred``, ``correct``, ...)."""
         c = self._cell(model, task)
         if c["kind"] == "probe":
-            return c["probe"].items.copy()
-        if (model, task) not in self._items:
-            self._items[(model, task)] = self.store.items(c["run_key"], c["item_ids"])
-        return self._items[(model, task)].copy()
+            out = c["probe"].items.copy()
+        else:
+            if (model, task) not in self._items:
+                self._items[(model, task)] = self.store.items(c["run_key"], c["item_ids"])
+            out = self._items[(model, task)].copy()
+        out.attrs.update(run_key=c["run_key"], task_hash=c.get("task_hash"), fingerprint=c["fingerprint"])
+        return out
 
     def runs(self) -> pd.DataFrame:
         """The store's run rows for this grid (run keys, status, attempts, wall time)."""
@@ -93,7 +97,7 @@ class BenchResults(Result):
         seeded bootstrap CI. ``groups=True`` adds one row per group (BLiMP paradigm) with task
         ``"<task>/<group>"``."""
         if not groups and level == 0.95 and getattr(self, "frame", None) is not None:
-            return self.frame.copy()  # computed once at construction (seeded: the same numbers)
+            return self.frame.copy()  # (attrs too) computed once at construction (seeded: the same numbers)
         frames = []
         for c in self.cells:
             if c["kind"] == "probe":  # the probe's own summary (its metrics, CIs, n_skipped)
@@ -110,9 +114,11 @@ class BenchResults(Result):
             s["task"] = np.where(s.category == "all", c["task"], c["task"] + "/" + s.category.astype(str))
             s["model"] = c["model"]
             frames.append(s)
-        if not frames:
-            return pd.DataFrame(columns=TABLE_COLUMNS)
-        return pd.concat(frames, ignore_index=True)[TABLE_COLUMNS]
+        out = pd.concat(frames, ignore_index=True)[TABLE_COLUMNS] if frames else pd.DataFrame(columns=TABLE_COLUMNS)
+        # provenance travels with the table: which task content and model state each row is from
+        out.attrs.update(task_hashes={c["task"]: c.get("task_hash") for c in self.cells},
+                         fingerprints={c["model"]: c["fingerprint"] for c in self.cells})
+        return out
 
     def summary(self) -> pd.DataFrame:
         return self.frame

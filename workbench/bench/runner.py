@@ -88,6 +88,7 @@ def run_cell(model, label: str, task, store, *, limit=None, seed: int = 0, tag: 
         bar.close()
     store.finish_attempt(attempt, "finished")
     return {"model": label, "task": task.name, "run_key": key, "kind": task.kind, "group": task.group,
+            "task_hash": task.hash,
             "fingerprint": model.state_id, "item_ids": [it["id"] for it in items]}
 
 
