@@ -108,6 +108,10 @@ def test_paired_comparison_leaderboard_and_plots(grid):
     row = cmp.query("metric == 'acc' and category == 'all'").iloc[0]
     assert row["diff"] == pytest.approx(a.mean() - b.mean()) and row.n == 3
     assert res.compare("gpt2", "llama", "prose").test.eq("paired_bootstrap").all()
+    wide = res.side_by_side()
+    assert list(wide.columns) == ["gpt2", "llama"] and ("capitals", "acc") in wide.index
+    row = res.table().query("model == 'gpt2' and task == 'capitals' and metric == 'acc'").iloc[0]
+    assert wide.loc[("capitals", "acc"), "gpt2"] == f"{row.value:.4g} [{row.ci_low:.4g}, {row.ci_high:.4g}]"
     board = res.leaderboard()
     assert list(board.model) and {"capitals:acc", "prose:bits_per_byte", "mean_rank"} <= set(board.columns)
     assert board.mean_rank.is_monotonic_increasing

@@ -121,7 +121,15 @@ class BenchResults(Result):
         return out
 
     def summary(self) -> pd.DataFrame:
-        return self.frame
+        return self.frame.copy()
+
+    def side_by_side(self, groups: bool = False) -> pd.DataFrame:
+        """One row per (task, metric), one column per model: ``"value [ci_low, ci_high]"``."""
+        t = self.table(groups=groups)
+        cell = t.apply(lambda r: f"{r.value:.4g} [{r.ci_low:.4g}, {r.ci_high:.4g}]", axis=1)
+        wide = t.assign(cell=cell).pivot(index=["task", "metric"], columns="model", values="cell")
+        order = pd.MultiIndex.from_tuples(list(dict.fromkeys(zip(t.task, t.metric))), names=["task", "metric"])
+        return wide.reindex(index=order, columns=self.models).rename_axis(columns=None)
 
     def leaderboard(self) -> pd.DataFrame:
         """One row per model: each task's primary metric (acc, exact_match, bits_per_byte) and the
