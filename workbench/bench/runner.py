@@ -181,13 +181,19 @@ def run(models, tasks, store="results.db", limit=None, probes=None, seed: int = 
         from workbench.bench.ray_backend import run_grid_ray
         cells = run_grid_ray(specs, task_objs, store.path, address=ray_address, **options)
     else:
+        from tqdm.auto import tqdm
         cells = []
+        grid_bar = tqdm(total=len(specs) * (len(task_objs) + len(probes)), desc="grid", unit="cell",
+                        disable=not progress)
         for label, spec in specs:
             model = load_model_spec(spec)
             for task in task_objs:
                 cells.append(run_cell(model, label, task, store, progress=progress, **options))
-            for probe in probes or []:  # bias probes in the same grid, same store
+                grid_bar.update()
+            for probe in probes:  # bias probes in the same grid, same store
                 cells.append(run_probe_cell(model, label, probe, store, limit=limit, seed=seed, tag=tag))
+                grid_bar.update()
             del model
             gc.collect()  # one model in memory at a time
+        grid_bar.close()
     return BenchResults(store, cells, wall_s=time.perf_counter() - t0, seed=seed)
