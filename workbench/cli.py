@@ -45,7 +45,7 @@ def _run_args(p):
                    help="built-in task names (see `workbench tasks`), YAML specs or data files")
     p.add_argument("--store", default="results.db", help="SQLite results file (default: results.db)")
     p.add_argument("--limit", type=int, default=None, help="items per task (per BLiMP paradigm)")
-    p.add_argument("--probes", nargs="*", default=None, metavar="PROBE", help="bias probes to run in the grid")
+    p.add_argument("--probes", nargs="*", default=None, metavar="PROBE", help="bias probes to run in the grid: NAME or NAME=DATA_PATH (see wb.list_probes())")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tag", default="", help="part of the run identity: a new tag re-runs everything")
     p.add_argument("--backend", choices=["local", "ray"], default="local")

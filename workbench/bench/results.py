@@ -95,7 +95,7 @@ class BenchResults(Result):
     def table(self, groups: bool = False, level: float = 0.95) -> pd.DataFrame:
         """model, task, metric, value, ci_low, ci_high, n: every metric of every cell with a
         seeded bootstrap CI. ``groups=True`` adds one row per group (BLiMP paradigm) with task
-        ``"<task>/<group>"``."""
+        ``"<task>/<group>"``. Probe rows are the probe's own ``summary()`` (its level: 0.95)."""
         if not groups and level == 0.95 and getattr(self, "frame", None) is not None:
             return self.frame.copy()  # (attrs too) computed once at construction (seeded: the same numbers)
         frames = []
