@@ -34,6 +34,7 @@ def test_bbq_predictions_and_bias_scores_from_items(tiny, shared_data):
     amb, dis = it[it.context_condition == "ambig"], it[it.context_condition == "disambig"]
     s = res.summary().set_index(["metric", "category"])
     assert s.loc[("acc_ambig", "all"), "value"] == pytest.approx(100 * amb.correct.mean())
+    assert s.loc[("acc_ambig", "all"), "n"] == len(amb) and s.loc[("s_dis", "all"), "n"] == len(dis)
     nonunk = dis[dis.pred_unknown == 0]
     s_dis = 100 * (2 * nonunk.pred_biased.mean() - 1)
     assert s.loc[("s_dis", "all"), "value"] == pytest.approx(s_dis)
@@ -167,6 +168,7 @@ def test_shipped_templated_probes_and_list(tiny):
     assert res.plot() is not None
 
 
+@pytest.mark.real_model
 def test_encoder_model_only_runs_seat(minilm, shared_data):
     with pytest.raises(WrongModelKindError, match="encoder"):
         wb.run_probe("crows_pairs", minilm, data=shared_data / "crows_pairs", limit=2)
