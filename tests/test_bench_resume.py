@@ -15,7 +15,7 @@ import pytest
 import workbench as wb
 
 ROOT = Path(__file__).resolve().parents[1]
-LIMIT, CHUNK = 3, 8  # 67 paradigms x 3 = 201 BLiMP pairs, committed 8 at a time
+LIMIT, CHUNK = 2, 6  # 67 paradigms x 2 = 134 BLiMP pairs, committed 6 at a time
 
 
 def _start(model_dir, store, env):
