@@ -24,6 +24,7 @@ from workbench.scoring import shared
 DEFAULT_TOKEN_BUDGET = 8192
 MAX_BATCH = 64
 PAD_TOLERANCE = 0.85  # see plan_batches
+MIN_BATCH_TOKENS = 64
 PROJECTION_ROWS = 512  # scored positions per output projection: 512 x 49k float32 = 100 MB
 
 
@@ -52,8 +53,8 @@ def plan_batches(lengths: list[int], token_budget: int, max_batch: int = MAX_BAT
     """Indices grouped into batches, longest first, each padded size x rows <= token_budget.
 
     A batch also closes when the next sequence is much shorter than the batch's width (below
-    ``PAD_TOLERANCE`` of it) once the batch holds ``token_budget / 16`` real tokens: on a CPU a
-    few hundred tokens already keep the matrix products efficient, so padding is pure waste.
+    ``PAD_TOLERANCE`` of it) once the batch holds ``MIN_BATCH_TOKENS`` real tokens: on a CPU a
+    few dozen rows already keep the matrix products efficient, so padding is pure waste.
     ``same_length``: every batch holds one length only.
     """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
@@ -62,7 +63,7 @@ def plan_batches(lengths: list[int], token_budget: int, max_batch: int = MAX_BAT
         n = lengths[i]
         if current and (width * (len(current) + 1) > token_budget or len(current) >= max_batch
                         or (same_length and n != width)
-                        or (n < PAD_TOLERANCE * width and real >= token_budget // 16)):
+                        or (n < PAD_TOLERANCE * width and real >= MIN_BATCH_TOKENS)):
             batches.append(current)
             current, width, real = [], 0, 0
         current.append(i)
