@@ -80,7 +80,7 @@ def group_shared(requests: list[tuple[list[int], list[int]]], limit: int,
     ``MIN_SHARED_PREFIX`` are not shared; requests longer than the model window go to the rest
     (the plain path truncates them from the left, which changes every position).
     """
-    inputs = {i: ctx + cont[:-1] for i, (ctx, cont) in enumerate(requests)
+    inputs = {i: list(ctx) + list(cont[:-1]) for i, (ctx, cont) in enumerate(requests)
               if len(ctx) + len(cont) - 1 <= limit}
     order = sorted(inputs, key=lambda i: inputs[i])
     groups, current, n_prefix = [], [], 0
@@ -135,7 +135,7 @@ def run_shared_batch(model, requests, batch: list[Group], pad_id: int, token_bud
 
     device = model.device
     base = model.hf.base_model
-    full = {i: requests[i][0] + requests[i][1] for g in batch for i in g.members}
+    full = {i: list(requests[i][0]) + list(requests[i][1]) for g in batch for i in g.members}
     prefixes = [full[g.members[0]][:g.n_prefix] for g in batch]
     ids, mask = _padded(prefixes, max(len(p) for p in prefixes), pad_id)
     cache = DynamicCache()
