@@ -25,7 +25,7 @@ DEFAULT_TOKEN_BUDGET = 8192
 MAX_BATCH = 64
 PAD_TOLERANCE = 0.85  # see plan_batches
 MIN_BATCH_TOKENS = 64
-PROJECTION_ROWS = 512  # scored positions per output projection: 512 x 49k float32 = 100 MB
+PROJECTION_ROWS = 256  # scored positions per output projection: 256 x 49k float32 = 50 MB
 
 
 def max_length(model) -> int:
@@ -107,8 +107,8 @@ def score_token_requests(model, requests: list[tuple[list[int], list[int]]], *,
     groups, rest = [], list(range(len(requests)))
     if share_contexts and shared.supports_shared_context(model):
         groups, rest = shared.group_shared(requests, limit, MAX_BATCH)
-    shared_batches = shared.plan_shared_batches(groups, requests, token_budget, MAX_BATCH,
-                                                same_length=shared.has_sliding_window(model))
+    shared_batches = shared.plan_shared_batches(groups, requests, token_budget // shared.CACHE_SHARE,
+                                                MAX_BATCH, same_length=shared.has_sliding_window(model))
     inputs = {i: (list(requests[i][0]) + list(requests[i][1]))[:-1][-limit:] for i in rest}
     plain_batches = [[rest[j] for j in b] for b in plan_batches([len(inputs[i]) for i in rest], token_budget)]
     show = progress if progress is not None else len(shared_batches) + len(plain_batches) > 4

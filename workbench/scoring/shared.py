@@ -31,6 +31,10 @@ _KV_LAYER_TYPES = {"full_attention", "sliding_attention"}
 # A shorter shared prefix saves less than the extra forward pass costs (CrowS-Pairs' empty
 # contexts alone are just the BOS token: those pairs share only when their sentences do).
 MIN_SHARED_PREFIX = 4
+# The prefix pass keeps its KV cache while the rests run, and each batch of rests holds a copy of
+# the rows it needs: both are held to token_budget / CACHE_SHARE cached tokens, so the engine's
+# peak memory stays below a plain batch of token_budget tokens.
+CACHE_SHARE = 4
 
 
 @dataclass
@@ -173,7 +177,8 @@ def run_shared_batch(model, requests, batch: list[Group], pad_id: int, token_bud
                       torch.tensor([w[1] for w in where1], device=device)]]
     targets = list(targets1)
     n_prefix = torch.tensor([g.n_prefix for g in batch])
-    for sub in plan_batches([len(r) for r in rest_inputs], token_budget, max_rows):
+    rows_cap = max(2, min(max_rows, token_budget // CACHE_SHARE // max(g.n_prefix for g in batch)))
+    for sub in plan_batches([len(r) for r in rest_inputs], token_budget, rows_cap):
         sel = torch.tensor([rest_group[r] for r in sub])
         lp = int(n_prefix[sel].max())  # the longest prefix among these rows: trim the cache to it
         sub_cache = DynamicCache(ddp_cache_data=[(k[sel.to(device), :, :lp], v[sel.to(device), :, :lp]) for k, v in kv])
