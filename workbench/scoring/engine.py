@@ -23,7 +23,9 @@ from workbench.scoring import shared
 
 DEFAULT_TOKEN_BUDGET = 8192
 MAX_BATCH = 64
-PROJECTION_ROWS = 512  # scored positions per output projection: 512 x 49k float32 = 100 MB
+PAD_TOLERANCE = 0.85  # see plan_batches
+MIN_BATCH_TOKENS = 64
+PROJECTION_ROWS = 256  # scored positions per output projection: 256 x 49k float32 = 50 MB
 
 
 def max_length(model) -> int:
@@ -46,17 +48,26 @@ def output_logits(model, hidden: torch.Tensor) -> torch.Tensor:
     return logits
 
 
-def plan_batches(lengths: list[int], token_budget: int, max_batch: int = MAX_BATCH) -> list[list[int]]:
-    """Indices grouped into batches, longest first, each padded size x rows <= token_budget."""
+def plan_batches(lengths: list[int], token_budget: int, max_batch: int = MAX_BATCH,
+                 same_length: bool = False) -> list[list[int]]:
+    """Indices grouped into batches, longest first, each padded size x rows <= token_budget.
+
+    A batch also closes when the next sequence is much shorter than the batch's width (below
+    ``PAD_TOLERANCE`` of it) once the batch holds ``MIN_BATCH_TOKENS`` real tokens: on a CPU a
+    few dozen rows already keep the matrix products efficient, so padding is pure waste.
+    ``same_length``: every batch holds one length only.
+    """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches, current, width = [], [], 0
+    batches, current, width, real = [], [], 0, 0
     for i in order:
-        w = max(width, lengths[i])
-        if current and (w * (len(current) + 1) > token_budget or len(current) >= max_batch):
+        n = lengths[i]
+        if current and (width * (len(current) + 1) > token_budget or len(current) >= max_batch
+                        or (same_length and n != width)
+                        or (n < PAD_TOLERANCE * width and real >= MIN_BATCH_TOKENS)):
             batches.append(current)
-            current, w = [], lengths[i]
+            current, width, real = [], 0, 0
         current.append(i)
-        width = w
+        width, real = max(width, n), real + n
     if current:
         batches.append(current)
     return batches
@@ -96,14 +107,15 @@ def score_token_requests(model, requests: list[tuple[list[int], list[int]]], *,
     groups, rest = [], list(range(len(requests)))
     if share_contexts and shared.supports_shared_context(model):
         groups, rest = shared.group_shared(requests, limit, MAX_BATCH)
-    shared_batches = shared.plan_shared_batches(groups, requests, token_budget, MAX_BATCH,
-                                                same_length=shared.has_sliding_window(model))
+    shared_batches = shared.plan_shared_batches(groups, requests, token_budget // shared.CACHE_SHARE,
+                                                MAX_BATCH, same_length=shared.has_sliding_window(model))
     inputs = {i: (list(requests[i][0]) + list(requests[i][1]))[:-1][-limit:] for i in rest}
     plain_batches = [[rest[j] for j in b] for b in plan_batches([len(inputs[i]) for i in rest], token_budget)]
     show = progress if progress is not None else len(shared_batches) + len(plain_batches) > 4
     bar = tqdm(total=len(requests), desc=desc, disable=not show, leave=False)
     for batch in shared_batches:
-        order, hidden, targets, slots = shared.run_shared_batch(model, requests, batch, pad_id)
+        order, hidden, targets, slots = shared.run_shared_batch(model, requests, batch, pad_id, token_budget,
+                                                                 MAX_BATCH)
         token_lp, greedy = _project(model, hidden, targets)
         for i, sl in zip(order, slots):
             results[i] = {"token_logprobs": [token_lp[k] for k in sl], "greedy": [greedy[k] for k in sl]}

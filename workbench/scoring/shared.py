@@ -14,7 +14,8 @@ How it stays exact (equal to scoring each request alone, tested to 1e-4 on sever
   too, and its ``position_ids`` are given explicitly (``prefix_length + j``), so it sits at its
   real positions, not after the padding;
 * the cache is a plain :class:`transformers.DynamicCache` built without the model config, so no
-  layer trims it. Sliding-window layers (Gemma 3) compute their window from *cache slot*
+  layer trims it; the rests run in batches of similar length (little padding), each on a copy of
+  the rows of the cache it needs. Sliding-window layers (Gemma 3) compute their window from *cache slot*
   distances, which equal token distances only where there is no padding gap between prefix and
   rest: for such models a batch holds prefixes of one length only (no gap at all).
 """
@@ -30,6 +31,10 @@ _KV_LAYER_TYPES = {"full_attention", "sliding_attention"}
 # A shorter shared prefix saves less than the extra forward pass costs (CrowS-Pairs' empty
 # contexts alone are just the BOS token: those pairs share only when their sentences do).
 MIN_SHARED_PREFIX = 4
+# The prefix pass keeps its KV cache while the rests run, and each batch of rests holds a copy of
+# the rows it needs: both are held to token_budget / CACHE_SHARE cached tokens, so the engine's
+# peak memory stays below a plain batch of token_budget tokens.
+CACHE_SHARE = 4
 
 
 @dataclass
@@ -79,7 +84,7 @@ def group_shared(requests: list[tuple[list[int], list[int]]], limit: int,
     ``MIN_SHARED_PREFIX`` are not shared; requests longer than the model window go to the rest
     (the plain path truncates them from the left, which changes every position).
     """
-    inputs = {i: ctx + cont[:-1] for i, (ctx, cont) in enumerate(requests)
+    inputs = {i: list(ctx) + list(cont[:-1]) for i, (ctx, cont) in enumerate(requests)
               if len(ctx) + len(cont) - 1 <= limit}
     order = sorted(inputs, key=lambda i: inputs[i])
     groups, current, n_prefix = [], [], 0
@@ -105,26 +110,13 @@ def group_shared(requests: list[tuple[list[int], list[int]]], limit: int,
 
 def plan_shared_batches(groups: list[Group], requests, token_budget: int, max_rows: int,
                         same_length: bool) -> list[list[Group]]:
-    """Groups packed into batches: rows x (padded prefix + padded rest) <= token_budget.
+    """Groups packed into batches for the prefix pass, by prefix length (see
+    :func:`workbench.scoring.engine.plan_batches`); the rest of each request is batched apart.
 
     ``same_length``: only prefixes of equal length share a batch (sliding-window models)."""
-    def rest(g):
-        return max(len(requests[i][0]) + len(requests[i][1]) - 1 for i in g.members) - g.n_prefix
-
-    order = sorted(groups, key=lambda g: (-g.n_prefix, -rest(g)))
-    batches, current = [], []
-    lp = lx = rows = 0
-    for g in order:
-        n_lp, n_lx, n_rows = max(lp, g.n_prefix), max(lx, rest(g)), rows + len(g.members)
-        too_big = n_rows * (n_lp + n_lx) > token_budget or n_rows > max_rows
-        if current and (too_big or (same_length and g.n_prefix != lp)):
-            batches.append(current)
-            current, n_lp, n_lx, n_rows = [], g.n_prefix, rest(g), len(g.members)
-        current.append(g)
-        lp, lx, rows = n_lp, n_lx, n_rows
-    if current:
-        batches.append(current)
-    return batches
+    from workbench.scoring.engine import plan_batches
+    plan = plan_batches([g.n_prefix for g in groups], token_budget, max_rows, same_length=same_length)
+    return [[groups[k] for k in b] for b in plan]
 
 
 def _padded(seqs: list[list[int]], width: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,24 +128,29 @@ def _padded(seqs: list[list[int]], width: int, pad_id: int) -> tuple[torch.Tenso
     return ids, mask
 
 
-def run_shared_batch(model, requests, batch: list[Group], pad_id: int):
-    """One batch of groups. Returns (request indices, hidden states at the scored positions
-    [n, d], their target ids [n], and per request the rows of those that are its tokens, in
-    position order)."""
+def run_shared_batch(model, requests, batch: list[Group], pad_id: int, token_budget: int, max_rows: int):
+    """One batch of groups: one pass over their prefixes, then the rest of every member on a copy
+    of its prefix's cache, in batches of similar length. Returns (request indices, hidden states
+    at the scored positions [n, d], their target ids [n], and per request the rows of those that
+    are its tokens, in position order)."""
     from transformers import DynamicCache
+
+    from workbench.scoring.engine import plan_batches
 
     device = model.device
     base = model.hf.base_model
-    full = {i: requests[i][0] + requests[i][1] for g in batch for i in g.members}
+    full = {i: list(requests[i][0]) + list(requests[i][1]) for g in batch for i in g.members}
     prefixes = [full[g.members[0]][:g.n_prefix] for g in batch]
     ids, mask = _padded(prefixes, max(len(p) for p in prefixes), pad_id)
     cache = DynamicCache()
     hidden1 = base(input_ids=ids.to(device), attention_mask=mask.to(device),
                    position_ids=torch.arange(ids.shape[1]).expand_as(ids).to(device), cache=cache, use_cache=True)[0]
+    kv = [(layer.keys, layer.values) for layer in cache.layers]
+    del cache
 
-    # (row in pass 1 or 2, column, target) of every projected position, and each request's share
-    where1, where2, targets1, targets2, order, slots = [], [], [], [], [], []
-    rest_rows, rest_inputs = [], []
+    # (row, column, target) of every projected position, and each request's share of them
+    where1, targets1, order, slots = [], [], [], []
+    rest_group, rest_inputs, rest_wanted = [], [], []   # per rest row: its group, inputs, (slot, column)
     for g_idx, g in enumerate(batch):
         n = g.n_prefix
         first = min(len(requests[i][0]) - 1 for i in g.members)   # first scored position in the group
@@ -163,35 +160,38 @@ def run_shared_batch(model, requests, batch: list[Group], pad_id: int):
             targets1.append(full[g.members[0]][p + 1])
         for i in g.members:
             a, b = len(requests[i][0]) - 1, len(full[i]) - 2   # scored input positions of request i
-            mine = [("1", shared_at[p]) for p in range(a, n - 1)]
+            mine = [shared_at[p] for p in range(a, n - 1)]
             if a <= n - 1:  # the prefix's last position predicts the member's own next token
-                mine.append(("1", len(targets1)))
+                mine.append(len(targets1))
                 where1.append((g_idx, n - 1))
                 targets1.append(full[i][n])
-            if b >= n:      # the member's own rest runs on top of the cache
-                row = len(rest_rows)
-                rest_rows.append(g_idx)
+            if b >= n:      # the member's own rest runs on top of the cache: filled in below
+                rest_group.append(g_idx)
                 rest_inputs.append(full[i][n:b + 1])
-                for p in range(max(a, n), b + 1):
-                    mine.append(("2", len(targets2)))
-                    where2.append((row, p - n))
-                    targets2.append(full[i][p + 1])
+                rest_wanted.append([(len(order), len(mine) + k, p - n) for k, p in enumerate(range(max(a, n), b + 1))])
+                mine += [None] * (b + 1 - max(a, n))
             order.append(i)
             slots.append(mine)
 
     picked = [hidden1[torch.tensor([w[0] for w in where1], device=device),
                       torch.tensor([w[1] for w in where1], device=device)]]
-    if rest_rows:
-        sel = torch.tensor(rest_rows)
-        cache.batch_select_indices(sel.to(device))
-        x, xmask = _padded(rest_inputs, max(len(r) for r in rest_inputs), pad_id)
-        n_prefix = torch.tensor([g.n_prefix for g in batch])[sel]
-        pos = n_prefix[:, None] + torch.arange(x.shape[1])[None, :]
-        hidden2 = base(input_ids=x.to(device), attention_mask=torch.cat([mask[sel], xmask], 1).to(device),
-                       position_ids=pos.to(device), cache=cache, use_cache=True)[0]
-        picked.append(hidden2[torch.tensor([w[0] for w in where2], device=device),
-                              torch.tensor([w[1] for w in where2], device=device)])
-    del cache
-    offset = len(targets1)
-    flat_slots = [[k if src == "1" else offset + k for src, k in mine] for mine in slots]
-    return order, torch.cat(picked), targets1 + targets2, flat_slots
+    targets = list(targets1)
+    n_prefix = torch.tensor([g.n_prefix for g in batch])
+    rows_cap = max(2, min(max_rows, token_budget // CACHE_SHARE // max(g.n_prefix for g in batch)))
+    for sub in plan_batches([len(r) for r in rest_inputs], token_budget, rows_cap):
+        sel = torch.tensor([rest_group[r] for r in sub])
+        lp = int(n_prefix[sel].max())  # the longest prefix among these rows: trim the cache to it
+        sub_cache = DynamicCache(ddp_cache_data=[(k[sel.to(device), :, :lp], v[sel.to(device), :, :lp]) for k, v in kv])
+        x, xmask = _padded([rest_inputs[r] for r in sub], max(len(rest_inputs[r]) for r in sub), pad_id)
+        pos = n_prefix[sel][:, None] + torch.arange(x.shape[1])[None, :]
+        hidden2 = base(input_ids=x.to(device), attention_mask=torch.cat([mask[sel, :lp], xmask], 1).to(device),
+                       position_ids=pos.to(device), cache=sub_cache, use_cache=True)[0]
+        rows, cols = [], []
+        for row, r in enumerate(sub):
+            for req, slot, col in rest_wanted[r]:
+                slots[req][slot] = len(targets)
+                rows.append(row)
+                cols.append(col)
+                targets.append(full[order[req]][batch[rest_group[r]].n_prefix + col + 1])
+        picked.append(hidden2[torch.tensor(rows, device=device), torch.tensor(cols, device=device)])
+    return order, torch.cat(picked), targets, slots
