@@ -6,9 +6,9 @@ rows into one number. Built in: :class:`Logprob` (log-probability of a continuat
 :class:`LogprobDiff` (log P(good) - log P(bad), e.g. " he" vs " she"). Write your own by
 subclassing :class:`Metric` and overriding ``continuations`` and ``combine``.
 
-Tokenisation: the prompt as the tokenizer encodes it by default (its own BOS convention), then
-each continuation encoded without special tokens and appended (so the continuation's tokens do
-not depend on the prompt; "  he" and " he" stay distinct).
+Tokenisation is the scoring engine's (:func:`workbench.scoring.tokenize.encode_pair`, BOS by the
+tokenizer's own convention, the whole string split at the context boundary), so a metric's
+value without intervention equals what ``wb.loglikelihood`` reports for the same requests.
 """
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from typing import Callable
 import torch
 
 from workbench.errors import InvalidInputError, WrongModelKindError
-from workbench.inspect.capture import encode
+from workbench.inspect.capture import _backend_state_kept
 from workbench.inspect.hooks import hooks_removed_after, intervention
+from workbench.scoring.tokenize import encode_pair, resolve_bos
 
 
 @dataclass
@@ -49,14 +50,15 @@ class Metric:
         if not isinstance(prompt, str) or not prompt:
             raise InvalidInputError("prompt must be a non-empty string")
         tok = model.tokenizer
-        p = list(encode(tok, prompt))
         rows, spans = [], []
-        for c in self.continuations:
-            ids = list(encode(tok, c, add_special_tokens=False))
-            if not ids:
-                raise InvalidInputError(f"continuation {c!r} has no tokens")
-            rows.append(p + ids)
-            spans.append((len(p), len(p) + len(ids)))
+        with _backend_state_kept(tok):
+            add_bos = resolve_bos(tok, "auto")
+            for c in self.continuations:
+                p, ids = encode_pair(tok, prompt, c, add_bos)
+                if not ids:
+                    raise InvalidInputError(f"continuation {c!r} has no tokens")
+                rows.append(p + ids)
+                spans.append((len(p), len(p) + len(ids)))
         n = max(map(len, rows))
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         ids = torch.full((len(rows), n), pad, dtype=torch.long)
