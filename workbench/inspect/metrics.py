@@ -117,14 +117,16 @@ def as_metric(metric) -> Metric:
 
 
 def run_groups(model, metric: Metric, unit: Unit, n_groups: int, install: Callable[[range], list],
-               description: dict, max_rows: int = 64) -> torch.Tensor:
+               description: dict, max_rows: int = 64, progress: bool = False) -> torch.Tensor:
     """Evaluate ``metric`` under ``n_groups`` interventions, several per forward pass: the unit's
     rows are repeated once per group and ``install(groups)`` registers hooks that edit the
     rows of each group of that chunk (group ``g`` is rows ``g*R:(g+1)*R`` of the chunk)."""
     R = unit.input_ids.shape[0]
     per = max(1, max_rows // R)
     out = []
-    for start in range(0, n_groups, per):
+    from tqdm.auto import tqdm
+    for start in tqdm(range(0, n_groups, per), desc=description.get("kind", "run"), unit="batch",
+                      disable=not progress or n_groups <= per):
         groups = range(start, min(n_groups, start + per))
         handles = install(groups)
         with hooks_removed_after(handles), intervention(model, description, []), torch.inference_mode():
