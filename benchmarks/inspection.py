@@ -228,7 +228,7 @@ def main():
     kinds = ["plain", "plain_eager", "resid_post", "all_sites", "transformer_lens"]
     tl_msg = tl_available()
     rows = [spawn(k, args) for k in kinds if k not in args.skip and not (k == "transformer_lens" and tl_msg)]
-    t = pd.DataFrame(rows).set_index("kind")
+    t = pd.DataFrame(rows, columns=sorted({k for r in rows for k in r} | {"kind", "seconds"})).set_index("kind")
     print(f"\nCapture on {args.model_path or args.model}, batch {args.batch} x {args.seq} tokens, median of "
           f"{args.repeats} (CPU, {os.cpu_count()} cores; noisy on a shared machine)\n")
     print(t.round(3).to_string())

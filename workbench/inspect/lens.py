@@ -41,7 +41,7 @@ def logit_lens(model, text: str, targets=None, k: int = 5, layers=None, position
     -------
     >>> from workbench.testing import tiny_model
     >>> df = logit_lens(tiny_model("llama"), "The cat sat on the", targets=[" mat"], k=3)
-    >>> sorted(df.layer.unique()), df.columns[:4].tolist()
+    >>> sorted(df.layer.unique().tolist()), df.columns[:4].tolist()
     ([0, 1], ['layer', 'position', 'token', 'top_tokens'])
     """
     if not isinstance(text, str) or not text:

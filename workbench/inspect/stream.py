@@ -15,7 +15,6 @@ import os
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from workbench.errors import InvalidInputError
 from workbench.inspect.cache import ActivationCache
