@@ -53,6 +53,8 @@ def run_one(key, model, args):
     if name == "honest" and model.kind == "causal":
         opts["k"] = 20 if args.full else args.honest_k
     t0 = time.perf_counter()
+    if name == "seat" and args.seat_tests:
+        opts["categories"] = args.seat_tests
     res = wb.run_probe(name, model, data=DATA / folder if folder else None, limit=limit, cache=False, **opts)
     summary = res.summary()
     wall = time.perf_counter() - t0
@@ -73,6 +75,7 @@ def main(argv=None):
     p.add_argument("--full", action="store_true")
     p.add_argument("--bold-limit", type=int, default=1000)
     p.add_argument("--honest-k", type=int, default=5)
+    p.add_argument("--seat-tests", nargs="*", default=None, help="only these SEAT tests (default: all 46)")
     p.add_argument("--masked", default=None, help="path/hub id of a masked LM to run the masked-LM probes on")
     p.add_argument("--out", default=None, help="also write the table as CSV here")
     args = p.parse_args(argv)
@@ -85,8 +88,11 @@ def main(argv=None):
         runs += [(k, masked) for k in args.probes if k in MASKED_OK]
     rows = []
     for key, model in runs:
-        print(f"running {key} on {model.name} ...", flush=True)
-        rows += run_one(key, model, args)
+        new = run_one(key, model, args)
+        for r in new:  # one line per metric as soon as the probe finishes (full runs take long)
+            print(f"{r['probe']:<22} {r['model']:<24} {r['metric']:<22} {r['value']:9.3f} "
+                  f"[{r['ci_low']:9.3f}, {r['ci_high']:9.3f}] n={r['n']:<6} {r['wall_s']:8.1f} s", flush=True)
+        rows += new
     table = pd.DataFrame(rows)
     with pd.option_context("display.width", 200, "display.max_rows", 200, "display.float_format", "{:.3f}".format):
         print(table.to_string(index=False))

@@ -176,6 +176,6 @@ def test_encoder_model_only_runs_seat(request, shared_data):
     minilm = request.getfixturevalue("minilm")
     with pytest.raises(WrongModelKindError, match="encoder"):
         wb.run_probe("crows_pairs", minilm, data=shared_data / "crows_pairs", limit=2)
-    res = wb.run_probe("seat", minilm, data=shared_data / "seat", categories=["sent-weat1", "weat6"], n_boot=N_BOOT)
+    res = wb.run_probe("seat", minilm, data=shared_data / "seat", categories=["weat1", "weat6"], n_boot=N_BOOT)
     assert set(res.items.pooling) == {"mean"}
     assert res.items.effect_size.abs().max() > 0
