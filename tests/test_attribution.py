@@ -104,15 +104,13 @@ def test_batch_size_does_not_change_the_numbers(tiny):
     np.testing.assert_allclose(a, b, atol=1e-5)
 
 
-def test_target_logprob_is_the_models_own(tiny):
-    m = tiny("phi")
-    df = wb.attribute(m, PROMPT, " she", random_check=False)
-    ids = m.tokenizer(PROMPT + " she", return_tensors="pt")["input_ids"]
-    n_prompt = len(m.tokenizer(PROMPT)["input_ids"])
-    with torch.no_grad():
-        logp = torch.log_softmax(m.hf(ids).logits[0].float(), -1)
-    expected = sum(float(logp[i - 1, ids[0, i]]) for i in range(n_prompt, ids.shape[1]))
-    assert df.attrs["logprob_target"] == pytest.approx(expected, abs=1e-5)
+@pytest.mark.parametrize("arch", ["phi", "gemma"])
+def test_target_logprob_is_the_scoring_engines(tiny, arch):
+    m = tiny(arch)
+    df = wb.attribute(m, PROMPT + " ", "she said", random_check=False)
+    ll = wb.loglikelihood(m, [(PROMPT + " ", "she said")], cache=False)
+    assert df.attrs["logprob_target"] == pytest.approx(float(ll["logprob"].iloc[0]), abs=1e-5)
+    assert len(df.attrs["target_tokens"]) == int(ll["n_tokens"].iloc[0])
 
 
 def test_randomised_model_check_leaves_the_model_alone(tiny):

@@ -1,9 +1,9 @@
 """Turn (prompt, target) into token ids, the positions that are attribution features, and a
 batched objective: the target's log-probability under the unmodified model.
 
-Causal LMs: the target is the continuation of the prompt, split as lm-evaluation-harness does
-(encode ``prompt + target`` whole; the target is what follows the prompt's own encoding), and the
-objective is the sum of the target tokens' log-probabilities.
+Causal LMs: the target is the continuation of the prompt, split exactly as the scoring engine
+does (:func:`workbench.scoring.tokenize.encode_pair`), and the objective is the sum of the target
+tokens' log-probabilities, i.e. what ``wb.loglikelihood`` reports for ``(prompt, target)``.
 Masked LMs: the prompt holds the tokenizer's mask token once; the target is the text that fills it.
 The filled sentence is encoded, the target's tokens are masked (all at once) and the objective is
 the sum of their log-probabilities at those positions.
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from workbench.errors import InvalidInputError, WrongModelKindError
+from workbench.scoring.tokenize import encode_pair, resolve_bos
 
 
 @dataclass
@@ -109,12 +110,9 @@ def build_problem(model, prompt: str, target: str, baseline=None) -> Problem:
     baseline_id = resolve_baseline(tok, model.kind, baseline)
     special = set(tok.all_special_ids)
     if model.kind == "causal":
-        ctx = tok(prompt)["input_ids"]
-        whole = tok(prompt + target)["input_ids"]
-        tgt = whole[len(ctx):]
-        if not ctx:
-            raise InvalidInputError("prompt is empty and the tokenizer adds no BOS token: give a prompt "
-                                    "(a causal LM has nothing to condition the first token on)")
+        # the scoring engine's split (BOS convention, trailing spaces, merges at the boundary), so
+        # the attributed log-probability is the one wb.loglikelihood reports
+        ctx, tgt = encode_pair(tok, prompt, target, resolve_bos(tok, "auto"))
         if not tgt:
             raise InvalidInputError(f"target {target!r} adds no token after the prompt; check the spacing "
                                     "(e.g. ' Paris' after 'The capital of France is')")
