@@ -182,3 +182,16 @@ def test_bad_inputs(tiny):
     enc = wb.Model.from_hf(bert.hf.bert, bert.tokenizer, kind="encoder")
     with pytest.raises(WrongModelKindError, match="LM head"):
         wb.attribute(enc, "The [MASK] came.", "doctor")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_contrast_is_the_difference_of_two_attributions(tiny, method):
+    m = tiny("qwen2")
+    kw = dict(method=method, random_check=False, n_samples=2, n_steps=16)
+    he = wb.attribute(m, PROMPT, " he", **kw)
+    she = wb.attribute(m, PROMPT, " she", **kw)
+    diff = wb.attribute(m, PROMPT, " he", contrast=" she", **kw)
+    np.testing.assert_allclose(diff["attribution"], he["attribution"] - she["attribution"], atol=1e-6)
+    assert diff.attrs["logprob_target"] == pytest.approx(he.attrs["logprob_target"] - she.attrs["logprob_target"])
+    with pytest.raises(InvalidInputError, match="always 0"):
+        wb.attribute(m, PROMPT, " he", contrast=" he", random_check=False)

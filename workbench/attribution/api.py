@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import pandas as pd
+import torch
 
 from workbench.attribution.inputs import build_problem
 from workbench.attribution.methods import ALIASES, METHODS, run_method
@@ -13,7 +13,23 @@ from workbench.attribution.sanity import endpoint_logprobs, randomized_copy, san
 from workbench.errors import InvalidInputError
 
 
-def attribute(model, prompt: str, target: str, method: str = "feature_ablation", *, baseline=None,
+def _run(hf, problems, method, opts):
+    """Attributions (and end-point log-probabilities) of the target, or of target minus contrast.
+    All three methods are linear in the attributed function (Shapley sampling too, as both runs
+    use the same seeded permutations), so the contrast's attribution is the difference."""
+    outs = [run_method(hf, p, method, **opts) for p in problems]
+    ends = [endpoint_logprobs(hf, p) for p in problems]
+    sign = [1.0, -1.0][:len(problems)]
+    attr = sum(s * o["attribution"].numpy().astype(float) for s, o in zip(sign, outs))
+    deltas = [o["convergence_delta"] for o in outs]
+    delta = None if deltas[0] is None else sum(s * d for s, d in zip(sign, deltas))
+    lp_input = sum(s * e[0] for s, e in zip(sign, ends))
+    lp_base = sum(s * e[1] for s, e in zip(sign, ends))
+    return attr, delta, sum(o["n_evals"] for o in outs), lp_input, lp_base
+
+
+def attribute(model, prompt: str, target: str, method: str = "feature_ablation", *, contrast: str | None = None,
+              baseline=None,
               batch_size: int | None = None, n_samples: int = 25, n_steps: int = 64,
               random_check: bool = True, seed: int = 0, progress: bool = False) -> AttributionFrame:
     """Attribute the log-probability of ``target`` to the tokens of ``prompt``.
@@ -28,6 +44,9 @@ def attribute(model, prompt: str, target: str, method: str = "feature_ablation",
         averages each token's marginal effect over ``n_samples`` random orders; integrated
         gradients integrates gradients on the token embeddings from the baseline tokens'
         embeddings to the prompt's, in ``n_steps`` steps (layer integrated gradients).
+    contrast : str, optional
+        Attribute ``log p(target) - log p(contrast)`` instead (why " he" rather than " she"):
+        the difference of the two attributions, exact for all three methods by linearity.
     baseline : int or str, optional
         The token an ablated token becomes (id, or a one-token string). Default: the mask token
         for masked LMs, else the pad token, else EOS. Attributions depend on it: say which you used.
@@ -63,14 +82,21 @@ def attribute(model, prompt: str, target: str, method: str = "feature_ablation",
         raise InvalidInputError(f"batch_size must be a positive integer or None, got {batch_size!r}")
 
     problem = build_problem(model, prompt, target, baseline)
+    problems = [problem]
+    if contrast is not None:
+        other = build_problem(model, prompt, contrast, baseline)
+        if not torch.equal(other.ids[other.features], problem.ids[problem.features]):
+            raise InvalidInputError(f"target {target!r} and contrast {contrast!r} change how the prompt is "
+                                    "tokenised, so their attributions cannot be subtracted token by token")
+        if torch.equal(other.target_ids, problem.target_ids):
+            raise InvalidInputError("contrast is tokenised exactly like target: the difference is always 0")
+        problems.append(other)
     batch = batch_size or max(1, min(128, 2048 // len(problem.ids)))
     opts = dict(batch_size=batch, n_samples=n_samples, n_steps=n_steps, seed=seed, progress=progress)
 
     t0 = time.perf_counter()
-    out = run_method(model.hf, problem, method, **opts)
+    attr, conv_delta, n_evals, lp_input, lp_base = _run(model.hf, problems, method, opts)
     elapsed = time.perf_counter() - t0
-    lp_input, lp_base = endpoint_logprobs(model.hf, problem)
-    attr = out["attribution"].numpy().astype(float)
 
     frame = pd.DataFrame({
         "position": problem.features.numpy(),
@@ -82,7 +108,7 @@ def attribute(model, prompt: str, target: str, method: str = "feature_ablation",
     if random_check:
         t1 = time.perf_counter()
         rnd = randomized_copy(model.hf, seed=seed)
-        random_attr = run_method(rnd, problem, method, **opts)["attribution"].numpy().astype(float)
+        random_attr = _run(rnd, problems, method, opts)[0]
         elapsed_random = time.perf_counter() - t1
         frame["attribution_random"] = random_attr
     sanity = sanity_frame(method, attr, lp_input, lp_base, random_attr)
@@ -106,12 +132,11 @@ def attribute(model, prompt: str, target: str, method: str = "feature_ablation",
     result.attrs = {
         "method": method, "model": model.name, "fingerprint_id": model.fingerprint_id,
         "state_id": model.state_id, "interventions": list(model.interventions),
-        "prompt": prompt, "target": target,
+        "prompt": prompt, "target": target, "contrast": contrast,
         "target_tokens": [tok.decode([int(t)]) for t in problem.target_ids],
         "baseline_token": tok.decode([problem.baseline_id]), "baseline_id": problem.baseline_id,
         "logprob_target": lp_input, "logprob_baseline": lp_base,
-        "convergence_delta": out["convergence_delta"],
-        "n_forward_rows": out["n_evals"], "batch_size": batch,
+        "convergence_delta": conv_delta, "n_forward_rows": n_evals, "batch_size": batch,
         "n_samples": n_samples if method == "shapley_sampling" else None,
         "n_steps": n_steps if method == "integrated_gradients" else None, "seed": seed,
         "time_s": elapsed, "time_random_s": elapsed_random,

@@ -48,8 +48,9 @@ class AttributionFrame(pd.DataFrame):
         """Self-contained HTML fragment: highlighted tokens and the sanity checks."""
         a = self.attrs
         header = (f"<b>{_html.escape(a.get('method', ''))}</b> on {_html.escape(a.get('model', ''))}: "
-                  f"target {_html.escape(repr(a.get('target', '')))}, "
-                  f"log p = {a.get('logprob_target', float('nan')):.4g}; ablated to "
+                  f"target {_html.escape(repr(a.get('target', '')))}"
+                  + (f" vs contrast {_html.escape(repr(a['contrast']))}" if a.get("contrast") else "")
+                  + f", log p = {a.get('logprob_target', float('nan')):.4g}; ablated to "
                   f"{_html.escape(repr(a.get('baseline_token', '')))}")
         return render_tokens(a.get("sequence", []), self["attribution"].to_numpy(), header, a.get("sanity"))
 
