@@ -15,7 +15,8 @@ class ActivationCache:
     Layout: ``[batch, seq, ...]`` in input order (``attn_pattern``: ``[batch, heads, seq, seq]``).
     Sequences are **right-padded** to the longest one (left-padded in generation mode, where
     ``tokens`` holds prompt + generated tokens and activations cover every position that was
-    fed to the model, i.e. all but the last token). Padded positions hold zeros; ``attention_mask``
+    fed to the model, i.e. all but the last token). Padded positions hold zeros (in generation
+    mode: the model's activations for the pad tokens); ``attention_mask``
     says which positions are real. With ``positions=...`` the seq axis holds only those
     positions, listed per row in ``positions`` (``[batch, n_positions]`` token indices).
 

@@ -28,13 +28,41 @@ def tokenize(model, inputs, padding_side: str = "right") -> dict:
         raise InvalidInputError(f"empty text at index {[i for i, t in enumerate(inputs) if not t]}; remove it")
     tok = model.tokenizer
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    enc = tok(list(inputs), return_tensors="pt", padding=True, padding_side=padding_side) if tok.pad_token_id is not None \
-        else _pad_manually(tok, inputs, pad, padding_side)
-    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+    with _backend_state_kept(tok):
+        enc = _pad_manually(tok, inputs, pad, padding_side)
+    return enc
+
+
+@contextlib.contextmanager
+def _backend_state_kept(tok):
+    """Calling a fast tokenizer can leave its backend's padding/truncation settings changed
+    (e.g. padding direction), which would change the model's fingerprint; put them back."""
+    backend = getattr(tok, "_tokenizer", None)
+    if backend is None:
+        yield
+        return
+    padding, truncation = backend.padding, backend.truncation
+    try:
+        yield
+    finally:
+        if padding is None:
+            backend.no_padding()
+        else:
+            backend.enable_padding(**{k: v for k, v in padding.items() if k != "pad_to_multiple_of" or v})
+        if truncation is None:
+            backend.no_truncation()
+        else:
+            backend.enable_truncation(**truncation)
+
+
+def encode(tok, texts, **kwargs) -> list:
+    """``tok(texts, **kwargs)["input_ids"]`` leaving the tokenizer's state as it was."""
+    with _backend_state_kept(tok):
+        return tok(texts, **kwargs)["input_ids"]
 
 
 def _pad_manually(tok, texts, pad, side):
-    rows = [tok(t)["input_ids"] for t in texts]
+    rows = tok(list(texts))["input_ids"]
     n = max(map(len, rows))
     ids = torch.full((len(rows), n), pad, dtype=torch.long)
     mask = torch.zeros((len(rows), n), dtype=torch.long)
@@ -99,6 +127,7 @@ class Recorder:
         self.model, self.keys, self.dtype = model, keys, dtype
         self.seq_dims = {site: adapter(model).hook_point(site, layer).seq_dim for site, layer in keys}
         self.idx = None          # [b, P] positions of the batch being run, or None
+        self.pad = None          # [b, s] True at padding positions of the batch being run, or None
         self.chunks = {k: [] for k in keys}
 
     def _keep(self, key, x: torch.Tensor):
@@ -109,7 +138,14 @@ class Recorder:
             x = x[rows, idx] if self.seq_dims[key[0]] == 1 else x[rows, :, idx].movedim(1, 2)
             self.chunks[key].append(x.to(device="cpu", dtype=self.dtype or x.dtype))
         else:
-            self.chunks[key].append(x.to(device="cpu", dtype=self.dtype or x.dtype, copy=True))
+            x = x.to(device="cpu", dtype=self.dtype or x.dtype, copy=True)
+            sd = self.seq_dims[key[0]]
+            if self.pad is not None and self.pad.any() and x.shape[sd] == self.pad.shape[1]:
+                # padding positions hold zeros, not the model's (meaningless) pad activations
+                shape = [x.shape[0]] + [1] * (x.dim() - 1)
+                shape[sd] = self.pad.shape[1]
+                x.masked_fill_(self.pad.reshape(shape), 0)
+            self.chunks[key].append(x)
 
     @contextlib.contextmanager
     def installed(self):
@@ -205,6 +241,7 @@ def capture(model, inputs, sites=("resid_post",), layers=None, positions=None, d
             m = mask[i:i + batch_size]
             width = int(m.sum(1).max())  # trim this batch's padding (right-padded)
             rec.idx = None if idx is None else idx[i:i + batch_size]
+            rec.pad = ~m[:, :width].bool()
             model.hf(input_ids=ids[i:i + batch_size, :width].to(model.device),
                      attention_mask=m[:, :width].to(model.device))
             for k in keys:

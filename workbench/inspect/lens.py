@@ -5,7 +5,7 @@ import pandas as pd
 import torch
 
 from workbench.errors import InvalidInputError
-from workbench.inspect.capture import capture
+from workbench.inspect.capture import capture, encode
 from workbench.inspect.sites import adapter
 
 
@@ -18,7 +18,7 @@ def _target_ids(tokenizer, targets) -> list[tuple[str, int]]:
             continue
         if not isinstance(t, str) or not t:
             raise InvalidInputError(f"targets must be non-empty strings or token ids, got {t!r}")
-        ids = tokenizer(t, add_special_tokens=False)["input_ids"]
+        ids = encode(tokenizer, t, add_special_tokens=False)
         out.append((t, int(ids[0])))
     return out
 

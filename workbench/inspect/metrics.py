@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 
 from workbench.errors import InvalidInputError, WrongModelKindError
+from workbench.inspect.capture import encode
 from workbench.inspect.hooks import hooks_removed_after, intervention
 
 
@@ -48,10 +49,10 @@ class Metric:
         if not isinstance(prompt, str) or not prompt:
             raise InvalidInputError("prompt must be a non-empty string")
         tok = model.tokenizer
-        p = list(tok(prompt)["input_ids"])
+        p = list(encode(tok, prompt))
         rows, spans = [], []
         for c in self.continuations:
-            ids = list(tok(c, add_special_tokens=False)["input_ids"])
+            ids = list(encode(tok, c, add_special_tokens=False))
             if not ids:
                 raise InvalidInputError(f"continuation {c!r} has no tokens")
             rows.append(p + ids)

@@ -111,7 +111,8 @@ def verify(model, texts=None, tol: float = 1e-4) -> VerifyResult:
         with torch.inference_mode():
             lens = ad.unembed(cache["resid_post", L - 1].to(model.device, model.dtype)).cpu()
         rows.append(_row("logit lens of last layer == logits", "logits", L - 1, lens[mask], plain.logits.cpu()[mask], tol))
-    rows += _check_attention(model, enc, plain.logits.cpu(), mask, tol)
+    plain_logits = plain.logits.cpu() if getattr(plain, "logits", None) is not None else None
+    rows += _check_attention(model, enc, plain_logits, mask, tol)
     frame = pd.DataFrame(rows)
     return VerifyResult(frame, {"model": model.name, "state_id": model.state_id, "architecture": ad.arch,
                                 "texts": list(texts), "tolerance": tol}, ok=bool(frame["ok"].all()))
@@ -129,7 +130,7 @@ def _check_attention(model, enc, plain_logits, mask, tol):
         p = c["attn_pattern", layer]
         sums = p.sum(-1)[mask[:, None, :].expand_as(p[..., 0])]
         rows.append(_row("attn_pattern rows sum to 1", "attn_pattern", layer, sums, torch.ones_like(sums), tol))
-    if ("logits", None) in c:
+    if ("logits", None) in c and plain_logits is not None:
         rows.append(_row("eager-attention logits ~= default logits", "logits", None, c["logits"][mask], plain_logits[mask], tol))
     rows.append(dict(check=f"attention implementation restored ({before})", site="attn_pattern", layer=None,
                      max_abs_diff=0.0, tolerance=0.0, ok=hf.config._attn_implementation == before))
