@@ -167,6 +167,7 @@ def test_shipped_templated_probes_and_list(tiny):
     assert res.plot() is not None
 
 
+@pytest.mark.real_model
 def test_encoder_model_only_runs_seat(minilm, shared_data):
     with pytest.raises(WrongModelKindError, match="encoder"):
         wb.run_probe("crows_pairs", minilm, data=shared_data / "crows_pairs", limit=2)
