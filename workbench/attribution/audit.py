@@ -80,7 +80,7 @@ def _capability(model, texts, conditions: dict, n_boot: int, seed) -> pd.DataFra
 
 def mechanistic_audit(model, probe: str = "winobias", data=None, limit: int | None = 200, *, n_fit: int = 16,
                       layer: int | None = None, strength: float = 0.25, n_heads: int = 3,
-                      head_search: str = "ablation", neutral=None,
+                      head_search: str = "ablation", layers=None, neutral=None,
                       interventions=CONDITIONS, seed: int = 0, n_boot: int = 2000,
                       progress: bool = True, **probe_options) -> MechanisticAudit:
     """Run the whole mechanistic bias audit for one probe and one causal LM.
@@ -100,6 +100,7 @@ def mechanistic_audit(model, probe: str = "winobias", data=None, limit: int | No
     head_search : "ablation" (zero-ablate each head on the fit items; keep those whose removal
         lowers the pair's log-likelihood gap most) or "patching" (the heads whose clean ->
         corrupted patch moves the shared rest of the sentence most; half the cost).
+    layers : layers to patch and ablate heads in (default: all; a subset saves time on big models).
     neutral : texts for the capability cost (default: packaged neutral sentences).
     interventions : which of ``("steering", "head_ablation")`` to run in step 4.
 
@@ -155,9 +156,10 @@ def mechanistic_audit(model, probe: str = "winobias", data=None, limit: int | No
 
     # 2. patching and head ablation on the fit items
     t = time.perf_counter()
-    by_pos, by_head, skip_patch = patch_pairs(model, fit, col_a, col_b, progress=progress)
+    layers = None if layers is None else [int(x) for x in layers]
+    by_pos, by_head, skip_patch = patch_pairs(model, fit, col_a, col_b, progress=progress, layers=layers)
     if head_search == "ablation":
-        effects, skip_heads = head_effects(model, fit, col_a, col_b, progress=progress)
+        effects, skip_heads = head_effects(model, fit, col_a, col_b, progress=progress, layers=layers)
         heads = top_heads(effects, n_heads)
     else:
         effects, skip_heads = pd.DataFrame(columns=["layer", "head", "effect", "item"]), skip_patch.iloc[:0]
@@ -166,8 +168,8 @@ def mechanistic_audit(model, probe: str = "winobias", data=None, limit: int | No
     timings["patching_and_ablation"] = time.perf_counter() - t
 
     # 3. interventions
-    layer = model.n_layers // 2 if layer is None else layer
-    vector = steering_vector(model, positive=list(fit[col_b]), negative=list(fit[col_a]), layer=layer)
+    steer_layer = model.n_layers // 2 if layer is None else layer
+    vector = steering_vector(model, positive=list(fit[col_b]), negative=list(fit[col_a]), layer=steer_layer)
     multiple = strength * vector.mean_norm / vector.norm if vector.norm > 0 else 0.0
     conditions = {"before": _nothing}
     if "steering" in interventions:
@@ -208,6 +210,7 @@ def mechanistic_audit(model, probe: str = "winobias", data=None, limit: int | No
         "probe": probe, "model": model.name, "fingerprint_id": model.fingerprint_id, "sides": sides,
         "data": str(data), "limit": limit, "seed": seed, "n_items": len(items), "n_fit": n_fit,
         "n_held_out": len(held_keys), "probe_options": probe_options, "n_boot": n_boot, "head_search": head_search,
+        "layers": layers,
         "decomposition_vs_probe_max_abs": float(np.max(np.abs(dec.diff_total.to_numpy() - items["diff"].to_numpy())))
         if "diff" in items and before.options.get("aggregate", "sum") == "sum" else None,
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
@@ -218,7 +221,7 @@ def mechanistic_audit(model, probe: str = "winobias", data=None, limit: int | No
         patching_positions=by_pos.groupby(["layer", "role"], as_index=False)["normalized"].mean() if len(by_pos) else by_pos,
         patching_heads=by_head.groupby(["layer", "head"], as_index=False)["normalized"].mean() if len(by_head) else by_head,
         head_effects=effects, heads=heads,
-        steering={"layer": layer, "strength": strength, "inspect_strength": multiple, "site": vector.site, "norm": vector.norm,
+        steering={"layer": steer_layer, "strength": strength, "inspect_strength": multiple, "site": vector.site, "norm": vector.norm,
                   "mean_activation_norm": vector.mean_norm, "n_fit": n_fit, "direction": f"{sides[1]} - {sides[0]}"},
         comparisons=pd.concat(comparisons, ignore_index=True) if comparisons else pd.DataFrame(),
         capability=capability, skipped=skipped)

@@ -21,7 +21,7 @@ def _tqdm(iterable, progress, desc):
     return tqdm(iterable, desc=desc, leave=False)
 
 
-def patch_pairs(model, items: pd.DataFrame, col_a: str, col_b: str, progress: bool = False):
+def patch_pairs(model, items: pd.DataFrame, col_a: str, col_b: str, progress: bool = False, layers=None):
     """Patch the stereotyped run (clean: sentence a up to the end of the differing words) into the
     other (corrupted), measuring the log-probability of the shared rest of the sentence.
 
@@ -38,8 +38,8 @@ def patch_pairs(model, items: pd.DataFrame, col_a: str, col_b: str, progress: bo
             skipped.append({"item": idx, "reason": "no shared text after the differing words to measure"})
             continue
         try:
-            res = patch(model, sp["clean"], sp["corrupted"], sp["suffix"], by="layer_position").to_frame()
-            heads = patch(model, sp["clean"], sp["corrupted"], sp["suffix"], by="head").to_frame()
+            res = patch(model, sp["clean"], sp["corrupted"], sp["suffix"], by="layer_position", layers=layers).to_frame()
+            heads = patch(model, sp["clean"], sp["corrupted"], sp["suffix"], by="head", layers=layers).to_frame()
         except InvalidInputError as e:          # e.g. the two prompts tokenise to different lengths
             skipped.append({"item": idx, "reason": str(e).split(";")[0]})
             continue
@@ -52,7 +52,7 @@ def patch_pairs(model, items: pd.DataFrame, col_a: str, col_b: str, progress: bo
     return by_pos, by_head, pd.DataFrame(skipped, columns=["item", "reason"])
 
 
-def head_effects(model, items: pd.DataFrame, col_a: str, col_b: str, progress: bool = False):
+def head_effects(model, items: pd.DataFrame, col_a: str, col_b: str, progress: bool = False, layers=None):
     """Zero-ablate each head in turn and measure log p(rest of a | prefix) - log p(rest of b | prefix),
     i.e. the pair's log-likelihood gap after the shared prefix. Returns (per item/head effects,
     skipped items)."""
@@ -63,7 +63,8 @@ def head_effects(model, items: pd.DataFrame, col_a: str, col_b: str, progress: b
         if not sp["prefix"].strip():
             skipped.append({"item": idx, "reason": "the sentences differ in their first word: no shared prefix"})
             continue
-        res = ablate(model, sp["prefix"], LogprobDiff(sp["rest_a"], sp["rest_b"]), component="head").to_frame()
+        res = ablate(model, sp["prefix"], LogprobDiff(sp["rest_a"], sp["rest_b"]), component="head",
+                     layers=layers).to_frame()
         rows.append(res[["layer", "unit", "metric_clean", "effect"]].rename(columns={"unit": "head"}).assign(item=idx))
     frame = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["layer", "head", "metric_clean", "effect", "item"])
     return frame, pd.DataFrame(skipped, columns=["item", "reason"])
