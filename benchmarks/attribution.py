@@ -16,7 +16,7 @@ import pandas as pd
 
 import workbench as wb
 
-PROMPT = "The doctor told the nurse that the patient in room twelve would need another scan because"
+PROMPT = "The doctor told the nurse that the patient in the small room upstairs would need another brain scan because"  # 20 SmolLM2 tokens
 TARGET = " she"
 METHODS = {"feature_ablation": {}, "shapley_sampling": {"n_samples": 25}, "integrated_gradients": {"n_steps": 64}}
 
