@@ -195,3 +195,17 @@ def test_contrast_is_the_difference_of_two_attributions(tiny, method):
     assert diff.attrs["logprob_target"] == pytest.approx(he.attrs["logprob_target"] - she.attrs["logprob_target"])
     with pytest.raises(InvalidInputError, match="always 0"):
         wb.attribute(m, PROMPT, " he", contrast=" he", random_check=False)
+
+
+def test_randomised_copy_drops_intervention_hooks(tiny):
+    from workbench.attribution.sanity import randomized_copy
+    m = tiny_model("llama", seed=3)
+    handle = m.hf.model.layers[0].register_forward_hook(lambda mod, a, o: o)
+    try:
+        rnd = randomized_copy(m.hf, seed=5)
+    finally:
+        handle.remove()
+    assert all(not mod._forward_hooks for mod in rnd.modules())
+    assert randomized_copy(m.hf, seed=5) is rnd                  # cached per model and seed
+    w, rw = m.hf.model.embed_tokens.weight, rnd.model.embed_tokens.weight
+    assert not torch.equal(w, rw) and float(rw.detach().std()) == pytest.approx(float(w.detach().std()), rel=0.05)

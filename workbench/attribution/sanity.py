@@ -28,11 +28,16 @@ _RANDOM_COPIES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 def randomized_copy(hf, seed: int = 0):
     """A deep copy of ``hf`` with every parameter tensor re-drawn from a normal distribution with
-    that tensor's own mean and standard deviation (so scales, e.g. of norms, stay plausible).
+    that tensor's own mean and standard deviation (so scales, e.g. of norms, stay plausible), and
+    without any hooks the original carries (steering, ablation).
     Cached per model and seed: the copy costs the model's memory once, not per call."""
     per_model = _RANDOM_COPIES.setdefault(hf, {})
     if seed not in per_model:
         rnd = copy.deepcopy(hf)
+        for module in rnd.modules():   # a copy made under steering/ablation must not inherit its hooks
+            for hooks in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
+                          "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs", "_forward_hooks_always_called"):
+                getattr(module, hooks, {}).clear()
         gen = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             for p in rnd.parameters():   # tied weights appear once, and stay tied
