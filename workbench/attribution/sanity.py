@@ -70,7 +70,10 @@ def sanity_frame(method: str, attribution: np.ndarray, lp_input: float, lp_basel
         "check": "completeness", "value": total, "reference": delta,
         "ok": bool(abs(gap) <= COMPLETENESS_RTOL * abs(delta) + 1e-3) if complete else None,
         "note": (f"sum of attributions vs logp(target|prompt) - logp(target|all ablated); gap {gap:+.4g}"
-                 + ("" if complete else "; feature ablation is not complete by construction, not judged")),
+                 + ("" if complete else "; feature ablation is not complete by construction, not judged")
+                 + ("; integrated gradients has not converged: raise n_steps (the path from the baseline "
+                    "may be rough) or try another baseline" if method == "integrated_gradients"
+                    and abs(gap) > COMPLETENESS_RTOL * abs(delta) + 1e-3 else "")),
     }]
     if random_attribution is not None:
         if len(attribution) > 1 and np.ptp(attribution) > 0 and np.ptp(random_attribution) > 0:
