@@ -1,0 +1,110 @@
+"""Steps 2 and 3 of the mechanistic audit, on the inspection tools of :mod:`workbench.inspect`:
+patching clean -> corrupted by layer x position and by head, head ablation on the pair's
+log-likelihood gap, and a context manager that keeps chosen heads ablated while a probe runs.
+Nothing here re-implements hooks: it calls ``inspect.patch``, ``inspect.ablate`` and the hook
+helpers ``add_edit_hook`` / ``intervention`` (which registers in ``model.interventions``).
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import pandas as pd
+
+from workbench.attribution.pairs import split_pair
+
+
+def _tqdm(iterable, progress, desc):
+    if not progress:
+        return iterable
+    from tqdm.auto import tqdm
+    return tqdm(iterable, desc=desc, leave=False)
+
+
+def patch_pairs(model, items: pd.DataFrame, col_a: str, col_b: str, progress: bool = False, layers=None):
+    """Patch the stereotyped run (clean: sentence a up to the end of the differing words) into the
+    other (corrupted), measuring the log-probability of the shared rest of the sentence.
+
+    Returns ``(by_position, by_head, skipped)``: per item and layer, the mean normalised effect at
+    the differing positions and at the shared ones; per item, layer and head, the normalised
+    effect; and the items that could not be patched, with the reason.
+    """
+    from workbench.errors import InvalidInputError
+    from workbench.inspect import patch
+    pos_rows, head_rows, skipped = [], [], []
+    for idx, r in _tqdm(list(items.iterrows()), progress, "patching"):
+        sp = split_pair(r[col_a], r[col_b])
+        if not sp["suffix"].strip() or not sp["clean"].strip() or not sp["corrupted"].strip():
+            skipped.append({"item": idx, "reason": "no shared text after the differing words to measure"})
+            continue
+        try:
+            res = patch(model, sp["clean"], sp["corrupted"], sp["suffix"], by="layer_position", layers=layers).to_frame()
+            heads = patch(model, sp["clean"], sp["corrupted"], sp["suffix"], by="head", layers=layers).to_frame()
+        except InvalidInputError as e:          # e.g. the two prompts tokenise to different lengths
+            skipped.append({"item": idx, "reason": str(e).split(";")[0]})
+            continue
+        res["role"] = np.where(res["token"] != res["corrupted_token"], "differing", "shared")
+        agg = res.groupby(["layer", "role"], as_index=False)["normalized"].mean()
+        pos_rows.append(agg.assign(item=idx))
+        head_rows.append(heads[["layer", "head", "normalized"]].assign(item=idx))
+    by_pos = pd.concat(pos_rows, ignore_index=True) if pos_rows else pd.DataFrame(columns=["layer", "role", "normalized", "item"])
+    by_head = pd.concat(head_rows, ignore_index=True) if head_rows else pd.DataFrame(columns=["layer", "head", "normalized", "item"])
+    return by_pos, by_head, pd.DataFrame(skipped, columns=["item", "reason"])
+
+
+def head_effects(model, items: pd.DataFrame, col_a: str, col_b: str, progress: bool = False, layers=None):
+    """Zero-ablate each head in turn and measure log p(rest of a | prefix) - log p(rest of b | prefix),
+    i.e. the pair's log-likelihood gap after the shared prefix. Returns (per item/head effects,
+    skipped items)."""
+    from workbench.inspect import LogprobDiff, ablate
+    rows, skipped = [], []
+    for idx, r in _tqdm(list(items.iterrows()), progress, "head ablation"):
+        sp = split_pair(r[col_a], r[col_b])
+        if not sp["prefix"].strip():
+            skipped.append({"item": idx, "reason": "the sentences differ in their first word: no shared prefix"})
+            continue
+        res = ablate(model, sp["prefix"], LogprobDiff(sp["rest_a"], sp["rest_b"]), component="head",
+                     layers=layers).to_frame()
+        rows.append(res[["layer", "unit", "metric_clean", "effect"]].rename(columns={"unit": "head"}).assign(item=idx))
+    frame = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["layer", "head", "metric_clean", "effect", "item"])
+    return frame, pd.DataFrame(skipped, columns=["item", "reason"])
+
+
+def top_heads(effects: pd.DataFrame, k: int) -> list:
+    """The ``k`` heads whose ablation lowers the stereotyped side's advantage most on average
+    (most negative mean effect); only heads with a negative mean effect qualify."""
+    if effects.empty or k < 1:
+        return []
+    mean = effects.groupby(["layer", "head"])["effect"].mean().sort_values()
+    return [(int(l), int(h)) for (l, h), v in mean.head(k).items() if v < 0]
+
+
+@contextlib.contextmanager
+def ablated_heads(model, heads, method: str = "zero"):
+    """Keep ``heads`` ([(layer, head)]) zero-ablated (their output ``z`` set to 0 at every position)
+    for the block, registered in ``model.interventions`` so scores are never cached across it."""
+    from workbench.inspect.hooks import add_edit_hook, intervention
+    if method != "zero":
+        raise ValueError("only zero ablation is kept active during a probe run")
+    by_layer = {}
+    for layer, head in heads:
+        by_layer.setdefault(int(layer), []).append(int(head))
+    handles = []
+
+    def make(hs):
+        def edit(z):                       # z: [batch, seq, heads, head_dim]
+            z = z.clone()
+            z[:, :, hs] = 0
+            return z
+        return edit
+    try:
+        for layer, hs in by_layer.items():
+            handles.append(add_edit_hook(model, "z", layer, make(hs)))
+    except Exception:
+        for h in handles:
+            h.remove()
+        raise
+    desc = {"kind": "ablation", "component": "head", "method": method,
+            "heads": sorted([int(l), int(h)] for l, h in heads)}
+    with intervention(model, desc, handles):
+        yield desc
