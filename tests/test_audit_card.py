@@ -134,7 +134,7 @@ def test_build_report_says_which_cell_failed(tmp_path, kernel_sees_checkout):
     nb_path = _notebook(tmp_path, ["x = 1", "raise ValueError('broken data file')"])
     with pytest.raises(WorkbenchError, match="broken data file") as err:
         build_report(nb_path, tmp_path / "out", timeout=120)
-    assert "partly executed" in str(err.value) and (tmp_path / "out" / "mini_audit.ipynb").is_file()
+    assert "partly executed" in str(err.value) and (tmp_path / "out" / "notebook.ipynb").is_file()
 
 
 def test_build_report_requires_a_card(tmp_path, kernel_sees_checkout):
@@ -149,4 +149,4 @@ def test_main_runs_a_notebook_and_prints_where_the_report_is(tmp_path, capsys, k
     nb_path = _notebook(tmp_path, MINI_AUDIT)
     assert main([str(nb_path), "--out", str(tmp_path / "report"), "--timeout", "300"]) == 0
     printed = capsys.readouterr().out
-    assert str(tmp_path / "report" / "mini_audit.html") in printed and "fingerprint" in printed
+    assert str(tmp_path / "report" / "report.html") in printed and "fingerprint" in printed

@@ -15,7 +15,7 @@ JSON, and one self-contained HTML page (card first, then the notebook) that need
 >>> path = card.save("/tmp/example.card.json")                    # doctest: +SKIP
 
 From the command line (``workbench audit``) the flagship audit runs headless:
-``python -m workbench.audit_card audits/flagship_audit.ipynb --out out/audits``.
+``python -m workbench.audit_card audits/flagship_audit.ipynb --out out/audit``.
 """
 from __future__ import annotations
 
@@ -171,8 +171,8 @@ class Report:
 
 def build_report(notebook: str | os.PathLike, out_dir: str | os.PathLike, timeout: int = 3600,
                  kernel_name: str = "python3") -> Report:
-    """Execute ``notebook`` headless and write ``<name>.ipynb``, ``<name>.card.json`` and
-    ``<name>.html`` (self-contained, offline) into ``out_dir``. The notebook must save an
+    """Execute ``notebook`` headless and write ``report.html`` (self-contained, offline),
+    ``audit_card.json`` and the executed ``notebook.ipynb`` into ``out_dir``. The notebook must save an
     :class:`AuditCard` (``card.save()`` with no path goes where this function asks)."""
     import nbformat
     from nbconvert.preprocessors import CellExecutionError, ExecutePreprocessor
@@ -181,8 +181,7 @@ def build_report(notebook: str | os.PathLike, out_dir: str | os.PathLike, timeou
     if not notebook.is_file():
         raise InvalidInputError(f"notebook not found: {notebook} (give the path to an .ipynb file)")
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = notebook.stem
-    card_path, executed_path = out_dir / f"{stem}.card.json", out_dir / f"{stem}.ipynb"
+    card_path, executed_path = out_dir / "audit_card.json", out_dir / "notebook.ipynb"
     card_path.unlink(missing_ok=True)  # never report a card left over from an earlier run
     nb = nbformat.read(notebook, as_version=4)
     source_sha = hashlib.sha256(notebook.read_bytes()).hexdigest()
@@ -208,11 +207,11 @@ def build_report(notebook: str | os.PathLike, out_dir: str | os.PathLike, timeou
     card = AuditCard.load(card_path)
     card.data["report"] = {"notebook": str(notebook), "notebook_sha256": source_sha,
                            "executed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                           "execution_seconds": round(seconds, 2), "html": f"{stem}.html",
+                           "execution_seconds": round(seconds, 2), "html": "report.html",
                            "executed_notebook": executed_path.name}
     card.save(card_path)
     from workbench.audit_html import notebook_html
-    html_path = out_dir / f"{stem}.html"
+    html_path = out_dir / "report.html"
     html_path.write_text(notebook_html(nb, card.to_html(), title=card.data["title"]))
     return Report(html=html_path, card=card_path, notebook=executed_path, seconds=seconds)
 
@@ -222,7 +221,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="workbench audit", description=main.__doc__)
     parser.add_argument("notebook", nargs="?", default=str(FLAGSHIP),
                         help="audit notebook to run (default: the flagship audit)")
-    parser.add_argument("--out", default="out/audits", help="folder for the HTML, JSON and notebook")
+    parser.add_argument("--out", default="out/audit", help="folder for the HTML, JSON and notebook")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell")
     args = parser.parse_args(argv)
     print(f"running {args.notebook} headless ...", flush=True)
