@@ -150,3 +150,14 @@ def test_main_runs_a_notebook_and_prints_where_the_report_is(tmp_path, capsys, k
     assert main([str(nb_path), "--out", str(tmp_path / "report"), "--timeout", "300"]) == 0
     printed = capsys.readouterr().out
     assert str(tmp_path / "report" / "report.html") in printed and "fingerprint" in printed
+
+
+def test_a_probe_results_data_hash_is_recorded_as_a_task_once():
+    frame = pd.DataFrame({"metric": ["ss"], "category": ["all"], "value": [55.0]})
+    prov = {"probe": "stereoset", "data": {"sha256": "f00d", "licence": "CC BY-SA 4.0", "limit": 50, "n_scored": 50},
+            "options": {"aggregate": "sum"}}
+    card = AuditCard("t")
+    card.add_result("stereoset / model a", Result(frame, provenance=prov))
+    card.add_result("stereoset / model b", Result(frame, provenance=prov))
+    assert card.data["tasks"] == [{"name": "stereoset", "hash": "f00d", "licence": "CC BY-SA 4.0", "limit": 50,
+                                   "n_scored": 50, "options": {"aggregate": "sum"}}]

@@ -122,9 +122,17 @@ class AuditCard:
         self.data["tasks"].append(_jsonable({"name": name, "hash": hash, **details}))
 
     def add_result(self, name: str, result, note: str = "") -> None:
-        """Record a result's summary table (with intervals) and its provenance."""
+        """Record a result's summary table (with intervals) and its provenance. A probe result's
+        data hash (``provenance["data"]["sha256"]``) is recorded as a task too."""
+        provenance = _jsonable(getattr(result, "provenance", {}) or {})
         self.data["results"].append({"name": name, "note": note, "table": _jsonable(_frame_of(result)),
-                                     "provenance": _jsonable(getattr(result, "provenance", {}))})
+                                     "provenance": provenance})
+        data = provenance.get("data") if isinstance(provenance, dict) else None
+        if isinstance(data, dict) and data.get("sha256"):
+            task = provenance.get("probe", name)
+            if not any(t["name"] == task and t["hash"] == data["sha256"] for t in self.data["tasks"]):
+                self.add_task(task, data["sha256"], licence=data.get("licence"), limit=data.get("limit"),
+                              n_scored=data.get("n_scored"), options=provenance.get("options"))
 
     def add_limitation(self, subject: str, text: str) -> None:
         self.data["limitations"].append({"subject": subject, "text": text})
@@ -223,7 +231,14 @@ def main(argv=None) -> int:
                         help="audit notebook to run (default: the flagship audit)")
     parser.add_argument("--out", default="out/audit", help="folder for the HTML, JSON and notebook")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell")
+    parser.add_argument("--probe-limit", type=int, help="items per bias probe (the notebook's default if unset)")
+    parser.add_argument("--blimp-limit", type=int, help="pairs per BLiMP paradigm (the notebook's default if unset)")
     args = parser.parse_args(argv)
+    for flag, env in ((args.probe_limit, "WORKBENCH_AUDIT_PROBE_LIMIT"), (args.blimp_limit, "WORKBENCH_AUDIT_BLIMP_LIMIT")):
+        if flag is not None:
+            if flag < 1:
+                parser.error(f"limits must be positive, got {flag}")
+            os.environ[env] = str(flag)  # the notebook's kernel inherits them
     print(f"running {args.notebook} headless ...", flush=True)
     report = build_report(args.notebook, args.out, timeout=args.timeout)
     card = AuditCard.load(report.card).data
