@@ -24,7 +24,7 @@ print(f"log P(' she') - log P(' he') = {base[0] - base[1]:.3f}")
 
 # %%
 ablation = wb.inspect.ablate(model, prompt, metric, component="head", method="zero")
-ablation.to_frame().sort_values("effect", key=abs, ascending=False).head(8)
+ablation.summary()
 
 # %%
 ablation.plot()
