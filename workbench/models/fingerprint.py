@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 # keys that do not change what the model computes are left out of the short id
-_NOT_IN_ID = {"device", "source", "weight_files", "licence", "name", "python", "platform"}
+_NOT_IN_ID = {"device", "source", "weight_files", "licence", "name", "python", "platform", "loaded_from"}
 _CONFIG_TRANSIENT = {"_name_or_path", "transformers_version", "_commit_hash", "_attn_implementation_autoset",
                      "torch_dtype", "dtype"}
 
@@ -35,6 +35,28 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
         while block := f.read(chunk):
             h.update(block)
     digest = h.hexdigest()
+    memo[key] = digest
+    _save_hash_memo(memo)
+    return digest
+
+
+def sha256_concat(paths, chunk: int = 1 << 22) -> str:
+    """sha256 of the concatenation of ``paths`` in order (a file split over several packages),
+    without writing the joined file; memoised like :func:`sha256_file`."""
+    paths = [Path(p) for p in paths]
+    if len(paths) == 1:
+        return sha256_file(paths[0], chunk)
+    key = "concat:" + "+".join(f"{p.resolve()}|{p.stat().st_size}|{p.stat().st_mtime_ns}" for p in paths)
+    memo = _hash_memo()
+    if key in memo:
+        return memo[key]
+    h = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as f:
+            while block := f.read(chunk):
+                h.update(block)
+    digest = h.hexdigest()
+    memo = _hash_memo()  # re-read: another process may have added entries meanwhile
     memo[key] = digest
     _save_hash_memo(memo)
     return digest
@@ -98,10 +120,15 @@ def library_versions() -> dict:
 
 
 def compute_fingerprint(hf_model, tokenizer, weight_files=None, licence: str = "unknown",
-                        source: str = "in-memory", extra: dict | None = None) -> dict:
-    """The complete fingerprint of a loaded model (see module docstring)."""
-    if weight_files:
-        files = {Path(p).name: sha256_file(p) for p in weight_files}
+                        source: str = "in-memory", extra: dict | None = None,
+                        weight_hashes: dict | None = None) -> dict:
+    """The complete fingerprint of a loaded model (see module docstring).
+
+    ``weight_hashes`` ({file name: sha256}) stands in for ``weight_files`` when the hashes are
+    already known (e.g. a GGUF split over several packages, hashed as one file)."""
+    if weight_files or weight_hashes:
+        files = dict(weight_hashes or {})
+        files.update({Path(p).name: sha256_file(p) for p in weight_files or ()})
         weights = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
     else:
         files, weights = {}, hash_tensors(hf_model)

@@ -54,12 +54,14 @@ class Model:
 
     @classmethod
     def from_hf(cls, hf, tokenizer, name: str | None = None, kind: str | None = None,
-                licence: str = "unknown", source: str = "in-memory", weight_files=None) -> "Model":
+                licence: str = "unknown", source: str = "in-memory", weight_files=None,
+                weight_hashes: dict | None = None, extra: dict | None = None) -> "Model":
         """Wrap transformers objects already in memory; the fingerprint hashes the tensors
-        (or ``weight_files`` when given)."""
+        (or ``weight_files`` / known ``weight_hashes`` when given)."""
         hf.eval()
         name = name or getattr(hf.config, "_name_or_path", None) or type(hf).__name__
-        fp = compute_fingerprint(hf, tokenizer, weight_files=weight_files, licence=licence, source=source)
+        fp = compute_fingerprint(hf, tokenizer, weight_files=weight_files, licence=licence, source=source,
+                                 extra=extra, weight_hashes=weight_hashes)
         return cls(hf=hf, tokenizer=tokenizer, name=str(name), kind=kind or infer_kind(hf),
                    fingerprint=fp, licence=licence, source=source)
 

@@ -10,12 +10,16 @@ Why it is fast and exact:
   (causal attention never looks right) and results do not depend on batch size or order;
 * the output projection runs only at the scored positions (a 49k-vocabulary projection at every
   position is most of the cost of a small model);
+* contexts shared by several continuations (multiple choice) run once, through the KV cache
+  (:mod:`workbench.scoring.shared`);
 * log-softmax in float32, under ``torch.inference_mode``.
 """
 from __future__ import annotations
 
 import torch
 from tqdm.auto import tqdm
+
+from workbench.scoring import shared
 
 DEFAULT_TOKEN_BUDGET = 8192
 MAX_BATCH = 64
@@ -57,29 +61,48 @@ def plan_batches(lengths: list[int], token_budget: int, max_batch: int = MAX_BAT
     return batches
 
 
+def _project(model, hidden: torch.Tensor, targets: list[int]) -> tuple[list[float], list[bool]]:
+    """Log-prob of each target and whether it is the argmax, from hidden states at scored positions."""
+    logprobs = torch.log_softmax(output_logits(model, hidden).float(), dim=-1)
+    tgt = torch.tensor(targets, device=hidden.device)
+    token_lp = logprobs.gather(1, tgt[:, None])[:, 0].cpu().tolist()
+    greedy = (logprobs.argmax(-1) == tgt).cpu().tolist()
+    return token_lp, greedy
+
+
 @torch.inference_mode()
 def score_token_requests(model, requests: list[tuple[list[int], list[int]]], *,
                          token_budget: int = DEFAULT_TOKEN_BUDGET, progress: bool | None = None,
-                         desc: str = "scoring") -> list[dict]:
+                         desc: str = "scoring", share_contexts: bool = True) -> list[dict]:
     """For each (context_ids, continuation_ids): per-token log-probs and greedy flags.
 
     Inputs longer than the model's window are truncated from the left (the continuation is kept
-    whole; a continuation longer than the window is an error upstream).
+    whole; a continuation longer than the window is an error upstream). Requests with identical
+    context ids run their context once (:mod:`workbench.scoring.shared`) unless
+    ``share_contexts=False`` or the model's cache cannot be reused.
     """
     limit = max_length(model)
-    inputs, n_scored = [], []
-    for ctx, cont in requests:
-        full = list(ctx) + list(cont)
-        inputs.append(full[:-1][-limit:])
-        n_scored.append(len(cont))
-    results: list[dict | None] = [None] * len(requests)
-    batches = plan_batches([len(x) for x in inputs], token_budget)
     pad_id = model.tokenizer.pad_token_id
     pad_id = 0 if pad_id is None else pad_id
+    results: list[dict | None] = [None] * len(requests)
+    groups, rest = [], list(range(len(requests)))
+    if share_contexts and shared.supports_shared_context(model):
+        groups, rest = shared.group_shared(requests, limit)
+    shared_batches = shared.plan_shared_batches(groups, requests, token_budget, MAX_BATCH,
+                                                same_length=shared.has_sliding_window(model))
+    inputs = {i: (list(requests[i][0]) + list(requests[i][1]))[:-1][-limit:] for i in rest}
+    plain_batches = [[rest[j] for j in b] for b in plan_batches([len(inputs[i]) for i in rest], token_budget)]
+    show = progress if progress is not None else len(shared_batches) + len(plain_batches) > 4
+    bar = tqdm(total=len(requests), desc=desc, disable=not show, leave=False)
+    for batch in shared_batches:
+        order, hidden, targets, slots = shared.run_shared_batch(model, requests, batch, pad_id)
+        token_lp, greedy = _project(model, hidden, targets)
+        for i, sl in zip(order, slots):
+            results[i] = {"token_logprobs": [token_lp[k] for k in sl], "greedy": [greedy[k] for k in sl]}
+        bar.update(len(order))
     device = model.device
     base = model.hf.base_model
-    show = progress if progress is not None else len(batches) > 4
-    for batch in tqdm(batches, desc=desc, disable=not show, leave=False):
+    for batch in plain_batches:
         width = max(len(inputs[i]) for i in batch)
         ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -88,20 +111,18 @@ def score_token_requests(model, requests: list[tuple[list[int], list[int]]], *,
             seq = inputs[i]
             ids[r, :len(seq)] = torch.tensor(seq)
             mask[r, :len(seq)] = 1
-            cont = requests[i][1]
-            start = len(seq) - n_scored[i]
-            rows += [r] * n_scored[i]
-            cols += range(start, len(seq))
-            targets += cont
+            n = len(requests[i][1])
+            rows += [r] * n
+            cols += range(len(seq) - n, len(seq))
+            targets += requests[i][1]
         hidden = base(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)[0]
         picked = hidden[torch.tensor(rows, device=device), torch.tensor(cols, device=device)]
-        logprobs = torch.log_softmax(output_logits(model, picked).float(), dim=-1)
-        tgt = torch.tensor(targets, device=device)
-        token_lp = logprobs.gather(1, tgt[:, None])[:, 0].cpu().tolist()
-        greedy = (logprobs.argmax(-1) == tgt).cpu().tolist()
+        token_lp, greedy = _project(model, picked, targets)
         k = 0
         for i in batch:
-            n = n_scored[i]
+            n = len(requests[i][1])
             results[i] = {"token_logprobs": token_lp[k:k + n], "greedy": greedy[k:k + n]}
             k += n
+        bar.update(len(batch))
+    bar.close()
     return results

@@ -60,6 +60,34 @@ def encode_pair(tokenizer, context: str, continuation: str, add_bos: bool) -> tu
     return ctx, cont
 
 
+def encode_pairs(tokenizer, pairs: list[tuple[str, str]], add_bos: bool) -> list[tuple[list[int], list[int]]]:
+    """:func:`encode_pair` for many requests at once: one batched tokenizer call for the whole
+    strings and one for the distinct contexts (a multiple-choice context is encoded once)."""
+    moved = []
+    for context, continuation in pairs:
+        n_spaces = len(context) - len(context.rstrip())
+        if n_spaces:
+            context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
+        moved.append((context, continuation))
+    wholes = _encode_many(tokenizer, [c + x for c, x in moved])
+    distinct = sorted({c for c, _ in moved if c})
+    ctx_ids = dict(zip(distinct, _encode_many(tokenizer, distinct)))
+    out = []
+    for (context, _), whole in zip(moved, wholes):
+        ctx = ctx_ids[context] if context else []
+        cont = whole[len(ctx):]
+        if add_bos or not ctx:
+            ctx = [prefix_token_id(tokenizer)] + ctx
+        out.append((ctx, cont))
+    return out
+
+
+def _encode_many(tokenizer, texts: list[str]) -> list[list[int]]:
+    if not texts:
+        return []
+    return [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+
 def rolling_windows(ids: list[int], prefix: int, max_len: int, stride: int) -> list[tuple[list[int], list[int]]]:
     """Split a text's tokens into (context, continuation) windows that score every token once.
 

@@ -1,0 +1,242 @@
+"""``load_model``: one entry point for embedded aliases, local folders, ``.gguf`` files and hub ids.
+
+Every route ends in :func:`_from_folder`, which loads the unmodified transformers model and its
+tokenizer from a folder of safetensors weights, checks that they belong together, and
+fingerprints the *original* weight files (the GGUF, not its de-quantised cached copy), so a
+model has the same ``fingerprint_id`` however and however often it is loaded.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from workbench.errors import (CorruptModelError, InvalidInputError, ModelNotFoundError,
+                              UnsafeWeightsError, WrongModelKindError)
+from workbench.models.model import KINDS, Model
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+_DTYPES = ("float32", "float16", "bfloat16", "float64")
+
+
+def load_model(spec, *, revision: str | None = None, dtype=None, device=None, device_map=None,
+               max_memory: dict | None = None, offload_folder=None, trust_remote_code: bool = False,
+               allow_pickle: bool = False, kind: str | None = None, tokenizer=None,
+               name: str | None = None, licence: str | None = None, hub_cache_dir=None) -> Model:
+    """Load a causal LM, masked LM or encoder with its tokenizer and a provenance fingerprint.
+
+    Parameters
+    ----------
+    spec : str, path or Model
+        An embedded alias (see :func:`workbench.list_models`), a local folder holding
+        ``config.json`` and weights, a path to a ``.gguf`` file, a hub id ``"owner/name"``, or an
+        already loaded :class:`Model` (returned as is).
+    revision : hub branch, tag or commit (hub ids only).
+    dtype : "float32" (default: exact scores on CPU), "float16", "bfloat16", a torch dtype, or
+        "auto" for the checkpoint's own dtype.
+    device : "cpu" (default), "cuda", ... Ignored in favour of ``device_map`` when that is given.
+    device_map, max_memory, offload_folder : passed to accelerate through transformers for
+        models larger than memory, e.g. ``device_map="auto", max_memory={"cpu": "2GiB"},
+        offload_folder="offload"`` keeps what does not fit on disk and streams it in layer by
+        layer. Use :func:`workbench.estimate_memory` first to see what a model needs.
+    trust_remote_code : run Python code shipped with a hub model. Off unless you pass True.
+    allow_pickle : pickle weight files (``pytorch_model.bin``) can run code when unpickled and are
+        refused unless you pass True; they are then loaded with ``torch.load(weights_only=True)``.
+    kind : "causal", "masked" or "encoder"; detected from the config when None.
+    tokenizer : a tokenizer object or folder to use instead of the one saved with the model.
+    name, licence : override the display name and licence (otherwise from the registry, the
+        GGUF header or the model card).
+
+    GGUF files are de-quantised to float32 once and cached as a safetensors folder under
+    ``workbench.paths.cache_dir()/models/<sha256 of the GGUF>``; later loads read that folder.
+
+    Example
+    -------
+    >>> import workbench as wb
+    >>> model = wb.load_model("smollm2-135m-instruct")          # doctest: +SKIP
+    >>> model.kind, model.licence, len(model.fingerprint_id)    # doctest: +SKIP
+    ('causal', 'Apache-2.0', 12)
+    >>> import tempfile
+    >>> from workbench.testing import tiny_model
+    >>> folder = tempfile.mkdtemp()
+    >>> tiny = tiny_model("llama")
+    >>> tiny.hf.save_pretrained(folder); _ = tiny.tokenizer.save_pretrained(folder)
+    >>> wb.load_model(folder).kind
+    'causal'
+    """
+    if isinstance(spec, Model):
+        _check_unused(spec, revision=revision, dtype=dtype, device=device, device_map=device_map,
+                      kind=kind, tokenizer=tokenizer)
+        return spec
+    if not isinstance(spec, (str, os.PathLike)):
+        raise InvalidInputError(f"spec must be an alias, a path, a hub id or a Model, got {type(spec).__name__}")
+    if kind is not None and kind not in KINDS:
+        raise InvalidInputError(f"kind must be one of {KINDS} or None, got {kind!r}")
+    opts = dict(dtype=_parse_dtype(dtype), device=device or "cpu", device_map=device_map,
+                max_memory=max_memory, offload_folder=offload_folder,
+                trust_remote_code=bool(trust_remote_code), allow_pickle=bool(allow_pickle),
+                kind=kind, tokenizer=tokenizer, name=name, licence=licence)
+    text = os.fspath(spec)
+    from workbench.models.registry import EMBEDDED, get_entry
+    if text in EMBEDDED:
+        from workbench.models.embedded import load_embedded
+        return load_embedded(get_entry(text), **opts)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return load_folder(path, **opts)
+    if path.is_file():
+        if path.suffix.lower() == ".gguf":
+            from workbench.models.embedded import load_gguf_file
+            return load_gguf_file(path, **opts)
+        raise InvalidInputError(f"{path} is a file but not a .gguf: pass the folder that holds "
+                                "config.json and the weights instead")
+    if _looks_like_path(text):
+        raise ModelNotFoundError(f"no such file or folder: {path}. Check the path (it is resolved from "
+                                 f"{Path.cwd()}), or pass an alias from wb.list_models().")
+    if _HUB_ID.match(text):
+        from workbench.models.hub import load_hub
+        return load_hub(text, revision=revision, hub_cache_dir=hub_cache_dir, **opts)
+    get_entry(text)  # raises UnknownModelError listing the aliases
+
+
+def _looks_like_path(text: str) -> bool:
+    return (text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text
+            or text.lower().endswith((".gguf", ".safetensors", ".bin", ".json")))
+
+
+def _parse_dtype(dtype):
+    import torch
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype) or dtype == "auto":
+        return dtype
+    if isinstance(dtype, str) and dtype.replace("torch.", "") in _DTYPES:
+        return getattr(torch, dtype.replace("torch.", ""))
+    raise InvalidInputError(f"dtype must be one of {_DTYPES}, 'auto' or a torch.dtype, got {dtype!r}")
+
+
+def _check_unused(model: Model, **given) -> None:
+    ignored = [k for k, v in given.items() if v is not None]
+    if ignored:
+        raise InvalidInputError(f"load_model got an already loaded Model and options {ignored} that "
+                                "would be ignored: load the model again from its source with them, "
+                                "or use model.hf.to(...) yourself.")
+
+
+def detect_kind(config) -> str:
+    """'causal', 'masked' or 'encoder' from ``config.architectures`` (else from the model type)."""
+    for arch in getattr(config, "architectures", None) or []:
+        if arch.endswith(("ForCausalLM", "LMHeadModel")):
+            return "causal"
+        if arch.endswith(("ForMaskedLM", "ForPreTraining")):
+            return "masked"
+    if getattr(config, "architectures", None):
+        return "encoder"
+    from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+                                                        MODEL_FOR_MASKED_LM_MAPPING_NAMES)
+    if config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+        return "masked"
+    if config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return "causal"
+    return "encoder"
+
+
+def weight_files_in(folder: Path, allow_pickle: bool) -> tuple[list[Path], bool]:
+    """The weight files transformers will read from ``folder`` and whether they are safetensors."""
+    from workbench.models.checks import check_safetensors
+
+    safetensors = sorted(folder.glob("model*.safetensors")) or sorted(folder.glob("*.safetensors"))
+    if safetensors:
+        for f in safetensors:
+            check_safetensors(f)
+        return safetensors, True
+    pickles = sorted(folder.glob("pytorch_model*.bin"))
+    if pickles:
+        if not allow_pickle:
+            raise UnsafeWeightsError(
+                f"{folder} has only pickle weights ({', '.join(p.name for p in pickles)}), which can run "
+                "arbitrary code when loaded. Convert them to safetensors, or pass allow_pickle=True if "
+                "you trust the source (they are then loaded with torch.load(weights_only=True)).")
+        return pickles, False
+    raise ModelNotFoundError(f"no weight files (*.safetensors, pytorch_model*.bin, *.gguf) in {folder}")
+
+
+def load_folder(folder: Path, **opts) -> Model:
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        ggufs = sorted(folder.glob("*.gguf"))
+        if len(ggufs) == 1:
+            from workbench.models.embedded import load_gguf_file
+            return load_gguf_file(ggufs[0], **opts)
+        raise ModelNotFoundError(f"{folder} has no config.json: pass the folder saved by "
+                                 "save_pretrained (or a hub snapshot), or the path of a .gguf file.")
+    files, safe = weight_files_in(folder, opts["allow_pickle"])
+    return from_folder(folder, weight_files=files, use_safetensors=safe,
+                       source=f"folder:{folder.resolve()}", **opts)
+
+
+def from_folder(folder: Path, *, weight_files=None, weight_hashes=None, use_safetensors=True,
+                source: str, dtype, device, device_map, max_memory, offload_folder, trust_remote_code,
+                allow_pickle, kind, tokenizer, name, licence) -> Model:
+    """Load model and tokenizer from ``folder`` and fingerprint them with the given weight files."""
+    import transformers as T
+
+    from workbench.models.checks import check_tokenizer_matches
+
+    config = T.AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    kind = kind or detect_kind(config)
+    auto = {"causal": T.AutoModelForCausalLM, "masked": T.AutoModelForMaskedLM, "encoder": T.AutoModel}[kind]
+    kwargs = dict(config=config, dtype=dtype, trust_remote_code=trust_remote_code, weights_only=True,
+                  use_safetensors=use_safetensors, output_loading_info=True)
+    if device_map is not None:
+        kwargs.update(device_map=device_map, max_memory=max_memory, offload_folder=offload_folder)
+    try:
+        hf, info = auto.from_pretrained(folder, **kwargs)
+    except ValueError as e:
+        if "Unrecognized configuration class" in str(e):
+            raise WrongModelKindError(f"{config.model_type} models cannot be loaded as kind={kind!r}: "
+                                      "pass another kind ('causal', 'masked' or 'encoder').") from e
+        raise
+    except Exception as e:  # safetensors/torch errors on a torn file that passed the size check
+        if "deserializ" in str(e) or "safetensor" in type(e).__name__.lower():
+            raise CorruptModelError(f"the weights in {folder} could not be read ({e}); "
+                                    "re-download or re-save them.") from e
+        raise
+    missing = list(info.get("missing_keys", ()))
+    if kind == "encoder" and missing and all(k.startswith("pooler.") for k in missing):
+        # a masked-LM checkpoint has no pooler; drop it rather than keep a random one
+        hf.pooler, missing = None, []
+    if missing:
+        hint = (" The checkpoint has no head for this kind: load it with kind='encoder'."
+                if kind != "encoder" else "")
+        raise CorruptModelError(f"{len(missing)} weights of {type(hf).__name__} are not in {folder} "
+                                f"(e.g. {missing[:3]}) and would be random.{hint}")
+    if device_map is None:
+        hf.to(device)
+    tok_where = ""
+    if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
+        tok_where = f" from {tokenizer}" if tokenizer is not None else ""
+        tokenizer = T.AutoTokenizer.from_pretrained(tokenizer or folder, trust_remote_code=trust_remote_code)
+    check_tokenizer_matches(hf, tokenizer, tok_where)
+    if licence is None:
+        licence = licence_from_card(folder)
+    return Model.from_hf(hf, tokenizer, name=name or _display_name(folder, config), kind=kind,
+                         licence=licence, source=source, weight_files=weight_files,
+                         weight_hashes=weight_hashes, extra={"loaded_from": str(folder)})
+
+
+def licence_from_card(folder: Path) -> str:
+    """The ``license:`` field of the model card's YAML front matter, else 'unknown'."""
+    card = Path(folder) / "README.md"
+    if card.is_file():
+        text = card.read_text(errors="replace")
+        if text.startswith("---"):
+            front = text.split("---", 2)[1]
+            m = re.search(r"^licen[cs]e:\s*(.+)$", front, flags=re.M)
+            if m:
+                return m.group(1).strip().strip("'\"")
+    return "unknown (no licence in the model card: check the source)"
+
+
+def _display_name(folder: Path, config) -> str:
+    return Path(folder).name
