@@ -162,3 +162,8 @@ def test_a_probe_results_data_hash_is_recorded_as_a_task_once():
     card.add_result("stereoset / model b", Result(frame, provenance=prov))
     assert card.data["tasks"] == [{"name": "stereoset", "hash": "f00d", "licence": "CC BY-SA 4.0", "limit": 50,
                                    "n_scored": 50, "options": {"aggregate": "sum"}}]
+
+
+def test_audit_limits_must_be_positive(tmp_path):
+    with pytest.raises(InvalidInputError, match="positive"):
+        main([str(tmp_path / "x.ipynb"), "--probe-limit", "0"])

@@ -224,20 +224,22 @@ def build_report(notebook: str | os.PathLike, out_dir: str | os.PathLike, timeou
     return Report(html=html_path, card=card_path, notebook=executed_path, seconds=seconds)
 
 
-def main(argv=None) -> int:
-    """``workbench audit [NOTEBOOK] [--out DIR]``: run an audit headless and write its report."""
-    parser = argparse.ArgumentParser(prog="workbench audit", description=main.__doc__)
+def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``workbench audit`` options (shared by :func:`main` and the package CLI)."""
     parser.add_argument("notebook", nargs="?", default=str(FLAGSHIP),
                         help="audit notebook to run (default: the flagship audit)")
     parser.add_argument("--out", default="out/audit", help="folder for the HTML, JSON and notebook")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell")
     parser.add_argument("--probe-limit", type=int, help="items per bias probe (the notebook's default if unset)")
     parser.add_argument("--blimp-limit", type=int, help="pairs per BLiMP paradigm (the notebook's default if unset)")
-    args = parser.parse_args(argv)
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    """Run the audit notebook headless and print where its report is."""
     for flag, env in ((args.probe_limit, "WORKBENCH_AUDIT_PROBE_LIMIT"), (args.blimp_limit, "WORKBENCH_AUDIT_BLIMP_LIMIT")):
         if flag is not None:
             if flag < 1:
-                parser.error(f"limits must be positive, got {flag}")
+                raise InvalidInputError(f"limits must be positive integers, got {flag}")
             os.environ[env] = str(flag)  # the notebook's kernel inherits them
     print(f"running {args.notebook} headless ...", flush=True)
     report = build_report(args.notebook, args.out, timeout=args.timeout)
@@ -249,6 +251,13 @@ def main(argv=None) -> int:
     for f in card["fidelity"]:
         print(f"  fidelity check on {f['model']}: {'ok' if f['ok'] else 'FAILED'}")
     return 0
+
+
+def main(argv=None) -> int:
+    """``workbench audit [NOTEBOOK] [--out DIR]``: run an audit headless and write its report."""
+    parser = argparse.ArgumentParser(prog="workbench audit", description=main.__doc__)
+    add_audit_arguments(parser)
+    return run_audit(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
