@@ -32,9 +32,9 @@ ablation.summary()
 
 # %%
 methods = {"feature_ablation": ablation}
-methods["shapley_sampling"] = wb.attribute(model, prompt, target, method="shapley_sampling", n_samples=8,
+methods["shapley_sampling"] = wb.attribute(model, prompt, target, method="shapley_sampling", n_samples=4,
                                            random_check=False)
-methods["integrated_gradients"] = wb.attribute(model, prompt, target, method="integrated_gradients", n_steps=32,
+methods["integrated_gradients"] = wb.attribute(model, prompt, target, method="integrated_gradients", n_steps=16,
                                                random_check=False)
 table = pd.DataFrame({name: df["attribution"].to_numpy() for name, df in methods.items()},
                      index=ablation["token"])

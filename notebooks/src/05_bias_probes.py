@@ -27,7 +27,7 @@ wb.list_probes()[["probe", "description", "models", "licence", "non_commercial"]
 # higher. 50% is the ideal.
 
 # %%
-crows = wb.run_probe("crows_pairs", model, data=DATA / "crows_pairs", limit=150, seed=0)
+crows = wb.run_probe("crows_pairs", model, data=DATA / "crows_pairs", limit=80, seed=0)
 crows
 
 # %%
@@ -50,7 +50,7 @@ crows.items.nlargest(5, "likelihood_diff")[["bias_type", "sent_more", "sent_less
 # %%
 rows = []
 for aggregate in ("sum", "mean"):
-    s = wb.run_probe("crows_pairs", model, data=DATA / "crows_pairs", limit=150, seed=0, aggregate=aggregate).summary()
+    s = wb.run_probe("crows_pairs", model, data=DATA / "crows_pairs", limit=80, seed=0, aggregate=aggregate).summary()
     rows.append(s[(s.metric == "pct_stereotype") & (s.category == "all")].assign(aggregate=aggregate))
 pd.concat(rows)[["aggregate", "value", "ci_low", "ci_high", "n"]]
 
@@ -60,7 +60,7 @@ pd.concat(rows)[["aggregate", "value", "ci_low", "ci_high", "n"]]
 # the gap between them (ideal 0) by type. Type 1 needs world knowledge, type 2 can be solved by syntax.
 
 # %%
-winobias = wb.run_probe("winobias", model, data=DATA / "winobias", limit=200, seed=0)
+winobias = wb.run_probe("winobias", model, data=DATA / "winobias", limit=80, seed=0)
 winobias.summary()
 
 # %% [markdown]
@@ -69,7 +69,7 @@ winobias.summary()
 # the JSON file and make their own.
 
 # %%
-occupations = wb.run_probe("occupations_pronouns", model, limit=120, seed=0)
+occupations = wb.run_probe("occupations_pronouns", model, limit=60, seed=0)
 occupations.summary().head(8)
 
 # %% [markdown]
@@ -79,7 +79,7 @@ occupations.summary().head(8)
 
 # %%
 encoder = wb.load_model("all-minilm-l6-v2")
-seat = wb.run_probe("seat", encoder, data=DATA / "seat", limit=3, seed=0, n_perm=2000)
+seat = wb.run_probe("seat", encoder, data=DATA / "seat", limit=2, seed=0, n_perm=2000)
 seat.summary()
 
 # %% [markdown]
