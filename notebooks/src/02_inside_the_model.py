@@ -9,6 +9,7 @@
 # %%
 import matplotlib.pyplot as plt
 import workbench as wb
+from workbench.widgets import attention_explorer, logit_lens_explorer
 
 model = wb.load_model("smollm2-135m-instruct")
 print(model.name, model.fingerprint_id, f"{model.n_layers} layers")
@@ -50,6 +51,12 @@ wb.inspect.plot_logit_lens(lens, value="prob", target=" Paris")
 plt.show()
 
 # %% [markdown]
+# Explore it: edit the text (press Enter) and pick a target to follow through the layers.
+
+# %%
+logit_lens_explorer(model, prompt, targets=[" Paris", " London"])
+
+# %% [markdown]
 # ## Attention patterns
 # Per layer and head. The summary flags typical head types: "previous-token" heads and heads that
 # park their attention on the first token (an attention sink).
@@ -61,3 +68,9 @@ attn.summary().sort_values("to_previous", ascending=False).head()
 # %%
 attn.plot(layer=3)
 plt.show()
+
+# %% [markdown]
+# Or browse every layer and head with the sliders:
+
+# %%
+attention_explorer(model, "When Mary and John went to the store, John gave a drink to")
