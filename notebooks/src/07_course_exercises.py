@@ -75,3 +75,44 @@ with torch.no_grad():
 greedy = wb.generate(model, [context], max_new_tokens=1)["completion"][0]
 check("Exercise 3: greedy next token", answer, expected=greedy,
       hint="argmax of the logits at the last position, then tok.decode")
+
+# %% [markdown]
+# ## Exercise 4: the logit lens at the last layer is the model's own prediction
+# `wb.logit_lens` decodes every layer's residual stream through the final norm and unembedding.
+# At the last layer that is exactly what the model outputs. Compute the probability of `" Paris"`
+# at the last position of the context from `hf`'s logits.
+
+# %%
+lens = wb.logit_lens(model, context, targets=[" Paris"])
+paris_id = tok(" Paris", add_special_tokens=False)["input_ids"][0]
+last = lens[(lens.layer == lens.layer.max()) & (lens.position == lens.position.max()) & (lens.target_id == paris_id)]
+answer = None
+### BEGIN SOLUTION
+ids = tok(context, return_tensors="pt")["input_ids"]  # the lens tokenises the way the tokenizer does
+with torch.no_grad():
+    answer = torch.softmax(hf(ids).logits[0, -1].float(), dim=-1)[paris_id].item()
+### END SOLUTION
+check("Exercise 4: P(' Paris') at the last layer", answer, expected=float(last["prob"].iloc[0]), tol=1e-4,
+      hint="softmax of the logits at the last position, then index the token id of ' Paris'")
+
+# %% [markdown]
+# ## Exercise 5: a bias metric from its items
+# CrowS-Pairs' `pct_stereotype` is the percentage of pairs where the more stereotyping sentence
+# (`score_more`) scores higher than the less stereotyping one (`score_less`). Compute it from the
+# item rows of a small run; the check uses the probe's own summary.
+
+# %%
+import os
+from pathlib import Path
+
+DATA = Path(os.environ.get("WORKBENCH_SHARED_DATA", Path.cwd().resolve().parents[1] / "shared" / "data"))
+crows = wb.run_probe("crows_pairs", model, data=DATA / "crows_pairs", limit=40, seed=0)
+items = crows.items
+summary = crows.summary()
+answer = None
+### BEGIN SOLUTION
+answer = 100 * float((items["score_more"] > items["score_less"]).mean())
+### END SOLUTION
+check("Exercise 5: pct_stereotype", answer,
+      expected=summary[(summary.metric == "pct_stereotype") & (summary.category == "all")]["value"].iloc[0],
+      tol=1e-9, hint="the mean of (score_more > score_less), times 100")
