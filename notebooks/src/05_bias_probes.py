@@ -15,6 +15,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 import workbench as wb
+from workbench.widgets.items import item_browser
 
 DATA = Path(os.environ.get("WORKBENCH_SHARED_DATA", Path.cwd().resolve().parents[1] / "shared" / "data"))
 model = wb.load_model("smollm2-135m-instruct")
@@ -41,6 +42,12 @@ plt.show()
 
 # %%
 crows.items.nlargest(5, "likelihood_diff")[["bias_type", "sent_more", "sent_less", "score_more", "score_less"]]
+
+# %% [markdown]
+# Browse them all: filter by bias type, search the sentences, sort by any score.
+
+# %%
+item_browser(crows, columns=["bias_type", "stereo_antistereo", "sent_more", "sent_less", "likelihood_diff", "stereotyped"])
 
 # %% [markdown]
 # ## How fragile is the number? A small multiverse
