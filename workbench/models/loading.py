@@ -70,14 +70,14 @@ def load_model(spec, *, revision: str | None = None, dtype=None, device=None, de
         return spec
     if not isinstance(spec, (str, os.PathLike)):
         raise InvalidInputError(f"spec must be an alias, a path, a hub id or a Model, got {type(spec).__name__}")
-    if kind is not None and kind not in KINDS:
-        raise InvalidInputError(f"kind must be one of {KINDS} or None, got {kind!r}")
-    opts = dict(dtype=_parse_dtype(dtype), device=device or "cpu", device_map=device_map,
-                max_memory=max_memory, offload_folder=offload_folder,
-                trust_remote_code=bool(trust_remote_code), allow_pickle=bool(allow_pickle),
-                kind=kind, tokenizer=tokenizer, name=name, licence=licence)
+    opts = load_options(dtype=dtype, device=device, device_map=device_map, max_memory=max_memory,
+                        offload_folder=offload_folder, trust_remote_code=trust_remote_code,
+                        allow_pickle=allow_pickle, kind=kind, tokenizer=tokenizer, name=name, licence=licence)
     text = os.fspath(spec)
     from workbench.models.registry import EMBEDDED, get_entry
+    if revision is not None and (text in EMBEDDED or Path(text).expanduser().exists()):
+        raise InvalidInputError(f"revision={revision!r} applies to hub ids only; {text!r} is an "
+                                "embedded alias or a local path, which have one version each.")
     if text in EMBEDDED:
         from workbench.models.embedded import load_embedded
         return load_embedded(get_entry(text), **opts)
@@ -97,6 +97,18 @@ def load_model(spec, *, revision: str | None = None, dtype=None, device=None, de
         from workbench.models.hub import load_hub
         return load_hub(text, revision=revision, hub_cache_dir=hub_cache_dir, **opts)
     get_entry(text)  # raises UnknownModelError listing the aliases
+
+
+def load_options(*, dtype=None, device=None, device_map=None, max_memory=None, offload_folder=None,
+                 trust_remote_code=False, allow_pickle=False, kind=None, tokenizer=None, name=None,
+                 licence=None) -> dict:
+    """The validated options every loading route takes (see :func:`load_model`)."""
+    if kind is not None and kind not in KINDS:
+        raise InvalidInputError(f"kind must be one of {KINDS} or None, got {kind!r}")
+    return dict(dtype=_parse_dtype(dtype), device=device or "cpu", device_map=device_map,
+                max_memory=max_memory, offload_folder=offload_folder,
+                trust_remote_code=bool(trust_remote_code), allow_pickle=bool(allow_pickle),
+                kind=kind, tokenizer=tokenizer, name=name, licence=licence)
 
 
 def _looks_like_path(text: str) -> bool:

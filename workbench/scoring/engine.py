@@ -10,8 +10,8 @@ Why it is fast and exact:
   (causal attention never looks right) and results do not depend on batch size or order;
 * the output projection runs only at the scored positions (a 49k-vocabulary projection at every
   position is most of the cost of a small model);
-* contexts shared by several continuations (multiple choice) run once, through the KV cache
-  (:mod:`workbench.scoring.shared`);
+* token prefixes shared by several requests (a multiple-choice context, the common start of a
+  CrowS-Pairs pair) run once, through the KV cache (:mod:`workbench.scoring.shared`);
 * log-softmax in float32, under ``torch.inference_mode``.
 """
 from __future__ import annotations
@@ -23,6 +23,7 @@ from workbench.scoring import shared
 
 DEFAULT_TOKEN_BUDGET = 8192
 MAX_BATCH = 64
+PROJECTION_ROWS = 512  # scored positions per output projection: 512 x 49k float32 = 100 MB
 
 
 def max_length(model) -> int:
@@ -62,11 +63,18 @@ def plan_batches(lengths: list[int], token_budget: int, max_batch: int = MAX_BAT
 
 
 def _project(model, hidden: torch.Tensor, targets: list[int]) -> tuple[list[float], list[bool]]:
-    """Log-prob of each target and whether it is the argmax, from hidden states at scored positions."""
-    logprobs = torch.log_softmax(output_logits(model, hidden).float(), dim=-1)
+    """Log-prob of each target and whether it is the argmax, from hidden states at scored positions.
+
+    In chunks of ``PROJECTION_ROWS`` positions, as ``logit[target] - logsumexp(logits)`` in float32:
+    the same number as ``log_softmax`` without a second vocabulary-sized tensor, so peak memory
+    stays flat however many positions a batch scores."""
     tgt = torch.tensor(targets, device=hidden.device)
-    token_lp = logprobs.gather(1, tgt[:, None])[:, 0].cpu().tolist()
-    greedy = (logprobs.argmax(-1) == tgt).cpu().tolist()
+    token_lp, greedy = [], []
+    for s in range(0, hidden.shape[0], PROJECTION_ROWS):
+        logits = output_logits(model, hidden[s:s + PROJECTION_ROWS]).float()
+        t = tgt[s:s + PROJECTION_ROWS]
+        token_lp += (logits.gather(1, t[:, None])[:, 0] - torch.logsumexp(logits, dim=-1)).cpu().tolist()
+        greedy += (logits.argmax(-1) == t).cpu().tolist()
     return token_lp, greedy
 
 
@@ -77,8 +85,8 @@ def score_token_requests(model, requests: list[tuple[list[int], list[int]]], *,
     """For each (context_ids, continuation_ids): per-token log-probs and greedy flags.
 
     Inputs longer than the model's window are truncated from the left (the continuation is kept
-    whole; a continuation longer than the window is an error upstream). Requests with identical
-    context ids run their context once (:mod:`workbench.scoring.shared`) unless
+    whole; a continuation longer than the window is an error upstream). Requests whose tokens
+    start alike run their common prefix once (:mod:`workbench.scoring.shared`) unless
     ``share_contexts=False`` or the model's cache cannot be reused.
     """
     limit = max_length(model)
@@ -87,7 +95,7 @@ def score_token_requests(model, requests: list[tuple[list[int], list[int]]], *,
     results: list[dict | None] = [None] * len(requests)
     groups, rest = [], list(range(len(requests)))
     if share_contexts and shared.supports_shared_context(model):
-        groups, rest = shared.group_shared(requests, limit)
+        groups, rest = shared.group_shared(requests, limit, MAX_BATCH)
     shared_batches = shared.plan_shared_batches(groups, requests, token_budget, MAX_BATCH,
                                                 same_length=shared.has_sliding_window(model))
     inputs = {i: (list(requests[i][0]) + list(requests[i][1]))[:-1][-limit:] for i in rest}

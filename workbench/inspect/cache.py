@@ -1,0 +1,142 @@
+"""The object :func:`workbench.capture` returns, and the memory estimate made before capturing."""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from workbench.errors import DoesNotFitError, InvalidInputError
+from workbench.inspect.sites import MODEL_SITES
+
+
+class ActivationCache:
+    """Captured activations, indexed ``cache[site, layer]`` (``cache["logits"]`` for sites
+    without layers). Tensors live on the CPU.
+
+    Layout: ``[batch, seq, ...]`` in input order (``attn_pattern``: ``[batch, heads, seq, seq]``).
+    Sequences are **right-padded** to the longest one (left-padded in generation mode, where
+    ``tokens`` holds prompt + generated tokens and activations cover every position that was
+    fed to the model, i.e. all but the last token). Padded positions hold zeros (in generation
+    mode: the model's activations for the pad tokens); ``attention_mask``
+    says which positions are real. With ``positions=...`` the seq axis holds only those
+    positions, listed per row in ``positions`` (``[batch, n_positions]`` token indices).
+
+    Example
+    -------
+    >>> import workbench as wb
+    >>> from workbench.testing import tiny_model
+    >>> cache = wb.capture(tiny_model("llama"), ["The cat sat", "A dog"], sites=["resid_post"])
+    >>> cache["resid_post", 1].shape[:2] == cache.tokens.shape
+    True
+    """
+
+    def __init__(self, data: dict, tokens: torch.Tensor, attention_mask: torch.Tensor, str_tokens: list,
+                 positions: torch.Tensor | None = None, notes: list | None = None, provenance: dict | None = None):
+        self.data = data
+        self.tokens = tokens
+        self.attention_mask = attention_mask
+        self.str_tokens = str_tokens
+        self.positions = positions
+        self.notes = notes or []
+        self.provenance = provenance or {}
+
+    def _key(self, key):
+        if isinstance(key, str):
+            key = (key, None)
+        if not (isinstance(key, tuple) and len(key) == 2):
+            raise InvalidInputError(f"index a cache with cache[site, layer] or cache[site], got {key!r}")
+        site, layer = key
+        if layer is not None and layer < 0:
+            layer += self.provenance.get("n_layers", 0)
+        return site, layer
+
+    def __getitem__(self, key) -> torch.Tensor:
+        k = self._key(key)
+        if k not in self.data:
+            raise KeyError(f"{key!r} was not captured; this cache holds {sorted(self.keys(), key=str)}. "
+                           "Capture again with that site/layer.")
+        return self.data[k]
+
+    def __contains__(self, key) -> bool:
+        return self._key(key) in self.data
+
+    def keys(self):
+        return list(self.data)
+
+    @property
+    def sites(self) -> list[str]:
+        return sorted({s for s, _ in self.data})
+
+    def layers(self, site: str) -> list[int]:
+        return sorted(layer for s, layer in self.data if s == site and layer is not None)
+
+    def stack(self, site: str) -> torch.Tensor:
+        """All captured layers of ``site`` as one tensor ``[n_layers, ...]`` (in layer order)."""
+        return torch.stack([self.data[(site, layer)] for layer in self.layers(site)])
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.data.values())
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per captured tensor: site, layer, shape, dtype, megabytes, mean L2 norm per token."""
+        rows = []
+        for (site, layer), t in self.data.items():
+            flat = t.float().reshape(t.shape[0], t.shape[1], -1) if site != "attn_pattern" else None
+            norm = float(flat.norm(dim=-1).mean()) if flat is not None else float("nan")
+            rows.append(dict(site=site, layer=layer, shape=tuple(t.shape), dtype=str(t.dtype).replace("torch.", ""),
+                             mb=t.numel() * t.element_size() / 2**20, mean_norm=norm))
+        return pd.DataFrame(rows)
+
+    def summary(self) -> pd.DataFrame:
+        return self.to_frame()
+
+    def plot(self, site: str = "resid_post", ax=None):
+        """Mean norm of ``site`` per layer (real tokens only)."""
+        import matplotlib.pyplot as plt
+        layers = self.layers(site)
+        if not layers:
+            raise KeyError(f"no layers of {site!r} captured")
+        mask = self.attention_mask.bool() if self.positions is None else torch.ones(self.data[(site, layers[0])].shape[:2], dtype=torch.bool)
+        norms = [float(self.data[(site, layer)].float().norm(dim=-1)[mask].mean()) for layer in layers]
+        if ax is None:
+            _, ax = plt.subplots(figsize=(5, 3))
+        ax.plot(layers, norms, marker="o")
+        ax.set(xlabel="layer", ylabel=f"mean ‖{site}‖", title=f"{self.provenance.get('model', '')} {site} norm")
+        return ax
+
+    def __repr__(self):
+        return (f"ActivationCache({len(self.data)} tensors, {self.nbytes / 2**20:.1f} MiB, "
+                f"batch={tuple(self.tokens.shape)}, sites={self.sites})")
+
+
+def estimate_bytes(ad, keys, n_seqs: int, seq_len: int, n_positions: int | None, dtype_bytes: int,
+                   batch_size: int, needs_eager: bool, model_bytes_per_el: int = 4) -> dict:
+    """Bytes the capture will store (``stored``) and the transient peak of one batch's forward
+    (``forward``: logits, MLP and, under eager attention, the score matrices)."""
+    P = n_positions if n_positions is not None else seq_len
+    stored = 0
+    for site, _ in keys:
+        if site == "attn_pattern":
+            stored += n_seqs * ad.n_heads * P * seq_len * dtype_bytes
+        else:
+            stored += n_seqs * P * ad.site_width(site) * dtype_bytes
+    b = min(batch_size, n_seqs)
+    fwd = b * seq_len * (ad.vocab + 6 * ad.d_model + 3 * ad.d_mlp) * model_bytes_per_el
+    if needs_eager:
+        fwd += 2 * b * ad.n_heads * seq_len * seq_len * model_bytes_per_el
+    return {"stored": int(stored), "forward": int(fwd)}
+
+
+def check_fits(estimate: dict, max_memory: int | None, what_to_narrow: str):
+    """Refuse (:class:`DoesNotFitError`) when the estimate exceeds ``max_memory`` bytes
+    (default: 90% of the memory available now)."""
+    if max_memory is None:
+        import psutil
+        max_memory = int(0.9 * psutil.virtual_memory().available)
+    need = estimate["stored"] + estimate["forward"]
+    if need > max_memory:
+        raise DoesNotFitError(
+            f"capture would need about {need / 2**30:.2f} GiB ({estimate['stored'] / 2**30:.2f} GiB stored + "
+            f"{estimate['forward'] / 2**30:.2f} GiB for one batch's forward pass) but {max_memory / 2**30:.2f} GiB "
+            f"is available. Narrow it: {what_to_narrow}")
+    return need

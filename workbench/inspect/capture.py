@@ -1,0 +1,309 @@
+"""``wb.capture``: read activations at named sites with hooks on the unmodified model."""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from workbench.errors import InvalidInputError, UnsupportedSiteError
+from workbench.inspect.cache import ActivationCache, check_fits, estimate_bytes
+from workbench.inspect.hooks import add_read_hook, attention_implementation, hooks_removed_after
+from workbench.inspect.sites import MODEL_SITES, SITES, adapter
+
+
+def tokenize(model, inputs, padding_side: str = "right") -> dict:
+    """Texts -> ``input_ids``/``attention_mask`` padded on ``padding_side``, special tokens as the
+    tokenizer adds them by default (its own BOS convention). A dict with ``input_ids`` (and
+    optionally ``attention_mask``) is taken as already tokenised."""
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    if hasattr(inputs, "keys") and "input_ids" in inputs:
+        ids = torch.as_tensor(inputs["input_ids"])
+        ids = ids[None] if ids.dim() == 1 else ids
+        mask = torch.as_tensor(inputs["attention_mask"]) if "attention_mask" in inputs else torch.ones_like(ids)
+        mask = mask.reshape(ids.shape)
+        if padding_side == "right" and not (mask[:, :-1] >= mask[:, 1:]).all():
+            raise InvalidInputError("tokenised inputs must be right-padded (attention_mask 1...1 0...0 per row); "
+                                    "pass texts, or re-pad with tokenizer(..., padding_side='right')")
+        return {"input_ids": ids, "attention_mask": mask}
+    if not isinstance(inputs, (list, tuple)) or not inputs or not all(isinstance(t, str) for t in inputs):
+        raise InvalidInputError("inputs must be a text, a non-empty list of texts, or a dict with input_ids")
+    if any(not t for t in inputs):
+        raise InvalidInputError(f"empty text at index {[i for i, t in enumerate(inputs) if not t]}; remove it")
+    tok = model.tokenizer
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    with _backend_state_kept(tok):
+        enc = _pad_manually(tok, inputs, pad, padding_side)
+    return enc
+
+
+@contextlib.contextmanager
+def _backend_state_kept(tok):
+    """Calling a fast tokenizer can leave its backend's padding/truncation settings changed
+    (e.g. padding direction), which would change the model's fingerprint; put them back."""
+    backend = getattr(tok, "_tokenizer", None)
+    if backend is None:
+        yield
+        return
+    padding, truncation = backend.padding, backend.truncation
+    try:
+        yield
+    finally:
+        if padding is None:
+            backend.no_padding()
+        else:
+            backend.enable_padding(**{k: v for k, v in padding.items() if k != "pad_to_multiple_of" or v})
+        if truncation is None:
+            backend.no_truncation()
+        else:
+            backend.enable_truncation(**truncation)
+
+
+def encode(tok, texts, **kwargs) -> list:
+    """``tok(texts, **kwargs)["input_ids"]`` leaving the tokenizer's state as it was."""
+    with _backend_state_kept(tok):
+        return tok(texts, **kwargs)["input_ids"]
+
+
+def _pad_manually(tok, texts, pad, side):
+    rows = tok(list(texts))["input_ids"]
+    n = max(map(len, rows))
+    ids = torch.full((len(rows), n), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), n), dtype=torch.long)
+    for i, r in enumerate(rows):
+        sl = slice(0, len(r)) if side == "right" else slice(n - len(r), n)
+        ids[i, sl], mask[i, sl] = torch.tensor(r), 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def resolve_sites(model, sites, layers):
+    """Validate sites/layers at the door; returns the list of (site, layer) keys."""
+    ad = adapter(model)
+    if isinstance(sites, str):
+        sites = ad.available() if sites == "all" else [sites]
+    sites = list(sites)
+    if not sites:
+        raise InvalidInputError("sites is empty; name at least one of " + ", ".join(SITES))
+    if layers is None:
+        layers = list(range(ad.n_layers))
+    elif isinstance(layers, int):
+        layers = [layers]
+    layers = sorted({ad.check_layer(layer) for layer in layers})
+    keys = []
+    for site in sites:
+        if site in MODEL_SITES:
+            ad.hook_point(site)
+            keys.append((site, None))
+        else:
+            for layer in layers:
+                ad.hook_point(site, layer)  # raises UnsupportedSiteError with the reason
+                keys.append((site, layer))
+    return keys
+
+
+def resolve_positions(positions, mask: torch.Tensor) -> torch.Tensor | None:
+    """``None`` (all), an int, a list of ints or ``"last"`` -> per-row token indices [batch, P].
+    Negative positions count from each row's last real token (right padding)."""
+    if positions is None:
+        return None
+    lengths = mask.sum(1)
+    if positions == "last":
+        positions = [-1]
+    if isinstance(positions, int):
+        positions = [positions]
+    if not isinstance(positions, (list, tuple)) or not positions or not all(isinstance(p, int) for p in positions):
+        raise InvalidInputError(f"positions must be None, an int, a list of ints or 'last', got {positions!r}")
+    pos = torch.tensor(positions)[None, :].expand(len(lengths), -1)
+    idx = torch.where(pos < 0, pos + lengths[:, None], pos)
+    bad = (idx < 0) | (idx >= lengths[:, None])
+    if bad.any():
+        row = int(bad.any(1).nonzero()[0])
+        raise InvalidInputError(f"positions {positions} fall outside text {row}, which has {int(lengths[row])} tokens; "
+                                "use positions within every text (negative ones count from the end)")
+    return idx
+
+
+class Recorder:
+    """Installs read hooks that keep, per (site, layer), only the requested positions, on the
+    CPU, in ``dtype``, as each forward produces them (so the model's own tensors can be freed)."""
+
+    def __init__(self, model, keys, dtype=None):
+        self.model, self.keys, self.dtype = model, keys, dtype
+        self.seq_dims = {site: adapter(model).hook_point(site, layer).seq_dim for site, layer in keys}
+        self.idx = None          # [b, P] positions of the batch being run, or None
+        self.pad = None          # [b, s] True at padding positions of the batch being run, or None
+        self.chunks = {k: [] for k in keys}
+
+    def _keep(self, key, x: torch.Tensor):
+        x = x.detach()
+        if self.idx is not None:
+            rows = torch.arange(x.shape[0], device=x.device)[:, None]
+            idx = self.idx.to(x.device)
+            x = x[rows, idx] if self.seq_dims[key[0]] == 1 else x[rows, :, idx].movedim(1, 2)
+            self.chunks[key].append(x.to(device="cpu", dtype=self.dtype or x.dtype))
+        else:
+            x = x.to(device="cpu", dtype=self.dtype or x.dtype, copy=True)
+            sd = self.seq_dims[key[0]]
+            if self.pad is not None and self.pad.any() and x.shape[sd] == self.pad.shape[1]:
+                # padding positions hold zeros, not the model's (meaningless) pad activations
+                shape = [x.shape[0]] + [1] * (x.dim() - 1)
+                shape[sd] = self.pad.shape[1]
+                x.masked_fill_(self.pad.reshape(shape), 0)
+            self.chunks[key].append(x)
+
+    @contextlib.contextmanager
+    def installed(self):
+        handles = [add_read_hook(self.model, s, layer, lambda x, k=(s, layer): self._keep(k, x))
+                   for s, layer in self.keys]
+        with hooks_removed_after(handles):
+            yield self
+
+    def take(self, key):
+        chunks, self.chunks[key] = self.chunks[key], []
+        return chunks
+
+
+def _place(chunks: list, n: int, seq_len: int, site: str, positioned: bool) -> torch.Tensor:
+    """Batch chunks (each padded only to its own batch's length) -> one zero-padded tensor."""
+    shape = list(chunks[0].shape)
+    shape[0] = n
+    if site == "attn_pattern":
+        shape[3] = seq_len
+        shape[2] = shape[2] if positioned else seq_len
+    elif not positioned:
+        shape[1] = seq_len
+    if len(chunks) == 1 and list(chunks[0].shape) == shape:
+        return chunks[0]  # one batch, nothing to pad: no copy
+    out = torch.zeros(shape, dtype=chunks[0].dtype)
+    i = 0
+    for c in chunks:
+        out[(slice(i, i + c.shape[0]),) + tuple(slice(0, d) for d in c.shape[1:])] = c
+        i += c.shape[0]
+    return out
+
+
+def capture(model, inputs, sites=("resid_post",), layers=None, positions=None, dtype=None, batch_size: int = 8,
+            max_new_tokens: int | None = None, out=None, shard_size: int = 256, max_memory: int | None = None,
+            progress: bool = True):
+    """Capture activations at ``sites`` (names in :mod:`workbench.inspect.sites`, or ``"all"``).
+
+    Parameters
+    ----------
+    inputs : text, list of texts, or a dict with ``input_ids``/``attention_mask``.
+    layers : None (all), an int or a list of ints (negative from the end).
+    positions : None (all), an int, a list of ints or ``"last"``; negative ones count back from each
+        text's last real token. Only those positions are kept.
+    dtype : store in this dtype (e.g. ``torch.float16``) to halve memory; default: the model's.
+    max_new_tokens : generate greedily this many tokens and capture every forward pass of it.
+    out : a folder: stream over ``inputs`` writing shards of ``shard_size`` texts there; returns a
+        :class:`~workbench.inspect.stream.ShardedCache`. Re-running resumes at the first missing shard.
+    max_memory : bytes allowed for the capture; default 90% of available RAM. Refused before running
+        (:class:`~workbench.errors.DoesNotFitError`) if the estimate is larger.
+
+    Example
+    -------
+    >>> import workbench as wb
+    >>> from workbench.testing import tiny_model
+    >>> m = tiny_model("gpt2")
+    >>> cache = wb.capture(m, ["The cat sat on the mat"], sites=["resid_post", "logits"], positions="last")
+    >>> cache["resid_post", 0].shape[1], cache["logits"].shape[-1] == len(m.tokenizer)
+    (1, True)
+    """
+    if out is not None:
+        from workbench.inspect.stream import capture_to_disk
+        return capture_to_disk(model, inputs, out, sites=sites, layers=layers, positions=positions, dtype=dtype,
+                               batch_size=batch_size, shard_size=shard_size, progress=progress)
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidInputError(f"batch_size must be a positive int, got {batch_size!r}")
+    keys = resolve_sites(model, sites, layers)
+    if max_new_tokens is not None:
+        return _capture_generation(model, inputs, keys, dtype, max_new_tokens, max_memory)
+    enc = tokenize(model, inputs)
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    idx = resolve_positions(positions, mask)
+    ad = adapter(model)
+    needs_eager = any(s == "attn_pattern" for s, _ in keys)
+    el = torch.empty((), dtype=dtype or model.dtype).element_size()
+    est = estimate_bytes(ad, keys, ids.shape[0], ids.shape[1], None if idx is None else idx.shape[1], el,
+                         batch_size, needs_eager, model.dtype.itemsize)
+    check_fits(est, max_memory, "fewer sites or layers, positions='last' (or a list), dtype=torch.float16, "
+                                "a smaller batch_size, or out='folder' to stream shards to disk")
+    rec = Recorder(model, keys, dtype)
+    notes = []
+    n = ids.shape[0]
+    batches = range(0, n, batch_size)
+    parts = {k: [] for k in keys}
+    eager = attention_implementation(model) if needs_eager else contextlib.nullcontext()
+    with eager as switched, rec.installed(), torch.inference_mode():
+        if switched:
+            notes.append(f"attention switched from {switched!r} to 'eager' to read attn_pattern, then restored")
+        it = batches
+        if progress and len(batches) > 4:
+            from tqdm.auto import tqdm
+            it = tqdm(batches, desc="capture", unit="batch")
+        for i in it:
+            m = mask[i:i + batch_size]
+            width = int(m.sum(1).max())  # trim this batch's padding (right-padded)
+            rec.idx = None if idx is None else idx[i:i + batch_size]
+            rec.pad = ~m[:, :width].bool()
+            model.hf(input_ids=ids[i:i + batch_size, :width].to(model.device),
+                     attention_mask=m[:, :width].to(model.device))
+            for k in keys:
+                parts[k].extend(rec.take(k))
+    data = {k: _place(parts.pop(k), n, ids.shape[1], k[0], idx is not None) for k in keys}
+    return ActivationCache(data, ids, mask, _str_tokens(model, ids, mask), idx, notes,
+                           _provenance(model, keys, dtype, est))
+
+
+def _capture_generation(model, inputs, keys, dtype, max_new_tokens, max_memory):
+    if any(s == "logits" for s, _ in keys):
+        raise UnsupportedSiteError("site 'logits' during generation: transformers computes logits only at the last "
+                                   "position while generating; capture 'final_norm' and apply the model's head, "
+                                   "or capture logits of the finished text without max_new_tokens")
+    if model.kind != "causal":
+        raise InvalidInputError(f"max_new_tokens needs a causal LM; {model.name} is {model.kind}")
+    enc = tokenize(model, inputs, padding_side="left")
+    ad = adapter(model)
+    total = enc["input_ids"].shape[1] + max_new_tokens
+    needs_eager = any(s == "attn_pattern" for s, _ in keys)
+    el = torch.empty((), dtype=dtype or model.dtype).element_size()
+    check_fits(estimate_bytes(ad, keys, enc["input_ids"].shape[0], total, None, el, enc["input_ids"].shape[0],
+                              needs_eager, model.dtype.itemsize), max_memory,
+               "fewer sites or layers, fewer max_new_tokens, or dtype=torch.float16")
+    rec = Recorder(model, keys, dtype)
+    tok = model.tokenizer
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    eager = attention_implementation(model) if needs_eager else contextlib.nullcontext()
+    notes = []
+    with eager as switched, rec.installed(), torch.inference_mode():
+        if switched:
+            notes.append(f"attention switched from {switched!r} to 'eager' to read attn_pattern, then restored")
+        seqs = model.hf.generate(input_ids=enc["input_ids"].to(model.device),
+                                 attention_mask=enc["attention_mask"].to(model.device),
+                                 max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad)
+    seqs = seqs.cpu()
+    fed = seqs.shape[1] - 1
+    data = {}
+    for k in keys:
+        steps = rec.take(k)
+        if k[0] == "attn_pattern":  # each step attends to a longer prefix: pad keys to the full length
+            steps = [torch.nn.functional.pad(s, (0, fed - s.shape[-1])) for s in steps]
+            data[k] = torch.cat(steps, dim=2)
+        else:
+            data[k] = torch.cat(steps, dim=1)
+    mask = torch.cat([enc["attention_mask"], torch.ones(seqs.shape[0], seqs.shape[1] - enc["attention_mask"].shape[1],
+                                                          dtype=enc["attention_mask"].dtype)], dim=1)
+    notes.append("generation: left-padded; activations cover tokens[:, :-1] (the last token is never fed back)")
+    return ActivationCache(data, seqs, mask, _str_tokens(model, seqs, mask), None, notes,
+                           _provenance(model, keys, dtype, None, max_new_tokens=max_new_tokens))
+
+
+def _str_tokens(model, ids, mask):
+    conv = model.tokenizer.convert_ids_to_tokens
+    return [conv([int(t) for t, m in zip(row, mrow) if m]) for row, mrow in zip(ids, mask)]
+
+
+def _provenance(model, keys, dtype, est, **extra):
+    return {"model": model.name, "state_id": model.state_id, "architecture": model.architecture,
+            "n_layers": adapter(model).n_layers, "sites": sorted({s for s, _ in keys}),
+            "dtype": str(dtype or model.dtype), "estimate_bytes": est, **extra}

@@ -1,0 +1,138 @@
+"""``wb.inspect.verify(model)``: show that reading activations does not change the model, and
+that the sites mean what they say. An audit prints this report next to its numbers.
+
+What is compared (on a few short texts of different lengths, one padded batch; at the real,
+non-padding positions, since capture stores zeros at padding):
+
+* ``logits`` with read hooks on every available site (except attn_pattern) vs the plain forward:
+  **bit-identical** (``torch.equal``), as hooks only copy;
+* ``resid_pre`` of layer L vs ``output_hidden_states[L]``, and ``resid_post`` of layer L vs
+  ``hidden_states[L+1]`` for all but the last layer: bit-identical;
+* the last layer: ``final_norm`` vs ``hidden_states[-1]`` (decoders, where HF applies the final
+  norm to the last hidden state) or ``resid_post`` vs ``hidden_states[-1]`` (encoders): bit-identical;
+* decomposition: ``resid_mid == resid_pre + attn_out`` and ``resid_post == resid_mid + mlp_out``
+  (pre-norm decoders; parallel blocks: ``resid_post == resid_pre + attn_out + mlp_out``), float tolerance;
+* logit lens of the last layer (final norm + head applied by the workbench) vs the logits: float tolerance;
+* attn_pattern (eager attention): rows sum to 1, the eager logits match the default
+  implementation's within tolerance, and the implementation is restored afterwards.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+
+from workbench.inspect.capture import capture, tokenize
+from workbench.inspect.sites import adapter
+from workbench.results import Result
+
+DEFAULT_TEXTS = ["The doctor said that she would arrive soon.", "Paris is the capital of France.", "A cat."]
+
+
+@dataclass
+class VerifyResult(Result):
+    """``ok``: every check passed; ``report`` (== ``to_frame()``): one row per check and site."""
+
+    ok: bool = False
+
+    @property
+    def report(self) -> pd.DataFrame:
+        return self.frame
+
+    def summary(self) -> pd.DataFrame:
+        return self.frame.groupby("check", sort=False).agg(n=("ok", "size"), passed=("ok", "sum"),
+                                                             max_abs_diff=("max_abs_diff", "max")).reset_index()
+
+    def plot(self, ax=None):
+        import matplotlib.pyplot as plt
+        s = self.summary()
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 0.4 * len(s) + 1))
+        ax.barh(s["check"], s["passed"] / s["n"], color=["tab:green" if p == n else "tab:red" for p, n in zip(s["passed"], s["n"])])
+        ax.set(xlim=(0, 1), xlabel="fraction passed", title=f"fidelity of {self.provenance.get('model')}: "
+                                                             f"{'OK' if self.ok else 'FAILED'}")
+        return ax
+
+    def __repr__(self):
+        return f"VerifyResult(ok={self.ok}, {int(self.frame['ok'].sum())}/{len(self.frame)} checks passed)"
+
+
+def _row(check, site, layer, a, b, tol):
+    diff = float((a.float() - b.float()).abs().max()) if a.shape == b.shape else float("inf")
+    ok = (a.shape == b.shape and torch.equal(a, b)) if tol == 0 else diff <= tol
+    return dict(check=check, site=site, layer=layer, max_abs_diff=diff, tolerance=tol, ok=bool(ok))
+
+
+def verify(model, texts=None, tol: float = 1e-4) -> VerifyResult:
+    """Check capture fidelity on ``model`` (see module docstring); returns a :class:`VerifyResult`.
+
+    Example
+    -------
+    >>> from workbench.testing import tiny_model
+    >>> res = verify(tiny_model("gpt2"))
+    >>> res.ok, list(res.report.columns)[:3]
+    (True, ['check', 'site', 'layer'])
+    """
+    ad = adapter(model)
+    texts = texts or DEFAULT_TEXTS
+    enc = tokenize(model, texts)
+    mask = enc["attention_mask"].bool()
+    n = len(texts)
+    with torch.inference_mode():
+        plain = model.hf(**{k: v.to(model.device) for k, v in enc.items()}, output_hidden_states=True)
+    hs = [h.cpu() for h in plain.hidden_states]
+    sites = [s for s in ad.available() if s != "attn_pattern"]
+    cache = capture(model, enc, sites=sites, batch_size=n)
+    rows = []
+    if "logits" in sites:
+        rows.append(_row("logits with hooks == plain logits", "logits", None, cache["logits"][mask], plain.logits.cpu()[mask], 0))
+    L = ad.n_layers
+    for layer in range(L):
+        rows.append(_row("resid_pre == hidden_states[L]", "resid_pre", layer, cache["resid_pre", layer][mask], hs[layer][mask], 0))
+    for layer in range(L - 1):
+        rows.append(_row("resid_post == hidden_states[L+1]", "resid_post", layer, cache["resid_post", layer][mask], hs[layer + 1][mask], 0))
+    if "final_norm" in sites:
+        rows.append(_row("final_norm(resid_post[last]) == hidden_states[-1]", "final_norm", None, cache["final_norm"][mask], hs[-1][mask], 0))
+    else:
+        rows.append(_row("resid_post[last] == hidden_states[-1]", "resid_post", L - 1, cache["resid_post", L - 1][mask], hs[-1][mask], 0))
+    pre_norm = ad.family not in ("bert", "distilbert")
+    for layer in range(L if pre_norm else 0):
+        m = mask[..., None]
+        if "resid_mid" in sites:
+            rows.append(_row("resid_mid == resid_pre + attn_out", "resid_mid", layer,
+                             cache["resid_mid", layer] * m, (cache["resid_pre", layer] + cache["attn_out", layer]) * m, tol))
+            rows.append(_row("resid_post == resid_mid + mlp_out", "resid_post", layer,
+                             cache["resid_post", layer] * m, (cache["resid_mid", layer] + cache["mlp_out", layer]) * m, tol))
+        else:
+            rows.append(_row("resid_post == resid_pre + attn_out + mlp_out", "resid_post", layer, cache["resid_post", layer] * m,
+                             (cache["resid_pre", layer] + cache["attn_out", layer] + cache["mlp_out", layer]) * m, tol))
+    if "logits" in sites:
+        with torch.inference_mode():
+            lens = ad.unembed(cache["resid_post", L - 1].to(model.device, model.dtype)).cpu()
+        rows.append(_row("logit lens of last layer == logits", "logits", L - 1, lens[mask], plain.logits.cpu()[mask], tol))
+    plain_logits = plain.logits.cpu() if getattr(plain, "logits", None) is not None else None
+    rows += _check_attention(model, enc, plain_logits, mask, tol)
+    frame = pd.DataFrame(rows)
+    return VerifyResult(frame, {"model": model.name, "state_id": model.state_id, "architecture": ad.arch,
+                                "texts": list(texts), "tolerance": tol}, ok=bool(frame["ok"].all()))
+
+
+def _check_attention(model, enc, plain_logits, mask, tol):
+    hf = model.hf
+    before = hf.config._attn_implementation
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        c = capture(model, enc, sites=["attn_pattern", "logits"] if adapter(model).has_lm_head else ["attn_pattern"],
+                    batch_size=len(mask))
+    rows = []
+    for layer in c.layers("attn_pattern"):
+        p = c["attn_pattern", layer]
+        sums = p.sum(-1)[mask[:, None, :].expand_as(p[..., 0])]
+        rows.append(_row("attn_pattern rows sum to 1", "attn_pattern", layer, sums, torch.ones_like(sums), tol))
+    if ("logits", None) in c and plain_logits is not None:
+        rows.append(_row("eager-attention logits ~= default logits", "logits", None, c["logits"][mask], plain_logits[mask], tol))
+    rows.append(dict(check=f"attention implementation restored ({before})", site="attn_pattern", layer=None,
+                     max_abs_diff=0.0, tolerance=0.0, ok=hf.config._attn_implementation == before))
+    return rows

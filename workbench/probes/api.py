@@ -1,0 +1,162 @@
+"""``wb.run_probe`` and ``wb.list_probes``: run a bias probe on a model, with honest statistics.
+
+>>> import workbench as wb
+>>> wb.list_probes()[["probe", "models"]].head(3)                   # doctest: +SKIP
+>>> res = wb.run_probe("crows_pairs", model, data="../shared/data/crows_pairs", limit=100)  # doctest: +SKIP
+>>> res.summary()                                                    # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import importlib
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from workbench.errors import DataError, InvalidInputError, OfflineError
+from workbench.probes.base import ProbeResult, ProbeSpec, SkipLog, hash_files
+
+# probe name -> module holding its SPEC (imported on first use)
+_MODULES = {
+    "crows_pairs": "workbench.probes.crows_pairs",
+    "stereoset": "workbench.probes.stereoset",
+    "bbq": "workbench.probes.bbq",
+    "winobias": "workbench.probes.winobias",
+    "winogender": "workbench.probes.winogender",
+    "seat": "workbench.probes.seat",
+    "bold": "workbench.probes.bold",
+    "honest": "workbench.probes.honest",
+    "occupations_pronouns": "workbench.probes.templated",
+    "names_sentiment": "workbench.probes.templated",
+    "templated": "workbench.probes.templated",
+}
+# data sets that exist on the Hugging Face hub (used when `data` is not a local path)
+HUB_IDS = {"crows_pairs": "nyu-mll/crows_pairs"}
+
+
+def get_spec(name: str) -> ProbeSpec:
+    if name not in _MODULES:
+        raise InvalidInputError(f"unknown probe {name!r}; known probes: {', '.join(_MODULES)}")
+    module = importlib.import_module(_MODULES[name])
+    specs = getattr(module, "SPECS", None)
+    return specs[name] if specs else module.SPEC
+
+
+def list_probes() -> pd.DataFrame:
+    """One row per probe: what it measures, which model kinds it supports, the data licence."""
+    rows = []
+    for name in _MODULES:
+        s = get_spec(name)
+        rows.append({"probe": name, "description": s.description, "models": "/".join(s.kinds),
+                     "categories": ", ".join(s.categories), "licence": s.licence,
+                     "non_commercial": s.non_commercial, "needs_data": s.default_data is None, "paper": s.paper})
+    return pd.DataFrame(rows)
+
+
+def _resolve(spec: ProbeSpec, data, options):
+    """A local path (file or folder), a hub id, or None (the probe's packaged data)."""
+    if data is None:
+        if spec.default_data is None:
+            hub = HUB_IDS.get(spec.name)
+            raise InvalidInputError(
+                f"probe {spec.name!r} needs data=PATH to its data set (e.g. '../shared/data/{spec.name}')"
+                + (f" or the hub id {hub!r}" if hub else ""))
+        return Path(__file__).resolve().parents[1] / "data" / "templates" / spec.default_data
+    path = Path(data).expanduser()
+    if path.exists():
+        return path
+    if spec.name in HUB_IDS and "/" in str(data) and not str(data).startswith((".", "/", "~")):
+        try:
+            import datasets
+            return datasets.load_dataset(str(data), split="test").to_pandas()
+        except Exception as e:  # offline machines end here: say so and how to use a local copy
+            raise OfflineError(f"could not load {data!r} from the hub ({type(e).__name__}: {e}); if this machine "
+                               "is offline, pass data= a local copy of the data set") from e
+    raise DataError(f"data path {str(path)!r} does not exist; pass the probe's data folder or file")
+
+
+def _subset(items: pd.DataFrame, spec: ProbeSpec, categories, limit, seed) -> pd.DataFrame:
+    if categories is not None:
+        col = spec.categories[0] if spec.categories else None
+        if col is None:
+            raise InvalidInputError(f"probe {spec.name!r} has no categories to select")
+        wanted = [categories] if isinstance(categories, str) else list(categories)
+        known = sorted(items[col].astype(str).unique())
+        unknown = [c for c in wanted if c not in known]
+        if unknown:
+            raise InvalidInputError(f"unknown {col} value(s) {unknown} for probe {spec.name!r}; known: {known}")
+        items = items[items[col].astype(str).isin(wanted)]
+    if limit is not None:
+        if not isinstance(limit, (int, np.integer)) or limit < 1:
+            raise InvalidInputError(f"limit must be a positive integer or None, got {limit!r}")
+        if limit < len(items):  # a seeded random sample (kept in data order), so categories stay mixed
+            keep = np.sort(np.random.default_rng(seed).choice(len(items), size=limit, replace=False))
+            items = items.iloc[keep]
+    return items.reset_index(drop=True)
+
+
+def run_probe(name: str, model, data=None, limit: int | None = None, seed: int = 0, categories=None,
+              n_boot: int = 2000, cache: bool = True, **options) -> ProbeResult:
+    """Run bias probe ``name`` on ``model`` and return a :class:`~workbench.probes.base.ProbeResult`.
+
+    Parameters
+    ----------
+    name : one of :func:`list_probes` (crows_pairs, stereoset, bbq, winobias, winogender, seat,
+        bold, honest, occupations_pronouns, names_sentiment, templated).
+    data : local file/folder of the data set (or a hub id where one exists); None for probes
+        that ship their data (the templated ones).
+    limit : score at most this many items: a seeded random sample (``seed``), in data order.
+    categories : only these values of the probe's main category (e.g. ``["gender"]``).
+    n_boot : bootstrap resamples for the confidence intervals in ``summary()``.
+    options : the probe's scoring options (see its module), e.g. ``aggregate="mean"``.
+
+    Example
+    -------
+    >>> from workbench.testing import tiny_model
+    >>> res = run_probe("occupations_pronouns", tiny_model("gpt2"), limit=10, n_boot=200)
+    >>> list(res.summary().columns)
+    ['metric', 'category', 'value', 'ci_low', 'ci_high', 'n']
+    """
+    from workbench.models.model import Model
+    spec = get_spec(name)
+    if not isinstance(model, Model):
+        raise InvalidInputError(f"run_probe needs a workbench Model, got {type(model).__name__}; "
+                                "load one with wb.load_model(...)")
+    unknown = sorted(set(options) - set(spec.defaults))
+    if unknown:
+        raise InvalidInputError(f"unknown option(s) {unknown} for probe {name!r}; it takes {sorted(spec.defaults)}")
+    opts = {**spec.defaults, **options, "cache": cache, "seed": seed}
+    source = _resolve(spec, data, opts)
+    if not isinstance(source, pd.DataFrame):
+        opts["_source"] = str(source)  # scorers that re-read side files (templated specs, HurtLex) need it
+    skips = SkipLog()
+    t0 = time.perf_counter()
+    items, files = spec.load(source, skips, opts)
+    n_loaded = len(items)
+    items = _subset(items, spec, categories, limit, seed)
+    if items.empty:
+        raise DataError(f"probe {name!r}: no usable items in {source if not isinstance(source, pd.DataFrame) else data!r} "
+                        f"({len(skips)} rows skipped: {skips.frame().reason.value_counts().head(3).to_dict()})")
+    t1 = time.perf_counter()
+    scored = spec.score(model, items, opts, skips).reset_index(drop=True)
+    t2 = time.perf_counter()
+    public_opts = {k: v for k, v in opts.items() if k != "cache"}
+    provenance = {
+        "probe": name, "paper": spec.paper,
+        "model": {"name": model.name, "kind": model.kind, "fingerprint_id": model.fingerprint_id,
+                  "state_id": model.state_id, "licence": model.licence, "fingerprint": model.fingerprint,
+                  "interventions": list(model.interventions)},
+        "data": {"source": str(data if data is not None else source), "sha256": hash_files(files) if files else None,
+                 "licence": spec.licence, "non_commercial": spec.non_commercial, "n_loaded": n_loaded,
+                 "n_scored": len(scored), "limit": limit, "categories": categories},
+        "options": public_opts, "n_boot": n_boot,
+        "timing_s": {"load": round(t1 - t0, 3), "score": round(t2 - t1, 3)},
+        "skipped": skips.rows,
+    }
+    if spec.non_commercial:
+        provenance["warning"] = f"data licence {spec.licence} is NON-COMMERCIAL: do not use these results commercially"
+        warnings.warn(f"probe {name!r}: {provenance['warning']}", UserWarning, stacklevel=2)
+    return ProbeResult(scored, provenance, spec=spec, options=public_opts, skipped=skips.frame(),
+                       n_boot=n_boot, seed=seed)
