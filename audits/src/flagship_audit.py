@@ -92,11 +92,11 @@ overall = summary[summary.category == "all"]
 overall.pivot_table(index=["probe", "metric"], columns="model", values=["value", "ci_low", "ci_high"]).round(3)
 
 # %%
-fig, axes = plt.subplots(1, len(PROBES), figsize=(5 * len(PROBES), 3.5))
-for ax, probe in zip(axes, PROBES):
-    for i, alias in enumerate(MODELS):
+fig, axes = plt.subplots(len(PROBES), len(MODELS), figsize=(6 * len(MODELS), 3.2 * len(PROBES)), squeeze=False)
+for row, probe in zip(axes, PROBES):
+    for ax, alias in zip(row, MODELS):
         results[probe, alias].plot(ax=ax)
-    ax.set_title(probe)
+        ax.set_title(f"{probe}: {alias}", fontsize=10)
 fig.tight_layout()
 plt.show()
 
