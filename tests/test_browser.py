@@ -29,8 +29,10 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--disable-breakpad", "--disable-crash-reporter"]
 # JupyterLab's news/update pop-ups would cover the notebook and reach for the internet.
+# And start the notebook's own kernel without asking (JupyterLab may otherwise show "Select Kernel").
 LAB_SETTINGS = {"@jupyterlab/apputils-extension/notification.jupyterlab-settings":
-                '{"fetchNews": "false", "checkForUpdates": false}'}
+                '{"fetchNews": "false", "checkForUpdates": false}',
+                "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": '{"autoStartDefaultKernel": true}'}
 
 
 def _needs_browser():
@@ -118,13 +120,28 @@ def _smoke_notebook() -> nbformat.NotebookNode:
     return nb
 
 
+def _accept_kernel_and_wait_idle(page, timeout_s: float):
+    """JupyterLab may ask which kernel to start ("Select Kernel", the notebook's own preselected):
+    accept it; then wait until the kernel is idle, or Run All would queue behind its start-up."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        dialog = page.locator(".jp-Dialog .jp-mod-accept")
+        if dialog.count() and dialog.first.is_visible():
+            dialog.first.click()
+        elif page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").count():
+            page.wait_for_timeout(2000)  # a late dialog would block the menu: look once more
+            if not page.locator(".jp-Dialog").count():
+                return
+        page.wait_for_timeout(500)
+    raise TimeoutError(f"the notebook's kernel was not idle within {timeout_s:.0f} s")
+
+
 def _run_all_and_check(page, lab: Lab, name: str, out: Path, run_timeout_s: float) -> dict:
     """Open ``name``, run every cell, wait for the end; return what was found on the page."""
     page.goto(lab.url(f"lab/tree/{name}"), timeout=90_000)
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
     # the kernel must be up before Run All, or the first cells queue behind its start-up
-    # the kernel must be up before Run All, or the first cells queue behind its start-up
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+    _accept_kernel_and_wait_idle(page, timeout_s=180)
     page.click(".lm-MenuBar-itemLabel:text-is('Run')")
     page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
     n_code = page.locator(".jp-Notebook .jp-CodeCell").count()
