@@ -37,8 +37,8 @@ import workbench as wb
 from workbench.audit_card import AuditCard
 from workbench.paths import cache_dir
 
-PROBE_LIMIT = int(os.environ.get("WORKBENCH_AUDIT_PROBE_LIMIT", "120"))  # items per probe
-BLIMP_LIMIT = int(os.environ.get("WORKBENCH_AUDIT_BLIMP_LIMIT", "3"))    # pairs per BLiMP paradigm
+PROBE_LIMIT = int(os.environ.get("WORKBENCH_AUDIT_PROBE_LIMIT", "60"))  # items per probe
+BLIMP_LIMIT = int(os.environ.get("WORKBENCH_AUDIT_BLIMP_LIMIT", "2"))    # pairs per BLiMP paradigm
 DATA = Path(os.environ.get("WORKBENCH_SHARED_DATA", Path.cwd().resolve().parents[1] / "shared" / "data"))
 MODELS = ["smollm2-135m-instruct", "gemma-3-270m"]
 SEED = 0
