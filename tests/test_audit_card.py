@@ -162,6 +162,9 @@ def test_a_probe_results_data_hash_is_recorded_as_a_task_once():
     card.add_result("stereoset / model b", Result(frame, provenance=prov))
     assert card.data["tasks"] == [{"name": "stereoset", "hash": "f00d", "licence": "CC BY-SA 4.0", "limit": 50,
                                    "n_scored": 50, "options": {"aggregate": "sum"}}]
+    runs = {"runs": [{"model": "a", "task": "blimp", "task_hash": "b1"}, {"model": "b", "task": "blimp", "task_hash": "b1"}]}
+    card.add_result("BLiMP", Result(frame, provenance=runs))
+    assert card.data["tasks"][1] == {"name": "blimp", "hash": "b1"}
 
 
 def test_audit_limits_must_be_positive(tmp_path):

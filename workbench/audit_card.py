@@ -123,16 +123,24 @@ class AuditCard:
 
     def add_result(self, name: str, result, note: str = "") -> None:
         """Record a result's summary table (with intervals) and its provenance. A probe result's
-        data hash (``provenance["data"]["sha256"]``) is recorded as a task too."""
+        data hash (``provenance["data"]["sha256"]``) and a benchmark run's task hashes
+        (``provenance["runs"]``) are recorded as tasks too."""
         provenance = _jsonable(getattr(result, "provenance", {}) or {})
         self.data["results"].append({"name": name, "note": note, "table": _jsonable(_frame_of(result)),
                                      "provenance": provenance})
-        data = provenance.get("data") if isinstance(provenance, dict) else None
-        if isinstance(data, dict) and data.get("sha256"):
-            task = provenance.get("probe", name)
-            if not any(t["name"] == task and t["hash"] == data["sha256"] for t in self.data["tasks"]):
-                self.add_task(task, data["sha256"], licence=data.get("licence"), limit=data.get("limit"),
-                              n_scored=data.get("n_scored"), options=provenance.get("options"))
+        if not isinstance(provenance, dict):
+            return
+        data = provenance.get("data")
+        if isinstance(data, dict) and data.get("sha256"):  # a bias probe's data set
+            self._task_once(provenance.get("probe", name), data["sha256"], licence=data.get("licence"),
+                            limit=data.get("limit"), n_scored=data.get("n_scored"), options=provenance.get("options"))
+        for run in provenance.get("runs") or []:  # benchmark runner cells
+            if isinstance(run, dict) and run.get("task_hash"):
+                self._task_once(run.get("task"), run["task_hash"])
+
+    def _task_once(self, name, hash, **details) -> None:
+        if not any(t["name"] == name and t["hash"] == hash for t in self.data["tasks"]):
+            self.add_task(name, hash, **details)
 
     def add_limitation(self, subject: str, text: str) -> None:
         self.data["limitations"].append({"subject": subject, "text": text})

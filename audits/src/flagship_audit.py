@@ -130,7 +130,7 @@ for alias in MODELS:
 store = cache_dir() / "audits" / "flagship.db"
 store.parent.mkdir(parents=True, exist_ok=True)
 blimp = wb.run(models=models, tasks=["blimp"], store=store, limit=BLIMP_LIMIT, seed=SEED)
-card.add_result("BLiMP", blimp.table())
+card.add_result("BLiMP", blimp)
 blimp.table()
 
 # %%
