@@ -44,6 +44,18 @@ def test_folder_without_config_or_weights(tmp_path):
         wb.load_model(folder)
 
 
+def test_missing_tokenizer_and_broken_config(tmp_path):
+    tiny = tiny_model("llama")
+    folder = tmp_path / "notok"
+    tiny.hf.save_pretrained(folder)
+    with pytest.raises(ModelNotFoundError, match="no tokenizer files"):
+        wb.load_model(folder)
+    assert wb.load_model(folder, tokenizer=tiny.tokenizer).kind == "causal"  # passing one works
+    (folder / "config.json").write_text("{not json")
+    with pytest.raises(CorruptModelError, match="config .* cannot be read"):
+        wb.load_model(folder)
+
+
 def test_a_file_that_is_not_a_model(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(InvalidInputError, match="not a .gguf"):

@@ -195,7 +195,11 @@ def from_folder(folder: Path, *, weight_files=None, weight_hashes=None, use_safe
 
     from workbench.models.checks import check_tokenizer_matches
 
-    config = T.AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    try:
+        config = T.AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise CorruptModelError(f"the config of {folder} cannot be read ({e}). Re-save the model "
+                                "(model.save_pretrained) or re-download it.") from e
     kind = kind or detect_kind(config)
     auto = {"causal": T.AutoModelForCausalLM, "masked": T.AutoModelForMaskedLM, "encoder": T.AutoModel}[kind]
     kwargs = dict(config=config, dtype=dtype, trust_remote_code=trust_remote_code, weights_only=True,
@@ -228,13 +232,28 @@ def from_folder(folder: Path, *, weight_files=None, weight_hashes=None, use_safe
     tok_where = ""
     if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
         tok_where = f" from {tokenizer}" if tokenizer is not None else ""
-        tokenizer = T.AutoTokenizer.from_pretrained(tokenizer or folder, trust_remote_code=trust_remote_code)
+        tokenizer = _load_tokenizer(tokenizer or folder, trust_remote_code)
     check_tokenizer_matches(hf, tokenizer, tok_where)
     if licence is None:
         licence = licence_from_card(folder)
     return Model.from_hf(hf, tokenizer, name=name or _display_name(folder, config), kind=kind,
                          licence=licence, source=source, weight_files=weight_files,
                          weight_hashes=weight_hashes, extra={"loaded_from": str(folder)})
+
+
+def _load_tokenizer(where, trust_remote_code: bool):
+    import transformers as T
+
+    has_files = any(any(Path(where).glob(p)) for p in ("tokenizer*", "vocab*", "*.model", "merges.txt"))
+    try:
+        return T.AutoTokenizer.from_pretrained(where, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, TypeError) as e:
+        if not has_files:
+            raise ModelNotFoundError(f"no tokenizer files in {where}: save the tokenizer next to the model "
+                                     "(tokenizer.save_pretrained(folder)) or pass tokenizer=<folder or "
+                                     "tokenizer object>.") from e
+        raise CorruptModelError(f"the tokenizer in {where} cannot be loaded ({type(e).__name__}: "
+                                f"{str(e)[:300]}).") from e
 
 
 def licence_from_card(folder: Path) -> str:
