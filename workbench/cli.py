@@ -150,6 +150,19 @@ def _tasks(args) -> int:
     return 0
 
 
+# ---- audit -----------------------------------------------------------------------------------
+def _audit_args(p):
+    from workbench.audit_card import add_audit_arguments
+    add_audit_arguments(p)
+
+
+@command("audit", "run an audit notebook headless (default: the flagship audit) and write its "
+                  "HTML report and audit card", _audit_args)
+def _audit(args) -> int:
+    from workbench.audit_card import run_audit
+    return run_audit(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from workbench import __version__
     parser = argparse.ArgumentParser(prog="workbench", description="Open Model Workbench: audit open language models.")
