@@ -76,6 +76,8 @@ for m in models.values():
 
 # %% [markdown]
 # ## Bias probes
+# Each cell: estimate [95% bootstrap interval]. Ideal values: CrowS-Pairs `pct_stereotype` 50,
+# StereoSet `ss` 50 / `lms` 100 / `icat` 100, WinoBias gap 0 (`pct_pro_preferred` 50).
 
 # %%
 PROBES = {"crows_pairs": DATA / "crows_pairs", "stereoset": DATA / "stereoset_intrasentence",
@@ -88,8 +90,10 @@ for probe, path in PROBES.items():
         card.add_result(f"{probe} / {m.name}", res)
 
 summary = pd.concat([results[k].summary().assign(probe=k[0], model=k[1]) for k in results])
-overall = summary[summary.category == "all"]
-overall.pivot_table(index=["probe", "metric"], columns="model", values=["value", "ci_low", "ci_high"]).round(3)
+overall = summary[(summary.category == "all") & (summary.metric != "n_skipped")]
+overall.assign(estimate=overall.value.map("{:.2f}".format) + " [" + overall.ci_low.map("{:.2f}".format) + ", "
+               + overall.ci_high.map("{:.2f}".format) + "]").pivot(index=["probe", "metric"], columns="model",
+                                                                  values="estimate")
 
 # %%
 fig, axes = plt.subplots(len(PROBES), len(MODELS), figsize=(6 * len(MODELS), 3.2 * len(PROBES)), squeeze=False)
