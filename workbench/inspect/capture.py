@@ -217,6 +217,9 @@ def capture(model, inputs, sites=("resid_post",), layers=None, positions=None, d
         raise InvalidInputError(f"batch_size must be a positive int, got {batch_size!r}")
     keys = resolve_sites(model, sites, layers)
     if max_new_tokens is not None:
+        if positions is not None:
+            raise InvalidInputError("positions= is not supported with max_new_tokens (positions grow while "
+                                    "generating); capture all positions and index cache.tokens afterwards")
         from workbench.inspect.generation import capture_generation
         return capture_generation(model, inputs, keys, dtype, max_new_tokens, max_memory)
     enc = tokenize(model, inputs)
