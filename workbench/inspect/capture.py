@@ -194,7 +194,8 @@ def capture(model, inputs, sites=("resid_post",), layers=None, positions=None, d
     positions : None (all), an int, a list of ints or ``"last"``; negative ones count back from each
         text's last real token. Only those positions are kept.
     dtype : store in this dtype (e.g. ``torch.float16``) to halve memory; default: the model's.
-    max_new_tokens : generate greedily this many tokens and capture every forward pass of it.
+    max_new_tokens : generate greedily this many tokens (all prompts in one left-padded batch) and
+        capture every forward pass of it.
     out : a folder: stream over ``inputs`` writing shards of ``shard_size`` texts there; returns a
         :class:`~workbench.inspect.stream.ShardedCache`. Re-running resumes at the first missing shard.
     max_memory : bytes allowed for the capture; default 90% of available RAM. Refused before running
