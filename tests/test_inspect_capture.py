@@ -87,6 +87,8 @@ def test_capture_during_generation(tiny):
                   output_hidden_states=True).hidden_states[1]
     mask = c.attention_mask[:, :-1].bool()
     torch.testing.assert_close(c["resid_post", 0][mask], hs[mask], atol=1e-4, rtol=1e-4)
+    with pytest.raises(InvalidInputError, match="positions= is not supported with max_new_tokens"):
+        wb.capture(m, ["The cat"], positions="last", max_new_tokens=2)
     with pytest.raises(UnsupportedSiteError, match="logits.*during generation"):
         wb.capture(m, ["The cat"], sites=["logits"], max_new_tokens=2)
 

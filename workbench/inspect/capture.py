@@ -194,7 +194,8 @@ def capture(model, inputs, sites=("resid_post",), layers=None, positions=None, d
     positions : None (all), an int, a list of ints or ``"last"``; negative ones count back from each
         text's last real token. Only those positions are kept.
     dtype : store in this dtype (e.g. ``torch.float16``) to halve memory; default: the model's.
-    max_new_tokens : generate greedily this many tokens and capture every forward pass of it.
+    max_new_tokens : generate greedily this many tokens (all prompts in one left-padded batch) and
+        capture every forward pass of it.
     out : a folder: stream over ``inputs`` writing shards of ``shard_size`` texts there; returns a
         :class:`~workbench.inspect.stream.ShardedCache`. Re-running resumes at the first missing shard.
     max_memory : bytes allowed for the capture; default 90% of available RAM. Refused before running
@@ -217,6 +218,9 @@ def capture(model, inputs, sites=("resid_post",), layers=None, positions=None, d
         raise InvalidInputError(f"batch_size must be a positive int, got {batch_size!r}")
     keys = resolve_sites(model, sites, layers)
     if max_new_tokens is not None:
+        if positions is not None:
+            raise InvalidInputError("positions= is not supported with max_new_tokens (positions grow while "
+                                    "generating); capture all positions and index cache.tokens afterwards")
         from workbench.inspect.generation import capture_generation
         return capture_generation(model, inputs, keys, dtype, max_new_tokens, max_memory)
     enc = tokenize(model, inputs)
