@@ -6,13 +6,14 @@ truncation and numerics live in one place.
 
 Why it is fast and exact:
 * requests are sorted by length and packed into batches under a *token budget* (long sequences
-  get small batches, short ones large), with right padding, so no request sees another's padding
-  (causal attention never looks right) and results do not depend on batch size or order;
+  get small batches, short ones large; a batch closes early rather than pad much), with right
+  padding, so no request sees another's padding (causal attention never looks right) and results
+  do not depend on batch size or order;
 * the output projection runs only at the scored positions (a 49k-vocabulary projection at every
   position is most of the cost of a small model);
 * token prefixes shared by several requests (a multiple-choice context, the common start of a
   CrowS-Pairs pair) run once, through the KV cache (:mod:`workbench.scoring.shared`);
-* log-softmax in float32, under ``torch.inference_mode``.
+* log-probabilities in float32 (``logit - logsumexp``, in chunks), under ``torch.inference_mode``.
 """
 from __future__ import annotations
 
