@@ -28,12 +28,10 @@ def test_loglikelihood_equals_plain_transformers_on_smollm(smollm):
         c_ids, x_ids = T.encode_pair(smollm.tokenizer, ctx, cont, add_bos=False)
         lps, greedy = plain_full_logits(smollm, c_ids, x_ids)
         np.testing.assert_allclose(row.token_logprobs, lps, atol=1e-4)
-        # float32 through 30 layers differs by ~1e-5 per token between kernels (batched or not,
-        # masked or is_causal SDPA): the bound on a total grows with its number of tokens
-        assert row.logprob == pytest.approx(sum(lps), abs=1e-4 * len(lps))
+        assert row.logprob == pytest.approx(sum(lps), abs=1e-4)
         assert row.is_greedy == all(greedy)
     alone = wb.loglikelihood(smollm, REQS, cache=False, share_contexts=False)
-    np.testing.assert_allclose(df.logprob, alone.logprob, atol=1e-4 * df.n_tokens.max())
+    np.testing.assert_allclose(df.logprob, alone.logprob, atol=1e-4)
 
 
 def test_greedy_generation_is_greedy_by_loglikelihood(smollm):

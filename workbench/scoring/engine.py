@@ -6,13 +6,14 @@ truncation and numerics live in one place.
 
 Why it is fast and exact:
 * requests are sorted by length and packed into batches under a *token budget* (long sequences
-  get small batches, short ones large), with right padding, so no request sees another's padding
-  (causal attention never looks right) and results do not depend on batch size or order;
+  get small batches, short ones large; a batch closes early rather than pad much), with right
+  padding, so no request sees another's padding (causal attention never looks right) and results
+  do not depend on batch size or order;
 * the output projection runs only at the scored positions (a 49k-vocabulary projection at every
   position is most of the cost of a small model);
 * token prefixes shared by several requests (a multiple-choice context, the common start of a
   CrowS-Pairs pair) run once, through the KV cache (:mod:`workbench.scoring.shared`);
-* log-softmax in float32, under ``torch.inference_mode``.
+* log-softmax in float32 (in chunks), under ``torch.inference_mode``.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ DEFAULT_TOKEN_BUDGET = 8192
 MAX_BATCH = 64
 PAD_TOLERANCE = 0.85  # see plan_batches
 MIN_BATCH_TOKENS = 64
-PROJECTION_ROWS = 256  # scored positions per output projection: 256 x 49k float32 = 50 MB
+PROJECTION_ROWS = 128  # scored positions per output projection: 128 x 49k float32 = 25 MB
 
 
 def max_length(model) -> int:
@@ -76,16 +77,17 @@ def plan_batches(lengths: list[int], token_budget: int, max_batch: int = MAX_BAT
 def _project(model, hidden: torch.Tensor, targets: list[int]) -> tuple[list[float], list[bool]]:
     """Log-prob of each target and whether it is the argmax, from hidden states at scored positions.
 
-    In chunks of ``PROJECTION_ROWS`` positions, as ``logit[target] - logsumexp(logits)`` in float32:
-    the same number as ``log_softmax`` without a second vocabulary-sized tensor, so peak memory
+    ``log_softmax`` in float32, as transformers users and lm-evaluation-harness compute it (a
+    ``logit - logsumexp`` form differs from it by ~1e-5 per token on a 49k vocabulary, which adds
+    up over a long continuation), in chunks of ``PROJECTION_ROWS`` positions so that peak memory
     stays flat however many positions a batch scores."""
     tgt = torch.tensor(targets, device=hidden.device)
     token_lp, greedy = [], []
     for s in range(0, hidden.shape[0], PROJECTION_ROWS):
-        logits = output_logits(model, hidden[s:s + PROJECTION_ROWS]).float()
+        logprobs = torch.log_softmax(output_logits(model, hidden[s:s + PROJECTION_ROWS]).float(), dim=-1)
         t = tgt[s:s + PROJECTION_ROWS]
-        token_lp += (logits.gather(1, t[:, None])[:, 0] - torch.logsumexp(logits, dim=-1)).cpu().tolist()
-        greedy += (logits.argmax(-1) == t).cpu().tolist()
+        token_lp += logprobs.gather(1, t[:, None])[:, 0].cpu().tolist()
+        greedy += (logprobs.argmax(-1) == t).cpu().tolist()
     return token_lp, greedy
 
 

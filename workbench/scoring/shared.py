@@ -34,7 +34,7 @@ MIN_SHARED_PREFIX = 4
 # The prefix pass keeps its KV cache while the rests run, and each batch of rests holds a copy of
 # the rows it needs: both are held to token_budget / CACHE_SHARE cached tokens, so the engine's
 # peak memory stays below a plain batch of token_budget tokens.
-CACHE_SHARE = 4
+CACHE_SHARE = 8
 
 
 @dataclass
@@ -181,7 +181,8 @@ def run_shared_batch(model, requests, batch: list[Group], pad_id: int, token_bud
     for sub in plan_batches([len(r) for r in rest_inputs], token_budget, rows_cap):
         sel = torch.tensor([rest_group[r] for r in sub])
         lp = int(n_prefix[sel].max())  # the longest prefix among these rows: trim the cache to it
-        sub_cache = DynamicCache(ddp_cache_data=[(k[sel.to(device), :, :lp], v[sel.to(device), :, :lp]) for k, v in kv])
+        on_device = sel.to(device)  # a generator: one layer's copy at a time, not two of every layer
+        sub_cache = DynamicCache(ddp_cache_data=((k[on_device, :, :lp], v[on_device, :, :lp]) for k, v in kv))
         x, xmask = _padded([rest_inputs[r] for r in sub], max(len(rest_inputs[r]) for r in sub), pad_id)
         pos = n_prefix[sel][:, None] + torch.arange(x.shape[1])[None, :]
         hidden2 = base(input_ids=x.to(device), attention_mask=torch.cat([mask[sel, :lp], xmask], 1).to(device),
