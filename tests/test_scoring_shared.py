@@ -112,3 +112,15 @@ def test_batched_encoding_equals_one_at_a_time(tiny):
     pairs = REQS + [("The doctor ", "said"), ("The doctor  ", " said"), ("", " x"), ("A", "b")]
     for bos in (False, True):
         assert T.encode_pairs(tok, pairs, bos) == [T.encode_pair(tok, c, x, bos) for c, x in pairs]
+
+
+def test_shared_prefix_whose_members_all_continue_past_it(tiny):
+    """Contexts that share a long prefix but all go on after it: no member is predicted from
+    the prefix's last position (an empty index list inside the shared path)."""
+    m = tiny("llama")
+    prefix = "The doctor said that the nurse told him that the results were good and"
+    reqs = [(prefix + " the cat", " sat on the mat"), (prefix + " the dog", " chased the ball"),
+            (prefix + " my friend", " is a teacher")]
+    alone = [wb.loglikelihood(m, [r], cache=False).logprob[0] for r in reqs]
+    together = wb.loglikelihood(m, reqs, cache=False).logprob
+    np.testing.assert_allclose(together, alone, atol=1e-4)

@@ -27,6 +27,7 @@ _API = {
     "pseudo_loglikelihood": "workbench.scoring.api:pseudo_loglikelihood",
     "generate": "workbench.scoring.api:generate",
     "embed": "workbench.scoring.api:embed",
+    "fill_mask": "workbench.scoring.api:fill_mask",
     # activation inspection
     "capture": "workbench.inspect.capture:capture",
     "logit_lens": "workbench.inspect.lens:logit_lens",
@@ -37,6 +38,7 @@ _API = {
     "run_probe": "workbench.probes.api:run_probe",
     "list_probes": "workbench.probes.api:list_probes",
     "compare": "workbench.stats.compare:compare",
+    "multiverse": "workbench.probes.multiverse:multiverse",
     # benchmark runner
     "run": "workbench.bench.runner:run",
     "load_task": "workbench.bench.tasks:load_task",

@@ -173,8 +173,9 @@ def run_shared_batch(model, requests, batch: list[Group], pad_id: int, token_bud
             order.append(i)
             slots.append(mine)
 
-    picked = [hidden1[torch.tensor([w[0] for w in where1], device=device),
-                      torch.tensor([w[1] for w in where1], device=device)]]
+    # dtype=long: with no member predicting from the prefix's last position, where1 is empty
+    picked = [hidden1[torch.tensor([w[0] for w in where1], dtype=torch.long, device=device),
+                      torch.tensor([w[1] for w in where1], dtype=torch.long, device=device)]]
     targets = list(targets1)
     n_prefix = torch.tensor([g.n_prefix for g in batch])
     rows_cap = max(2, min(max_rows, token_budget // CACHE_SHARE // max(g.n_prefix for g in batch)))
@@ -194,5 +195,6 @@ def run_shared_batch(model, requests, batch: list[Group], pad_id: int, token_bud
                 rows.append(row)
                 cols.append(col)
                 targets.append(full[order[req]][batch[rest_group[r]].n_prefix + col + 1])
-        picked.append(hidden2[torch.tensor(rows, device=device), torch.tensor(cols, device=device)])
+        picked.append(hidden2[torch.tensor(rows, dtype=torch.long, device=device),
+                              torch.tensor(cols, dtype=torch.long, device=device)])
     return order, torch.cat(picked), targets, slots
