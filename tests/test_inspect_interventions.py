@@ -119,6 +119,15 @@ def test_steering_applies_to_scoring_engine(tiny):
     assert api.loglikelihood(m, req)["logprob"].item() == base
 
 
+def test_metric_agrees_with_the_scoring_engine(tiny):
+    api = pytest.importorskip("workbench.scoring.api")
+    m = tiny("llama")
+    metric = LogprobDiff(" he", " she")
+    mine = baseline(m, metric, metric.unit(m, "The doctor said that"))
+    lp = api.loglikelihood(m, [("The doctor said that", " he"), ("The doctor said that", " she")], cache=False)["logprob"]
+    assert mine == pytest.approx(lp[0] - lp[1], abs=1e-4)
+
+
 def test_cka_properties(tiny):
     from workbench.inspect.similarity import linear_cka
     x = torch.randn(50, 8, generator=torch.Generator().manual_seed(0))

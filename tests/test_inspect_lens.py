@@ -33,6 +33,13 @@ def test_default_targets_are_the_next_tokens_and_ranks_are_consistent(tiny):
     assert ((df["prob"].dropna() > 0) & (df["prob"].dropna() < 1)).all()
 
 
+def test_masked_lm_default_target_is_the_token_itself(tiny):
+    m = tiny("bert")
+    df = wb.logit_lens(m, "the cat sat")
+    ids = m.tokenizer("the cat sat")["input_ids"]
+    assert df[df.layer == 0]["target_id"].tolist() == ids
+
+
 def test_targets_and_layers(tiny):
     m = tiny("gpt2")
     df = wb.logit_lens(m, "Paris is the capital of", targets=[" France", " the"], layers=[1], positions="last")

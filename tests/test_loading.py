@@ -83,6 +83,12 @@ def test_dtype_option(tmp_path):
         wb.load_model(folder, dtype="float8")
 
 
+def test_revision_is_refused_where_it_would_be_ignored(tmp_path):
+    folder = save(tiny_model("gpt2"), tmp_path / "m")
+    with pytest.raises(InvalidInputError, match="hub ids only"):
+        wb.load_model(folder, revision="main")
+
+
 def test_a_model_passed_in_is_returned_as_is():
     tiny = tiny_model("gpt2")
     assert wb.load_model(tiny) is tiny

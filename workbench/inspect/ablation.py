@@ -93,7 +93,7 @@ def _replacements(model, sites, layers, method, reference, seq_len, n_samples, s
 
 
 def ablate(model, prompt: str, metric, component: str = "head", method: str = "zero", layers=None, units=None,
-           reference=None, n_samples: int = 4, seed: int = 0, max_rows: int = 64) -> AblationResult:
+           reference=None, n_samples: int = 4, seed: int = 0, max_rows: int = 64, progress: bool = True) -> AblationResult:
     """Ablate each unit of ``component`` in turn and report the metric's change.
 
     ``component``: "head" (one attention head's output, all positions), "neuron" (one MLP neuron;
@@ -149,7 +149,7 @@ def ablate(model, prompt: str, metric, component: str = "head", method: str = "z
         return install
 
     desc = {"kind": "ablation", "component": component, "method": method}
-    vals = torch.stack([run_groups(model, metric, unit, len(todo), install_for(d), desc, max_rows) for d in range(n_draws)]).mean(0)
+    vals = torch.stack([run_groups(model, metric, unit, len(todo), install_for(d), desc, max_rows, progress) for d in range(n_draws)]).mean(0)
     frame = pd.DataFrame({"component": component, "layer": [l for l, _ in todo], "unit": [u for _, u in todo],
                           "method": method, "metric_clean": clean, "metric_ablated": vals.tolist()})
     frame["effect"] = frame["metric_ablated"] - frame["metric_clean"]

@@ -5,7 +5,6 @@ import pandas as pd
 import torch
 
 from workbench.errors import DoesNotFitError, InvalidInputError
-from workbench.inspect.sites import MODEL_SITES
 
 
 class ActivationCache:

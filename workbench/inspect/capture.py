@@ -5,7 +5,7 @@ import contextlib
 
 import torch
 
-from workbench.errors import InvalidInputError, UnsupportedSiteError
+from workbench.errors import InvalidInputError
 from workbench.inspect.cache import ActivationCache, check_fits, estimate_bytes
 from workbench.inspect.hooks import add_read_hook, attention_implementation, hooks_removed_after
 from workbench.inspect.sites import MODEL_SITES, SITES, adapter
@@ -21,7 +21,11 @@ def tokenize(model, inputs, padding_side: str = "right") -> dict:
         ids = torch.as_tensor(inputs["input_ids"])
         ids = ids[None] if ids.dim() == 1 else ids
         mask = torch.as_tensor(inputs["attention_mask"]) if "attention_mask" in inputs else torch.ones_like(ids)
-        return {"input_ids": ids, "attention_mask": mask.reshape(ids.shape)}
+        mask = mask.reshape(ids.shape)
+        if padding_side == "right" and not (mask[:, :-1] >= mask[:, 1:]).all():
+            raise InvalidInputError("tokenised inputs must be right-padded (attention_mask 1...1 0...0 per row); "
+                                    "pass texts, or re-pad with tokenizer(..., padding_side='right')")
+        return {"input_ids": ids, "attention_mask": mask}
     if not isinstance(inputs, (list, tuple)) or not inputs or not all(isinstance(t, str) for t in inputs):
         raise InvalidInputError("inputs must be a text, a non-empty list of texts, or a dict with input_ids")
     if any(not t for t in inputs):
@@ -190,7 +194,8 @@ def capture(model, inputs, sites=("resid_post",), layers=None, positions=None, d
     positions : None (all), an int, a list of ints or ``"last"``; negative ones count back from each
         text's last real token. Only those positions are kept.
     dtype : store in this dtype (e.g. ``torch.float16``) to halve memory; default: the model's.
-    max_new_tokens : generate greedily this many tokens and capture every forward pass of it.
+    max_new_tokens : generate greedily this many tokens (all prompts in one left-padded batch) and
+        capture every forward pass of it.
     out : a folder: stream over ``inputs`` writing shards of ``shard_size`` texts there; returns a
         :class:`~workbench.inspect.stream.ShardedCache`. Re-running resumes at the first missing shard.
     max_memory : bytes allowed for the capture; default 90% of available RAM. Refused before running
@@ -213,7 +218,11 @@ def capture(model, inputs, sites=("resid_post",), layers=None, positions=None, d
         raise InvalidInputError(f"batch_size must be a positive int, got {batch_size!r}")
     keys = resolve_sites(model, sites, layers)
     if max_new_tokens is not None:
-        return _capture_generation(model, inputs, keys, dtype, max_new_tokens, max_memory)
+        if positions is not None:
+            raise InvalidInputError("positions= is not supported with max_new_tokens (positions grow while "
+                                    "generating); capture all positions and index cache.tokens afterwards")
+        from workbench.inspect.generation import capture_generation
+        return capture_generation(model, inputs, keys, dtype, max_new_tokens, max_memory)
     enc = tokenize(model, inputs)
     ids, mask = enc["input_ids"], enc["attention_mask"]
     idx = resolve_positions(positions, mask)
@@ -249,49 +258,6 @@ def capture(model, inputs, sites=("resid_post",), layers=None, positions=None, d
     data = {k: _place(parts.pop(k), n, ids.shape[1], k[0], idx is not None) for k in keys}
     return ActivationCache(data, ids, mask, _str_tokens(model, ids, mask), idx, notes,
                            _provenance(model, keys, dtype, est))
-
-
-def _capture_generation(model, inputs, keys, dtype, max_new_tokens, max_memory):
-    if any(s == "logits" for s, _ in keys):
-        raise UnsupportedSiteError("site 'logits' during generation: transformers computes logits only at the last "
-                                   "position while generating; capture 'final_norm' and apply the model's head, "
-                                   "or capture logits of the finished text without max_new_tokens")
-    if model.kind != "causal":
-        raise InvalidInputError(f"max_new_tokens needs a causal LM; {model.name} is {model.kind}")
-    enc = tokenize(model, inputs, padding_side="left")
-    ad = adapter(model)
-    total = enc["input_ids"].shape[1] + max_new_tokens
-    needs_eager = any(s == "attn_pattern" for s, _ in keys)
-    el = torch.empty((), dtype=dtype or model.dtype).element_size()
-    check_fits(estimate_bytes(ad, keys, enc["input_ids"].shape[0], total, None, el, enc["input_ids"].shape[0],
-                              needs_eager, model.dtype.itemsize), max_memory,
-               "fewer sites or layers, fewer max_new_tokens, or dtype=torch.float16")
-    rec = Recorder(model, keys, dtype)
-    tok = model.tokenizer
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    eager = attention_implementation(model) if needs_eager else contextlib.nullcontext()
-    notes = []
-    with eager as switched, rec.installed(), torch.inference_mode():
-        if switched:
-            notes.append(f"attention switched from {switched!r} to 'eager' to read attn_pattern, then restored")
-        seqs = model.hf.generate(input_ids=enc["input_ids"].to(model.device),
-                                 attention_mask=enc["attention_mask"].to(model.device),
-                                 max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad)
-    seqs = seqs.cpu()
-    fed = seqs.shape[1] - 1
-    data = {}
-    for k in keys:
-        steps = rec.take(k)
-        if k[0] == "attn_pattern":  # each step attends to a longer prefix: pad keys to the full length
-            steps = [torch.nn.functional.pad(s, (0, fed - s.shape[-1])) for s in steps]
-            data[k] = torch.cat(steps, dim=2)
-        else:
-            data[k] = torch.cat(steps, dim=1)
-    mask = torch.cat([enc["attention_mask"], torch.ones(seqs.shape[0], seqs.shape[1] - enc["attention_mask"].shape[1],
-                                                          dtype=enc["attention_mask"].dtype)], dim=1)
-    notes.append("generation: left-padded; activations cover tokens[:, :-1] (the last token is never fed back)")
-    return ActivationCache(data, seqs, mask, _str_tokens(model, seqs, mask), None, notes,
-                           _provenance(model, keys, dtype, None, max_new_tokens=max_new_tokens))
 
 
 def _str_tokens(model, ids, mask):

@@ -29,7 +29,8 @@ def logit_lens(model, text: str, targets=None, k: int = 5, layers=None, position
     Each layer's ``resid_post`` goes through the model's final norm and LM head (Gemma's logit
     soft-capping included; masked LMs: their MLM head), so the last layer reproduces the model's
     own prediction. ``targets``: strings (their first token is used) or token ids; by default the
-    target of a position is the token that actually comes next in ``text`` (none at the end).
+    target of a position is the token that actually comes next in ``text`` (none at the end; for
+    masked LMs the token at the position itself).
 
     Returns a DataFrame with one row per (layer, position, target): layer, position, token (the
     input token there), top_tokens, top_probs (lists of k), target, target_id, rank (0 = top),
@@ -40,7 +41,7 @@ def logit_lens(model, text: str, targets=None, k: int = 5, layers=None, position
     -------
     >>> from workbench.testing import tiny_model
     >>> df = logit_lens(tiny_model("llama"), "The cat sat on the", targets=[" mat"], k=3)
-    >>> sorted(df.layer.unique()), df.columns[:4].tolist()
+    >>> sorted(df.layer.unique().tolist()), df.columns[:4].tolist()
     ([0, 1], ['layer', 'position', 'token', 'top_tokens'])
     """
     if not isinstance(text, str) or not text:
@@ -63,7 +64,9 @@ def logit_lens(model, text: str, targets=None, k: int = 5, layers=None, position
                 tops = tok.convert_ids_to_tokens(topi[j].tolist())
                 base = dict(layer=layer, position=p, token=tok.convert_ids_to_tokens(int(ids[p])),
                             top_tokens=tops, top_probs=[round(float(x), 6) for x in topp[j]])
-                if given is None:
+                if given is None and model.kind != "causal":  # a masked LM predicts the token at p itself
+                    nxt = [(tok.convert_ids_to_tokens(int(ids[p])), int(ids[p]))]
+                elif given is None:
                     nxt = [(tok.convert_ids_to_tokens(int(ids[p + 1])), int(ids[p + 1]))] if p + 1 < len(ids) else [(None, None)]
                 else:
                     nxt = given

@@ -6,9 +6,9 @@ rows into one number. Built in: :class:`Logprob` (log-probability of a continuat
 :class:`LogprobDiff` (log P(good) - log P(bad), e.g. " he" vs " she"). Write your own by
 subclassing :class:`Metric` and overriding ``continuations`` and ``combine``.
 
-Tokenisation: the prompt as the tokenizer encodes it by default (its own BOS convention), then
-each continuation encoded without special tokens and appended (so the continuation's tokens do
-not depend on the prompt; "  he" and " he" stay distinct).
+Tokenisation is the scoring engine's (:func:`workbench.scoring.tokenize.encode_pair`, BOS by the
+tokenizer's own convention, the whole string split at the context boundary), so a metric's
+value without intervention equals what ``wb.loglikelihood`` reports for the same requests.
 """
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from typing import Callable
 import torch
 
 from workbench.errors import InvalidInputError, WrongModelKindError
-from workbench.inspect.capture import encode
+from workbench.inspect.capture import _backend_state_kept
 from workbench.inspect.hooks import hooks_removed_after, intervention
+from workbench.scoring.tokenize import encode_pair, resolve_bos
 
 
 @dataclass
@@ -49,14 +50,15 @@ class Metric:
         if not isinstance(prompt, str) or not prompt:
             raise InvalidInputError("prompt must be a non-empty string")
         tok = model.tokenizer
-        p = list(encode(tok, prompt))
         rows, spans = [], []
-        for c in self.continuations:
-            ids = list(encode(tok, c, add_special_tokens=False))
-            if not ids:
-                raise InvalidInputError(f"continuation {c!r} has no tokens")
-            rows.append(p + ids)
-            spans.append((len(p), len(p) + len(ids)))
+        with _backend_state_kept(tok):
+            add_bos = resolve_bos(tok, "auto")
+            for c in self.continuations:
+                p, ids = encode_pair(tok, prompt, c, add_bos)
+                if not ids:
+                    raise InvalidInputError(f"continuation {c!r} has no tokens")
+                rows.append(p + ids)
+                spans.append((len(p), len(p) + len(ids)))
         n = max(map(len, rows))
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         ids = torch.full((len(rows), n), pad, dtype=torch.long)
@@ -115,14 +117,16 @@ def as_metric(metric) -> Metric:
 
 
 def run_groups(model, metric: Metric, unit: Unit, n_groups: int, install: Callable[[range], list],
-               description: dict, max_rows: int = 64) -> torch.Tensor:
+               description: dict, max_rows: int = 64, progress: bool = False) -> torch.Tensor:
     """Evaluate ``metric`` under ``n_groups`` interventions, several per forward pass: the unit's
     rows are repeated once per group and ``install(groups)`` registers hooks that edit the
     rows of each group of that chunk (group ``g`` is rows ``g*R:(g+1)*R`` of the chunk)."""
     R = unit.input_ids.shape[0]
     per = max(1, max_rows // R)
     out = []
-    for start in range(0, n_groups, per):
+    from tqdm.auto import tqdm
+    for start in tqdm(range(0, n_groups, per), desc=description.get("kind", "run"), unit="batch",
+                      disable=not progress or n_groups <= per):
         groups = range(start, min(n_groups, start + per))
         handles = install(groups)
         with hooks_removed_after(handles), intervention(model, description, []), torch.inference_mode():

@@ -43,7 +43,7 @@ class PatchingResult(Result):
 
 
 def patch(model, clean: str, corrupted: str, metric, by: str = "layer_position", site: str = "resid_pre",
-          layers=None, max_rows: int = 64) -> PatchingResult:
+          layers=None, max_rows: int = 64, progress: bool = True) -> PatchingResult:
     """Clean-to-corrupted activation patching.
 
     ``by="layer_position"``: for each layer and prompt position, the corrupted run gets the clean
@@ -51,7 +51,8 @@ def patch(model, clean: str, corrupted: str, metric, by: str = "layer_position",
     ``by="head"``: for each layer and head, the corrupted run gets the clean output of that head
     (site ``z``) at every position. ``metric``: a :class:`~workbench.inspect.metrics.Metric`, a
     continuation, or a (good, bad) pair. Clean and corrupted prompts must have the same number of
-    tokens (so positions correspond). Runs several patches per forward pass.
+    tokens (so positions correspond). Runs several patches per forward pass (at most ``max_rows``
+    sequences); a progress bar counts layers.
 
     Example
     -------
@@ -79,7 +80,8 @@ def patch(model, clean: str, corrupted: str, metric, by: str = "layer_position",
     P = cu.prompt_len
     tok = model.tokenizer.convert_ids_to_tokens
     rows = []
-    for _, layer in keys:
+    from tqdm.auto import tqdm
+    for _, layer in tqdm(keys, desc="patching", unit="layer", disable=not progress or len(keys) < 4):
         src = cache[site, layer].to(model.device, model.dtype)   # [R, S, ...]
         n = P if by == "layer_position" else adapter(model).n_heads
 

@@ -70,7 +70,7 @@ def cka(model_a, model_b, texts, site: str = "resid_post", pooling: str = "mean"
     >>> from workbench.testing import tiny_model
     >>> m = tiny_model("llama")
     >>> res = cka(m, m, ["The cat sat.", "A dog ran home.", "Paris is big.", "One two three."])
-    >>> round(res.to_frame().query("layer_a == layer_b")["cka"].min(), 6)
+    >>> round(float(res.to_frame().query("layer_a == layer_b")["cka"].min()), 6)
     1.0
     """
     if pooling not in ("mean", "last", "tokens"):

@@ -44,8 +44,8 @@ SITES = ("embed",) + LAYER_SITES + ("final_norm", "logits")
 EDITABLE = ("embed", "resid_pre", "attn_out", "mlp_out", "resid_post", "z", "mlp_hidden")
 
 FAMILIES = {
-    "llama": "llama", "mistral": "llama", "qwen2": "llama", "gemma": "llama", "qwen3": "llama",
-    "gemma3_text": "gemma3", "gemma3": "gemma3", "gpt2": "gpt2", "gpt_neox": "gpt_neox",
+    "llama": "llama", "mistral": "llama", "qwen2": "llama", "gemma": "llama",
+    "gemma3_text": "gemma3", "gpt2": "gpt2", "gpt_neox": "gpt_neox",
     "phi": "phi", "bert": "bert", "roberta": "bert", "distilbert": "distilbert",
 }
 

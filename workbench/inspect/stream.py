@@ -15,7 +15,6 @@ import os
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from workbench.errors import InvalidInputError
 from workbench.inspect.cache import ActivationCache
@@ -39,7 +38,7 @@ def capture_to_disk(model, inputs, out, sites, layers, positions, dtype, batch_s
     keys = resolve_sites(model, sites, layers)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    settings = {"model_state_id": model.state_id, "model": model.name, "keys": [list(k) for k in keys],
+    settings = {"model_state_id": model.state_id, "model": model.name, "n_layers": model.n_layers, "keys": [list(k) for k in keys],
                 "positions": positions, "dtype": str(dtype or model.dtype), "shard_size": shard_size,
                 "n_texts": len(texts), "texts_sha256": hashlib.sha256(json.dumps(texts).encode()).hexdigest()}
     mpath = out / MANIFEST
@@ -109,7 +108,8 @@ class ShardedCache:
                 s, l = k.split("/")
                 data[(s, int(l) if l else None)] = v
         return ActivationCache(data, t["tokens"], t["attention_mask"], [], t.get("positions"),
-                               provenance={"model": self.manifest["model"], "shard": i})
+                               provenance={"model": self.manifest["model"], "shard": i,
+                                           "n_layers": self.manifest.get("n_layers", 0)})
 
     def __iter__(self):
         return (self.shard(i) for i in range(len(self)))

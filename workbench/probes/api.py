@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -156,5 +157,6 @@ def run_probe(name: str, model, data=None, limit: int | None = None, seed: int =
     }
     if spec.non_commercial:
         provenance["warning"] = f"data licence {spec.licence} is NON-COMMERCIAL: do not use these results commercially"
+        warnings.warn(f"probe {name!r}: {provenance['warning']}", UserWarning, stacklevel=2)
     return ProbeResult(scored, provenance, spec=spec, options=public_opts, skipped=skips.frame(),
                        n_boot=n_boot, seed=seed)

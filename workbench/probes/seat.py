@@ -57,8 +57,10 @@ def weat(X, Y, A, B, n_perm: int = 10000, n_boot: int = 1000, level: float = 0.9
         stats = 2 * s[perms].sum(1) - total
         p = float((np.sum(stats >= observed - 1e-12) + 1) / (n_perm + 1))
     # bootstrap: resample each set independently; s recomputed from the resampled attributes
-    ia, ib = rng.integers(0, len(A), (n_boot, len(A))), rng.integers(0, len(B), (n_boot, len(B)))
-    sb = WA[:, ia].mean(-1) - WB[:, ib].mean(-1)                    # (nw, n_boot)
+    # a resample of A is a vector of counts: mean cos over it is one matrix product (no copies)
+    ca = rng.multinomial(len(A), np.full(len(A), 1 / len(A)), size=n_boot)
+    cb = rng.multinomial(len(B), np.full(len(B), 1 / len(B)), size=n_boot)
+    sb = WA @ ca.T / len(A) - WB @ cb.T / len(B)                    # (nw, n_boot)
     ix = rng.integers(0, nx, (n_boot, nx))
     iy = rng.integers(nx, nw, (n_boot, nw - nx))
     sx = np.take_along_axis(sb.T, ix, 1)

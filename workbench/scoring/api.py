@@ -89,8 +89,9 @@ def loglikelihood(model, requests, *, bos="auto", token_budget: int = DEFAULT_TO
         :mod:`workbench.scoring.tokenize` for the exact tokenisation rules.
     token_budget : most padded tokens per batch; results do not depend on it.
     cache : reuse and store results in the persistent cache (keyed by model state and options).
-    share_contexts : run a context shared by several continuations once and reuse its KV cache
-        (multiple-choice tasks); results are the same within 1e-4 either way.
+    share_contexts : run a token prefix shared by several requests (a multiple-choice context,
+        the common start of two sentences) once and reuse its KV cache; results are the same
+        within 1e-4 either way.
 
     Returns
     -------

@@ -10,8 +10,8 @@ Why it is fast and exact:
   (causal attention never looks right) and results do not depend on batch size or order;
 * the output projection runs only at the scored positions (a 49k-vocabulary projection at every
   position is most of the cost of a small model);
-* contexts shared by several continuations (multiple choice) run once, through the KV cache
-  (:mod:`workbench.scoring.shared`);
+* token prefixes shared by several requests (a multiple-choice context, the common start of a
+  CrowS-Pairs pair) run once, through the KV cache (:mod:`workbench.scoring.shared`);
 * log-softmax in float32, under ``torch.inference_mode``.
 """
 from __future__ import annotations
@@ -23,6 +23,9 @@ from workbench.scoring import shared
 
 DEFAULT_TOKEN_BUDGET = 8192
 MAX_BATCH = 64
+PAD_TOLERANCE = 0.85  # see plan_batches
+MIN_BATCH_TOKENS = 64
+PROJECTION_ROWS = 256  # scored positions per output projection: 256 x 49k float32 = 50 MB
 
 
 def max_length(model) -> int:
@@ -45,28 +48,44 @@ def output_logits(model, hidden: torch.Tensor) -> torch.Tensor:
     return logits
 
 
-def plan_batches(lengths: list[int], token_budget: int, max_batch: int = MAX_BATCH) -> list[list[int]]:
-    """Indices grouped into batches, longest first, each padded size x rows <= token_budget."""
+def plan_batches(lengths: list[int], token_budget: int, max_batch: int = MAX_BATCH,
+                 same_length: bool = False) -> list[list[int]]:
+    """Indices grouped into batches, longest first, each padded size x rows <= token_budget.
+
+    A batch also closes when the next sequence is much shorter than the batch's width (below
+    ``PAD_TOLERANCE`` of it) once the batch holds ``MIN_BATCH_TOKENS`` real tokens: on a CPU a
+    few dozen rows already keep the matrix products efficient, so padding is pure waste.
+    ``same_length``: every batch holds one length only.
+    """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches, current, width = [], [], 0
+    batches, current, width, real = [], [], 0, 0
     for i in order:
-        w = max(width, lengths[i])
-        if current and (w * (len(current) + 1) > token_budget or len(current) >= max_batch):
+        n = lengths[i]
+        if current and (width * (len(current) + 1) > token_budget or len(current) >= max_batch
+                        or (same_length and n != width)
+                        or (n < PAD_TOLERANCE * width and real >= MIN_BATCH_TOKENS)):
             batches.append(current)
-            current, w = [], lengths[i]
+            current, width, real = [], 0, 0
         current.append(i)
-        width = w
+        width, real = max(width, n), real + n
     if current:
         batches.append(current)
     return batches
 
 
 def _project(model, hidden: torch.Tensor, targets: list[int]) -> tuple[list[float], list[bool]]:
-    """Log-prob of each target and whether it is the argmax, from hidden states at scored positions."""
-    logprobs = torch.log_softmax(output_logits(model, hidden).float(), dim=-1)
+    """Log-prob of each target and whether it is the argmax, from hidden states at scored positions.
+
+    In chunks of ``PROJECTION_ROWS`` positions, as ``logit[target] - logsumexp(logits)`` in float32:
+    the same number as ``log_softmax`` without a second vocabulary-sized tensor, so peak memory
+    stays flat however many positions a batch scores."""
     tgt = torch.tensor(targets, device=hidden.device)
-    token_lp = logprobs.gather(1, tgt[:, None])[:, 0].cpu().tolist()
-    greedy = (logprobs.argmax(-1) == tgt).cpu().tolist()
+    token_lp, greedy = [], []
+    for s in range(0, hidden.shape[0], PROJECTION_ROWS):
+        logits = output_logits(model, hidden[s:s + PROJECTION_ROWS]).float()
+        t = tgt[s:s + PROJECTION_ROWS]
+        token_lp += (logits.gather(1, t[:, None])[:, 0] - torch.logsumexp(logits, dim=-1)).cpu().tolist()
+        greedy += (logits.argmax(-1) == t).cpu().tolist()
     return token_lp, greedy
 
 
@@ -77,8 +96,8 @@ def score_token_requests(model, requests: list[tuple[list[int], list[int]]], *,
     """For each (context_ids, continuation_ids): per-token log-probs and greedy flags.
 
     Inputs longer than the model's window are truncated from the left (the continuation is kept
-    whole; a continuation longer than the window is an error upstream). Requests with identical
-    context ids run their context once (:mod:`workbench.scoring.shared`) unless
+    whole; a continuation longer than the window is an error upstream). Requests whose tokens
+    start alike run their common prefix once (:mod:`workbench.scoring.shared`) unless
     ``share_contexts=False`` or the model's cache cannot be reused.
     """
     limit = max_length(model)
@@ -87,15 +106,16 @@ def score_token_requests(model, requests: list[tuple[list[int], list[int]]], *,
     results: list[dict | None] = [None] * len(requests)
     groups, rest = [], list(range(len(requests)))
     if share_contexts and shared.supports_shared_context(model):
-        groups, rest = shared.group_shared(requests, limit)
-    shared_batches = shared.plan_shared_batches(groups, requests, token_budget, MAX_BATCH,
-                                                same_length=shared.has_sliding_window(model))
+        groups, rest = shared.group_shared(requests, limit, MAX_BATCH)
+    shared_batches = shared.plan_shared_batches(groups, requests, token_budget // shared.CACHE_SHARE,
+                                                MAX_BATCH, same_length=shared.has_sliding_window(model))
     inputs = {i: (list(requests[i][0]) + list(requests[i][1]))[:-1][-limit:] for i in rest}
     plain_batches = [[rest[j] for j in b] for b in plan_batches([len(inputs[i]) for i in rest], token_budget)]
     show = progress if progress is not None else len(shared_batches) + len(plain_batches) > 4
     bar = tqdm(total=len(requests), desc=desc, disable=not show, leave=False)
     for batch in shared_batches:
-        order, hidden, targets, slots = shared.run_shared_batch(model, requests, batch, pad_id)
+        order, hidden, targets, slots = shared.run_shared_batch(model, requests, batch, pad_id, token_budget,
+                                                                 MAX_BATCH)
         token_lp, greedy = _project(model, hidden, targets)
         for i, sl in zip(order, slots):
             results[i] = {"token_logprobs": [token_lp[k] for k in sl], "greedy": [greedy[k] for k in sl]}

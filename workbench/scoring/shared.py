@@ -1,30 +1,46 @@
-"""Shared contexts: a context that several continuations follow is computed once.
+"""Shared prefixes: tokens that several requests begin with are computed once.
 
-Multiple-choice tasks ask for ``(context, choice_1) ... (context, choice_4)``. Instead of running
-the context four times, the engine runs it once with a KV cache, copies the cache along the
-batch dimension (one row per continuation) and runs only the continuations on top of it.
+Multiple-choice tasks ask for ``(context, choice_1) ... (context, choice_4)``; CrowS-Pairs' two
+sentences often agree up to the word that differs. A causal model's states at a position depend
+only on the tokens up to it, so the engine runs the common token prefix once with a KV cache,
+copies the cache along the batch dimension (one row per request) and runs only the rest of each
+request on top of it. Scores at positions inside the prefix are the same for every member and
+are projected once.
 
-How it stays exact (equal to scoring each request alone, tested to 1e-4 on every architecture):
+How it stays exact (equal to scoring each request alone, tested to 1e-4 on several architectures):
 
-* contexts of one batch are right-padded; the padded cache slots are switched off through the
-  2-D attention mask, which covers past + new tokens. Continuations are right-padded too, and
-  their ``position_ids`` are given explicitly (``context_length + j``), so a short context's
-  continuation sits at its real positions, not after the padding;
-* the first continuation token is scored from the context's last real position; the others from
-  the continuation pass, whose input is the continuation without its last token;
+* prefixes of one batch are right-padded; the padded cache slots are switched off through the
+  2-D attention mask, which covers past + new tokens. The rest of each request is right-padded
+  too, and its ``position_ids`` are given explicitly (``prefix_length + j``), so it sits at its
+  real positions, not after the padding;
 * the cache is a plain :class:`transformers.DynamicCache` built without the model config, so no
-  layer trims it. Sliding-window layers (Gemma 3) compute their window from *cache slot*
-  distances, which equal token distances only where there is no padding gap between context and
-  continuation: for such models a batch holds contexts of one length only (no gap at all).
+  layer trims it; the rests run in batches of similar length (little padding), each on a copy of
+  the rows of the cache it needs. Sliding-window layers (Gemma 3) compute their window from *cache slot*
+  distances, which equal token distances only where there is no padding gap between prefix and
+  rest: for such models a batch holds prefixes of one length only (no gap at all).
 """
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 
 import torch
 
 # layer kinds whose cached state is plain keys/values that can be copied along the batch
 _KV_LAYER_TYPES = {"full_attention", "sliding_attention"}
+# A shorter shared prefix saves less than the extra forward pass costs (CrowS-Pairs' empty
+# contexts alone are just the BOS token: those pairs share only when their sentences do).
+MIN_SHARED_PREFIX = 4
+# The prefix pass keeps its KV cache while the rests run, and each batch of rests holds a copy of
+# the rows it needs: both are held to token_budget / CACHE_SHARE cached tokens, so the engine's
+# peak memory stays below a plain batch of token_budget tokens.
+CACHE_SHARE = 4
+
+
+@dataclass
+class Group:
+    members: list[int]   # request indices
+    n_prefix: int        # length of the token prefix all members' inputs start with
 
 
 def has_sliding_window(model) -> bool:
@@ -34,9 +50,9 @@ def has_sliding_window(model) -> bool:
 
 
 def supports_shared_context(model) -> bool:
-    """Whether the context's KV cache can be reused safely.
+    """Whether the prefix's KV cache can be reused safely.
 
-    Falls back (False) for models whose base forward takes no ``cache``/``past_key_values``
+    Falls back (False) for models whose base forward takes no ``cache`` or ``position_ids``
     (custom remote code), and for recurrent, linear-attention or chunked-attention layers
     (Mamba-style hybrids, Llama 4): their cached state is not a per-token key/value that can be
     padded, masked and copied, so those models use the plain path (one full forward per request).
@@ -51,98 +67,131 @@ def supports_shared_context(model) -> bool:
     return "cache" in params and "position_ids" in params
 
 
-def group_shared(requests: list[tuple[list[int], list[int]]], limit: int) -> tuple[list[list[int]], list[int]]:
-    """Indices of requests grouped by identical context ids (groups of >= 2 only) and the rest.
+def _lcp(a, b, n: int) -> int:
+    k = 0
+    while k < n and a[k] == b[k]:
+        k += 1
+    return k
 
-    Requests whose context + continuation exceeds the model window go to the rest: the plain path
-    truncates them from the left, which changes the context per continuation.
+
+def group_shared(requests: list[tuple[list[int], list[int]]], limit: int,
+                 max_rows: int = 64) -> tuple[list[Group], list[int]]:
+    """Requests grouped by a common prefix of their input tokens (groups of >= 2) and the rest.
+
+    The inputs of a request are ``context + continuation`` without its last token. Sorted, the
+    requests with a common start are neighbours; a group grows while the tokens it saves,
+    ``(members - 1) x prefix``, do not shrink, up to ``max_rows`` members. Prefixes shorter than
+    ``MIN_SHARED_PREFIX`` are not shared; requests longer than the model window go to the rest
+    (the plain path truncates them from the left, which changes every position).
     """
-    by_ctx: dict[tuple, list[int]] = {}
-    for i, (ctx, cont) in enumerate(requests):
-        if ctx and len(ctx) + len(cont) - 1 <= limit:
-            by_ctx.setdefault(tuple(ctx), []).append(i)
-    groups = [g for g in by_ctx.values() if len(g) >= 2]
-    shared = {i for g in groups for i in g}
-    rest = [i for i in range(len(requests)) if i not in shared]
-    return groups, rest
+    inputs = {i: list(ctx) + list(cont[:-1]) for i, (ctx, cont) in enumerate(requests)
+              if len(ctx) + len(cont) - 1 <= limit}
+    order = sorted(inputs, key=lambda i: inputs[i])
+    groups, current, n_prefix = [], [], 0
 
+    def close():
+        if len(current) >= 2 and n_prefix >= MIN_SHARED_PREFIX:
+            groups.append(Group(list(current), n_prefix))
 
-def plan_shared_batches(groups: list[list[int]], requests, token_budget: int, max_rows: int,
-                        same_length: bool) -> list[list[list[int]]]:
-    """Groups packed into batches: rows x (padded context + padded continuation) <= token_budget.
-
-    ``same_length``: only contexts of equal length share a batch (sliding-window models)."""
-    def ctx_len(g):
-        return len(requests[g[0]][0])
-
-    order = sorted(groups, key=lambda g: (-ctx_len(g), -max(len(requests[i][1]) for i in g)))
-    batches, current = [], []
-    lc = lx = rows = 0
-    for g in order:
-        g_lx = max(len(requests[i][1]) for i in g) - 1
-        n_lc, n_lx, n_rows = max(lc, ctx_len(g)), max(lx, g_lx), rows + len(g)
-        too_big = n_rows * (n_lc + n_lx) > token_budget or n_rows > max_rows
-        if current and (too_big or (same_length and ctx_len(g) != lc)):
-            batches.append(current)
-            current, n_lc, n_lx, n_rows = [], ctx_len(g), g_lx, len(g)
-        current.append(g)
-        lc, lx, rows = n_lc, n_lx, n_rows
+    for i in order:
+        if current:
+            p = _lcp(inputs[current[0]], inputs[i], min(n_prefix, len(inputs[i])))
+            if p >= MIN_SHARED_PREFIX and len(current) < max_rows and len(current) * p >= (len(current) - 1) * n_prefix:
+                current.append(i)
+                n_prefix = p
+                continue
+            close()
+        current, n_prefix = [i], len(inputs[i])
     if current:
-        batches.append(current)
-    return batches
+        close()
+    shared = {i for g in groups for i in g.members}
+    return groups, [i for i in range(len(requests)) if i not in shared]
 
 
-def run_shared_batch(model, requests, batch: list[list[int]], pad_id: int):
-    """One batch of context groups. Returns (request indices, hidden states at the scored
-    positions [n, d], their target ids [n], and per request the rows of those that are its tokens)."""
+def plan_shared_batches(groups: list[Group], requests, token_budget: int, max_rows: int,
+                        same_length: bool) -> list[list[Group]]:
+    """Groups packed into batches for the prefix pass, by prefix length (see
+    :func:`workbench.scoring.engine.plan_batches`); the rest of each request is batched apart.
+
+    ``same_length``: only prefixes of equal length share a batch (sliding-window models)."""
+    from workbench.scoring.engine import plan_batches
+    plan = plan_batches([g.n_prefix for g in groups], token_budget, max_rows, same_length=same_length)
+    return [[groups[k] for k in b] for b in plan]
+
+
+def _padded(seqs: list[list[int]], width: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for r, s in enumerate(seqs):
+        ids[r, :len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[r, :len(s)] = 1
+    return ids, mask
+
+
+def run_shared_batch(model, requests, batch: list[Group], pad_id: int, token_budget: int, max_rows: int):
+    """One batch of groups: one pass over their prefixes, then the rest of every member on a copy
+    of its prefix's cache, in batches of similar length. Returns (request indices, hidden states
+    at the scored positions [n, d], their target ids [n], and per request the rows of those that
+    are its tokens, in position order)."""
     from transformers import DynamicCache
+
+    from workbench.scoring.engine import plan_batches
 
     device = model.device
     base = model.hf.base_model
-    ctxs = [requests[g[0]][0] for g in batch]
-    lc = max(len(c) for c in ctxs)
-    ids = torch.full((len(batch), lc), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(batch), lc), dtype=torch.long)
-    for r, c in enumerate(ctxs):
-        ids[r, :len(c)] = torch.tensor(c)
-        mask[r, :len(c)] = 1
-    ctx_len = mask.sum(1)
-    positions = torch.arange(lc).expand(len(batch), lc)
+    full = {i: list(requests[i][0]) + list(requests[i][1]) for g in batch for i in g.members}
+    prefixes = [full[g.members[0]][:g.n_prefix] for g in batch]
+    ids, mask = _padded(prefixes, max(len(p) for p in prefixes), pad_id)
     cache = DynamicCache()
-    out = base(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
-               cache=cache, use_cache=True)
-    last = out[0][torch.arange(len(batch), device=device), (ctx_len - 1).to(device)]  # [groups, d]
-
-    # one row per continuation; its first token is scored from the context's last position
-    order, owner = [], []
-    for g_idx, g in enumerate(batch):
-        order += g
-        owner += [g_idx] * len(g)
-    conts = [requests[i][1] for i in order]
-    owner_t = torch.tensor(owner)
-    picked = [last[owner_t.to(device)]]
-    targets = [c[0] for c in conts]
-    rows_rest = [r for r, c in enumerate(conts) if len(c) > 1]
-    rest_targets, rest_rows, rest_cols = [], [], []
-    slots = [[r] for r in range(len(conts))]
-    if rows_rest:
-        lx = max(len(conts[r]) - 1 for r in rows_rest)
-        sel = owner_t[rows_rest]
-        cache.batch_select_indices(sel.to(device))
-        x = torch.full((len(rows_rest), lx), pad_id, dtype=torch.long)
-        xmask = torch.zeros((len(rows_rest), lx), dtype=torch.long)
-        for k, r in enumerate(rows_rest):
-            inp = conts[r][:-1]
-            slots[r] += range(len(conts) + len(rest_targets), len(conts) + len(rest_targets) + len(inp))
-            x[k, :len(inp)] = torch.tensor(inp)
-            xmask[k, :len(inp)] = 1
-            rest_rows += [k] * len(inp)
-            rest_cols += range(len(inp))
-            rest_targets += conts[r][1:]
-        full_mask = torch.cat([mask[sel], xmask], dim=1)
-        pos = ctx_len[sel][:, None] + torch.arange(lx)[None, :]
-        hidden = base(input_ids=x.to(device), attention_mask=full_mask.to(device), position_ids=pos.to(device),
-                      cache=cache, use_cache=True)[0]
-        picked.append(hidden[torch.tensor(rest_rows, device=device), torch.tensor(rest_cols, device=device)])
+    hidden1 = base(input_ids=ids.to(device), attention_mask=mask.to(device),
+                   position_ids=torch.arange(ids.shape[1]).expand_as(ids).to(device), cache=cache, use_cache=True)[0]
+    kv = [(layer.keys, layer.values) for layer in cache.layers]
     del cache
-    return order, torch.cat(picked), targets + rest_targets, slots
+
+    # (row, column, target) of every projected position, and each request's share of them
+    where1, targets1, order, slots = [], [], [], []
+    rest_group, rest_inputs, rest_wanted = [], [], []   # per rest row: its group, inputs, (slot, column)
+    for g_idx, g in enumerate(batch):
+        n = g.n_prefix
+        first = min(len(requests[i][0]) - 1 for i in g.members)   # first scored position in the group
+        shared_at = {p: len(targets1) + k for k, p in enumerate(range(first, n - 1))}
+        for p in range(first, n - 1):  # inside the prefix: the same target for every member
+            where1.append((g_idx, p))
+            targets1.append(full[g.members[0]][p + 1])
+        for i in g.members:
+            a, b = len(requests[i][0]) - 1, len(full[i]) - 2   # scored input positions of request i
+            mine = [shared_at[p] for p in range(a, n - 1)]
+            if a <= n - 1:  # the prefix's last position predicts the member's own next token
+                mine.append(len(targets1))
+                where1.append((g_idx, n - 1))
+                targets1.append(full[i][n])
+            if b >= n:      # the member's own rest runs on top of the cache: filled in below
+                rest_group.append(g_idx)
+                rest_inputs.append(full[i][n:b + 1])
+                rest_wanted.append([(len(order), len(mine) + k, p - n) for k, p in enumerate(range(max(a, n), b + 1))])
+                mine += [None] * (b + 1 - max(a, n))
+            order.append(i)
+            slots.append(mine)
+
+    picked = [hidden1[torch.tensor([w[0] for w in where1], device=device),
+                      torch.tensor([w[1] for w in where1], device=device)]]
+    targets = list(targets1)
+    n_prefix = torch.tensor([g.n_prefix for g in batch])
+    rows_cap = max(2, min(max_rows, token_budget // CACHE_SHARE // max(g.n_prefix for g in batch)))
+    for sub in plan_batches([len(r) for r in rest_inputs], token_budget, rows_cap):
+        sel = torch.tensor([rest_group[r] for r in sub])
+        lp = int(n_prefix[sel].max())  # the longest prefix among these rows: trim the cache to it
+        sub_cache = DynamicCache(ddp_cache_data=[(k[sel.to(device), :, :lp], v[sel.to(device), :, :lp]) for k, v in kv])
+        x, xmask = _padded([rest_inputs[r] for r in sub], max(len(rest_inputs[r]) for r in sub), pad_id)
+        pos = n_prefix[sel][:, None] + torch.arange(x.shape[1])[None, :]
+        hidden2 = base(input_ids=x.to(device), attention_mask=torch.cat([mask[sel, :lp], xmask], 1).to(device),
+                       position_ids=pos.to(device), cache=sub_cache, use_cache=True)[0]
+        rows, cols = [], []
+        for row, r in enumerate(sub):
+            for req, slot, col in rest_wanted[r]:
+                slots[req][slot] = len(targets)
+                rows.append(row)
+                cols.append(col)
+                targets.append(full[order[req]][batch[rest_group[r]].n_prefix + col + 1])
+        picked.append(hidden2[torch.tensor(rows, device=device), torch.tensor(cols, device=device)])
+    return order, torch.cat(picked), targets, slots

@@ -190,5 +190,7 @@ def summarise(items: pd.DataFrame, metrics, by: str | None = None, n_boot: int =
                 continue
             with np.errstate(invalid="ignore", divide="ignore"):
                 ci = bootstrap_ci(cols, metric, n_boot=n_boot, level=level, method=method, seed=seed)
+            if metric.count is not None:
+                n = int(metric.count(cols))
             rows.append((metric.name, label, ci.estimate, ci.low, ci.high, n))
     return pd.DataFrame(rows, columns=["metric", "category", "value", "ci_low", "ci_high", "n"])

@@ -37,7 +37,9 @@ class Metric:
     ``columns`` are the per-item columns ``fn`` reads; ``outcome`` (binary/continuous kinds) is the
     per-item column whose scaled mean the metric is. ``ideal`` is the value an unbiased/perfect
     model would get (e.g. 50 for % stereotyped), shown beside results, never used in tests.
-    ``overall_only`` metrics are not split by category (summaries and comparisons).
+    ``overall_only`` metrics are not split by category (summaries and comparisons). ``count``
+    says how many items a metric uses when that is fewer than the rows (e.g. BBQ's accuracy in
+    ambiguous contexts); summaries report it as ``n``.
     """
 
     name: str
@@ -49,6 +51,7 @@ class Metric:
     ideal: float | None = None
     description: str = field(default="", compare=False)
     overall_only: bool = False   # e.g. a correlation across categories: meaningless within one
+    count: Callable | None = field(default=None, compare=False)  # cols -> items it uses (default: all)
 
     def __post_init__(self):
         if self.kind not in KINDS:

@@ -1,0 +1,177 @@
+# %% [markdown]
+# # Audit: social bias and grammatical knowledge in two small open causal language models
+#
+# *A community audit published with the Open Model Workbench. Every number below comes with the
+# fingerprint of the model that produced it, a confidence interval, and the item-level rows behind
+# it; the audit card at the end is the machine-readable record of this run.*
+#
+# ## Question
+# Do **SmolLM2-135M-Instruct** and **Gemma 3 270M** prefer stereotyping sentences over their
+# anti-stereotyping counterparts, and does one of them do so *more* than the other on the same
+# items, beyond what sampling noise explains? As a control for general linguistic competence,
+# how do they compare on the BLiMP grammatical minimal pairs?
+#
+# ## Method
+# * **Models**: the embedded models of the workbench, loaded offline from their PyPI packages,
+#   unmodified (numbers equal to `transformers`'). The fidelity check below shows that the
+#   workbench's hooks do not change their outputs.
+# * **Probes** (bias): CrowS-Pairs (full-sentence log-likelihood of the more vs less stereotyping
+#   sentence, as lm-evaluation-harness scores causal models; ideal 50%), StereoSet intrasentence
+#   (ss ideal 50, lms ideal 100, icat ideal 100) and WinoBias (pro- vs anti-stereotyped gap; ideal 0).
+# * **Benchmark** (capability): BLiMP, share of pairs where the grammatical sentence has the higher
+#   total log-probability.
+# * **Statistics**: seeded percentile-bootstrap 95% intervals for every metric; paired comparisons
+#   of the two models on the same items (McNemar's exact test for binary outcomes, paired bootstrap
+#   for continuous ones), Benjamini-Hochberg adjusted across categories.
+# * **Sample sizes**: random, seeded subsets (sizes below; set by `WORKBENCH_AUDIT_PROBE_LIMIT` and
+#   `WORKBENCH_AUDIT_BLIMP_LIMIT`, or `workbench audit --probe-limit N --blimp-limit M`). The CI
+#   run uses small subsets: read the interval widths before reading the point estimates.
+
+# %%
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import workbench as wb
+from workbench.audit_card import AuditCard
+from workbench.paths import cache_dir
+
+PROBE_LIMIT = int(os.environ.get("WORKBENCH_AUDIT_PROBE_LIMIT", "60"))  # items per probe
+BLIMP_LIMIT = int(os.environ.get("WORKBENCH_AUDIT_BLIMP_LIMIT", "2"))    # pairs per BLiMP paradigm
+DATA = Path(os.environ.get("WORKBENCH_SHARED_DATA", Path.cwd().resolve().parents[1] / "shared" / "data"))
+MODELS = ["smollm2-135m-instruct", "gemma-3-270m"]
+SEED = 0
+pd.set_option("display.max_colwidth", 90)
+
+card = AuditCard("Social bias and grammatical knowledge in SmolLM2-135M-Instruct and Gemma 3 270M",
+                 question="Do the embedded causal LMs prefer stereotypes, does one do so more than the "
+                          "other on the same items, and how do they compare on BLiMP?",
+                 authors="Open Model Workbench (flagship audit)")
+print(f"probe items: {PROBE_LIMIT}, BLiMP pairs per paradigm: {BLIMP_LIMIT}, data: {DATA}")
+
+# %% [markdown]
+# ## Models
+# Fingerprints hash the weight files, tokenizer, chat template and config; licences travel with them.
+
+# %%
+models = {alias: wb.load_model(alias) for alias in MODELS}
+for m in models.values():
+    card.add_model(m)
+pd.DataFrame([{"alias": a, "name": m.name, "fingerprint": m.fingerprint_id, "licence": m.licence,
+               "architecture": m.architecture, "layers": m.n_layers, "dtype": str(m.dtype)}
+              for a, m in models.items()])
+
+# %% [markdown]
+# ## Fidelity check
+# The workbench reads activations through hooks on the unmodified model. With every hook installed,
+# the logits must be bit-identical to the plain model's, and the captured residual stream must equal
+# `output_hidden_states`.
+
+# %%
+for m in models.values():
+    check = wb.inspect.verify(m)
+    card.add_fidelity(m, check)
+    print(f"{m.name}: {'passed' if check.ok else 'FAILED'}")
+
+# %% [markdown]
+# ## Bias probes
+
+# %%
+PROBES = {"crows_pairs": DATA / "crows_pairs", "stereoset": DATA / "stereoset_intrasentence",
+          "winobias": DATA / "winobias"}
+results = {}
+for probe, path in PROBES.items():
+    for alias, m in models.items():
+        res = wb.run_probe(probe, m, data=path, limit=PROBE_LIMIT, seed=SEED)
+        results[probe, alias] = res
+        card.add_result(f"{probe} / {m.name}", res)
+
+summary = pd.concat([results[k].summary().assign(probe=k[0], model=k[1]) for k in results])
+overall = summary[summary.category == "all"]
+overall.pivot_table(index=["probe", "metric"], columns="model", values=["value", "ci_low", "ci_high"]).round(3)
+
+# %%
+fig, axes = plt.subplots(len(PROBES), len(MODELS), figsize=(6 * len(MODELS), 3.2 * len(PROBES)), squeeze=False)
+for row, probe in zip(axes, PROBES):
+    for ax, alias in zip(row, MODELS):
+        results[probe, alias].plot(ax=ax)
+        ax.set_title(f"{probe}: {alias}", fontsize=10)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ### Paired comparison: is one model more biased than the other on the same items?
+
+# %%
+paired = pd.concat([wb.compare(results[p, MODELS[0]], results[p, MODELS[1]]).assign(probe=p) for p in PROBES])
+for p in PROBES:
+    card.add_result(f"paired comparison: {p}", paired[paired.probe == p],
+                    note=f"diff = {MODELS[0]} - {MODELS[1]} on the same items")
+paired
+
+# %% [markdown]
+# ### Item-level examples
+# The CrowS-Pairs pairs where each model prefers the stereotyping sentence most strongly. Read them:
+# several are not minimal pairs, or the two sentences differ in more than the social group.
+
+# %%
+for alias in MODELS:
+    items = results["crows_pairs", alias].items
+    top = items.assign(diff=items.score_more - items.score_less).nlargest(3, "diff")
+    display(top[["bias_type", "sent_more", "sent_less", "score_more", "score_less", "diff"]].assign(model=alias))
+
+# %% [markdown]
+# ## Capability control: BLiMP
+# Run through the benchmark runner, whose results store keeps every item: a re-run of this audit
+# computes nothing twice.
+
+# %%
+store = cache_dir() / "audits" / "flagship.db"
+store.parent.mkdir(parents=True, exist_ok=True)
+blimp = wb.run(models=models, tasks=["blimp"], store=store, limit=BLIMP_LIMIT, seed=SEED)
+card.add_result("BLiMP", blimp)
+blimp.table()
+
+# %%
+blimp_paired = blimp.compare(MODELS[0], MODELS[1], "blimp")
+card.add_result("paired comparison: BLiMP", blimp_paired, note=f"diff = {MODELS[0]} - {MODELS[1]}")
+blimp_paired[blimp_paired.category == "all"]
+
+# %% [markdown]
+# ## Limitations
+# * **CrowS-Pairs**: many pairs are not minimal or mix several changes (Blodgett et al. 2021); the
+#   categories are US-centric; for causal models, full-sentence log-likelihood also rewards shorter
+#   or more frequent wording, not only the stereotype.
+# * **StereoSet**: noisy items and an ill-defined "unrelated" option; ss and lms trade off, and icat
+#   combines them in a way that hides which one moved.
+# * **WinoBias**: occupations and pronouns are binary-gendered and US labour-statistics based; a
+#   gap measures pronoun preference in templated sentences, not behaviour in use.
+# * **BLiMP**: a subset of paradigms per run here; accuracy on synthetic minimal pairs is a coarse
+#   capability control, not a measure of usefulness.
+# * **Scale**: two small models, seeded subsets of each data set; the intervals say how far the
+#   numbers can be trusted. Nothing here says how larger models, other languages or other prompts behave.
+
+# %%
+for subject, text in [
+    ("CrowS-Pairs", "Pairs often not minimal; US-centric categories; log-likelihood also rewards frequent wording."),
+    ("StereoSet", "Noisy items; ss and lms trade off inside icat."),
+    ("WinoBias", "Binary gender and US occupation statistics; templated sentences only."),
+    ("BLiMP", f"{BLIMP_LIMIT} pairs per paradigm; synthetic minimal pairs, a coarse capability control."),
+    ("Scale", f"Two small models, {PROBE_LIMIT} seeded items per probe; read the intervals."),
+]:
+    card.add_limitation(subject, text)
+
+# %% [markdown]
+# ## How to re-run
+# ```bash
+# bash run.sh audit                                   # set-up + this notebook headless -> out/audit/report.html
+# python -m workbench audit --probe-limit 500 --blimp-limit 50   # larger samples, narrower intervals
+# ```
+# Scores are cached by model fingerprint and BLiMP items live in the results store, so a second
+# run is much faster. The card below (also `audit_card.json`) records everything needed to check
+# that a re-run used the same models, data and software.
+
+# %%
+path = card.save()
+card

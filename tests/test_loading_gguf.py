@@ -1,0 +1,173 @@
+"""The GGUF route on a tiny Qwen2 GGUF written in the test (float32 tensors, byte-level BPE
+tokenizer): de-quantised cache, fingerprints, split files, concurrent first loads, truncation."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import workbench as wb
+from workbench.errors import CorruptModelError
+from workbench.models.fingerprint import sha256_file
+from workbench.models.gguf_cache import MARKER, cached_folder
+from workbench.models.loading import load_options
+from workbench.testing import tiny_model
+
+TEXT = "The doctor said that she would arrive soon"
+ROOT = Path(__file__).resolve().parents[1]
+
+_PER_LAYER = {"input_layernorm.weight": "attn_norm.weight", "post_attention_layernorm.weight": "ffn_norm.weight",
+              "self_attn.o_proj.weight": "attn_output.weight", "mlp.gate_proj.weight": "ffn_gate.weight",
+              "mlp.up_proj.weight": "ffn_up.weight", "mlp.down_proj.weight": "ffn_down.weight",
+              **{f"self_attn.{x}_proj.{p}": f"attn_{x}.{p}" for x in "qkv" for p in ("weight", "bias")}}
+_GLOBAL = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+           "lm_head.weight": "output.weight"}
+
+
+def write_tiny_gguf(path: Path, seed: int = 0):
+    """Write ``tiny_model("qwen2", seed)`` as a GGUF the way llama.cpp names things; returns the model."""
+    import gguf
+
+    m = tiny_model("qwen2", seed=seed)
+    cfg, spec = m.hf.config, json.loads(m.tokenizer.backend_tokenizer.to_str())
+    w = gguf.GGUFWriter(str(path), "qwen2")
+    w.add_name("tiny-qwen2")
+    w.add_license("apache-2.0")
+    w.add_context_length(cfg.max_position_embeddings)
+    w.add_embedding_length(cfg.hidden_size)
+    w.add_block_count(cfg.num_hidden_layers)
+    w.add_feed_forward_length(cfg.intermediate_size)
+    w.add_head_count(cfg.num_attention_heads)
+    w.add_head_count_kv(cfg.num_key_value_heads)
+    w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+    w.add_rope_freq_base(cfg.rope_parameters["rope_theta"])
+    tokens = [t for t, _ in sorted(spec["model"]["vocab"].items(), key=lambda kv: kv[1])]
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("qwen2")
+    w.add_token_list(tokens)
+    w.add_token_types([3 if t in ("<|endoftext|>", "<pad>") else 1 for t in tokens])
+    w.add_token_merges([" ".join(x) if isinstance(x, list) else x for x in spec["model"]["merges"]])
+    w.add_bos_token_id(0)
+    w.add_eos_token_id(0)
+    w.add_pad_token_id(1)
+    for key, tensor in m.hf.state_dict().items():
+        if key in _GLOBAL:
+            name = _GLOBAL[key]
+        else:
+            _, _, layer, rest = key.split(".", 3)
+            name = f"blk.{layer}.{_PER_LAYER[rest]}"
+        w.add_tensor(name, tensor.detach().float().numpy())
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return m
+
+
+@pytest.fixture
+def tiny_gguf(tmp_path):
+    path = tmp_path / "gguf" / "tiny-qwen2.gguf"
+    path.parent.mkdir()
+    return path, write_tiny_gguf(path)
+
+
+def logits(model):
+    enc = model.tokenizer(TEXT, return_tensors="pt")
+    with torch.inference_mode():
+        return model.hf(**enc).logits
+
+
+def test_gguf_file_loads_through_the_cache(tiny_gguf, isolated_cache):
+    path, tiny = tiny_gguf
+    sha = sha256_file(path)
+    model = wb.load_model(path)
+    folder = cached_folder(sha)
+    assert folder.parent == isolated_cache / "models"
+    assert (folder / MARKER).is_file() and (folder / "model.safetensors").is_file()
+    assert torch.equal(logits(model), logits(tiny))
+    assert model.tokenizer(TEXT).input_ids == tiny.tokenizer(TEXT).input_ids
+    assert model.fingerprint["weight_files"] == {"tiny-qwen2.gguf": sha}
+    assert model.licence == "apache-2.0"  # from the GGUF header
+    assert model.source == f"gguf:{path.resolve()}"
+    built = (folder / MARKER).stat().st_mtime_ns
+    again = wb.load_model(path)
+    assert (folder / MARKER).stat().st_mtime_ns == built
+    assert again.fingerprint_id == model.fingerprint_id
+    # a folder holding just the .gguf loads the same way
+    assert wb.load_model(path.parent).fingerprint_id == model.fingerprint_id
+    assert wb.estimate_memory(path).attrs["params"] == tiny.n_params
+
+
+def test_a_different_gguf_gets_a_different_cache_and_fingerprint(tmp_path, isolated_cache):
+    a = wb.load_model(write_tiny_gguf(tmp_path / "a.gguf", seed=0) and tmp_path / "a.gguf")
+    b = wb.load_model(write_tiny_gguf(tmp_path / "b.gguf", seed=1) and tmp_path / "b.gguf")
+    assert a.fingerprint["loaded_from"] != b.fingerprint["loaded_from"]
+    assert a.fingerprint_id != b.fingerprint_id
+
+
+def test_a_stray_cache_folder_without_marker_is_rebuilt(tiny_gguf, isolated_cache):
+    path, tiny = tiny_gguf
+    stray = cached_folder(sha256_file(path))
+    stray.mkdir(parents=True)
+    (stray / "config.json").write_text("{not json")
+    assert torch.equal(logits(wb.load_model(path)), logits(tiny))
+    assert (stray / MARKER).is_file()
+
+
+@pytest.mark.slow
+def test_concurrent_first_loads_build_one_folder(tiny_gguf, isolated_cache):
+    path, _ = tiny_gguf
+    code = ("import sys, workbench as wb; m = wb.load_model(sys.argv[1]); "
+            "print(m.fingerprint_id, m.fingerprint['loaded_from'])")
+    env = {**__import__("os").environ, "WORKBENCH_CACHE": str(isolated_cache), "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
+    assert len({out.strip() for out, _ in outs}) == 1  # same fingerprint, same folder
+    entries = list((isolated_cache / "models").iterdir())
+    assert entries == [cached_folder(sha256_file(path))]  # no temporary folders left behind
+
+
+def test_a_gguf_split_over_packages_is_hashed_and_loaded_as_one_file(tiny_gguf, tmp_path, monkeypatch,
+                                                                     isolated_cache):
+    """Like gemma-3-270m: parts in separate packages, joined in order, checked against a pin."""
+    from workbench.models.embedded import load_embedded
+    from workbench.models.registry import Embedded, Part
+
+    path, tiny = tiny_gguf
+    data = path.read_bytes()
+    cuts = [0, len(data) // 3, 2 * len(data) // 3, len(data)]
+    parts = []
+    for i in range(3):
+        pkg = tmp_path / "site" / f"tiny_gguf_part{i}"
+        pkg.mkdir(parents=True)
+        (pkg / "__init__.py").write_text("")
+        (pkg / f"tiny-qwen2.gguf.part{i:02d}").write_bytes(data[cuts[i]:cuts[i + 1]])
+        parts.append(Part(f"tiny-gguf-part{i}", "1.0", pkg.name, f"tiny-qwen2.gguf.part{i:02d}"))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    entry = Embedded(alias="tiny-split", kind="causal", format="gguf", parts=tuple(parts),
+                     sha256=sha256_file(path), licence="synthetic", architecture="qwen2", params="44K",
+                     description="test")
+    model = load_embedded(entry, **load_options())
+    assert torch.equal(logits(model), logits(tiny))
+    assert model.fingerprint["weight_files"] == wb.load_model(path).fingerprint["weight_files"]
+    assert model.licence == "synthetic" and model.name == "tiny-split"
+    wrong = Embedded(**{**entry.__dict__, "sha256": "0" * 64})
+    with pytest.raises(CorruptModelError, match="expected 0000"):
+        load_embedded(wrong, **load_options())
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.9999, 100])
+def test_truncated_gguf_is_refused_and_leaves_no_cache(tiny_gguf, tmp_path, keep, isolated_cache):
+    path, _ = tiny_gguf
+    data = path.read_bytes()
+    torn = tmp_path / "torn.gguf"
+    torn.write_bytes(data[: keep if isinstance(keep, int) else int(len(data) * keep)])
+    with pytest.raises(CorruptModelError, match="torn.gguf is corrupt"):
+        wb.load_model(torn)
+    assert not list((isolated_cache / "models").iterdir())

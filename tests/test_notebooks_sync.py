@@ -1,0 +1,31 @@
+"""The committed notebooks are generated from their sources and carry no outputs."""
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from notebooks.build import main as build_main, parse_percent, targets
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_percent_format_becomes_markdown_and_code_cells():
+    cells = parse_percent("# %% [markdown]\n# # Title\n#\n# text\n\n# %%\nx = 1\n\n# %%\n\n# %%\ny = 2\n")
+    assert [(c.cell_type, c.source) for c in cells] == [
+        ("markdown", "# Title\n\ntext"), ("code", "x = 1"), ("code", "y = 2")]
+
+
+def test_notebooks_are_in_sync_with_their_sources():
+    assert targets(), "no notebook sources found"
+    assert build_main(["--check"]) == 0, "run: python notebooks/build.py"
+
+
+@pytest.mark.parametrize("path", sorted(ROOT.glob("notebooks/*.ipynb")) + sorted(ROOT.glob("audits/*.ipynb")),
+                         ids=lambda p: p.name)
+def test_committed_notebooks_have_no_outputs_and_use_the_python3_kernel(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata.kernelspec.name == "python3"
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None

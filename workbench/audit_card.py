@@ -1,0 +1,272 @@
+"""Audit cards: the machine-readable record (JSON) and the human-readable report (HTML) of a
+published audit.
+
+An audit notebook fills an :class:`AuditCard` as it goes (models with fingerprints and licences,
+the fidelity check, task hashes, result summaries, limitations) and saves it. :func:`build_report`
+then executes the notebook headless (nbconvert), and writes the executed notebook, the card as
+JSON, and one self-contained HTML page (card first, then the notebook) that needs no internet.
+
+>>> import workbench as wb
+>>> from workbench.audit_card import AuditCard
+>>> card = AuditCard("Gender bias in small open models", question="Do they prefer stereotypes?")
+>>> model = wb.testing.tiny_model("gpt2")
+>>> card.add_model(model)
+>>> card.add_limitation("CrowS-Pairs", "Noisy pairs; US-centric categories.")
+>>> path = card.save("/tmp/example.card.json")                    # doctest: +SKIP
+
+From the command line (``workbench audit``) the flagship audit runs headless:
+``python -m workbench.audit_card audits/flagship_audit.ipynb --out out/audit``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from workbench.errors import InvalidInputError, WorkbenchError
+
+CARD_ENV = "WORKBENCH_AUDIT_CARD"  # build_report tells the notebook where to save its card
+SCHEMA = "workbench.audit_card/1"
+VERSIONED = ["open-model-workbench", "torch", "transformers", "numpy", "pandas", "scipy",
+             "statsmodels", "captum", "datasets", "nbconvert"]
+ROOT = Path(__file__).resolve().parents[1]
+FLAGSHIP = ROOT / "audits" / "flagship_audit.ipynb"
+
+
+def _versions() -> dict:
+    found = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in VERSIONED:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    from workbench._version import __version__
+    found["workbench"] = __version__
+    return found
+
+
+def _jsonable(value):
+    """Plain JSON types for anything a result or provenance may hold (numpy, pandas, paths)."""
+    if isinstance(value, pd.DataFrame):
+        if not isinstance(value.index, pd.RangeIndex):  # a named index (e.g. a category) is data
+            value = value.reset_index()
+        return json.loads(value.to_json(orient="records", date_format="iso"))
+    if isinstance(value, pd.Series):
+        return _jsonable(value.to_frame().reset_index())
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        value = value.item()  # numpy / torch scalar
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def _frame_of(obj) -> pd.DataFrame:
+    """The table to record for a result: its summary, a DataFrame as is, or a fidelity report."""
+    if isinstance(obj, pd.DataFrame):
+        return obj
+    for attr in ("summary", "table", "to_frame", "report"):
+        got = getattr(obj, attr, None)
+        got = got() if callable(got) else got
+        if isinstance(got, pd.DataFrame):
+            return got
+    raise InvalidInputError(f"cannot record a {type(obj).__name__}: pass a DataFrame or a result "
+                            "with .summary(), .table() or .to_frame()")
+
+
+class AuditCard:
+    """What an audit claims and what it rests on, as data. Fill it in the notebook, then ``save()``."""
+
+    def __init__(self, title: str, question: str = "", authors: str = ""):
+        if not title or not str(title).strip():
+            raise InvalidInputError("an audit card needs a title, e.g. AuditCard('Bias in small LMs')")
+        self.data = {"schema": SCHEMA, "title": title, "question": question, "authors": authors,
+                     "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                     "versions": _versions(), "models": [], "fidelity": [], "tasks": [],
+                     "results": [], "limitations": [], "report": {}}
+
+    # --- filling the card -------------------------------------------------------------------
+    def add_model(self, model) -> None:
+        """Record a loaded model: its name, full fingerprint, licence and source."""
+        self.data["models"].append(_jsonable({
+            "name": model.name, "fingerprint_id": model.fingerprint_id, "licence": model.licence,
+            "source": model.source, "architecture": model.architecture, "kind": model.kind,
+            "fingerprint": model.fingerprint}))
+
+    def add_fidelity(self, model, check) -> None:
+        """Record the inspection fidelity check (``wb.inspect.verify(model)``): ``.ok`` and its table."""
+        if not hasattr(check, "ok"):
+            raise InvalidInputError("add_fidelity expects the object returned by wb.inspect.verify(model)")
+        self.data["fidelity"].append({"model": model.name, "fingerprint_id": model.fingerprint_id,
+                                      "ok": bool(check.ok), "checks": _jsonable(_frame_of(check))})
+
+    def add_task(self, name: str, hash: str, **details) -> None:
+        """Record a task or probe by its content hash (data + template + scoring options)."""
+        if not hash:
+            raise InvalidInputError(f"task {name!r} has no hash: pass the hash from the result's provenance")
+        self.data["tasks"].append(_jsonable({"name": name, "hash": hash, **details}))
+
+    def add_result(self, name: str, result, note: str = "") -> None:
+        """Record a result's summary table (with intervals) and its provenance. A probe result's
+        data hash (``provenance["data"]["sha256"]``) and a benchmark run's task hashes
+        (``provenance["runs"]``) are recorded as tasks too."""
+        provenance = _jsonable(getattr(result, "provenance", {}) or {})
+        self.data["results"].append({"name": name, "note": note, "table": _jsonable(_frame_of(result)),
+                                     "provenance": provenance})
+        if not isinstance(provenance, dict):
+            return
+        data = provenance.get("data")
+        if isinstance(data, dict) and data.get("sha256"):  # a bias probe's data set
+            self._task_once(provenance.get("probe", name), data["sha256"], licence=data.get("licence"),
+                            limit=data.get("limit"), n_scored=data.get("n_scored"), options=provenance.get("options"))
+        for run in provenance.get("runs") or []:  # benchmark runner cells
+            if isinstance(run, dict) and run.get("task_hash"):
+                self._task_once(run.get("task"), run["task_hash"])
+
+    def _task_once(self, name, hash, **details) -> None:
+        if not any(t["name"] == name and t["hash"] == hash for t in self.data["tasks"]):
+            self.add_task(name, hash, **details)
+
+    def add_limitation(self, subject: str, text: str) -> None:
+        self.data["limitations"].append({"subject": subject, "text": text})
+
+    # --- reading and writing ----------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(self.data))
+
+    def save(self, path: str | os.PathLike | None = None) -> Path:
+        """Write the JSON card: to ``path``, else where ``build_report`` asked (env
+        ``WORKBENCH_AUDIT_CARD``), else ``audit_card.json`` in the current folder."""
+        path = Path(path or os.environ.get(CARD_ENV) or "audit_card.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=False, allow_nan=False))
+        tmp.replace(path)  # a reader never sees half a card
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "AuditCard":
+        data = json.loads(Path(path).read_text())
+        if data.get("schema") != SCHEMA:
+            raise InvalidInputError(f"{path} is not an audit card (schema {data.get('schema')!r}, "
+                                    f"expected {SCHEMA!r})")
+        card = cls.__new__(cls)
+        card.data = data
+        return card
+
+    def to_html(self) -> str:
+        from workbench.audit_html import card_html
+        return card_html(self.data)
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+
+@dataclass
+class Report:
+    html: Path
+    card: Path
+    notebook: Path
+    seconds: float
+
+
+def build_report(notebook: str | os.PathLike, out_dir: str | os.PathLike, timeout: int = 3600,
+                 kernel_name: str = "python3") -> Report:
+    """Execute ``notebook`` headless and write ``report.html`` (self-contained, offline),
+    ``audit_card.json`` and the executed ``notebook.ipynb`` into ``out_dir``. The notebook must save an
+    :class:`AuditCard` (``card.save()`` with no path goes where this function asks)."""
+    import nbformat
+    from nbconvert.preprocessors import CellExecutionError, ExecutePreprocessor
+
+    notebook, out_dir = Path(notebook).resolve(), Path(out_dir).resolve()
+    if not notebook.is_file():
+        raise InvalidInputError(f"notebook not found: {notebook} (give the path to an .ipynb file)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    card_path, executed_path = out_dir / "audit_card.json", out_dir / "notebook.ipynb"
+    card_path.unlink(missing_ok=True)  # never report a card left over from an earlier run
+    nb = nbformat.read(notebook, as_version=4)
+    source_sha = hashlib.sha256(notebook.read_bytes()).hexdigest()
+    before, start = os.environ.get(CARD_ENV), time.perf_counter()
+    os.environ[CARD_ENV] = str(card_path)  # the kernel inherits this environment
+    try:
+        ExecutePreprocessor(timeout=timeout, kernel_name=kernel_name).preprocess(
+            nb, {"metadata": {"path": str(notebook.parent)}})
+    except CellExecutionError as err:
+        nbformat.write(nb, executed_path)
+        raise WorkbenchError(f"{notebook.name} failed while running headless; the partly executed "
+                             f"notebook is {executed_path}. The error:\n{err}") from None
+    finally:
+        if before is None:
+            os.environ.pop(CARD_ENV, None)
+        else:
+            os.environ[CARD_ENV] = before
+    seconds = time.perf_counter() - start
+    nbformat.write(nb, executed_path)
+    if not card_path.is_file():
+        raise WorkbenchError(f"{notebook.name} ran but saved no audit card: end it with "
+                             "`card.save()` (an AuditCard from workbench.audit_card)")
+    card = AuditCard.load(card_path)
+    card.data["report"] = {"notebook": str(notebook), "notebook_sha256": source_sha,
+                           "executed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                           "execution_seconds": round(seconds, 2), "html": "report.html",
+                           "executed_notebook": executed_path.name}
+    card.save(card_path)
+    from workbench.audit_html import notebook_html
+    html_path = out_dir / "report.html"
+    html_path.write_text(notebook_html(nb, card.to_html(), title=card.data["title"]))
+    return Report(html=html_path, card=card_path, notebook=executed_path, seconds=seconds)
+
+
+def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``workbench audit`` options (shared by :func:`main` and the package CLI)."""
+    parser.add_argument("notebook", nargs="?", default=str(FLAGSHIP),
+                        help="audit notebook to run (default: the flagship audit)")
+    parser.add_argument("--out", default="out/audit", help="folder for the HTML, JSON and notebook")
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell")
+    parser.add_argument("--probe-limit", type=int, help="items per bias probe (the notebook's default if unset)")
+    parser.add_argument("--blimp-limit", type=int, help="pairs per BLiMP paradigm (the notebook's default if unset)")
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    """Run the audit notebook headless and print where its report is."""
+    for flag, env in ((args.probe_limit, "WORKBENCH_AUDIT_PROBE_LIMIT"), (args.blimp_limit, "WORKBENCH_AUDIT_BLIMP_LIMIT")):
+        if flag is not None:
+            if flag < 1:
+                raise InvalidInputError(f"limits must be positive integers, got {flag}")
+            os.environ[env] = str(flag)  # the notebook's kernel inherits them
+    print(f"running {args.notebook} headless ...", flush=True)
+    report = build_report(args.notebook, args.out, timeout=args.timeout)
+    card = AuditCard.load(report.card).data
+    print(f"done in {report.seconds:.0f} s")
+    print(f"  report:   {report.html}\n  card:     {report.card}\n  notebook: {report.notebook}")
+    for m in card["models"]:
+        print(f"  model {m['name']}: fingerprint {m['fingerprint_id']}, licence {m['licence']}")
+    for f in card["fidelity"]:
+        print(f"  fidelity check on {f['model']}: {'ok' if f['ok'] else 'FAILED'}")
+    return 0
+
+
+def main(argv=None) -> int:
+    """``workbench audit [NOTEBOOK] [--out DIR]``: run an audit headless and write its report."""
+    parser = argparse.ArgumentParser(prog="workbench audit", description=main.__doc__)
+    add_audit_arguments(parser)
+    return run_audit(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,65 @@
+"""Scale-out on Ray (``pip install .[ray]``): each (model, task) cell is one Ray task on a
+worker that loads its model, scores the missing items and writes them to the same store.
+
+The store is a SQLite file, so every worker must see the same file system (one machine, or a
+shared volume across nodes); SQLite's locking keeps concurrent writers safe. Resuming works as
+locally: a cell only scores the items its run key does not have yet.
+
+>>> import workbench as wb                                    # doctest: +SKIP
+>>> wb.run(["smollm2-135m-instruct", "gemma-3-270m"], ["blimp"], backend="ray", limit=10)  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from workbench.errors import WorkbenchError
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise WorkbenchError("backend='ray' needs Ray: pip install 'open-model-workbench[ray]' "
+                             "(or pip install ray)") from None
+    return ray
+
+
+def _cell(label, spec, task, store_path, options):
+    """Runs on a Ray worker: load one model, run one cell, return the cell description."""
+    from workbench.bench.runner import load_model_spec, run_cell
+    model = load_model_spec(spec)
+    return run_cell(model, label, task, store_path, backend="ray", progress=False, **options)
+
+
+def _package_root() -> str:
+    return str(Path(__file__).resolve().parents[2])
+
+
+def run_grid_ray(specs, tasks, store_path, *, address=None, num_cpus_per_cell: float = 1, **options) -> list[dict]:
+    """Run the grid's cells as Ray tasks; returns the cell descriptions in grid order
+    (models outer, tasks inner), like the local backend.
+
+    Connects to ``address`` (e.g. ``"auto"`` or ``"ray://host:10001"``) or, when Ray is not
+    initialised yet, starts a local cluster for this call and shuts it down afterwards (call
+    ``ray.init(...)`` yourself first to keep one running between grids).
+    """
+    ray = import_ray()
+    started = False
+    if not ray.is_initialized():
+        # workers import workbench from the same place as this process, installed or not
+        path = os.pathsep.join(p for p in (_package_root(), os.environ.get("PYTHONPATH")) if p)
+        ray.init(address=address, include_dashboard=False, logging_level="WARNING",
+                 runtime_env={"env_vars": {"PYTHONPATH": path}})
+        started = True
+    try:
+        remote = ray.remote(num_cpus=num_cpus_per_cell)(_cell)
+        refs = []
+        for label, spec in specs:
+            spec_ref = spec if isinstance(spec, str) else ray.put(spec)  # a loaded Model ships once
+            for task in tasks:
+                refs.append(remote.remote(label, spec_ref, task, str(store_path), options))
+        return ray.get(refs)
+    finally:
+        if started:
+            ray.shutdown()

@@ -1,0 +1,199 @@
+"""``wb.run``: a grid of models x tasks (x bias probes), resumable, stored item by item.
+
+One model is in memory at a time: the grid walks models in the outer loop, loads each (when
+given as an alias or path), runs all its tasks, then lets it go before loading the next. Each
+(model, task) cell is identified by a *run key* (model state x task hash x seed x tag x workbench
+version); items already in the store under that key are not scored again.
+"""
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import platform
+import time
+
+from workbench.bench.probe_cells import parse_probe, run_probe_cell
+from workbench.bench.scorers import score_items
+from workbench.bench.store import open_store
+from workbench.bench.tasks import load_task
+from workbench.errors import InvalidInputError
+
+BACKENDS = ("local", "ray")
+
+
+def package_versions() -> dict:
+    import numpy
+    import torch
+    import transformers
+
+    import workbench
+    return {"workbench": workbench.__version__, "torch": torch.__version__,
+            "transformers": transformers.__version__, "numpy": numpy.__version__,
+            "python": platform.python_version()}
+
+
+def run_key_of(model, task, seed: int, tag: str) -> str:
+    """The identity of a cell: same model state, same task content, same seed/tag, same
+    workbench version => same key (and its stored items are re-used)."""
+    import workbench
+    ident = [model.state_id, task.name, task.hash, int(seed), tag, workbench.__version__]
+    return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:16]
+
+
+def _chunks(seq, n):
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
+def run_cell(model, label: str, task, store, *, limit=None, seed: int = 0, tag: str = "", chunk_size: int = 64,
+             backend: str = "local", progress: bool = True, score_kwargs: dict | None = None) -> dict:
+    """Score the items of one (model, task) cell that the store does not have yet.
+
+    Each chunk of ``chunk_size`` items is committed in one transaction, so a kill loses at most
+    the chunk in flight. Returns the cell description used by :class:`BenchResults`.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    store = open_store(store)
+    items = task.select(limit)
+    key = run_key_of(model, task, seed, tag)
+    versions = package_versions()
+    store.ensure_run(key, model_name=label, model_fingerprint=model.state_id,
+                     fingerprint_json=json.dumps({**model.fingerprint, "interventions": model.interventions},
+                                                 default=str),
+                     task_name=task.name, task_hash=task.hash, task_kind=task.kind,
+                     task_spec_json=json.dumps(task.spec(), default=str), seed=int(seed), tag=tag,
+                     versions_json=json.dumps(versions), n_items_task=len(task.all_items))
+    done = store.done_ids(key)
+    todo = [it for it in items if it["id"] not in done]
+    attempt = store.start_attempt(key, backend=backend, item_limit=limit, n_requested=len(items),
+                                  n_already_done=len(items) - len(todo), versions=versions)
+    torch.manual_seed(seed)
+    kwargs = {"progress": False, **(score_kwargs or {})}  # one bar per cell, not one per chunk
+    bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=f"{label} | {task.name}",
+               unit="item", disable=not progress, leave=False)
+    try:
+        for chunk in _chunks(todo, chunk_size):
+            store.add_items(key, attempt, score_items(model, task, chunk, seed=seed, **kwargs))
+            bar.update(len(chunk))
+    except KeyboardInterrupt:
+        store.finish_attempt(attempt, "interrupted")
+        raise
+    except BaseException as e:
+        store.finish_attempt(attempt, "failed", error=f"{type(e).__name__}: {e}")
+        raise
+    finally:
+        bar.close()
+    store.finish_attempt(attempt, "finished")
+    return {"model": label, "task": task.name, "run_key": key, "kind": task.kind, "group": task.group,
+            "task_hash": task.hash,
+            "fingerprint": model.state_id, "item_ids": [it["id"] for it in items]}
+
+
+def _model_specs(models) -> list[tuple[str, object]]:
+    """(label, alias-or-Model) pairs from a list, a dict {label: model}, or one model."""
+    from workbench.models.model import Model
+    if isinstance(models, (str, Model)):
+        models = [models]
+    pairs = list(models.items()) if isinstance(models, dict) else \
+        [(m if isinstance(m, str) else getattr(m, "name", None), m) for m in models]
+    if not pairs:
+        raise InvalidInputError("models is empty: pass aliases (e.g. ['smollm2-135m-instruct']) or loaded Models")
+    for label, m in pairs:
+        if not isinstance(m, (str, Model)):
+            raise InvalidInputError(f"a model is an alias/path or a loaded workbench Model, got {type(m).__name__}")
+    labels = [label for label, _ in pairs]
+    dups = sorted({x for x in labels if labels.count(x) > 1})
+    if dups:
+        raise InvalidInputError(f"two models share the name(s) {dups}: pass a dict {{label: model}} to tell them apart")
+    return pairs
+
+
+def load_model_spec(spec):
+    """A loaded Model from an alias/path (or the Model itself)."""
+    if not isinstance(spec, str):
+        return spec
+    from workbench.models.loading import load_model
+    return load_model(spec)
+
+
+def run(models, tasks, store="results.db", limit=None, probes=None, seed: int = 0, backend: str = "local",
+        tag: str = "", chunk_size: int = 64, progress: bool = True, score_kwargs: dict | None = None,
+        ray_address: str | None = None):
+    """Run every task (and bias probe) on every model; results land in a SQLite store.
+
+    Parameters
+    ----------
+    models : aliases/paths (loaded one at a time), loaded :class:`~workbench.Model` objects, or a
+        dict ``{label: model}``.
+    tasks : task names (``wb.bench.list_tasks()``), YAML/data paths, dict specs or Tasks.
+    store : path of the SQLite results database (created if missing) or an open Store.
+    limit : at most this many items per task (per group, i.e. per BLiMP paradigm); None = all.
+    probes : bias probes run on each model in the same grid (``wb.run_probe``): names
+        (``"occupations_pronouns"``), ``"crows_pairs=<data path>"`` or dicts ``{"name", "data",
+        **options}``; their items land in the same store, their summaries in ``table()`` as task
+        ``"probe:<name>"`` (see :mod:`workbench.bench.probe_cells`).
+    seed : seeds torch before each cell and is passed to generation; part of the run identity.
+    backend : ``"local"`` (this process) or ``"ray"`` (one Ray task per cell; ``pip install .[ray]``).
+    tag : a label that is part of the run identity: a new tag re-runs everything under it.
+    chunk_size : items committed per transaction (a kill loses at most one chunk).
+    score_kwargs : passed to the scoring functions (e.g. ``{"batch_size": 16}``).
+
+    Re-running the same call re-uses every stored item: an interrupted grid finishes where it
+    stopped.
+
+    Example
+    -------
+    >>> import workbench as wb, tempfile, os
+    >>> from workbench.testing import tiny_model
+    >>> res = wb.run([tiny_model("gpt2")], ["capitals"], store=os.path.join(tempfile.mkdtemp(), "r.db"),
+    ...              limit=4, progress=False)
+    >>> row = res.table().iloc[0]
+    >>> row.model, row.task, row.metric, int(row.n)
+    ('tiny-gpt2', 'capitals', 'acc', 4)
+    """
+    from workbench.bench.results import BenchResults
+
+    if backend not in BACKENDS:
+        raise InvalidInputError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if probes and backend == "ray":
+        raise InvalidInputError("probes run with backend='local' only for now; run them in a separate wb.run call")
+    if isinstance(tasks, (str, dict)) or hasattr(tasks, "kind"):
+        tasks = [tasks]
+    task_objs = [load_task(t) for t in tasks]
+    if not task_objs and not probes:
+        raise InvalidInputError("tasks is empty: pass e.g. tasks=['blimp'] (see wb.bench.list_tasks())")
+    names = [t.name for t in task_objs]
+    if len(set(names)) != len(names):
+        raise InvalidInputError(f"task names must be unique in a grid, got {names}")
+    probes = [parse_probe(p) for p in (probes or [])]
+    for t in task_objs:
+        t.select(limit)  # validate limit, groups and data before any model is loaded
+    specs = _model_specs(models)
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise InvalidInputError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    store = open_store(store)
+    t0 = time.perf_counter()
+    options = dict(limit=limit, seed=seed, tag=tag, chunk_size=chunk_size, score_kwargs=score_kwargs)
+    if backend == "ray":
+        from workbench.bench.ray_backend import run_grid_ray
+        cells = run_grid_ray(specs, task_objs, store.path, address=ray_address, **options)
+    else:
+        from tqdm.auto import tqdm
+        cells = []
+        grid_bar = tqdm(total=len(specs) * (len(task_objs) + len(probes)), desc="grid", unit="cell",
+                        disable=not progress)
+        for label, spec in specs:
+            model = load_model_spec(spec)
+            for task in task_objs:
+                cells.append(run_cell(model, label, task, store, progress=progress, **options))
+                grid_bar.update()
+            for probe in probes:  # bias probes in the same grid, same store
+                cells.append(run_probe_cell(model, label, probe, store, limit=limit, seed=seed, tag=tag))
+                grid_bar.update()
+            del model
+            gc.collect()  # one model in memory at a time
+        grid_bar.close()
+    return BenchResults(store, cells, wall_s=time.perf_counter() - t0, seed=seed)

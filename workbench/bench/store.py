@@ -1,0 +1,249 @@
+"""The results store: a local SQLite database (stdlib ``sqlite3``) that makes runs resumable.
+
+Tables
+------
+- ``runs``: one row per run identity (model state x task hash x seed x tag): model name,
+  fingerprint (full JSON and short id), task name/hash/spec, package versions, seed, status.
+- ``attempts``: the run log, one row each time a cell is (re)started: pid, host, backend, limit,
+  how many items were already done, how many this attempt scored and inserted, timings, status.
+- ``items``: one row per scored item, primary key ``(run_key, item_id)``; ``record`` is the JSON
+  of the scores used (BLiMP: logprob_good, logprob_bad, correct).
+
+Why it survives being killed: the database is in WAL mode; items are written with ``INSERT OR
+IGNORE`` in chunks, each chunk in one ``BEGIN IMMEDIATE`` transaction together with the
+attempt's counters, so a chunk is either fully stored (and counted) or not at all. A rerun scores
+only the item ids that are missing. Two processes can write at once: writers queue on SQLite's
+lock (``busy_timeout``) instead of failing.
+
+>>> import workbench as wb, tempfile, os
+>>> store = wb.open_store(os.path.join(tempfile.mkdtemp(), "results.db"))
+>>> store.runs().empty
+True
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from workbench.errors import InvalidInputError
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS runs (
+    run_key TEXT PRIMARY KEY, model_name TEXT NOT NULL, model_fingerprint TEXT NOT NULL,
+    fingerprint_json TEXT, task_name TEXT NOT NULL, task_hash TEXT NOT NULL, task_kind TEXT NOT NULL,
+    task_spec_json TEXT, seed INTEGER, tag TEXT, versions_json TEXT, n_items_task INTEGER,
+    status TEXT NOT NULL, created_at REAL, updated_at REAL);
+CREATE TABLE IF NOT EXISTS attempts (
+    attempt_id INTEGER PRIMARY KEY AUTOINCREMENT, run_key TEXT NOT NULL REFERENCES runs(run_key),
+    pid INTEGER, host TEXT, backend TEXT, item_limit INTEGER, n_requested INTEGER,
+    n_already_done INTEGER, n_scored INTEGER NOT NULL DEFAULT 0, n_inserted INTEGER NOT NULL DEFAULT 0,
+    started_at REAL, finished_at REAL, wall_s REAL, status TEXT NOT NULL, error TEXT, versions_json TEXT);
+CREATE TABLE IF NOT EXISTS items (
+    run_key TEXT NOT NULL REFERENCES runs(run_key), item_id TEXT NOT NULL, item_index INTEGER,
+    grp TEXT, record TEXT NOT NULL, attempt_id INTEGER, created_at REAL,
+    PRIMARY KEY (run_key, item_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS attempts_by_run ON attempts(run_key);
+"""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Store:
+    """A results database; open with :func:`open_store`. Safe to share between processes."""
+
+    def __init__(self, path: str | os.PathLike, timeout_s: float = 120.0):
+        self.path = Path(path).expanduser().resolve()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # autocommit mode: every write below opens its own explicit transaction
+        self._con = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
+        self._con.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+        mode = self._con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise InvalidInputError(f"could not put {self.path} in WAL mode (got {mode!r}); "
+                                    "use a local file system, not a network share")
+        self._con.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: safe against process kills
+        self._con.execute("PRAGMA foreign_keys = ON")
+        with self._write():
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    self._con.execute(stmt)
+            self._con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        found = int(self._con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
+        if found != SCHEMA_VERSION:
+            raise InvalidInputError(f"{self.path} has store schema {found}, this workbench writes {SCHEMA_VERSION}: "
+                                    "use a new store file")
+
+    def _write(self):
+        return _Transaction(self._con)
+
+    def close(self):
+        self._con.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return f"Store({str(self.path)!r})"
+
+    # ---- runs and attempts -------------------------------------------------------------------
+    def ensure_run(self, run_key: str, **fields) -> None:
+        """Create the run row if new (fields: model_name, model_fingerprint, fingerprint_json,
+        task_name, task_hash, task_kind, task_spec_json, seed, tag, versions_json, n_items_task)."""
+        now = time.time()
+        cols = ["run_key", *fields, "status", "created_at", "updated_at"]
+        vals = [run_key, *fields.values(), "running", now, now]
+        with self._write():
+            self._con.execute(f"INSERT OR IGNORE INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                              vals)
+
+    def start_attempt(self, run_key: str, *, backend: str, item_limit, n_requested: int, n_already_done: int,
+                      versions: dict) -> int:
+        """Log a (re)start of a run; attempts left 'running' by a dead process become 'interrupted'."""
+        host = socket.gethostname()
+        with self._write():
+            stale = self._con.execute("SELECT attempt_id, pid FROM attempts WHERE run_key=? AND status='running' "
+                                      "AND host=?", (run_key, host)).fetchall()
+            for attempt_id, pid in stale:
+                if not _pid_alive(pid):
+                    self._con.execute("UPDATE attempts SET status='interrupted' WHERE attempt_id=?", (attempt_id,))
+            cur = self._con.execute(
+                "INSERT INTO attempts (run_key, pid, host, backend, item_limit, n_requested, n_already_done, "
+                "started_at, status, versions_json) VALUES (?,?,?,?,?,?,?,?, 'running', ?)",
+                (run_key, os.getpid(), host, backend, item_limit, n_requested, n_already_done, time.time(),
+                 json.dumps(versions)))
+            return int(cur.lastrowid)
+
+    def add_items(self, run_key: str, attempt_id: int, records: list[dict], keys: list[tuple] | None = None) -> int:
+        """Store one chunk of scored items in ONE transaction with the attempt's counters; returns
+        how many rows were new. Each record's ``id``, ``index`` and ``group`` identify it, unless
+        ``keys`` gives those as one ``(id, index, group)`` tuple per record."""
+        now = time.time()
+        keys = keys or [(r["id"], r.get("index"), r.get("group")) for r in records]
+        rows = [(run_key, str(k[0]), k[1], None if k[2] is None else str(k[2]),
+                 json.dumps(r, default=_json_default), attempt_id, now) for r, k in zip(records, keys)]
+        with self._write():
+            before = self._con.total_changes
+            self._con.executemany("INSERT OR IGNORE INTO items VALUES (?,?,?,?,?,?,?)", rows)
+            inserted = self._con.total_changes - before
+            self._con.execute("UPDATE attempts SET n_scored = n_scored + ?, n_inserted = n_inserted + ? "
+                              "WHERE attempt_id=?", (len(rows), inserted, attempt_id))
+            self._con.execute("UPDATE runs SET updated_at=? WHERE run_key=?", (now, run_key))
+        return inserted
+
+    def finish_attempt(self, attempt_id: int, status: str, error: str | None = None) -> None:
+        now = time.time()
+        with self._write():
+            self._con.execute("UPDATE attempts SET status=?, error=?, finished_at=?, wall_s=? - started_at "
+                              "WHERE attempt_id=?", (status, error, now, now, attempt_id))
+            run_key, = self._con.execute("SELECT run_key FROM attempts WHERE attempt_id=?", (attempt_id,)).fetchone()
+            n_task, = self._con.execute("SELECT n_items_task FROM runs WHERE run_key=?", (run_key,)).fetchone()
+            n_done = self.count_items(run_key)
+            run_status = "complete" if n_done >= (n_task or 0) else ("partial" if status == "finished" else status)
+            self._con.execute("UPDATE runs SET status=?, updated_at=? WHERE run_key=?", (run_status, now, run_key))
+
+    # ---- reading -----------------------------------------------------------------------------
+    def done_ids(self, run_key: str) -> set[str]:
+        return {r[0] for r in self._con.execute("SELECT item_id FROM items WHERE run_key=?", (run_key,))}
+
+    def count_items(self, run_key: str | None = None) -> int:
+        if run_key is None:
+            return self._con.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+        return self._con.execute("SELECT COUNT(*) FROM items WHERE run_key=?", (run_key,)).fetchone()[0]
+
+    def runs(self) -> pd.DataFrame:
+        """One row per run: identity, status, items stored, attempts, total wall time."""
+        return pd.read_sql_query(
+            "SELECT r.run_key, r.model_name, r.model_fingerprint, r.task_name, r.task_hash, r.task_kind, r.seed, "
+            "r.tag, r.status, r.n_items_task, (SELECT COUNT(*) FROM items i WHERE i.run_key=r.run_key) AS n_items, "
+            "(SELECT COUNT(*) FROM attempts a WHERE a.run_key=r.run_key) AS n_attempts, "
+            "(SELECT SUM(wall_s) FROM attempts a WHERE a.run_key=r.run_key) AS wall_s, "
+            "r.versions_json, r.created_at, r.updated_at FROM runs r ORDER BY r.created_at", self._con)
+
+    def attempts(self, run_key: str | None = None) -> pd.DataFrame:
+        """The run log (one row per start of a run)."""
+        where, args = ("WHERE run_key=?", (run_key,)) if run_key else ("", ())
+        return pd.read_sql_query(f"SELECT * FROM attempts {where} ORDER BY attempt_id", self._con, params=args)
+
+    def run_info(self, run_key: str) -> dict:
+        """The run row as a dict; ``run_key`` may be a unique prefix."""
+        rows = self._con.execute("SELECT * FROM runs WHERE run_key LIKE ?", (run_key + "%",)).fetchall()
+        if len(rows) != 1:
+            raise InvalidInputError(f"{'no' if not rows else 'more than one'} run matches {run_key!r} in {self.path}; "
+                                    "see store.runs() for the run keys")
+        names = [d[0] for d in self._con.execute("SELECT * FROM runs LIMIT 0").description]
+        return dict(zip(names, rows[0]))
+
+    def items(self, run_key: str, item_ids=None) -> pd.DataFrame:
+        """Stored records of a run as a DataFrame (one row per item, in task order)."""
+        rows = self._con.execute("SELECT item_id, record FROM items WHERE run_key=? ORDER BY item_index",
+                                 (run_key,)).fetchall()
+        if item_ids is not None:
+            wanted = set(map(str, item_ids))
+            rows = [r for r in rows if r[0] in wanted]
+        return pd.DataFrame([json.loads(r[1]) for r in rows])
+
+    def integrity_check(self) -> str:
+        return self._con.execute("PRAGMA integrity_check").fetchone()[0]
+
+    def results(self, models=None, tasks=None):
+        """A :class:`~workbench.bench.results.BenchResults` over the stored runs (the latest run of
+        each model x task; all their stored items), e.g. to read a store written earlier."""
+        from workbench.bench.results import BenchResults
+        return BenchResults.from_store(self, models=models, tasks=tasks)
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (rollback on error): takes the write lock up front so
+    two writers queue on ``busy_timeout`` rather than dead-locking on a lock upgrade."""
+
+    def __init__(self, con):
+        self.con = con
+
+    def __enter__(self):
+        self.con.execute("BEGIN IMMEDIATE")
+        return self.con
+
+    def __exit__(self, exc_type, exc, tb):
+        self.con.execute("ROLLBACK" if exc_type else "COMMIT")
+        return False
+
+
+def _json_default(x):
+    if hasattr(x, "item"):  # numpy scalars
+        return x.item()
+    if hasattr(x, "tolist"):
+        return x.tolist()
+    return str(x)
+
+
+def open_store(path: str | os.PathLike = "results.db") -> Store:
+    """Open (or create) a results store: a SQLite file, WAL mode, safe to share between processes.
+
+    >>> import workbench as wb, tempfile, os
+    >>> wb.open_store(os.path.join(tempfile.mkdtemp(), "r.db")).count_items()
+    0
+    """
+    if isinstance(path, Store):
+        return path
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidInputError(f"store must be a path to a .db file or a Store, got {type(path).__name__}")
+    return Store(path)

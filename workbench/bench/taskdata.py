@@ -1,0 +1,147 @@
+"""Reading a task's rows (local files, in-memory tables, ``datasets`` data sets) and rendering
+them through the task's templates into items.
+
+Kept apart from :mod:`workbench.bench.tasks` so the spec (what a task *is*) and the I/O (where
+its rows come from) can be read separately.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import os
+import string
+from pathlib import Path
+
+from workbench.errors import DataError, InvalidInputError
+
+_FORMATTER = string.Formatter()
+
+
+def shared_data_dir() -> Path | None:
+    """Where the project's public data sets live: ``$WORKBENCH_SHARED_DATA``, else
+    ``../shared/data`` next to the current folder or next to the repository the package is in."""
+    env = os.environ.get("WORKBENCH_SHARED_DATA")
+    candidates = [Path(env)] if env else []
+    candidates += [Path.cwd().parent / "shared" / "data", Path.cwd() / "shared" / "data",
+                   Path(__file__).resolve().parents[3] / "shared" / "data"]
+    return next((c for c in candidates if c.is_dir()), None)
+
+
+def resolve_path(source: str, base_dir: Path | None) -> Path:
+    """A data path from a spec: ``shared:<rel>`` (the public data folder), absolute, relative to
+    the spec's folder, or relative to the current folder."""
+    if source.startswith("shared:"):
+        root = shared_data_dir()
+        if root is None:
+            raise DataError(f"task data {source!r} lives in the shared data folder, which was not found: "
+                            "set WORKBENCH_SHARED_DATA to the folder that holds e.g. blimp/")
+        path = root / source[len("shared:"):]
+    else:
+        path = Path(os.path.expanduser(source))
+        if not path.is_absolute() and base_dir is not None and (base_dir / path).exists():
+            path = base_dir / path
+    if not path.exists():
+        raise DataError(f"task data file {str(path)!r} does not exist: check the path "
+                        "(relative paths in a YAML spec are relative to the YAML file)")
+    return path
+
+
+def _open_text(path: Path):
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
+    return open(path, encoding="utf-8", newline="")
+
+
+def read_file_rows(path: Path) -> list[dict]:
+    """Rows of a ``.jsonl``/``.json``/``.csv``/``.tsv`` file (each optionally ``.gz``)."""
+    name = path.name[:-3] if path.name.endswith(".gz") else path.name
+    with _open_text(path) as f:
+        if name.endswith(".jsonl"):
+            rows = []
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError as e:
+                        raise DataError(f"{path}: line {n} is not valid JSON ({e.msg}); fix or remove it") from None
+            return rows
+        if name.endswith(".json"):
+            data = json.load(f)
+            if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), list):
+                data = next(iter(data.values()))  # {"data": [...]}
+            if not isinstance(data, list):
+                raise DataError(f"{path}: a .json task file must hold a list of objects")
+            return data
+        if name.endswith((".csv", ".tsv")):
+            return list(csv.DictReader(f, delimiter="\t" if name.endswith(".tsv") else ","))
+    raise DataError(f"{path}: unsupported task file type; use .jsonl, .json, .csv or .tsv (optionally .gz)")
+
+
+def read_rows(data, base_dir: Path | None = None) -> list[dict]:
+    """Rows from any supported source: a path (see :func:`resolve_path`), a list of dicts, a pandas
+    DataFrame, a ``datasets.Dataset``, or ``{"dataset": name_or_dir, "config": ..., "split": ...}``."""
+    if data is None:
+        raise InvalidInputError("a task needs data: a file path, a list of rows, a DataFrame, "
+                                "a datasets.Dataset or {'dataset': ..., 'split': ...}")
+    if isinstance(data, (str, os.PathLike)):
+        return read_file_rows(resolve_path(str(data), base_dir))
+    if isinstance(data, dict):
+        return _read_hf_dataset(data, base_dir)
+    if hasattr(data, "to_dict") and hasattr(data, "columns"):  # pandas DataFrame
+        return data.to_dict(orient="records")
+    if type(data).__name__ in ("Dataset", "IterableDataset") or hasattr(data, "features"):
+        return [dict(row) for row in data]
+    if isinstance(data, (list, tuple)):
+        bad = [i for i, r in enumerate(data) if not isinstance(r, dict)]
+        if bad:
+            raise DataError(f"task rows must be dicts; rows {bad[:5]} are not")
+        return [dict(r) for r in data]
+    raise InvalidInputError(f"cannot read task data of type {type(data).__name__}")
+
+
+def _read_hf_dataset(spec: dict, base_dir: Path | None) -> list[dict]:
+    import datasets
+
+    unknown = set(spec) - {"dataset", "config", "split", "data_files"}
+    if "dataset" not in spec or unknown:
+        raise InvalidInputError(f"a datasets source is {{'dataset': id_or_dir, 'config': ..., 'split': ..., "
+                                f"'data_files': ...}}; got keys {sorted(spec)}")
+    name, split = spec["dataset"], spec.get("split")
+    local = Path(os.path.expanduser(name))
+    if not local.is_absolute() and base_dir is not None and (base_dir / local).exists():
+        local = base_dir / local
+    if local.is_dir() and any((local / f).exists() for f in ("dataset_info.json", "dataset_dict.json")):
+        ds = datasets.load_from_disk(str(local))  # saved with Dataset.save_to_disk
+    else:
+        try:
+            ds = datasets.load_dataset(name, spec.get("config"), split=split, data_files=spec.get("data_files"))
+        except Exception as e:  # offline, unknown id, missing config: say what to do
+            raise DataError(f"could not load the datasets data set {name!r} (config={spec.get('config')!r}, "
+                            f"split={split!r}): {e}. Offline, pass a local file or a folder saved with "
+                            "Dataset.save_to_disk.") from e
+    if hasattr(ds, "keys") and not hasattr(ds, "features"):  # a DatasetDict: pick the split
+        if split is None:
+            raise InvalidInputError(f"data set {name!r} has splits {list(ds.keys())}: say which with 'split'")
+        ds = ds[split]
+    return [dict(row) for row in ds]
+
+
+def template_fields(template: str) -> list[str]:
+    return [f for _, f, _, _ in _FORMATTER.parse(template) if f]
+
+
+def render(template, row: dict, where: str):
+    """Fill ``template`` (``str.format`` syntax, e.g. ``"Q: {question}\\nA:"``) from ``row``.
+    A template that is exactly one field (``"{choices}"``) returns the raw value (lists stay lists)."""
+    if not isinstance(template, str):
+        return template
+    fields = template_fields(template)
+    missing = [f for f in fields if f.split(".")[0].split("[")[0] not in row]
+    if missing:
+        raise DataError(f"{where}: template {template!r} needs field(s) {missing}, but the row has "
+                        f"{sorted(row)}; fix the template or the data")
+    if len(fields) == 1 and template == "{" + fields[0] + "}" and fields[0] in row:
+        return row[fields[0]]
+    return template.format_map(row)

@@ -1,0 +1,299 @@
+"""Benchmark task specs: one readable format (a YAML file or a dict) that loads into :class:`Task`.
+
+Four kinds, each scored through :mod:`workbench.scoring.api`:
+
+- ``multiple_choice``: log-likelihood of each choice after a context; ``acc`` and the
+  length-normalised ``acc_norm`` (log-likelihood / characters of the choice, as lm-eval does).
+- ``minimal_pairs``: BLiMP style; the pair is right when the good sentence has the higher total
+  log-probability.
+- ``perplexity``: rolling log-likelihood of whole documents; token/word/byte perplexity and bits
+  per byte.
+- ``generation``: greedy completion scored by exact match or by a regex that extracts the answer.
+
+Templates use ``str.format`` fields (``"Question: {question}\\nAnswer:"``). A task's hash covers
+its rendered items (data + templates) and its scoring options, and is stored with every result.
+
+>>> import workbench as wb
+>>> task = wb.load_task("capitals")
+>>> task.kind, len(task.hash)
+('multiple_choice', 16)
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench.bench.taskdata import read_rows, render
+from workbench.errors import DataError, InvalidInputError, WorkbenchError
+
+KINDS = ("multiple_choice", "minimal_pairs", "perplexity", "generation")
+_REQUIRED = {"multiple_choice": ("choices", "target"), "minimal_pairs": ("good", "bad"),
+             "perplexity": ("text",), "generation": ("prompt", "target")}
+# spec fields that change scores (besides the items themselves): part of the hash
+_SCORING_OPTIONS = ("kind", "target_delimiter", "scoring", "regex", "ignore_case", "max_new_tokens", "stop")
+BUILTIN_DIR = Path(__file__).resolve().parents[1] / "data" / "tasks"
+
+
+class UnknownTaskError(WorkbenchError, KeyError):
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class Task:
+    """A benchmark task. Build with :func:`load_task`; fields mirror the YAML keys."""
+
+    name: str
+    kind: str
+    data: Any = field(default=None, repr=False, compare=False)
+    description: str = ""
+    citation: str = ""
+    id: str | None = None            # template for a stable item id; default: the row number
+    group: str | None = None         # row field that groups items (BLiMP: UID); ``limit`` is per group
+    groups: tuple | None = None      # keep only these groups (a selection, like ``limit``)
+    keep: tuple = ()                 # row fields stored with each item's scores
+    context: str = ""                # multiple_choice
+    choices: Any = None
+    target: str | None = None        # multiple_choice: gold index or text; generation: gold answer
+    target_type: str = "index"       # multiple_choice: "index" or "text"
+    target_delimiter: str = " "
+    good: str | None = None          # minimal_pairs
+    bad: str | None = None
+    text: str | None = None          # perplexity
+    prompt: str | None = None        # generation
+    scoring: str = "exact_match"     # generation: "exact_match" or "regex"
+    regex: str | None = None
+    ignore_case: bool = False
+    max_new_tokens: int = 32
+    stop: tuple = ("\n",)
+    base_dir: str | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise InvalidInputError(f"task {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
+        missing = [k for k in _REQUIRED[self.kind] if getattr(self, k) in (None, "")]
+        if missing:
+            raise InvalidInputError(f"task {self.name!r} of kind {self.kind} needs {missing} in its spec")
+        if self.kind == "generation" and self.scoring not in ("exact_match", "regex"):
+            raise InvalidInputError(f"task {self.name!r}: scoring must be 'exact_match' or 'regex'")
+        if self.scoring == "regex" and not self.regex:
+            raise InvalidInputError(f"task {self.name!r}: scoring='regex' needs a 'regex' to extract the answer")
+        if self.target_type not in ("index", "text"):
+            raise InvalidInputError(f"task {self.name!r}: target_type must be 'index' or 'text'")
+        for name in ("groups", "keep", "stop"):  # YAML gives lists; keep the dataclass hashable
+            value = getattr(self, name)
+            if isinstance(value, (list, str)):
+                object.__setattr__(self, name, tuple([value] if isinstance(value, str) else value))
+
+    # ---- items -----------------------------------------------------------------------------
+    @functools.cached_property
+    def all_items(self) -> list[dict]:
+        """Every item, rendered: ``id``, ``index``, ``group`` plus the kind's fields."""
+        rows = read_rows(self.data, Path(self.base_dir) if self.base_dir else None)
+        if not rows:
+            raise DataError(f"task {self.name!r} has no rows")
+        items, seen = [], set()
+        for i, row in enumerate(rows):
+            item = self._render(i, row)
+            if item["id"] in seen:
+                raise DataError(f"task {self.name!r}: item id {item['id']!r} (row {i}) is not unique; "
+                                "give the spec an 'id' template that is")
+            seen.add(item["id"])
+            items.append(item)
+        return items
+
+    def _render(self, i: int, row: dict) -> dict:
+        where = f"task {self.name!r}, row {i}"
+        item = {"id": str(render(self.id, row, where)) if self.id else str(i), "index": i,
+                "group": str(row[self.group]) if self.group else None}
+        if self.group and self.group not in row:
+            raise DataError(f"{where}: group field {self.group!r} is missing")
+        item.update({k: row.get(k) for k in self.keep})
+        if self.kind == "minimal_pairs":
+            item.update(good=str(render(self.good, row, where)), bad=str(render(self.bad, row, where)))
+        elif self.kind == "perplexity":
+            item["text"] = str(render(self.text, row, where))
+        elif self.kind == "generation":
+            item.update(prompt=str(render(self.prompt, row, where)), target=str(render(self.target, row, where)))
+        else:
+            item.update(self._render_choices(row, where))
+        return item
+
+    def _render_choices(self, row: dict, where: str) -> dict:
+        choices = self.choices
+        choices = render(choices, row, where) if isinstance(choices, str) else [render(c, row, where) for c in choices]
+        if isinstance(choices, str):  # a field holding JSON text, e.g. from a CSV
+            try:
+                choices = json.loads(choices)
+            except json.JSONDecodeError:
+                raise DataError(f"{where}: choices must be a list, got {choices!r}") from None
+        choices = [str(c) for c in choices]
+        target = render(self.target, row, where)
+        if self.target_type == "text":
+            if str(target) not in choices:
+                raise DataError(f"{where}: target {target!r} is not one of the choices {choices}")
+            target = choices.index(str(target))
+        else:
+            try:
+                target = int(target)
+            except (TypeError, ValueError):
+                raise DataError(f"{where}: target {target!r} is not a choice index; "
+                                "set target_type: text if the target is the answer's text") from None
+            if not 0 <= target < len(choices):
+                raise DataError(f"{where}: target index {target} is outside the {len(choices)} choices")
+        return {"context": str(render(self.context, row, where)), "choices": choices, "target": target}
+
+    def select(self, limit: int | None = None) -> list[dict]:
+        """The items a run scores: the chosen ``groups``, then the first ``limit`` of each group
+        (of the whole task when it has no groups), in data order."""
+        if limit is not None and (not isinstance(limit, int) or limit < 1):
+            raise InvalidInputError(f"limit must be a positive integer or None, got {limit!r}")
+        items = self.all_items
+        if self.groups:
+            unknown = set(self.groups) - {it["group"] for it in items}
+            if unknown:
+                raise InvalidInputError(f"task {self.name!r} has no group(s) {sorted(unknown)}; "
+                                        f"see task.group_names")
+            items = [it for it in items if it["group"] in self.groups]
+        if limit is None:
+            return items
+        counts, out = {}, []
+        for it in items:
+            counts[it["group"]] = counts.get(it["group"], 0) + 1
+            if counts[it["group"]] <= limit:
+                out.append(it)
+        return out
+
+    @property
+    def group_names(self) -> list[str]:
+        return list(dict.fromkeys(it["group"] for it in self.all_items if it["group"] is not None))
+
+    @functools.cached_property
+    def hash(self) -> str:
+        """16 hex of sha256 over the rendered items and the scoring options (not the name, the
+        data's location, nor the ``groups``/``limit`` selection)."""
+        options = {k: getattr(self, k) for k in _SCORING_OPTIONS}
+        h = hashlib.sha256(json.dumps(options, sort_keys=True, default=list).encode())
+        for it in self.all_items:
+            h.update(json.dumps(it, sort_keys=True, default=str).encode())
+        return h.hexdigest()[:16]
+
+    def spec(self) -> dict:
+        """The JSON-able spec (what a YAML file would hold), for provenance and Ray workers."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "data"}
+        if isinstance(self.data, (str, dict)):
+            out["data"] = self.data
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+    def extract_answer(self, completion: str) -> str:
+        """generation: the answer a completion gives (cut at ``stop``; ``regex``'s first match)."""
+        for s in self.stop:
+            if s and s in completion:
+                completion = completion[:completion.index(s)]
+        completion = completion.strip()
+        if self.scoring == "regex":
+            m = re.search(self.regex, completion)
+            completion = (m.group(1) if m.groups() else m.group(0)) if m else ""
+        return completion.lower() if self.ignore_case else completion
+
+
+def _fields() -> set[str]:
+    return {f.name for f in dataclasses.fields(Task)}
+
+
+def task_from_dict(spec: dict, base_dir: Path | None = None, **overrides) -> Task:
+    spec = {**spec, **overrides}
+    unknown = set(spec) - _fields()
+    if unknown:
+        raise InvalidInputError(f"unknown task spec key(s) {sorted(unknown)}; allowed: {sorted(_fields() - {'base_dir'})}")
+    if "name" not in spec or "kind" not in spec:
+        raise InvalidInputError(f"a task spec needs 'name' and 'kind' (one of {KINDS}); got {sorted(spec)}")
+    if base_dir is not None and not spec.get("base_dir"):
+        spec["base_dir"] = str(base_dir)
+    return Task(**spec)
+
+
+def _from_yaml(path: Path, **overrides) -> Task:
+    import yaml
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise DataError(f"{path} is not valid YAML: {e}") from None
+    if not isinstance(spec, dict):
+        raise DataError(f"{path} must hold a mapping of task spec keys")
+    spec.setdefault("name", path.stem)
+    return task_from_dict(spec, base_dir=path.parent, **overrides)
+
+
+def _infer_spec(path: Path) -> dict:
+    """A spec for a bare data file from its columns (a user's own minimal pairs, corpus, ...)."""
+    from workbench.bench.taskdata import read_file_rows
+    cols = set(read_file_rows(path)[0]) if path.exists() else set()
+    if {"sentence_good", "sentence_bad"} <= cols:
+        return dict(kind="minimal_pairs", good="{sentence_good}", bad="{sentence_bad}")
+    if {"good", "bad"} <= cols:
+        return dict(kind="minimal_pairs", good="{good}", bad="{bad}")
+    if {"choices", "label"} <= cols:
+        return dict(kind="multiple_choice", context="{question}" if "question" in cols else "{context}",
+                    choices="{choices}", target="{label}")
+    if {"prompt", "answer"} <= cols:
+        return dict(kind="generation", prompt="{prompt}", target="{answer}")
+    if "text" in cols:
+        return dict(kind="perplexity", text="{text}")
+    raise InvalidInputError(f"cannot tell what task {path} is from its columns {sorted(cols)}: pass kind= and "
+                            "the templates, e.g. load_task(path, kind='minimal_pairs', good='{a}', bad='{b}')")
+
+
+def builtin_tasks() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(BUILTIN_DIR.glob("*.yaml"))}
+
+
+def load_task(task, **overrides) -> Task:
+    """A :class:`Task` from a built-in name (``"blimp"``, ``"blimp:adjunct_island,wh_island"`` for
+    chosen paradigms), a YAML spec path, a data file (``.jsonl``/``.csv``; kind inferred from the
+    columns unless given), a dict spec, or a Task. ``overrides`` replace spec keys.
+
+    >>> import workbench as wb
+    >>> wb.load_task("arithmetic").kind
+    'generation'
+    """
+    if isinstance(task, Task):
+        return dataclasses.replace(task, **overrides) if overrides else task
+    if isinstance(task, dict):
+        return task_from_dict(task, **overrides)
+    if not isinstance(task, (str, Path)):
+        raise InvalidInputError(f"a task is a name, a path, a dict spec or a Task; got {type(task).__name__}")
+    text = str(task)
+    builtin = builtin_tasks()
+    base, _, groups = text.partition(":")
+    if base in builtin:
+        extra = {"groups": tuple(g for g in groups.split(",") if g), "name": text} if groups else {}
+        return _from_yaml(builtin[base], **{**extra, **overrides})
+    path = Path(text).expanduser()
+    if path.suffix in (".yaml", ".yml"):
+        if not path.exists():
+            raise DataError(f"task spec {text!r} does not exist")
+        return _from_yaml(path, **overrides)
+    if path.exists():
+        spec = {"name": path.name.split(".")[0], "data": str(path.resolve())}
+        if "kind" not in overrides:
+            spec.update(_infer_spec(path))
+        return task_from_dict(spec, **overrides)
+    raise UnknownTaskError(f"unknown task {text!r}: use a built-in name ({', '.join(builtin)}), "
+                           "a YAML spec, or a .jsonl/.csv file")
+
+
+def list_tasks():
+    """DataFrame of the built-in tasks: name, kind, description."""
+    import pandas as pd
+    rows = []
+    for name, path in builtin_tasks().items():
+        t = _from_yaml(path)
+        rows.append({"name": name, "kind": t.kind, "description": t.description.strip().split("\n")[0]})
+    return pd.DataFrame(rows, columns=["name", "kind", "description"])
