@@ -89,7 +89,7 @@ def _capability(model, texts, conditions: dict, n_boot: int, seed) -> pd.DataFra
 
 
 def mechanistic_audit(model, probe: str = "winobias", data=None, limit: int | None = 200, *, n_fit: int = 16,
-                      layer: int | None = None, strength: float = 0.25, n_heads: int = 3,
+                      layer: int | None = None, strength: float = 0.1, n_heads: int = 3,
                       head_search: str = "ablation", layers=None, neutral=None,
                       interventions=CONDITIONS, seed: int = 0, n_boot: int = 2000,
                       progress: bool = True, **probe_options) -> MechanisticAudit:
@@ -106,6 +106,8 @@ def mechanistic_audit(model, probe: str = "winobias", data=None, limit: int | No
     strength : size of the steering vector added at every position, as a fraction of the median
         token activation norm at that layer (the difference of means of sentences that differ in one
         word is tiny, so a raw multiple of it says little). Recorded as the inspect strength used.
+        On SmolLM2-135M (WinoBias, layer 15) 0.1 raised neutral-text perplexity by ~1.5% and 0.25
+        by ~18%: check ``capability`` before trusting a drop in the bias metric.
     n_heads : heads to ablate.
     head_search : "ablation" (zero-ablate each head on the fit items; keep those whose removal
         lowers the pair's log-likelihood gap most) or "patching" (the heads whose clean ->
