@@ -48,6 +48,7 @@ def main(argv=None):
                      "batch_size": df.attrs["batch_size"],
                      "completeness_gap": s.loc["completeness", "value"] - s.loc["completeness", "reference"],
                      "random_rho": s.loc["randomised model", "value"]})
+        print(f"  {method}: {rows[-1]['median_s']:.1f}s (+{rows[-1]['random_check_s']:.1f}s randomised check)", flush=True)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 
