@@ -25,15 +25,17 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2-135m-instruct")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     args = ap.parse_args(argv)
     t = time.perf_counter()
     model = wb.load_model(args.model)
     print(f"loaded {model!r} in {time.perf_counter() - t:.1f}s")
     n_tokens = len(model.tokenizer(PROMPT)["input_ids"])
     print(f"prompt: {n_tokens} tokens; target {TARGET!r}")
-    wb.attribute(model, PROMPT, TARGET, random_check=True)   # warm-up, and builds the randomised copy once
+    wb.attribute(model, "Warm up", " now", random_check=True)   # warm-up, and builds the randomised copy once
     rows = []
-    for method, opts in METHODS.items():
+    for method in args.methods:
+        opts = METHODS[method]
         times, rtimes = [], []
         for _ in range(args.repeats):
             df = wb.attribute(model, PROMPT, TARGET, method=method, **opts)
@@ -46,6 +48,7 @@ def main(argv=None):
                      "batch_size": df.attrs["batch_size"],
                      "completeness_gap": s.loc["completeness", "value"] - s.loc["completeness", "reference"],
                      "random_rho": s.loc["randomised model", "value"]})
+        print(f"  {method}: {rows[-1]['median_s']:.1f}s (+{rows[-1]['random_check_s']:.1f}s randomised check)", flush=True)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 

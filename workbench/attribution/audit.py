@@ -45,6 +45,16 @@ def _neutral(texts):
     return list(texts)
 
 
+def _typical_norm(model, texts, site, layer) -> float:
+    """Median norm of the real tokens' activations at ``site``/``layer``. Not the mean: models
+    with massive activations (SmolLM2's first token has norms ~100x the others) would make a
+    mean-scaled steering vector break the model."""
+    from workbench.inspect import capture
+    cache = capture(model, texts, sites=[site], layers=[layer], progress=False)
+    x = cache[site, layer].float()[cache.attention_mask.bool()]
+    return float(x.norm(dim=-1).median())
+
+
 def _decomposition_summary(dec: pd.DataFrame, n_boot: int, seed) -> pd.DataFrame:
     from workbench.stats import bootstrap_ci
     rows = []
@@ -79,7 +89,7 @@ def _capability(model, texts, conditions: dict, n_boot: int, seed) -> pd.DataFra
 
 
 def mechanistic_audit(model, probe: str = "winobias", data=None, limit: int | None = 200, *, n_fit: int = 16,
-                      layer: int | None = None, strength: float = 0.25, n_heads: int = 3,
+                      layer: int | None = None, strength: float = 0.1, n_heads: int = 3,
                       head_search: str = "ablation", layers=None, neutral=None,
                       interventions=CONDITIONS, seed: int = 0, n_boot: int = 2000,
                       progress: bool = True, **probe_options) -> MechanisticAudit:
@@ -93,9 +103,11 @@ def mechanistic_audit(model, probe: str = "winobias", data=None, limit: int | No
     n_fit : items (seeded sample of the probe's items) used to find heads and build the steering
         vector; the metrics in step 4 are reported on the other items only.
     layer : residual-stream layer for steering (default: the middle layer).
-    strength : size of the steering vector added at every position, as a fraction of the mean
-        activation norm at that layer (the difference of means of sentences that differ in one
+    strength : size of the steering vector added at every position, as a fraction of the median
+        token activation norm at that layer (the difference of means of sentences that differ in one
         word is tiny, so a raw multiple of it says little). Recorded as the inspect strength used.
+        On SmolLM2-135M (WinoBias, layer 15) 0.1 raised neutral-text perplexity by ~1.5% and 0.25
+        by ~18%: check ``capability`` before trusting a drop in the bias metric.
     n_heads : heads to ablate.
     head_search : "ablation" (zero-ablate each head on the fit items; keep those whose removal
         lowers the pair's log-likelihood gap most) or "patching" (the heads whose clean ->
@@ -170,7 +182,8 @@ def mechanistic_audit(model, probe: str = "winobias", data=None, limit: int | No
     # 3. interventions
     steer_layer = model.n_layers // 2 if layer is None else layer
     vector = steering_vector(model, positive=list(fit[col_b]), negative=list(fit[col_a]), layer=steer_layer)
-    multiple = strength * vector.mean_norm / vector.norm if vector.norm > 0 else 0.0
+    typical = _typical_norm(model, list(fit[col_a]) + list(fit[col_b]), vector.site, steer_layer)
+    multiple = strength * typical / vector.norm if vector.norm > 0 else 0.0
     conditions = {"before": _nothing}
     if "steering" in interventions:
         conditions["steering"] = lambda: steer(model, vector, strength=multiple)
@@ -221,7 +234,8 @@ def mechanistic_audit(model, probe: str = "winobias", data=None, limit: int | No
         patching_positions=by_pos.groupby(["layer", "role"], as_index=False)["normalized"].mean() if len(by_pos) else by_pos,
         patching_heads=by_head.groupby(["layer", "head"], as_index=False)["normalized"].mean() if len(by_head) else by_head,
         head_effects=effects, heads=heads,
-        steering={"layer": steer_layer, "strength": strength, "inspect_strength": multiple, "site": vector.site, "norm": vector.norm,
+        steering={"layer": steer_layer, "strength": strength, "inspect_strength": multiple, "site": vector.site,
+                  "norm": vector.norm, "median_token_norm": typical,
                   "mean_activation_norm": vector.mean_norm, "n_fit": n_fit, "direction": f"{sides[1]} - {sides[0]}"},
         comparisons=pd.concat(comparisons, ignore_index=True) if comparisons else pd.DataFrame(),
         capability=capability, skipped=skipped)

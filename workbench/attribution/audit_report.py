@@ -78,6 +78,8 @@ class MechanisticAudit(Result):
             lim = float(np.nanmax(np.abs(grid.to_numpy()))) or 1.0
             im = ax.imshow(grid.to_numpy(), aspect="auto", origin="lower", cmap="RdBu", vmin=-lim, vmax=lim)
             ax.set(title="2. zero-ablating one head: change in the pair's LL gap", xlabel="head", ylabel="layer")
+            ax.set_yticks(range(grid.shape[0]), [str(x) for x in grid.index])   # only the layers searched
+            ax.set_xticks(range(grid.shape[1]), [str(x) for x in grid.columns])
             fig.colorbar(im, ax=ax)
         f = self.frame[self.frame.category == "all"]
         if not f.empty:
