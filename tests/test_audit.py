@@ -43,7 +43,7 @@ def test_decomposition_is_exact(tiny, arch):
     assert dec.differing_a.iloc[2] == "Poor" and dec.differing_b.iloc[2] == "Rich"
 
 
-def test_ablated_heads_changes_scores_only_while_active(tiny):
+def test_ablated_heads_changes_scores_only_while_active(tiny, isolated_cache):
     m = tiny("llama")
     text = [("", PAIRS.a[0])]
     before = wb.loglikelihood(m, text, cache=False).logprob[0]

@@ -37,8 +37,13 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conns[key]
 
 
+# Bump when a change to the engine changes the numbers it produces (even in the last digits):
+# entries computed by an older engine are then never served.
+ENGINE_VERSION = 2
+
+
 def request_key(state_id: str, kind: str, options: dict, request) -> str:
-    blob = json.dumps([state_id, kind, options, request], sort_keys=True, default=str)
+    blob = json.dumps([ENGINE_VERSION, state_id, kind, options, request], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
