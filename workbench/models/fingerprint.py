@@ -100,11 +100,17 @@ def hash_tokenizer(tokenizer) -> str:
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
         # padding and truncation are call-time settings that transformers writes into the backend
-        # (e.g. a call with padding_side=...): they do not change which ids a text maps to
-        state = json.loads(backend.to_str())
-        state.pop("padding", None)
-        state.pop("truncation", None)
-        h.update(json.dumps(state, sort_keys=True).encode())
+        # (e.g. a call with padding_side=...): they do not change which ids a text maps to. The
+        # serialisation's key order is fixed (version, truncation, padding, added_tokens, ...), so
+        # hashing from added_tokens on skips them without parsing a tokenizer of tens of MB.
+        raw = backend.to_str()
+        cut = raw.find('"added_tokens"')
+        if cut == -1:
+            state = json.loads(raw)
+            state.pop("padding", None)
+            state.pop("truncation", None)
+            raw, cut = json.dumps(state, sort_keys=True), 0
+        h.update(raw[cut:].encode())
     else:
         h.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
     h.update(json.dumps(tokenizer.special_tokens_map, sort_keys=True, default=str).encode())
