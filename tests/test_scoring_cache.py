@@ -1,5 +1,6 @@
 """The persistent result cache: safe under two writing processes, and a re-run computes nothing."""
 import multiprocessing as mp
+import os
 import sqlite3
 
 import numpy as np
@@ -101,3 +102,31 @@ def test_cache_off_computes_every_time(tiny, isolated_cache):
         remove()
     assert n > 0 and len(calls) == 2 * n
     assert not (isolated_cache / "scores.sqlite").exists()
+
+
+def _open_new_cache_at_once(path, barrier, queue):
+    from workbench.scoring.cache import ScoreCache
+    barrier.wait()  # every process opens (and switches to WAL) the same new file at the same moment
+    try:
+        ScoreCache(path=path).put_many({f"k{os.getpid()}": 1})
+        queue.put("ok")
+    except Exception as err:  # reported, so the parent's assertion shows it
+        queue.put(repr(err))
+
+
+def test_many_processes_opening_a_new_cache_file_at_once(tmp_path):
+    """Switching a new file to WAL mode races: SQLite answers 'database is locked' at once,
+    without waiting on the busy timeout (8 processes hit it in most rounds before the fix).
+    The cache retries instead of failing."""
+    ctx = mp.get_context("fork")
+    for round_ in range(8):
+        path = tmp_path / f"scores-{round_}.sqlite"
+        barrier, queue = ctx.Barrier(8), ctx.Queue()
+        procs = [ctx.Process(target=_open_new_cache_at_once, args=(path, barrier, queue)) for _ in range(8)]
+        for p in procs:
+            p.start()
+        outcomes = [queue.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join(timeout=60)
+        assert outcomes == ["ok"] * 8, f"round {round_}: {outcomes}"
+        assert len(ScoreCache(path=path).get_many([f"k{p.pid}" for p in procs])) == 8

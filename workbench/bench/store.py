@@ -32,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from workbench.errors import InvalidInputError
+from workbench.sqlite_wal import connect_wal
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -71,13 +72,11 @@ class Store:
         self.path = Path(path).expanduser().resolve()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # autocommit mode: every write below opens its own explicit transaction
-        self._con = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
-        self._con.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
-        mode = self._con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        self._con = connect_wal(self.path, timeout_s=timeout_s, check_same_thread=False)
+        mode = self._con.execute("PRAGMA journal_mode").fetchone()[0]  # a network share may refuse WAL
         if mode.lower() != "wal":
             raise InvalidInputError(f"could not put {self.path} in WAL mode (got {mode!r}); "
                                     "use a local file system, not a network share")
-        self._con.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: safe against process kills
         self._con.execute("PRAGMA foreign_keys = ON")
         with self._write():
             for stmt in _SCHEMA.split(";"):

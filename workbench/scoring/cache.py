@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 from workbench.paths import cache_dir
+from workbench.sqlite_wal import connect_wal
 
 _local = threading.local()
 
@@ -29,11 +30,8 @@ def _connect(path: Path) -> sqlite3.Connection:
         conns = _local.conns = {}
     key = (str(path), os.getpid())
     if key not in conns:
-        conn = sqlite3.connect(path, timeout=60, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        conns[key] = conn
+        conns[key] = connect_wal(path, timeout_s=60, setup=lambda c: c.execute(
+            "CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, value TEXT NOT NULL)"))
     return conns[key]
 
 
