@@ -65,9 +65,7 @@ def test_card_saves_where_build_report_asks(tmp_path, monkeypatch):
 
 
 def test_fidelity_check_is_recorded(tiny):
-    inspect = pytest.importorskip("workbench.inspect", reason="wb.inspect has not landed on this branch")
-    if not hasattr(inspect, "verify"):
-        pytest.skip("wb.inspect.verify has not landed on this branch")
+    from workbench import inspect
     model = tiny("llama")
     card = AuditCard("t")
     card.add_fidelity(model, inspect.verify(model))
