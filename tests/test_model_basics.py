@@ -36,3 +36,16 @@ def test_tokenizer_hash_ignores_call_time_padding_state():
     finally:
         tok.backend_tokenizer.no_truncation()
         tok.backend_tokenizer.no_padding()
+
+
+def test_setup_installs_exactly_the_registry_pins():
+    """run.sh installs requirements-embedded.txt; the loader checks the registry's pins. One
+    list must not drift from the other (the optional Qwen packages are not in the default set)."""
+    from pathlib import Path
+
+    from workbench.models.registry import _EXTRA_INSTALL, EMBEDDED
+    lines = (Path(__file__).resolve().parents[1] / "requirements-embedded.txt").read_text().splitlines()
+    installed = {ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")}
+    pinned = {f"{p.dist}=={p.version}" for e in EMBEDDED.values() if "optional" not in e.description
+              for p in e.parts} | set(_EXTRA_INSTALL.values())
+    assert installed == pinned
