@@ -109,15 +109,16 @@ def score_token_requests(model, requests: list[tuple[list[int], list[int]]], *,
     groups, rest = [], list(range(len(requests)))
     if share_contexts and shared.supports_shared_context(model):
         groups, rest = shared.group_shared(requests, limit, MAX_BATCH)
+    sliding = shared.has_sliding_window(model)
     shared_batches = shared.plan_shared_batches(groups, requests, token_budget // shared.CACHE_SHARE,
-                                                MAX_BATCH, same_length=shared.has_sliding_window(model))
+                                                MAX_BATCH, same_length=sliding)
     inputs = {i: (list(requests[i][0]) + list(requests[i][1]))[:-1][-limit:] for i in rest}
     plain_batches = [[rest[j] for j in b] for b in plan_batches([len(inputs[i]) for i in rest], token_budget)]
     show = progress if progress is not None else len(shared_batches) + len(plain_batches) > 4
     bar = tqdm(total=len(requests), desc=desc, disable=not show, leave=False)
     for batch in shared_batches:
         order, hidden, targets, slots = shared.run_shared_batch(model, requests, batch, pad_id, token_budget,
-                                                                 MAX_BATCH)
+                                                                 MAX_BATCH, lead_whole=not sliding)
         token_lp, greedy = _project(model, hidden, targets)
         for i, sl in zip(order, slots):
             results[i] = {"token_logprobs": [token_lp[k] for k in sl], "greedy": [greedy[k] for k in sl]}

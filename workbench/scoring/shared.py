@@ -5,7 +5,9 @@ sentences often agree up to the word that differs. A causal model's states at a 
 only on the tokens up to it, so the engine runs the common token prefix once with a KV cache,
 copies the cache along the batch dimension (one row per request) and runs only the rest of each
 request on top of it. Scores at positions inside the prefix are the same for every member and
-are projected once.
+are projected once. The first pass runs one member (the group's *lead*) whole, not just the
+prefix, so a CrowS-Pairs pair costs one pass over the first sentence and one over the rest of the
+second: no extra pass, and fewer, larger batches.
 
 How it stays exact (equal to scoring each request alone, tested to 1e-4 on several architectures):
 
@@ -115,8 +117,15 @@ def plan_shared_batches(groups: list[Group], requests, token_budget: int, max_ro
 
     ``same_length``: only prefixes of equal length share a batch (sliding-window models)."""
     from workbench.scoring.engine import plan_batches
-    plan = plan_batches([g.n_prefix for g in groups], token_budget, max_rows, same_length=same_length)
+    lengths = [g.n_prefix if same_length else lead_length(g, requests) for g in groups]
+    plan = plan_batches(lengths, token_budget, max_rows, same_length=same_length)
     return [[groups[k] for k in b] for b in plan]
+
+
+def lead_length(group: Group, requests) -> int:
+    """Input tokens of the group's first member, which runs whole in the first pass."""
+    ctx, cont = requests[group.members[0]]
+    return len(ctx) + len(cont) - 1
 
 
 def _padded(seqs: list[list[int]], width: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -128,11 +137,18 @@ def _padded(seqs: list[list[int]], width: int, pad_id: int) -> tuple[torch.Tenso
     return ids, mask
 
 
-def run_shared_batch(model, requests, batch: list[Group], pad_id: int, token_budget: int, max_rows: int):
-    """One batch of groups: one pass over their prefixes, then the rest of every member on a copy
-    of its prefix's cache, in batches of similar length. Returns (request indices, hidden states
-    at the scored positions [n, d], their target ids [n], and per request the rows of those that
-    are its tokens, in position order)."""
+def run_shared_batch(model, requests, batch: list[Group], pad_id: int, token_budget: int, max_rows: int,
+                     lead_whole: bool = True):
+    """One batch of groups: a first pass over each group's *lead* (its first member's whole
+    input, so that member needs no second pass; or, with ``lead_whole=False``, the shared prefix
+    only), then the rest of every other member on a copy of the first ``n_prefix`` cache slots of
+    its group, in batches of similar length. Returns (request indices, hidden states at the scored
+    positions [n, d], their target ids [n], and per request the rows of those that are its
+    tokens, in position order).
+
+    ``lead_whole=False`` is for sliding-window models: the lead's own tokens after the prefix
+    would sit, masked, between the prefix and another member's rest, and such layers measure
+    their window in cache slots."""
     from transformers import DynamicCache
 
     from workbench.scoring.engine import plan_batches
@@ -140,8 +156,8 @@ def run_shared_batch(model, requests, batch: list[Group], pad_id: int, token_bud
     device = model.device
     base = model.hf.base_model
     full = {i: list(requests[i][0]) + list(requests[i][1]) for g in batch for i in g.members}
-    prefixes = [full[g.members[0]][:g.n_prefix] for g in batch]
-    ids, mask = _padded(prefixes, max(len(p) for p in prefixes), pad_id)
+    leads = [full[g.members[0]][:len(full[g.members[0]]) - 1 if lead_whole else g.n_prefix] for g in batch]
+    ids, mask = _padded(leads, max(len(p) for p in leads), pad_id)
     cache = DynamicCache()
     hidden1 = base(input_ids=ids.to(device), attention_mask=mask.to(device),
                    position_ids=torch.arange(ids.shape[1]).expand_as(ids).to(device), cache=cache, use_cache=True)[0]
@@ -165,7 +181,12 @@ def run_shared_batch(model, requests, batch: list[Group], pad_id: int, token_bud
                 mine.append(len(targets1))
                 where1.append((g_idx, n - 1))
                 targets1.append(full[i][n])
-            if b >= n:      # the member's own rest runs on top of the cache: filled in below
+            if lead_whole and i == g.members[0]:   # the lead's rest ran in the first pass too
+                for p in range(max(a, n), b + 1):
+                    mine.append(len(targets1))
+                    where1.append((g_idx, p))
+                    targets1.append(full[i][p + 1])
+            elif b >= n:    # the member's own rest runs on top of the cache: filled in below
                 rest_group.append(g_idx)
                 rest_inputs.append(full[i][n:b + 1])
                 rest_wanted.append([(len(order), len(mine) + k, p - n) for k, p in enumerate(range(max(a, n), b + 1))])
@@ -186,7 +207,9 @@ def run_shared_batch(model, requests, batch: list[Group], pad_id: int, token_bud
         sub_cache = DynamicCache(ddp_cache_data=((k[on_device, :, :lp], v[on_device, :, :lp]) for k, v in kv))
         x, xmask = _padded([rest_inputs[r] for r in sub], max(len(rest_inputs[r]) for r in sub), pad_id)
         pos = n_prefix[sel][:, None] + torch.arange(x.shape[1])[None, :]
-        hidden2 = base(input_ids=x.to(device), attention_mask=torch.cat([mask[sel, :lp], xmask], 1).to(device),
+        # only the group's prefix slots are visible: not the padding, nor the lead's own tokens after it
+        prefix_mask = (torch.arange(lp)[None, :] < n_prefix[sel][:, None]).long()
+        hidden2 = base(input_ids=x.to(device), attention_mask=torch.cat([prefix_mask, xmask], 1).to(device),
                        position_ids=pos.to(device), cache=sub_cache, use_cache=True)[0]
         rows, cols = [], []
         for row, r in enumerate(sub):
