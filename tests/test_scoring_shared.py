@@ -61,6 +61,24 @@ def test_context_runs_once_and_continuations_run_on_its_cache(tiny):
     assert shapes == [(1, len(reqs[0][0])), (len(CHOICES) - 1, longest - 1)]  # " France" needs no 2nd pass
 
 
+def test_a_pair_costs_one_pass_over_the_first_sentence_and_one_over_the_rest_of_the_second(tiny):
+    m = tiny("llama", **SHARP)
+    reqs = T.encode_pairs(m.tokenizer, PAIRS[:2], False)
+    ctx, (a, b) = reqs[0][0], (reqs[0][1], reqs[1][1])
+    n_shared = next(k for k in range(len(a)) if a[k] != b[k])
+    shapes, handle = forward_shapes(m)
+    try:
+        res = score_token_requests(m, reqs)
+    finally:
+        handle.remove()
+    lead = min((a, b))        # groups are built over sorted inputs: the smaller one leads
+    other = b if lead is a else a
+    assert shapes == [(1, len(ctx) + len(lead) - 1), (1, len(other) - n_shared - 1)]
+    alone = [score_token_requests(m, [r], share_contexts=False)[0] for r in reqs]
+    for got, want in zip(res, alone):
+        np.testing.assert_allclose(got["token_logprobs"], want["token_logprobs"], atol=1e-4)
+
+
 def test_one_token_continuations_need_only_the_context_pass(tiny):
     m = tiny("gpt2", **SHARP)
     ctx = T.encode(m.tokenizer, "The doctor said that she would")
