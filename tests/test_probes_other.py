@@ -18,9 +18,7 @@ matplotlib.use("Agg")
 N_BOOT = 200
 
 
-@pytest.fixture(autouse=True)
-def _cache(isolated_cache):
-    return isolated_cache
+pytestmark = pytest.mark.usefixtures("isolated_cache")   # every test scores into its own cache
 
 
 def test_bbq_predictions_and_bias_scores_from_items(tiny, shared_data):

@@ -12,9 +12,7 @@ from workbench.errors import DataError, InvalidInputError, WrongModelKindError
 N_BOOT = 200
 
 
-@pytest.fixture(autouse=True)
-def _cache(isolated_cache):
-    return isolated_cache
+pytestmark = pytest.mark.usefixtures("isolated_cache")   # every test scores into its own cache
 
 
 def test_crows_pairs_causal_scores_are_full_sentence_loglikelihoods(tiny, shared_data):
