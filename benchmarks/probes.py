@@ -5,6 +5,7 @@ wall time of each run, as one table.
     python benchmarks/probes.py --full              # BOLD and HONEST in full too (hours on 2 cores)
     python benchmarks/probes.py --limit 100         # quick look: at most 100 items per probe
     python benchmarks/probes.py --masked PATH       # also the masked-LM probes on a local masked LM
+    python benchmarks/probes.py --threads 1         # one core (e.g. pinned with taskset on a shared machine)
 
 The result cache is off (``cache=False``) so wall times are real scoring times. Generation probes
 are capped by default because BOLD has 23,679 prompts: ``--bold-limit`` (default 1000 prompts)
@@ -78,7 +79,11 @@ def main(argv=None):
     p.add_argument("--seat-tests", nargs="*", default=None, help="only these SEAT tests (default: all 46)")
     p.add_argument("--masked", default=None, help="path/hub id of a masked LM to run the masked-LM probes on")
     p.add_argument("--out", default=None, help="also write the table as CSV here")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = p.parse_args(argv)
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
     smol = wb.load_model("smollm2-135m-instruct")
     runs = [(k, smol) for k in args.probes]
     if "seat" in args.probes:
