@@ -218,3 +218,19 @@ def test_whole_chain_on_bbq(tiny, shared_data):
     matplotlib.use("Agg")
     assert len(a.plot().axes) >= 4
     assert "Mechanistic audit" in a._repr_html_()
+
+
+@pytest.mark.slow
+@pytest.mark.real_model
+def test_bbq_pairs_on_smollm(smollm, shared_data):
+    res = wb.run_probe("bbq", smollm, data=shared_data / "bbq", limit=8, n_boot=200)
+    pairs = BBQAnswers()
+    items = pairs.prepare(res.items)
+    dec = decompose(smollm, items, pairs.col_a, pairs.col_b, context_col=pairs.context_col)
+    np.testing.assert_allclose(dec.diff_total, pairs.probe_diff(items, res.options), atol=1e-4)  # the probe's numbers
+    assert np.abs(dec.diff_shared_before).max() < 1e-3
+    by_pos, by_head, skipped = patch_pairs(smollm, items, pairs, layers=[0])
+    assert len(set(by_pos["item"])) + len(skipped) == len(items) and len(by_pos)     # every item patched or reported
+    # layer 0, shared positions (the final one included): the same embedding in both runs, no effect
+    got = by_pos.groupby("role")["normalized"].apply(lambda x: np.abs(x).max())
+    assert got["shared"] < 1e-3 and got["final"] < 1e-3

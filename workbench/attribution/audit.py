@@ -126,7 +126,9 @@ def mechanistic_audit(model, probe: str = "winobias", data=None, limit: int | No
     head_search : "ablation" (zero-ablate each head on the fit items; keep those whose removal
         lowers the pair's log-likelihood gap most) or "patching" (the heads whose clean ->
         corrupted patch moves the shared rest of the sentence most; half the cost).
-    layers : layers to patch and ablate heads in (default: all; a subset saves time on big models).
+    layers : layers to patch and ablate heads in (default: all; a subset saves time on big models,
+        above all for BBQ, whose prompts are several times longer than a WinoBias sentence and are
+        patched at every position).
     neutral : texts for the capability cost (default: packaged neutral sentences).
     interventions : which of ``("steering", "head_ablation")`` to run in step 4.
 
@@ -135,6 +137,8 @@ def mechanistic_audit(model, probe: str = "winobias", data=None, limit: int | No
     >>> audit = mechanistic_audit(model, "winobias", data="../shared/data/winobias", limit=120)  # doctest: +SKIP
     >>> audit.summary()        # bias metric before/after each intervention, with CIs      # doctest: +SKIP
     >>> audit.plot()           # doctest: +SKIP
+    >>> bbq = mechanistic_audit(model, "bbq", data="../shared/data/bbq", limit=120, layers=[0, 15])  # doctest: +SKIP
+    >>> bbq.skipped            # items whose groups could not be swapped for patching, and why  # doctest: +SKIP
     """
     from workbench.inspect import steer, steering_vector
     from workbench.probes.api import run_probe
