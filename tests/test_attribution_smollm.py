@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 import workbench as wb
+from workbench.attribution.audit import PAIR_PROBES
 from workbench.attribution.mechanisms import patch_pairs
 from workbench.attribution.pairs import decompose
 
@@ -47,7 +48,7 @@ def test_winobias_pair_split_and_patching_on_smollm(smollm, shared_data):
     assert np.abs(dec.diff_shared_before).max() < 1e-3
     # Patching the clean residual stream into the corrupted run at layer 0 at the one differing position
     # makes the runs identical: the effect there is exactly 1 (0 at shared positions).
-    by_pos, _, skipped = patch_pairs(smollm, items.head(2), "sent_pro", "sent_anti", layers=[0])
+    by_pos, _, skipped = patch_pairs(smollm, items.head(2), PAIR_PROBES["winobias"], layers=[0])
     assert len(skipped) < 2
     got = by_pos.set_index("role")["normalized"]
     assert got.loc["differing"].min() == pytest.approx(1.0, abs=1e-3)

@@ -1,17 +1,21 @@
 """``wb.mechanistic_audit``: from a bias probe's score to the tokens, layers and heads behind it,
 and what removing them does to the score and to general language modelling.
 
-The chain, for a probe of minimal pairs (each item: a stereotyped sentence ``a`` and its
-counterpart ``b``) on a causal LM:
+The chain, for a probe of minimal pairs on a causal LM. Each item is two sentences, ``a`` on the
+stereotyped side and its counterpart ``b``: CrowS-Pairs and WinoBias items are such pairs; a BBQ
+item becomes one (its prompt + the biased answer vs the same prompt + the other group's answer,
+with the two groups swapped in the context as the corrupted run for patching; see
+:mod:`workbench.attribution.bbq_pairs`). A *pair adapter* per probe (``PAIR_PROBES``) gives the
+sentences and, per item, the runs and metrics of steps 1-2, so every probe shares one chain.
 
 0. run the probe (``wb.run_probe``); split its items, seeded, into a *fit* set (steps 1-3 look at
    them) and a *held-out* set (step 4 is measured on them only, so the intervention is not
    judged on the items it was built from);
 1. split every pair's log-likelihood difference exactly over the tokens that differ and those
    shared (:mod:`workbench.attribution.pairs`);
-2. patch the stereotyped run into the other by layer x position and by head
+2. patch the stereotyped (clean) run into the other (corrupted) by layer x position and by head
    (``wb.inspect.patch``), and zero-ablate each head to see how the pair's gap changes
-   (``wb.inspect.ablate``);
+   (``wb.inspect.ablate``); items a step cannot use are listed in ``skipped`` with the reason;
 3. build interventions: a steering direction from the difference of means of the two sides
    (``wb.inspect.steering_vector``; added towards the non-stereotyped side) and the ablation of
    the heads from step 2 whose removal lowers the gap most;
@@ -29,11 +33,18 @@ import pandas as pd
 
 from workbench.attribution.audit_report import MechanisticAudit
 from workbench.attribution.mechanisms import ablated_heads, head_effects, patch_pairs, top_heads
-from workbench.attribution.pairs import PAIR_PROBES, decompose
+from workbench.attribution.bbq_pairs import BBQAnswers
+from workbench.attribution.pairs import SentencePairs, decompose
 from workbench.errors import InvalidInputError, WrongModelKindError
 
 NEUTRAL_TEXT = Path(__file__).resolve().parents[1] / "data" / "neutral_text.txt"
 CONDITIONS = ("steering", "head_ablation")
+# probe -> its pair adapter: which sentences are the two sides, and the runs/metrics of step 2
+PAIR_PROBES = {
+    "winobias": SentencePairs("sent_pro", "sent_anti", "type", ("pro-stereotyped", "anti-stereotyped")),
+    "crows_pairs": SentencePairs("sent_more", "sent_less", "bias_type", ("more stereotyping", "less stereotyping")),
+    "bbq": BBQAnswers(),
+}
 
 
 def _neutral(texts):
@@ -97,7 +108,10 @@ def mechanistic_audit(model, probe: str = "winobias", data=None, limit: int | No
 
     Parameters
     ----------
-    probe : "winobias" or "crows_pairs" (minimal pairs; item side ``a`` is the stereotyped one).
+    probe : "winobias", "crows_pairs" (sentence pairs; side ``a`` is the stereotyped sentence) or
+        "bbq" (side ``a``: prompt + the biased answer, ``b``: prompt + the other group's answer;
+        patching swaps the two groups' mentions in the context, and skips, with the reason, items
+        where they cannot be found or where the swap changes the number of tokens).
     data, limit, seed, probe_options : passed to :func:`workbench.run_probe` (same items before
         and after every intervention).
     n_fit : items (seeded sample of the probe's items) used to find heads and build the steering
@@ -112,7 +126,9 @@ def mechanistic_audit(model, probe: str = "winobias", data=None, limit: int | No
     head_search : "ablation" (zero-ablate each head on the fit items; keep those whose removal
         lowers the pair's log-likelihood gap most) or "patching" (the heads whose clean ->
         corrupted patch moves the shared rest of the sentence most; half the cost).
-    layers : layers to patch and ablate heads in (default: all; a subset saves time on big models).
+    layers : layers to patch and ablate heads in (default: all; a subset saves time on big models,
+        above all for BBQ, whose prompts are several times longer than a WinoBias sentence and are
+        patched at every position).
     neutral : texts for the capability cost (default: packaged neutral sentences).
     interventions : which of ``("steering", "head_ablation")`` to run in step 4.
 
@@ -121,6 +137,8 @@ def mechanistic_audit(model, probe: str = "winobias", data=None, limit: int | No
     >>> audit = mechanistic_audit(model, "winobias", data="../shared/data/winobias", limit=120)  # doctest: +SKIP
     >>> audit.summary()        # bias metric before/after each intervention, with CIs      # doctest: +SKIP
     >>> audit.plot()           # doctest: +SKIP
+    >>> bbq = mechanistic_audit(model, "bbq", data="../shared/data/bbq", limit=120, layers=[0, 15])  # doctest: +SKIP
+    >>> bbq.skipped            # items whose groups could not be swapped for patching, and why  # doctest: +SKIP
     """
     from workbench.inspect import steer, steering_vector
     from workbench.probes.api import run_probe
@@ -128,7 +146,7 @@ def mechanistic_audit(model, probe: str = "winobias", data=None, limit: int | No
 
     if probe not in PAIR_PROBES:
         raise InvalidInputError(f"mechanistic_audit supports the minimal-pair probes {sorted(PAIR_PROBES)}, got "
-                                f"{probe!r} (BBQ contexts are not supported yet)")
+                                f"{probe!r}")
     if getattr(model, "kind", None) != "causal":
         raise WrongModelKindError(f"mechanistic_audit patches and steers causal LMs; {getattr(model, 'name', model)} "
                                   f"is {getattr(model, 'kind', None)!r}. Use wb.attribute for masked LMs.")
@@ -139,7 +157,8 @@ def mechanistic_audit(model, probe: str = "winobias", data=None, limit: int | No
         raise InvalidInputError(f"head_search must be 'ablation' or 'patching', got {head_search!r}")
     if not isinstance(n_fit, int) or n_fit < 2:
         raise InvalidInputError(f"n_fit must be an integer >= 2, got {n_fit!r}")
-    col_a, col_b, category, sides = PAIR_PROBES[probe]
+    pairs = PAIR_PROBES[probe]
+    col_a, col_b, category, sides = pairs.col_a, pairs.col_b, pairs.category, pairs.sides
     texts = _neutral(neutral)
     timings = {}
 
@@ -149,7 +168,7 @@ def mechanistic_audit(model, probe: str = "winobias", data=None, limit: int | No
     t = time.perf_counter()
     before = probe_run()
     timings["probe_before"] = time.perf_counter() - t
-    items = before.items.reset_index(drop=True)
+    items = pairs.prepare(before.items.reset_index(drop=True))
     if len(items) < n_fit + 10:
         raise InvalidInputError(f"the probe gave {len(items)} items; the audit needs n_fit ({n_fit}) + at least 10 "
                                 "held-out items: raise limit or lower n_fit")
@@ -161,7 +180,7 @@ def mechanistic_audit(model, probe: str = "winobias", data=None, limit: int | No
 
     # 1. exact split of LL(a) - LL(b) over differing / shared tokens
     t = time.perf_counter()
-    dec = decompose(model, items, col_a, col_b)
+    dec = decompose(model, items, col_a, col_b, context_col=pairs.context_col)
     dec.insert(0, "item_id", items[key[0]].to_numpy())
     dec["fit"] = np.isin(np.arange(len(items)), fit_idx)
     timings["decomposition"] = time.perf_counter() - t
@@ -169,9 +188,9 @@ def mechanistic_audit(model, probe: str = "winobias", data=None, limit: int | No
     # 2. patching and head ablation on the fit items
     t = time.perf_counter()
     layers = None if layers is None else [int(x) for x in layers]
-    by_pos, by_head, skip_patch = patch_pairs(model, fit, col_a, col_b, progress=progress, layers=layers)
+    by_pos, by_head, skip_patch = patch_pairs(model, fit, pairs, progress=progress, layers=layers)
     if head_search == "ablation":
-        effects, skip_heads = head_effects(model, fit, col_a, col_b, progress=progress, layers=layers)
+        effects, skip_heads = head_effects(model, fit, pairs, progress=progress, layers=layers)
         heads = top_heads(effects, n_heads)
     else:
         effects, skip_heads = pd.DataFrame(columns=["layer", "head", "effect", "item"]), skip_patch.iloc[:0]
@@ -217,15 +236,18 @@ def mechanistic_audit(model, probe: str = "winobias", data=None, limit: int | No
     capability = _capability(model, texts, conditions, n_boot, seed)
     timings["capability"] = time.perf_counter() - t
 
+    probe_diff = pairs.probe_diff(items, before.options)
     skipped = pd.concat([skip_patch.assign(step="patching"), skip_heads.assign(step="head_ablation")],
                         ignore_index=True)
+    skipped.insert(1, "item_id", items[key[0]].to_numpy()[skipped["item"].to_numpy(int)] if len(skipped) else [])
     provenance = {
         "probe": probe, "model": model.name, "fingerprint_id": model.fingerprint_id, "sides": sides,
         "data": str(data), "limit": limit, "seed": seed, "n_items": len(items), "n_fit": n_fit,
         "n_held_out": len(held_keys), "probe_options": probe_options, "n_boot": n_boot, "head_search": head_search,
         "layers": layers,
-        "decomposition_vs_probe_max_abs": float(np.max(np.abs(dec.diff_total.to_numpy() - items["diff"].to_numpy())))
-        if "diff" in items and before.options.get("aggregate", "sum") == "sum" else None,
+        "decomposition_vs_probe_max_abs": None if probe_diff is None
+        else float(np.max(np.abs(dec.diff_total.to_numpy() - probe_diff))),
+        "headline_metric": pairs.headline,
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
         "probe_provenance": before.provenance,
     }

@@ -21,7 +21,7 @@ class MechanisticAudit(Result):
     ``heads`` (the heads ablated), ``steering`` (the vector's description), ``comparisons``
     (paired tests of each intervention against before, from :func:`workbench.compare`),
     ``capability`` (perplexity on neutral text per condition, with CIs on the change),
-    ``skipped`` (items a step could not use, with reasons).
+    ``skipped`` (items a step could not use: item, item_id, reason, step).
     """
 
     decomposition: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -62,7 +62,8 @@ class MechanisticAudit(Result):
             ax = axes[0, 0]
             ax.bar(d.part, d.value, yerr=[d.value - d.ci_low, d.ci_high - d.value], capsize=3, color="#777")
             ax.axhline(0, color="black", lw=0.5)
-            ax.set(title="1. LL(stereotyped) - LL(other): where it comes from", ylabel="mean nats per pair")
+            a, b = self.provenance.get("sides", ("stereotyped", "other"))
+            ax.set(title=f"1. LL({a}) - LL({b}): where it comes from", ylabel="mean nats per pair")
             ax.tick_params(axis="x", labelsize=8)
         p = self.patching_positions
         if not p.empty:
@@ -84,7 +85,7 @@ class MechanisticAudit(Result):
         f = self.frame[self.frame.category == "all"]
         if not f.empty:
             ax = axes[1, 1]
-            metric = f.metric.iloc[0]
+            metric = self.provenance.get("headline_metric") or f.metric.iloc[0]
             g = f[f.metric == metric]
             ax.errorbar(range(len(g)), g.value, yerr=[g.value - g.ci_low, g.ci_high - g.value], fmt="o", capsize=4)
             ax.set_xticks(range(len(g)), g.condition)

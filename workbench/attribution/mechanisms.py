@@ -1,6 +1,7 @@
 """Steps 2 and 3 of the mechanistic audit, on the inspection tools of :mod:`workbench.inspect`:
 patching clean -> corrupted by layer x position and by head, head ablation on the pair's
-log-likelihood gap, and a context manager that keeps chosen heads ablated while a probe runs.
+log-likelihood gap (the runs and metrics come from a pair adapter, see
+:mod:`workbench.attribution.pairs`), and a context manager that keeps chosen heads ablated while a probe runs.
 Nothing here re-implements hooks: it calls ``inspect.patch``, ``inspect.ablate`` and the hook
 helpers ``add_edit_hook`` / ``intervention`` (which registers in ``model.interventions``).
 """
@@ -11,7 +12,7 @@ import contextlib
 import numpy as np
 import pandas as pd
 
-from workbench.attribution.pairs import split_pair
+from workbench.attribution.pairs import SkipItem
 
 
 def _tqdm(iterable, progress, desc):
@@ -21,29 +22,32 @@ def _tqdm(iterable, progress, desc):
     return tqdm(iterable, desc=desc, leave=False)
 
 
-def patch_pairs(model, items: pd.DataFrame, col_a: str, col_b: str, progress: bool = False, layers=None):
-    """Patch the stereotyped run (clean: sentence a up to the end of the differing words) into the
-    other (corrupted), measuring the log-probability of the shared rest of the sentence.
+def patch_pairs(model, items: pd.DataFrame, pairs, progress: bool = False, layers=None):
+    """Patch each item's clean run into its corrupted run (both from the pair adapter ``pairs``,
+    e.g. :class:`~workbench.attribution.pairs.SentencePairs`), by layer x position and by head.
 
     Returns ``(by_position, by_head, skipped)``: per item and layer, the mean normalised effect at
-    the differing positions and at the shared ones; per item, layer and head, the normalised
-    effect; and the items that could not be patched, with the reason.
+    the positions whose tokens differ between the runs (``differing``), at the last position when
+    it is shared (``final``: where the metric is read out) and at the other shared ones
+    (``shared``); per item, layer and head, the normalised effect; and the items that could not be
+    patched, with the reason.
     """
     from workbench.errors import InvalidInputError
     from workbench.inspect import patch
     pos_rows, head_rows, skipped = [], [], []
     for idx, r in _tqdm(list(items.iterrows()), progress, "patching"):
-        sp = split_pair(r[col_a], r[col_b])
-        if not sp["suffix"].strip() or not sp["clean"].strip() or not sp["corrupted"].strip():
-            skipped.append({"item": idx, "reason": "no shared text after the differing words to measure"})
-            continue
         try:
-            res = patch(model, sp["clean"], sp["corrupted"], sp["suffix"], by="layer_position", layers=layers).to_frame()
-            heads = patch(model, sp["clean"], sp["corrupted"], sp["suffix"], by="head", layers=layers).to_frame()
+            clean, corrupted, metric = pairs.patch_run(r)
+            res = patch(model, clean, corrupted, metric, by="layer_position", layers=layers, progress=False).to_frame()
+            heads = patch(model, clean, corrupted, metric, by="head", layers=layers, progress=False).to_frame()
+        except SkipItem as e:
+            skipped.append({"item": idx, "reason": str(e)})
+            continue
         except InvalidInputError as e:          # e.g. the two prompts tokenise to different lengths
             skipped.append({"item": idx, "reason": str(e).split(";")[0]})
             continue
-        res["role"] = np.where(res["token"] != res["corrupted_token"], "differing", "shared")
+        last = res["position"] == res["position"].max()
+        res["role"] = np.where(res["token"] != res["corrupted_token"], "differing", np.where(last, "final", "shared"))
         agg = res.groupby(["layer", "role"], as_index=False)["normalized"].mean()
         pos_rows.append(agg.assign(item=idx))
         head_rows.append(heads[["layer", "head", "normalized"]].assign(item=idx))
@@ -52,19 +56,20 @@ def patch_pairs(model, items: pd.DataFrame, col_a: str, col_b: str, progress: bo
     return by_pos, by_head, pd.DataFrame(skipped, columns=["item", "reason"])
 
 
-def head_effects(model, items: pd.DataFrame, col_a: str, col_b: str, progress: bool = False, layers=None):
-    """Zero-ablate each head in turn and measure log p(rest of a | prefix) - log p(rest of b | prefix),
-    i.e. the pair's log-likelihood gap after the shared prefix. Returns (per item/head effects,
-    skipped items)."""
-    from workbench.inspect import LogprobDiff, ablate
+def head_effects(model, items: pd.DataFrame, pairs, progress: bool = False, layers=None):
+    """Zero-ablate each head in turn and measure the change in the pair adapter's ablation metric
+    (sentence pairs: log p(rest of a | prefix) - log p(rest of b | prefix), the pair's
+    log-likelihood gap after the shared prefix; BBQ: log p(biased answer) - log p(other group's
+    answer) after the prompt). Returns (per item/head effects, skipped items)."""
+    from workbench.inspect import ablate
     rows, skipped = [], []
     for idx, r in _tqdm(list(items.iterrows()), progress, "head ablation"):
-        sp = split_pair(r[col_a], r[col_b])
-        if not sp["prefix"].strip():
-            skipped.append({"item": idx, "reason": "the sentences differ in their first word: no shared prefix"})
+        try:
+            prompt, metric = pairs.ablation_run(r)
+        except SkipItem as e:
+            skipped.append({"item": idx, "reason": str(e)})
             continue
-        res = ablate(model, sp["prefix"], LogprobDiff(sp["rest_a"], sp["rest_b"]), component="head",
-                     layers=layers).to_frame()
+        res = ablate(model, prompt, metric, component="head", layers=layers, progress=False).to_frame()
         rows.append(res[["layer", "unit", "metric_clean", "effect"]].rename(columns={"unit": "head"}).assign(item=idx))
     frame = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["layer", "head", "metric_clean", "effect", "item"])
     return frame, pd.DataFrame(skipped, columns=["item", "reason"])

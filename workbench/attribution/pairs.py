@@ -1,6 +1,12 @@
 """Minimal pairs as clean and corrupted runs: how the two sentences of a probe item line up, and
 the exact split of their log-likelihood difference over the tokens that differ and those shared.
 
+The audit (:mod:`workbench.attribution.audit`) reaches a probe's items through a *pair adapter*
+(:class:`SentencePairs` here, :class:`~workbench.attribution.bbq_pairs.BBQAnswers` for BBQ), which
+says per item what the two sentences are, and what the clean/corrupted runs and the metric are
+for patching and for head ablation. An item an adapter cannot use raises :class:`SkipItem` with
+the reason, which the audit reports.
+
 For a causal LM, ``LL(a) - LL(b) = sum over a's tokens of log p - sum over b's tokens``. After
 aligning the two token sequences (difflib, on the tokens the scoring engine scored), each
 shared token contributes ``log p_a(t) - log p_b(t)`` (same token, different context) and the
@@ -12,23 +18,72 @@ from __future__ import annotations
 
 import difflib
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-# probe -> (stereotyped-side column, other column, category column, labels of the two sides)
-PAIR_PROBES = {
-    "winobias": ("sent_pro", "sent_anti", "type", ("pro-stereotyped", "anti-stereotyped")),
-    "crows_pairs": ("sent_more", "sent_less", "bias_type", ("more stereotyping", "less stereotyping")),
-}
+
+class SkipItem(Exception):
+    """An item a step cannot use; the message is the reason reported in the audit's ``skipped``."""
 
 
-def decompose(model, items: pd.DataFrame, col_a: str, col_b: str, cache: bool = True) -> pd.DataFrame:
+@dataclass(frozen=True)
+class SentencePairs:
+    """Pair adapter for probes whose items are two sentences (``col_a``: the stereotyped side).
+
+    Patching: clean = sentence a up to the end of the differing words, corrupted = b likewise, the
+    metric = log-probability of the shared rest. Head ablation: the shared prefix, metric =
+    log p(rest of a) - log p(rest of b).
+    """
+
+    col_a: str
+    col_b: str
+    category: str
+    sides: tuple
+    headline: str | None = None        # the metric the report plots (None: the probe's first)
+    context_col: str | None = None     # a shared prefix column for decompose (None: whole sentences)
+
+    def prepare(self, items: pd.DataFrame) -> pd.DataFrame:
+        return items
+
+    def patch_run(self, row):
+        sp = split_pair(row[self.col_a], row[self.col_b])
+        if not sp["suffix"].strip() or not sp["clean"].strip() or not sp["corrupted"].strip():
+            raise SkipItem("no shared text after the differing words to measure")
+        return sp["clean"], sp["corrupted"], sp["suffix"]
+
+    def ablation_run(self, row):
+        from workbench.inspect import LogprobDiff
+        sp = split_pair(row[self.col_a], row[self.col_b])
+        if not sp["prefix"].strip():
+            raise SkipItem("the sentences differ in their first word: no shared prefix")
+        return sp["prefix"], LogprobDiff(sp["rest_a"], sp["rest_b"])
+
+    def probe_diff(self, items: pd.DataFrame, options: dict):
+        """The probe's own LL(a) - LL(b) per item (what step 1 must reproduce), or None."""
+        if "diff" in items and options.get("aggregate", "sum") == "sum":
+            return items["diff"].to_numpy(float)
+        return None
+
+
+def decompose(model, items: pd.DataFrame, col_a: str, col_b: str, cache: bool = True,
+              context_col: str | None = None) -> pd.DataFrame:
     """One row per item: ``diff_total = LL(a) - LL(b)`` and its exact parts ``diff_differing``,
-    ``diff_shared_before`` (0 up to float rounding), ``diff_shared_after``; the differing text."""
+    ``diff_shared_before`` (0 up to float rounding), ``diff_shared_after``; the differing text.
+
+    ``context_col``: a column holding a prefix both sentences start with (BBQ's prompt); the
+    sentences are then scored as continuations of it, as the probe scores them (so long prompts
+    are cut to the model's window the same way), and the prefix, whose tokens have identical
+    contexts in both runs, is left out of the split (its contribution is exactly zero).
+    """
     from workbench.scoring.api import loglikelihood
     sents = list(items[col_a]) + list(items[col_b])
-    ll = loglikelihood(model, [("", s) for s in sents], cache=cache)
+    ctx = [""] * len(sents) if context_col is None else list(items[context_col]) * 2
+    if any(not s.startswith(c) for s, c in zip(sents, ctx)):
+        from workbench.errors import InvalidInputError
+        raise InvalidInputError(f"every sentence must start with its {context_col!r}: pass the shared prefix column")
+    ll = loglikelihood(model, [(c, s[len(c):]) for c, s in zip(ctx, sents)], cache=cache)
     n = len(items)
     rows = []
     for i in range(n):
