@@ -48,7 +48,9 @@ def main(argv=None):
     with pd.option_context("display.width", 220, "display.max_columns", 30):
         print(f"\n{args.probe} on {model.name} ({model.fingerprint_id}): {prov['n_items']} items, "
               f"{prov['n_fit']} to fit, {prov['n_held_out']} held out; {wall:.0f} s in all\n")
-        print("bias metrics on held-out items, before and after (paired bootstrap / McNemar):")
+        print("bias metrics on held-out items, each condition with its bootstrap CI:")
+        print(audit.to_frame()[lambda f: f.category == "all"].to_string(**show))
+        print("\nchange from before (paired bootstrap / McNemar):")
         print(audit.summary().to_string(**show))
         print("\ncapability cost (perplexity on neutral text):")
         print(audit.capability.to_string(**show))
