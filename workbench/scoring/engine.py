@@ -128,17 +128,17 @@ def score_token_requests(model, requests: list[tuple[list[int], list[int]]], *,
     for batch in plain_batches:
         width = max(len(inputs[i]) for i in batch)
         ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
         rows, cols, targets = [], [], []
         for r, i in enumerate(batch):
             seq = inputs[i]
             ids[r, :len(seq)] = torch.tensor(seq)
-            mask[r, :len(seq)] = 1
             n = len(requests[i][1])
             rows += [r] * n
             cols += range(len(seq) - n, len(seq))
             targets += requests[i][1]
-        hidden = base(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)[0]
+        # no attention mask: padding is on the right and attention is causal, so no real token
+        # sees it, and without a mask the attention takes its plain causal path
+        hidden = base(input_ids=ids.to(device), use_cache=False)[0]
         picked = hidden[torch.tensor(rows, device=device), torch.tensor(cols, device=device)]
         token_lp, greedy = _project(model, picked, targets)
         k = 0

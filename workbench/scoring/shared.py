@@ -157,9 +157,10 @@ def run_shared_batch(model, requests, batch: list[Group], pad_id: int, token_bud
     base = model.hf.base_model
     full = {i: list(requests[i][0]) + list(requests[i][1]) for g in batch for i in g.members}
     leads = [full[g.members[0]][:len(full[g.members[0]]) - 1 if lead_whole else g.n_prefix] for g in batch]
-    ids, mask = _padded(leads, max(len(p) for p in leads), pad_id)
+    ids, _ = _padded(leads, max(len(p) for p in leads), pad_id)
     cache = DynamicCache()
-    hidden1 = base(input_ids=ids.to(device), attention_mask=mask.to(device),
+    # right padding under causal attention needs no mask here (the rest pass masks those slots)
+    hidden1 = base(input_ids=ids.to(device),
                    position_ids=torch.arange(ids.shape[1]).expand_as(ids).to(device), cache=cache, use_cache=True)[0]
     kv = [(layer.keys, layer.values) for layer in cache.layers]
     del cache
