@@ -6,8 +6,8 @@ only on the tokens up to it, so the engine runs the common token prefix once wit
 copies the cache along the batch dimension (one row per request) and runs only the rest of each
 request on top of it. Scores at positions inside the prefix are the same for every member and
 are projected once. The first pass runs one member (the group's *lead*) whole, not just the
-prefix, so a CrowS-Pairs pair costs one pass over the first sentence and one over the rest of the
-second: no extra pass, and fewer, larger batches.
+prefix, so a CrowS-Pairs pair is one pass over the first sentence and one over the rest of the
+second: the same tokens as a prefix-only pass, in fewer forward calls.
 
 How it stays exact (equal to scoring each request alone, tested to 1e-4 on several architectures):
 
