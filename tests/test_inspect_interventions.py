@@ -108,7 +108,7 @@ def test_steering_is_registered_exact_and_removed(tiny):
 
 
 def test_steering_applies_to_scoring_engine(tiny):
-    api = pytest.importorskip("workbench.scoring.api", reason="scoring engine not on this branch yet")
+    from workbench.scoring import api
     m = tiny("llama")
     v = wb.inspect.steering_vector(m, ["He is a doctor."], ["She is a doctor."], layer=1)
     req = [("The doctor said that", " he")]
@@ -120,7 +120,7 @@ def test_steering_applies_to_scoring_engine(tiny):
 
 
 def test_metric_agrees_with_the_scoring_engine(tiny):
-    api = pytest.importorskip("workbench.scoring.api")
+    from workbench.scoring import api
     m = tiny("llama")
     metric = LogprobDiff(" he", " she")
     mine = baseline(m, metric, metric.unit(m, "The doctor said that"))

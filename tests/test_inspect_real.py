@@ -6,7 +6,6 @@ import torch
 
 import workbench as wb
 
-pytest.importorskip("workbench.models.loading", reason="model loading (issue 2) not on this branch yet")
 pytestmark = pytest.mark.slow
 
 
@@ -61,7 +60,7 @@ def test_cka_smollm_vs_gemma(smollm, gemma):
 
 
 def test_steering_changes_generation_through_the_scoring_engine(smollm):
-    api = pytest.importorskip("workbench.scoring.api")
+    from workbench.scoring import api
     v = wb.inspect.steering_vector(smollm, ["He is a man.", "The man said he was tired."],
                                    ["She is a woman.", "The woman said she was tired."], layer=15)
     req = [("The doctor said that", " he"), ("The doctor said that", " she")]

@@ -36,7 +36,7 @@ def test_html_is_escaped():
 
 
 def test_a_probe_result_is_browsed_by_its_main_category(tiny):
-    api = pytest.importorskip("workbench.probes.api", reason="the bias probes have not landed on this branch")
+    from workbench.probes import api
     res = api.run_probe("occupations_pronouns", tiny("gpt2"), limit=12, n_boot=50)
     w = item_browser(res)
     assert w.category.description == res.spec.categories[0]

@@ -170,7 +170,6 @@ def test_shipped_templated_probes_and_list(tiny):
 
 @pytest.mark.real_model
 def test_encoder_model_only_runs_seat(request, shared_data):
-    pytest.importorskip("workbench.models.loading", reason="wb.load_model (loading branch) not on this branch yet")
     minilm = request.getfixturevalue("minilm")
     with pytest.raises(WrongModelKindError, match="encoder"):
         wb.run_probe("crows_pairs", minilm, data=shared_data / "crows_pairs", limit=2)

@@ -8,7 +8,6 @@ import pytest
 import workbench as wb
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_model, pytest.mark.shared_data]
-pytest.importorskip("workbench.models.loading", reason="wb.load_model (loading branch) not on this branch yet")
 N_BOOT = 500
 
 
