@@ -34,6 +34,29 @@ def test_batch_size_does_not_change_values(tiny):
         torch.testing.assert_close(a[key][mask], b[key][mask], atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("positions", [None, [0, -1]])
+def test_batches_land_in_place_for_every_site_shape(tiny, positions):
+    """Batches of different padded widths are written into one result per site: every site's
+    shape (3-D, per-head 4-D, attention [b, h, q, k]) equals a one-batch capture, with zeros
+    beyond each text's end, also when down-cast."""
+    m = tiny("llama")
+    sites = ["resid_post", "q", "k", "attn_pattern", "mlp_hidden", "logits"]
+    texts = TEXTS + ["Short.", "A much longer sentence that pads the others in its batch a lot."]
+    one = wb.capture(m, texts, sites=sites, positions=positions, batch_size=len(texts), dtype=torch.bfloat16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        two = wb.capture(m, texts, sites=sites, positions=positions, batch_size=2, dtype=torch.bfloat16)
+    assert one.keys() == two.keys()
+    for key in one.keys():
+        assert two[key].dtype == torch.bfloat16 and two[key].shape == one[key].shape, key
+        torch.testing.assert_close(two[key].float(), one[key].float(), atol=2e-2, rtol=2e-2)
+    if positions is None:
+        lengths = one.attention_mask.sum(1)
+        for i, n in enumerate(lengths.tolist()):
+            assert (two["resid_post", 1][i, n:] == 0).all() and (two["q", 0][i, n:] == 0).all()
+            assert (two["attn_pattern", 1][i, :, n:] == 0).all() and (two["attn_pattern", 1][i, :, :, n:] == 0).all()
+
+
 def test_positions_keep_only_what_was_asked(tiny):
     m = tiny("llama")
     full = wb.capture(m, TEXTS, sites=["resid_post", "attn_pattern"], layers=[1])
