@@ -36,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SITES = ["embed", "resid_pre", "attn_out", "resid_mid", "mlp_out", "resid_post", "attn_pattern", "q", "k", "v",
          "mlp_hidden", "final_norm", "logits"]
+CAPTURES = ("resid_post", "all_sites", "all_sites_bf16", "all_sites_bf16_mb2")
 TL_SUFFIXES = ("hook_embed", "hook_resid_pre", "hook_attn_out", "hook_resid_mid", "hook_mlp_out", "hook_resid_post",
                "attn.hook_pattern", "attn.hook_q", "attn.hook_k", "attn.hook_v", "mlp.hook_post", "ln_final.hook_out",
                "hook_unembed")
@@ -119,13 +120,15 @@ def worker(kind, args):
         def run():
             with torch.inference_mode():
                 return model.hf(**batch).logits
-    elif kind in ("resid_post", "all_sites", "all_sites_bf16"):
+    elif kind in CAPTURES:
         sites = ["resid_post"] if kind == "resid_post" else SITES
-        # all_sites_bf16: computed in float32 as always, stored down-cast as it is produced
-        dtype = torch.bfloat16 if kind == "all_sites_bf16" else None
+        # *_bf16: computed in float32 as always, stored down-cast as it is produced
+        dtype = torch.bfloat16 if "bf16" in kind else None
+        # *_mb2: the same 8 rows run through the model 2 at a time (a quarter of the forward's temporaries)
+        batch_size = 2 if kind.endswith("_mb2") else args.batch
 
         def run():
-            return wb.capture(model, batch, sites=sites, batch_size=args.batch, progress=False, dtype=dtype)
+            return wb.capture(model, batch, sites=sites, batch_size=batch_size, progress=False, dtype=dtype)
     elif kind == "transformer_lens":
         from transformer_lens.model_bridge import TransformerBridge
         bridge = TransformerBridge.boot_transformers(args.model_path or model.name, hf_model=model.hf,
@@ -153,7 +156,7 @@ def worker(kind, args):
             t = time.perf_counter()
             out = run()
             times.append(time.perf_counter() - t)
-    if kind in ("resid_post", "all_sites", "all_sites_bf16"):
+    if kind in CAPTURES:
         stored = out.nbytes
     elif kind == "transformer_lens":
         stored = sum(v.numel() * v.element_size() for v in out.values())
@@ -244,7 +247,7 @@ def main():
         return
     import pandas as pd
     pd.set_option("display.width", 200)
-    kinds = ["plain", "plain_eager", "resid_post", "all_sites", "all_sites_bf16", "transformer_lens"]
+    kinds = ["plain", "plain_eager", *CAPTURES, "transformer_lens"]
     tl_msg = tl_available()
     rows = [spawn(k, args) for k in kinds if k not in args.skip and not (k == "transformer_lens" and tl_msg)]
     t = pd.DataFrame(rows, columns=sorted({k for r in rows for k in r} | {"kind", "seconds"})).set_index("kind")
@@ -269,7 +272,7 @@ def main():
     if have("plain", "all_sites", "transformer_lens"):
         tl, plain = t.loc["transformer_lens", "peak_mb"], t.loc["plain", "peak_mb"]
         tl_need = t.loc["transformer_lens", "over_loaded_mb"]
-        for k in ("all_sites", "all_sites_bf16"):
+        for k in CAPTURES[1:]:
             if have(k):
                 r = t.loc[k, "peak_mb"] / tl
                 checks.append((f"peak {k} / TransformerLens peak (whole process)", r, "<= 0.333", r <= 1 / 3))
