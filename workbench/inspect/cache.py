@@ -19,6 +19,10 @@ class ActivationCache:
     says which positions are real. With ``positions=...`` the seq axis holds only those
     positions, listed per row in ``positions`` (``[batch, n_positions]`` token indices).
 
+    Memory: outside generation, the layers of one site are views of one block (``stack(site)``
+    copies them out). A tensor kept after the cache is dropped keeps its site's block alive;
+    ``.clone()`` it to keep that layer alone.
+
     Example
     -------
     >>> import workbench as wb
