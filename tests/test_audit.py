@@ -9,7 +9,8 @@ import torch
 
 import workbench as wb
 from workbench.attribution.bbq_pairs import BBQAnswers, answer_sides, swap_groups
-from workbench.attribution.mechanisms import ablated_heads, head_effects, patch_pairs, top_heads
+from workbench.attribution.mechanisms import head_effects, patch_pairs, top_heads
+from workbench.inspect import ablated_heads
 from workbench.attribution.pairs import SentencePairs, SkipItem, decompose, split_pair
 from workbench.errors import InvalidInputError, WrongModelKindError
 

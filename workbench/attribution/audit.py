@@ -32,10 +32,11 @@ import numpy as np
 import pandas as pd
 
 from workbench.attribution.audit_report import MechanisticAudit
-from workbench.attribution.mechanisms import ablated_heads, head_effects, patch_pairs, top_heads
+from workbench.attribution.mechanisms import head_effects, patch_pairs, top_heads
 from workbench.attribution.bbq_pairs import BBQAnswers
 from workbench.attribution.pairs import SentencePairs, decompose
 from workbench.errors import InvalidInputError, WrongModelKindError
+from workbench.inspect.ablation import ablated_heads
 
 NEUTRAL_TEXT = Path(__file__).resolve().parents[1] / "data" / "neutral_text.txt"
 CONDITIONS = ("steering", "head_ablation")

@@ -1,13 +1,11 @@
 """Steps 2 and 3 of the mechanistic audit, on the inspection tools of :mod:`workbench.inspect`:
 patching clean -> corrupted by layer x position and by head, head ablation on the pair's
 log-likelihood gap (the runs and metrics come from a pair adapter, see
-:mod:`workbench.attribution.pairs`), and a context manager that keeps chosen heads ablated while a probe runs.
-Nothing here re-implements hooks: it calls ``inspect.patch``, ``inspect.ablate`` and the hook
-helpers ``add_edit_hook`` / ``intervention`` (which registers in ``model.interventions``).
+:mod:`workbench.attribution.pairs`). Keeping chosen heads ablated while a probe runs is
+:func:`workbench.inspect.ablated_heads`. Nothing here re-implements hooks: it calls
+``inspect.patch`` and ``inspect.ablate``.
 """
 from __future__ import annotations
-
-import contextlib
 
 import numpy as np
 import pandas as pd
@@ -82,34 +80,3 @@ def top_heads(effects: pd.DataFrame, k: int) -> list:
         return []
     mean = effects.groupby(["layer", "head"])["effect"].mean().sort_values()
     return [(int(l), int(h)) for (l, h), v in mean.head(k).items() if v < 0]
-
-
-@contextlib.contextmanager
-def ablated_heads(model, heads, method: str = "zero"):
-    """Keep ``heads`` ([(layer, head)]) zero-ablated (their output ``z`` set to 0 at every position)
-    for the block, registered in ``model.interventions`` so scores are never cached across it."""
-    from workbench.inspect.hooks import add_edit_hook, intervention
-    if method != "zero":
-        raise ValueError("only zero ablation is kept active during a probe run")
-    by_layer = {}
-    for layer, head in heads:
-        by_layer.setdefault(int(layer), []).append(int(head))
-    handles = []
-
-    def make(hs):
-        def edit(z):                       # z: [batch, seq, heads, head_dim]
-            z = z.clone()
-            z[:, :, hs] = 0
-            return z
-        return edit
-    try:
-        for layer, hs in by_layer.items():
-            handles.append(add_edit_hook(model, "z", layer, make(hs)))
-    except Exception:
-        for h in handles:
-            h.remove()
-        raise
-    desc = {"kind": "ablation", "component": "head", "method": method,
-            "heads": sorted([int(l), int(h)] for l, h in heads)}
-    with intervention(model, desc, handles):
-        yield desc

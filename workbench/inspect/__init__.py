@@ -7,7 +7,7 @@ ablation, patching, steering and representation similarity, all through forward 
 >>> wb.inspect.verify(m).ok
 True
 """
-from workbench.inspect.ablation import AblationResult, ablate
+from workbench.inspect.ablation import AblationResult, ablate, ablated_heads
 from workbench.inspect.attention import AttentionResult, attention
 from workbench.inspect.cache import ActivationCache
 from workbench.inspect.capture import capture
@@ -21,6 +21,6 @@ from workbench.inspect.stream import ShardedCache
 from workbench.inspect.verify import VerifyResult, verify
 
 __all__ = ["AblationResult", "ActivationCache", "AttentionResult", "CKAResult", "EDITABLE", "Logprob", "LogprobDiff",
-           "Metric", "PatchingResult", "SITES", "ShardedCache", "SteeringVector", "VerifyResult", "ablate", "adapter",
+           "Metric", "PatchingResult", "SITES", "ShardedCache", "SteeringVector", "VerifyResult", "ablate", "ablated_heads", "adapter",
            "attention", "capture", "cka", "linear_cka", "logit_lens", "patch", "plot_logit_lens", "steer",
            "steering_vector", "verify"]

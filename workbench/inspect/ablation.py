@@ -2,6 +2,7 @@
 the change in a metric. Zero, mean and resample ablation."""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import pandas as pd
@@ -9,7 +10,7 @@ import torch
 
 from workbench.errors import InvalidInputError
 from workbench.inspect.capture import capture
-from workbench.inspect.hooks import add_edit_hook
+from workbench.inspect.hooks import add_edit_hook, intervention
 from workbench.inspect.metrics import as_metric, baseline, run_groups
 from workbench.inspect.sites import adapter
 from workbench.results import Result
@@ -156,3 +157,45 @@ def ablate(model, prompt: str, metric, component: str = "head", method: str = "z
     return AblationResult(frame, {"model": model.name, "state_id": model.state_id, "prompt": prompt,
                                   "metric": metric.describe(), "component": component, "method": method,
                                   "reference": list(reference) if reference else None, "n_draws": n_draws, "seed": seed})
+
+
+@contextlib.contextmanager
+def ablated_heads(model, heads, method: str = "zero"):
+    """Keep ``heads`` ([(layer, head)]) zero-ablated (their output ``z`` set to 0 at every position)
+    while the block runs, registered in ``model.interventions`` so scores are never cached across it.
+    Unlike :func:`ablate`, which measures one component at a time, this keeps a set of heads
+    removed for whatever runs inside (a whole probe, say).
+
+    Example
+    -------
+    >>> from workbench.testing import tiny_model
+    >>> m = tiny_model("llama")
+    >>> with ablated_heads(m, [(0, 1), (1, 0)]) as desc:
+    ...     desc["heads"]
+    [[0, 1], [1, 0]]
+    """
+    if method != "zero":
+        raise InvalidInputError(f"ablated_heads keeps only zero ablation active, got method={method!r}; for mean "
+                                "or resample ablation of one component at a time use workbench.inspect.ablate")
+    by_layer = {}
+    for layer, head in heads:
+        by_layer.setdefault(int(layer), []).append(int(head))
+    handles = []
+
+    def make(hs):
+        def edit(z):                       # z: [batch, seq, heads, head_dim]
+            z = z.clone()
+            z[:, :, hs] = 0
+            return z
+        return edit
+    try:
+        for layer, hs in by_layer.items():
+            handles.append(add_edit_hook(model, "z", layer, make(hs)))
+    except Exception:
+        for h in handles:
+            h.remove()
+        raise
+    desc = {"kind": "ablation", "component": "head", "method": method,
+            "heads": sorted([int(l), int(h)] for l, h in heads)}
+    with intervention(model, desc, handles):
+        yield desc
