@@ -1,8 +1,10 @@
 """Token attribution (captum) and mechanistic bias audits.
 
 >>> import workbench as wb
->>> df = wb.attribute(model, "The doctor said that", " she", method="feature_ablation")  # doctest: +SKIP
->>> df          # highlighted tokens + sanity checks in JupyterLab; a DataFrame everywhere else
+>>> from workbench.testing import tiny_model
+>>> df = wb.attribute(tiny_model("gpt2"), "The doctor said that", " she", method="feature_ablation")
+>>> list(df.columns[:4])  # shown as highlighted tokens + sanity checks in JupyterLab
+['position', 'token', 'token_id', 'attribution']
 """
 from workbench.attribution.api import attribute
 from workbench.attribution.result import AttributionFrame

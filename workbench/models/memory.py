@@ -8,7 +8,7 @@ models because long contexts need it on top of the weights.
 >>> import workbench as wb
 >>> from workbench.testing import tiny_config
 >>> frame = wb.estimate_memory(tiny_config("llama", vocab_size=400))
->>> frame.set_index("dtype").loc["float32", "params"] == frame.attrs["params"]
+>>> bool(frame.set_index("dtype").loc["float32", "params"] == frame.attrs["params"])
 True
 """
 from __future__ import annotations
