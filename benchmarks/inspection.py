@@ -235,7 +235,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--n", type=int, default=2000, help="sequences in the streaming run")
     ap.add_argument("--stream-seq", type=int, default=128)
-    ap.add_argument("--shard-size", type=int, default=256, help="texts per shard in the streaming run")
+    ap.add_argument("--shard-size", type=int, default=None,
+                    help="texts per shard in the streaming run (default: the package's, sized by memory)")
     ap.add_argument("--tmp", default=None, help="folder for the streamed shards (default: system temp)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     ap.add_argument("--skip", nargs="*", default=[], help="kinds to skip, e.g. stream transformer_lens")
@@ -292,7 +293,7 @@ def main():
     if "stream" not in args.skip:
         s = pd.DataFrame([spawn("stream_plain", args), spawn("stream_capture", args)]).set_index("kind")
         print(f"\nStreaming resid_post (all layers, float16) over {args.n} sequences of ~{args.stream_seq} tokens, "
-              f"batch {args.batch}, shards of {args.shard_size}\n")
+              f"batch {args.batch}, shards of {args.shard_size or 'the default size (by memory)'}\n")
         print(s.round(2).to_string())
         if "seqs_per_s" in s and s["seqs_per_s"].notna().all():
             r = s.loc["stream_capture", "seqs_per_s"] / s.loc["stream_plain", "seqs_per_s"]

@@ -102,3 +102,26 @@ def test_folder_with_other_settings_is_refused(tiny, tmp_path):
         wb.capture(m, TEXTS[:6], sites=["resid_post"], out=tmp_path, shard_size=2, progress=False)
     with pytest.raises(InvalidInputError, match="list of texts"):
         wb.capture(m, "one text", out=tmp_path / "x")
+
+
+def test_default_shard_size_follows_memory_and_resume_keeps_the_folders(tiny, tmp_path, monkeypatch):
+    """Without shard_size a shard holds about SHARD_BYTES (in whole batches); resuming without
+    shard_size adopts the folder's own, whatever the default would now be."""
+    from workbench.inspect import stream
+    from workbench.inspect.cache import estimate_bytes
+    from workbench.inspect.capture import resolve_sites
+    from workbench.inspect.sites import adapter
+    m = tiny("llama")
+    longest = max(len(m.tokenizer(t)["input_ids"]) for t in TEXTS)
+    per_text = estimate_bytes(adapter(m), resolve_sites(m, ["resid_post"], None), 1, longest, None, 4, 1, False)["stored"]
+    monkeypatch.setattr(stream, "SHARD_BYTES", 7 * per_text)
+    s = wb.capture(m, TEXTS, sites=["resid_post"], out=tmp_path / "a", batch_size=3, progress=False)
+    assert stream.json.loads((tmp_path / "a" / "manifest.json").read_text())["shard_size"] == 6  # 7 texts, whole batches
+    assert len(s) == 4 and s.shard(0).tokens.shape[0] == 6 and s.shard(3).tokens.shape[0] == 4
+    one = wb.capture(m, TEXTS, sites=["resid_post"], out=tmp_path / "b", batch_size=8, progress=False)
+    assert len(one) == 3  # never less than one batch per shard
+    monkeypatch.setattr(stream, "SHARD_BYTES", 10**12)
+    again = wb.capture(m, TEXTS, sites=["resid_post"], out=tmp_path / "a", batch_size=3, progress=False)
+    assert again.skipped == 4 and again.computed == 0
+    with pytest.raises(InvalidInputError, match="shard_size must be a positive int or None"):
+        wb.capture(m, TEXTS, sites=["resid_post"], out=tmp_path / "c", shard_size=0)

@@ -235,7 +235,7 @@ def _place(chunks: list, n: int, seq_len: int, site: str, positioned: bool) -> t
 
 
 def capture(model, inputs, sites=("resid_post",), layers=None, positions=None, dtype=None, batch_size: int = 8,
-            max_new_tokens: int | None = None, out=None, shard_size: int = 256, max_memory: int | None = None,
+            max_new_tokens: int | None = None, out=None, shard_size: int | None = None, max_memory: int | None = None,
             progress: bool = True):
     """Capture activations at ``sites`` (names in :mod:`workbench.inspect.sites`, or ``"all"``).
 
@@ -250,6 +250,8 @@ def capture(model, inputs, sites=("resid_post",), layers=None, positions=None, d
         capture every forward pass of it.
     out : a folder: stream over ``inputs`` writing shards of ``shard_size`` texts there; returns a
         :class:`~workbench.inspect.stream.ShardedCache`. Re-running resumes at the first missing shard.
+    shard_size : texts per shard; default (None): as many as store about 256 MiB (the memory a
+        streaming capture holds at once), or the folder's own when resuming.
     max_memory : bytes allowed for the capture; default 90% of available RAM. Refused before running
         (:class:`~workbench.errors.DoesNotFitError`) if the estimate is larger.
 

@@ -1,7 +1,7 @@
 """Streaming capture over a whole data set: shards on disk, resumable, flat memory.
 
 ``wb.capture(model, texts, ..., out="acts/")`` writes ``shard-00000.safetensors`` ... (one per
-``shard_size`` texts, each holding every (site, layer) tensor plus ``tokens`` and
+``shard_size`` texts; by default as many as fit in :data:`SHARD_BYTES`, each holding every (site, layer) tensor plus ``tokens`` and
 ``attention_mask``, right-padded within the shard) and ``manifest.json`` (the settings). A shard
 appears under its final name only when complete (written to a temporary file, then renamed), so
 after an interruption (Ctrl-C, a killed process) the same call skips finished shards and
@@ -21,6 +21,8 @@ from workbench.inspect.cache import ActivationCache
 from workbench.inspect.capture import _place, capture, resolve_sites
 
 MANIFEST = "manifest.json"
+SHARD_BYTES = 256 * 2**20  # default target size of one shard: the memory streaming holds at once
+SAMPLE_TEXTS = 1024        # texts tokenised to size the default shard (the longest of them counts)
 
 
 def _shard_name(i: int) -> str:
@@ -32,16 +34,20 @@ def capture_to_disk(model, inputs, out, sites, layers, positions, dtype, batch_s
 
     if isinstance(inputs, str) or not isinstance(inputs, (list, tuple)) or not all(isinstance(t, str) for t in inputs):
         raise InvalidInputError("streaming capture (out=...) takes a list of texts")
-    if not isinstance(shard_size, int) or shard_size < 1:
-        raise InvalidInputError(f"shard_size must be a positive int, got {shard_size!r}")
+    if shard_size is not None and (not isinstance(shard_size, int) or isinstance(shard_size, bool) or shard_size < 1):
+        raise InvalidInputError(f"shard_size must be a positive int or None (sized by memory), got {shard_size!r}")
     texts = list(inputs)
     keys = resolve_sites(model, sites, layers)
     out = Path(out)
+    mpath = out / MANIFEST
+    if shard_size is None:
+        # a resumed capture keeps its folder's shard size; a new one sizes shards by memory
+        old = json.loads(mpath.read_text()) if mpath.exists() else {}
+        shard_size = old.get("shard_size") or default_shard_size(model, texts, keys, positions, dtype, batch_size)
     out.mkdir(parents=True, exist_ok=True)
     settings = {"model_state_id": model.state_id, "model": model.name, "n_layers": model.n_layers, "keys": [list(k) for k in keys],
                 "positions": positions, "dtype": str(dtype or model.dtype), "shard_size": shard_size,
                 "n_texts": len(texts), "texts_sha256": hashlib.sha256(json.dumps(texts).encode()).hexdigest()}
-    mpath = out / MANIFEST
     if mpath.exists():
         old = json.loads(mpath.read_text())
         diff = sorted(k for k in settings if old.get(k) != settings[k])
@@ -74,6 +80,25 @@ def capture_to_disk(model, inputs, out, sites, layers, positions, dtype, batch_s
         os.replace(tmp, out / _shard_name(i))
         del cache, tensors
     return ShardedCache(out, computed=len(todo), skipped=n_shards - len(todo))
+
+
+def default_shard_size(model, texts, keys, positions, dtype, batch_size) -> int:
+    """Texts per shard so that one shard stores about :data:`SHARD_BYTES` (a multiple of
+    ``batch_size``, at least one batch), sized on the longest of the first :data:`SAMPLE_TEXTS`
+    texts. Why: a fixed count of 256 texts held ~1.1 GB for all-layer ``resid_post`` of a
+    135M model at 128 tokens, and many times that for wider sites or longer texts."""
+    import torch
+
+    from workbench.inspect.cache import estimate_bytes
+    from workbench.inspect.capture import encode
+    from workbench.inspect.sites import adapter
+
+    longest = max(len(ids) for ids in encode(model.tokenizer, texts[:SAMPLE_TEXTS]))
+    n_pos = None if positions is None else (1 if isinstance(positions, (int, str)) else len(positions))
+    el = torch.empty((), dtype=dtype or model.dtype).element_size()
+    per_text = estimate_bytes(adapter(model), keys, 1, longest, n_pos, el, 1, False)["stored"]
+    n = max(1, SHARD_BYTES // max(per_text, 1))
+    return max(batch_size, n // batch_size * batch_size)
 
 
 class ShardedCache:
