@@ -1,10 +1,10 @@
 """Streaming capture over a whole data set: shards on disk, resumable, flat memory.
 
 ``wb.capture(model, texts, ..., out="acts/")`` writes ``shard-00000.safetensors`` ... (one per
-``shard_size`` texts; by default as many as fit in :data:`SHARD_BYTES`, each holding every (site, layer) tensor plus ``tokens`` and
-``attention_mask``, right-padded within the shard) and ``manifest.json`` (the settings). A shard
-appears under its final name only when complete (written to a temporary file, then renamed), so
-after an interruption (Ctrl-C, a killed process) the same call skips finished shards and
+``shard_size`` texts, by default as many as store about :data:`SHARD_BYTES`; each holds every
+(site, layer) tensor plus ``tokens`` and ``attention_mask``, right-padded within the shard) and
+``manifest.json`` (the settings). A shard appears under its final name only when complete
+(written to a temporary file, then renamed), so after an interruption (Ctrl-C, a killed process) the same call skips finished shards and
 computes only the rest. Re-using a folder with different settings is refused.
 """
 from __future__ import annotations
@@ -15,10 +15,12 @@ import os
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from workbench.errors import InvalidInputError
-from workbench.inspect.cache import ActivationCache
-from workbench.inspect.capture import _place, capture, resolve_sites
+from workbench.inspect.cache import ActivationCache, estimate_bytes
+from workbench.inspect.capture import _place, capture, encode, resolve_sites
+from workbench.inspect.sites import adapter
 
 MANIFEST = "manifest.json"
 SHARD_BYTES = 256 * 2**20  # default target size of one shard: the memory streaming holds at once
@@ -87,12 +89,6 @@ def default_shard_size(model, texts, keys, positions, dtype, batch_size) -> int:
     ``batch_size``, at least one batch), sized on the longest of the first :data:`SAMPLE_TEXTS`
     texts. Why: a fixed count of 256 texts held ~1.1 GB for all-layer ``resid_post`` of a
     135M model at 128 tokens, and many times that for wider sites or longer texts."""
-    import torch
-
-    from workbench.inspect.cache import estimate_bytes
-    from workbench.inspect.capture import encode
-    from workbench.inspect.sites import adapter
-
     longest = max(len(ids) for ids in encode(model.tokenizer, texts[:SAMPLE_TEXTS]))
     n_pos = None if positions is None else (1 if isinstance(positions, (int, str)) else len(positions))
     el = torch.empty((), dtype=dtype or model.dtype).element_size()
