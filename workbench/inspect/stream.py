@@ -4,8 +4,9 @@
 ``shard_size`` texts, by default as many as store about :data:`SHARD_BYTES`; each holds every
 (site, layer) tensor plus ``tokens`` and ``attention_mask``, right-padded within the shard) and
 ``manifest.json`` (the settings). A shard appears under its final name only when complete
-(written to a temporary file, then renamed), so after an interruption (Ctrl-C, a killed process) the same call skips finished shards and
-computes only the rest. Re-using a folder with different settings is refused.
+(written to a temporary file, then renamed), so after an interruption (Ctrl-C, a killed
+process) the same call skips finished shards and computes only the rest. Re-using a folder
+with different settings is refused.
 """
 from __future__ import annotations
 
