@@ -43,16 +43,16 @@ def capture_to_disk(model, inputs, out, sites, layers, positions, dtype, batch_s
     keys = resolve_sites(model, sites, layers)
     out = Path(out)
     mpath = out / MANIFEST
+    old = json.loads(mpath.read_text()) if mpath.exists() else None  # the folder's settings, when resuming
     if shard_size is None:
         # a resumed capture keeps its folder's shard size; a new one sizes shards by memory
-        old = json.loads(mpath.read_text()) if mpath.exists() else {}
-        shard_size = old.get("shard_size") or default_shard_size(model, texts, keys, positions, dtype, batch_size)
+        shard_size = (old or {}).get("shard_size") or default_shard_size(model, texts, keys, positions, dtype,
+                                                                         batch_size)
     out.mkdir(parents=True, exist_ok=True)
     settings = {"model_state_id": model.state_id, "model": model.name, "n_layers": model.n_layers, "keys": [list(k) for k in keys],
                 "positions": positions, "dtype": str(dtype or model.dtype), "shard_size": shard_size,
                 "n_texts": len(texts), "texts_sha256": hashlib.sha256(json.dumps(texts).encode()).hexdigest()}
-    if mpath.exists():
-        old = json.loads(mpath.read_text())
+    if old is not None:
         diff = sorted(k for k in settings if old.get(k) != settings[k])
         if diff:
             raise InvalidInputError(f"{out} holds a capture with different {', '.join(diff)}; use another folder "

@@ -156,7 +156,7 @@ def run_shared_batch(model, requests, batch: list[Group], pad_id: int, token_bud
     device = model.device
     base = model.hf.base_model
     full = {i: list(requests[i][0]) + list(requests[i][1]) for g in batch for i in g.members}
-    leads = [full[g.members[0]][:len(full[g.members[0]]) - 1 if lead_whole else g.n_prefix] for g in batch]
+    leads = [full[g.members[0]][:lead_length(g, requests) if lead_whole else g.n_prefix] for g in batch]
     ids, _ = _padded(leads, max(len(p) for p in leads), pad_id)
     cache = DynamicCache()
     # right padding under causal attention needs no mask here (the rest pass masks those slots)
