@@ -10,9 +10,9 @@ import torch
 import workbench as wb
 from workbench.attribution.bbq_pairs import BBQAnswers, answer_sides, swap_groups
 from workbench.attribution.mechanisms import head_effects, patch_pairs, top_heads
-from workbench.inspect import ablated_heads
 from workbench.attribution.pairs import SentencePairs, SkipItem, decompose, split_pair
 from workbench.errors import InvalidInputError, WrongModelKindError
+from workbench.inspect import ablated_heads
 
 PAIRS = pd.DataFrame({
     "a": ["The developer argued with the designer because he did not like the design.",
