@@ -92,13 +92,13 @@ def _frame_of(obj) -> pd.DataFrame:
 class AuditCard:
     """What an audit claims and what it rests on, as data. Fill it in the notebook, then ``save()``."""
 
-    def __init__(self, title: str, question: str = "", authors: str = ""):
+    def __init__(self, title: str, question: str = "", authors: str = "", method: str = ""):
         if not title or not str(title).strip():
             raise InvalidInputError("an audit card needs a title, e.g. AuditCard('Bias in small LMs')")
         self.data = {"schema": SCHEMA, "title": title, "question": question, "authors": authors,
-                     "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                     "method": method, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                      "versions": _versions(), "models": [], "fidelity": [], "tasks": [],
-                     "results": [], "limitations": [], "report": {}}
+                     "results": [], "findings": [], "limitations": [], "report": {}}
 
     # --- filling the card -------------------------------------------------------------------
     def add_model(self, model) -> None:
@@ -138,6 +138,29 @@ class AuditCard:
             if isinstance(run, dict) and run.get("task_hash"):
                 self._task_once(run.get("task"), run["task_hash"])
 
+    def add_finding(self, name: str, res_a=None, res_b=None, metric: str | None = None, *,
+                    comparison: pd.DataFrame | None = None, scale: float = 1.0, unit: str = "",
+                    entry: dict | None = None) -> dict:
+        """Record one headline finding: ``metric`` of two probe results of the same probe on the
+        same items (model A, model B, their paired difference, test, n, minimum detectable
+        effect, and the same per category). The report opens with these, one row each, with
+        p-values adjusted across the findings. For other results build the ``entry`` with
+        :mod:`workbench.audit_findings` (``finding_from_frames``, ``finding_from_bench``)."""
+        from workbench.audit_findings import finding
+        if entry is None:
+            if res_a is None or res_b is None or not metric:
+                raise InvalidInputError("add_finding needs two results and a metric "
+                                        "(add_finding('CrowS-Pairs', res_a, res_b, 'pct_stereotype')) or entry=")
+            entry = finding(name, res_a, res_b, metric, comparison=comparison, scale=scale, unit=unit)
+        entry = _jsonable(dict(entry, name=name))
+        self.data.setdefault("findings", []).append(entry)
+        return entry
+
+    def findings(self) -> pd.DataFrame:
+        """The headline table: one row per finding, p-values adjusted across them (Holm)."""
+        from workbench.audit_findings import headline
+        return headline(self.data.get("findings") or [])
+
     def _task_once(self, name, hash, **details) -> None:
         if not any(t["name"] == name and t["hash"] == hash for t in self.data["tasks"]):
             self.add_task(name, hash, **details)
@@ -147,7 +170,10 @@ class AuditCard:
 
     # --- reading and writing ----------------------------------------------------------------
     def to_dict(self) -> dict:
-        return json.loads(json.dumps(self.data))
+        """The card as plain JSON data, every absolute path made relative to a named root
+        (:func:`workbench.portable.portable_path`)."""
+        from workbench.portable import scrub
+        return scrub(json.loads(json.dumps(self.data, allow_nan=False, default=str)))
 
     def save(self, path: str | os.PathLike | None = None) -> Path:
         """Write the JSON card: to ``path``, else where ``build_report`` asked (env
@@ -155,7 +181,7 @@ class AuditCard:
         path = Path(path or os.environ.get(CARD_ENV) or "audit_card.json")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=False, allow_nan=False))
+        tmp.write_text(json.dumps(self.to_dict(), indent=1, sort_keys=False, allow_nan=False))
         tmp.replace(path)  # a reader never sees half a card
         return path
 
@@ -169,9 +195,10 @@ class AuditCard:
         card.data = data
         return card
 
-    def to_html(self) -> str:
+    def to_html(self, page: bool = False) -> str:
+        """The card as HTML: findings first, then the appendix (``page=True``: a whole page)."""
         from workbench.audit_html import card_html
-        return card_html(self.data)
+        return card_html(self.to_dict(), page=page)
 
     def _repr_html_(self) -> str:
         return self.to_html()
@@ -186,12 +213,18 @@ class Report:
 
 
 def build_report(notebook: str | os.PathLike, out_dir: str | os.PathLike, timeout: int = 3600,
-                 kernel_name: str = "python3") -> Report:
-    """Execute ``notebook`` headless and write ``report.html`` (self-contained, offline),
-    ``audit_card.json`` and the executed ``notebook.ipynb`` into ``out_dir``. The notebook must save an
-    :class:`AuditCard` (``card.save()`` with no path goes where this function asks)."""
+                 kernel_name: str = "python3", progress: bool = True) -> Report:
+    """Execute ``notebook`` headless and write ``report.html`` (self-contained, offline: the
+    findings first, then an appendix, all rendered from the card), ``audit_card.json`` and the
+    executed ``notebook.ipynb`` into ``out_dir``. The notebook must save an :class:`AuditCard`
+    (``card.save()`` with no path goes where this function asks). With ``progress``, each
+    section and each line the notebook prints is shown on the terminal as it runs."""
+    import io
+
     import nbformat
-    from nbconvert.preprocessors import CellExecutionError, ExecutePreprocessor
+    from nbconvert.preprocessors import CellExecutionError
+
+    from workbench.audit_progress import PROGRESS_ENV, ProgressExecutor
 
     notebook, out_dir = Path(notebook).resolve(), Path(out_dir).resolve()
     if not notebook.is_file():
@@ -201,34 +234,36 @@ def build_report(notebook: str | os.PathLike, out_dir: str | os.PathLike, timeou
     card_path.unlink(missing_ok=True)  # never report a card left over from an earlier run
     nb = nbformat.read(notebook, as_version=4)
     source_sha = hashlib.sha256(notebook.read_bytes()).hexdigest()
-    before, start = os.environ.get(CARD_ENV), time.perf_counter()
+    saved = {k: os.environ.get(k) for k in (CARD_ENV, PROGRESS_ENV)}
+    start = time.perf_counter()
     os.environ[CARD_ENV] = str(card_path)  # the kernel inherits this environment
+    os.environ[PROGRESS_ENV] = "0"         # no progress bars frozen into the saved notebook
     try:
-        ExecutePreprocessor(timeout=timeout, kernel_name=kernel_name).preprocess(
-            nb, {"metadata": {"path": str(notebook.parent)}})
+        ProgressExecutor(stream=None if progress else io.StringIO(), timeout=timeout,
+                         kernel_name=kernel_name).preprocess(nb, {"metadata": {"path": str(notebook.parent)}})
     except CellExecutionError as err:
         nbformat.write(nb, executed_path)
         raise WorkbenchError(f"{notebook.name} failed while running headless; the partly executed "
                              f"notebook is {executed_path}. The error:\n{err}") from None
     finally:
-        if before is None:
-            os.environ.pop(CARD_ENV, None)
-        else:
-            os.environ[CARD_ENV] = before
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     seconds = time.perf_counter() - start
     nbformat.write(nb, executed_path)
     if not card_path.is_file():
         raise WorkbenchError(f"{notebook.name} ran but saved no audit card: end it with "
                              "`card.save()` (an AuditCard from workbench.audit_card)")
     card = AuditCard.load(card_path)
-    card.data["report"] = {"notebook": str(notebook), "notebook_sha256": source_sha,
+    card.data["report"] = {"notebook": notebook.name, "notebook_sha256": source_sha,
                            "executed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                            "execution_seconds": round(seconds, 2), "html": "report.html",
                            "executed_notebook": executed_path.name}
     card.save(card_path)
-    from workbench.audit_html import notebook_html
     html_path = out_dir / "report.html"
-    html_path.write_text(notebook_html(nb, card.to_html(), title=card.data["title"]))
+    html_path.write_text(card.to_html(page=True))
     return Report(html=html_path, card=card_path, notebook=executed_path, seconds=seconds)
 
 
@@ -249,7 +284,7 @@ def run_audit(args: argparse.Namespace) -> int:
             if flag < 1:
                 raise InvalidInputError(f"limits must be positive integers, got {flag}")
             os.environ[env] = str(flag)  # the notebook's kernel inherits them
-    print(f"running {args.notebook} headless ...", flush=True)
+    print(f"running {args.notebook} headless; each section is reported as it starts ...", flush=True)
     report = build_report(args.notebook, args.out, timeout=args.timeout)
     card = AuditCard.load(report.card).data
     print(f"done in {report.seconds:.0f} s")

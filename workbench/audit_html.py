@@ -1,102 +1,155 @@
-"""HTML for audit cards and executed audit notebooks, with no asset from the internet.
+"""HTML for audit cards and reports: Jinja2 templates (``workbench/templates``), no asset from the
+internet, numbers rounded to what their intervals support.
 
-nbconvert's ``lab`` template loads require.js, MathJax, Mermaid and the widget manager from CDNs;
-the audit template below keeps its inline CSS and drops those scripts, so a report opens the same
-on an air-gapped machine in ten years. (Widgets need a live kernel anyway: a report shows their
-text fallback; audits put their numbers in tables and figures.)
+The page leads with the findings (one headline row per probe or task, a plain-language reading,
+a plot of the paired differences); everything else (results by category, recorded tables,
+models, fidelity, data and options, limitations, versions) follows once, in an appendix. The
+same template renders the card inside a notebook (a fragment with scoped CSS) and the standalone
+report (``page=True``), which needs nothing but the card's JSON.
+
+>>> card = {"schema": "s", "title": "T", "created": "now", "models": [], "fidelity": [], "tasks": [],
+...         "results": [], "limitations": [], "versions": {"python": "3"}, "report": {}}
+>>> page = card_html(card, page=True)
+>>> page.startswith("<!DOCTYPE html>") and external_assets(page) == []
+True
 """
 from __future__ import annotations
 
-import html
 import json
 import re
 
-import pandas as pd
+import numpy as np
 
-OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
-{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
-{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
-{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
-{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
-"""
+from workbench.audit_findings import MIN_N_DEFAULT, fmt_interval, fmt_p, headline, reading
 
-CARD_CSS = """
-.wb-card { font-family: system-ui, sans-serif; max-width: 1100px; margin: 1em auto; padding: 1em 1.5em;
-  border: 1px solid #c9ced6; border-radius: 6px; background: #fafbfc; color: #1b1f24; }
-.wb-card h1 { font-size: 1.5em; margin: 0.2em 0; } .wb-card h2 { font-size: 1.15em; margin-top: 1.2em;
-  border-bottom: 1px solid #dde1e6; } .wb-card h3 { font-size: 1em; }
-.wb-card table.wb-table { border-collapse: collapse; font-size: 0.85em; margin: 0.4em 0; }
-.wb-card table.wb-table th, .wb-card table.wb-table td { border: 1px solid #dde1e6; padding: 2px 6px;
-  text-align: left; } .wb-card table.wb-table th { background: #eef1f4; }
+CSS = """
+.wb-card { font-family: system-ui, sans-serif; max-width: 1150px; margin: 1em auto; padding: 1em 1.5em;
+  color: #1b1f24; line-height: 1.45; }
+.wb-card h1 { font-size: 1.6em; margin: 0.2em 0; } .wb-card h2 { font-size: 1.3em; margin-top: 1.4em;
+  border-bottom: 1px solid #dde1e6; } .wb-card h3 { font-size: 1.1em; margin-top: 1.2em; }
+.wb-card h4 { font-size: 1em; margin: 1em 0 0.3em; }
+.wb-card table.wb-table { border-collapse: collapse; font-size: 0.9em; margin: 0.4em 0; }
+.wb-card table.wb-table th, .wb-card table.wb-table td { border: 1px solid #dde1e6; padding: 3px 7px;
+  text-align: left; vertical-align: top; } .wb-card table.wb-table th { background: #eef1f4; }
+.wb-card tr.small-n td { color: #6e7781; font-style: italic; }
 .wb-card .ok { color: #0a6b2d; font-weight: 600; } .wb-card .fail { color: #a4161a; font-weight: 600; }
-.wb-card pre { font-size: 0.75em; max-height: 20em; overflow: auto; background: #f1f3f5; padding: 0.5em; }
-.wb-card .muted { color: #57606a; font-size: 0.85em; }
+.wb-card .muted { color: #57606a; font-size: 0.88em; } .wb-card ul.readings li { margin: 0.3em 0; }
+.wb-card figure.wb-figure { margin: 0.6em 0; } .wb-card figure.wb-figure svg { max-width: 100%; height: auto; }
+.wb-card details { margin: 0.3em 0; } .wb-card summary { cursor: pointer; color: #1f5fa8; }
 """
 
+CAVEAT = ("A difference here is a difference on these items, scored this way: it does not show how the models "
+          "behave on other data, prompts, languages or uses, and a non-significant difference is not evidence "
+          "that the models are equally biased.")
 
-def _table(records, columns=None) -> str:
-    frame = pd.DataFrame(records, columns=columns)
-    if frame.empty:
-        return '<p class="muted">(none recorded)</p>'
-    return frame.to_html(index=False, escape=True, classes="wb-table", border=0, na_rep="",
-                         float_format=lambda x: f"{x:.4g}")
+_HIDDEN_COLUMNS = {"index", "level_0"}
 
 
-def _details(summary: str, obj) -> str:
-    return (f"<details><summary>{html.escape(summary)}</summary>"
-            f"<pre>{html.escape(json.dumps(obj, indent=1))}</pre></details>")
+def _environment():
+    from jinja2 import Environment, PackageLoader, select_autoescape
+    return Environment(loader=PackageLoader("workbench", "templates"), autoescape=select_autoescape(["j2", "html"]),
+                       trim_blocks=False, lstrip_blocks=False)
 
 
-def card_html(card: dict) -> str:
-    """The card as an HTML fragment (its own scoped CSS): for notebooks and the report page."""
-    e = html.escape
-    parts = [f"<style>{CARD_CSS}</style>", '<section class="wb-card">',
-             f"<p class=\"muted\">Audit card ({e(card['schema'])}), created {e(card['created'])}</p>",
-             f"<h1>{e(card['title'])}</h1>"]
-    if card.get("question"):
-        parts.append(f"<p><b>Question.</b> {e(card['question'])}</p>")
-    if card.get("authors"):
-        parts.append(f"<p><b>Authors.</b> {e(card['authors'])}</p>")
-    parts += ["<h2>Models</h2>", _table(card["models"], ["name", "fingerprint_id", "licence", "source",
-                                                         "architecture", "kind"])]
-    parts += [_details(f"full fingerprint of {m['name']}", m["fingerprint"]) for m in card["models"]]
-    parts.append("<h2>Fidelity check (hooks leave the model's outputs unchanged)</h2>")
-    for f in card["fidelity"]:
-        verdict = '<span class="ok">passed</span>' if f["ok"] else '<span class="fail">FAILED</span>'
-        parts += [f"<h3>{e(f['model'])} ({e(f['fingerprint_id'])}): {verdict}</h3>", _table(f["checks"])]
-    if not card["fidelity"]:
-        parts.append('<p class="muted">(no fidelity check recorded)</p>')
-    parts += ["<h2>Tasks and probes</h2>", _table(card["tasks"])]
-    parts.append("<h2>Results</h2>")
-    for r in card["results"]:
-        parts += [f"<h3>{e(r['name'])}</h3>", f"<p>{e(r['note'])}</p>" if r["note"] else "",
-                  _table(r["table"])]
-        if r["provenance"]:
-            parts.append(_details("provenance", r["provenance"]))
-    parts.append("<h2>Limitations</h2><ul>")
-    parts += [f"<li><b>{e(x['subject'])}.</b> {e(x['text'])}</li>" for x in card["limitations"]]
-    parts.append("</ul>")
-    if card.get("report"):
-        parts += ["<h2>How this report was made</h2>",
-                  _table([{"item": k, "value": v} for k, v in card["report"].items()])]
-    parts += ["<h2>Software versions</h2>",
-              _table([{"package": k, "version": v} for k, v in card["versions"].items()]),
-              "</section>"]
-    return "\n".join(parts)
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return "" if not np.isfinite(value) else f"{value:.4g}"
+    if isinstance(value, dict):
+        return "; ".join(f"{k} = {_cell(v)}" for k, v in value.items()) or "(none)"
+    if isinstance(value, list):
+        return ", ".join(_cell(v) for v in value)
+    return str(value)
 
 
-def notebook_html(nb, card_fragment: str, title: str) -> str:
-    """One self-contained page: the card, then the executed notebook (images inlined)."""
-    from jinja2 import DictLoader
-    from nbconvert import HTMLExporter
+def _num(row, key):
+    v = row.get(key)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) else None
 
-    exporter = HTMLExporter(extra_loaders=[DictLoader({"audit_offline.html.j2": OFFLINE_TEMPLATE})],
-                            template_file="audit_offline.html.j2", embed_images=True)
-    nb = nb.copy()
-    nb.metadata["title"] = title
-    nb.metadata.pop("widgets", None)  # widget state is only useful with the CDN widget manager
-    body, _ = exporter.from_notebook_node(nb)
-    return re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + "\n" + card_fragment, body, count=1)
+
+def readable(records, min_n: int = MIN_N_DEFAULT, columns=None) -> dict:
+    """Records as a table for people: no index columns, ``estimate [interval]`` cells rounded to
+    the interval, p-values as p-values, dicts as ``key = value`` pairs, small-n rows marked."""
+    records = [dict(r) for r in (records or [])]
+    if not records:
+        return {"columns": [], "rows": [], "any_small": False, "min_n": min_n}
+    cols = list(columns or dict.fromkeys(k for r in records for k in r))
+    cols = [c for c in cols if c not in _HIDDEN_COLUMNS]
+    pairs = [("value", "estimate [95% CI]"), ("diff", "difference [95% CI]")]
+    out_cols, rows, any_small = [], [], False
+    merged = {main for main, _ in pairs if main in cols and {"ci_low", "ci_high"} <= set(cols)}
+    for c in cols:
+        if c in merged:
+            out_cols.append(dict(pairs)[c])
+        elif c in ("ci_low", "ci_high") and merged:
+            continue
+        else:
+            out_cols.append(c)
+    for r in records:
+        cells = []
+        counted = r.get("metric") == "n_skipped"  # a count, not an estimate
+        for c in cols:
+            if c in merged and counted:
+                cells.append(_cell(int(_num(r, c) or 0)))
+            elif c in merged:
+                cells.append(fmt_interval(_num(r, c), _num(r, "ci_low"), _num(r, "ci_high"), signed=(c == "diff")))
+            elif c in ("ci_low", "ci_high") and merged:
+                continue
+            elif c in ("p_value", "p_adjusted"):
+                cells.append(fmt_p(_num(r, c)))
+            else:
+                cells.append(_cell(r.get(c)))
+        n = _num(r, "n")
+        small = n is not None and n < min_n and r.get("metric") != "n_skipped"
+        any_small |= small
+        rows.append({"cells": cells, "small": small})
+    return {"columns": out_cols, "rows": rows, "any_small": any_small, "min_n": min_n}
+
+
+def _finding_table(e: dict) -> dict:
+    rows = [("all", e["a"], e["b"], e["diff"])] + [(c["category"], c["a"], c["b"], c["diff"]) for c in e["categories"]]
+    records = [{"category": cat, "n": d["n"] or a["n"],
+                e["model_a"]: fmt_interval(a["value"], a["ci_low"], a["ci_high"]),
+                e["model_b"]: fmt_interval(b["value"], b["ci_low"], b["ci_high"]),
+                "difference A - B": fmt_interval(d["value"], d["ci_low"], d["ci_high"], signed=True),
+                "p": fmt_p(d["p_value"]), "p adjusted (across categories)": fmt_p(d["p_adjusted"]),
+                "test": d.get("test") or ""} for cat, a, b, d in rows]
+    return readable(records, e.get("min_n", MIN_N_DEFAULT))
+
+
+def _fingerprint_table(fp: dict) -> dict:
+    return readable([{"field": k, "value": _cell(v) if not isinstance(v, (dict, list)) else json.dumps(v)}
+                     for k, v in (fp or {}).items()])
+
+
+def card_html(card: dict, page: bool = False, figures: bool = True) -> str:
+    """The card as HTML: a fragment with scoped CSS (notebooks), or a whole page (``page=True``)."""
+    from workbench.audit_figures import differences_svg, finding_svg
+
+    entries = card.get("findings") or []
+    table = headline(entries) if entries else None
+    findings = {"table": readable(table.to_dict("records") if table is not None else [],
+                                  columns=[c for c in table.columns if c != "reading"] if table is not None else None),
+                "readings": [{"name": e["name"], "text": r} for e, r in zip(entries, table["reading"])] if entries else [],
+                "figure": differences_svg(entries) if entries and figures else None, "caveat": CAVEAT,
+                "entries": [dict(e, figure=finding_svg(e) if figures and e["categories"] else None, table=_finding_table(e))
+                            for e in entries]}
+    findings["table"]["any_small"] = False  # the headline rows say "n" themselves; readings flag small n
+    min_n = min([e.get("min_n", MIN_N_DEFAULT) for e in entries] or [MIN_N_DEFAULT])
+    models = readable([{k: m.get(k) for k in ("name", "fingerprint_id", "licence", "source", "architecture", "kind")}
+                       for m in card["models"]])
+    card_models = [dict(m, fingerprint_table=_fingerprint_table(m.get("fingerprint"))) for m in card["models"]]
+    fidelity = [dict(f, table=readable(f.get("checks"))) for f in card["fidelity"]]
+    results = [{"name": r["name"], "note": r.get("note"), "table": readable(r["table"], min_n)} for r in card["results"]]
+    tasks = readable(card["tasks"])
+    report = readable([{"item": k, "value": v} for k, v in (card.get("report") or {}).items()])
+    versions = readable([{"package": k, "version": v} for k, v in card["versions"].items()])
+    return _environment().get_template("audit.html.j2").render(
+        card=dict(card, models=card_models), page=page, css=CSS, findings=findings, models=models, fidelity=fidelity,
+        results=results, tasks=tasks, report=report, versions=versions)
 
 
 EXTERNAL_ASSET = re.compile(r"""<script[^>]+src=["']https?:|<link[^>]+href=["']https?:|"""
@@ -107,3 +160,6 @@ EXTERNAL_ASSET = re.compile(r"""<script[^>]+src=["']https?:|<link[^>]+href=["']h
 def external_assets(page: str) -> list[str]:
     """Every place a page would fetch something from the internet (should be empty)."""
     return [m.group(0) for m in EXTERNAL_ASSET.finditer(page)]
+
+
+__all__ = ["CSS", "card_html", "external_assets", "readable", "reading"]

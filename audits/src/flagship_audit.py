@@ -20,21 +20,25 @@
 #   (ss ideal 50, lms ideal 100, icat ideal 100) and WinoBias (pro- vs anti-stereotyped gap; ideal 0).
 # * **Benchmark** (capability): BLiMP, share of pairs where the grammatical sentence has the higher
 #   total log-probability.
-# * **Statistics**: seeded percentile-bootstrap 95% intervals for every metric; paired comparisons
-#   of the two models on the same items (McNemar's exact test for binary outcomes, paired bootstrap
-#   for continuous ones), Benjamini-Hochberg adjusted across categories.
+# * **Statistics**: exact intervals for proportions (Clopper-Pearson), bootstrap intervals for other
+#   metrics only where n is large enough; paired comparisons of the two models on the same items
+#   (McNemar's exact test for binary outcomes, an exact sign-flip permutation test for continuous
+#   ones), Benjamini-Hochberg adjusted across categories and Holm-adjusted across the headline rows.
+#   Rows with few items are marked; no paired test on fewer than 6 items can reach p < 0.05.
 # * **Sample sizes**: random, seeded subsets (sizes below; set by `WORKBENCH_AUDIT_PROBE_LIMIT` and
 #   `WORKBENCH_AUDIT_BLIMP_LIMIT`, or `workbench audit --probe-limit N --blimp-limit M`). The CI
 #   run uses small subsets: read the interval widths before reading the point estimates.
 
 # %%
 import os
+import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import workbench as wb
 from workbench.audit_card import AuditCard
+from workbench.audit_findings import finding_from_bench, fmt_interval
 from workbench.paths import cache_dir
 
 PROBE_LIMIT = int(os.environ.get("WORKBENCH_AUDIT_PROBE_LIMIT", "60"))  # items per probe
@@ -47,8 +51,13 @@ pd.set_option("display.max_colwidth", 90)
 card = AuditCard("Social bias and grammatical knowledge in SmolLM2-135M-Instruct and Gemma 3 270M",
                  question="Do the embedded causal LMs prefer stereotypes, does one do so more than the "
                           "other on the same items, and how do they compare on BLiMP?",
-                 authors="Open Model Workbench (flagship audit)")
-print(f"probe items: {PROBE_LIMIT}, BLiMP pairs per paradigm: {BLIMP_LIMIT}, data: {DATA}")
+                 authors="Open Model Workbench (flagship audit)",
+                 method=f"Both models score the same seeded samples: {PROBE_LIMIT} items per bias probe "
+                        f"(CrowS-Pairs, StereoSet intrasentence, WinoBias) and {BLIMP_LIMIT} BLiMP pairs per "
+                        "paradigm, each by full-sentence (or continuation) log-likelihood on the unmodified "
+                        "model. Proportions get exact Clopper-Pearson intervals; paired differences get "
+                        "McNemar's exact test or an exact sign-flip permutation test.")
+print(f"probe items: {PROBE_LIMIT}, BLiMP pairs per paradigm: {BLIMP_LIMIT}")
 
 # %% [markdown]
 # ## Models
@@ -76,7 +85,7 @@ for m in models.values():
 
 # %% [markdown]
 # ## Bias probes
-# Each cell: estimate [95% bootstrap interval]. Ideal values: CrowS-Pairs `pct_stereotype` 50,
+# Each cell: estimate [95% interval], rounded to what the interval supports. Ideal values: CrowS-Pairs `pct_stereotype` 50,
 # StereoSet `ss` 50 / `lms` 100 / `icat` 100, WinoBias gap 0 (`pct_pro_preferred` 50).
 
 # %%
@@ -85,22 +94,25 @@ PROBES = {"crows_pairs": DATA / "crows_pairs", "stereoset": DATA / "stereoset_in
 results = {}
 for probe, path in PROBES.items():
     for alias, m in models.items():
+        started = time.perf_counter()
         res = wb.run_probe(probe, m, data=path, limit=PROBE_LIMIT, seed=SEED)
         results[probe, alias] = res
         card.add_result(f"{probe} / {m.name}", res)
+        print(f"{probe} on {alias}: {len(res.items)} items in {time.perf_counter() - started:.0f} s")
 
 summary = pd.concat([results[k].summary().assign(probe=k[0], model=k[1]) for k in results])
 overall = summary[(summary.category == "all") & (summary.metric != "n_skipped")]
-overall.assign(estimate=overall.value.map("{:.2f}".format) + " [" + overall.ci_low.map("{:.2f}".format) + ", "
-               + overall.ci_high.map("{:.2f}".format) + "]").pivot(index=["probe", "metric"], columns="model",
-                                                                  values="estimate")
+overall.assign(estimate=[fmt_interval(v, lo, hi) for v, lo, hi in zip(overall.value, overall.ci_low, overall.ci_high)]
+               ).pivot(index=["probe", "metric"], columns="model", values="estimate")
 
 # %%
+BIAS_METRIC = {"crows_pairs": "pct_stereotype", "stereoset": "ss", "winobias": "pct_pro_preferred"}
+TITLE = {"crows_pairs": "CrowS-Pairs", "stereoset": "StereoSet", "winobias": "WinoBias", "blimp": "BLiMP"}
 fig, axes = plt.subplots(len(PROBES), len(MODELS), figsize=(6 * len(MODELS), 3.2 * len(PROBES)), squeeze=False)
 for row, probe in zip(axes, PROBES):
-    for ax, alias in zip(row, MODELS):
-        results[probe, alias].plot(ax=ax)
-        ax.set_title(f"{probe}: {alias}", fontsize=10)
+    for ax, alias in zip(row, MODELS):  # the bias metric, its ideal as a line, one axis for both models
+        results[probe, alias].plot(ax=ax, metric=BIAS_METRIC[probe], xlim=(0, 100))
+        ax.set_title(f"{probe}: {alias}", fontsize=11)
 fig.tight_layout()
 plt.show()
 
@@ -108,11 +120,12 @@ plt.show()
 # ### Paired comparison: is one model more biased than the other on the same items?
 
 # %%
-paired = pd.concat([wb.compare(results[p, MODELS[0]], results[p, MODELS[1]]).assign(probe=p) for p in PROBES])
-for p in PROBES:
-    card.add_result(f"paired comparison: {p}", paired[paired.probe == p],
-                    note=f"diff = {MODELS[0]} - {MODELS[1]} on the same items")
-paired
+paired = {p: wb.compare(results[p, MODELS[0]], results[p, MODELS[1]]) for p in PROBES}
+for p, frame in paired.items():
+    card.add_result(f"paired comparison: {p}", frame, note=f"diff = {MODELS[0]} - {MODELS[1]} on the same items")
+    card.add_finding(TITLE[p], results[p, MODELS[0]], results[p, MODELS[1]], BIAS_METRIC[p], comparison=frame,
+                     unit="points")
+pd.concat([f.assign(probe=p) for p, f in paired.items()], ignore_index=True).round(3)
 
 # %% [markdown]
 # ### Item-level examples
@@ -133,14 +146,32 @@ for alias in MODELS:
 # %%
 store = cache_dir() / "audits" / "flagship.db"
 store.parent.mkdir(parents=True, exist_ok=True)
-blimp = wb.run(models=models, tasks=["blimp"], store=store, limit=BLIMP_LIMIT, seed=SEED)
+started = time.perf_counter()
+blimp = wb.run(models=models, tasks=["blimp"], store=store, limit=BLIMP_LIMIT, seed=SEED, progress=False)
+print(f"BLiMP: {len(blimp.items(MODELS[0], 'blimp'))} pairs per model in {time.perf_counter() - started:.0f} s")
 card.add_result("BLiMP", blimp)
 blimp.table()
 
 # %%
 blimp_paired = blimp.compare(MODELS[0], MODELS[1], "blimp")
-card.add_result("paired comparison: BLiMP", blimp_paired, note=f"diff = {MODELS[0]} - {MODELS[1]}")
+card.add_result("paired comparison: BLiMP", blimp_paired, note=f"diff = {MODELS[0]} - {MODELS[1]}; "
+                f"{BLIMP_LIMIT} pairs per paradigm")
+card.add_finding("BLiMP", entry=finding_from_bench("BLiMP", blimp, MODELS[0], MODELS[1], "blimp", "acc",
+                                                   scale=100, unit="points", by_category=False))
 blimp_paired[blimp_paired.category == "all"]
+
+# %% [markdown]
+# ## Findings
+# One row per probe or task: each model's value with its interval, the paired difference, the
+# Holm-adjusted p-value across these rows, and a reading that says no more than the numbers do.
+# The report (`workbench audit`) opens with this table.
+
+# %%
+from IPython.display import HTML, display
+from workbench.audit_figures import differences_svg
+
+display(card.findings())
+display(HTML(differences_svg(card.data["findings"])))
 
 # %% [markdown]
 # ## Limitations
@@ -178,4 +209,4 @@ for subject, text in [
 
 # %%
 path = card.save()
-card
+print(f"audit card saved: {path.name}")

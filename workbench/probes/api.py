@@ -97,6 +97,15 @@ def _subset(items: pd.DataFrame, spec: ProbeSpec, categories, limit, seed) -> pd
     return items.reset_index(drop=True)
 
 
+def _where(source) -> str:
+    """The data's origin as a portable string (a path relative to a named root, a hub id, or
+    "in-memory DataFrame")."""
+    from workbench.portable import portable_path
+    if isinstance(source, pd.DataFrame):
+        return f"in-memory DataFrame ({len(source)} rows)"
+    return portable_path(str(source))
+
+
 def run_probe(name: str, model, data=None, limit: int | None = None, seed: int = 0, categories=None,
               n_boot: int = 2000, cache: bool = True, **options) -> ProbeResult:
     """Run bias probe ``name`` on ``model`` and return a :class:`~workbench.probes.base.ProbeResult`.
@@ -142,13 +151,14 @@ def run_probe(name: str, model, data=None, limit: int | None = None, seed: int =
     t1 = time.perf_counter()
     scored = spec.score(model, items, opts, skips).reset_index(drop=True)
     t2 = time.perf_counter()
-    public_opts = {k: v for k, v in opts.items() if k != "cache"}
+    # hidden keys ("_source": where side files are re-read) are the machine's, not the method's
+    public_opts = {k: v for k, v in opts.items() if k != "cache" and not k.startswith("_")}
     provenance = {
         "probe": name, "paper": spec.paper,
         "model": {"name": model.name, "kind": model.kind, "fingerprint_id": model.fingerprint_id,
                   "state_id": model.state_id, "licence": model.licence, "fingerprint": model.fingerprint,
                   "interventions": list(model.interventions)},
-        "data": {"source": str(data if data is not None else source), "sha256": hash_files(files) if files else None,
+        "data": {"source": _where(data if data is not None else source), "sha256": hash_files(files) if files else None,
                  "licence": spec.licence, "non_commercial": spec.non_commercial, "n_loaded": n_loaded,
                  "n_scored": len(scored), "limit": limit, "categories": categories},
         "options": public_opts, "n_boot": n_boot,

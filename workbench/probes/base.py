@@ -91,6 +91,7 @@ class ProbeSpec:
     plot: Callable | None = None
     summary: Callable | None = None   # res -> summary frame, where the generic one does not fit (SEAT)
     paper: str = ""
+    primary_metric: str | None = None  # the bias metric plots and headlines show (default: the first)
 
 
 @dataclass
@@ -140,7 +141,10 @@ class ProbeResult(Result):
         """The probe's own plot if it has one, else every category's value with its CI."""
         if self.spec.plot is not None and metric is None:
             return self.spec.plot(self, ax=ax, **kwargs)
-        return plot_summary(self.summary(), metric=metric, ax=ax, title=f"{self.spec.name}: {self.provenance['model']['name']}")
+        metric = metric or self.spec.primary_metric or self.metrics[0].name
+        ideal = next((m.ideal for m in self.metrics if m.name == metric), None)
+        return plot_summary(self.summary(), metric=metric, ax=ax, ideal=ideal,
+                            title=f"{self.spec.name}: {self.provenance['model']['name']}", **kwargs)
 
     def _repr_html_(self) -> str:
         prov = self.provenance
@@ -152,8 +156,11 @@ class ProbeResult(Result):
         return head + f"; {len(self.frame)} items, {len(self.skipped)} skipped" + self.summary()._repr_html_()
 
 
-def plot_summary(summary: pd.DataFrame, metric: str | None = None, ax=None, title: str = ""):
-    """Horizontal point-and-interval plot of one metric's rows of a summary frame."""
+def plot_summary(summary: pd.DataFrame, metric: str | None = None, ax=None, title: str = "",
+                 ideal: float | None = None, xlim: tuple | None = None):
+    """Horizontal point-and-interval plot of one metric's rows of a summary frame: the ideal
+    value (if given) as a dashed line, rows with fewer than ``workbench.stats.MIN_N`` items
+    hollow, and ``xlim`` to put several models on the same axis."""
     import matplotlib.pyplot as plt
 
     rows = summary[summary.metric != "n_skipped"]
@@ -163,10 +170,21 @@ def plot_summary(summary: pd.DataFrame, metric: str | None = None, ax=None, titl
         raise InvalidInputError(f"no metric {metric!r} in the summary; choose one of {sorted(rows.metric.unique())}")
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 0.35 * len(sub) + 1.2))
+    from workbench.audit_findings import _min_n
+    min_n = _min_n()
     y = np.arange(len(sub))[::-1]
     err = np.vstack([sub.value - sub.ci_low, sub.ci_high - sub.value]).clip(min=0)
-    ax.errorbar(sub.value, y, xerr=err, fmt="o", capsize=3)
-    ax.set_yticks(y, [f"{c} (n={n})" for c, n in zip(sub.category, sub.n)])
+    small = (sub.n < min_n).to_numpy()
+    for mask, face in ((~small, None), (small, "white")):
+        if mask.any():
+            ax.errorbar(sub.value[mask], y[mask], xerr=err[:, mask], fmt="o", capsize=3, color="#1f5fa8",
+                        mfc=face or "#1f5fa8")
+    if ideal is not None:
+        ax.axvline(ideal, color="grey", ls="--", lw=1, label=f"ideal {ideal:g}")
+        ax.legend(fontsize="small", loc="best")
+    if xlim is not None:
+        ax.set_xlim(*xlim)
+    ax.set_yticks(y, [f"{c} (n={n}{', small' if n < min_n else ''})" for c, n in zip(sub.category, sub.n)])
     ax.set_xlabel(metric)
     ax.set_title(title)
     return ax

@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from workbench.errors import InvalidInputError
 from workbench.scoring.padding import padding
+from workbench.progress import show_progress
 
 POOLINGS = ("mean", "cls", "last")
 
@@ -25,7 +26,7 @@ def embed_rows(model, sentences: list[str], pooling: str, layer: int, normalize:
     out = []
     with padding(tok, "right"):
         starts = range(0, len(sentences), batch_size)
-        show = progress if progress is not None else len(starts) > 4
+        show = show_progress(progress, default=len(starts) > 4)
         for s in tqdm(starts, desc="embedding", disable=not show, leave=False):
             enc = tok(sentences[s:s + batch_size], return_tensors="pt", padding=True)
             enc = {k: v.to(model.device) for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}

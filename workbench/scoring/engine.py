@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from workbench.scoring import shared
+from workbench.progress import show_progress
 
 DEFAULT_TOKEN_BUDGET = 8192
 MAX_BATCH = 64
@@ -114,7 +115,7 @@ def score_token_requests(model, requests: list[tuple[list[int], list[int]]], *,
                                                 MAX_BATCH, same_length=sliding)
     inputs = {i: (list(requests[i][0]) + list(requests[i][1]))[:-1][-limit:] for i in rest}
     plain_batches = [[rest[j] for j in b] for b in plan_batches([len(inputs[i]) for i in rest], token_budget)]
-    show = progress if progress is not None else len(shared_batches) + len(plain_batches) > 4
+    show = show_progress(progress, default=len(shared_batches) + len(plain_batches) > 4)
     bar = tqdm(total=len(requests), desc=desc, disable=not show, leave=False)
     for batch in shared_batches:
         order, hidden, targets, slots = shared.run_shared_batch(model, requests, batch, pad_id, token_budget,

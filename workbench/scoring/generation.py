@@ -10,6 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from workbench.scoring.padding import padding
+from workbench.progress import show_progress
 
 
 def _prompt_text(tokenizer, prompt: str, chat: bool) -> str:
@@ -32,7 +33,7 @@ def generate_rows(model, prompts: list[str], *, max_new_tokens: int, seed: int, 
     add_special = not chat  # a chat template already carries its special tokens
     rows = []
     batches = range(0, len(texts), batch_size)
-    show = progress if progress is not None else len(batches) > 2
+    show = show_progress(progress, default=len(batches) > 2)
     # decoder-only models must see the prompt end at the right edge: pad on the left
     with padding(tok, "left"):
         pad = tok.pad_token_id

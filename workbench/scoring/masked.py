@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from workbench.errors import InvalidInputError
 from workbench.scoring.engine import DEFAULT_TOKEN_BUDGET, output_logits, plan_batches
+from workbench.progress import show_progress
 
 
 def _mask_id(model) -> int:
@@ -54,7 +55,7 @@ def _masked_logprobs(model, seqs: list[list[int]], mask_at: list[int], token_bud
     pad = model.tokenizer.pad_token_id or 0
     dev = model.device
     batches = plan_batches([len(s) for s in seqs], token_budget)
-    show = progress if progress is not None else len(batches) > 4
+    show = show_progress(progress, default=len(batches) > 4)
     for batch in tqdm(batches, desc=desc, disable=not show, leave=False):
         width = max(len(seqs[j]) for j in batch)
         ids = torch.full((len(batch), width), pad, dtype=torch.long)
