@@ -54,7 +54,7 @@ def test_card_html_escapes_and_shows_everything(tiny):
     page = _card(tiny).to_html()
     assert "<script>alert(1)" not in page and "&lt;script&gt;" in page
     for needle in (tiny("gpt2").fingerprint_id, "abc123", "pct_stereotype", "differ in more than",
-                   "Software versions", "no fidelity check recorded"):
+                   "software versions", "no fidelity check recorded"):
         assert needle in page
     assert external_assets(page) == []
 
@@ -120,12 +120,16 @@ def test_build_report_executes_headless_and_writes_offline_html(tmp_path, kernel
     page = report.html.read_text()
     assert external_assets(page) == []
     assert "Mini audit" in page and "random weights" in page
-    assert re.search(r'<img[^>]+src="data:image/png;base64,', page)  # the figure is inside the page
+    # the report is rendered from the card (findings first, then the appendix), not from notebook
+    # outputs; a card without findings says so, and the notebook's figure stays in notebook.ipynb
+    assert "records no paired findings" in page and page.index("Findings") < page.index("Appendix")
+    assert not re.search(r"<img", page)
     card = json.loads(report.card.read_text())
     assert card["models"][0]["fingerprint_id"] == tiny_model("gpt2").fingerprint_id
     assert len(card["report"]["notebook_sha256"]) == 64 and card["report"]["execution_seconds"] > 0
     executed = nbformat.read(report.notebook, as_version=4)
     assert executed.cells[1].outputs[0]["text"].strip() == tiny_model("gpt2").fingerprint_id
+    assert any(o.get("data", {}).get("image/png") for o in executed.cells[2].outputs)
     assert not (nb_path.parent / "audit_card.json").exists()  # the card went where it was asked
 
 
