@@ -37,6 +37,7 @@ from workbench.attribution.bbq_pairs import BBQAnswers
 from workbench.attribution.pairs import SentencePairs, decompose
 from workbench.errors import InvalidInputError, WrongModelKindError
 from workbench.inspect.ablation import ablated_heads
+from workbench.validate import BOOL, Int, Optional, Real, checked
 
 NEUTRAL_TEXT = Path(__file__).resolve().parents[1] / "data" / "neutral_text.txt"
 CONDITIONS = ("steering", "head_ablation")
@@ -100,6 +101,8 @@ def _capability(model, texts, conditions: dict, n_boot: int, seed) -> pd.DataFra
     return pd.DataFrame(rows)
 
 
+@checked(limit=Optional(Int(min=1)), n_fit=Int(min=2), layer=Optional(Int()), strength=Real(), n_heads=Int(min=1),
+         seed=Int(min=0), n_boot=Int(min=1), progress=BOOL)
 def mechanistic_audit(model, probe: str = "winobias", data=None, limit: int | None = 200, *, n_fit: int = 16,
                       layer: int | None = None, strength: float = 0.1, n_heads: int = 3,
                       head_search: str = "ablation", layers=None, neutral=None,
@@ -156,8 +159,6 @@ def mechanistic_audit(model, probe: str = "winobias", data=None, limit: int | No
         raise InvalidInputError(f"interventions must be a non-empty subset of {CONDITIONS}, got {interventions!r}")
     if head_search not in ("ablation", "patching"):
         raise InvalidInputError(f"head_search must be 'ablation' or 'patching', got {head_search!r}")
-    if not isinstance(n_fit, int) or n_fit < 2:
-        raise InvalidInputError(f"n_fit must be an integer >= 2, got {n_fit!r}")
     pairs = PAIR_PROBES[probe]
     col_a, col_b, category, sides = pairs.col_a, pairs.col_b, pairs.category, pairs.sides
     texts = _neutral(neutral)
