@@ -22,7 +22,7 @@ workbench.errors.InvalidInputError: n must be at least 1, got 0
 >>> f(2, flag="no")
 Traceback (most recent call last):
 ...
-workbench.errors.InvalidTypeError: flag must be True or False (a bool), got the str 'no'; strings such as 'no' or 'false' are not read as booleans
+workbench.errors.InvalidTypeError: flag must be True or False (a bool), got the str 'no'; strings such as 'no' or 'false' are not read as booleans: pass True or False
 """
 from __future__ import annotations
 
@@ -46,8 +46,8 @@ def check_bool(name: str, value) -> bool:
     import numpy as np
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
-    hint = (f"; strings such as {value!r} are not read as booleans" if isinstance(value, str)
-            else "; pass True or False")
+    hint = ("; strings such as 'no' or 'false' are not read as booleans: pass True or False"
+            if isinstance(value, str) else "; pass True or False")
     raise InvalidTypeError(f"{name} must be True or False (a bool), got the {type(value).__name__} "
                            f"{_show(value)}{hint}")
 

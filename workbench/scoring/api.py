@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from workbench.errors import InvalidInputError, InvalidTypeError, TruncationWarning
+from workbench.errors import ContextWindowError, InvalidInputError, InvalidTypeError, TruncationWarning
 from workbench.scoring import tokenize as T
 from workbench.scoring.cache import ScoreCache, request_key
 from workbench.scoring.embedding import embed_rows
@@ -143,8 +143,10 @@ def loglikelihood(model, requests, *, bos="auto", token_budget: int = DEFAULT_TO
     def compute(batch):
         pairs = T.encode_pairs(model.tokenizer, batch, add_bos)
         for i, (_, cont) in enumerate(pairs):
-            check_context(model, len(cont), f"the continuation of request {i}",
-                          "Use wb.perplexity for long texts.")
+            if len(cont) > limit:  # the scoring window (engine.max_length), which may be below the model's
+                raise ContextWindowError(f"the continuation of request {i} is {len(cont)} tokens, longer than the "
+                                         f"window of {limit} tokens that {model.name} is scored with; use "
+                                         "wb.perplexity for long texts")
         scored = score_token_requests(model, pairs, token_budget=token_budget, progress=progress,
                                       share_contexts=share_contexts)
         rows = []
