@@ -84,6 +84,8 @@ CASES = [
      InvalidInputError, "dtype must be one of"),
     ("kind not a model kind", lambda c: wb.load_model(c.folder, kind="seq2seq"),
      InvalidInputError, "kind must be one of"),
+    ("Model.from_hf with an unknown kind", lambda c: wb.Model.from_hf(c.gpt2.hf, c.gpt2.tokenizer, kind="seq2seq"),
+     InvalidInputError, "kind must be one of"),
     # -- scoring: generation parameters --------------------------------------------------------
     ("generate seed='x'", lambda c: wb.generate(c.gpt2, [SHORT], seed="x", **G),
      InvalidTypeError, "seed must be an int, got the str 'x'"),
