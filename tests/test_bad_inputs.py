@@ -92,7 +92,7 @@ CASES = [
     ("generate batch_size=0", lambda c: wb.generate(c.gpt2, [SHORT], batch_size=0, **G),
      InvalidInputError, "batch_size must be at least 1, got 0"),
     ("generate temperature=0 when sampling", lambda c: wb.generate(c.gpt2, [SHORT], do_sample=True, temperature=0, **G),
-     InvalidInputError, "temperature must be greater than 0"),
+     InvalidInputError, "temperature must be greater than 0 when do_sample=True.*do_sample=False"),
     ("generate temperature=-1", lambda c: wb.generate(c.gpt2, [SHORT], temperature=-1.0, **G),
      InvalidInputError, "temperature must be at least 0"),
     ("generate max_new_tokens='5'", lambda c: wb.generate(c.gpt2, [SHORT], max_new_tokens="5", **G),

@@ -25,7 +25,7 @@ from workbench.scoring.engine import DEFAULT_TOKEN_BUDGET, score_token_requests
 from workbench.scoring.generation import generate_rows
 from workbench.scoring.masked import fill_mask_rows, pseudo_loglikelihood_rows
 from workbench.validate import (BOOL, Int, OneOf, Optional, Real, Rule, check_bool, check_context, check_model,
-                                check_real, check_texts, checked, context_window)
+                                check_texts, checked, context_window)
 
 
 def _check_bos(name, value):
@@ -307,8 +307,9 @@ def generate(model, prompts, *, max_new_tokens: int = 32, seed: int = 0, do_samp
     before anything runs (:class:`~workbench.errors.ContextWindowError`)."""
     check_model(model, ("causal",), "generate")
     prompts = check_texts(prompts, "generate")
-    if do_sample:
-        check_real("temperature", temperature, gt=0)  # 0 would divide the logits by zero
+    if do_sample and temperature == 0:  # sampling divides the logits by the temperature
+        raise InvalidInputError("temperature must be greater than 0 when do_sample=True; for greedy decoding "
+                                "use do_sample=False")
     if num_return_sequences > 1 and not do_sample:
         raise InvalidInputError("num_return_sequences > 1 needs do_sample=True (greedy decoding gives one answer)")
     from workbench.scoring.generation import _prompt_text
