@@ -170,7 +170,8 @@ def check_model(model, kinds: tuple[str, ...], what: str) -> None:
     if model.kind not in kinds:
         hint = {"masked": "use wb.pseudo_loglikelihood for masked LMs",
                 "causal": "use wb.loglikelihood / wb.perplexity for causal LMs",
-                "encoder": "this model has no LM head (language-model head); load the model with its LM head"}[model.kind]
+                "encoder": "this model has no LM head (language-model head); load the model with its "
+                           "LM head"}[model.kind]
         raise WrongModelKindError(f"{what} needs a {' or '.join(kinds)} model, but {model.name} is a "
                                   f"{model.kind} model: {hint}")
 

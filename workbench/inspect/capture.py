@@ -250,7 +250,8 @@ def check_fits_window(model, mask: torch.Tensor, extra: int = 0) -> None:
         i = int(lengths.argmax())
         n = int(lengths[i])
         what = f"text {i} ({n} tokens plus max_new_tokens={extra})" if extra else f"text {i}"
-        check_context(model, n + extra, what, "Shorten the text" + (", or ask for fewer max_new_tokens." if extra else "."))
+        hint = "Shorten the text" + (", or ask for fewer max_new_tokens." if extra else ".")
+        check_context(model, n + extra, what, hint)
 
 
 @checked(batch_size=Int(min=1), max_new_tokens=Optional(Int(min=1)), progress=Optional(BOOL))
