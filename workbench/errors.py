@@ -44,6 +44,15 @@ class InvalidInputError(WorkbenchError, ValueError):
     pass
 
 
+class InvalidTypeError(InvalidInputError, TypeError):
+    """A parameter of the wrong type (``"no"`` for a bool, ``2.5`` or ``"5"`` for an int). Also an
+    :class:`InvalidInputError`, so code that caught bad input before still catches it."""
+
+
+class ContextWindowError(InvalidInputError):
+    """An input longer than the model's context window, refused before running."""
+
+
 class DoesNotFitError(WorkbenchError, MemoryError):
     """Refused before running: the estimate says it would not fit. The message has the estimate."""
 
@@ -55,3 +64,8 @@ class UnsupportedSiteError(WorkbenchError, KeyError):
 
 class DataError(WorkbenchError, ValueError):
     """Malformed data set rows or files."""
+
+
+class TruncationWarning(UserWarning):
+    """Inputs were cut to fit the model's window (the rule is documented where it applies, and
+    every cut is recorded in the result, e.g. ``truncated_tokens``)."""

@@ -11,6 +11,7 @@ from workbench.attribution.methods import ALIASES, METHODS, run_method
 from workbench.attribution.result import AttributionFrame
 from workbench.attribution.sanity import endpoint_logprobs, randomized_copy, sanity_frame
 from workbench.errors import InvalidInputError
+from workbench.validate import BOOL, Int, Optional, checked
 
 
 def _run(hf, problems, method, opts):
@@ -28,6 +29,8 @@ def _run(hf, problems, method, opts):
     return attr, delta, sum(o["n_evals"] for o in outs), lp_input, lp_base
 
 
+@checked(batch_size=Optional(Int(min=1)), n_samples=Int(min=1), n_steps=Int(min=1), random_check=BOOL,
+         seed=Int(min=0), progress=BOOL)
 def attribute(model, prompt: str, target: str, method: str = "feature_ablation", *, contrast: str | None = None,
               baseline=None,
               batch_size: int | None = None, n_samples: int = 25, n_steps: int = 64,
@@ -75,11 +78,8 @@ def attribute(model, prompt: str, target: str, method: str = "feature_ablation",
     method = ALIASES.get(method, method)
     if method not in METHODS:
         raise InvalidInputError(f"unknown method {method!r}; choose one of {METHODS}")
-    for name, value in (("n_samples", n_samples), ("n_steps", n_steps)):
-        if not isinstance(value, int) or value < 1:
-            raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-        raise InvalidInputError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    from workbench.validate import check_model
+    check_model(model, ("causal", "masked"), "attribute")
 
     problem = build_problem(model, prompt, target, baseline)
     problems = [problem]

@@ -37,6 +37,7 @@ from workbench.attribution.bbq_pairs import BBQAnswers
 from workbench.attribution.pairs import SentencePairs, decompose
 from workbench.errors import InvalidInputError, WrongModelKindError
 from workbench.inspect.ablation import ablated_heads
+from workbench.validate import BOOL, Int, Optional, Real, checked
 
 NEUTRAL_TEXT = Path(__file__).resolve().parents[1] / "data" / "neutral_text.txt"
 CONDITIONS = ("steering", "head_ablation")
@@ -55,6 +56,29 @@ def _neutral(texts):
     if isinstance(texts, str) or not texts:
         raise InvalidInputError("neutral must be a non-empty list of texts (or None for the packaged ones)")
     return list(texts)
+
+
+def _within_window(model, items: pd.DataFrame, cols) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The items whose texts in ``cols`` all fit in the model's window (a steering vector is read
+    from whole texts, which cannot be cut), and the others as skips with the reason."""
+    from workbench.errors import ContextWindowError
+    from workbench.validate import context_window
+    window = context_window(model)
+    if window is None or items.empty:
+        return items, pd.DataFrame(columns=["item", "reason"])
+    tok = model.tokenizer
+    longest = pd.Series(0, index=items.index)
+    for col in cols:
+        longest = np.maximum(longest, [len(ids) for ids in tok(list(items[col]))["input_ids"]])
+    over = longest > window
+    if over.all():
+        raise ContextWindowError(f"every fit item has a text longer than {model.name}'s context window of {window} "
+                                 "tokens, so no steering vector can be read; use a model with a longer window or "
+                                 "other items (seed=, n_fit=)")
+    skipped = pd.DataFrame({"item": items.index[over],
+                            "reason": [f"{n} tokens, longer than the context window of {window} tokens"
+                                       for n in longest[over]]}, columns=["item", "reason"])
+    return items[~over], skipped
 
 
 def _typical_norm(model, texts, site, layer) -> float:
@@ -100,6 +124,8 @@ def _capability(model, texts, conditions: dict, n_boot: int, seed) -> pd.DataFra
     return pd.DataFrame(rows)
 
 
+@checked(limit=Optional(Int(min=1)), n_fit=Int(min=2), layer=Optional(Int()), strength=Real(), n_heads=Int(min=1),
+         seed=Int(min=0), n_boot=Int(min=1), progress=BOOL)
 def mechanistic_audit(model, probe: str = "winobias", data=None, limit: int | None = 200, *, n_fit: int = 16,
                       layer: int | None = None, strength: float = 0.1, n_heads: int = 3,
                       head_search: str = "ablation", layers=None, neutral=None,
@@ -156,8 +182,6 @@ def mechanistic_audit(model, probe: str = "winobias", data=None, limit: int | No
         raise InvalidInputError(f"interventions must be a non-empty subset of {CONDITIONS}, got {interventions!r}")
     if head_search not in ("ablation", "patching"):
         raise InvalidInputError(f"head_search must be 'ablation' or 'patching', got {head_search!r}")
-    if not isinstance(n_fit, int) or n_fit < 2:
-        raise InvalidInputError(f"n_fit must be an integer >= 2, got {n_fit!r}")
     pairs = PAIR_PROBES[probe]
     col_a, col_b, category, sides = pairs.col_a, pairs.col_b, pairs.category, pairs.sides
     texts = _neutral(neutral)
@@ -201,8 +225,9 @@ def mechanistic_audit(model, probe: str = "winobias", data=None, limit: int | No
 
     # 3. interventions
     steer_layer = model.n_layers // 2 if layer is None else layer
-    vector = steering_vector(model, positive=list(fit[col_b]), negative=list(fit[col_a]), layer=steer_layer)
-    typical = _typical_norm(model, list(fit[col_a]) + list(fit[col_b]), vector.site, steer_layer)
+    fit_steer, skip_steer = _within_window(model, fit, [col_a, col_b])
+    vector = steering_vector(model, positive=list(fit_steer[col_b]), negative=list(fit_steer[col_a]), layer=steer_layer)
+    typical = _typical_norm(model, list(fit_steer[col_a]) + list(fit_steer[col_b]), vector.site, steer_layer)
     multiple = strength * typical / vector.norm if vector.norm > 0 else 0.0
     conditions = {"before": _nothing}
     if "steering" in interventions:
@@ -238,7 +263,8 @@ def mechanistic_audit(model, probe: str = "winobias", data=None, limit: int | No
     timings["capability"] = time.perf_counter() - t
 
     probe_diff = pairs.probe_diff(items, before.options)
-    skipped = pd.concat([skip_patch.assign(step="patching"), skip_heads.assign(step="head_ablation")],
+    skipped = pd.concat([skip_patch.assign(step="patching"), skip_heads.assign(step="head_ablation"),
+                         skip_steer.assign(step="steering")],
                         ignore_index=True)
     skipped.insert(1, "item_id", items[key[0]].to_numpy()[skipped["item"].to_numpy(int)] if len(skipped) else [])
     provenance = {

@@ -20,6 +20,7 @@ import torch
 
 from workbench.errors import InvalidInputError, WrongModelKindError
 from workbench.scoring.tokenize import encode_pair, resolve_bos
+from workbench.validate import check_context
 
 
 @dataclass
@@ -142,6 +143,8 @@ def build_problem(model, prompt: str, target: str, baseline=None) -> Problem:
                                   "model with no LM head. Load the model with its LM head.")
     if not feats:
         raise InvalidInputError("the prompt has no (non-special) tokens to attribute to")
+    check_context(model, len(ids), "the prompt with its target",
+                  "Shorten the prompt: attribution runs the whole sequence at once and cannot cut it.")
     feats_t = torch.tensor(feats)
     return Problem(ids=ids, features=feats_t, target_ids=torch.tensor(tgt), read_at=read_at,
                    baseline_id=baseline_id, tokens=_display(tok, ids[feats_t]), kind=model.kind)

@@ -59,6 +59,7 @@ def head_effects(model, items: pd.DataFrame, pairs, progress: bool = False, laye
     (sentence pairs: log p(rest of a | prefix) - log p(rest of b | prefix), the pair's
     log-likelihood gap after the shared prefix; BBQ: log p(biased answer) - log p(other group's
     answer) after the prompt). Returns (per item/head effects, skipped items)."""
+    from workbench.errors import ContextWindowError
     from workbench.inspect import ablate
     rows, skipped = [], []
     for idx, r in _tqdm(list(items.iterrows()), progress, "head ablation"):
@@ -67,7 +68,11 @@ def head_effects(model, items: pd.DataFrame, pairs, progress: bool = False, laye
         except SkipItem as e:
             skipped.append({"item": idx, "reason": str(e)})
             continue
-        res = ablate(model, prompt, metric, component="head", layers=layers, progress=False).to_frame()
+        try:
+            res = ablate(model, prompt, metric, component="head", layers=layers, progress=False).to_frame()
+        except ContextWindowError as e:       # past the model's window: no positions to run it at
+            skipped.append({"item": idx, "reason": str(e).split(" (the most")[0]})
+            continue
         rows.append(res[["layer", "unit", "metric_clean", "effect"]].rename(columns={"unit": "head"}).assign(item=idx))
     frame = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["layer", "head", "metric_clean", "effect", "item"])
     return frame, pd.DataFrame(skipped, columns=["item", "reason"])

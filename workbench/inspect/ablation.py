@@ -14,6 +14,7 @@ from workbench.inspect.hooks import add_edit_hook, intervention
 from workbench.inspect.metrics import as_metric, baseline, run_groups
 from workbench.inspect.sites import adapter
 from workbench.results import Result
+from workbench.validate import BOOL, Int, check_head, checked
 
 COMPONENTS = {"head": ("z",), "neuron": ("mlp_hidden",), "attn": ("attn_out",), "mlp": ("mlp_out",),
               "layer": ("attn_out", "mlp_out")}
@@ -93,6 +94,7 @@ def _replacements(model, sites, layers, method, reference, seq_len, n_samples, s
     return out, (1 if method == "mean" else n_samples)
 
 
+@checked(n_samples=Int(min=1), seed=Int(min=0), max_rows=Int(min=1), progress=BOOL)
 def ablate(model, prompt: str, metric, component: str = "head", method: str = "zero", layers=None, units=None,
            reference=None, n_samples: int = 4, seed: int = 0, max_rows: int = 64, progress: bool = True) -> AblationResult:
     """Ablate each unit of ``component`` in turn and report the metric's change.
@@ -177,9 +179,16 @@ def ablated_heads(model, heads, method: str = "zero"):
     if method != "zero":
         raise InvalidInputError(f"ablated_heads keeps only zero ablation active, got method={method!r}; for mean "
                                 "or resample ablation of one component at a time use workbench.inspect.ablate")
+    if isinstance(heads, (str, bytes)) or not hasattr(heads, "__iter__"):
+        raise InvalidInputError(f"heads must be a list of (layer, head) pairs, got {heads!r}")
+    pairs = []
+    for h in heads:
+        if not (isinstance(h, (tuple, list)) and len(h) == 2):
+            raise InvalidInputError(f"heads must be a list of (layer, head) pairs; {h!r} is not one")
+        pairs.append(check_head(model, *h))  # every index checked before any hook goes in
     by_layer = {}
-    for layer, head in heads:
-        by_layer.setdefault(int(layer), []).append(int(head))
+    for layer, head in pairs:
+        by_layer.setdefault(layer, []).append(head)
     handles = []
 
     def make(hs):
@@ -196,6 +205,6 @@ def ablated_heads(model, heads, method: str = "zero"):
             h.remove()
         raise
     desc = {"kind": "ablation", "component": "head", "method": method,
-            "heads": sorted([int(l), int(h)] for l, h in heads)}
+            "heads": sorted([l, h] for l, h in pairs)}
     with intervention(model, desc, handles):
         yield desc

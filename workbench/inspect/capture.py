@@ -5,10 +5,11 @@ import contextlib
 
 import torch
 
-from workbench.errors import InvalidInputError
+from workbench.errors import InvalidInputError, UnsupportedSiteError
 from workbench.inspect.cache import ActivationCache, check_fits, estimate_bytes
 from workbench.inspect.hooks import add_read_hook, attention_implementation, hooks_removed_after
 from workbench.inspect.sites import MODEL_SITES, SITES, adapter
+from workbench.validate import BOOL, Int, Optional, check_context, checked
 
 
 def tokenize(model, inputs, padding_side: str = "right") -> dict:
@@ -86,7 +87,13 @@ def resolve_sites(model, sites, layers):
         raise InvalidInputError("sites is empty; name at least one of " + ", ".join(SITES))
     if layers is None:
         layers = list(range(ad.n_layers))
-    elif isinstance(layers, int):
+    elif all(site in MODEL_SITES for site in sites):
+        # e.g. layers=[3] with sites="logits": the layers would be ignored without a word
+        raise UnsupportedSiteError(f"layers={layers!r} were given but {', '.join(map(repr, sites))} "
+                                   f"{'has' if len(sites) == 1 else 'have'} no layers ({', '.join(MODEL_SITES)} "
+                                   "are read once per model); leave layers=None, or add a layer site such "
+                                   "as 'resid_post'")
+    if isinstance(layers, int):
         layers = [layers]
     layers = sorted({ad.check_layer(layer) for layer in layers})
     keys = []
@@ -234,6 +241,20 @@ def _place(chunks: list, n: int, seq_len: int, site: str, positioned: bool) -> t
     return out
 
 
+def check_fits_window(model, mask: torch.Tensor, extra: int = 0) -> None:
+    """Refuse a text whose real tokens (+ ``extra`` to generate) exceed the model's window: past
+    it, position embeddings run out (an IndexError deep in the model) or rotary ones leave the
+    range the model was trained on."""
+    if mask.numel():
+        lengths = mask.sum(1)
+        i = int(lengths.argmax())
+        n = int(lengths[i])
+        what = f"text {i} ({n} tokens plus max_new_tokens={extra})" if extra else f"text {i}"
+        hint = "Shorten the text" + (", or ask for fewer max_new_tokens." if extra else ".")
+        check_context(model, n + extra, what, hint)
+
+
+@checked(batch_size=Int(min=1), max_new_tokens=Optional(Int(min=1)), progress=Optional(BOOL))
 def capture(model, inputs, sites=("resid_post",), layers=None, positions=None, dtype=None, batch_size: int = 8,
             max_new_tokens: int | None = None, out=None, shard_size: int | None = None, max_memory: int | None = None,
             progress: bool = True):
@@ -268,8 +289,6 @@ def capture(model, inputs, sites=("resid_post",), layers=None, positions=None, d
         from workbench.inspect.stream import capture_to_disk
         return capture_to_disk(model, inputs, out, sites=sites, layers=layers, positions=positions, dtype=dtype,
                                batch_size=batch_size, shard_size=shard_size, progress=progress)
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidInputError(f"batch_size must be a positive int, got {batch_size!r}")
     keys = resolve_sites(model, sites, layers)
     if max_new_tokens is not None:
         if positions is not None:
@@ -279,6 +298,7 @@ def capture(model, inputs, sites=("resid_post",), layers=None, positions=None, d
         return capture_generation(model, inputs, keys, dtype, max_new_tokens, max_memory)
     enc = tokenize(model, inputs)
     ids, mask = enc["input_ids"], enc["attention_mask"]
+    check_fits_window(model, mask)
     idx = resolve_positions(positions, mask)
     ad = adapter(model)
     needs_eager = any(s == "attn_pattern" for s, _ in keys)

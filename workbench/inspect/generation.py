@@ -8,7 +8,7 @@ import torch
 
 from workbench.errors import InvalidInputError, UnsupportedSiteError
 from workbench.inspect.cache import ActivationCache, check_fits, estimate_bytes
-from workbench.inspect.capture import Recorder, _provenance, _str_tokens, tokenize
+from workbench.inspect.capture import Recorder, _provenance, _str_tokens, check_fits_window, tokenize
 from workbench.inspect.hooks import attention_implementation
 from workbench.inspect.sites import adapter
 
@@ -21,6 +21,7 @@ def capture_generation(model, inputs, keys, dtype, max_new_tokens, max_memory):
     if model.kind != "causal":
         raise InvalidInputError(f"max_new_tokens needs a causal LM; {model.name} is {model.kind}")
     enc = tokenize(model, inputs, padding_side="left")
+    check_fits_window(model, enc["attention_mask"], max_new_tokens)
     ad = adapter(model)
     total = enc["input_ids"].shape[1] + max_new_tokens
     needs_eager = any(s == "attn_pattern" for s, _ in keys)

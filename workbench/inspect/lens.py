@@ -1,19 +1,24 @@
 """Logit lens: read each layer's residual stream through the model's own final norm and head."""
 from __future__ import annotations
 
+import numbers
+
 import pandas as pd
 import torch
 
 from workbench.errors import InvalidInputError
 from workbench.inspect.capture import capture, encode
 from workbench.inspect.sites import adapter
+from workbench.validate import Int, check_token_id, checked
 
 
-def _target_ids(tokenizer, targets) -> list[tuple[str, int]]:
+def _target_ids(model, targets) -> list[tuple[str, int]]:
     """Each target string -> its first token id (with a note in the frame if it has more)."""
+    tokenizer = model.tokenizer
     out = []
     for t in targets:
-        if isinstance(t, int):
+        if isinstance(t, numbers.Integral) and not isinstance(t, bool):
+            t = check_token_id(model, t, "target id")
             out.append((tokenizer.convert_ids_to_tokens(t), t))
             continue
         if not isinstance(t, str) or not t:
@@ -23,6 +28,7 @@ def _target_ids(tokenizer, targets) -> list[tuple[str, int]]:
     return out
 
 
+@checked(k=Int(min=1))
 def logit_lens(model, text: str, targets=None, k: int = 5, layers=None, positions=None) -> pd.DataFrame:
     """Per layer and position: the top-``k`` next tokens and the rank/probability of targets.
 
@@ -46,14 +52,17 @@ def logit_lens(model, text: str, targets=None, k: int = 5, layers=None, position
     """
     if not isinstance(text, str) or not text:
         raise InvalidInputError("text must be a non-empty string")
-    if not isinstance(k, int) or k < 1:
-        raise InvalidInputError(f"k must be a positive int, got {k!r}")
     ad = adapter(model)
     tok = model.tokenizer
+    if k > ad.vocab:
+        raise InvalidInputError(f"k={k} is more than the {ad.vocab} tokens of {model.name}'s vocabulary")
+    # targets before the capture: a bad one is refused before any work
+    if isinstance(targets, (str, numbers.Integral)):
+        targets = [targets]  # one target, not its characters
+    given = _target_ids(model, targets) if targets is not None else None
     cache = capture(model, [text], sites=["resid_post"], layers=layers, positions=positions)
     ids = cache.tokens[0]
     pos = cache.positions[0].tolist() if cache.positions is not None else list(range(len(ids)))
-    given = _target_ids(tok, targets) if targets is not None else None
     rows = []
     with torch.inference_mode():
         for layer in cache.layers("resid_post"):

@@ -21,6 +21,7 @@ from workbench.errors import InvalidInputError, WrongModelKindError
 from workbench.inspect.capture import _backend_state_kept
 from workbench.inspect.hooks import hooks_removed_after, intervention
 from workbench.scoring.tokenize import encode_pair, resolve_bos
+from workbench.validate import check_context
 
 
 @dataclass
@@ -60,6 +61,8 @@ class Metric:
                 rows.append(p + ids)
                 spans.append((len(p), len(p) + len(ids)))
         n = max(map(len, rows))
+        check_context(model, n, "the prompt with its longest continuation",
+                      "Shorten the prompt: past the window the model has no positions for it.")
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         ids = torch.full((len(rows), n), pad, dtype=torch.long)
         mask = torch.zeros((len(rows), n), dtype=torch.long)

@@ -13,6 +13,7 @@ from workbench.inspect.hooks import add_edit_hook
 from workbench.inspect.metrics import as_metric, baseline, run_groups
 from workbench.inspect.sites import adapter
 from workbench.results import Result
+from workbench.validate import BOOL, Int, checked
 
 
 @dataclass
@@ -42,6 +43,7 @@ class PatchingResult(Result):
         return ax
 
 
+@checked(max_rows=Int(min=1), progress=BOOL)
 def patch(model, clean: str, corrupted: str, metric, by: str = "layer_position", site: str = "resid_pre",
           layers=None, max_rows: int = 64, progress: bool = True) -> PatchingResult:
     """Clean-to-corrupted activation patching.

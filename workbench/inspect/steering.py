@@ -22,6 +22,7 @@ from workbench.errors import InvalidInputError
 from workbench.inspect.capture import capture
 from workbench.inspect.hooks import add_edit_hook, intervention
 from workbench.inspect.sites import adapter
+from workbench.validate import Real, check_finite, checked
 
 
 @dataclass
@@ -74,6 +75,7 @@ def steering_vector(model, positive, negative, layer: int, site: str = "resid_po
 
 
 @contextlib.contextmanager
+@checked(strength=Real())
 def steer(model, vector, strength: float = 1.0, layer: int | None = None, site: str | None = None):
     """Add ``strength * vector`` to ``site`` at ``layer`` at every position for the block.
 
@@ -90,12 +92,19 @@ def steer(model, vector, strength: float = 1.0, layer: int | None = None, site: 
     else:
         if layer is None:
             raise InvalidInputError("steering with a plain tensor needs layer=")
-        direction = torch.as_tensor(vector)
+        try:
+            direction = torch.as_tensor(vector)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise InvalidInputError(f"vector must be a SteeringVector or a tensor of shape [d_model], got "
+                                    f"{type(vector).__name__} ({e})") from None
+        if not direction.is_floating_point():
+            direction = direction.float()
         site = site or "resid_post"
         sha = hashlib.sha256(direction.float().cpu().numpy().tobytes()).hexdigest()[:12]
     ad = adapter(model)
     if direction.shape != (ad.d_model,):
         raise InvalidInputError(f"direction must have shape ({ad.d_model},) for {model.name}, got {tuple(direction.shape)}")
+    check_finite("the steering direction", direction)  # a NaN would silently turn every score into NaN
     layer = ad.check_layer(layer)
     delta = (float(strength) * direction).to(model.device, model.dtype)
     handle = add_edit_hook(model, site, layer, lambda x: x + delta)

@@ -27,6 +27,7 @@ import torch
 from workbench.inspect.capture import capture, tokenize
 from workbench.inspect.sites import adapter
 from workbench.results import Result
+from workbench.validate import Real, checked
 
 DEFAULT_TEXTS = ["The doctor said that she would arrive soon.", "Paris is the capital of France.", "A cat."]
 
@@ -65,6 +66,7 @@ def _row(check, site, layer, a, b, tol):
     return dict(check=check, site=site, layer=layer, max_abs_diff=diff, tolerance=tol, ok=bool(ok))
 
 
+@checked(tol=Real(ge=0))
 def verify(model, texts=None, tol: float = 1e-4) -> VerifyResult:
     """Check capture fidelity on ``model`` (see module docstring); returns a :class:`VerifyResult`.
 

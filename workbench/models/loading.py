@@ -14,11 +14,13 @@ from pathlib import Path
 from workbench.errors import (CorruptModelError, InvalidInputError, ModelNotFoundError,
                               UnsafeWeightsError, WrongModelKindError)
 from workbench.models.model import KINDS, Model
+from workbench.validate import BOOL, check_bool, check_device, check_dtype, checked
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
-_DTYPES = ("float32", "float16", "bfloat16", "float64")
 
 
+# the safety switches are checked first of all: "no" or "false" must never read as True
+@checked(trust_remote_code=BOOL, allow_pickle=BOOL)
 def load_model(spec, *, revision: str | None = None, dtype=None, device=None, device_map=None,
                max_memory: dict | None = None, offload_folder=None, trust_remote_code: bool = False,
                allow_pickle: bool = False, kind: str | None = None, tokenizer=None,
@@ -105,26 +107,16 @@ def load_options(*, dtype=None, device=None, device_map=None, max_memory=None, o
     """The validated options every loading route takes (see :func:`load_model`)."""
     if kind is not None and kind not in KINDS:
         raise InvalidInputError(f"kind must be one of {KINDS} or None, got {kind!r}")
-    return dict(dtype=_parse_dtype(dtype), device=device or "cpu", device_map=device_map,
-                max_memory=max_memory, offload_folder=offload_folder,
-                trust_remote_code=bool(trust_remote_code), allow_pickle=bool(allow_pickle),
+    return dict(dtype=check_dtype(dtype), device=check_device(device) if device_map is None else (device or "cpu"),
+                device_map=device_map, max_memory=max_memory, offload_folder=offload_folder,
+                trust_remote_code=check_bool("trust_remote_code", trust_remote_code),
+                allow_pickle=check_bool("allow_pickle", allow_pickle),
                 kind=kind, tokenizer=tokenizer, name=name, licence=licence)
 
 
 def _looks_like_path(text: str) -> bool:
     return (text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text
             or text.lower().endswith((".gguf", ".safetensors", ".bin", ".json")))
-
-
-def _parse_dtype(dtype):
-    import torch
-    if dtype is None:
-        return torch.float32
-    if isinstance(dtype, torch.dtype) or dtype == "auto":
-        return dtype
-    if isinstance(dtype, str) and dtype.replace("torch.", "") in _DTYPES:
-        return getattr(torch, dtype.replace("torch.", ""))
-    raise InvalidInputError(f"dtype must be one of {_DTYPES}, 'auto' or a torch.dtype, got {dtype!r}")
 
 
 def _check_unused(model: Model, **given) -> None:

@@ -50,7 +50,8 @@ class Model:
 
     def __post_init__(self):
         if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+            from workbench.errors import InvalidInputError
+            raise InvalidInputError(f"kind must be one of {KINDS}, got {self.kind!r}")
 
     @classmethod
     def from_hf(cls, hf, tokenizer, name: str | None = None, kind: str | None = None,

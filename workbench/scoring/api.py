@@ -11,11 +11,12 @@ caching and tokenisation conventions live in one place.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
 
-from workbench.errors import InvalidInputError, WrongModelKindError
+from workbench.errors import ContextWindowError, InvalidInputError, InvalidTypeError, TruncationWarning
 from workbench.scoring import tokenize as T
 from workbench.scoring.cache import ScoreCache, request_key
 from workbench.scoring.embedding import embed_rows
@@ -23,32 +24,26 @@ from workbench.scoring import engine
 from workbench.scoring.engine import DEFAULT_TOKEN_BUDGET, score_token_requests
 from workbench.scoring.generation import generate_rows
 from workbench.scoring.masked import fill_mask_rows, pseudo_loglikelihood_rows
+from workbench.validate import (BOOL, Int, OneOf, Optional, Real, Rule, check_bool, check_context, check_model,
+                                check_texts, checked, context_window)
 
 
-def _check_model(model, kinds: tuple[str, ...], what: str):
-    from workbench.models.model import Model
-    if not isinstance(model, Model):
-        raise InvalidInputError(f"{what} needs a workbench Model; got {type(model).__name__}. "
-                                "Load one with wb.load_model(...) or wrap transformers objects with "
-                                "wb.Model.from_hf(hf_model, tokenizer)")
-    if model.kind not in kinds:
-        hint = {"masked": "use wb.pseudo_loglikelihood for masked LMs",
-                "causal": "use wb.loglikelihood / wb.perplexity for causal LMs",
-                "encoder": "this model has no language-model head; load one with a head"}[model.kind]
-        raise WrongModelKindError(f"{what} needs a {' or '.join(kinds)} model, but {model.name} is a "
-                                  f"{model.kind} model: {hint}")
+def _check_bos(name, value):
+    if isinstance(value, str) and value == "auto":
+        return value
+    try:
+        return check_bool(name, value)
+    except InvalidTypeError:
+        raise InvalidTypeError(f"{name} must be 'auto', True or False, got {value!r}") from None
 
 
-def _check_texts(texts, what: str, allow_empty: bool = False) -> list[str]:
-    if isinstance(texts, str):
-        raise InvalidInputError(f"{what} takes a list of strings; wrap a single string in a list: [text]")
-    texts = list(texts)
-    for i, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise InvalidInputError(f"{what}: item {i} is {type(t).__name__}, not a string")
-        if not allow_empty and not t.strip():
-            raise InvalidInputError(f"{what}: item {i} is empty; remove it or give text to score")
-    return texts
+# rules shared by every request kind
+_COMMON = dict(token_budget=Int(min=1), cache=BOOL, progress=Optional(BOOL))
+_BOS = Rule(_check_bos, "'auto' or bool")
+
+
+# the shared checks, under the names this module's callers already use
+_check_model, _check_texts = check_model, check_texts
 
 
 def _cached(model, kind: str, options: dict, requests: list, compute, cache: bool) -> list:
@@ -77,6 +72,28 @@ def _frame(rows: list[dict], model, options: dict) -> pd.DataFrame:
     return df
 
 
+def _token_lengths(model, texts: list[str], add_special_tokens: bool = True) -> list[int]:
+    """Token counts of many texts in one tokenizer call (for the window checks at the door)."""
+    if not texts:
+        return []
+    return [len(ids) for ids in model.tokenizer(texts, add_special_tokens=add_special_tokens)["input_ids"]]
+
+
+def _check_fit(model, lengths: list[int], what: str, hint: str, extra: int = 0, extra_text: str = "") -> None:
+    """Refuse the longest of ``lengths`` (+ ``extra`` tokens) if it is past the model's window."""
+    if lengths:
+        i = max(range(len(lengths)), key=lengths.__getitem__)
+        label = f"{what} {i} ({lengths[i]} tokens{extra_text})" if extra_text else f"{what} {i}"
+        check_context(model, lengths[i] + extra, label, hint)
+
+
+def _cut(ctx: list, cont: list, limit: int) -> int:
+    """Context tokens the engine drops to fit the window (inputs are ctx + cont[:-1], cut from
+    the left; see :func:`workbench.scoring.engine.score_token_requests`)."""
+    return max(0, len(ctx) + len(cont) - 1 - limit)
+
+
+@checked(bos=_BOS, share_contexts=BOOL, **_COMMON)
 def loglikelihood(model, requests, *, bos="auto", token_budget: int = DEFAULT_TOKEN_BUDGET,
                   cache: bool = True, progress=None, share_contexts: bool = True) -> pd.DataFrame:
     """Log-likelihood of each continuation given its context (causal LMs).
@@ -93,16 +110,25 @@ def loglikelihood(model, requests, *, bos="auto", token_budget: int = DEFAULT_TO
         the common start of two sentences) once and reuse its KV cache; results are the same
         within 1e-4 either way.
 
+    Over-long requests: a context that does not fit in the model's window with its continuation
+    loses its first tokens (the continuation is always scored whole; one longer than the window
+    is an error). This is warned once per call (:class:`~workbench.errors.TruncationWarning`)
+    and recorded: ``truncated_tokens`` per row, ``attrs["truncated_rows"]`` (their positions).
+
     Returns
     -------
     DataFrame, one row per request in order: context, continuation, logprob (sum), n_tokens,
-    mean_logprob, is_greedy, token_logprobs (list), tokens (list). ``df.attrs`` records the
-    model fingerprint and the scoring options.
+    mean_logprob, is_greedy, token_logprobs (list), tokens (list), truncated_tokens (context
+    tokens dropped to fit the window; 0 for almost every request). ``df.attrs`` records the
+    model fingerprint, the scoring options and the window.
     """
-    _check_model(model, ("causal",), "loglikelihood")
+    check_model(model, ("causal",), "loglikelihood")
     if isinstance(requests, tuple) and len(requests) == 2 and all(isinstance(x, str) for x in requests):
         raise InvalidInputError("loglikelihood takes a list of (context, continuation) pairs; "
                                 "wrap a single pair in a list: [(context, continuation)]")
+    if isinstance(requests, (str, bytes)) or not hasattr(requests, "__iter__"):
+        raise InvalidTypeError("loglikelihood takes a list of (context, continuation) pairs of strings, got "
+                               f"{type(requests).__name__}")
     reqs = []
     for i, r in enumerate(requests):
         if not (isinstance(r, (tuple, list)) and len(r) == 2 and all(isinstance(x, str) for x in r)):
@@ -116,27 +142,48 @@ def loglikelihood(model, requests, *, bos="auto", token_budget: int = DEFAULT_TO
 
     def compute(batch):
         pairs = T.encode_pairs(model.tokenizer, batch, add_bos)
-        for (c, x), (_, cont) in zip(batch, pairs):
-            if len(cont) > limit:
-                raise InvalidInputError(f"a continuation of {len(cont)} tokens is longer than the model's "
-                                        f"window ({limit}); use wb.perplexity for long texts")
+        for i, (_, cont) in enumerate(pairs):
+            if len(cont) > limit:  # the scoring window (engine.max_length), which may be below the model's
+                raise ContextWindowError(f"the continuation of request {i} is {len(cont)} tokens, longer than the "
+                                         f"window of {limit} tokens that {model.name} is scored with; use "
+                                         "wb.perplexity for long texts")
         scored = score_token_requests(model, pairs, token_budget=token_budget, progress=progress,
                                       share_contexts=share_contexts)
         rows = []
-        for (_, cont), s in zip(pairs, scored):
+        for (ctx, cont), s in zip(pairs, scored):
             lp = s["token_logprobs"]
             rows.append({"logprob": float(sum(lp)), "n_tokens": len(lp), "is_greedy": bool(all(s["greedy"])),
                          "token_logprobs": lp,
-                         "tokens": model.tokenizer.convert_ids_to_tokens(cont)})
+                         "tokens": model.tokenizer.convert_ids_to_tokens(cont),
+                         "truncated_tokens": _cut(ctx, cont, limit)})
         return rows
 
     rows = _cached(model, "loglikelihood", options, reqs, compute, cache)
+    # entries cached before truncated_tokens was recorded: count it again (tokenising only; the
+    # scores do not change, so the cache stays valid and ENGINE_VERSION stays as it is)
+    old = [i for i, r in enumerate(rows) if "truncated_tokens" not in r]
+    if old:
+        for i, (ctx, cont) in zip(old, T.encode_pairs(model.tokenizer, [reqs[i] for i in old], add_bos)):
+            rows[i] = {**rows[i], "truncated_tokens": _cut(ctx, cont, limit)}
     out = [{"context": c, "continuation": x, **r, "mean_logprob": r["logprob"] / r["n_tokens"]}
            for (c, x), r in zip(reqs, rows)]
-    cols = ["context", "continuation", "logprob", "n_tokens", "mean_logprob", "is_greedy", "token_logprobs", "tokens"]
-    return _frame(out, model, options)[cols] if out else pd.DataFrame(columns=cols)
+    cols = ["context", "continuation", "logprob", "n_tokens", "mean_logprob", "is_greedy", "token_logprobs", "tokens",
+            "truncated_tokens"]
+    df = _frame(out, model, options)[cols] if out else pd.DataFrame(columns=cols)
+    cut = [i for i, r in enumerate(rows) if r["truncated_tokens"]]
+    df.attrs["context_window"] = limit
+    df.attrs["truncated_rows"] = cut
+    if cut:
+        most = max(rows[i]["truncated_tokens"] for i in cut)
+        warnings.warn(TruncationWarning(
+            f"{len(cut)} of {len(rows)} requests do not fit in {model.name}'s window of {limit} tokens: "
+            f"their contexts lost their first tokens (up to {most}; continuations are scored whole). "
+            "See the truncated_tokens column and attrs['truncated_rows']; shorten those contexts to "
+            "score them in full."), stacklevel=3)
+    return df
 
 
+@checked(max_length=Optional(Int(min=1)), stride=Optional(Int(min=1)), bos=_BOS, **_COMMON)
 def perplexity(model, texts, *, max_length: int | None = None, stride: int | None = None, bos="auto",
                token_budget: int = DEFAULT_TOKEN_BUDGET, cache: bool = True, progress=None) -> pd.DataFrame:
     """Rolling log-likelihood and perplexity of whole texts with a sliding window.
@@ -144,17 +191,25 @@ def perplexity(model, texts, *, max_length: int | None = None, stride: int | Non
     Every token is scored exactly once; windows hold at most ``max_length`` tokens (default: the
     model's window) and advance by ``stride`` (default: ``max_length``, i.e. disjoint windows as
     lm-evaluation-harness; smaller strides give tokens more context at more cost). The first
-    token is conditioned on the BOS (or EOS) token.
+    token is conditioned on the BOS (or EOS) token. A ``max_length`` beyond the model's window is
+    lowered to it, with a :class:`~workbench.errors.TruncationWarning`.
 
     Returns one row per text: text, logprob, n_tokens, ppl, n_bytes, n_words, bits_per_byte,
-    word_perplexity.
+    word_perplexity, truncated_tokens (tokens not scored: always 0, as the rolling windows score
+    every token; the column is there so that both long-text requests report it alike).
     """
-    _check_model(model, ("causal",), "perplexity")
-    texts = _check_texts(texts, "perplexity")
-    window = min(max_length or engine.max_length(model), engine.max_length(model))
-    stride = stride or window
-    if not 1 <= stride <= window:
+    check_model(model, ("causal",), "perplexity")
+    texts = check_texts(texts, "perplexity")
+    limit = engine.max_length(model)
+    if max_length is not None and max_length > limit:
+        warnings.warn(TruncationWarning(
+            f"max_length={max_length} is longer than {model.name}'s window of {limit} tokens; windows hold "
+            f"{limit} tokens (every token is still scored, with less context). Pass max_length<={limit}."),
+            stacklevel=3)
+    window = min(max_length or limit, limit)
+    if stride is not None and stride > window:
         raise InvalidInputError(f"stride must be between 1 and max_length ({window}), got {stride}")
+    stride = stride or window
     prefix = T.prefix_token_id(model.tokenizer)
     options = {"max_length": window, "stride": stride, "prefix": prefix, "bos": bos}
 
@@ -179,10 +234,14 @@ def perplexity(model, texts, *, max_length: int | None = None, stride: int | Non
         out.append({"text": text, "logprob": r["logprob"], "n_tokens": r["n_tokens"],
                     "ppl": math.exp(-r["logprob"] / r["n_tokens"]), "n_bytes": n_bytes, "n_words": n_words,
                     "bits_per_byte": -r["logprob"] / (n_bytes * math.log(2)),
-                    "word_perplexity": math.exp(-r["logprob"] / max(n_words, 1))})
-    return _frame(out, model, options)
+                    "word_perplexity": math.exp(-r["logprob"] / max(n_words, 1)), "truncated_tokens": 0})
+    df = _frame(out, model, options)
+    df.attrs["context_window"] = limit
+    df.attrs["truncated_rows"] = []
+    return df
 
 
+@checked(**_COMMON)
 def pseudo_loglikelihood(model, sentences, *, positions=None, token_budget: int = DEFAULT_TOKEN_BUDGET,
                          cache: bool = True, progress=None) -> pd.DataFrame:
     """Pseudo-log-likelihood of each sentence under a masked LM (Salazar et al. 2020).
@@ -190,14 +249,18 @@ def pseudo_loglikelihood(model, sentences, *, positions=None, token_budget: int 
     ``positions``: optional list (one entry per sentence, ``None`` for all) of token positions
     to score, indexing the tokenised sentence *with* its special tokens (see
     :func:`workbench.scoring.masked.shared_token_positions` for CrowS-Pairs' shared tokens).
+    A sentence longer than the model's window is refused
+    (:class:`~workbench.errors.ContextWindowError`) before anything runs.
 
     Returns one row per sentence: sentence, pll, n_tokens, mean_pll, token_logprobs, positions, tokens.
     """
-    _check_model(model, ("masked",), "pseudo_loglikelihood")
-    sentences = _check_texts(sentences, "pseudo_loglikelihood")
+    check_model(model, ("masked",), "pseudo_loglikelihood")
+    sentences = check_texts(sentences, "pseudo_loglikelihood")
     if positions is not None and len(positions) != len(sentences):
         raise InvalidInputError(f"positions has {len(positions)} entries for {len(sentences)} sentences; "
                                 "give one list (or None) per sentence")
+    _check_fit(model, _token_lengths(model, sentences), "sentence",
+               "Split it into sentences that fit, or score it with a model that has a longer window.")
     reqs = [(s, None if positions is None or positions[i] is None else list(map(int, positions[i])))
             for i, s in enumerate(sentences)]
 
@@ -210,13 +273,16 @@ def pseudo_loglikelihood(model, sentences, *, positions=None, token_budget: int 
     return _frame(out, model, {"method": "pseudo-log-likelihood, one mask at a time"})
 
 
+@checked(top_k=Int(min=1), cache=BOOL, progress=Optional(BOOL))
 def fill_mask(model, texts, *, top_k: int = 5, mask: str = "[M]", cache: bool = True, progress=None) -> pd.DataFrame:
     """Top-k fillers of a single ``mask`` placeholder per text (masked LMs), as HONEST scores them.
     Returns one row per (text, rank): text, rank, token, token_id, logprob."""
-    _check_model(model, ("masked",), "fill_mask")
-    texts = _check_texts(texts, "fill_mask")
-    if top_k < 1:
-        raise InvalidInputError(f"top_k must be at least 1, got {top_k}")
+    check_model(model, ("masked",), "fill_mask")
+    texts = check_texts(texts, "fill_mask")
+    if not isinstance(mask, str) or not mask:
+        raise InvalidInputError(f"mask must be a non-empty placeholder string such as '[M]', got {mask!r}")
+    _check_fit(model, _token_lengths(model, [t.replace(mask, model.tokenizer.mask_token or mask) for t in texts]),
+               "text", "Shorten the text around the mask.")
 
     def compute(batch):
         rows = fill_mask_rows(model, batch, top_k, mask, progress=progress)
@@ -226,19 +292,31 @@ def fill_mask(model, texts, *, top_k: int = 5, mask: str = "[M]", cache: bool = 
     return _frame([r for rows in per_text for r in rows], model, {"top_k": top_k})
 
 
+@checked(max_new_tokens=Int(min=1), seed=Int(min=0), do_sample=BOOL, temperature=Real(ge=0),
+         top_p=Real(gt=0, le=1), top_k=Optional(Int(min=1)), num_return_sequences=Int(min=1),
+         batch_size=Int(min=1), chat=BOOL, cache=BOOL, progress=Optional(BOOL))
 def generate(model, prompts, *, max_new_tokens: int = 32, seed: int = 0, do_sample: bool = False,
              temperature: float = 1.0, top_p: float = 1.0, top_k: int | None = None,
              num_return_sequences: int = 1, batch_size: int = 8, chat: bool = False,
              cache: bool = True, progress=None) -> pd.DataFrame:
     """Seeded generation (greedy by default). ``chat=True`` wraps each prompt in the tokenizer's
     chat template as a user turn. Returns one row per completion: prompt, sample, completion,
-    n_new_tokens, seed."""
-    _check_model(model, ("causal",), "generate")
-    prompts = _check_texts(prompts, "generate")
-    if max_new_tokens < 1:
-        raise InvalidInputError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    n_new_tokens, seed.
+
+    A prompt whose tokens plus ``max_new_tokens`` do not fit in the model's window is refused
+    before anything runs (:class:`~workbench.errors.ContextWindowError`)."""
+    check_model(model, ("causal",), "generate")
+    prompts = check_texts(prompts, "generate")
+    if do_sample and temperature == 0:  # sampling divides the logits by the temperature
+        raise InvalidInputError("temperature must be greater than 0 when do_sample=True; for greedy decoding "
+                                "use do_sample=False")
     if num_return_sequences > 1 and not do_sample:
         raise InvalidInputError("num_return_sequences > 1 needs do_sample=True (greedy decoding gives one answer)")
+    from workbench.scoring.generation import _prompt_text
+    texts = [_prompt_text(model.tokenizer, p, chat) for p in prompts]
+    _check_fit(model, _token_lengths(model, texts, add_special_tokens=not chat), "prompt",
+               "Shorten the prompt or ask for fewer max_new_tokens.", extra=max_new_tokens,
+               extra_text=f" plus max_new_tokens={max_new_tokens}")
     options = dict(max_new_tokens=max_new_tokens, seed=seed, do_sample=do_sample, temperature=temperature,
                    top_p=top_p, top_k=top_k, num_return_sequences=num_return_sequences,
                    batch_size=batch_size, chat=chat)
@@ -255,11 +333,24 @@ def generate(model, prompts, *, max_new_tokens: int = 32, seed: int = 0, do_samp
     return _frame([r for rows in parts for r in rows], model, options)
 
 
+@checked(pooling=Optional(OneOf("mean", "cls", "last")), layer=Int(), normalize=BOOL, batch_size=Int(min=1),
+         progress=Optional(BOOL), truncate=BOOL)
 def embed(model, sentences, *, pooling: str | None = None, layer: int = -1, normalize: bool = False,
-          batch_size: int = 32, progress=None) -> np.ndarray:
+          batch_size: int = 32, progress=None, truncate: bool = False) -> np.ndarray:
     """Sentence embeddings, shape [n, d_model]. Default pooling: "mean" for encoders and masked
-    LMs, "last" (last real token) for causal LMs."""
-    _check_model(model, ("causal", "masked", "encoder"), "embed")
-    sentences = _check_texts(sentences, "embed")
+    LMs, "last" (last real token) for causal LMs. ``layer`` indexes the hidden states (0: the
+    embeddings, -1: the last layer's output). A sentence longer than the model's window is refused
+    (:class:`~workbench.errors.ContextWindowError`) unless ``truncate=True``, which embeds its
+    first tokens only (as sentence-transformers does)."""
+    check_model(model, ("causal", "masked", "encoder"), "embed")
+    sentences = check_texts(sentences, "embed")
+    n = model.n_layers
+    if not -(n + 1) <= layer <= n:
+        raise InvalidInputError(f"layer {layer} out of range: {model.name} has {n} layers, so layer indexes its "
+                                f"{n + 1} hidden states 0..{n} (0 = embeddings) or -{n + 1}..-1 from the end")
+    max_tokens = context_window(model) if truncate else None
+    if not truncate:
+        _check_fit(model, _token_lengths(model, sentences), "sentence",
+                   "Split it, or pass truncate=True to embed its first tokens only.")
     pooling = pooling or ("last" if model.kind == "causal" else "mean")
-    return embed_rows(model, sentences, pooling, layer, normalize, batch_size, progress)
+    return embed_rows(model, sentences, pooling, layer, normalize, batch_size, progress, max_tokens=max_tokens)

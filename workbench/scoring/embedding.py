@@ -11,6 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from workbench.errors import InvalidInputError
+from workbench.inspect.capture import _backend_state_kept
 from workbench.scoring.padding import padding
 from workbench.progress import show_progress
 
@@ -19,7 +20,8 @@ POOLINGS = ("mean", "cls", "last")
 
 @torch.inference_mode()
 def embed_rows(model, sentences: list[str], pooling: str, layer: int, normalize: bool, batch_size: int,
-               progress=None) -> np.ndarray:
+               progress=None, max_tokens: int | None = None) -> np.ndarray:
+    """Pooled hidden states; ``max_tokens``: keep only each sentence's first tokens (truncate)."""
     if pooling not in POOLINGS:
         raise InvalidInputError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     tok = model.tokenizer
@@ -28,7 +30,9 @@ def embed_rows(model, sentences: list[str], pooling: str, layer: int, normalize:
         starts = range(0, len(sentences), batch_size)
         show = show_progress(progress, default=len(starts) > 4)
         for s in tqdm(starts, desc="embedding", disable=not show, leave=False):
-            enc = tok(sentences[s:s + batch_size], return_tensors="pt", padding=True)
+            cut = dict(truncation=True, max_length=max_tokens) if max_tokens else {}
+            with _backend_state_kept(tok):  # truncation settings must not outlive this call
+                enc = tok(sentences[s:s + batch_size], return_tensors="pt", padding=True, **cut)
             enc = {k: v.to(model.device) for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
             res = model.hf.base_model(**enc, output_hidden_states=layer != -1)
             hidden = res.hidden_states[layer] if layer != -1 else res[0]

@@ -31,13 +31,11 @@ PROJECTION_ROWS = 128  # scored positions per output projection: 128 x 49k float
 
 
 def max_length(model) -> int:
-    cfg = model.hf.config
-    cfg = getattr(cfg, "text_config", cfg)
-    for attr in ("max_position_embeddings", "n_positions", "n_ctx"):
-        v = getattr(cfg, attr, None)
-        if isinstance(v, int) and v > 0:
-            return min(v, 1 << 15)
-    return 2048
+    """The scoring window: the model's context window (:func:`workbench.validate.context_window`),
+    at most 32,768 tokens (memory), 2,048 when the config does not say."""
+    from workbench.validate import context_window
+    window = context_window(model)
+    return min(window, 1 << 15) if window else 2048
 
 
 def output_logits(model, hidden: torch.Tensor) -> torch.Tensor:

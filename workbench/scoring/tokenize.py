@@ -26,10 +26,10 @@ def tokenizer_adds_bos(tokenizer) -> bool:
 
 
 def resolve_bos(tokenizer, bos) -> bool:
-    if bos == "auto":
+    if isinstance(bos, str) and bos == "auto":
         return tokenizer_adds_bos(tokenizer)
-    if isinstance(bos, bool):
-        return bos
+    if isinstance(bos, bool) or type(bos).__name__ == "bool_":  # numpy booleans too
+        return bool(bos)
     raise InvalidInputError(f"bos must be 'auto', True or False, got {bos!r}")
 
 
