@@ -55,3 +55,11 @@ class UnsupportedSiteError(WorkbenchError, KeyError):
 
 class DataError(WorkbenchError, ValueError):
     """Malformed data set rows or files."""
+
+
+class StoreError(WorkbenchError, OSError):
+    """A results store that cannot be opened or written (not SQLite, a folder, read-only, full)."""
+
+
+class CacheWarning(UserWarning):
+    """The score cache could not be used; scoring went on without it. Shown once per cause."""
