@@ -63,3 +63,7 @@ class StoreError(WorkbenchError, OSError):
 
 class CacheWarning(UserWarning):
     """The score cache could not be used; scoring went on without it. Shown once per cause."""
+
+
+class CacheError(WorkbenchError, OSError):
+    """A cache folder the workbench must write to (the de-quantised GGUF cache) is not writable."""
