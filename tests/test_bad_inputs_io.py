@@ -255,11 +255,12 @@ def test_task_null_empty_and_equal_rows_are_skipped_with_reasons(tmp_path, tiny,
             {"bad": "The cat sit."}, {"good": "A cat sat.", "bad": "A cat sit."}]
     path = tmp_path / "pairs.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    task = wb.load_task(path)
     with pytest.warns(UserWarning, match="4 of 6 rows skipped"):
-        task = wb.load_task(path)
-        items = task.all_items
+        items = task.select()
     assert [it["index"] for it in items] == [0, 5]
     assert all("None" not in it["good"] + it["bad"] for it in items)
+    assert items == task.all_items
     reasons = {s["row"]: s["reason"] for s in task.skipped}
     assert reasons == {1: "null value in field(s) ['good']", 2: "empty good text",
                        3: "good and bad sentences are identical: nothing to compare",

@@ -134,8 +134,8 @@ class Task:
 
     @property
     def skipped(self) -> list[dict]:
-        """The rows left out, each ``{"row": index, "reason": ...}`` (null fields, empty or equal
-        sentences): counted and shown, never scored."""
+        """The rows left out, each ``{"row": index, "group": ..., "reason": ...}`` (null fields,
+        empty or equal sentences): counted and shown (a warning when items are selected), never scored."""
         return self._loaded[1]
 
     @functools.cached_property
@@ -157,7 +157,8 @@ class Task:
             item = None if reason else self._render(i, row)
             reason = reason or self._unusable_item(item)
             if reason:
-                skipped.append({"row": i, "reason": reason})
+                group = row.get(self.group) if self.group else None
+                skipped.append({"row": i, "group": None if group is None else str(group), "reason": reason})
                 continue
             if item["id"] in seen:
                 raise DataError(f"task {self.name!r}: item id {item['id']!r} (row {i}) is not unique; "
@@ -167,10 +168,6 @@ class Task:
         if not items:
             raise DataError(f"task {self.name!r}: all {len(rows)} rows were skipped, e.g. row "
                             f"{skipped[0]['row']}: {skipped[0]['reason']}")
-        if skipped:
-            reasons = sorted({s["reason"] for s in skipped})
-            warnings.warn(f"task {self.name!r}: {len(skipped)} of {len(rows)} rows skipped ({'; '.join(reasons[:3])}); "
-                          "see task.skipped", UserWarning, stacklevel=3)
         return items, skipped
 
     def _unusable(self, row: dict) -> str | None:
@@ -251,6 +248,11 @@ class Task:
                 raise InvalidInputError(f"task {self.name!r} has no group(s) {sorted(unknown)}; "
                                         f"see task.group_names")
             items = [it for it in items if it["group"] in self.groups]
+        skipped = [s for s in self.skipped if not self.groups or s["group"] in self.groups]
+        if skipped:  # said where the rows are chosen, so only the skips of the chosen groups count
+            reasons = sorted({s["reason"] for s in skipped})
+            warnings.warn(f"task {self.name!r}: {len(skipped)} of {len(skipped) + len(items)} rows skipped "
+                          f"({'; '.join(reasons[:3])}); see task.skipped", UserWarning, stacklevel=2)
         if limit is None:
             return items
         counts, out = {}, []
