@@ -151,7 +151,7 @@ def check_columns(columns, required, optional=(), *, what: str, path=None) -> No
     if not missing:
         return
     unexpected = sorted(cols - set(required) - set(optional))
-    where = f"{str(path)!r}" if path is not None else "the data"
+    where = f"{str(path)!r}" if path is not None else "the table given"
     raise DataError(f"{where} is not data for {what}: missing column(s) {missing}; unexpected column(s) "
                     f"{unexpected}. {what} expects {sorted(required)}"
                     + (f" (optionally {sorted(optional)})" if optional else "")
