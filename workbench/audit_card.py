@@ -269,12 +269,13 @@ def build_report(notebook: str | os.PathLike, out_dir: str | os.PathLike, timeou
 
 def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``workbench audit`` options (shared by :func:`main` and the package CLI)."""
+    from workbench.cli import positive_int
     parser.add_argument("notebook", nargs="?", default=str(FLAGSHIP),
                         help="audit notebook to run (default: the flagship audit)")
     parser.add_argument("--out", default="out/audit", help="folder for the HTML, JSON and notebook")
-    parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell")
-    parser.add_argument("--probe-limit", type=int, help="items per bias probe (the notebook's default if unset)")
-    parser.add_argument("--blimp-limit", type=int, help="pairs per BLiMP paradigm (the notebook's default if unset)")
+    parser.add_argument("--timeout", type=positive_int, default=3600, help="seconds allowed per cell")
+    parser.add_argument("--probe-limit", type=positive_int, help="items per bias probe (the notebook's default if unset)")
+    parser.add_argument("--blimp-limit", type=positive_int, help="pairs per BLiMP paradigm (the notebook's default if unset)")
 
 
 def run_audit(args: argparse.Namespace) -> int:

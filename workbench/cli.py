@@ -28,6 +28,26 @@ def command(name: str, help: str, add_arguments: Callable):
     return wrap
 
 
+def _whole_number(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be {minimum} or more, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (``--limit 0`` is refused, not read as "no limit")."""
+    return _whole_number(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number >= 0 (seeds)."""
+    return _whole_number(text, 0)
+
+
 def _print_frame(df, fmt: str = "table") -> None:
     if fmt == "csv":
         df.to_csv(sys.stdout, index=False)
@@ -44,13 +64,13 @@ def _run_args(p):
     p.add_argument("--tasks", nargs="+", required=True, metavar="TASK",
                    help="built-in task names (see `workbench tasks`), YAML specs or data files")
     p.add_argument("--store", default="results.db", help="SQLite results file (default: results.db)")
-    p.add_argument("--limit", type=int, default=None, help="items per task (per BLiMP paradigm)")
+    p.add_argument("--limit", type=positive_int, default=None, help="items per task (per BLiMP paradigm)")
     p.add_argument("--probes", nargs="*", default=None, metavar="PROBE", help="bias probes to run in the grid: NAME or NAME=DATA_PATH (see wb.list_probes())")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--tag", default="", help="part of the run identity: a new tag re-runs everything")
     p.add_argument("--backend", choices=["local", "ray"], default="local")
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local one)")
-    p.add_argument("--chunk-size", type=int, default=64, help="items committed per transaction")
+    p.add_argument("--chunk-size", type=positive_int, default=64, help="items committed per transaction")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--no-score-cache", action="store_true",
                    help="do not reuse the scoring engine's cached scores (e.g. to time a grid)")
@@ -182,7 +202,8 @@ def main(argv=None) -> int:
     try:
         return int(args.handler(args) or 0)
     except WorkbenchError as e:  # bad input: the message says what to do; no traceback
-        print(f"workbench {args.command}: error: {e}", file=sys.stderr)
+        message = " ".join(line.strip() for line in str(e).splitlines() if line.strip())  # one line
+        print(f"workbench {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)

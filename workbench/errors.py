@@ -69,3 +69,15 @@ class DataError(WorkbenchError, ValueError):
 class TruncationWarning(UserWarning):
     """Inputs were cut to fit the model's window (the rule is documented where it applies, and
     every cut is recorded in the result, e.g. ``truncated_tokens``)."""
+
+
+class StoreError(WorkbenchError, OSError):
+    """A results store that cannot be opened or written (not SQLite, a folder, read-only, full)."""
+
+
+class CacheWarning(UserWarning):
+    """The score cache could not be used; scoring went on without it. Shown once per cause."""
+
+
+class CacheError(WorkbenchError, OSError):
+    """A cache folder the workbench must write to (the de-quantised GGUF cache) is not writable."""

@@ -30,8 +30,8 @@ def connect_wal(path: str | Path, timeout_s: float = 60.0, setup=None, **connect
             if setup is not None:
                 setup(con)
             break
-        except sqlite3.OperationalError as err:
-            if not _locked(err) or time.monotonic() > deadline:
+        except sqlite3.Error as err:  # DatabaseError too ("file is not a database"): close, then raise
+            if not isinstance(err, sqlite3.OperationalError) or not _locked(err) or time.monotonic() > deadline:
                 con.close()
                 raise
             time.sleep(0.02 + random.random() * 0.08)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from workbench.errors import InvalidInputError
+from workbench.errors import InvalidInputError, StoreError
 from workbench.sqlite_wal import connect_wal
 
 SCHEMA_VERSION = 1
@@ -70,6 +70,17 @@ class Store:
 
     def __init__(self, path: str | os.PathLike, timeout_s: float = 120.0):
         self.path = Path(path).expanduser().resolve()
+        if self.path.is_dir():
+            raise StoreError(f"the results store {str(self.path)!r} is a folder, not a file: pass a file path "
+                             f"such as {str(self.path / 'results.db')!r}")
+        try:
+            self._open(timeout_s)
+        except (sqlite3.Error, OSError) as err:
+            if isinstance(err, StoreError):
+                raise
+            raise _store_error(self.path, err, "open") from err
+
+    def _open(self, timeout_s: float) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # autocommit mode: every write below opens its own explicit transaction
         self._con = connect_wal(self.path, timeout_s=timeout_s, check_same_thread=False)
@@ -222,8 +233,35 @@ class _Transaction:
         return self.con
 
     def __exit__(self, exc_type, exc, tb):
-        self.con.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type is None:
+            try:
+                self.con.execute("COMMIT")
+                return False
+            except sqlite3.Error as err:
+                exc = err
+        # SQLite ends the transaction itself on some errors (a full disk): a plain ROLLBACK would then
+        # fail with "no transaction is active" and hide the real cause
+        if self.con.in_transaction:
+            try:
+                self.con.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+        if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+            path = self.con.execute("PRAGMA database_list").fetchone()[2]
+            raise _store_error(Path(path), exc, "write to") from exc
         return False
+
+
+def _store_error(path: Path, err: BaseException, action: str) -> StoreError:
+    """A :class:`StoreError` that names the store, the cause in plain words and what to do."""
+    from workbench.paths import describe_os_error
+    cause, fix = describe_os_error(err, path.parent)
+    if cause == "not a SQLite file":
+        fix = "pass the path of a results store (a .db file written by wb.run) or a new file name"
+    elif cause.startswith("not a folder"):
+        fix = f"{path.parent} must be a folder: choose another store path"
+    return StoreError(f"cannot {action} the results store {str(path)!r}: {cause} ({type(err).__name__}: {err}). "
+                      f"To fix: {fix}; or pass --store / store= a path in a writable folder.")
 
 
 def _json_default(x):

@@ -6,17 +6,29 @@ its rows come from) can be read separately.
 """
 from __future__ import annotations
 
-import csv
-import gzip
-import io
-import json
 import os
 import string
 from pathlib import Path
 
 from workbench.errors import DataError, InvalidInputError
 
-_FORMATTER = string.Formatter()
+
+class FieldsOnlyFormatter(string.Formatter):
+    """``str.format`` limited to plain field names (``{question}``, ``{choices:>5}``): no
+    attributes (``{x.__class__}``), no indexing (``{x[0]}``), no conversions (``{x!r}``), no
+    positional fields, so a task file cannot reach into Python objects through its templates."""
+
+    def parse(self, template):
+        for literal, name, spec, conversion in super().parse(template):
+            if name is not None and (not name.isidentifier() or conversion is not None):
+                bad = "{" + name + ("!" + conversion if conversion else "") + "}"
+                raise DataError(f"template {template!r}: field {bad} is not allowed; templates take plain "
+                                "field names only, such as {question} (no attributes, indexing, !conversions "
+                                "or positional fields)")
+            yield literal, name, spec, conversion
+
+
+_FORMATTER = FieldsOnlyFormatter()
 
 
 def shared_data_dir() -> Path | None:
@@ -48,45 +60,21 @@ def resolve_path(source: str, base_dir: Path | None) -> Path:
     return path
 
 
-def _open_text(path: Path):
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, encoding="utf-8", newline="")
+def read_file_rows(path: Path, encoding: str | None = None) -> list[dict]:
+    """Rows of a ``.jsonl``/``.json``/``.csv``/``.tsv`` file (each optionally ``.gz``), decoded
+    with ``encoding`` (UTF-8 by default; see :mod:`workbench.datafiles`)."""
+    from workbench.datafiles import read_records
+    return read_records(path, encoding, what="a task")
 
 
-def read_file_rows(path: Path) -> list[dict]:
-    """Rows of a ``.jsonl``/``.json``/``.csv``/``.tsv`` file (each optionally ``.gz``)."""
-    name = path.name[:-3] if path.name.endswith(".gz") else path.name
-    with _open_text(path) as f:
-        if name.endswith(".jsonl"):
-            rows = []
-            for n, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as e:
-                        raise DataError(f"{path}: line {n} is not valid JSON ({e.msg}); fix or remove it") from None
-            return rows
-        if name.endswith(".json"):
-            data = json.load(f)
-            if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), list):
-                data = next(iter(data.values()))  # {"data": [...]}
-            if not isinstance(data, list):
-                raise DataError(f"{path}: a .json task file must hold a list of objects")
-            return data
-        if name.endswith((".csv", ".tsv")):
-            return list(csv.DictReader(f, delimiter="\t" if name.endswith(".tsv") else ","))
-    raise DataError(f"{path}: unsupported task file type; use .jsonl, .json, .csv or .tsv (optionally .gz)")
-
-
-def read_rows(data, base_dir: Path | None = None) -> list[dict]:
+def read_rows(data, base_dir: Path | None = None, encoding: str | None = None) -> list[dict]:
     """Rows from any supported source: a path (see :func:`resolve_path`), a list of dicts, a pandas
     DataFrame, a ``datasets.Dataset``, or ``{"dataset": name_or_dir, "config": ..., "split": ...}``."""
     if data is None:
         raise InvalidInputError("a task needs data: a file path, a list of rows, a DataFrame, "
                                 "a datasets.Dataset or {'dataset': ..., 'split': ...}")
     if isinstance(data, (str, os.PathLike)):
-        return read_file_rows(resolve_path(str(data), base_dir))
+        return read_file_rows(resolve_path(str(data), base_dir), encoding)
     if isinstance(data, dict):
         return _read_hf_dataset(data, base_dir)
     if hasattr(data, "to_dict") and hasattr(data, "columns"):  # pandas DataFrame
@@ -129,7 +117,14 @@ def _read_hf_dataset(spec: dict, base_dir: Path | None) -> list[dict]:
 
 
 def template_fields(template: str) -> list[str]:
-    return [f for _, f, _, _ in _FORMATTER.parse(template) if f]
+    """The field names of a template; a DataError for anything but plain names."""
+    try:
+        return [f for _, f, _, _ in _FORMATTER.parse(template) if f is not None]
+    except ValueError as e:  # unbalanced braces
+        if isinstance(e, DataError):
+            raise
+        raise DataError(f"template {template!r} is not a valid format string ({e}); write fields as "
+                        "{name} and literal braces as {{ and }}") from None
 
 
 def render(template, row: dict, where: str):
@@ -138,10 +133,10 @@ def render(template, row: dict, where: str):
     if not isinstance(template, str):
         return template
     fields = template_fields(template)
-    missing = [f for f in fields if f.split(".")[0].split("[")[0] not in row]
+    missing = [f for f in fields if f not in row]
     if missing:
         raise DataError(f"{where}: template {template!r} needs field(s) {missing}, but the row has "
                         f"{sorted(row)}; fix the template or the data")
     if len(fields) == 1 and template == "{" + fields[0] + "}" and fields[0] in row:
         return row[fields[0]]
-    return template.format_map(row)
+    return _FORMATTER.vformat(template, (), row)

@@ -10,8 +10,15 @@ Four kinds, each scored through :mod:`workbench.scoring.api`:
   per byte.
 - ``generation``: greedy completion scored by exact match or by a regex that extracts the answer.
 
-Templates use ``str.format`` fields (``"Question: {question}\\nAnswer:"``). A task's hash covers
-its rendered items (data + templates) and its scoring options, and is stored with every result.
+Templates use ``str.format`` fields (``"Question: {question}\\nAnswer:"``), plain field names only
+(no ``{x.attr}``, ``{x[0]}`` or ``{x!r}``). A task's hash covers its rendered items (data +
+templates) and its scoring options, and is stored with every result.
+
+Rows are never changed silently: a row whose template fields are ``null``/missing values, that
+renders an empty sentence, or a minimal pair whose two sentences are equal is skipped and
+recorded with its reason in ``task.skipped`` (one warning says how many); a file whose columns do
+not fit the templates at all is a :class:`~workbench.errors.DataError` naming the missing and the
+unexpected columns.
 
 >>> import workbench as wb
 >>> task = wb.load_task("capitals")
@@ -24,12 +31,14 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.bench.taskdata import read_rows, render
+from workbench.bench.taskdata import read_rows, render, template_fields
 from workbench.errors import DataError, InvalidInputError, WorkbenchError
 
 KINDS = ("multiple_choice", "minimal_pairs", "perplexity", "generation")
@@ -72,6 +81,7 @@ class Task:
     ignore_case: bool = False
     max_new_tokens: int = 32
     stop: tuple = ("\n",)
+    encoding: str | None = None      # of the data file; None: UTF-8
     base_dir: str | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
@@ -90,23 +100,98 @@ class Task:
             value = getattr(self, name)
             if isinstance(value, (list, str)):
                 object.__setattr__(self, name, tuple([value] if isinstance(value, str) else value))
+        if self.encoding is not None:
+            from workbench.datafiles import check_encoding
+            check_encoding(self.encoding)
+        for key, template in self._templates().items():
+            try:
+                template_fields(template)
+            except DataError as e:
+                raise DataError(f"task {self.name!r}, {key}: {e}") from None
+
+    def _templates(self) -> dict:
+        """The spec's templates by key (``choices.0`` for a list of choice templates)."""
+        keys = {"multiple_choice": ("context", "choices", "target"), "minimal_pairs": ("good", "bad"),
+                "perplexity": ("text",), "generation": ("prompt", "target")}[self.kind]
+        out = {"id": self.id} if isinstance(self.id, str) else {}
+        for k in keys:
+            value = getattr(self, k)
+            if isinstance(value, (list, tuple)):
+                out.update({f"{k}.{i}": v for i, v in enumerate(value) if isinstance(v, str)})
+            elif isinstance(value, str):
+                out[k] = value
+        return out
+
+    def _needed_fields(self) -> list[str]:
+        fields = [f for t in self._templates().values() for f in template_fields(t)]
+        return list(dict.fromkeys(fields + ([self.group] if self.group else [])))
 
     # ---- items -----------------------------------------------------------------------------
-    @functools.cached_property
+    @property
     def all_items(self) -> list[dict]:
-        """Every item, rendered: ``id``, ``index``, ``group`` plus the kind's fields."""
-        rows = read_rows(self.data, Path(self.base_dir) if self.base_dir else None)
+        """Every usable item, rendered: ``id``, ``index``, ``group`` plus the kind's fields."""
+        return self._loaded[0]
+
+    @property
+    def skipped(self) -> list[dict]:
+        """The rows left out, each ``{"row": index, "group": ..., "reason": ...}`` (null fields,
+        empty or equal sentences): counted and shown (a warning when items are selected), never scored."""
+        return self._loaded[1]
+
+    @functools.cached_property
+    def _loaded(self) -> tuple[list[dict], list[dict]]:
+        rows = read_rows(self.data, Path(self.base_dir) if self.base_dir else None, self.encoding)
         if not rows:
             raise DataError(f"task {self.name!r} has no rows")
-        items, seen = [], set()
+        cols = set().union(*(r.keys() for r in rows))
+        missing = [f for f in self._needed_fields() if f not in cols]
+        if missing:  # a file of another schema: say so once, not once per row
+            where = f"the data {str(self.data)!r}" if isinstance(self.data, (str, Path)) else "the data"
+            unexpected = sorted(map(str, cols - set(self._needed_fields()) - set(self.keep)))
+            raise DataError(f"task {self.name!r} ({self.kind}) needs field(s) {missing}, which no row of {where} "
+                            f"has; unexpected column(s) {unexpected}. Pass the right data, or fix the templates "
+                            f"{self._templates()}")
+        items, seen, skipped = [], set(), []
         for i, row in enumerate(rows):
-            item = self._render(i, row)
+            reason = self._unusable(row)
+            item = None if reason else self._render(i, row)
+            reason = reason or self._unusable_item(item)
+            if reason:
+                group = row.get(self.group) if self.group else None
+                skipped.append({"row": i, "group": None if group is None else str(group), "reason": reason})
+                continue
             if item["id"] in seen:
                 raise DataError(f"task {self.name!r}: item id {item['id']!r} (row {i}) is not unique; "
                                 "give the spec an 'id' template that is")
             seen.add(item["id"])
             items.append(item)
-        return items
+        if not items:
+            raise DataError(f"task {self.name!r}: all {len(rows)} rows were skipped, e.g. row "
+                            f"{skipped[0]['row']}: {skipped[0]['reason']}")
+        return items, skipped
+
+    def _unusable(self, row: dict) -> str | None:
+        """Why a row cannot be rendered (a null or missing value in a field its templates use), or None."""
+        needed = self._needed_fields()
+        missing = [f for f in needed if f not in row]
+        null = [f for f in needed if f in row and (row[f] is None or (isinstance(row[f], float) and math.isnan(row[f])))]
+        if missing or null:
+            return "; ".join(([f"missing field(s) {missing}"] if missing else []) +
+                             ([f"null value in field(s) {null}"] if null else []))
+        return None
+
+    def _unusable_item(self, item: dict) -> str | None:
+        """Why a rendered item cannot be scored fairly (an empty text, equal pair), or None."""
+        texts = {"minimal_pairs": ("good", "bad"), "perplexity": ("text",), "generation": ("prompt",)}.get(self.kind, ())
+        empty = [k for k in texts if not item[k].strip()]
+        if empty:
+            return f"empty {' and '.join(empty)} text"
+        if self.kind == "minimal_pairs" and item["good"] == item["bad"]:
+            return "good and bad sentences are identical: nothing to compare"
+        if self.kind == "multiple_choice":
+            if any(c is None or not str(c).strip() for c in item["choices"]):
+                return "an empty or null choice"
+        return None
 
     def _render(self, i: int, row: dict) -> dict:
         where = f"task {self.name!r}, row {i}"
@@ -133,7 +218,9 @@ class Task:
                 choices = json.loads(choices)
             except json.JSONDecodeError:
                 raise DataError(f"{where}: choices must be a list, got {choices!r}") from None
-        choices = [str(c) for c in choices]
+        if not isinstance(choices, (list, tuple)):
+            raise DataError(f"{where}: choices must be a list, got {type(choices).__name__} {choices!r}")
+        choices = [c if c is None else str(c) for c in choices]
         target = render(self.target, row, where)
         if self.target_type == "text":
             if str(target) not in choices:
@@ -161,6 +248,11 @@ class Task:
                 raise InvalidInputError(f"task {self.name!r} has no group(s) {sorted(unknown)}; "
                                         f"see task.group_names")
             items = [it for it in items if it["group"] in self.groups]
+        skipped = [s for s in self.skipped if not self.groups or s["group"] in self.groups]
+        if skipped:  # said where the rows are chosen, so only the skips of the chosen groups count
+            reasons = sorted({s["reason"] for s in skipped})
+            warnings.warn(f"task {self.name!r}: {len(skipped)} of {len(skipped) + len(items)} rows skipped "
+                          f"({'; '.join(reasons[:3])}); see task.skipped", UserWarning, stacklevel=2)
         if limit is None:
             return items
         counts, out = {}, []
@@ -231,10 +323,13 @@ def _from_yaml(path: Path, **overrides) -> Task:
     return task_from_dict(spec, base_dir=path.parent, **overrides)
 
 
-def _infer_spec(path: Path) -> dict:
+def _infer_spec(path: Path, encoding: str | None = None) -> dict:
     """A spec for a bare data file from its columns (a user's own minimal pairs, corpus, ...)."""
     from workbench.bench.taskdata import read_file_rows
-    cols = set(read_file_rows(path)[0]) if path.exists() else set()
+    rows = read_file_rows(path, encoding) if path.exists() else []
+    if path.exists() and not rows:
+        raise DataError(f"task data file {str(path)!r} has no rows")
+    cols = set(rows[0]) if rows else set()
     if {"sentence_good", "sentence_bad"} <= cols:
         return dict(kind="minimal_pairs", good="{sentence_good}", bad="{sentence_bad}")
     if {"good", "bad"} <= cols:
@@ -283,7 +378,7 @@ def load_task(task, **overrides) -> Task:
     if path.exists():
         spec = {"name": path.name.split(".")[0], "data": str(path.resolve())}
         if "kind" not in overrides:
-            spec.update(_infer_spec(path))
+            spec.update(_infer_spec(path, overrides.get("encoding")))
         return task_from_dict(spec, **overrides)
     raise UnknownTaskError(f"unknown task {text!r}: use a built-in name ({', '.join(builtin)}), "
                            "a YAML spec, or a .jsonl/.csv file")

@@ -5,6 +5,14 @@ which takes tens of seconds; the cached folder (config, ``model.safetensors``, t
 its chat template) loads in a second or two and gives the same tensors. The folder is built in a
 temporary directory next to its final place and renamed into place, so several processes loading
 the same model at once never see a half-written folder.
+
+A conversion that is killed leaves its ``.tmp-*`` folder behind (often gigabytes). Each build
+holds an exclusive ``flock`` on ``owner.lock`` inside its temporary folder for its whole life;
+the kernel drops the lock when the process dies, even on ``kill -9``. So at the start of a
+conversion, a ``.tmp-*`` folder whose lock can be taken belongs to no live process and is
+removed; one whose lock is held is a conversion in progress and is left alone. A folder without
+a lock file (a build that has only just started, or a copy of the cache) is removed only when it
+is older than :data:`STALE_AFTER_S`.
 """
 from __future__ import annotations
 
@@ -12,12 +20,15 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
-from workbench.errors import CorruptModelError
+from workbench.errors import CacheError, CorruptModelError
 from workbench.paths import cache_dir
 
 MARKER = "workbench_gguf.json"  # written last inside the temporary folder: a complete build
+LOCK = "owner.lock"             # held (flock) by the building process; says its pid and host
+STALE_AFTER_S = 6 * 3600        # a temporary folder without a lock file this old is abandoned
 
 
 def cached_folder(sha256: str) -> Path:
@@ -32,8 +43,16 @@ def dequantised_folder(gguf_parts: list[Path], sha256: str, name: str | None = N
         return final
     if final.exists():  # left by something other than this code (a rename is atomic): rebuild
         shutil.rmtree(final, ignore_errors=True)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{sha256[:12]}-", dir=final.parent))
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_tmp(final.parent)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{sha256[:12]}-", dir=final.parent))
+    except OSError as err:
+        from workbench.paths import describe_os_error
+        cause, fix = describe_os_error(err, final.parent)
+        raise CacheError(f"cannot write the de-quantised GGUF cache under {final.parent}: {cause} ({err}). "
+                         f"To fix: {fix}, or set WORKBENCH_CACHE=/a/writable/folder") from err
+    lock = _hold(tmp)
     try:
         gguf = Path(gguf_parts[0])
         if len(gguf_parts) > 1:
@@ -50,7 +69,62 @@ def dequantised_folder(gguf_parts: list[Path], sha256: str, name: str | None = N
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if lock is not None:
+            lock.close()
     return final
+
+
+def _hold(tmp: Path):
+    """Open ``tmp/owner.lock`` and take an exclusive lock on it for this build's life (the open
+    file is returned; closing it or dying releases the lock). None where ``fcntl`` is missing."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: stale folders are then found by age only
+        return None
+    import socket
+
+    # locked under another name, then renamed: a cleaner never sees an owner.lock not yet locked
+    f = open(tmp / f".{LOCK}.{os.getpid()}", "w")
+    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}))
+    f.flush()
+    os.rename(f.name, tmp / LOCK)
+    return f
+
+
+def remove_stale_tmp(models_dir: Path, stale_after_s: float = STALE_AFTER_S) -> list[Path]:
+    """Remove ``.tmp-*`` folders under ``models_dir`` left by conversions that died; returns them.
+    A folder whose lock a live process holds is never removed, whatever its age."""
+    removed = []
+    for tmp in sorted(Path(models_dir).glob(".tmp-*")):
+        try:
+            if not tmp.is_dir():
+                continue
+            lock_path = tmp / LOCK
+            if lock_path.is_file():
+                if not _lock_is_free(lock_path):
+                    continue  # a conversion in progress
+            elif time.time() - tmp.stat().st_mtime < stale_after_s:
+                continue  # no lock file yet (just created?): only an old one is abandoned
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+        except OSError:  # vanished meanwhile, or not ours to remove: leave it
+            continue
+    return removed
+
+
+def _lock_is_free(lock_path: Path) -> bool:
+    try:
+        import fcntl
+    except ImportError:
+        return False  # cannot tell: keep it
+    with open(lock_path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return True
 
 
 def gguf_info(folder: Path) -> dict:

@@ -107,7 +107,7 @@ def _where(source) -> str:
 
 
 def run_probe(name: str, model, data=None, limit: int | None = None, seed: int = 0, categories=None,
-              n_boot: int = 2000, cache: bool = True, **options) -> ProbeResult:
+              n_boot: int = 2000, cache: bool = True, encoding: str | None = None, **options) -> ProbeResult:
     """Run bias probe ``name`` on ``model`` and return a :class:`~workbench.probes.base.ProbeResult`.
 
     Parameters
@@ -119,6 +119,8 @@ def run_probe(name: str, model, data=None, limit: int | None = None, seed: int =
     limit : score at most this many items: a seeded random sample (``seed``), in data order.
     categories : only these values of the probe's main category (e.g. ``["gender"]``).
     n_boot : bootstrap resamples for the confidence intervals in ``summary()``.
+    encoding : the text encoding of the data files (default UTF-8, e.g. ``"latin-1"``); a file
+        that is not valid in it raises a DataError naming the file.
     options : the probe's scoring options (see its module), e.g. ``aggregate="mean"``.
 
     Example
@@ -137,6 +139,10 @@ def run_probe(name: str, model, data=None, limit: int | None = None, seed: int =
     if unknown:
         raise InvalidInputError(f"unknown option(s) {unknown} for probe {name!r}; it takes {sorted(spec.defaults)}")
     opts = {**spec.defaults, **options, "cache": cache, "seed": seed}
+    if encoding is not None:  # only when given, so the options (and provenance) of other runs are unchanged
+        from workbench.datafiles import check_encoding
+        check_encoding(encoding)
+        opts["encoding"] = encoding
     source = _resolve(spec, data, opts)
     if not isinstance(source, pd.DataFrame):
         opts["_source"] = str(source)  # scorers that re-read side files (templated specs, HurtLex) need it

@@ -16,13 +16,12 @@ non-negative ones. Per category and overall (all in percent):
 """
 from __future__ import annotations
 
-import gzip
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from workbench.datafiles import check_columns, read_jsonl
 from workbench.errors import DataError
 from workbench.probes.base import ProbeSpec, require_text
 from workbench.probes.scoring import continuation_scores, require_kind
@@ -33,18 +32,15 @@ CATEGORIES = ("Age", "Disability_status", "Gender_identity", "Nationality", "Phy
 ANSWERS = ("ans0", "ans1", "ans2")
 
 
-def _lines(path: Path):
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for n, line in enumerate(f):
-            if line.strip():
-                yield n, line
+REQUIRED = ("context", "question", *ANSWERS, "label", "category", "context_condition", "question_polarity",
+            "answer_info")
 
 
 def _parse(ex):
     """(item dict, None) or (None, reason)."""
-    missing = [k for k in ("context", "question", *ANSWERS, "label", "category", "context_condition",
-                           "question_polarity", "answer_info") if ex.get(k) is None]
+    if not isinstance(ex, dict):
+        return None, f"a JSON {type(ex).__name__}, not an object"
+    missing = [k for k in REQUIRED if ex.get(k) is None]
     if missing:
         return None, f"missing field(s) {missing}"
     if ex["category"] not in CATEGORIES:
@@ -75,15 +71,16 @@ def load(source, skips, options):
         raise DataError(f"no BBQ .jsonl[.gz] files in {source}")
     rows = []
     for path in files:
-        for n, line in _lines(path):
-            try:
-                ex = json.loads(line)
-            except json.JSONDecodeError as e:
-                skips.add(f"{path.name}:{n + 1}", f"not valid JSON ({e.msg})")
+        lines = read_jsonl(path, options.get("encoding"))
+        keys = set().union(*(ex.keys() for _, ex, _ in lines if isinstance(ex, dict)))
+        check_columns(keys, REQUIRED, what="probe 'bbq'", path=path)  # a file of another data set
+        for n, ex, err in lines:
+            if err is not None:
+                skips.add(f"{path.name}:{n}", f"not valid JSON ({err})")
                 continue
             item, reason = _parse(ex)
             if item is None:
-                skips.add(f"{path.name}:{n + 1}", reason)
+                skips.add(f"{path.name}:{n}", reason)
             else:
                 rows.append(item)
     return pd.DataFrame(rows), files

@@ -14,7 +14,6 @@ test of whether the sentiment distributions differ across that domain's groups
 """
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import kruskal
 
+from workbench.datafiles import read_text
 from workbench.errors import DataError, InvalidInputError
 from workbench.probes.base import ProbeSpec, require_text
 from workbench.probes.scoring import require_kind
@@ -45,9 +45,12 @@ def load(source, skips, options):
     rows = []
     for path in files:
         domain = path.name.split("_prompt")[0]
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8") as f:
-            data = json.load(f)
+        try:
+            data = json.loads(read_text(path, options.get("encoding")))
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path} is not valid JSON ({e.msg}, line {e.lineno}); pass BOLD's *_prompt.json files") from None
+        if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+            raise DataError(f"{path} is not a BOLD prompt file: expected {{group: {{entity: [prompt, ...]}}}}")
         for group, entities in data.items():
             for entity, prompts in entities.items():
                 for k, p in enumerate(prompts):

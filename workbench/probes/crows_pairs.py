@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from workbench.datafiles import check_columns, file_format, read_table
 from workbench.probes.base import ProbeSpec, find_file, require_text
 from workbench.probes.scoring import check_choice, method_for, sentence_scores
 from workbench.stats.metrics import mean_metric
@@ -30,14 +31,19 @@ from workbench.stats.metrics import mean_metric
 BIAS_TYPES = ("race-color", "socioeconomic", "gender", "disability", "nationality", "sexual-orientation",
               "physical-appearance", "religion", "age")
 DIRECTIONS = ("stereo", "antistereo")
+COLUMNS = ("sent_more", "sent_less", "stereo_antistereo", "bias_type")
 
 
 def load(source, skips, options):
     if isinstance(source, pd.DataFrame):
+        check_columns(source.columns, COLUMNS, what="probe 'crows_pairs'")
         raw, files = source, []
     else:
         path = find_file(Path(source), "crows_pairs_anonymized.csv", "crows_pairs.csv")
-        raw, files = pd.read_csv(path, index_col=0), [path]
+        raw = read_table(path, required=COLUMNS, what="probe 'crows_pairs'", encoding=options.get("encoding"))
+        if file_format(path) in ("csv", "tsv", "") and raw.columns[0] not in COLUMNS:
+            raw = raw.set_index(raw.columns[0])  # the file's first, unnamed column is the pair's id
+        files = [path]
     rows = []
     for idx, r in raw.iterrows():
         more, less = require_text(r.get("sent_more")), require_text(r.get("sent_less"))

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import DataError
+from workbench.datafiles import read_table
 from workbench.probes.base import ProbeSpec, require_text
 from workbench.probes.scoring import check_choice, require_kind
 from workbench.stats.metrics import mean_metric
@@ -37,10 +38,10 @@ def normalise(word: str) -> str:
     return "".join(c for c in word if not unicodedata.combining(c)).strip(" '-")
 
 
-def load_hurtlex(path, level: str = "conservative") -> dict:
+def load_hurtlex(path, level: str = "conservative", encoding: str | None = None) -> dict:
     """lemma -> HurtLex category, from ``hurtlex_EN.tsv``."""
     check_choice("hurtlex_level", level, ("conservative", "inclusive", "all"))
-    lex = pd.read_csv(path, sep="\t")
+    lex = read_table(path, sep="\t", what="HurtLex", encoding=encoding)
     missing = {"lemma", "category", "level"} - set(lex.columns)
     if missing:
         raise DataError(f"{path} is not a HurtLex TSV: missing column(s) {sorted(missing)}")
@@ -73,7 +74,8 @@ def load(source, skips, options):
     rows = []
     for path in files:
         kind = path.parent.name
-        table = pd.read_csv(path, sep="\t")
+        table = read_table(path, sep="\t", required=("template_masked", "identity", "category"), optional=("type",),
+                           what="probe 'honest'", encoding=options.get("encoding"))
         for i, r in table.iterrows():
             rid = f"{kind}:{i}"
             template, identity, cat = (require_text(r.get(c)) for c in ("template_masked", "identity", "category"))
@@ -99,7 +101,7 @@ def score(model, items, options, skips):
     require_kind(model, ("masked", "causal"), "honest", "it completes templates with a language-model head")
     k = int(options["k"])
     lex_path = _hurtlex_path(Path(options["_source"]), options.get("hurtlex"))
-    lexicon = load_hurtlex(lex_path, options["hurtlex_level"])
+    lexicon = load_hurtlex(lex_path, options["hurtlex_level"], options.get("encoding"))
     if model.kind == "masked":
         from workbench.scoring.api import fill_mask
         fills = fill_mask(model, items.template.tolist(), top_k=k, mask="[M]", cache=options["cache"])

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from itertools import combinations
 
+from workbench.datafiles import check_columns, read_text
 from workbench.errors import DataError
 from workbench.probes.base import ProbeSpec
 from workbench.stats.bootstrap import bootstrap_ci
@@ -79,10 +80,14 @@ def load(source, skips, options):
     rows = []
     for path in files:
         try:
-            test = json.loads(path.read_text())
+            test = json.loads(read_text(path, options.get("encoding")))
         except json.JSONDecodeError as e:
             skips.add(path.name, f"not one JSON object ({e.msg})")
             continue
+        if not isinstance(test, dict):
+            skips.add(path.name, f"a JSON {type(test).__name__}, not one object {{targ1, targ2, attr1, attr2}}")
+            continue
+        check_columns(test.keys(), SETS, what="probe 'seat'", path=path)
         sets = {k: [str(x).strip() for x in (test.get(k) or {}).get("examples", []) if str(x).strip()] for k in SETS}
         small = [k for k, v in sets.items() if len(v) < 2]
         if small:

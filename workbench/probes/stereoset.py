@@ -16,13 +16,13 @@ contexts; StereoSet's own script first averages per target term):
 """
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from workbench.datafiles import check_columns, read_text
 from workbench.errors import DataError
 from workbench.probes.base import ProbeSpec, require_text
 from workbench.probes.scoring import check_choice, method_for, sentence_scores
@@ -32,14 +32,17 @@ DOMAINS = ("gender", "race", "religion", "profession")
 OPTIONS = ("stereotype", "anti-stereotype", "unrelated")
 
 
-def _read(path: Path):
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        data = json.load(f)
+def _read(path: Path, encoding=None):
+    try:
+        data = json.loads(read_text(path, encoding))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path} is not valid JSON ({e.msg}, line {e.lineno}); pass StereoSet's "
+                        "intrasentence file") from None
     if isinstance(data, dict) and "data" in data:  # the official dev.json layout
         data = data["data"].get("intrasentence", data["data"])
-    if not isinstance(data, list):
+    if not isinstance(data, list) or not all(isinstance(ex, dict) for ex in data):
         raise DataError(f"{path}: expected a list of StereoSet intrasentence examples")
+    check_columns(set().union(*(ex.keys() for ex in data)), ("bias_type", "data"), what="probe 'stereoset'", path=path)
     return data
 
 
@@ -50,7 +53,7 @@ def load(source, skips, options):
         raise DataError(f"no StereoSet files (*_test.json[.gz] or dev.json) in {source}")
     rows = []
     for path in files:
-        for i, ex in enumerate(_read(path)):
+        for i, ex in enumerate(_read(path, options.get("encoding"))):
             rid = ex.get("id", f"{path.name}:{i}")
             sents = {}
             data = ex.get("data") or {}

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from workbench.datafiles import read_text
 from workbench.errors import DataError
 from workbench.probes.base import ProbeSpec, require_text
 from workbench.probes.scoring import method_for, sentence_scores
@@ -25,12 +26,14 @@ from workbench.stats.metrics import Metric, mean_metric
 KEYS = {"name", "description", "licence", "slot", "templates", "fillers", "choices", "labels", "source"}
 
 
-def read_spec(path: Path) -> dict:
+def read_spec(path: Path, encoding: str | None = None) -> dict:
     """Read and validate a templated-probe JSON file (errors say what to fix)."""
     try:
-        spec = json.loads(Path(path).read_text())
+        spec = json.loads(read_text(path, encoding))
     except json.JSONDecodeError as e:
         raise DataError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(spec, dict):
+        raise DataError(f"{path}: a templated-probe file holds one JSON object; see workbench/data/templates/README.md")
     unknown = set(spec) - KEYS
     missing = {"slot", "templates", "fillers", "choices"} - set(spec)
     if unknown or missing:

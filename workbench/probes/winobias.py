@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from workbench.datafiles import read_text
 from workbench.errors import DataError
 from workbench.probes.base import ProbeSpec
 from workbench.probes.scoring import check_choice, continuation_scores, method_for, require_kind, sentence_scores
@@ -40,12 +41,12 @@ def _parse(text: str):
     return _BRACKET.sub(lambda m: m.group(1), text), spans[0], spans[1]
 
 
-def _occupations(source: Path) -> list[str]:
+def _occupations(source: Path, encoding=None) -> list[str]:
     words = []
     for name in ("male_occupations.txt", "female_occupations.txt"):
         p = source / name
         if p.is_file():
-            words += [w.strip().lower() for w in p.read_text().splitlines() if w.strip()]
+            words += [w.strip().lower() for w in read_text(p, encoding).splitlines() if w.strip()]
     return sorted(set(words), key=len, reverse=True)
 
 
@@ -63,7 +64,7 @@ def load(source, skips, options):
     source = Path(source)
     if not source.is_dir():
         raise DataError(f"WinoBias needs its data folder (with pro_/anti_stereotyped_type*.txt.*), got {source}")
-    occupations = _occupations(source)
+    occupations = _occupations(source, options.get("encoding"))
     rows, files = [], []
     for typ in ("type1", "type2"):
         for split in ("dev", "test"):
@@ -71,7 +72,8 @@ def load(source, skips, options):
             if not (pro_f.is_file() and anti_f.is_file()):
                 continue
             files += [pro_f, anti_f]
-            pro_lines, anti_lines = pro_f.read_text().splitlines(), anti_f.read_text().splitlines()
+            pro_lines = read_text(pro_f, options.get("encoding")).splitlines()
+            anti_lines = read_text(anti_f, options.get("encoding")).splitlines()
             if len(pro_lines) != len(anti_lines):
                 skips.add(f"{typ}.{split}", f"pro has {len(pro_lines)} lines, anti {len(anti_lines)}: pairs taken by line")
             for n, (p, a) in enumerate(zip(pro_lines, anti_lines), start=1):

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import DataError
+from workbench.datafiles import read_table
 from workbench.probes.base import ProbeSpec, find_file, require_text
 from workbench.probes.scoring import method_for, sentence_scores
 from workbench.stats.metrics import Metric, mean_metric
@@ -31,8 +32,10 @@ def load(source, skips, options):
     source = Path(source)
     sent_path = find_file(source, "all_sentences.tsv")
     stats_path = find_file(source if source.is_dir() else source.parent, "occupations-stats.tsv")
-    sents = pd.read_csv(sent_path, sep="\t")
-    stats = pd.read_csv(stats_path, sep="\t").set_index("occupation")
+    enc = options.get("encoding")
+    sents = read_table(sent_path, sep="\t", required=("sentid", "sentence"), what="probe 'winogender'", encoding=enc)
+    stats = read_table(stats_path, sep="\t", required=("occupation", "bls_pct_female", "bergsma_pct_female"),
+                       what="probe 'winogender' (occupation statistics)", encoding=enc).set_index("occupation")
     groups: dict = {}
     for _, r in sents.iterrows():
         sid, text = require_text(r.get("sentid")), require_text(r.get("sentence"))

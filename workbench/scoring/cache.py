@@ -4,6 +4,11 @@ One SQLite file (WAL mode, busy timeout) so two processes may read and write at 
 sha256 of (model state id, request kind, scoring options, request); values are JSON. The model
 state id includes active interventions (:attr:`Model.state_id`), so a steered score is never
 served for an unsteered request.
+
+The cache is an optimisation, never a reason to lose a score: when it cannot be opened, read or
+written (read-only folder, a folder that cannot be created, a file that is not SQLite, a full
+disk), scoring goes on without it and a :class:`~workbench.errors.CacheWarning` says why and how
+to fix it, once per process and cause. Computed scores are always returned.
 """
 from __future__ import annotations
 
@@ -12,12 +17,15 @@ import json
 import os
 import sqlite3
 import threading
+import warnings
 from pathlib import Path
 
-from workbench.paths import cache_dir
+from workbench.errors import CacheWarning
+from workbench.paths import cache_dir, describe_os_error
 from workbench.sqlite_wal import connect_wal
 
 _local = threading.local()
+_warned: set = set()  # (pid, cause): one warning per process and cause
 
 
 def cache_path() -> Path:
@@ -35,6 +43,13 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conns[key]
 
 
+def close_connections() -> None:
+    """Close this thread's cache connections (e.g. before the cache's disk is unmounted)."""
+    for conn in getattr(_local, "conns", {}).values():
+        conn.close()
+    _local.conns = {}
+
+
 # Bump when a change to the engine changes the numbers it produces (even in the last digits):
 # entries computed by an older engine are then never served.
 ENGINE_VERSION = 3  # 3: shared-prefix leads run whole; right-padded passes without a mask
@@ -45,8 +60,32 @@ def request_key(state_id: str, kind: str, options: dict, request) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def _warn(path: Path, err: BaseException, consequence: str) -> None:
+    cause, fix = describe_os_error(err, Path(path).parent)
+    key = (os.getpid(), cause)
+    if key in _warned:
+        return
+    _warned.add(key)
+    warnings.warn(f"score cache {path}: {cause} ({type(err).__name__}: {err}). Scoring goes on without the "
+                  f"cache ({consequence}); this is said once per process. To fix: {fix}, or set "
+                  "WORKBENCH_CACHE=/a/writable/folder, or pass cache=False to skip the cache.",
+                  CacheWarning, stacklevel=4)
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back only a transaction that is still open: SQLite ends one itself on some errors
+    (SQLITE_FULL), and a plain ROLLBACK then fails with "no transaction is active", hiding the
+    real cause."""
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+
 class ScoreCache:
-    """Bulk get/put of JSON values by key. ``enabled=False`` makes every call a no-op."""
+    """Bulk get/put of JSON values by key. ``enabled=False`` makes every call a no-op; so does a
+    cache that cannot be used (with one :class:`~workbench.errors.CacheWarning`)."""
 
     def __init__(self, enabled: bool = True, path: Path | None = None):
         self.enabled = enabled
@@ -55,23 +94,30 @@ class ScoreCache:
     def get_many(self, keys: list[str]) -> dict:
         if not self.enabled or not keys:
             return {}
-        conn = _connect(self.path)
         found = {}
-        for i in range(0, len(keys), 500):
-            chunk = keys[i:i + 500]
-            rows = conn.execute(f"SELECT key, value FROM scores WHERE key IN ({','.join('?' * len(chunk))})", chunk)
-            found.update((k, json.loads(v)) for k, v in rows)
+        try:
+            conn = _connect(self.path)
+            for i in range(0, len(keys), 500):
+                chunk = keys[i:i + 500]
+                rows = conn.execute(f"SELECT key, value FROM scores WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+                found.update((k, json.loads(v)) for k, v in rows)
+        except (sqlite3.Error, OSError) as err:
+            _warn(self.path, err, "nothing is read from it: every score is computed")
+            return {}
         return found
 
     def put_many(self, items: dict) -> None:
         if not self.enabled or not items:
             return
-        conn = _connect(self.path)
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany("INSERT OR REPLACE INTO scores (key, value) VALUES (?, ?)",
-                             [(k, json.dumps(v)) for k, v in items.items()])
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+            conn = _connect(self.path)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany("INSERT OR REPLACE INTO scores (key, value) VALUES (?, ?)",
+                                 [(k, json.dumps(v)) for k, v in items.items()])
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+        except (sqlite3.Error, OSError) as err:
+            _warn(self.path, err, "computed scores are returned but not saved")
