@@ -84,8 +84,14 @@ def env(tmp_path, shared_data):
 
 def _rows(store) -> tuple[int, int]:
     """(rows, rows whose (run_key, item_id) appears more than once)."""
-    con = sqlite3.connect(store)
-    n = con.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+    if not Path(store).exists():
+        return 0, 0
+    con = sqlite3.connect(store, timeout=30)
+    try:
+        n = con.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+    except sqlite3.OperationalError:  # the worker has not created its tables yet
+        con.close()
+        return 0, 0
     dup = con.execute("SELECT COALESCE(SUM(c), 0) FROM (SELECT COUNT(*) c FROM items GROUP BY run_key, item_id "
                       "HAVING c > 1)").fetchone()[0]
     con.close()
@@ -146,7 +152,7 @@ def test_lease_is_exclusive_renewed_and_taken_over_only_from_the_dead(tmp_path):
 
 
 # ---- two processes, one grid ----------------------------------------------------------------------
-GRID = dict(models=["gpt2", "llama"], tasks=["blimp", "capitals", "arithmetic", "prose"], limit=3, chunk=16)
+GRID = dict(models=["gpt2", "llama"], tasks=["capitals", "arithmetic", "prose"], limit=None, chunk=4)
 
 
 @pytest.mark.slow
@@ -160,10 +166,10 @@ def test_two_processes_running_one_grid_compute_each_cell_once(tmp_path, env, mo
 
     s = wb.open_store(store)
     runs = s.runs().set_index("run_key")
-    assert len(runs) == 8 and s.leases().empty
+    assert len(runs) == 6 and s.leases().empty
     expected = int(runs.n_items.sum())
     found, duplicated = _rows(store)
-    assert (expected, found, duplicated) == (201 * 2 + 3 * 2 + 3 * 2 + 3 * 2, expected, 0)
+    assert (expected, found, duplicated) == ((24 + 24 + 10) * 2, expected, 0)
     # every cell was scored by exactly one of the two processes, each item once
     by_process = [r["scored"] for r in reports]
     for key, n in runs.n_items.items():
@@ -189,10 +195,10 @@ def test_two_processes_running_one_grid_compute_each_cell_once(tmp_path, env, mo
 def test_a_killed_owner_is_taken_over_by_the_waiting_process(tmp_path, env, monkeypatch):
     from workbench.bench import runner
     from workbench.testing import tiny_model
-    cfg = dict(models=["gpt2"], tasks=["blimp"], limit=3, chunk=16, store=str(tmp_path / "k.db"), stall_at=3)
+    cfg = dict(models=["gpt2"], tasks=["arithmetic"], limit=None, chunk=4, store=str(tmp_path / "k.db"), stall_at=3)
     holder = _worker(cfg, env)  # commits 2 chunks, then stalls in its 3rd, holding the lease
     deadline = time.time() + 120
-    while not Path(cfg["store"]).exists() or _rows(cfg["store"])[0] < 2 * cfg["chunk"]:
+    while _rows(cfg["store"])[0] < 2 * cfg["chunk"]:
         assert holder.poll() is None, holder.stderr.read()[-3000:]
         assert time.time() < deadline, "the worker stored nothing in 2 minutes"
         time.sleep(0.05)
@@ -211,7 +217,7 @@ def test_a_killed_owner_is_taken_over_by_the_waiting_process(tmp_path, env, monk
     monkeypatch.setenv("WORKBENCH_CACHE", env["WORKBENCH_CACHE"])
     model, result = tiny_model("gpt2"), {}
     thread = threading.Thread(target=lambda: result.update(res=wb.run(
-        {"gpt2": model}, ["blimp"], store=store, limit=3, chunk_size=16, progress=False,
+        {"gpt2": model}, ["arithmetic"], store=store, chunk_size=4, progress=False,
         score_kwargs={"cache": False})))
     thread.start()
     assert waiting.wait(120), "the second run did not wait for the leased cell"
@@ -223,13 +229,13 @@ def test_a_killed_owner_is_taken_over_by_the_waiting_process(tmp_path, env, monk
     assert not thread.is_alive() and "res" in result
 
     found, duplicated = _rows(cfg["store"])
-    assert (201, found, duplicated) == (201, 201, 0)
+    assert (24, found, duplicated) == (24, 24, 0)
     log = store.attempts()
     assert log.status.tolist() == ["interrupted", "finished"]
-    assert log.n_inserted.tolist() == [32, 169] and log.n_already_done.tolist()[1] == 32
-    assert log.n_scored.iloc[1] == 169  # only the missing items were scored
+    assert log.n_inserted.tolist() == [8, 16] and log.n_already_done.tolist()[1] == 8
+    assert log.n_scored.iloc[1] == 16  # only the missing items were scored
     assert store.leases().empty and store.integrity_check() == "ok"
-    single = wb.run({"gpt2": model}, ["blimp"], store=tmp_path / "single.db", limit=3, chunk_size=16,
+    single = wb.run({"gpt2": model}, ["arithmetic"], store=tmp_path / "single.db", chunk_size=4,
                     progress=False, score_kwargs={"cache": False})
     assert _records(tmp_path / "single.db") == _records(cfg["store"])
     assert single.table().equals(result["res"].table())

@@ -93,8 +93,8 @@ def run_probe_cell(model, label: str, probe, store, *, limit=None, seed: int = 0
         try:
             with lease:
                 if not probe_finished(store, key):  # it may have finished while we waited
-                    _score_cell(model, label, spec, key, cell["task_hash"], store, lease, limit=limit, seed=seed, tag=tag,
-                                n_boot=n_boot, chunk_size=chunk_size)
+                    _score_cell(model, label, spec, key, cell["task_hash"], store, lease, limit=limit, seed=seed,
+                                tag=tag, n_boot=n_boot, chunk_size=chunk_size)
         except LeaseLostError:  # another process took the cell over: it finishes it
             if not wait:
                 return None

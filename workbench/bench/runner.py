@@ -239,8 +239,6 @@ def _run_grid_local(specs, task_objs, probes, store, *, progress, limit, seed, t
     when the owner died (see :mod:`workbench.bench.lease`)."""
     from tqdm.auto import tqdm
 
-    from workbench.bench.probe_cells import load_probe_result, probe_cell, probe_finished
-
     cells, pending = [], []
     grid_bar = tqdm(total=len(specs) * (len(task_objs) + len(probes)), desc="grid", unit="cell",
                     disable=not progress)
@@ -249,33 +247,39 @@ def _run_grid_local(specs, task_objs, probes, store, *, progress, limit, seed, t
         model = load_model_spec(spec)
         for task in task_objs:
             def run_task(m, wait, label=label, task=task):
-                return run_cell(m, label, task, store, progress=progress, score_kwargs=score_kwargs, wait=wait, **opts)
-            cell = run_task(model, False)
-            if cell is None:
-                items, key = task.select(limit), run_key_of(model, task, seed, tag)
-                desc = task_cell(label, task, key, model.state_id, items)
-                ids = {it["id"] for it in items}
-                pending.append(_Pending(len(cells), label, spec, key, lambda st, key=key, ids=ids: ids <= st.done_ids(key),
-                                        lambda st, desc=desc: desc, run_task))
-            cells.append(cell)
-            grid_bar.update(cell is not None)
+                return run_cell(m, label, task, store, progress=progress, score_kwargs=score_kwargs, wait=wait,
+                                **opts)
+            cells.append(run_task(model, False))
+            if cells[-1] is None:  # another process is computing it: come back to it at the end
+                pending.append(_pending_task(len(cells) - 1, model, label, spec, task, run_task, limit, seed, tag))
+            grid_bar.update(cells[-1] is not None)
         for probe in probes:  # bias probes in the same grid, same store
             def run_probe(m, wait, label=label, probe=probe):
                 return run_probe_cell(m, label, probe, store, wait=wait, **opts)
-            cell = run_probe(model, False)
-            if cell is None:
-                desc = probe_cell(model, label, probe, limit, seed, tag)
-                key = desc["run_key"]
-                pending.append(_Pending(len(cells), label, spec, key, lambda st, key=key: probe_finished(st, key),
-                                        lambda st, desc=desc: {**desc, "probe": load_probe_result(st, desc["run_key"])},
-                                        run_probe))
-            cells.append(cell)
-            grid_bar.update(cell is not None)
+            cells.append(run_probe(model, False))
+            if cells[-1] is None:
+                pending.append(_pending_probe(len(cells) - 1, model, label, spec, probe, run_probe, limit, seed, tag))
+            grid_bar.update(cells[-1] is not None)
         del model
         gc.collect()  # one model in memory at a time
     _wait_for_pending(pending, cells, store, grid_bar)
     grid_bar.close()
     return cells
+
+
+def _pending_task(pos, model, label, spec, task, run, limit, seed, tag) -> _Pending:
+    items, key = task.select(limit), run_key_of(model, task, seed, tag)
+    desc, ids = task_cell(label, task, key, model.state_id, items), {it["id"] for it in items}
+    return _Pending(pos, label, spec, key, complete=lambda store: ids <= store.done_ids(key),
+                    adopt=lambda store: desc, run=run)
+
+
+def _pending_probe(pos, model, label, spec, probe, run, limit, seed, tag) -> _Pending:
+    from workbench.bench.probe_cells import load_probe_result, probe_cell, probe_finished
+    desc = probe_cell(model, label, probe, limit, seed, tag)
+    key = desc["run_key"]
+    return _Pending(pos, label, spec, key, complete=lambda store: probe_finished(store, key),
+                    adopt=lambda store: {**desc, "probe": load_probe_result(store, key)}, run=run)
 
 
 def _wait_for_pending(pending: list[_Pending], cells: list, store, bar) -> None:
