@@ -284,3 +284,48 @@ def test_a_killed_probe_cell_resumes_item_by_item(tmp_path, env, monkeypatch):
     assert a.items.equals(b.items)
     assert np.allclose(resumed.items("gpt2", key)["diff"], direct.items["diff"])
     assert np.allclose(a.summary().value, direct.summary().value, equal_nan=True)
+
+
+def test_probe_rows_skipped_by_the_scorer_are_kept_across_a_resume(tmp_path, isolated_cache, monkeypatch):
+    """CrowS-Pairs on a masked LM skips (at scoring) pairs that share no token: a resumed cell
+    keeps the skips of the chunks scored before the interruption, in order."""
+    import dataclasses
+
+    from workbench.probes import crows_pairs
+    from workbench.testing import tiny_model
+    shared = [("The doctor said that she would arrive soon.", "The nurse said that she would arrive soon."),
+              ("A cat sat on the mat.", "A dog sat on the mat."),
+              ("My friend is a teacher in a large city.", "My friend is an engineer in a large city.")]
+    apart = [("Rich.", "Poor?"), ("Poor.", "Rich?")]  # no token in common: skipped by the scorer
+    rows = [shared[0], apart[0], shared[1], shared[2], apart[1], shared[0][::-1], shared[1][::-1]]
+    data = tmp_path / "crows_pairs.csv"
+    pd.DataFrame([{"sent_more": a, "sent_less": b, "stereo_antistereo": "stereo", "bias_type": "gender"}
+                  for a, b in rows]).to_csv(data)
+    model, probe = tiny_model("bert"), {"name": "crows_pairs", "data": str(data)}
+    direct = wb.run_probe("crows_pairs", model, data=data)
+    assert list(direct.skipped.row) == ["1", "4"] and (direct.skipped.stage == "score").all()
+
+    spec, calls = crows_pairs.SPEC, []
+
+    def interrupted(model, items, options, skips):  # the real scorer, stopped (Ctrl-C) in its 3rd chunk
+        calls.append(len(items))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return spec.score(model, items, options, skips)
+    monkeypatch.setattr(crows_pairs, "SPEC", dataclasses.replace(spec, score=interrupted))
+    store = tmp_path / "c.db"
+    with pytest.raises(KeyboardInterrupt):
+        wb.run({"bert": model}, [], store=store, probes=[probe], chunk_size=2, progress=False)
+    assert _rows(store) == (3, 0)  # chunks 1 and 2: 4 pairs, one skipped
+    calls.clear()
+    resumed = wb.run({"bert": model}, [], store=store, probes=[probe], chunk_size=2, progress=False)
+    assert calls == [2, 1] and _rows(store) == (5, 0)  # the last 3 pairs only
+    assert wb.open_store(store).attempts().status.tolist() == ["interrupted", "finished"]
+    res = resumed.cells[0]["probe"]
+    pd.testing.assert_frame_equal(res.skipped, direct.skipped)
+    assert res.items.item_id.tolist() == direct.items.item_id.tolist()
+    assert np.allclose(res.items.score_more, direct.items.score_more)
+    s, d = res.summary(), direct.summary()
+    assert s[["metric", "category", "n"]].equals(d[["metric", "category", "n"]])
+    assert np.allclose(s.value, d.value, equal_nan=True)
+    assert s.query("metric == 'n_skipped'").value.item() == 2
