@@ -152,8 +152,10 @@ def _score_cell(model, label, spec, key, task_hash, store, lease, *, limit, seed
             lease.check()
         chunks = store.probe_chunks(key)
         n_rows = store.count_items(key)
-        prov = probe_provenance(prep, model, n_scored=n_rows,
-                                skipped=prep.skips.rows + [r for c in chunks for r in c["skipped"]],
+        # (a chunk committed twice, by an owner that outlived its lease, adds its skips once)
+        scorer_skips = list({json.dumps(r, sort_keys=True, default=str): r
+                             for c in chunks for r in c["skipped"]}.values())
+        prov = probe_provenance(prep, model, n_scored=n_rows, skipped=prep.skips.rows + scorer_skips,
                                 score_s=sum(c["score_s"] or 0.0 for c in chunks), n_boot=n_boot)
         with store._write() as con:  # the probe's provenance (data hash, skips, timings) with its run
             con.execute("UPDATE runs SET task_spec_json=?, n_items_task=? WHERE run_key=?",
@@ -163,7 +165,7 @@ def _score_cell(model, label, spec, key, task_hash, store, lease, *, limit, seed
         store.finish_attempt(attempt, "interrupted")
         raise
     except BaseException as e:
-        store.finish_attempt(attempt, "failed", error=f"{type(e).__name__}: {e}")
+        store.finish_attempt(attempt, "lost_lease" if lease.lost else "failed", error=f"{type(e).__name__}: {e}")
         raise
     store.finish_attempt(attempt, "finished")
 
