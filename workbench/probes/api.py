@@ -132,7 +132,7 @@ def run_probe(name: str, model, data=None, limit: int | None = None, seed: int =
     ['metric', 'category', 'value', 'ci_low', 'ci_high', 'n']
     """
     prep = prepare_probe(name, model, data=data, limit=limit, seed=seed, categories=categories, cache=cache,
-                         **options)
+                         encoding=encoding, **options)
     t1 = time.perf_counter()
     scored = prep.spec.score(model, prep.items, prep.opts, prep.skips).reset_index(drop=True)
     provenance = probe_provenance(prep, model, n_scored=len(scored), skipped=prep.skips.rows,
@@ -166,7 +166,7 @@ class PreparedProbe:
 
 
 def prepare_probe(name: str, model, data=None, limit: int | None = None, seed: int = 0, categories=None,
-                  cache: bool = True, **options) -> PreparedProbe:
+                  cache: bool = True, encoding: str | None = None, **options) -> PreparedProbe:
     """Check a probe's arguments, load its data and select the items :func:`run_probe` scores."""
     from workbench.models.model import Model
     spec = get_spec(name)
