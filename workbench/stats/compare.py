@@ -25,7 +25,7 @@ Tests (the ``test`` column names the one used):
   ``n_perm`` random ones); interval: the inverted sign-flip test (exact under the paired null and
   for symmetric differences; (-inf, inf) below 6 items: no finite interval is honest there).
 - derived metrics (any function of the columns): ``paired_permutation``, the same test with the
-  two models' columns swapped within items; interval: a paired BCa bootstrap (items resampled
+  two models' columns swapped within items (at most 1,999 Monte Carlo patterns); interval: a paired BCa bootstrap (items resampled
   jointly) from ``MIN_N_BOOTSTRAP`` items, NaN below it.
 
 One item always gives p = 1, and below ``MIN_N`` (6) items no test can reach p < 0.05.
@@ -63,7 +63,7 @@ from workbench.stats.bootstrap import DEFAULT_N_BOOT
 from workbench.stats.inference import benjamini_hochberg, mcnemar_exact, paired_bootstrap_ci
 from workbench.stats.intervals import MIN_N, MIN_N_BOOTSTRAP, paired_proportion_ci
 from workbench.stats.metrics import Metric, columns_of
-from workbench.stats.permutation import N_RESAMPLES, paired_permutation, sign_flip
+from workbench.stats.permutation import N_RESAMPLES, N_RESAMPLES_DERIVED, paired_permutation, sign_flip
 
 COLUMNS = ["metric", "category", "diff", "ci_low", "ci_high", "p_value", "p_adjusted", "n", "test",
            "value_a", "value_b"]
@@ -137,7 +137,7 @@ def _one(metric: Metric, ca, cb, n_boot, n_perm, level, seed) -> dict:
             note = "every per-item difference is equal: no spread to build an interval from"
         return dict(diff=r.diff, lo=r.ci_low, hi=r.ci_high, p=r.p_value, n=r.n, test="sign_flip", exact=r.exact,
                     p_mc_se=r.mc_se, interval="inverted_sign_flip", note=note)
-    r = paired_permutation(ca, cb, metric, n_resamples=n_perm, seed=seed)
+    r = paired_permutation(ca, cb, metric, n_resamples=min(n_perm, N_RESAMPLES_DERIVED), seed=seed)
     lo, hi, note = paired_bootstrap_ci(ca, cb, metric, n_boot=n_boot, level=level, seed=seed)
     return dict(diff=r.diff, lo=lo, hi=hi, p=r.p_value, n=r.n, test="paired_permutation", exact=r.exact,
                 p_mc_se=r.mc_se, interval="none" if note else "paired_bca_bootstrap", note=note)
@@ -152,7 +152,8 @@ def compare(res_a, res_b, metrics=None, n_boot: int = DEFAULT_N_BOOT, level: flo
     res_a, res_b : results of the same probe/task on the same items (see the protocol above).
     metrics : names of metrics to compare (default: all of ``res_a``'s).
     n_boot : bootstrap resamples (derived metrics' intervals).
-    n_perm : permutation patterns (Monte Carlo beyond ``2**n > n_perm``).
+    n_perm : permutation patterns (Monte Carlo beyond ``2**n > n_perm``; derived metrics use at
+        most ``N_RESAMPLES_DERIVED`` = 1,999, as each pattern recomputes the whole metric).
     allow_same_model : comparing two results of the same model state is refused unless True
         (e.g. for a before/after diff of library versions, where the fingerprint is unchanged).
 
