@@ -74,14 +74,15 @@ def _joint(cols_a, cols_b):
 
 
 def paired_bootstrap_ci(cols_a, cols_b, stat: Callable, n_boot: int = DEFAULT_N_BOOT, level: float = 0.95,
-                        method: str = "bca", seed=0) -> tuple[float, float, str | None]:
+                        method: str = "bca", seed=0, min_n: int = MIN_N_BOOTSTRAP) -> tuple[float, float, str | None]:
     """``(low, high, note)``: paired bootstrap interval of ``stat(A) - stat(B)``, items resampled
     jointly (scipy.stats.bootstrap on the item indices). NaN with the reason in ``note`` below
-    ``MIN_N_BOOTSTRAP`` items or when the bootstrap is degenerate."""
+    ``min_n`` items (default ``MIN_N_BOOTSTRAP``; lower it only to study calibration) or when
+    the bootstrap is degenerate."""
     ca, cb = _joint(cols_a, cols_b)
     n = len(next(iter(ca.values())))
-    if n < MIN_N_BOOTSTRAP:
-        return float("nan"), float("nan"), (f"n = {n} < MIN_N_BOOTSTRAP = {MIN_N_BOOTSTRAP}: "
+    if n < min_n:
+        return float("nan"), float("nan"), (f"n = {n} < MIN_N_BOOTSTRAP = {min_n}: "
                                             "a bootstrap interval would under-cover")
     joint = {**{("a", k): v for k, v in ca.items()}, **{("b", k): v for k, v in cb.items()}}
 

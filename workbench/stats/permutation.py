@@ -171,8 +171,8 @@ def paired_permutation(cols_a: Mapping[str, np.ndarray], cols_b: Mapping[str, np
         same = {k for k in keys if np.array_equal(a[k], b[k], equal_nan=True)}  # item properties: no swap
         null = []
         for swap in chunks:
-            pa = {k: a[k] if k in same else np.where(swap, b[k], a[k]) for k in keys}
-            pb = {k: b[k] if k in same else np.where(swap, a[k], b[k]) for k in keys}
+            pa = {k: np.broadcast_to(a[k], swap.shape) if k in same else np.where(swap, b[k], a[k]) for k in keys}
+            pb = {k: np.broadcast_to(b[k], swap.shape) if k in same else np.where(swap, a[k], b[k]) for k in keys}
             null.append(np.asarray(stat(pa), float).reshape(len(swap)) - np.asarray(stat(pb), float).reshape(len(swap)))
     null = np.concatenate(null)
     p = _p_two_sided(null, t, exact)
