@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from workbench.stats import (MIN_N, Comparable, Metric, benjamini_hochberg, compare, mean_metric, paired_permutation, sign_flip,
-                             summarise)
+from workbench.stats import (MIN_N, Comparable, Metric, benjamini_hochberg, compare, mean_metric, paired_permutation,
+                             sign_flip, summarise)
 from workbench.stats.calibration import calibrate
 
 NS = (1, 2, 3, 5, 10, 30, 100)
@@ -46,7 +46,8 @@ def test_bootstrap_summary_coverage_where_reported():
 def test_sign_flip_and_permutation_match_scipy():
     rng = np.random.default_rng(5)
     mean = lambda x, axis: np.mean(x, axis=axis)  # noqa: E731
-    assert sign_flip([0.3]).p_value == 1 and paired_permutation({"x": [1.0]}, {"x": [0.0]}, lambda c: np.mean(c["x"], -1)).p_value == 1
+    assert sign_flip([0.3]).p_value == 1
+    assert paired_permutation({"x": [1.0]}, {"x": [0.0]}, lambda c: np.mean(c["x"], -1)).p_value == 1
     for n in (2, 5, 9):  # exact regime: identical p-values (scipy needs 2 items)
         d = rng.normal(size=n)
         ref = sps.permutation_test((d,), mean, permutation_type="samples", vectorized=True).pvalue
@@ -101,7 +102,8 @@ def test_one_and_two_items_give_no_evidence_and_wide_intervals(n):
     score = out.loc[("score", "all")]
     assert score.ci_low == -np.inf and score.ci_high == np.inf
     notes = {(r["metric"], r["category"]): r["note"] for r in out.attrs["rows"]}
-    assert np.isnan(out.loc[("loss_per_token", "all"), "ci_low"]) and "MIN_N_BOOTSTRAP" in notes["loss_per_token", "all"]
+    assert np.isnan(out.loc[("loss_per_token", "all"), "ci_low"])
+    assert "MIN_N_BOOTSTRAP" in notes["loss_per_token", "all"]
     assert {tuple(x) for x in out.attrs["small_n"]} == set(out.index)
     summ = summarise(_frame(n), METRICS).set_index("metric")
     assert summ.loc["acc", "ci_high"] - summ.loc["acc", "ci_low"] > 50

@@ -205,8 +205,8 @@ def summarise(items: pd.DataFrame, metrics, by: str | None = None, n_boot: int =
     items, else NaN. ``attrs``: ``level``, ``min_n`` and ``min_n_bootstrap`` (the rules),
     ``small_n`` (``[metric, category]`` of rows with n < ``MIN_N``), ``notes`` (one
     ``{metric, category, note}`` per NaN interval, saying why), ``intervals`` (``{metric:
-    method}``, the method of the metric's last row). The seed is the same for every row, so
-    re-running gives the same table.
+    method}``: the interval method where one is given, "none" if no row has one). The seed is
+    the same for every row, so re-running gives the same table.
 
     >>> out = summarise(pd.DataFrame({"ok": [1, 1]}), [Metric("acc", lambda c: 100 * c["ok"].mean(-1), ("ok",),
     ...                 kind="binary", outcome="ok", scale=100)])
@@ -225,7 +225,9 @@ def summarise(items: pd.DataFrame, metrics, by: str | None = None, n_boot: int =
             cols = columns_of(g, [metric])
             usable = ~np.any([np.isnan(v) for v in cols.values()], axis=0) if cols else np.ones(len(g), bool)
             cols = {k: v[usable] for k, v in cols.items()}
-            value, low, high, n, kinds[metric.name], note = summary_row(metric, cols, n_boot, level, method, seed)
+            value, low, high, n, kind, note = summary_row(metric, cols, n_boot, level, method, seed)
+            if kind != "none" or metric.name not in kinds:
+                kinds[metric.name] = kind
             rows.append((metric.name, label, value, low, high, n))
             if n < MIN_N:
                 small.append([metric.name, label])

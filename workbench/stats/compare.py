@@ -25,8 +25,8 @@ Tests (the ``test`` column names the one used):
   ``n_perm`` random ones); interval: the inverted sign-flip test (exact under the paired null and
   for symmetric differences; (-inf, inf) below 6 items: no finite interval is honest there).
 - derived metrics (any function of the columns): ``paired_permutation``, the same test with the
-  two models' columns swapped within items (at most 1,999 Monte Carlo patterns); interval: a paired BCa bootstrap (items resampled
-  jointly) from ``MIN_N_BOOTSTRAP`` items, NaN below it.
+  two models' columns swapped within items (at most 1,999 Monte Carlo patterns); interval: a
+  paired BCa bootstrap (items resampled jointly) from ``MIN_N_BOOTSTRAP`` items, NaN below it.
 
 One item always gives p = 1, and below ``MIN_N`` (6) items no test can reach p < 0.05.
 ``p_adjusted`` is Benjamini-Hochberg across the categories of each metric; the overall row, one
