@@ -1,7 +1,7 @@
 """Exact intervals for proportions, and the minimum-n rules every table follows.
 
-Rules (decided from ``benchmarks/stats_calibration.py``; its table is in the module docs of
-:mod:`workbench.stats.compare`):
+Rules (decided from the simulations of ``benchmarks/stats_calibration.py``, which prints the
+full table; :mod:`workbench.stats.calibration` describes them):
 
 - ``MIN_N = 6``: below 6 paired items no two-sided test at alpha = 0.05 can reject (the
   smallest exact sign-flip or McNemar p-value with n items is ``2 / 2**n``, 0.0625 at n = 5).
