@@ -1,6 +1,6 @@
 """Calibration table of every test and interval in workbench.stats, n = 1 to 1,000 (markdown).
 
-    python benchmarks/stats_calibration.py            # the full table (~5 minutes on one core)
+    python benchmarks/stats_calibration.py            # the full table (5-8 minutes on one core)
     python benchmarks/stats_calibration.py --quick    # n_sim / 5, for a look
 
 Rows: procedure x simulated data x n. Columns: ``false_pos_rate`` (share of null data sets
