@@ -30,12 +30,11 @@ import pandas as pd
 
 from workbench.errors import InvalidInputError
 
-MIN_N_DEFAULT = 10  # rows under this many items are marked (see workbench.stats for the rule)
+from workbench.stats import MIN_N as MIN_N_DEFAULT  # rows under this many items are marked
 
 
 def _min_n() -> int:
-    from workbench import stats
-    return int(getattr(stats, "MIN_N", MIN_N_DEFAULT))
+    return int(MIN_N_DEFAULT)
 
 
 # ---- formatting ---------------------------------------------------------------------------
@@ -208,7 +207,7 @@ def reading(entry: dict, p_adjusted: float | None, alpha: float = 0.05) -> str:
     interval = fmt_interval(d["value"], d["ci_low"], d["ci_high"], signed=True)
     if d["value"] is None or n == 0:
         text = f"No paired comparison of {a} and {b} could be made."
-    elif n < 6:
+    elif n < MIN_N_DEFAULT:
         text = (f"Too few items (n = {n}) for any paired test to detect a difference at the 5% level; "
                 f"difference {interval}{unit}.")
     elif p_adjusted is not None and p_adjusted < alpha:
@@ -224,8 +223,6 @@ def reading(entry: dict, p_adjusted: float | None, alpha: float = 0.05) -> str:
     ideals = [c for c in (_ideal_clause(a, entry["a"], entry["ideal"]), _ideal_clause(b, entry["b"], entry["ideal"])) if c]
     if ideals:
         text += " " + "; ".join(ideals) + "."
-    if 0 < n < entry.get("min_n", MIN_N_DEFAULT):
-        text += f" Fewer than {entry.get('min_n', MIN_N_DEFAULT)} items: read as anecdote."
     return text
 
 
