@@ -179,6 +179,7 @@ def direct_logit_attribution(model, prompt: str, target=" he", baseline=" she") 
     W = head.weight.detach().double().cpu()
     u = W[t_id] - (W[b_id] if b_id is not None else 0)
     hb = getattr(head, "bias", None)
+    hb = None if hb is None else hb.detach().double().cpu()
     unembed_bias = 0.0 if hb is None else float(hb[t_id] - (hb[b_id] if b_id is not None else 0))
     final = ad.module(ad.hook_point("final_norm").module)
     A, norm_bias, norm_kind = frozen_norm(final, last("resid_post", L - 1))
@@ -201,18 +202,18 @@ def direct_logit_attribution(model, prompt: str, target=" he", baseline=" she") 
     for layer in range(L):
         attn = last("attn_out", layer)
         add("attn", layer, None, through(attn))
-        heads, bias = _head_outputs(model, ad, layer, cache["z", layer][0, 0])
+        heads, bias, has_bias = _head_outputs(model, ad, layer, cache["z", layer][0, 0])
         if ad.family == "gemma3":  # heads -> o_proj output -> post-attention RMSNorm (scale frozen)
             post = ad.module(ad.hook_point("attn_out", layer).module)
             P, _, _ = frozen_norm(post, heads.sum(0) + bias)
             heads, bias = torch.stack([P(h) for h in heads]), P(bias)
         for h in range(len(heads)):
             add("head", layer, h, through(heads[h]))
-        if bias.abs().max() > 0:
+        if has_bias:  # reported wherever the projection has a bias parameter, even one of zeros
             add("attn_bias", layer, None, through(bias))
         max_gap = max(max_gap, float((heads.sum(0) + bias - attn).abs().max()))
         add("mlp", layer, None, through(last("mlp_out", layer)))
-    if norm_bias.abs().max() > 0:
+    if getattr(final, "bias", None) is not None:
         add("final_norm_bias", None, None, float(norm_bias @ u))
     if hb is not None:
         add("unembed_bias", None, None, unembed_bias)
@@ -238,7 +239,7 @@ def direct_logit_attribution(model, prompt: str, target=" he", baseline=" she") 
 
 def _head_outputs(model, ad, layer: int, z: torch.Tensor):
     """Each head's output through the layer's output projection (``[n_heads, d]``, float64), and
-    the projection's bias (zeros if none): the projection applied to z with the other heads
+    the projection's bias (zeros if none) and whether it has one: the projection applied to z with the other heads
     zeroed, minus the projection of zeros. Works for Linear and GPT-2's Conv1D alike."""
     proj = ad.module(ad.hook_point("z", layer).module)
     p = next(proj.parameters())
@@ -249,4 +250,4 @@ def _head_outputs(model, ad, layer: int, z: torch.Tensor):
     with torch.inference_mode():
         out = proj(masked.flatten(1)).double().cpu()
     bias = out[H]
-    return out[:H] - bias, bias
+    return out[:H] - bias, bias, getattr(proj, "bias", None) is not None
