@@ -150,10 +150,10 @@ def direct_logit_attribution(model, prompt: str, target=" he", baseline=" she") 
     Example
     -------
     >>> from workbench.testing import tiny_model
-    >>> res = direct_logit_attribution(tiny_model("gpt2"), "The doctor said that", " he", " she")
+    >>> res = direct_logit_attribution(tiny_model("gpt2"), "The doctor said that", " he", " car")
     >>> res.to_frame().columns.tolist()
     ['component', 'layer', 'head', 'contribution']
-    >>> abs(res.blocks()["contribution"].sum() - res.total) < 1e-4
+    >>> bool(abs(res.blocks()["contribution"].sum() - res.total) < 1e-6)
     True
     """
     if getattr(model, "kind", None) not in (None, "causal"):
