@@ -271,7 +271,7 @@ def test_probe_refuses_bad_inputs(tiny):
         (dict(labels=labels, folds=1), InvalidInputError, "folds must be at least 2"),
         (dict(labels=labels[:10] + [None] * 10), InvalidInputError, "missing values"),
         (dict(labels=labels, control_groups=["x"] * 3), InvalidInputError, "one group"),
-        (dict(labels=labels, C=0), InvalidInputError, "C must be"),
+        (dict(labels=labels, C=0), InvalidInputError, "C must be greater than 0"),
     ]
     for kwargs, err, msg in cases:
         with pytest.raises(err, match=msg):

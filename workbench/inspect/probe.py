@@ -32,7 +32,7 @@ from workbench.errors import InvalidInputError, UnsupportedSiteError
 from workbench.inspect.capture import capture
 from workbench.inspect.sites import LAYER_SITES, adapter
 from workbench.results import Result
-from workbench.validate import Int, OneOf, check_model, check_texts, checked
+from workbench.validate import Int, OneOf, Real, check_model, check_texts, checked
 
 PROBE_SITES = tuple(s for s in LAYER_SITES if s != "attn_pattern")
 
@@ -123,7 +123,7 @@ def _cv_correct(X: np.ndarray, y: np.ndarray, splits, C: float, max_iter: int) -
 
 
 @checked(site=OneOf(*PROBE_SITES), seed=Int(min=0), position=OneOf("last", "mean"), folds=Int(min=2),
-         n_controls=Int(min=1), batch_size=Int(min=1))
+         n_controls=Int(min=1), C=Real(gt=0), max_iter=Int(min=1), batch_size=Int(min=1))
 def probe(model, texts, labels, site: str = "resid_post", layers=None, seed: int = 0, position: str = "last",
           folds: int = 5, n_controls: int = 3, control_groups=None, C: float = 1.0, max_iter: int = 2000,
           batch_size: int = 8) -> ProbeResult:
@@ -155,8 +155,6 @@ def probe(model, texts, labels, site: str = "resid_post", layers=None, seed: int
     codes, classes = _labels(labels, len(texts), folds)
     if control_groups is not None and (isinstance(control_groups, str) or len(control_groups) != len(texts)):
         raise InvalidInputError("control_groups must give one group (e.g. the word a text is about) per text")
-    if isinstance(C, bool) or not isinstance(C, (int, float)) or not C > 0:
-        raise InvalidInputError(f"C must be a positive number (inverse regularisation strength), got {C!r}")
     ad = adapter(model)
     if layers is None:
         layers = list(range(ad.n_layers))
