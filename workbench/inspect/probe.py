@@ -164,7 +164,7 @@ def probe(model, texts, labels, site: str = "resid_post", layers=None, seed: int
     cache = capture(model, texts, sites=[site], layers=layers, positions="last" if position == "last" else None,
                     batch_size=batch_size, progress=False)
     if position == "mean":
-        keep = cache.attention_mask.bool() & ~torch.isin(cache.tokens, torch.tensor(model.tokenizer.all_special_ids))
+        keep = cache.attention_mask.bool() & ~torch.isin(cache.tokens, torch.tensor(model.tokenizer.all_special_ids, dtype=torch.long))
         keep = torch.where(keep.any(1, keepdim=True), keep, cache.attention_mask.bool())  # a text of only specials
     rng = np.random.default_rng(seed)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
