@@ -117,7 +117,7 @@ def head_scores(model, seq_len: int = 40, n_seqs: int = 8, seed: int = 0, layers
         }
         for kind in KINDS:
             per_head = scores[kind].mean(dim=(0, 2))
-            rows += [{"layer": layer, "head": h, "kind": kind, "score": float(per_head[h])} for h in range(len(per_head))]
+            rows += [{"layer": layer, "head": h, "kind": kind, "score": float(s)} for h, s in enumerate(per_head)]
     prov = {"model": model.name, "fingerprint": model.fingerprint_id, "state_id": model.state_id,
             "architecture": ad.arch, "seq_len": seq_len, "n_seqs": n_seqs, "seed": seed, "bos": bool(p),
             "inputs": "random non-special tokens, repeated once" + (", after BOS" if p else ""),

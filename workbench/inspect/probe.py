@@ -59,7 +59,8 @@ class ProbeResult(Result):
         ax.axhline(0, color="k", lw=0.5)
         p = self.provenance
         ax.set(xlabel="layer", ylabel="accuracy", ylim=(min(-0.05, float(f["selectivity"].min()) - 0.05), 1.02),
-               title=f"linear probe on {p.get('site')} ({p.get('position')} token{'s' if p.get('position') == 'mean' else ''})")
+               title=f"linear probe on {p.get('site')} ({'mean of the' if p.get('position') == 'mean' else 'last'} "
+                     f"token{'s' if p.get('position') == 'mean' else ''})")
         ax.legend(fontsize=8, loc="best")
         return ax
 
@@ -164,7 +165,8 @@ def probe(model, texts, labels, site: str = "resid_post", layers=None, seed: int
     cache = capture(model, texts, sites=[site], layers=layers, positions="last" if position == "last" else None,
                     batch_size=batch_size, progress=False)
     if position == "mean":
-        keep = cache.attention_mask.bool() & ~torch.isin(cache.tokens, torch.tensor(model.tokenizer.all_special_ids, dtype=torch.long))
+        special = torch.tensor(model.tokenizer.all_special_ids, dtype=torch.long)
+        keep = cache.attention_mask.bool() & ~torch.isin(cache.tokens, special)
         keep = torch.where(keep.any(1, keepdim=True), keep, cache.attention_mask.bool())  # a text of only specials
     rng = np.random.default_rng(seed)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
