@@ -10,10 +10,12 @@ Probe label: the grammatical number of the subject, from BLiMP's subject-verb ag
 word where the good and bad sentence differ), so the model has read the subject and must carry
 its number to the verb. The label comes from the good verb form (is/are, has/have, ...; a verb
 with an extra -s is singular). Two sets: ``simple`` (regular and irregular plurals: the subject
-noun is the last word) and ``distractor`` (``A niece of most senators``: the last noun has the
-other number, so reading the last word is not enough). Controls: labels permuted per text, and
-Hewitt & Liang's per-word control (each last word one random label), which a probe can pass by
-memorising words, so its selectivity is the stricter one.
+noun is the last word) and ``distractor`` (``A niece of most senators``: the last noun is an
+attractor). In BLiMP's distractor paradigm the attractor always has the *other* number, so a
+linear probe can still answer from the last word alone (with the sign flipped): high accuracy
+there does not show that the subject's number is carried past the attractor. Controls: labels
+permuted per text, and Hewitt & Liang's per-word control (each last word gets one random
+label), which a probe can pass by memorising words, so its selectivity is the stricter one.
 """
 from __future__ import annotations
 
