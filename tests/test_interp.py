@@ -281,3 +281,36 @@ def test_probe_refuses_bad_inputs(tiny):
         wb.inspect.probe(m, "one text", ["a"])
     with pytest.raises(UnsupportedSiteError, match="resid_mid"):
         wb.inspect.probe(tiny("phi"), texts, labels, site="resid_mid")
+
+
+# -- embedded models (facts established with benchmarks/interp.py) ---------------------------------
+
+@pytest.mark.real_model
+def test_smollm_dla_sums_and_has_induction_heads(smollm):
+    res = wb.inspect.direct_logit_attribution(smollm, "The woman said that", " he", " she")
+    logits = _real_logits(smollm, "The woman said that")
+    he, she = smollm.tokenizer.convert_tokens_to_ids(["Ġhe", "Ġshe"])
+    assert res.total == pytest.approx(float(logits[he] - logits[she]), abs=1e-3)
+    assert abs(res.error) < 1e-4 * max(1.0, abs(res.total))
+    assert res.total < 0  # " she" is preferred after "The woman said that"
+    heads = wb.inspect.head_scores(smollm, seq_len=20, n_seqs=2)
+    ind = heads.top("induction", 3)
+    # L18H6 and L17H3/L17H4 score 0.9/0.77/0.73 on 8 x 40 tokens (benchmarks/interp.py)
+    assert ind["score"].iloc[0] > 0.6 and set(ind["layer"]) <= {17, 18, 23}
+    f = heads.to_frame()
+    assert f[f["kind"] == "induction"]["score"].median() < 0.05
+
+
+@pytest.mark.real_model
+def test_gemma3_dla_sums_through_its_post_norms_and_has_an_induction_head(gemma):
+    res = wb.inspect.direct_logit_attribution(gemma, "The man said that", " he", " she")
+    assert abs(res.error) < 1e-4 * max(1.0, abs(res.total))
+    f = res.to_frame()
+    for layer in (0, 14):  # heads through the frozen post-attention norm add up to the block
+        fine = f[(f["layer"] == layer) & (f["component"] == "head")]["contribution"].sum()
+        assert fine == pytest.approx(f[(f["layer"] == layer) & (f["component"] == "attn")]["contribution"].item(),
+                                     abs=1e-4)
+    # L14H3 carries the pronoun's gender (6.0 of 4.1 logits here; benchmarks/interp.py)
+    assert res.summary(k=1)[["layer", "head"]].values.tolist() == [[14, 3]]
+    ind = wb.inspect.head_scores(gemma, seq_len=20, n_seqs=2).top("induction", 1)
+    assert ind["score"].item() > 0.5  # L5H1: 0.84 on 8 x 40 tokens
