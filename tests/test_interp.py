@@ -314,3 +314,11 @@ def test_gemma3_dla_sums_through_its_post_norms_and_has_an_induction_head(gemma)
     assert res.summary(k=1)[["layer", "head"]].values.tolist() == [[14, 3]]
     ind = wb.inspect.head_scores(gemma, seq_len=20, n_seqs=2).top("induction", 1)
     assert ind["score"].item() > 0.5  # L5H1: 0.84 on 8 x 40 tokens
+
+
+def test_dla_on_a_bfloat16_model():
+    """The norm's own rounding (bfloat16) must not make the norm look unknown; the sum then holds
+    to bfloat16 precision."""
+    m = tiny_model("llama", dtype=torch.bfloat16)
+    res = wb.inspect.direct_logit_attribution(m, PROMPT, " he", " car")
+    assert abs(res.error) < 1e-2 * max(1.0, abs(res.total))
