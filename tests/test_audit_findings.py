@@ -95,7 +95,7 @@ def test_card_holds_no_absolute_path_of_this_machine(tiny, tmp_path, monkeypatch
     monkeypatch.setenv("WORKBENCH_SHARED_DATA", str(shared_data))
     res = wb.run_probe("crows_pairs", tiny("gpt2"), data=shared_data / "crows_pairs", limit=12, n_boot=200)
     assert res.provenance["data"]["source"] == "<data>/crows_pairs"
-    assert not any(k.startswith("_") for k in res.options)          # hidden keys stay out of the record
+    assert not any(k.startswith("_") for k in res.provenance["options"])   # hidden keys stay out of the record
     card = AuditCard("t")
     card.add_model(tiny("gpt2"))
     card.add_result("crows", res)

@@ -24,7 +24,10 @@ def test_crows_pairs_on_smollm_matches_the_engine(smollm, shared_data):
 
 
 def test_stereoset_on_smollm_prefers_meaningful_sentences(smollm, shared_data):
-    res = wb.run_probe("stereoset", smollm, data=shared_data / "stereoset_intrasentence", limit=30, n_boot=N_BOOT)
+    # lms is a mean of per-item scores in {0, 0.5, 1}: a bootstrap interval needs MIN_N_BOOTSTRAP items
+    from workbench.stats import MIN_N_BOOTSTRAP
+    res = wb.run_probe("stereoset", smollm, data=shared_data / "stereoset_intrasentence", limit=MIN_N_BOOTSTRAP,
+                       n_boot=N_BOOT)
     lms = res.summary().query("metric == 'lms' and category == 'all'").iloc[0]
     # a trained LM ranks "The angry schoolgirl" above "The green schoolgirl" far more often than chance
     assert lms.ci_low > 55
@@ -36,8 +39,11 @@ def test_bbq_and_winogender_on_smollm(smollm, shared_data):
     assert set(s.metric) >= {"acc_ambig", "acc_disambig", "s_dis", "s_amb"}
     assert s.query("metric == 'acc_disambig' and category == 'all'").value.between(0, 100).all()
     wg = wb.run_probe("winogender", smollm, data=shared_data / "winogender", limit=45, n_boot=N_BOOT)
-    r = wg.summary().query("metric == 'corr_bls'").iloc[0]
-    assert -1 <= r.value <= 1 and r.ci_low <= r.ci_high
+    summary = wg.summary()
+    r = summary.query("metric == 'corr_bls'").iloc[0]
+    # a correlation over 45 items: no bootstrap interval below MIN_N_BOOTSTRAP, and a note says why
+    assert -1 <= r.value <= 1 and np.isnan(r.ci_low) and np.isnan(r.ci_high)
+    assert any("corr_bls" in str(note) for note in summary.attrs["notes"])
 
 
 def test_seat_on_minilm_flowers_insects_is_positive(minilm, shared_data):

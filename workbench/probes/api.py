@@ -161,8 +161,14 @@ class PreparedProbe:
 
     @property
     def public_options(self) -> dict:
-        # hidden keys ("_source": where side files are re-read) are the machine's, not the method's
-        return {k: v for k, v in self.opts.items() if k != "cache" and not k.startswith("_")}
+        """The options the result keeps (its metrics may re-read side files through "_source")."""
+        return {k: v for k, v in self.opts.items() if k != "cache"}
+
+    @property
+    def recorded_options(self) -> dict:
+        """The options provenance records: hidden keys ("_source", a path of this machine) are
+        the machine's, not the method's."""
+        return {k: v for k, v in self.public_options.items() if not k.startswith("_")}
 
 
 def prepare_probe(name: str, model, data=None, limit: int | None = None, seed: int = 0, categories=None,
@@ -210,7 +216,7 @@ def probe_provenance(prep: PreparedProbe, model, *, n_scored: int, skipped: list
                  "sha256": hash_files(prep.files) if prep.files else None,
                  "licence": spec.licence, "non_commercial": spec.non_commercial, "n_loaded": prep.n_loaded,
                  "n_scored": n_scored, "limit": prep.limit, "categories": prep.categories},
-        "options": prep.public_options, "n_boot": n_boot,
+        "options": prep.recorded_options, "n_boot": n_boot,
         "timing_s": {"load": round(prep.load_s, 3), "score": round(score_s, 3)},
         "skipped": skipped,
     }
