@@ -28,6 +28,7 @@ _MODULES = {
     "seat": "workbench.probes.seat",
     "bold": "workbench.probes.bold",
     "honest": "workbench.probes.honest",
+    "bbq_generative": "workbench.probes.bbq_generative",
     "occupations_pronouns": "workbench.probes.templated",
     "names_sentiment": "workbench.probes.templated",
     "templated": "workbench.probes.templated",
@@ -98,6 +99,16 @@ def _subset(items: pd.DataFrame, spec: ProbeSpec, categories, limit, seed) -> pd
     return items.reset_index(drop=True)
 
 
+def _resolve_format(spec: ProbeSpec, model, format) -> str:
+    """``None`` -> the probe's default; ``"auto"`` -> chat when the model can be chat-formatted."""
+    from workbench.scoring.chat import has_template
+    format = spec.default_format if format is None else format
+    if isinstance(format, str) and format == "auto":
+        ok = "chat" in spec.formats and getattr(model, "kind", None) == "causal" and has_template(model)
+        return "chat" if ok else "raw"
+    return format
+
+
 def _check_format(spec: ProbeSpec, model, format, system_prompt) -> None:
     from workbench.scoring.chat import check_format
     check_format(format, None, f"probe {spec.name!r}", system_prompt)
@@ -125,7 +136,7 @@ def _where(source) -> str:
 
 
 def run_probe(name: str, model, data=None, limit: int | None = None, seed: int = 0, categories=None,
-              n_boot: int = 2000, cache: bool = True, encoding: str | None = None, format: str = "raw",
+              n_boot: int = 2000, cache: bool = True, encoding: str | None = None, format: str | None = None,
               system_prompt: str | None = None, **options) -> ProbeResult:
     """Run bias probe ``name`` on ``model`` and return a :class:`~workbench.probes.base.ProbeResult`.
 
@@ -140,11 +151,13 @@ def run_probe(name: str, model, data=None, limit: int | None = None, seed: int =
     n_boot : bootstrap resamples for the confidence intervals in ``summary()``.
     encoding : the text encoding of the data files (default UTF-8, e.g. ``"latin-1"``); a file
         that is not valid in it raises a DataError naming the file.
-    format : "raw" (the text as given; the default) or "chat": each item as a user turn through the
-        model's chat template, the answers scored as the assistant's reply
-        (:mod:`workbench.scoring.chat`), for probes that list "chat" in ``wb.list_probes().formats``
-        and causal models with a template. ``system_prompt``: an optional system turn (chat only).
-        Both are recorded in ``options`` and the provenance.
+    format : "raw" (the text as given) or "chat": each item as a user turn through the model's chat
+        template, the answers scored as the assistant's reply (:mod:`workbench.scoring.chat`), for
+        probes that list "chat" in ``wb.list_probes().formats`` and causal models with a template;
+        "auto": chat when the model has a template, else raw. Default (None): the probe's own
+        (raw for the likelihood probes; auto for those that ask a model questions: bbq_generative,
+        decisions). ``system_prompt``: an optional system turn (chat only). The format used is
+        recorded in ``options`` and the provenance.
     options : the probe's scoring options (see its module), e.g. ``aggregate="mean"``.
 
     Example
@@ -162,6 +175,7 @@ def run_probe(name: str, model, data=None, limit: int | None = None, seed: int =
     unknown = sorted(set(options) - set(spec.defaults))
     if unknown:
         raise InvalidInputError(f"unknown option(s) {unknown} for probe {name!r}; it takes {sorted(spec.defaults)}")
+    format = _resolve_format(spec, model, format)
     _check_format(spec, model, format, system_prompt)
     opts = {**spec.defaults, **options, "cache": cache, "seed": seed, "format": format}
     if format == "chat":

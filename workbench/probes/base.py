@@ -93,6 +93,7 @@ class ProbeSpec:
     paper: str = ""
     primary_metric: str | None = None  # the bias metric plots and headlines show (default: the first)
     formats: tuple = ("raw",)          # "chat" where items can be a chat model's user turn (scoring.chat)
+    default_format: str = "raw"        # "auto": chat for a causal LM with a chat template, else raw
 
 
 @dataclass
