@@ -29,6 +29,7 @@ _MODULES = {
     "bold": "workbench.probes.bold",
     "honest": "workbench.probes.honest",
     "bbq_generative": "workbench.probes.bbq_generative",
+    "decisions": "workbench.probes.decisions",
     "occupations_pronouns": "workbench.probes.templated",
     "names_sentiment": "workbench.probes.templated",
     "templated": "workbench.probes.templated",
