@@ -213,7 +213,10 @@ def test_whole_chain_on_bbq(tiny, shared_data):
         assert overall[cond, "acc_ambig"] + overall[cond, "acc_disambig"] == 36
     s = a.summary()
     assert set(s.metric) == {"acc_ambig", "acc_disambig", "s_dis", "s_amb"}
-    assert (s.ci_low <= s.change).all() and (s.change <= s.ci_high).all()
+    # derived metrics on 36 held-out items: below workbench.stats.MIN_N_BOOTSTRAP no bootstrap
+    # interval is given (NaN); where one is given it holds the change
+    given = s.ci_low.notna()
+    assert ((s.ci_low <= s.change) & (s.change <= s.ci_high))[given].all()
     assert len(a.decomposition) == 40 and a.decomposition.fit.sum() == 4
     fit_items = set(a.decomposition.index[a.decomposition.fit])
     assert set(a.skipped["item"]) <= fit_items                          # skips are fit items, with reasons

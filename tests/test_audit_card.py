@@ -169,6 +169,9 @@ def test_a_probe_results_data_hash_is_recorded_as_a_task_once():
     assert card.data["tasks"][1] == {"name": "blimp", "hash": "b1"}
 
 
-def test_audit_limits_must_be_positive(tmp_path):
-    with pytest.raises(InvalidInputError, match="positive"):
+def test_audit_limits_must_be_positive(tmp_path, capsys):
+    # checked by the argument parser (exit 2, one line naming the argument), before any notebook runs
+    with pytest.raises(SystemExit) as exit_:
         main([str(tmp_path / "x.ipynb"), "--probe-limit", "0"])
+    assert exit_.value.code == 2
+    assert "--probe-limit: must be 1 or more, got 0" in capsys.readouterr().err

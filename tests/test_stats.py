@@ -91,7 +91,9 @@ def test_minimum_detectable_effect_matches_normal_approximation():
 def test_paired_bootstrap_exact_shift_and_null_calibration():
     a = np.random.default_rng(2).normal(size=60)
     res = paired_bootstrap(a, a - 0.25, n_boot=500)
-    assert res.diff == pytest.approx(0.25) and res.ci_low == pytest.approx(0.25) and res.ci_high == pytest.approx(0.25)
+    # 60 items < MIN_N_BOOTSTRAP: no bootstrap interval (it was a zero-width [0.25, 0.25]); p from the
+    # exact paired permutation test
+    assert res.diff == pytest.approx(0.25) and np.isnan(res.ci_low) and np.isnan(res.ci_high)
     assert res.p_value < 0.01
     rng = np.random.default_rng(4)
     rejections = sum(paired_bootstrap(rng.normal(size=40), rng.normal(size=40), n_boot=400, seed=i).p_value < 0.05
@@ -119,7 +121,7 @@ def test_compare_uses_mcnemar_for_binary_and_bh_across_categories():
     acc = out[out.metric == "accuracy"].set_index("category")
     assert acc.loc["all", "diff"] == pytest.approx(100 * (ca.mean() - cb.mean()))
     assert acc.loc["all", "p_value"] == pytest.approx(mcnemar_exact(ca, cb).p_value)
-    assert set(out[out.metric == "odds"].test) == {"paired_bootstrap"}
+    assert set(out[out.metric == "odds"].test) == {"paired_permutation"}   # derived metric: exact permutation
     per_cat = acc.drop("all")
     np.testing.assert_allclose(per_cat.p_adjusted, benjamini_hochberg(per_cat.p_value.to_numpy()))
 
@@ -150,6 +152,8 @@ def test_summarise_overall_and_per_category():
     out = summarise(items, [mean_metric("acc", "correct", scale=100)], by="cat", n_boot=200)
     got = out.set_index("category")
     assert got.loc["all", "value"] == pytest.approx(50) and got.loc["all", "n"] == 6
-    assert got.loc["a", "value"] == 100 and got.loc["a", "ci_low"] == 100
+    # 2 of 2 correct: the exact Clopper-Pearson interval [100 * 0.025 ** (1/2), 100], not [100, 100]
+    assert got.loc["a", "value"] == 100 and got.loc["a", "ci_high"] == 100
+    assert got.loc["a", "ci_low"] == pytest.approx(100 * 0.025 ** 0.5)
     assert got.loc["b", "n"] == 4
     assert (out.ci_low <= out.value).all() and (out.value <= out.ci_high).all()

@@ -30,12 +30,11 @@ import pandas as pd
 
 from workbench.errors import InvalidInputError
 
-MIN_N_DEFAULT = 10  # rows under this many items are marked (see workbench.stats for the rule)
+from workbench.stats import MIN_N as MIN_N_DEFAULT  # rows under this many items are marked
 
 
 def _min_n() -> int:
-    from workbench import stats
-    return int(getattr(stats, "MIN_N", MIN_N_DEFAULT))
+    return int(MIN_N_DEFAULT)
 
 
 # ---- formatting ---------------------------------------------------------------------------
@@ -129,26 +128,32 @@ def finding_from_frames(name: str, metric: str, summary_a, summary_b, comparison
             "categories": categories, "min_n": _min_n()}
 
 
+def _sd_of_differences(ca, cb, metric) -> float | None:
+    """Standard deviation of the per-item paired differences of a mean-type metric (in its
+    units), for the minimum detectable effect; None for derived metrics or fewer than 2 items."""
+    from workbench.stats.compare import _align
+    from workbench.stats.metrics import columns_of
+    if metric.outcome is None:
+        return None
+    b_items = _align(ca, cb)      # b's items in a's order (it checks the item sets match)
+    d = (columns_of(ca.items, [metric])[metric.outcome] - columns_of(b_items, [metric])[metric.outcome]) * metric.scale
+    d = d[np.isfinite(d)]
+    return float(np.std(d, ddof=1)) if len(d) > 1 else None
+
+
 def finding(name: str, res_a, res_b, metric: str, comparison: pd.DataFrame | None = None,
             scale: float = 1.0, unit: str = "") -> dict:
     """A finding from two probe results (``wb.run_probe``) of the same probe on the same items."""
     from workbench.stats import compare
     from workbench.stats.compare import as_comparable
-    from workbench.stats.metrics import columns_of
 
-    comparison = compare(res_a, res_b) if comparison is None else comparison
     ca, cb = as_comparable(res_a), as_comparable(res_b)
     by_name = {m.name: m for m in ca.metrics}
     if metric not in by_name:
         raise InvalidInputError(f"{name}: no metric {metric!r}; the results have {sorted(by_name)}")
     m = by_name[metric]
-    sd = None
-    if m.outcome is not None:  # mean-type metric: per-item paired differences are defined
-        keyed_b = cb.items.set_index([*cb.item_key]).reindex(pd.MultiIndex.from_frame(ca.items[ca.item_key])
-                                                              if len(ca.item_key) > 1 else ca.items[ca.item_key[0]])
-        d = (columns_of(ca.items, [m])[m.outcome] - keyed_b[m.outcome].to_numpy(dtype=float)) * m.scale
-        d = d[np.isfinite(d)]
-        sd = float(np.std(d, ddof=1)) if len(d) > 1 else None
+    comparison = compare(res_a, res_b) if comparison is None else comparison
+    sd = _sd_of_differences(ca, cb, m)
     return finding_from_frames(name, metric, res_a.summary(), res_b.summary(), comparison, ca.label, cb.label,
                                ideal=m.ideal, description=m.description, sd_diff=sd, scale=scale, unit=unit)
 
@@ -157,8 +162,6 @@ def finding_from_bench(name: str, bench, model_a: str, model_b: str, task: str, 
                        scale: float = 1.0, unit: str = "", by_category: bool = True) -> dict:
     """A finding from a benchmark grid (``wb.run``): two models on the same items of ``task``.
     ``by_category=False`` keeps only the overall row (e.g. BLiMP's 67 paradigms of a few pairs)."""
-    from workbench.stats.metrics import columns_of
-
     table = bench.table(groups=by_category)
     def summary_of(model):
         t = table[table.model == model].copy()
@@ -169,12 +172,7 @@ def finding_from_bench(name: str, bench, model_a: str, model_b: str, task: str, 
         comparison = comparison[comparison.category == "all"]
     ca, cb = bench.comparable(model_a, task), bench.comparable(model_b, task)
     m = {x.name: x for x in ca.metrics}[metric]
-    sd = None
-    if m.outcome is not None:
-        b_items = cb.items.set_index(cb.item_key[0]).reindex(ca.items[ca.item_key[0]])
-        d = (columns_of(ca.items, [m])[m.outcome] - b_items[m.outcome].to_numpy(dtype=float)) * m.scale
-        d = d[np.isfinite(d)]
-        sd = float(np.std(d, ddof=1)) if len(d) > 1 else None
+    sd = _sd_of_differences(ca, cb, m)
     return finding_from_frames(name, metric, summary_of(model_a), summary_of(model_b), comparison, model_a, model_b,
                                ideal=m.ideal, description=m.description, sd_diff=sd, scale=scale, unit=unit)
 
@@ -208,7 +206,7 @@ def reading(entry: dict, p_adjusted: float | None, alpha: float = 0.05) -> str:
     interval = fmt_interval(d["value"], d["ci_low"], d["ci_high"], signed=True)
     if d["value"] is None or n == 0:
         text = f"No paired comparison of {a} and {b} could be made."
-    elif n < 6:
+    elif n < MIN_N_DEFAULT:
         text = (f"Too few items (n = {n}) for any paired test to detect a difference at the 5% level; "
                 f"difference {interval}{unit}.")
     elif p_adjusted is not None and p_adjusted < alpha:
@@ -224,8 +222,6 @@ def reading(entry: dict, p_adjusted: float | None, alpha: float = 0.05) -> str:
     ideals = [c for c in (_ideal_clause(a, entry["a"], entry["ideal"]), _ideal_clause(b, entry["b"], entry["ideal"])) if c]
     if ideals:
         text += " " + "; ".join(ideals) + "."
-    if 0 < n < entry.get("min_n", MIN_N_DEFAULT):
-        text += f" Fewer than {entry.get('min_n', MIN_N_DEFAULT)} items: read as anecdote."
     return text
 
 

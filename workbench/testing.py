@@ -147,3 +147,77 @@ def tiny_model(arch: str = "gpt2", seed: int = 0, dtype: torch.dtype = torch.flo
     return Model.from_hf(hf, tok, name=f"tiny-{arch}", licence="synthetic (random weights)",
                          source=f"workbench.testing.tiny_model({arch!r}, seed={seed}"
                          + (", chat_template=..." if chat_template is not None else "") + ")")
+
+
+def induction_model(seed: int = 0):
+    """A tiny GPT-2 (2 layers, width 256, 4 heads) whose weights are set by hand so that head
+    (0, 0) is a **previous-token head** and head (1, 1) an **induction head**; every other head
+    keeps its random weights and writes nothing, and the MLPs write nothing.
+
+    How: the residual stream is split into subspaces. The token embedding writes a random code of
+    the token into dims 0-63; the position embedding writes rotary-style codes (cos/sin of random
+    frequencies) into dims 64-127. Head (0, 0) queries with the position code rotated back by one
+    step and keys with the plain one, so it attends to the previous position, and copies that
+    token's code into dims 128-191. Head (1, 1) queries with the current token's code and keys
+    with the copied previous-token code: it attends to the token after an earlier occurrence of
+    the current one, which is what an induction head does (K-composition). For tests and
+    exercises of :func:`workbench.inspect.head_scores`.
+
+    >>> from workbench.testing import induction_model
+    >>> m = induction_model()
+    >>> m.hf.config.n_embd, m.n_layers
+    (256, 2)
+    """
+    import math
+
+    m = tiny_model("gpt2", seed=seed, n_embd=256, n_head=4)
+    hf = m.hf
+    d, dh = 256, 64
+    g = torch.Generator().manual_seed(seed)
+    T, P, S = slice(0, 64), slice(64, 128), slice(128, 192)
+    with torch.no_grad():
+        vocab = hf.transformer.wte.weight.shape[0]
+        codes = torch.randn(vocab, 64, generator=g)
+        codes -= codes.mean(1, keepdim=True)  # zero mean: LayerNorm's centring leaves it alone
+        codes /= codes.norm(dim=1, keepdim=True)
+        hf.transformer.wte.weight.zero_()
+        hf.transformer.wte.weight[:, T] = codes
+        n_pos = hf.transformer.wpe.weight.shape[0]
+        freqs = torch.rand(32, generator=g) * (math.pi - 0.6) + 0.3
+        angle = torch.arange(n_pos)[:, None] * freqs[None]
+        hf.transformer.wpe.weight.zero_()
+        hf.transformer.wpe.weight[:, P] = torch.cat([angle.cos(), angle.sin()], 1) / math.sqrt(32)
+        # rotating each (cos, sin) pair back by its frequency maps the code of p to that of p - 1
+        c, s = freqs.cos(), freqs.sin()
+        # applied as x @ back (GPT-2's Conv1D): [cos a, sin a] -> [cos(a - w), sin(a - w)]
+        i = torch.arange(32)
+        back = torch.zeros(64, 64)
+        back[i, i], back[i + 32, i] = c, s
+        back[i, i + 32], back[i + 32, i + 32] = -s, c
+        for block in hf.transformer.h:
+            block.mlp.c_proj.weight.zero_()
+            block.mlp.c_proj.bias.zero_()
+            block.attn.c_proj.weight.zero_()
+            block.attn.c_proj.bias.zero_()
+
+        def head(layer, h, q_from, q_map, k_from, v_from=None, o_to=None, gain=1.0):
+            attn = hf.transformer.h[layer].attn
+            W, b = attn.c_attn.weight, attn.c_attn.bias          # [d, 3d]: x @ W -> [q | k | v]
+            cols = slice(h * dh, (h + 1) * dh)
+            for part in range(3):
+                W[:, part * d + cols.start:part * d + cols.stop] = 0
+                b[part * d + cols.start:part * d + cols.stop] = 0
+            W[q_from, cols] = q_map
+            W[k_from, d + cols.start:d + cols.stop] = torch.eye(dh)
+            if v_from is not None:
+                W[v_from, 2 * d + cols.start:2 * d + cols.stop] = torch.eye(dh)
+                attn.c_proj.weight[cols, o_to] = torch.eye(dh) * gain
+
+        # LayerNorm scales the stream (norm ~1.4) by ~11 before the heads: q.k / 8 ~ 16 x the
+        # code overlap, so the factors below make the right key win by a wide softmax margin
+        head(0, 0, P, back * 2.0, P, v_from=T, o_to=S, gain=1 / 11.3)
+        head(1, 1, T, torch.eye(dh) * 4.0, S)
+    from workbench.models.model import Model
+    # wrapped again so the fingerprint hashes the planted weights, not the random ones
+    return Model.from_hf(hf, m.tokenizer, name="tiny-induction-gpt2", licence="synthetic (hand-set weights)",
+                         source=f"workbench.testing.induction_model(seed={seed})")

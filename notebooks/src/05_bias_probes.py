@@ -3,7 +3,8 @@
 #
 # A bias probe is a data set, a scoring rule and metrics, run through the same scoring engine as
 # everything else. Each result has **per-item rows** (read the examples behind a number), a
-# **summary with bootstrap confidence intervals** by category, a plot, and its provenance (model
+# **summary with confidence intervals** by category (exact Clopper-Pearson for proportions, valid at
+# any n; bootstrap for other metrics from 100 items), a plot, and its provenance (model
 # fingerprint, data hash and licence, options).
 #
 # Samples here are small so the notebook runs in a minute or two: look at the interval widths.

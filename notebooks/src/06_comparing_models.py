@@ -3,8 +3,9 @@
 #
 # Two models are only comparable on the **same items**. The runner scores a grid of models x tasks
 # into a results store (a SQLite file: every item, the model fingerprint, task hash, versions and
-# timings), and comparisons are paired: McNemar's exact test for right/wrong outcomes, a paired
-# bootstrap for continuous scores, Benjamini-Hochberg across categories.
+# timings), and comparisons are paired: McNemar's exact test for right/wrong outcomes, an exact
+# sign-flip permutation test for continuous scores (a paired permutation test for derived
+# metrics), Benjamini-Hochberg across categories with at least 6 items (fewer cannot reach p < 0.05).
 
 # %%
 import os

@@ -3,7 +3,8 @@ worker that loads its model, scores the missing items and writes them to the sam
 
 The store is a SQLite file, so every worker must see the same file system (one machine, or a
 shared volume across nodes); SQLite's locking keeps concurrent writers safe. Resuming works as
-locally: a cell only scores the items its run key does not have yet.
+locally: a cell only scores the items its run key does not have yet. A cell another process is
+computing (its lease in the store, see :mod:`workbench.bench.lease`) is waited for, then adopted.
 
 >>> import workbench as wb                                    # doctest: +SKIP
 >>> wb.run(["smollm2-135m-instruct", "gemma-3-270m"], ["blimp"], backend="ray", limit=10)  # doctest: +SKIP

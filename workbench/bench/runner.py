@@ -12,6 +12,8 @@ import hashlib
 import json
 import platform
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 from workbench.bench.probe_cells import parse_probe, run_probe_cell
 from workbench.bench.scorers import score_items
@@ -46,19 +48,48 @@ def _chunks(seq, n):
         yield seq[i:i + n]
 
 
+def task_cell(label: str, task, key: str, fingerprint: str, items: list[dict]) -> dict:
+    """The description of a (model, task) cell that :class:`BenchResults` reads."""
+    return {"model": label, "task": task.name, "run_key": key, "kind": task.kind, "group": task.group,
+            "task_hash": task.hash, "fingerprint": fingerprint, "item_ids": [it["id"] for it in items]}
+
+
 def run_cell(model, label: str, task, store, *, limit=None, seed: int = 0, tag: str = "", chunk_size: int = 64,
-             backend: str = "local", progress: bool = True, score_kwargs: dict | None = None) -> dict:
+             backend: str = "local", progress: bool = True, score_kwargs: dict | None = None,
+             wait: bool = True) -> dict | None:
     """Score the items of one (model, task) cell that the store does not have yet.
 
     Each chunk of ``chunk_size`` items is committed in one transaction, so a kill loses at most
-    the chunk in flight. Returns the cell description used by :class:`BenchResults`.
+    the chunk in flight. The cell's lease is taken first (:mod:`workbench.bench.lease`): while
+    another live process computes the cell, this one waits and then adopts what it stored
+    (``wait=True``), or returns None at once (``wait=False``: the grid runner takes other cells
+    first). Returns the cell description used by :class:`BenchResults`.
     """
-    import torch
-    from tqdm.auto import tqdm
+    from workbench.bench.lease import LeaseLostError
 
     store = open_store(store)
     items = task.select(limit)
     key = run_key_of(model, task, seed, tag)
+    while True:
+        lease = store.wait_lease(key) if wait else store.take_lease(key)
+        if lease is None:
+            return None
+        try:
+            with lease:
+                _score_cell(model, label, task, store, items, key, lease, limit=limit, seed=seed, tag=tag,
+                            chunk_size=chunk_size,
+                            backend=backend, progress=progress, score_kwargs=score_kwargs)
+            return task_cell(label, task, key, model.state_id, items)
+        except LeaseLostError:  # this process was thought dead and the cell taken over: let the other finish
+            if not wait:
+                return None
+
+
+def _score_cell(model, label, task, store, items, key, lease, *, limit, seed, tag, chunk_size, backend, progress,
+                score_kwargs) -> None:
+    import torch
+    from tqdm.auto import tqdm
+
     versions = package_versions()
     store.ensure_run(key, model_name=label, model_fingerprint=model.state_id,
                      fingerprint_json=json.dumps({**model.fingerprint, "interventions": model.interventions},
@@ -70,26 +101,25 @@ def run_cell(model, label: str, task, store, *, limit=None, seed: int = 0, tag: 
     todo = [it for it in items if it["id"] not in done]
     attempt = store.start_attempt(key, backend=backend, item_limit=limit, n_requested=len(items),
                                   n_already_done=len(items) - len(todo), versions=versions)
+    lease.set_attempt(attempt)
     torch.manual_seed(seed)
     kwargs = {"progress": False, **(score_kwargs or {})}  # one bar per cell, not one per chunk
     bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=f"{label} | {task.name}",
                unit="item", disable=not progress, leave=False)
     try:
         for chunk in _chunks(todo, chunk_size):
-            store.add_items(key, attempt, score_items(model, task, chunk, seed=seed, **kwargs))
+            store.add_items(key, attempt, score_items(model, task, chunk, seed=seed, **kwargs), lease=lease)
+            lease.check()
             bar.update(len(chunk))
     except KeyboardInterrupt:
         store.finish_attempt(attempt, "interrupted")
         raise
     except BaseException as e:
-        store.finish_attempt(attempt, "failed", error=f"{type(e).__name__}: {e}")
+        store.finish_attempt(attempt, "lost_lease" if lease.lost else "failed", error=f"{type(e).__name__}: {e}")
         raise
     finally:
         bar.close()
     store.finish_attempt(attempt, "finished")
-    return {"model": label, "task": task.name, "run_key": key, "kind": task.kind, "group": task.group,
-            "task_hash": task.hash,
-            "fingerprint": model.state_id, "item_ids": [it["id"] for it in items]}
 
 
 def _model_specs(models) -> list[tuple[str, object]]:
@@ -142,7 +172,10 @@ def run(models, tasks, store="results.db", limit=None, probes=None, seed: int = 
     score_kwargs : passed to the scoring functions (e.g. ``{"batch_size": 16}``).
 
     Re-running the same call re-uses every stored item: an interrupted grid finishes where it
-    stopped.
+    stopped. The same grid started in two processes on one store splits the work: each cell is
+    computed once, under a lease in the store; the other process takes other cells first, then
+    waits for the cells still leased and adopts their stored results (or finishes a cell whose
+    owner died). See :mod:`workbench.bench.lease`.
 
     Example
     -------
@@ -181,19 +214,96 @@ def run(models, tasks, store="results.db", limit=None, probes=None, seed: int = 
         from workbench.bench.ray_backend import run_grid_ray
         cells = run_grid_ray(specs, task_objs, store.path, address=ray_address, **options)
     else:
-        from tqdm.auto import tqdm
-        cells = []
-        grid_bar = tqdm(total=len(specs) * (len(task_objs) + len(probes)), desc="grid", unit="cell",
-                        disable=not progress)
-        for label, spec in specs:
-            model = load_model_spec(spec)
-            for task in task_objs:
-                cells.append(run_cell(model, label, task, store, progress=progress, **options))
-                grid_bar.update()
-            for probe in probes:  # bias probes in the same grid, same store
-                cells.append(run_probe_cell(model, label, probe, store, limit=limit, seed=seed, tag=tag))
-                grid_bar.update()
-            del model
-            gc.collect()  # one model in memory at a time
-        grid_bar.close()
+        cells = _run_grid_local(specs, task_objs, probes, store, progress=progress, **options)
     return BenchResults(store, cells, wall_s=time.perf_counter() - t0, seed=seed)
+
+
+@dataclass
+class _Pending:
+    """A cell another live process is computing: where it goes in the grid, and how to finish it."""
+
+    pos: int
+    label: str
+    spec: object          # the model alias/path or Model, reloaded only if the cell must be computed here
+    key: str
+    complete: Callable    # store -> bool: its results are all stored
+    adopt: Callable       # store -> the cell description, from the stored results
+    run: Callable         # (model, wait) -> the cell description, or None while leased elsewhere
+
+
+def _run_grid_local(specs, task_objs, probes, store, *, progress, limit, seed, tag, chunk_size,
+                    score_kwargs) -> list[dict]:
+    """Models outer, cells inner. A cell leased by another live process (the same grid started
+    twice on one store) is skipped at first; once this process has done every free cell, it waits
+    for those, adopting the stored results when the owner finishes, or computing the rest itself
+    when the owner died (see :mod:`workbench.bench.lease`)."""
+    from tqdm.auto import tqdm
+
+    cells, pending = [], []
+    grid_bar = tqdm(total=len(specs) * (len(task_objs) + len(probes)), desc="grid", unit="cell",
+                    disable=not progress)
+    opts = dict(limit=limit, seed=seed, tag=tag, chunk_size=chunk_size)
+    for label, spec in specs:
+        model = load_model_spec(spec)
+        for task in task_objs:
+            def run_task(m, wait, label=label, task=task):
+                return run_cell(m, label, task, store, progress=progress, score_kwargs=score_kwargs, wait=wait,
+                                **opts)
+            cells.append(run_task(model, False))
+            if cells[-1] is None:  # another process is computing it: come back to it at the end
+                pending.append(_pending_task(len(cells) - 1, model, label, spec, task, run_task, limit, seed, tag))
+            grid_bar.update(cells[-1] is not None)
+        for probe in probes:  # bias probes in the same grid, same store
+            def run_probe(m, wait, label=label, probe=probe):
+                return run_probe_cell(m, label, probe, store, wait=wait, **opts)
+            cells.append(run_probe(model, False))
+            if cells[-1] is None:
+                pending.append(_pending_probe(len(cells) - 1, model, label, spec, probe, run_probe, limit, seed, tag))
+            grid_bar.update(cells[-1] is not None)
+        del model
+        gc.collect()  # one model in memory at a time
+    _wait_for_pending(pending, cells, store, grid_bar)
+    grid_bar.close()
+    return cells
+
+
+def _pending_task(pos, model, label, spec, task, run, limit, seed, tag) -> _Pending:
+    items, key = task.select(limit), run_key_of(model, task, seed, tag)
+    desc, ids = task_cell(label, task, key, model.state_id, items), {it["id"] for it in items}
+    return _Pending(pos, label, spec, key, complete=lambda store: ids <= store.done_ids(key),
+                    adopt=lambda store: desc, run=run)
+
+
+def _pending_probe(pos, model, label, spec, probe, run, limit, seed, tag) -> _Pending:
+    from workbench.bench.probe_cells import load_probe_result, probe_cell, probe_finished
+    desc = probe_cell(model, label, probe, limit, seed, tag)
+    key = desc["run_key"]
+    return _Pending(pos, label, spec, key, complete=lambda store: probe_finished(store, key),
+                    adopt=lambda store: {**desc, "probe": load_probe_result(store, key)}, run=run)
+
+
+def _wait_for_pending(pending: list[_Pending], cells: list, store, bar) -> None:
+    """Poll the cells other processes hold until each is adopted or computed here; a model is
+    loaded again only for a cell whose owner died before finishing it."""
+    loaded = (None, None)  # (label, model): one model in memory at a time
+    while pending:
+        waiting = []
+        for p in pending:
+            if store.lease_holder(p.key) is not None:
+                waiting.append(p)
+                continue
+            if p.complete(store):
+                cells[p.pos] = p.adopt(store)
+            else:  # the owner stopped before the end (died, failed): compute the rest here
+                if loaded[0] != p.label:
+                    loaded = (None, None)
+                    gc.collect()
+                    loaded = (p.label, load_model_spec(p.spec))
+                cells[p.pos] = p.run(loaded[1], False)
+                if cells[p.pos] is None:  # a third process took it meanwhile
+                    waiting.append(p)
+                    continue
+            bar.update()
+        pending = waiting
+        if pending:
+            time.sleep(store.lease_poll_s)

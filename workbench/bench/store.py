@@ -8,12 +8,18 @@ Tables
   how many items were already done, how many this attempt scored and inserted, timings, status.
 - ``items``: one row per scored item, primary key ``(run_key, item_id)``; ``record`` is the JSON
   of the scores used (BLiMP: logprob_good, logprob_bad, correct).
+- ``leases``: which process is computing a cell now (owner host:pid:random, heartbeat, expiry);
+  see :mod:`workbench.bench.lease`. A row exists only while a cell is being computed.
+- ``probe_chunks``: for probe cells, one row per committed chunk: the keys of the probe items it
+  covered (input items, some of which the probe's scorer may skip) and the rows it skipped, so
+  a resumed probe cell scores only the items no chunk covered.
 
 Why it survives being killed: the database is in WAL mode; items are written with ``INSERT OR
 IGNORE`` in chunks, each chunk in one ``BEGIN IMMEDIATE`` transaction together with the
 attempt's counters, so a chunk is either fully stored (and counted) or not at all. A rerun scores
 only the item ids that are missing. Two processes can write at once: writers queue on SQLite's
-lock (``busy_timeout``) instead of failing.
+lock (``busy_timeout``) instead of failing; the lease on a cell keeps them from computing the
+same cell twice.
 
 >>> import workbench as wb, tempfile, os
 >>> store = wb.open_store(os.path.join(tempfile.mkdtemp(), "results.db"))
@@ -31,6 +37,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from workbench.bench import lease as _lease
+from workbench.bench.lease import LEASE_SCHEMA, pid_alive
 from workbench.errors import InvalidInputError, StoreError
 from workbench.sqlite_wal import connect_wal
 
@@ -52,21 +60,20 @@ CREATE TABLE IF NOT EXISTS items (
     grp TEXT, record TEXT NOT NULL, attempt_id INTEGER, created_at REAL,
     PRIMARY KEY (run_key, item_id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS attempts_by_run ON attempts(run_key);
-"""
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+CREATE TABLE IF NOT EXISTS probe_chunks (
+    run_key TEXT NOT NULL, first_index INTEGER NOT NULL, item_keys TEXT NOT NULL, skipped TEXT NOT NULL,
+    attempt_id INTEGER, score_s REAL, created_at REAL, PRIMARY KEY (run_key, first_index)) WITHOUT ROWID;
+""" + LEASE_SCHEMA
 
 
 class Store:
-    """A results database; open with :func:`open_store`. Safe to share between processes."""
+    """A results database; open with :func:`open_store`. Safe to share between processes.
+
+    ``lease_ttl_s``, ``heartbeat_s`` and ``lease_poll_s`` time the leases on cells (see
+    :mod:`workbench.bench.lease`); set them on the instance to change them.
+    """
+
+    lease_ttl_s, heartbeat_s, lease_poll_s = _lease.TTL_S, _lease.HEARTBEAT_S, _lease.POLL_S
 
     def __init__(self, path: str | os.PathLike, timeout_s: float = 120.0):
         self.path = Path(path).expanduser().resolve()
@@ -133,7 +140,7 @@ class Store:
             stale = self._con.execute("SELECT attempt_id, pid FROM attempts WHERE run_key=? AND status='running' "
                                       "AND host=?", (run_key, host)).fetchall()
             for attempt_id, pid in stale:
-                if not _pid_alive(pid):
+                if not pid_alive(pid):
                     self._con.execute("UPDATE attempts SET status='interrupted' WHERE attempt_id=?", (attempt_id,))
             cur = self._con.execute(
                 "INSERT INTO attempts (run_key, pid, host, backend, item_limit, n_requested, n_already_done, "
@@ -142,10 +149,13 @@ class Store:
                  json.dumps(versions)))
             return int(cur.lastrowid)
 
-    def add_items(self, run_key: str, attempt_id: int, records: list[dict], keys: list[tuple] | None = None) -> int:
+    def add_items(self, run_key: str, attempt_id: int, records: list[dict], keys: list[tuple] | None = None,
+                  lease=None, probe_chunk: dict | None = None) -> int:
         """Store one chunk of scored items in ONE transaction with the attempt's counters; returns
         how many rows were new. Each record's ``id``, ``index`` and ``group`` identify it, unless
-        ``keys`` gives those as one ``(id, index, group)`` tuple per record."""
+        ``keys`` gives those as one ``(id, index, group)`` tuple per record. The same transaction
+        renews ``lease`` and, for a probe cell, records ``probe_chunk`` (``first_index``,
+        ``item_keys``, ``skipped``, ``score_s``)."""
         now = time.time()
         keys = keys or [(r["id"], r.get("index"), r.get("group")) for r in records]
         rows = [(run_key, str(k[0]), k[1], None if k[2] is None else str(k[2]),
@@ -157,6 +167,13 @@ class Store:
             self._con.execute("UPDATE attempts SET n_scored = n_scored + ?, n_inserted = n_inserted + ? "
                               "WHERE attempt_id=?", (len(rows), inserted, attempt_id))
             self._con.execute("UPDATE runs SET updated_at=? WHERE run_key=?", (now, run_key))
+            if probe_chunk is not None:
+                c = probe_chunk
+                self._con.execute("INSERT OR IGNORE INTO probe_chunks VALUES (?,?,?,?,?,?,?)",
+                                  (run_key, int(c["first_index"]), json.dumps(c["item_keys"]),
+                                   json.dumps(c["skipped"], default=_json_default), attempt_id, c.get("score_s"), now))
+            if lease is not None:
+                lease.renew(self._con)
         return inserted
 
     def finish_attempt(self, attempt_id: int, status: str, error: str | None = None) -> None:
@@ -169,6 +186,33 @@ class Store:
             n_done = self.count_items(run_key)
             run_status = "complete" if n_done >= (n_task or 0) else ("partial" if status == "finished" else status)
             self._con.execute("UPDATE runs SET status=?, updated_at=? WHERE run_key=?", (run_status, now, run_key))
+
+    # ---- leases on cells (see workbench.bench.lease) -------------------------------------------
+    def take_lease(self, run_key: str):
+        """The lease on a cell, or None while another live process holds it."""
+        return _lease.take(self, run_key, ttl_s=self.lease_ttl_s, heartbeat_s=self.heartbeat_s)
+
+    def wait_lease(self, run_key: str):
+        """The lease on a cell, waiting (polling every ``lease_poll_s``) while another holds it."""
+        return _lease.wait_and_take(self, run_key, poll_s=self.lease_poll_s, ttl_s=self.lease_ttl_s,
+                                    heartbeat_s=self.heartbeat_s)
+
+    def lease_holder(self, run_key: str) -> dict | None:
+        """The live lease on a cell as a dict (owner, host, pid, expires_at, ...), or None when
+        the cell is free or its holder is gone."""
+        row = _lease.holder_row(self._con, run_key)
+        return None if row is None or _lease.is_stale(row) else row
+
+    def leases(self) -> pd.DataFrame:
+        """Cells being computed now (live or stale leases), one row each."""
+        return pd.read_sql_query("SELECT * FROM leases ORDER BY acquired_at", self._con)
+
+    def probe_chunks(self, run_key: str) -> list[dict]:
+        """The committed chunks of a probe cell, in item order (item_keys, skipped, score_s)."""
+        rows = self._con.execute("SELECT first_index, item_keys, skipped, score_s FROM probe_chunks "
+                                 "WHERE run_key=? ORDER BY first_index", (run_key,)).fetchall()
+        return [{"first_index": r[0], "item_keys": json.loads(r[1]), "skipped": json.loads(r[2]), "score_s": r[3]}
+                for r in rows]
 
     # ---- reading -----------------------------------------------------------------------------
     def done_ids(self, run_key: str) -> set[str]:

@@ -1,5 +1,6 @@
 """Activation inspection on the unmodified Hugging Face model: capture, logit lens, attention,
-ablation, patching, steering and representation similarity, all through forward hooks.
+ablation, patching, steering, representation similarity, linear probes, direct logit
+attribution and head-type scores, all through forward hooks.
 
 >>> import workbench as wb
 >>> from workbench.testing import tiny_model
@@ -11,16 +12,20 @@ from workbench.inspect.ablation import AblationResult, ablate, ablated_heads
 from workbench.inspect.attention import AttentionResult, attention
 from workbench.inspect.cache import ActivationCache
 from workbench.inspect.capture import capture
+from workbench.inspect.dla import DLAResult, direct_logit_attribution
+from workbench.inspect.heads import HeadScoresResult, head_scores
 from workbench.inspect.lens import logit_lens, plot_logit_lens
 from workbench.inspect.metrics import Logprob, LogprobDiff, Metric
 from workbench.inspect.patching import PatchingResult, patch
+from workbench.inspect.probe import ProbeResult, probe
 from workbench.inspect.similarity import CKAResult, cka, linear_cka
 from workbench.inspect.sites import EDITABLE, SITES, adapter
 from workbench.inspect.steering import SteeringVector, steer, steering_vector
 from workbench.inspect.stream import ShardedCache
 from workbench.inspect.verify import VerifyResult, verify
 
-__all__ = ["AblationResult", "ActivationCache", "AttentionResult", "CKAResult", "EDITABLE", "Logprob", "LogprobDiff",
-           "Metric", "PatchingResult", "SITES", "ShardedCache", "SteeringVector", "VerifyResult", "ablate", "ablated_heads", "adapter",
-           "attention", "capture", "cka", "linear_cka", "logit_lens", "patch", "plot_logit_lens", "steer",
-           "steering_vector", "verify"]
+__all__ = ["AblationResult", "ActivationCache", "AttentionResult", "CKAResult", "DLAResult", "EDITABLE",
+           "HeadScoresResult", "Logprob", "LogprobDiff", "Metric", "PatchingResult", "ProbeResult", "SITES",
+           "ShardedCache", "SteeringVector", "VerifyResult", "ablate", "ablated_heads", "adapter", "attention",
+           "capture", "cka", "direct_logit_attribution", "head_scores", "linear_cka", "logit_lens", "patch",
+           "plot_logit_lens", "probe", "steer", "steering_vector", "verify"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -168,6 +169,44 @@ def run_probe(name: str, model, data=None, limit: int | None = None, seed: int =
     >>> list(res.summary().columns)
     ['metric', 'category', 'value', 'ci_low', 'ci_high', 'n']
     """
+    prep = prepare_probe(name, model, data=data, limit=limit, seed=seed, categories=categories, cache=cache,
+                         encoding=encoding, format=format, system_prompt=system_prompt, **options)
+    t1 = time.perf_counter()
+    scored = prep.spec.score(model, prep.items, prep.opts, prep.skips).reset_index(drop=True)
+    provenance = probe_provenance(prep, model, n_scored=len(scored), skipped=prep.skips.rows,
+                                  score_s=time.perf_counter() - t1, n_boot=n_boot)
+    return ProbeResult(scored, provenance, spec=prep.spec, options=prep.public_options, skipped=prep.skips.frame(),
+                       n_boot=n_boot, seed=seed)
+
+
+@dataclass
+class PreparedProbe:
+    """A probe's checked options and its loaded, selected items, ready to score (all of them, as
+    :func:`run_probe` does, or in chunks, as the benchmark runner does)."""
+
+    name: str
+    spec: ProbeSpec
+    opts: dict          # the options passed to the probe's scorer
+    data: object
+    source: object
+    items: pd.DataFrame
+    files: list
+    skips: SkipLog      # rows the loader skipped (the scorer adds its own)
+    n_loaded: int
+    limit: int | None
+    categories: object
+    load_s: float
+
+    @property
+    def public_options(self) -> dict:
+        # hidden keys ("_source": where side files are re-read) are the machine's, not the method's
+        return {k: v for k, v in self.opts.items() if k != "cache" and not k.startswith("_")}
+
+
+def prepare_probe(name: str, model, data=None, limit: int | None = None, seed: int = 0, categories=None,
+                  cache: bool = True, encoding: str | None = None, format: str | None = None,
+                  system_prompt: str | None = None, **options) -> PreparedProbe:
+    """Check a probe's arguments, load its data and select the items :func:`run_probe` scores."""
     from workbench.models.model import Model
     spec = get_spec(name)
     if not isinstance(model, Model):
@@ -196,25 +235,29 @@ def run_probe(name: str, model, data=None, limit: int | None = None, seed: int =
     if items.empty:
         raise DataError(f"probe {name!r}: no usable items in {source if not isinstance(source, pd.DataFrame) else data!r} "
                         f"({len(skips)} rows skipped: {skips.frame().reason.value_counts().head(3).to_dict()})")
-    t1 = time.perf_counter()
-    scored = spec.score(model, items, opts, skips).reset_index(drop=True)
-    t2 = time.perf_counter()
-    # hidden keys ("_source": where side files are re-read) are the machine's, not the method's
-    public_opts = {k: v for k, v in opts.items() if k != "cache" and not k.startswith("_")}
+    return PreparedProbe(name, spec, opts, data, source, items, files, skips, n_loaded, limit, categories,
+                         time.perf_counter() - t0)
+
+
+def probe_provenance(prep: PreparedProbe, model, *, n_scored: int, skipped: list, score_s: float,
+                     n_boot: int) -> dict:
+    """The provenance of a probe result (model, data hash and licence, options, timings, skipped
+    rows); warns once when the data licence is non-commercial."""
+    spec, data = prep.spec, prep.data
     provenance = {
-        "probe": name, "paper": spec.paper,
+        "probe": prep.name, "paper": spec.paper,
         "model": {"name": model.name, "kind": model.kind, "fingerprint_id": model.fingerprint_id,
                   "state_id": model.state_id, "licence": model.licence, "fingerprint": model.fingerprint,
                   "interventions": list(model.interventions)},
-        "data": {"source": _where(data if data is not None else source), "sha256": hash_files(files) if files else None,
-                 "licence": spec.licence, "non_commercial": spec.non_commercial, "n_loaded": n_loaded,
-                 "n_scored": len(scored), "limit": limit, "categories": categories},
-        "options": public_opts, "n_boot": n_boot,
-        "timing_s": {"load": round(t1 - t0, 3), "score": round(t2 - t1, 3)},
-        "skipped": skips.rows,
+        "data": {"source": _where(data if data is not None else prep.source),
+                 "sha256": hash_files(prep.files) if prep.files else None,
+                 "licence": spec.licence, "non_commercial": spec.non_commercial, "n_loaded": prep.n_loaded,
+                 "n_scored": n_scored, "limit": prep.limit, "categories": prep.categories},
+        "options": prep.public_options, "n_boot": n_boot,
+        "timing_s": {"load": round(prep.load_s, 3), "score": round(score_s, 3)},
+        "skipped": skipped,
     }
     if spec.non_commercial:
         provenance["warning"] = f"data licence {spec.licence} is NON-COMMERCIAL: do not use these results commercially"
-        warnings.warn(f"probe {name!r}: {provenance['warning']}", UserWarning, stacklevel=2)
-    return ProbeResult(scored, provenance, spec=spec, options=public_opts, skipped=skips.frame(),
-                       n_boot=n_boot, seed=seed)
+        warnings.warn(f"probe {prep.name!r}: {provenance['warning']}", UserWarning, stacklevel=3)
+    return provenance

@@ -117,13 +117,18 @@ class ProbeResult(Result):
         return self.spec.metrics(self.options)
 
     def summary(self) -> pd.DataFrame:
-        """Every metric overall ("all") and per category, with percentile bootstrap CIs
-        (``n_boot`` resamples of the items, seeded), then one ``n_skipped`` row."""
+        """Every metric overall ("all") and per category with a CI (exact Clopper-Pearson for
+        proportions; a seeded BCa bootstrap of ``n_boot`` resamples for other metrics from
+        ``MIN_N_BOOTSTRAP`` items, else NaN), then one ``n_skipped`` row. ``attrs`` hold the
+        rules, the rows under ``MIN_N`` and why an interval is missing (see
+        :func:`workbench.stats.summarise`)."""
         if self._summary is None:
             out = self.spec.summary(self) if self.spec.summary else self._generic_summary()
             skipped = pd.DataFrame([{"metric": "n_skipped", "category": "all", "value": float(len(self.skipped)),
                                      "ci_low": np.nan, "ci_high": np.nan, "n": len(self.skipped) + len(self.frame)}])
+            attrs = dict(out.attrs)  # the interval rules, small-n rows and notes (concat drops them)
             self._summary = pd.concat([out, skipped], ignore_index=True)
+            self._summary.attrs = attrs
         return self._summary.copy()
 
     def _generic_summary(self) -> pd.DataFrame:
@@ -131,7 +136,12 @@ class ProbeResult(Result):
         for i, col in enumerate(list(self.spec.categories) or [None]):
             part = summarise(self.frame, self.metrics, by=col, n_boot=self.n_boot, seed=self.seed)
             parts.append(part if i == 0 else part[part.category != "all"])  # "all" once
-        return pd.concat(parts, ignore_index=True)
+        out = pd.concat(parts, ignore_index=True)
+        out.attrs = dict(parts[0].attrs)
+        for part in parts[1:]:  # merge the per-row lists, "all" rows once
+            out.attrs["small_n"] += [r for r in part.attrs["small_n"] if r[1] != "all"]
+            out.attrs["notes"] += [r for r in part.attrs["notes"] if r["category"] != "all"]
+        return out
 
     def comparable(self) -> Comparable:
         """What :func:`workbench.compare` pairs. A chat-formatted run is identified by the model state

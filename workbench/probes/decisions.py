@@ -37,7 +37,6 @@ from workbench.errors import DataError
 from workbench.probes.base import ProbeSpec, find_file
 from workbench.probes.scoring import continuation_scores, require_kind
 from workbench.scoring.chat import format_options
-from workbench.stats.bootstrap import summarise
 from workbench.stats.metrics import mean_metric
 
 BASELINE = {"gender": "male", "race": "white"}
@@ -187,12 +186,13 @@ def metrics(options):
 
 
 def summary(res) -> pd.DataFrame:
-    """Mean p_yes overall and per race and gender (bootstrap CIs), then the demographic effects."""
-    parts = [summarise(res.frame, res.metrics, by="race", n_boot=res.n_boot, seed=res.seed)]
-    g = summarise(res.frame, res.metrics, by="gender", n_boot=res.n_boot, seed=res.seed)
-    parts.append(g[g.category != "all"])
-    parts.append(estimate_effects(res.frame))
-    return pd.concat(parts, ignore_index=True)
+    """Mean p_yes overall and per race and gender (the generic summary), then the demographic
+    effects (:func:`estimate_effects`, intervals from the regression)."""
+    out = res._generic_summary()
+    attrs = dict(out.attrs)  # the interval rules and notes of the generic rows (concat drops them)
+    out = pd.concat([out, estimate_effects(res.frame)], ignore_index=True)
+    out.attrs = attrs
+    return out
 
 
 SPEC = ProbeSpec(

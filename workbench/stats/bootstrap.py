@@ -1,9 +1,14 @@
-"""Seeded, vectorised bootstrap confidence intervals (percentile or BCa).
+"""Seeded bootstrap confidence intervals (scipy.stats.bootstrap: percentile or BCa) and summaries.
 
-Items are resampled with replacement; a statistic is evaluated on every resample in one numpy
-call (statistics follow the convention of :mod:`workbench.stats.metrics`: reduce over the last
-axis). Resamples are drawn in chunks so memory stays bounded (about ``max_elements`` indices at
-a time) on data sets of any size. The same seed gives the same interval.
+Items are resampled with replacement (all columns of an item together: scipy resamples the item
+indices and the statistic looks its columns up); a statistic is evaluated on every resample in
+one numpy call (statistics follow the convention of :mod:`workbench.stats.metrics`: reduce over
+the last axis), in batches so memory stays bounded. The same seed gives the same interval.
+
+:func:`summarise` (every probe's ``.summary()``) applies the rules of
+:mod:`workbench.stats.intervals`: exact Clopper-Pearson intervals for binary metrics at every n;
+BCa bootstrap intervals for continuous and derived metrics from ``MIN_N_BOOTSTRAP`` items, NaN
+below it (and for a degenerate bootstrap, e.g. all values equal) with the reason recorded.
 
 >>> import numpy as np
 >>> x = np.r_[np.ones(60), np.zeros(40)]
@@ -13,17 +18,21 @@ a time) on data sets of any size. The same seed gives the same interval.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Callable, Mapping, NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtr, ndtri
+from scipy import stats as sps
 
 from workbench.errors import InvalidInputError
+from workbench.stats.intervals import MIN_N, MIN_N_BOOTSTRAP, proportion_ci
 from workbench.stats.metrics import Metric, columns_of
 
 METHODS = ("percentile", "bca")
+SCIPY_METHODS = {"percentile": "percentile", "bca": "BCa"}
 DEFAULT_N_BOOT = 2000
+MAX_ELEMENTS = 2_000_000   # resampled indices held at once
 
 
 class CI(NamedTuple):
@@ -81,53 +90,43 @@ def bootstrap_distribution(cols: Mapping[str, np.ndarray], stat: Callable, n_boo
     return np.concatenate(out)
 
 
-def _jackknife(cols, stat, n, max_elements=2_000_000):
-    """Leave-one-out values of ``stat``, computed in chunks of rows of an (n, n-1) index matrix."""
-    base = np.arange(n)
-    out = []
-    chunk = max(1, max_elements // max(n, 1))
-    for start in range(0, n, chunk):
-        rows = np.arange(start, min(n, start + chunk))
-        idx = np.stack([np.delete(base, i) for i in rows])
-        out.append(np.asarray(stat({k: v[idx] for k, v in cols.items()}), dtype=float).reshape(len(rows)))
-    return np.concatenate(out)
+def _scipy_ci(cols: Mapping[str, np.ndarray], stat: Callable, n_boot: int, level: float, method: str, seed,
+              vectorized: bool = True) -> tuple[float, float]:
+    """scipy.stats.bootstrap on the item indices (so any number of columns is resampled jointly).
 
-
-def interval_from_distribution(boot: np.ndarray, estimate: float, level: float, method: str = "percentile",
-                               jackknife: np.ndarray | None = None) -> tuple[float, float]:
-    """Percentile or BCa interval from a bootstrap distribution (NaN resamples are ignored)."""
-    boot = boot[np.isfinite(boot)]
-    if len(boot) == 0 or not np.isfinite(estimate):
+    NaN when scipy cannot give an interval (fewer than 2 items, a degenerate or undefined
+    bootstrap distribution); scipy's warnings about it are silenced because the NaN says it.
+    """
+    n = _n_items(cols)
+    if n < 2:
         return float("nan"), float("nan")
-    alpha = (1 - level) / 2
-    qs = np.array([alpha, 1 - alpha])
-    if method == "bca":
-        # bias correction from the share of resamples below the estimate (ties count half)
-        prop = (np.sum(boot < estimate) + 0.5 * np.sum(boot == estimate)) / len(boot)
-        z0 = ndtri(np.clip(prop, 1e-10, 1 - 1e-10))
-        jk = jackknife[np.isfinite(jackknife)]
-        d = jk.mean() - jk
-        denom = 6.0 * np.sum(d ** 2) ** 1.5
-        a = np.sum(d ** 3) / denom if denom > 0 else 0.0
-        z = ndtri(qs)
-        qs = ndtr(z0 + (z0 + z) / (1 - a * (z0 + z)))
-        if not np.all(np.isfinite(qs)):
-            qs = np.array([alpha, 1 - alpha])
-    low, high = np.quantile(boot, qs)
-    return float(low), float(high)
+
+    def on_idx(idx, axis=-1):
+        return np.asarray(stat({k: v[idx] for k, v in cols.items()}), dtype=float)
+
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore")
+        res = sps.bootstrap((np.arange(n),), on_idx, n_resamples=n_boot, confidence_level=level,
+                            method=SCIPY_METHODS[method], vectorized=vectorized, rng=np.random.default_rng(seed),
+                            batch=max(1, MAX_ELEMENTS // n))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def bootstrap_ci(data, stat: Callable | Metric | None = None, n_boot: int = DEFAULT_N_BOOT,
                  level: float = 0.95, method: str = "percentile", seed=0) -> CI:
-    """Point estimate and bootstrap confidence interval of ``stat`` over items.
+    """Point estimate and bootstrap confidence interval of ``stat`` over items (scipy.stats.bootstrap).
 
     Parameters
     ----------
     data : 1-D array-like of per-item values, or mapping ``{column: array}`` (same length).
     stat : vectorised statistic (reduces the last axis; see :mod:`workbench.stats.metrics`).
         Defaults to the mean of the single column (a proportion for 0/1 data).
-    method : ``"percentile"`` (default) or ``"bca"`` (bias-corrected and accelerated; uses a
-        jackknife, better for skewed statistics and small n).
+    method : ``"percentile"`` (default) or ``"bca"`` (bias-corrected and accelerated; better for
+        skewed statistics).
+
+    The interval is NaN with one item or a degenerate bootstrap (BCa with all values equal).
+    This is the raw tool: it applies no minimum n (see :func:`summarise` for the rules), and the
+    bootstrap under-covers at small n (``benchmarks/stats_calibration.py``).
 
     >>> bootstrap_ci([0, 1, 1, 1], n_boot=500, seed=1).estimate
     0.75
@@ -138,12 +137,9 @@ def bootstrap_ci(data, stat: Callable | Metric | None = None, n_boot: int = DEFA
     if n == 0:
         raise InvalidInputError("cannot bootstrap zero items: the data (or this category) is empty")
     stat = stat or _default_stat
-    estimate = float(stat(cols))
-    boot = bootstrap_distribution(cols, stat, n_boot, seed)
-    jk = _jackknife(cols, stat, n) if method == "bca" and n > 1 else None
-    if method == "bca" and n <= 1:
-        method = "percentile"
-    low, high = interval_from_distribution(boot, estimate, level, method, jk)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        estimate = float(stat(cols))
+    low, high = _scipy_ci(cols, stat, n_boot, level, method, seed)
     return CI(estimate, low, high, n)
 
 
@@ -152,25 +148,70 @@ def bootstrap_frame(frame: pd.DataFrame, fn: Callable[[pd.DataFrame], float], n_
     """Percentile CI of ANY function of an item frame (``fn(frame) -> float``), resampling rows.
 
     Slower than :func:`bootstrap_ci` (one Python call per resample); use it for statistics that
-    cannot be written vectorised.
+    cannot be written vectorised. Same seed, same resamples as :func:`bootstrap_ci`.
     """
     _validate(n_boot, level, "percentile")
     n = len(frame)
     if n == 0:
         raise InvalidInputError("cannot bootstrap an empty item frame")
     estimate = float(fn(frame))
-    boot = np.array([float(fn(frame.iloc[row])) for idx in resample_indices(n, n_boot, seed) for row in idx])
-    low, high = interval_from_distribution(boot, estimate, level)
+    low, high = _scipy_ci({"row": np.arange(n)}, lambda c: fn(frame.iloc[c["row"].astype(int)]), n_boot, level,
+                          "percentile", seed, vectorized=False)
     return CI(estimate, low, high, n)
 
 
+def _is_binary(metric, cols) -> bool:
+    """A binary metric whose outcome column holds only 0/1 (the Clopper-Pearson case)."""
+    if metric.kind != "binary" or metric.outcome not in cols:
+        return False
+    x = cols[metric.outcome]
+    return bool(np.all((x == 0) | (x == 1)))
+
+
+def summary_row(metric: Metric, cols: Mapping[str, np.ndarray], n_boot: int = DEFAULT_N_BOOT, level: float = 0.95,
+                method: str = "bca", seed=0) -> tuple[float, float, float, int, str, str | None]:
+    """``(value, ci_low, ci_high, n, interval, note)`` for one metric on complete items ``cols``.
+
+    ``interval`` names the method used; ``note`` says why the interval is NaN (else None).
+    """
+    n = _n_items(cols) if cols else 0
+    if n == 0:
+        return float("nan"), float("nan"), float("nan"), 0, "none", "no items"
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value = float(metric(cols))
+    if metric.count is not None:
+        n = int(metric.count(cols))
+    if _is_binary(metric, cols):
+        x = cols[metric.outcome]
+        low, high = proportion_ci(int(x.sum()), len(x), level)
+        return value, metric.scale * low, metric.scale * high, n, "clopper_pearson", None
+    if n < MIN_N_BOOTSTRAP:
+        return (value, float("nan"), float("nan"), n, "none",
+                f"n = {n} < MIN_N_BOOTSTRAP = {MIN_N_BOOTSTRAP}: a bootstrap interval would under-cover")
+    low, high = _scipy_ci(cols, metric, n_boot, level, method, seed)
+    if not (np.isfinite(low) and np.isfinite(high)) or low == high:
+        return (value, float("nan"), float("nan"), n, "none",
+                "degenerate bootstrap (all resamples equal, or the metric undefined on some)")
+    return value, low, high, n, f"{method}_bootstrap", None
+
+
 def summarise(items: pd.DataFrame, metrics, by: str | None = None, n_boot: int = DEFAULT_N_BOOT,
-              level: float = 0.95, method: str = "percentile", seed=0, overall_label: str = "all") -> pd.DataFrame:
-    """Every metric overall and per category, each with a bootstrap CI.
+              level: float = 0.95, method: str = "bca", seed=0, overall_label: str = "all") -> pd.DataFrame:
+    """Every metric overall and per category, each with a confidence interval.
 
     Returns a tidy frame ``metric, category, value, ci_low, ci_high, n`` (category
-    ``overall_label`` for all items). The seed is the same for every row, so re-running gives the
-    same table.
+    ``overall_label`` for all items). Intervals: Clopper-Pearson for binary metrics (0/1
+    outcomes), a ``method`` bootstrap (BCa by default) for the others from ``MIN_N_BOOTSTRAP``
+    items, else NaN. ``attrs``: ``level``, ``min_n`` and ``min_n_bootstrap`` (the rules),
+    ``small_n`` (``[metric, category]`` of rows with n < ``MIN_N``), ``notes`` (one
+    ``{metric, category, note}`` per NaN interval, saying why), ``intervals`` (``{metric:
+    method}``: the interval method where one is given, "none" if no row has one). The seed is
+    the same for every row, so re-running gives the same table.
+
+    >>> out = summarise(pd.DataFrame({"ok": [1, 1]}), [Metric("acc", lambda c: 100 * c["ok"].mean(-1), ("ok",),
+    ...                 kind="binary", outcome="ok", scale=100)])
+    >>> out[["value", "ci_low", "ci_high", "n"]].round(1).values.tolist()   # 2 of 2: not [100, 100]
+    [[100.0, 15.8, 100.0, 2.0]]
     """
     _validate(n_boot, level, method)
     groups = [(overall_label, items)]
@@ -178,19 +219,21 @@ def summarise(items: pd.DataFrame, metrics, by: str | None = None, n_boot: int =
         if by not in items.columns:
             raise KeyError(f"no category column {by!r} in the item frame; columns: {list(items.columns)}")
         groups += [(str(k), g) for k, g in items.groupby(by, sort=True, observed=True)]
-    rows = []
+    rows, small, notes, kinds = [], [], [], {}
     for metric in metrics:
         for label, g in (groups[:1] if metric.overall_only else groups):
             cols = columns_of(g, [metric])
             usable = ~np.any([np.isnan(v) for v in cols.values()], axis=0) if cols else np.ones(len(g), bool)
             cols = {k: v[usable] for k, v in cols.items()}
-            n = int(usable.sum())
-            if n == 0:
-                rows.append((metric.name, label, np.nan, np.nan, np.nan, 0))
-                continue
-            with np.errstate(invalid="ignore", divide="ignore"):
-                ci = bootstrap_ci(cols, metric, n_boot=n_boot, level=level, method=method, seed=seed)
-            if metric.count is not None:
-                n = int(metric.count(cols))
-            rows.append((metric.name, label, ci.estimate, ci.low, ci.high, n))
-    return pd.DataFrame(rows, columns=["metric", "category", "value", "ci_low", "ci_high", "n"])
+            value, low, high, n, kind, note = summary_row(metric, cols, n_boot, level, method, seed)
+            if kind != "none" or metric.name not in kinds:
+                kinds[metric.name] = kind
+            rows.append((metric.name, label, value, low, high, n))
+            if n < MIN_N:
+                small.append([metric.name, label])
+            if note:
+                notes.append({"metric": metric.name, "category": label, "note": note})
+    out = pd.DataFrame(rows, columns=["metric", "category", "value", "ci_low", "ci_high", "n"])
+    out.attrs.update(level=level, min_n=MIN_N, min_n_bootstrap=MIN_N_BOOTSTRAP, small_n=small, notes=notes,
+                     intervals=kinds)
+    return out

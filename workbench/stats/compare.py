@@ -14,11 +14,32 @@ object IS one, or it has a method ``comparable() -> Comparable``. Probe results
 - ``fingerprint``: the model's ``state_id`` (fingerprint plus active interventions);
 - ``label``: how to show the model; ``name``: the probe/task (both sides must match).
 
-Tests: binary metrics (``scale * mean`` of a 0/1 outcome) get McNemar's exact test on the
-outcome; continuous and derived metrics get a paired bootstrap of ``metric(A) - metric(B)``
-(items resampled jointly). Every row has a bootstrap CI on the difference. ``p_adjusted`` is
-Benjamini-Hochberg across the categories of each metric (the overall row, one planned test per
-metric, keeps its own p-value).
+Tests (the ``test`` column names the one used):
+
+- binary metrics (``scale * mean`` of a 0/1 outcome): ``mcnemar_exact``, McNemar's exact test
+  (statsmodels); interval: the conservative exact paired-proportion interval of
+  :func:`workbench.stats.intervals.paired_proportion_ci` (coverage >= level at every n; about
+  [-99, 99] on a % scale at n = 1, never zero-width).
+- continuous metrics (``scale * mean`` of a real outcome): ``sign_flip``, the exact sign-flip
+  permutation test of the per-item differences (all 2^n patterns while 2^n <= ``n_perm``, else
+  ``n_perm`` random ones); interval: the inverted sign-flip test (exact under the paired null and
+  for symmetric differences; (-inf, inf) below 6 items: no finite interval is honest there).
+- derived metrics (any function of the columns): ``paired_permutation``, the same test with the
+  two models' columns swapped within items (at most 1,999 Monte Carlo patterns); interval: a
+  paired BCa bootstrap (items resampled jointly) from ``MIN_N_BOOTSTRAP`` items, NaN below it.
+
+One item always gives p = 1, and below ``MIN_N`` (6) items no test can reach p < 0.05.
+``p_adjusted`` is Benjamini-Hochberg across the categories of each metric; the overall row, one
+planned test per metric, keeps its own p-value. Rows with n < ``MIN_N`` are LEFT OUT of the BH
+family (``p_adjusted`` NaN): they cannot reject, and counting them would only dilute the
+family; they are listed in ``attrs["small_n"]``. So a one-item category is never "significant".
+
+``attrs``: ``min_n``, ``min_n_bootstrap``, ``small_n`` (``[metric, category]`` pairs), ``n_perm``,
+``rows`` (one dict per row, in order: ``metric, category, exact`` (p-value by enumeration),
+``p_mc_se`` (Monte Carlo standard error of the p-value; 0 when exact), ``interval`` (method) and
+``note`` (why the interval is NaN or infinite, else None)), plus the models and settings.
+The calibration of every test and interval, n = 1 to 1,000, is printed by
+``benchmarks/stats_calibration.py``.
 
 >>> import pandas as pd, numpy as np
 >>> from workbench.stats.metrics import mean_metric
@@ -39,8 +60,10 @@ import pandas as pd
 
 from workbench.errors import InvalidInputError
 from workbench.stats.bootstrap import DEFAULT_N_BOOT
-from workbench.stats.inference import benjamini_hochberg, mcnemar_exact, paired_bootstrap
+from workbench.stats.inference import benjamini_hochberg, mcnemar_exact, paired_bootstrap_ci
+from workbench.stats.intervals import MIN_N, MIN_N_BOOTSTRAP, paired_proportion_ci
 from workbench.stats.metrics import Metric, columns_of
+from workbench.stats.permutation import N_RESAMPLES, N_RESAMPLES_DERIVED, paired_permutation, sign_flip
 
 COLUMNS = ["metric", "category", "diff", "ci_low", "ci_high", "p_value", "p_adjusted", "n", "test",
            "value_a", "value_b"]
@@ -92,28 +115,52 @@ def _align(a: Comparable, b: Comparable) -> pd.DataFrame:
     return b.items.iloc[pos.loc[ka].to_numpy()].reset_index(drop=True)
 
 
-def _one(metric: Metric, ca, cb, n_boot, level, seed):
+def _one(metric: Metric, ca, cb, n_boot, n_perm, level, seed) -> dict:
+    """The test and interval for one metric on one group of paired items."""
     if metric.kind == "binary":
-        test = mcnemar_exact(ca[metric.outcome], cb[metric.outcome])
-        pb = paired_bootstrap(ca, cb, metric, n_boot=n_boot, level=level, seed=seed)
-        return pb.diff, pb.ci_low, pb.ci_high, test.p_value, test.n, "mcnemar_exact"
-    pb = paired_bootstrap(ca, cb, metric, n_boot=n_boot, level=level, seed=seed)
-    return pb.diff, pb.ci_low, pb.ci_high, pb.p_value, pb.n, "paired_bootstrap"
+        a, b = ca[metric.outcome], cb[metric.outcome]
+        test = mcnemar_exact(a, b)
+        diff, lo, hi, n = paired_proportion_ci(a, b, level)
+        return dict(diff=metric.scale * diff, lo=metric.scale * lo, hi=metric.scale * hi,
+                    p=test.p_value if n else np.nan, n=n,
+                    test="mcnemar_exact", exact=True, p_mc_se=0.0, interval="paired_clopper_pearson", note=None)
+    if metric.kind == "continuous":
+        d = metric.scale * (ca[metric.outcome] - cb[metric.outcome])
+        if not np.isfinite(d).any():
+            return dict(diff=np.nan, lo=np.nan, hi=np.nan, p=np.nan, n=0, test="sign_flip", exact=True, p_mc_se=0.0,
+                        interval="none", note="no item has both outcomes")
+        r = sign_flip(d, n_resamples=n_perm, level=level, seed=seed)
+        note = None
+        if np.isinf(r.ci_low) or np.isinf(r.ci_high):
+            note = f"n = {r.n}: too few items for a finite distribution-free interval"
+        elif np.isnan(r.ci_low):
+            note = "every per-item difference is equal: no spread to build an interval from"
+        return dict(diff=r.diff, lo=r.ci_low, hi=r.ci_high, p=r.p_value, n=r.n, test="sign_flip", exact=r.exact,
+                    p_mc_se=r.mc_se, interval="inverted_sign_flip", note=note)
+    r = paired_permutation(ca, cb, metric, n_resamples=min(n_perm, N_RESAMPLES_DERIVED), seed=seed)
+    lo, hi, note = paired_bootstrap_ci(ca, cb, metric, n_boot=n_boot, level=level, seed=seed)
+    return dict(diff=r.diff, lo=lo, hi=hi, p=r.p_value, n=r.n, test="paired_permutation", exact=r.exact,
+                p_mc_se=r.mc_se, interval="none" if note else "paired_bca_bootstrap", note=note)
 
 
 def compare(res_a, res_b, metrics=None, n_boot: int = DEFAULT_N_BOOT, level: float = 0.95, seed=0,
-            allow_same_model: bool = False) -> pd.DataFrame:
+            allow_same_model: bool = False, n_perm: int = N_RESAMPLES) -> pd.DataFrame:
     """Paired comparison of two models' results on the same items.
 
     Parameters
     ----------
     res_a, res_b : results of the same probe/task on the same items (see the protocol above).
     metrics : names of metrics to compare (default: all of ``res_a``'s).
+    n_boot : bootstrap resamples (derived metrics' intervals).
+    n_perm : permutation patterns (Monte Carlo beyond ``2**n > n_perm``; derived metrics use at
+        most ``N_RESAMPLES_DERIVED`` = 1,999, as each pattern recomputes the whole metric).
     allow_same_model : comparing two results of the same model state is refused unless True
         (e.g. for a before/after diff of library versions, where the fingerprint is unchanged).
 
     Returns a DataFrame ``metric, category, diff, ci_low, ci_high, p_value, p_adjusted, n, test,
-    value_a, value_b`` where ``diff = value_a - value_b``.
+    value_a, value_b`` where ``diff = value_a - value_b`` (for mean metrics with missing
+    outcomes: the mean difference over the items both sides have). See the module doc for the
+    tests, intervals and ``attrs``.
     """
     a, b = as_comparable(res_a), as_comparable(res_b)
     if a.name != b.name:
@@ -133,7 +180,7 @@ def compare(res_a, res_b, metrics=None, n_boot: int = DEFAULT_N_BOOT, level: flo
     if a.category is not None and a.category in a_items.columns:
         cats = a_items[a.category].astype(str)
         groups += [(c, (cats == c).to_numpy()) for c in sorted(cats.unique())]
-    rows = []
+    rows, info = [], []
     for name in names:
         metric = by_name[name]
         ca_all, cb_all = columns_of(a_items, [metric]), columns_of(b_items, [metric])
@@ -142,21 +189,29 @@ def compare(res_a, res_b, metrics=None, n_boot: int = DEFAULT_N_BOOT, level: flo
             cb = {k: v[mask] for k, v in cb_all.items()}
             with np.errstate(invalid="ignore", divide="ignore"):
                 va, vb = float(metric(ca)), float(metric(cb))
-                diff, lo, hi, p, n, test = _one(metric, ca, cb, n_boot, level, seed)
-            rows.append([name, label, diff, lo, hi, p, np.nan, n, test, va, vb])
+                r = _one(metric, ca, cb, n_boot, n_perm, level, seed)
+            rows.append([name, label, r["diff"], r["lo"], r["hi"], r["p"], np.nan, r["n"], r["test"], va, vb])
+            info.append(dict(metric=name, category=label, exact=bool(r["exact"]), p_mc_se=float(r["p_mc_se"]),
+                             interval=r["interval"], note=r["note"]))
     out = pd.DataFrame(rows, columns=COLUMNS)
-    for name in names:  # BH across categories, per metric
-        sel = (out.metric == name) & (out.category != "all")
+    small = (out.n < MIN_N).to_numpy()
+    for name in names:  # BH across categories, per metric, leaving out rows under MIN_N
+        sel = ((out.metric == name) & (out.category != "all")).to_numpy() & ~small
         out.loc[sel, "p_adjusted"] = benjamini_hochberg(out.loc[sel, "p_value"].to_numpy())
-        out.loc[(out.metric == name) & (out.category == "all"), "p_adjusted"] = \
-            out.loc[(out.metric == name) & (out.category == "all"), "p_value"]
+        overall = ((out.metric == name) & (out.category == "all")).to_numpy() & ~small
+        out.loc[overall, "p_adjusted"] = out.loc[overall, "p_value"]
     out.attrs.update(model_a=a.label, model_b=b.label, fingerprint_a=a.fingerprint, fingerprint_b=b.fingerprint,
-                     name=a.name, level=level, n_boot=n_boot, seed=seed)
+                     name=a.name, level=level, n_boot=n_boot, n_perm=n_perm, seed=seed, min_n=MIN_N,
+                     min_n_bootstrap=MIN_N_BOOTSTRAP, small_n=out.loc[small, ["metric", "category"]].values.tolist(),
+                     rows=info)
     return out
 
 
 def plot_comparison(frame: pd.DataFrame, metric: str | None = None, ax=None):
-    """Forest plot of a :func:`compare` frame: the difference with its CI per category."""
+    """Forest plot of a :func:`compare` frame: the difference with its CI per category.
+
+    Rows under ``MIN_N`` items are grey and labelled as untested; an infinite or missing
+    interval is drawn as an open point alone (its label says "no CI")."""
     import matplotlib.pyplot as plt
 
     metric = metric or frame.metric.iloc[0]
@@ -164,8 +219,16 @@ def plot_comparison(frame: pd.DataFrame, metric: str | None = None, ax=None):
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 0.4 * len(sub) + 1.2))
     y = np.arange(len(sub))[::-1]
-    ax.errorbar(sub["diff"], y, xerr=[sub["diff"] - sub.ci_low, sub.ci_high - sub["diff"]], fmt="o", capsize=3)
+    diff, low, high = (sub[c].to_numpy(float) for c in ("diff", "ci_low", "ci_high"))
+    finite = np.isfinite(low) & np.isfinite(high)
+    small = (sub.n < frame.attrs.get("min_n", MIN_N)).to_numpy()
+    for keep, colour in ((~small, "C0"), (small, "0.6")):
+        ok = keep & finite
+        ax.errorbar(diff[ok], y[ok], xerr=[diff[ok] - low[ok], high[ok] - diff[ok]], fmt="o", capsize=3, color=colour)
+        ax.plot(diff[keep & ~finite], y[keep & ~finite], "o", mfc="none", color=colour)
     ax.axvline(0, color="grey", lw=0.8, ls="--")
-    ax.set_yticks(y, [f"{c} (q={q:.2g})" for c, q in zip(sub.category, sub.p_adjusted)])
+    labels = [f"{c} (n={n} < {MIN_N}: no test)" if s else f"{c} (q={q:.2g})" + ("" if f else ", no CI")
+              for c, q, n, s, f in zip(sub.category, sub.p_adjusted, sub.n, small, finite)]
+    ax.set_yticks(y, labels)
     ax.set_xlabel(f"{metric}: {frame.attrs.get('model_a', 'A')} - {frame.attrs.get('model_b', 'B')}")
     return ax

@@ -1,8 +1,11 @@
 """Paired tests, multiple-comparison correction and power: the evidence a published audit needs.
 
 Uses scipy/statsmodels where they already do it right (McNemar's exact test, Benjamini-Hochberg,
-power of a paired t-test); the paired bootstrap is written here because neither library returns
-a CI on the difference of an arbitrary metric between two models on the same items.
+power of a paired t-test, the BCa bootstrap); the permutation tests are in
+:mod:`workbench.stats.permutation`. :func:`paired_bootstrap` is kept for any metric: a paired
+BCa interval on ``stat(A) - stat(B)`` (items resampled jointly; only from ``MIN_N_BOOTSTRAP``
+items) with the p-value of the exact paired permutation test (not of the bootstrap: a bootstrap
+"p-value" from a handful of items is not a p-value).
 
 >>> import numpy as np
 >>> a = np.array([1, 1, 1, 1, 1, 0, 1, 1]); b = np.array([0, 0, 0, 1, 1, 0, 0, 1])
@@ -19,8 +22,9 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
 
 from workbench.errors import InvalidInputError
-from workbench.stats.bootstrap import (DEFAULT_N_BOOT, _jackknife, _validate, bootstrap_distribution,
-                                       interval_from_distribution)
+from workbench.stats.bootstrap import DEFAULT_N_BOOT, _scipy_ci, _validate
+from workbench.stats.intervals import MIN_N_BOOTSTRAP, binary_outcomes
+from workbench.stats.permutation import N_RESAMPLES, paired_permutation
 
 
 class McNemarResult(NamedTuple):
@@ -39,19 +43,11 @@ class PairedResult(NamedTuple):
     n: int
 
 
-def _binary(x, name):
-    x = np.asarray(x, dtype=float)
-    if not np.all(np.isin(x[~np.isnan(x)], (0.0, 1.0))):
-        raise InvalidInputError(f"{name} must hold 0/1 outcomes for McNemar's test; use a paired bootstrap "
-                                "for continuous outcomes")
-    return x
-
-
 def mcnemar_exact(a, b) -> McNemarResult:
     """McNemar's exact test of two paired 0/1 outcome vectors (statsmodels, binomial on the
     discordant pairs, two-sided). Items where either outcome is NaN are left out (and not counted
     in ``n``)."""
-    a, b = _binary(a, "a"), _binary(b, "b")
+    a, b = binary_outcomes(a, "a"), binary_outcomes(b, "b")
     if a.shape != b.shape:
         raise InvalidInputError(f"paired outcomes need the same items: shapes {a.shape} and {b.shape}")
     keep = ~(np.isnan(a) | np.isnan(b))
@@ -64,50 +60,64 @@ def mcnemar_exact(a, b) -> McNemarResult:
     return McNemarResult(float(res.statistic), float(res.pvalue), n10, n01, int(keep.sum()))
 
 
-def paired_bootstrap(cols_a: Mapping[str, np.ndarray] | np.ndarray, cols_b: Mapping[str, np.ndarray] | np.ndarray,
-                     stat: Callable | None = None, n_boot: int = DEFAULT_N_BOOT, level: float = 0.95,
-                     method: str = "percentile", seed=0) -> PairedResult:
-    """CI and p-value for ``stat(A) - stat(B)`` on the SAME items, resampled jointly.
-
-    ``cols_a``/``cols_b`` are per-item arrays (or mappings of arrays) in the same item order.
-    The p-value is two-sided, from the bootstrap distribution shifted to the null of no
-    difference (Efron & Tibshirani 1993, sec. 16.4): share of ``|d* - d| >= |d|``.
-
-    >>> a = np.array([1.0, 2.0, 3.0, 4.0]); b = a - 1.0
-    >>> paired_bootstrap(a, b, n_boot=200).diff
-    1.0
-    """
-    _validate(n_boot, level, method)
+def _joint(cols_a, cols_b):
     ca = cols_a if isinstance(cols_a, Mapping) else {"x": cols_a}
     cb = cols_b if isinstance(cols_b, Mapping) else {"x": cols_b}
-    joint = {**{f"a\x00{k}": np.asarray(v, float) for k, v in ca.items()},
-             **{f"b\x00{k}": np.asarray(v, float) for k, v in cb.items()}}
-    lengths = {len(v) for v in joint.values()}
+    ca = {k: np.asarray(v, float) for k, v in ca.items()}
+    cb = {k: np.asarray(v, float) for k, v in cb.items()}
+    lengths = {len(v) for v in (*ca.values(), *cb.values())}
     if len(lengths) != 1:
         raise InvalidInputError(f"paired data need the same items on both sides, got lengths {sorted(lengths)}")
-    n = lengths.pop()
-    if n == 0:
+    if lengths.pop() == 0:
         raise InvalidInputError("cannot compare zero items")
-    stat = stat or (lambda c: np.nanmean(next(iter(c.values())), axis=-1))
+    return ca, cb
+
+
+def paired_bootstrap_ci(cols_a, cols_b, stat: Callable, n_boot: int = DEFAULT_N_BOOT, level: float = 0.95,
+                        method: str = "bca", seed=0, min_n: int = MIN_N_BOOTSTRAP) -> tuple[float, float, str | None]:
+    """``(low, high, note)``: paired bootstrap interval of ``stat(A) - stat(B)``, items resampled
+    jointly (scipy.stats.bootstrap on the item indices). NaN with the reason in ``note`` below
+    ``min_n`` items (default ``MIN_N_BOOTSTRAP``; lower it only to study calibration) or when
+    the bootstrap is degenerate."""
+    ca, cb = _joint(cols_a, cols_b)
+    n = len(next(iter(ca.values())))
+    if n < min_n:
+        return float("nan"), float("nan"), (f"n = {n} < MIN_N_BOOTSTRAP = {min_n}: "
+                                            "a bootstrap interval would under-cover")
+    joint = {**{("a", k): v for k, v in ca.items()}, **{("b", k): v for k, v in cb.items()}}
 
     def diff(cols):
-        sa = stat({k[2:]: v for k, v in cols.items() if k.startswith("a\x00")})
-        sb = stat({k[2:]: v for k, v in cols.items() if k.startswith("b\x00")})
+        sa = stat({k: v for (side, k), v in cols.items() if side == "a"})
+        sb = stat({k: v for (side, k), v in cols.items() if side == "b"})
         return np.asarray(sa, float) - np.asarray(sb, float)
 
-    with np.errstate(invalid="ignore", divide="ignore"):
-        d = float(diff(joint))
-        boot = bootstrap_distribution(joint, diff, n_boot, seed)
-        jk = _jackknife(joint, diff, n) if method == "bca" and n > 1 else None
-    low, high = interval_from_distribution(boot, d, level, method if jk is not None else "percentile", jk)
-    finite = boot[np.isfinite(boot)]
-    if not np.isfinite(d) or len(finite) == 0:
-        p = float("nan")
-    elif np.all(finite == d) and d == 0:
-        p = 1.0
-    else:  # +1 smoothing: a p-value from B resamples is never exactly zero
-        p = float((np.sum(np.abs(finite - d) >= abs(d)) + 1) / (len(finite) + 1))
-    return PairedResult(d, low, high, min(p, 1.0), n)
+    low, high = _scipy_ci(joint, diff, n_boot, level, method, seed)
+    if not (np.isfinite(low) and np.isfinite(high)) or low == high:
+        return float("nan"), float("nan"), "degenerate bootstrap (all resamples equal, or the metric undefined on some)"
+    return low, high, None
+
+
+def paired_bootstrap(cols_a: Mapping[str, np.ndarray] | np.ndarray, cols_b: Mapping[str, np.ndarray] | np.ndarray,
+                     stat: Callable | None = None, n_boot: int = DEFAULT_N_BOOT, level: float = 0.95,
+                     method: str = "bca", seed=0, n_resamples: int = N_RESAMPLES) -> PairedResult:
+    """CI and p-value for ``stat(A) - stat(B)`` on the SAME items.
+
+    ``cols_a``/``cols_b`` are per-item arrays (or mappings of arrays) in the same item order.
+    The interval is a paired bootstrap (:func:`paired_bootstrap_ci`: NaN below
+    ``MIN_N_BOOTSTRAP`` items); the p-value is the exact paired permutation test
+    (:func:`workbench.stats.permutation.paired_permutation`; 1 for a single item).
+
+    >>> a = np.array([1.0, 2.0, 3.0, 4.0]); b = a - 1.0
+    >>> r = paired_bootstrap(a, b, n_boot=200)
+    >>> r.diff, r.p_value, bool(np.isnan(r.ci_low))   # 4 items: all 16 swaps, p = 2/16; too few for a CI
+    (1.0, 0.125, True)
+    """
+    _validate(n_boot, level, method)
+    ca, cb = _joint(cols_a, cols_b)
+    stat = stat or (lambda c: np.nanmean(next(iter(c.values())), axis=-1))
+    test = paired_permutation(ca, cb, stat, n_resamples=n_resamples, seed=seed)
+    low, high, _ = paired_bootstrap_ci(ca, cb, stat, n_boot, level, method, seed)
+    return PairedResult(test.diff, low, high, test.p_value, test.n)
 
 
 def benjamini_hochberg(p_values, alpha: float = 0.05) -> np.ndarray:

@@ -9,11 +9,11 @@ intervals (thousands of resamples in one numpy call) and paired model-vs-model d
 ``kind`` says how a paired comparison tests it:
 
 - ``"binary"``: the metric is ``scale * mean(outcome)`` of a 0/1 per-item ``outcome`` column
-  (accuracy, % stereotyped). Paired test: McNemar's exact test.
+  (accuracy, % stereotyped). Paired test: McNemar's exact test; summaries: Clopper-Pearson.
 - ``"continuous"``: ``scale * mean(outcome)`` of a real-valued column (log-likelihood
-  difference). Paired test: paired bootstrap.
+  difference). Paired test: exact sign-flip permutation test of the per-item differences.
 - ``"derived"``: any other function of the columns (StereoSet icat, BBQ bias scores, WEAT effect
-  size). Paired test: paired bootstrap of the metric itself.
+  size). Paired test: exact paired permutation test (A/B swapped within items) of the metric.
 
 >>> import numpy as np
 >>> m = mean_metric("accuracy", "correct", kind="binary", scale=100)
