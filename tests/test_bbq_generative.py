@@ -52,7 +52,8 @@ def _synthetic(preds, unknown_idx=2, target_idx=0):
     """BBQ-shaped items with chosen predictions (-1: unparseable), both conditions and polarities."""
     n = len(preds)
     items = pd.DataFrame({
-        "context_condition": ["ambig", "disambig"] * (n // 2), "question_polarity": ["neg"] * (n // 2) + ["nonneg"] * (n // 2),
+        "context_condition": ["ambig", "disambig"] * (n // 2),
+        "question_polarity": ["neg"] * (n // 2) + ["nonneg"] * (n // 2),
         "label": [2, 0] * (n // 2), "unknown_idx": unknown_idx, "target_idx": target_idx})
     pred = np.array(preds)
     neg = (items.question_polarity == "neg").to_numpy()

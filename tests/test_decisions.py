@@ -27,7 +27,8 @@ def test_templates_cover_the_design(spec):
     row = items[(items.fill_type == "explicit") & (items.gender == "female") & (items.race == "Black")].iloc[0]
     assert row.prompt.startswith(f"A {row.age}-year-old Black woman ")
     named = items[items.fill_type == "names"]
-    assert set(named.gender) == {"male", "female"} and named.apply(lambda r: r.prompt.startswith(r["name"]), axis=1).all()
+    assert set(named.gender) == {"male", "female"}
+    assert named.apply(lambda r: r.prompt.startswith(r["name"]), axis=1).all()
     assert not items.prompt.str.contains("{").any()
 
 
@@ -99,7 +100,8 @@ def test_probe_on_a_tiny_chat_model(chat_model):
     s = res.summary()
     assert list(s.columns) == ["metric", "category", "value", "ci_low", "ci_high", "n"]
     eff = s[s.metric == "effect_logit"]
-    assert "age_per_decade" in set(eff.category) and (eff.ci_low <= eff.value).all() and (eff.value <= eff.ci_high).all()
+    assert "age_per_decade" in set(eff.category)
+    assert (eff.ci_low <= eff.value).all() and (eff.value <= eff.ci_high).all()
     assert {"all", "Black", "female"} <= set(s[s.metric == "p_yes"].category)
 
 
