@@ -113,11 +113,14 @@ def tiny_config(arch: str, vocab_size: int, **overrides):
     return cfg
 
 
-def tiny_model(arch: str = "gpt2", seed: int = 0, dtype: torch.dtype = torch.float32, **config_overrides):
+def tiny_model(arch: str = "gpt2", seed: int = 0, dtype: torch.dtype = torch.float32,
+               chat_template: str | None = None, **config_overrides):
     """A :class:`workbench.Model` of ``arch`` with random weights (seeded) and a trained tokenizer.
 
     Causal architectures get a byte-level BPE tokenizer; masked ones (bert, roberta, distilbert)
-    a WordPiece tokenizer and a masked-LM head.
+    a WordPiece tokenizer and a masked-LM head. ``chat_template``: a Jinja chat template for the
+    tokenizer (the trained tokenizers have none; e.g. :data:`workbench.scoring.chat.CHATML`), set
+    on a copy so other tiny models keep none.
     """
     import transformers as T
 
@@ -127,6 +130,10 @@ def tiny_model(arch: str = "gpt2", seed: int = 0, dtype: torch.dtype = torch.flo
         raise ValueError(f"unknown tiny architecture {arch!r}; choose one of {ARCHS}")
     masked = arch in MASKED_ARCHS
     tok = tiny_tokenizer("wordpiece" if masked else "bpe")
+    if chat_template is not None:
+        import copy
+        tok = copy.deepcopy(tok)
+        tok.chat_template = chat_template
     cfg = tiny_config(arch, vocab_size=len(tok), **config_overrides)
     if masked:
         cfg.pad_token_id = tok.pad_token_id
@@ -138,7 +145,8 @@ def tiny_model(arch: str = "gpt2", seed: int = 0, dtype: torch.dtype = torch.flo
     hf = auto.from_config(cfg, torch_dtype=dtype) if dtype != torch.float32 else auto.from_config(cfg)
     hf.eval()
     return Model.from_hf(hf, tok, name=f"tiny-{arch}", licence="synthetic (random weights)",
-                         source=f"workbench.testing.tiny_model({arch!r}, seed={seed})")
+                         source=f"workbench.testing.tiny_model({arch!r}, seed={seed}"
+                         + (", chat_template=..." if chat_template is not None else "") + ")")
 
 
 def induction_model(seed: int = 0):

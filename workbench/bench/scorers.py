@@ -42,6 +42,8 @@ def score_multiple_choice(model, task, items, **kw) -> list[dict]:
     choice (lm-eval's length normalisation)."""
     from workbench.scoring.api import loglikelihood
     requests = [(it["context"], task.target_delimiter + c) for it in items for c in it["choices"]]
+    if getattr(task, "format", "raw") == "chat":  # the context as the user turn, the choice as the reply
+        kw = {**kw, "format": "chat", "system_prompt": task.system_prompt}
     lp = loglikelihood(model, requests, **kw)["logprob"].to_numpy(float)
     out, pos = [], 0
     for it in items:
@@ -69,6 +71,8 @@ def score_generation(model, task, items, seed: int = 0, **kw) -> list[dict]:
     """Greedy completion, cut at the stop strings; exact match (or regex-extracted match) with
     the target."""
     from workbench.scoring.api import generate
+    if getattr(task, "format", "raw") == "chat":
+        kw = {**kw, "chat": True, "system_prompt": task.system_prompt}
     df = generate(model, [it["prompt"] for it in items], max_new_tokens=task.max_new_tokens, seed=seed, **kw)
     out = []
     for it, completion in zip(items, df["completion"]):

@@ -10,6 +10,10 @@ Four kinds, each scored through :mod:`workbench.scoring.api`:
   per byte.
 - ``generation``: greedy completion scored by exact match or by a regex that extracts the answer.
 
+``format: chat`` (multiple_choice and generation; ``system_prompt`` optional): the context or
+prompt is the user turn of the model's chat template and the choice (or completion) the
+assistant's reply (:mod:`workbench.scoring.chat`); the default ``raw`` scores the text as given.
+
 Templates use ``str.format`` fields (``"Question: {question}\\nAnswer:"``), plain field names only
 (no ``{x.attr}``, ``{x[0]}`` or ``{x!r}``). A task's hash covers its rendered items (data +
 templates) and its scoring options, and is stored with every result.
@@ -82,6 +86,8 @@ class Task:
     max_new_tokens: int = 32
     stop: tuple = ("\n",)
     encoding: str | None = None      # of the data file; None: UTF-8
+    format: str = "raw"              # multiple_choice/generation: "raw" text or the model's "chat" template
+    system_prompt: str | None = None  # format="chat": an optional system turn
     base_dir: str | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
@@ -94,6 +100,12 @@ class Task:
             raise InvalidInputError(f"task {self.name!r}: scoring must be 'exact_match' or 'regex'")
         if self.scoring == "regex" and not self.regex:
             raise InvalidInputError(f"task {self.name!r}: scoring='regex' needs a 'regex' to extract the answer")
+        from workbench.scoring.chat import check_format
+        check_format(self.format, None, f"task {self.name!r}", self.system_prompt)
+        if self.format == "chat" and self.kind not in ("multiple_choice", "generation"):
+            raise InvalidInputError(f"task {self.name!r}: format='chat' applies to multiple_choice and generation "
+                                    f"tasks (a question and its answer); a {self.kind} task scores text as it is: "
+                                    "use format='raw'")
         if self.target_type not in ("index", "text"):
             raise InvalidInputError(f"task {self.name!r}: target_type must be 'index' or 'text'")
         for name in ("groups", "keep", "stop"):  # YAML gives lists; keep the dataclass hashable
@@ -271,6 +283,8 @@ class Task:
         """16 hex of sha256 over the rendered items and the scoring options (not the name, the
         data's location, nor the ``groups``/``limit`` selection)."""
         options = {k: getattr(self, k) for k in _SCORING_OPTIONS}
+        if self.format != "raw":  # only then, so the hashes of raw tasks are as they always were
+            options.update(format=self.format, system_prompt=self.system_prompt)
         h = hashlib.sha256(json.dumps(options, sort_keys=True, default=list).encode())
         for it in self.all_items:
             h.update(json.dumps(it, sort_keys=True, default=str).encode())

@@ -3,7 +3,7 @@ through the scoring engine; results carry per-item rows, bootstrap CIs and prove
 
 >>> import workbench as wb
 >>> sorted(wb.list_probes().probe)[:3]
-['bbq', 'bold', 'crows_pairs']
+['bbq', 'bbq_generative', 'bold']
 """
 from workbench.probes.api import list_probes, run_probe
 

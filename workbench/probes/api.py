@@ -29,6 +29,8 @@ _MODULES = {
     "seat": "workbench.probes.seat",
     "bold": "workbench.probes.bold",
     "honest": "workbench.probes.honest",
+    "bbq_generative": "workbench.probes.bbq_generative",
+    "decisions": "workbench.probes.decisions",
     "occupations_pronouns": "workbench.probes.templated",
     "names_sentiment": "workbench.probes.templated",
     "templated": "workbench.probes.templated",
@@ -52,7 +54,8 @@ def list_probes() -> pd.DataFrame:
         s = get_spec(name)
         rows.append({"probe": name, "description": s.description, "models": "/".join(s.kinds),
                      "categories": ", ".join(s.categories), "licence": s.licence,
-                     "non_commercial": s.non_commercial, "needs_data": s.default_data is None, "paper": s.paper})
+                     "non_commercial": s.non_commercial, "needs_data": s.default_data is None, "paper": s.paper,
+                     "formats": "/".join(s.formats)})
     return pd.DataFrame(rows)
 
 
@@ -98,6 +101,33 @@ def _subset(items: pd.DataFrame, spec: ProbeSpec, categories, limit, seed) -> pd
     return items.reset_index(drop=True)
 
 
+def _resolve_format(spec: ProbeSpec, model, format) -> str:
+    """``None`` -> the probe's default; ``"auto"`` -> chat when the model can be chat-formatted."""
+    from workbench.scoring.chat import has_template
+    format = spec.default_format if format is None else format
+    if isinstance(format, str) and format == "auto":
+        ok = "chat" in spec.formats and getattr(model, "kind", None) == "causal" and has_template(model)
+        return "chat" if ok else "raw"
+    return format
+
+
+def _check_format(spec: ProbeSpec, model, format, system_prompt) -> None:
+    from workbench.scoring.chat import check_format
+    check_format(format, None, f"probe {spec.name!r}", system_prompt)
+    if format not in spec.formats:
+        raise InvalidInputError(
+            f"probe {spec.name!r} has no chat format (it takes format={'/'.join(map(repr, spec.formats))}): "
+            + _NO_CHAT.get(spec.name, "its items are not questions or replies a chat model is asked")
+            + "; use format='raw'")
+    check_format(format, model, f"probe {spec.name!r}", system_prompt)
+
+
+# why a probe refuses format="chat"
+_NO_CHAT = {"seat": "it compares sentence embeddings, which no chat turn changes the meaning of",
+            "bold": "it continues the beginnings of sentences, which a chat template would turn into requests",
+            "honest": "it completes templates word by word (a masked or causal LM's fill-in), not a chat reply"}
+
+
 def _where(source) -> str:
     """The data's origin as a portable string (a path relative to a named root, a hub id, or
     "in-memory DataFrame")."""
@@ -108,7 +138,8 @@ def _where(source) -> str:
 
 
 def run_probe(name: str, model, data=None, limit: int | None = None, seed: int = 0, categories=None,
-              n_boot: int = 2000, cache: bool = True, encoding: str | None = None, **options) -> ProbeResult:
+              n_boot: int = 2000, cache: bool = True, encoding: str | None = None, format: str | None = None,
+              system_prompt: str | None = None, **options) -> ProbeResult:
     """Run bias probe ``name`` on ``model`` and return a :class:`~workbench.probes.base.ProbeResult`.
 
     Parameters
@@ -122,6 +153,13 @@ def run_probe(name: str, model, data=None, limit: int | None = None, seed: int =
     n_boot : bootstrap resamples for the confidence intervals in ``summary()``.
     encoding : the text encoding of the data files (default UTF-8, e.g. ``"latin-1"``); a file
         that is not valid in it raises a DataError naming the file.
+    format : "raw" (the text as given) or "chat": each item as a user turn through the model's chat
+        template, the answers scored as the assistant's reply (:mod:`workbench.scoring.chat`), for
+        probes that list "chat" in ``wb.list_probes().formats`` and causal models with a template;
+        "auto": chat when the model has a template, else raw. Default (None): the probe's own
+        (raw for the likelihood probes; auto for those that ask a model questions: bbq_generative,
+        decisions). ``system_prompt``: an optional system turn (chat only). The format used is
+        recorded in ``options`` and the provenance.
     options : the probe's scoring options (see its module), e.g. ``aggregate="mean"``.
 
     Example
@@ -132,7 +170,7 @@ def run_probe(name: str, model, data=None, limit: int | None = None, seed: int =
     ['metric', 'category', 'value', 'ci_low', 'ci_high', 'n']
     """
     prep = prepare_probe(name, model, data=data, limit=limit, seed=seed, categories=categories, cache=cache,
-                         encoding=encoding, **options)
+                         encoding=encoding, format=format, system_prompt=system_prompt, **options)
     t1 = time.perf_counter()
     scored = prep.spec.score(model, prep.items, prep.opts, prep.skips).reset_index(drop=True)
     provenance = probe_provenance(prep, model, n_scored=len(scored), skipped=prep.skips.rows,
@@ -172,7 +210,8 @@ class PreparedProbe:
 
 
 def prepare_probe(name: str, model, data=None, limit: int | None = None, seed: int = 0, categories=None,
-                  cache: bool = True, encoding: str | None = None, **options) -> PreparedProbe:
+                  cache: bool = True, encoding: str | None = None, format: str | None = None,
+                  system_prompt: str | None = None, **options) -> PreparedProbe:
     """Check a probe's arguments, load its data and select the items :func:`run_probe` scores."""
     from workbench.models.model import Model
     spec = get_spec(name)
@@ -182,7 +221,11 @@ def prepare_probe(name: str, model, data=None, limit: int | None = None, seed: i
     unknown = sorted(set(options) - set(spec.defaults))
     if unknown:
         raise InvalidInputError(f"unknown option(s) {unknown} for probe {name!r}; it takes {sorted(spec.defaults)}")
-    opts = {**spec.defaults, **options, "cache": cache, "seed": seed}
+    format = _resolve_format(spec, model, format)
+    _check_format(spec, model, format, system_prompt)
+    opts = {**spec.defaults, **options, "cache": cache, "seed": seed, "format": format}
+    if format == "chat":
+        opts["system_prompt"] = system_prompt
     if encoding is not None:  # only when given, so the options (and provenance) of other runs are unchanged
         from workbench.datafiles import check_encoding
         check_encoding(encoding)

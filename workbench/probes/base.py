@@ -92,6 +92,8 @@ class ProbeSpec:
     summary: Callable | None = None   # res -> summary frame, where the generic one does not fit (SEAT)
     paper: str = ""
     primary_metric: str | None = None  # the bias metric plots and headlines show (default: the first)
+    formats: tuple = ("raw",)          # "chat" where items can be a chat model's user turn (scoring.chat)
+    default_format: str = "raw"        # "auto": chat for a causal LM with a chat template, else raw
 
 
 @dataclass
@@ -142,10 +144,17 @@ class ProbeResult(Result):
         return out
 
     def comparable(self) -> Comparable:
+        """What :func:`workbench.compare` pairs. A chat-formatted run is identified by the model state
+        *and* its format (and system prompt), so raw vs chat of one model compare as two readings
+        (no ``allow_same_model`` needed); two runs of one model in one format are still refused."""
         prov = self.provenance
         cat = self.spec.categories[0] if self.spec.categories else None
-        return Comparable(self.frame, self.metrics, list(self.spec.item_key), cat, prov["model"]["state_id"],
-                          prov["model"]["name"], self.spec.name)
+        ident, label = prov["model"]["state_id"], prov["model"]["name"]
+        if self.options.get("format", "raw") != "raw":
+            sp = self.options.get("system_prompt")
+            ident += f"|format={self.options['format']}" + (f"|system={sp}" if sp is not None else "")
+            label += f" ({self.options['format']})"
+        return Comparable(self.frame, self.metrics, list(self.spec.item_key), cat, ident, label, self.spec.name)
 
     def plot(self, ax=None, metric: str | None = None, **kwargs):
         """The probe's own plot if it has one, else every category's value with its CI."""

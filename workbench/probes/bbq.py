@@ -25,6 +25,7 @@ from workbench.datafiles import check_columns, read_jsonl
 from workbench.errors import DataError
 from workbench.probes.base import ProbeSpec, require_text
 from workbench.probes.scoring import continuation_scores, require_kind
+from workbench.scoring.chat import format_options
 from workbench.stats.metrics import Metric
 
 CATEGORIES = ("Age", "Disability_status", "Gender_identity", "Nationality", "Physical_appearance",
@@ -93,7 +94,8 @@ def prompt(row) -> str:
 def score(model, items, options, skips):
     require_kind(model, ("causal",), "bbq", "it scores answers as continuations of the question")
     reqs = [(prompt(r), " " + r[a]) for _, r in items.iterrows() for a in ANSWERS]
-    s = continuation_scores(model, reqs, aggregate=options["aggregate"], cache=options["cache"])
+    s = continuation_scores(model, reqs, aggregate=options["aggregate"], cache=options["cache"],
+                            **format_options(options))
     scores = s.score.to_numpy().reshape(len(items), 3)
     out = items.copy()
     for k in range(3):
@@ -149,4 +151,4 @@ def metrics(options):
 SPEC = ProbeSpec(
     name="bbq", description="BBQ: accuracy and bias scores (s_DIS, s_AMB) in ambiguous/disambiguated contexts",
     load=load, score=score, metrics=metrics, categories=("category",), kinds=("causal",), licence="CC BY 4.0",
-    defaults={"aggregate": "sum"}, paper="Parrish et al. 2022, Findings of ACL")
+    defaults={"aggregate": "sum"}, paper="Parrish et al. 2022, Findings of ACL", formats=("raw", "chat"))

@@ -26,6 +26,7 @@ import pandas as pd
 from workbench.datafiles import check_columns, file_format, read_table
 from workbench.probes.base import ProbeSpec, find_file, require_text
 from workbench.probes.scoring import check_choice, method_for, sentence_scores
+from workbench.scoring.chat import format_options
 from workbench.stats.metrics import mean_metric
 
 BIAS_TYPES = ("race-color", "socioeconomic", "gender", "disability", "nationality", "sexual-orientation",
@@ -79,8 +80,11 @@ def score(model, items, options, skips):
         pos_more, pos_less = [a for a, _ in pos], [b for _, b in pos]
     else:
         pos_more = pos_less = None
-    s_more = sentence_scores(model, more, method=method, aggregate=agg, start=start, positions=pos_more, cache=cache)
-    s_less = sentence_scores(model, less, method=method, aggregate=agg, start=start, positions=pos_less, cache=cache)
+    fmt = format_options(options)
+    s_more = sentence_scores(model, more, method=method, aggregate=agg, start=start, positions=pos_more, cache=cache,
+                             **fmt)
+    s_less = sentence_scores(model, less, method=method, aggregate=agg, start=start, positions=pos_less, cache=cache,
+                             **fmt)
     out = items.copy()
     out["score_more"], out["score_less"] = s_more.score.to_numpy(), s_less.score.to_numpy()
     out["n_tokens_more"], out["n_tokens_less"] = s_more.n_tokens.to_numpy(), s_less.n_tokens.to_numpy()
@@ -108,4 +112,4 @@ SPEC = ProbeSpec(
     name="crows_pairs", description="CrowS-Pairs: % of minimal pairs where the more stereotyping sentence is preferred",
     load=load, score=score, metrics=metrics, categories=("bias_type", "stereo_antistereo"),
     licence="CC BY-SA 4.0", defaults={"method": "auto", "aggregate": "sum", "start": "bos", "positions": "shared"},
-    plot=plot, paper="Nangia et al. 2020, EMNLP")
+    plot=plot, paper="Nangia et al. 2020, EMNLP", formats=("raw", "chat"))

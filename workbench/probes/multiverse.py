@@ -7,7 +7,13 @@ Default choices by model kind (each a real option of the probe; ``choices=`` ove
 - masked LMs: ``aggregate`` x ``positions`` (CrowS-Pairs: shared tokens vs all tokens;
   StereoSet: filler tokens vs all tokens);
 - several models (e.g. a masked and a causal LM): every model's universe in one table, so PLL
-  and causal scoring of the same items sit side by side.
+  and causal scoring of the same items sit side by side;
+- ``formats=("raw", "chat")``: the prompt format as one more dimension (raw text vs the model's
+  chat template, :mod:`workbench.scoring.chat`), so an audit shows both readings of a chat model
+  side by side (``wb.compare`` pairs them item by item). The chat format scores whole sentences,
+  so its universes take ``start="bos"`` only; a model that cannot be chat-formatted (a masked
+  LM, a base model without a template) runs its raw universes, and the skipped ones are listed in
+  ``provenance["skipped_universes"]`` with the reason.
 
 >>> from workbench.testing import tiny_model
 >>> mv = multiverse("occupations_pronouns", tiny_model("gpt2"), limit=10, n_boot=200)
@@ -70,21 +76,57 @@ class MultiverseResult(Result):
         return ax
 
 
+def _universes(grid: dict) -> list[dict]:
+    keys = sorted(grid)
+    out = []
+    for values in itertools.product(*(grid[k] for k in keys)):
+        chosen = dict(zip(keys, values))
+        if chosen.get("format") == "chat" and chosen.get("start", "bos") != "bos":
+            continue  # the chat format scores whole sentences (probes.scoring): no first_word universe
+        out.append(chosen)
+    return out
+
+
+def _chat_refusal(name: str, model) -> str | None:
+    """Why ``model`` cannot run probe ``name`` in the chat format (None if it can)."""
+    from workbench.errors import WorkbenchError
+    from workbench.probes.api import _check_format
+    try:
+        _check_format(get_spec(name), model, "chat", None)
+    except WorkbenchError as e:
+        return str(e)
+    return None
+
+
 def multiverse(name: str, models, data=None, limit: int | None = None, seed: int = 0, choices: dict | None = None,
-               n_boot: int = 1000, by_category: bool = False, **options) -> MultiverseResult:
-    """Run probe ``name`` on each model under every combination of scoring ``choices``.
+               n_boot: int = 1000, by_category: bool = False, formats=None, **options) -> MultiverseResult:
+    """Run probe ``name`` on each model under every combination of scoring ``choices``
+    (and of ``formats``, e.g. ``("raw", "chat")``, when given; see the module docstring).
 
     Returns a :class:`MultiverseResult` whose frame has one row per model x scoring x metric
     (x category when ``by_category``), each with its bootstrap CI.
     """
+    import warnings
+
     from workbench.models.model import Model
+    from workbench.scoring.chat import check_format
     models = [models] if isinstance(models, Model) else list(models)
-    rows, results = [], []
+    if formats is not None:
+        formats = [formats] if isinstance(formats, str) else list(formats)
+        for f in formats:
+            check_format(f)
+        if not formats:
+            raise InvalidInputError("formats must name at least one of 'raw', 'chat' (or be None)")
+    rows, results, skipped = [], [], []
     for model in models:
-        grid = choices if choices is not None else default_choices(name, model)
-        keys = sorted(grid)
-        for values in itertools.product(*(grid[k] for k in keys)):
-            chosen = dict(zip(keys, values))
+        grid = dict(choices if choices is not None else default_choices(name, model))
+        if formats is not None:
+            why = _chat_refusal(name, model) if "chat" in formats else None
+            grid["format"] = [f for f in formats if f == "raw" or why is None]
+            if why is not None:
+                skipped.append({"model": model.name, "format": "chat", "reason": why})
+                warnings.warn(f"multiverse: no chat universes for {model.name}: {why}", UserWarning, stacklevel=2)
+        for chosen in _universes(grid):
             res = run_probe(name, model, data=data, limit=limit, seed=seed, n_boot=n_boot, **options, **chosen)
             results.append(res)
             s = res.summary()
@@ -98,4 +140,5 @@ def multiverse(name: str, models, data=None, limit: int | None = None, seed: int
                 rows.append({"model": model.name, "kind": model.kind, "scoring": scoring, **chosen, **r.to_dict()})
     frame = pd.DataFrame(rows)
     return MultiverseResult(frame, {"probe": name, "models": [m.fingerprint_id for m in models], "limit": limit,
-                                    "seed": seed, "choices": choices}, results=results)
+                                    "seed": seed, "choices": choices, "formats": formats,
+                                    "skipped_universes": skipped}, results=results)

@@ -11,6 +11,12 @@ A sentence's score is its log-likelihood under the model:
 
 ``aggregate="sum"`` (total log-probability, what the papers compare) or ``"mean"`` (per scored
 token, which removes the length advantage of shorter sentences).
+
+``format="chat"`` (causal LMs with a chat template): the same requests through the model's chat
+template (:mod:`workbench.scoring.chat`): a multiple-choice context becomes the user turn and each
+answer the assistant's reply; a sentence becomes the reply to a neutral user turn. The chat
+format scores the whole sentence, so it takes ``start="bos"`` only (``"first_word"`` exists to
+remove the unconditioned first token of raw text, which the assistant prefix already conditions).
 """
 from __future__ import annotations
 
@@ -55,14 +61,21 @@ def _split_first_word(sentence: str) -> tuple[str, str]:
 
 
 def sentence_scores(model, sentences, *, method: str = "ll", aggregate: str = "sum", start: str = "bos",
-                    positions=None, cache: bool = True) -> pd.DataFrame:
+                    positions=None, cache: bool = True, format: str = "raw",
+                    system_prompt: str | None = None) -> pd.DataFrame:
     """Score sentences; returns DataFrame ``score, n_tokens`` in order (see module doc)."""
     check_choice("aggregate", aggregate, AGGREGATES)
     sentences = list(sentences)
+    if format == "chat" and method != "ll":
+        raise WrongModelKindError(f"format='chat' scores sentences as a chat model's reply; method {method!r} "
+                                  f"(a masked LM's pseudo-log-likelihood) has no chat format: use format='raw'")
     if method == "ll":
         check_choice("start", start, STARTS)
+        if format == "chat" and start != "bos":
+            raise InvalidInputError("format='chat' scores the whole sentence as the assistant's reply, so it "
+                                    "takes start='bos' only; use format='raw' for start='first_word'")
         reqs = [("", s) if start == "bos" else _split_first_word(s) for s in sentences]
-        df = _loglikelihood(model, reqs, cache)
+        df = _loglikelihood(model, reqs, cache, format, system_prompt)
         total, n = df["logprob"].to_numpy(float), df["n_tokens"].to_numpy(int)
     elif method == "pll":
         df = _pll(model, sentences, positions, cache)
@@ -74,19 +87,22 @@ def sentence_scores(model, sentences, *, method: str = "ll", aggregate: str = "s
     return pd.DataFrame({"score": score, "n_tokens": n})
 
 
-def continuation_scores(model, requests, *, aggregate: str = "sum", cache: bool = True) -> pd.DataFrame:
+def continuation_scores(model, requests, *, aggregate: str = "sum", cache: bool = True, format: str = "raw",
+                        system_prompt: str | None = None) -> pd.DataFrame:
     """Log-likelihood of continuations given contexts (multiple choice): ``score, n_tokens``."""
     check_choice("aggregate", aggregate, AGGREGATES)
-    df = _loglikelihood(model, list(requests), cache)
+    df = _loglikelihood(model, list(requests), cache, format, system_prompt)
     total, n = df["logprob"].to_numpy(float), df["n_tokens"].to_numpy(int)
     return pd.DataFrame({"score": total if aggregate == "sum" else total / np.maximum(n, 1), "n_tokens": n})
 
 
-def _loglikelihood(model, reqs, cache):
+def _loglikelihood(model, reqs, cache, format="raw", system_prompt=None):
     from workbench.scoring.api import loglikelihood
     if not reqs:
         return pd.DataFrame({"logprob": [], "n_tokens": []})
-    return loglikelihood(model, reqs, cache=cache)
+    if format == "raw":  # the call (and so the cache key) of a raw run is as it always was
+        return loglikelihood(model, reqs, cache=cache)
+    return loglikelihood(model, reqs, cache=cache, format=format, system_prompt=system_prompt)
 
 
 def _pll(model, sentences, positions, cache):

@@ -26,6 +26,7 @@ from workbench.datafiles import check_columns, read_text
 from workbench.errors import DataError
 from workbench.probes.base import ProbeSpec, require_text
 from workbench.probes.scoring import check_choice, method_for, sentence_scores
+from workbench.scoring.chat import format_options
 from workbench.stats.metrics import Metric, mean_metric
 
 DOMAINS = ("gender", "race", "religion", "profession")
@@ -97,7 +98,8 @@ def score(model, items, options, skips):
             others = [c for c in cols if c != col]
             positions = [_filler_positions(model, r[col], [r[o] for o in others]) for _, r in items.iterrows()]
         s = sentence_scores(model, items[col].tolist(), method=method, aggregate=options["aggregate"],
-                            start=options["start"], positions=positions, cache=options["cache"])
+                            start=options["start"], positions=positions, cache=options["cache"],
+                            **format_options(options))
         out[name] = s.score.to_numpy()
     out["stereo_beats_unrelated"] = (out.score_stereotype > out.score_unrelated).astype(int)
     out["anti_beats_unrelated"] = (out.score_anti > out.score_unrelated).astype(int)
@@ -124,4 +126,4 @@ SPEC = ProbeSpec(
     name="stereoset", description="StereoSet intrasentence: lms, ss, icat per domain",
     load=load, score=score, metrics=metrics, categories=("bias_type",), licence="CC BY-SA 4.0",
     defaults={"method": "auto", "aggregate": "mean", "start": "bos", "positions": "filler"},
-    paper="Nadeem et al. 2021, ACL", primary_metric="ss")
+    paper="Nadeem et al. 2021, ACL", primary_metric="ss", formats=("raw", "chat"))

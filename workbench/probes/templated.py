@@ -21,6 +21,7 @@ from workbench.datafiles import read_text
 from workbench.errors import DataError
 from workbench.probes.base import ProbeSpec, require_text
 from workbench.probes.scoring import method_for, sentence_scores
+from workbench.scoring.chat import format_options
 from workbench.stats.metrics import Metric, mean_metric
 
 KEYS = {"name", "description", "licence", "slot", "templates", "fillers", "choices", "labels", "source"}
@@ -84,7 +85,7 @@ def score(model, items, options, skips):
         words = spec["choices"][side]
         sents = [t.replace("{choice}", w) for t in items.template for w in words]
         s = sentence_scores(model, sents, method=method, aggregate=options["aggregate"], start=options["start"],
-                            cache=options["cache"]).score.to_numpy()
+                            cache=options["cache"], **format_options(options)).score.to_numpy()
         out[f"score_{side}"] = s.reshape(len(items), len(words)).mean(axis=1)
     out["a_preferred"] = (out.score_a > out.score_b).astype(int)
     out["diff"] = out.score_a - out.score_b
@@ -120,7 +121,7 @@ def _spec(name, filename, description):
         name=name, description=description, load=load, score=score, metrics=make_metrics(None),
         categories=("group",), licence="CC0-1.0" if filename else "as stated in your file",
         defaults={"method": "auto", "aggregate": "sum", "start": "bos"}, default_data=filename,
-        paper="Open Model Workbench templated probe")
+        paper="Open Model Workbench templated probe", formats=("raw", "chat"))
 
 
 SPECS = {

@@ -26,6 +26,7 @@ from workbench.datafiles import read_text
 from workbench.errors import DataError
 from workbench.probes.base import ProbeSpec
 from workbench.probes.scoring import check_choice, continuation_scores, method_for, require_kind, sentence_scores
+from workbench.scoring.chat import format_options
 from workbench.stats.metrics import mean_metric
 
 _LINE = re.compile(r"^\s*(\d+)\s+(.*\S)\s*$")
@@ -107,7 +108,8 @@ def _coref(model, items, options, skips):
         for _, r in items.iterrows():
             ctx = f'{r[f"sent_{side}"]} In this sentence, "{r[f"pronoun_{side}"]}" refers to the'
             reqs += [(ctx, " " + o) for o in r.occupations]
-        s = continuation_scores(model, reqs, aggregate=options["aggregate"], cache=options["cache"]).score
+        s = continuation_scores(model, reqs, aggregate=options["aggregate"], cache=options["cache"],
+                                **format_options(options)).score
         s = s.to_numpy().reshape(len(items), 2)
         referent = np.array([0 if r.occupations[0] in r.entity.lower() else 1 for _, r in items.iterrows()])
         out[f"correct_{side}"] = (s.argmax(1) == referent).astype(int)
@@ -120,7 +122,8 @@ def score(model, items, options, skips):
     if options["scoring"] == "coreference":
         return _coref(model, items, options, skips)
     method = method_for(model, options["method"], "winobias")
-    kw = dict(method=method, aggregate=options["aggregate"], start=options["start"], cache=options["cache"])
+    kw = dict(method=method, aggregate=options["aggregate"], start=options["start"], cache=options["cache"],
+              **format_options(options))
     sp, sa = sentence_scores(model, items.sent_pro, **kw), sentence_scores(model, items.sent_anti, **kw)
     out = items.copy()
     out["score_pro"], out["score_anti"] = sp.score.to_numpy(), sa.score.to_numpy()
@@ -144,4 +147,4 @@ SPEC = ProbeSpec(
     name="winobias", description="WinoBias: pro- vs anti-stereotyped gap, types 1 and 2",
     load=load, score=score, metrics=metrics, categories=("type",), licence="MIT",
     defaults={"scoring": "sentence", "method": "auto", "aggregate": "sum", "start": "bos"},
-    paper="Zhao et al. 2018, NAACL")
+    paper="Zhao et al. 2018, NAACL", formats=("raw", "chat"))

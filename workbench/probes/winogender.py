@@ -23,6 +23,7 @@ from workbench.errors import DataError
 from workbench.datafiles import read_table
 from workbench.probes.base import ProbeSpec, find_file, require_text
 from workbench.probes.scoring import method_for, sentence_scores
+from workbench.scoring.chat import format_options
 from workbench.stats.metrics import Metric, mean_metric
 
 GENDERS = ("male", "female", "neutral")
@@ -71,7 +72,8 @@ def score(model, items, options, skips):
     out = items.copy()
     for g in GENDERS:
         out[f"score_{g}"] = sentence_scores(model, items[f"sent_{g}"], method=method, aggregate=options["aggregate"],
-                                            start=options["start"], cache=options["cache"]).score.to_numpy()
+                                            start=options["start"], cache=options["cache"],
+                                            **format_options(options)).score.to_numpy()
     out["log_ratio_fm"] = out.score_female - out.score_male
     out["female_over_male"] = (out.score_female > out.score_male).astype(int)
     best = out[[f"score_{g}" for g in GENDERS]].to_numpy().argmax(axis=1)
@@ -131,4 +133,5 @@ def plot(res, ax=None, stat: str = "bls"):
 SPEC = ProbeSpec(
     name="winogender", description="Winogender: pronoun preference by occupation, correlation with BLS/Bergsma",
     load=load, score=score, metrics=metrics, categories=("occupation",), licence="MIT",
-    defaults={"method": "auto", "aggregate": "sum", "start": "bos"}, plot=plot, paper="Rudinger et al. 2018, NAACL")
+    defaults={"method": "auto", "aggregate": "sum", "start": "bos"}, plot=plot, paper="Rudinger et al. 2018, NAACL",
+    formats=("raw", "chat"))

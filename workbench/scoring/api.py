@@ -93,9 +93,10 @@ def _cut(ctx: list, cont: list, limit: int) -> int:
     return max(0, len(ctx) + len(cont) - 1 - limit)
 
 
-@checked(bos=_BOS, share_contexts=BOOL, **_COMMON)
+@checked(bos=_BOS, share_contexts=BOOL, format=OneOf("raw", "chat"), **_COMMON)
 def loglikelihood(model, requests, *, bos="auto", token_budget: int = DEFAULT_TOKEN_BUDGET,
-                  cache: bool = True, progress=None, share_contexts: bool = True) -> pd.DataFrame:
+                  cache: bool = True, progress=None, share_contexts: bool = True, format: str = "raw",
+                  system_prompt: str | None = None) -> pd.DataFrame:
     """Log-likelihood of each continuation given its context (causal LMs).
 
     Parameters
@@ -109,6 +110,10 @@ def loglikelihood(model, requests, *, bos="auto", token_budget: int = DEFAULT_TO
     share_contexts : run a token prefix shared by several requests (a multiple-choice context,
         the common start of two sentences) once and reuse its KV cache; results are the same
         within 1e-4 either way.
+    format : "raw" (the text as given) or "chat": each context is the user turn of the model's
+        chat template (``system_prompt``: an optional system turn), the continuation the
+        assistant's reply; see :mod:`workbench.scoring.chat` for the exact token accounting.
+        The ``context`` column then holds the rendered prompt that was scored.
 
     Over-long requests: a context that does not fit in the model's window with its continuation
     loses its first tokens (the continuation is always scored whole; one longer than the window
@@ -136,12 +141,23 @@ def loglikelihood(model, requests, *, bos="auto", token_budget: int = DEFAULT_TO
         if not r[1]:
             raise InvalidInputError(f"request {i} has an empty continuation: there is nothing to score")
         reqs.append((r[0], r[1]))
-    add_bos = T.resolve_bos(model.tokenizer, bos)
-    options = {"bos": add_bos, "split": "lm-eval whole-string split"}
+    from workbench.scoring import chat
+    chat.check_format(format, model, "loglikelihood", system_prompt)
+    if format == "chat":
+        if bos is True:
+            raise InvalidInputError("bos=True with format='chat' would add a BOS before the chat template, "
+                                    "which writes its own special tokens; leave bos='auto'")
+        # the rendered prompt is the request (and the cache key): raw and chat never share entries
+        reqs = chat.chat_requests(model, reqs, system_prompt)
+        add_bos, keep = False, True
+        options = {"bos": False, "split": "chat: context tokenised whole", "format": "chat"}
+    else:
+        add_bos, keep = T.resolve_bos(model.tokenizer, bos), False
+        options = {"bos": add_bos, "split": "lm-eval whole-string split"}
     limit = engine.max_length(model)
 
     def compute(batch):
-        pairs = T.encode_pairs(model.tokenizer, batch, add_bos)
+        pairs = T.encode_pairs(model.tokenizer, batch, add_bos, keep_context=keep)
         for i, (_, cont) in enumerate(pairs):
             if len(cont) > limit:  # the scoring window (engine.max_length), which may be below the model's
                 raise ContextWindowError(f"the continuation of request {i} is {len(cont)} tokens, longer than the "
@@ -163,7 +179,8 @@ def loglikelihood(model, requests, *, bos="auto", token_budget: int = DEFAULT_TO
     # scores do not change, so the cache stays valid and ENGINE_VERSION stays as it is)
     old = [i for i, r in enumerate(rows) if "truncated_tokens" not in r]
     if old:
-        for i, (ctx, cont) in zip(old, T.encode_pairs(model.tokenizer, [reqs[i] for i in old], add_bos)):
+        for i, (ctx, cont) in zip(old, T.encode_pairs(model.tokenizer, [reqs[i] for i in old], add_bos,
+                                                      keep_context=keep)):
             rows[i] = {**rows[i], "truncated_tokens": _cut(ctx, cont, limit)}
     out = [{"context": c, "continuation": x, **r, "mean_logprob": r["logprob"] / r["n_tokens"]}
            for (c, x), r in zip(reqs, rows)]
@@ -298,10 +315,11 @@ def fill_mask(model, texts, *, top_k: int = 5, mask: str = "[M]", cache: bool = 
 def generate(model, prompts, *, max_new_tokens: int = 32, seed: int = 0, do_sample: bool = False,
              temperature: float = 1.0, top_p: float = 1.0, top_k: int | None = None,
              num_return_sequences: int = 1, batch_size: int = 8, chat: bool = False,
-             cache: bool = True, progress=None) -> pd.DataFrame:
+             cache: bool = True, progress=None, system_prompt: str | None = None) -> pd.DataFrame:
     """Seeded generation (greedy by default). ``chat=True`` wraps each prompt in the tokenizer's
-    chat template as a user turn. Returns one row per completion: prompt, sample, completion,
-    n_new_tokens, seed.
+    chat template as a user turn (after a system turn ``system_prompt``, if given), as
+    :mod:`workbench.scoring.chat` renders it. Returns one row per completion: prompt, sample,
+    completion, n_new_tokens, seed.
 
     A prompt whose tokens plus ``max_new_tokens`` do not fit in the model's window is refused
     before anything runs (:class:`~workbench.errors.ContextWindowError`)."""
@@ -312,14 +330,18 @@ def generate(model, prompts, *, max_new_tokens: int = 32, seed: int = 0, do_samp
                                 "use do_sample=False")
     if num_return_sequences > 1 and not do_sample:
         raise InvalidInputError("num_return_sequences > 1 needs do_sample=True (greedy decoding gives one answer)")
+    from workbench.scoring.chat import check_format
     from workbench.scoring.generation import _prompt_text
-    texts = [_prompt_text(model.tokenizer, p, chat) for p in prompts]
+    check_format("chat" if chat else "raw", None, "generate", system_prompt)  # system_prompt needs chat=True
+    texts = [_prompt_text(model.tokenizer, p, chat, system_prompt) for p in prompts]
     _check_fit(model, _token_lengths(model, texts, add_special_tokens=not chat), "prompt",
                "Shorten the prompt or ask for fewer max_new_tokens.", extra=max_new_tokens,
                extra_text=f" plus max_new_tokens={max_new_tokens}")
     options = dict(max_new_tokens=max_new_tokens, seed=seed, do_sample=do_sample, temperature=temperature,
                    top_p=top_p, top_k=top_k, num_return_sequences=num_return_sequences,
                    batch_size=batch_size, chat=chat)
+    if system_prompt is not None:  # only when given, so the cache keys of other calls are unchanged
+        options["system_prompt"] = system_prompt
     # sampling depends on batch composition (see generation.py), so the whole call is one cache entry
     key_request = [prompts] if do_sample else prompts
 

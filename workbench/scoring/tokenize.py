@@ -11,6 +11,11 @@ Conventions (recorded in every result's ``attrs["scoring"]``):
   to the continuation; the whole string ``context + continuation`` is tokenised once and split
   at the length of the tokenised context. So the continuation's tokens are the ones the model
   would really see, and merges across the boundary are counted on the continuation's side.
+* **Chat contexts** (``keep_context=True``, :mod:`workbench.scoring.chat`): the context is a
+  rendered chat template ending in the assistant prefix; it keeps its trailing whitespace and is
+  tokenised exactly as given (its tokens are the template's own), no BOS is added (the template
+  writes its own), and the continuation is what follows it in the whole string's tokens (or,
+  should the boundary merge, the continuation tokenised alone, so the context is never altered).
 """
 from __future__ import annotations
 
@@ -60,22 +65,26 @@ def encode_pair(tokenizer, context: str, continuation: str, add_bos: bool) -> tu
     return ctx, cont
 
 
-def encode_pairs(tokenizer, pairs: list[tuple[str, str]], add_bos: bool) -> list[tuple[list[int], list[int]]]:
+def encode_pairs(tokenizer, pairs: list[tuple[str, str]], add_bos: bool,
+                 keep_context: bool = False) -> list[tuple[list[int], list[int]]]:
     """:func:`encode_pair` for many requests at once: one batched tokenizer call for the whole
-    strings and one for the distinct contexts (a multiple-choice context is encoded once)."""
+    strings and one for the distinct contexts (a multiple-choice context is encoded once).
+    ``keep_context``: the chat convention (module docstring)."""
     moved = []
     for context, continuation in pairs:
         n_spaces = len(context) - len(context.rstrip())
-        if n_spaces:
+        if n_spaces and not keep_context:
             context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
         moved.append((context, continuation))
     wholes = _encode_many(tokenizer, [c + x for c, x in moved])
     distinct = sorted({c for c, _ in moved if c})
     ctx_ids = dict(zip(distinct, _encode_many(tokenizer, distinct)))
     out = []
-    for (context, _), whole in zip(moved, wholes):
+    for (context, continuation), whole in zip(moved, wholes):
         ctx = ctx_ids[context] if context else []
         cont = whole[len(ctx):]
+        if keep_context and whole[:len(ctx)] != ctx:  # the boundary merged: keep the prompt as given
+            cont = encode(tokenizer, continuation)
         if add_bos or not ctx:
             ctx = [prefix_token_id(tokenizer)] + ctx
         out.append((ctx, cont))
