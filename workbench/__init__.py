@@ -45,6 +45,7 @@ _API = {
     "open_store": "workbench.bench.store:open_store",
     # how the model was made: training data and contamination
     "membership": "workbench.training_data.membership:membership",
+    "contamination": "workbench.training_data.contamination:contamination",
 }
 _SUBMODULES = {"inspect", "scoring", "models", "probes", "stats", "bench", "attribution", "testing", "widgets",
                "training_data"}

@@ -5,6 +5,7 @@
 - :mod:`workbench.training_data.testbed`: fine-tune a copy of a model on known texts, so that
   membership and contamination are known and the methods can be checked against the truth.
 """
+from workbench.training_data.contamination import ContaminationResult, contamination
 from workbench.training_data.membership import MembershipResult, membership
 
-__all__ = ["MembershipResult", "membership"]
+__all__ = ["ContaminationResult", "MembershipResult", "contamination", "membership"]

@@ -82,14 +82,18 @@ class MembershipResult(Result):
     def findings(self, alpha: float = ALPHA) -> pd.DataFrame:
         """One row per attack: its AUROC, the blind AUROC, the difference with its interval, DeLong's
         p, and ``verdict``: "evidence beyond the blind baseline" only when the attack beats the
-        baseline (difference > 0, p < alpha)."""
+        baseline (difference > 0, DeLong p < alpha) AND chance (Mann-Whitney p < alpha). The second
+        condition matters because a cross-fitted blind AUROC falls below 0.5 on sets with no shift
+        (each text's own n-grams are missing from the folds that score it, so they lean to the
+        other class): below 0.5 it says "no shift found", and 0.5 is then the bar."""
         s = self.summary()
         get = lambda m, k, col="value": float(s[(s.method == m) & (s.metric == k)][col].iloc[0])  # noqa: E731
         rows = []
         blind_auc, blind_p = get("blind", "auroc"), get("blind", "p_vs_chance")
         for m in self.methods:
             diff, p = get(m, "auroc_minus_blind"), get(m, "p_vs_blind")
-            beyond = bool(diff > 0 and p < alpha)
+            # beating a blind score that fell below chance is no evidence: chance must be beaten too
+            beyond = bool(diff > 0 and p < alpha and get(m, "p_vs_chance") < alpha)
             verdict = "evidence beyond the blind baseline" if beyond else "no evidence beyond the blind baseline"
             if not beyond and blind_p < alpha:
                 verdict += " (the blind baseline itself separates the sets: they differ in distribution)"
