@@ -43,8 +43,12 @@ _API = {
     "run": "workbench.bench.runner:run",
     "load_task": "workbench.bench.tasks:load_task",
     "open_store": "workbench.bench.store:open_store",
+    # how the model was made: training data and contamination
+    "membership": "workbench.training_data.membership:membership",
+    "contamination": "workbench.training_data.contamination:contamination",
 }
-_SUBMODULES = {"inspect", "scoring", "models", "probes", "stats", "bench", "attribution", "testing", "widgets"}
+_SUBMODULES = {"inspect", "scoring", "models", "probes", "stats", "bench", "attribution", "testing", "widgets",
+               "training_data"}
 
 __all__ = sorted(_API) + sorted(_SUBMODULES) + ["__version__"]
 

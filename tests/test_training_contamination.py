@@ -1,0 +1,114 @@
+"""Benchmark contamination tests: the exchangeability test's statistic and p-value, verbatim
+completion with its control, streaming n-gram overlap, and the inputs (the testbed checks that
+the tests find planted contamination: test_training_testbed.py)."""
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import workbench as wb
+from workbench.errors import InvalidInputError
+from workbench.training_data.exchangeability import exchangeability, shard_bounds
+from workbench.training_data.ngram import ngram_overlap, words
+from workbench.training_data.verbatim import exact, lcs_ratio, perturb, split_item
+
+ITEMS = ["The cat sat on the mat and looked at the dog.", "Paris is the capital of France, said the teacher.",
+         "One two three four five six seven eight nine ten.", "The nurse told him that the results were good.",
+         "The quick brown fox jumps over the lazy dog.", "My friend is a teacher in a large city."]
+
+
+def test_exchangeability_statistic_and_permutation_p_value(tiny):
+    m = tiny("gpt2")
+    r = exchangeability(m, ITEMS, n_shards=2, n_permutations=19, seed=3, cache=False)
+    # rebuild the same orders and score them independently through wb.loglikelihood
+    rng = np.random.default_rng(3)
+    totals = []
+    for b in range(20):
+        texts = []
+        for a, z in shard_bounds(len(ITEMS), 2):
+            order = np.arange(a, z) if b == 0 else a + rng.permutation(z - a)
+            texts.append("\n".join(ITEMS[i] for i in order))
+        totals.append(wb.loglikelihood(m, [("", t) for t in texts], cache=False).logprob.sum())
+    totals = np.array(totals)
+    assert r["logprob_canonical"] == pytest.approx(totals[0])
+    assert r["statistic"] == pytest.approx(totals[0] - totals[1:].mean())
+    assert r["p_value"] == pytest.approx((1 + (totals[1:] >= totals[0]).sum()) / 20)
+    assert (r["n"], r["n_shards"], r["n_permutations"]) == (6, 2, 19)
+    with pytest.raises(InvalidInputError, match="n_shards"):
+        exchangeability(m, ITEMS, n_shards=4)
+
+
+def test_shards_cover_every_item_once():
+    for n, k in [(10, 3), (7, 7), (16, 4)]:
+        b = shard_bounds(n, k)
+        assert b[0][0] == 0 and b[-1][1] == n and all(x[1] == y[0] for x, y in zip(b, b[1:]))
+
+
+def test_verbatim_measures():
+    assert split_item("the cat sat on the mat today") == ("the cat sat", " on the mat today")
+    assert split_item("abcdef") == ("abc", "def")
+    assert exact(" on the  mat today and more", " on the mat today")
+    assert not exact(" on the mat", " on the mat today")
+    assert lcs_ratio(" on the mat today", " on the mat today") == 1.0
+    assert lcs_ratio("xyz", " on the mat") == 0.0
+    rng = np.random.default_rng(0)
+    p = perturb("one two three four five six", rng)
+    assert sorted(p.split()) == sorted("one two three four five six".split()) and p != "one two three four five six"
+
+
+def test_verbatim_test_rows(tiny):
+    con = wb.contamination(tiny("gpt2"), ITEMS, tests="verbatim", cache=False)
+    df = con.items["verbatim"]
+    assert len(df) == len(ITEMS)
+    assert {"prompt", "truth", "completion", "perturbed_completion", "exact", "lcs_ratio",
+            "lcs_ratio_perturbed"} <= set(df.columns)
+    assert all(p + t == item for p, t, item in zip(df.prompt, df.truth, ITEMS))
+    row = con.details[0]
+    assert row["statistic"] == pytest.approx((df.lcs_ratio - df.lcs_ratio_perturbed).mean())
+    assert 0 <= row["p_value"] <= 1
+
+
+def test_ngram_overlap_follows_the_lm_eval_definition(tmp_path):
+    assert words("Hello, World! It's  fine.") == ["hello", "world", "it", "s", "fine"]
+    items = ["The quick brown fox jumps over the lazy dog", "short item", "A cat sat on the red mat today"]
+    # a 3-gram split over two lines of a file counts; case and punctuation do not matter
+    f = tmp_path / "corpus.txt"
+    f.write_text("nothing here\nTHE QUICK\nbrown, fox ...\n")
+    g = tmp_path / "more.txt.gz"
+    with gzip.open(g, "wt") as fh:
+        fh.write("she said: on the red mat!\n")
+    r = ngram_overlap(items, [f, g], n=3)
+    assert r.contaminated.tolist() == [True, False, True]
+    assert r.n_ngrams.tolist() == [7, 0, 6]                       # "short item" has no 3-gram
+    assert r.n_hits.tolist() == [2, 0, 2]
+    assert r.attrs["corpus_documents"] == 2
+    # a folder, an iterable of datasets-style rows, a generator consumed lazily
+    assert ngram_overlap(items, tmp_path, n=3).contaminated.tolist() == [True, False, True]
+    docs = ({"text": "unrelated words " * 5} for _ in range(1000))
+    assert not ngram_overlap(items, docs, n=3).contaminated.any()
+    with pytest.raises(InvalidInputError, match="'text'"):
+        ngram_overlap(items, [{"body": "x"}], n=3)
+
+
+def test_contamination_inputs_and_summary(tiny):
+    m = tiny("gpt2")
+    df = pd.DataFrame({"question": ITEMS})
+    con = wb.contamination(m, df, column="question", tests=("exchangeability", "ngram"), corpus=[ITEMS[0]], n=5,
+                           n_permutations=19, cache=False)
+    s = con.summary()
+    assert list(s.columns) == ["test", "statistic", "p_value", "n"]
+    assert s.test.tolist() == ["exchangeability", "ngram"]
+    assert s.set_index("test").loc["ngram", "statistic"] == pytest.approx(1 / 6)
+    assert np.isnan(s.set_index("test").loc["ngram", "p_value"])
+    task = wb.contamination(m, "capitals", n_permutations=19, n_shards=4, cache=False)
+    items = wb.load_task("capitals").all_items
+    assert task.summary().n[0] == len(items)
+    with pytest.raises(InvalidInputError, match="unknown contamination test"):
+        wb.contamination(m, ITEMS, tests=("ts_guessing",))
+    with pytest.raises(InvalidInputError, match="corpus="):
+        wb.contamination(m, ITEMS, tests=("ngram",))
+    with pytest.raises(InvalidInputError, match="column="):
+        wb.contamination(m, df)

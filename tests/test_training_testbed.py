@@ -1,0 +1,81 @@
+"""The testbed with known truth, on a tiny model fine-tuned in seconds: attacks beat the blind
+baseline where membership is real and not where it is not, the blind baseline catches a
+distribution shift that attacks only echo, and the exchangeability test finds a planted benchmark
+and not a clean one."""
+from __future__ import annotations
+
+import pytest
+
+import workbench as wb
+from workbench.errors import InvalidInputError
+from workbench.training_data.testbed import build_testbed, finetune, plant, run_testbed, synthetic_texts
+
+METHODS = ("loss", "zlib", "min_k", "min_k_pp")
+
+
+@pytest.fixture(scope="module")
+def testbed():
+    from workbench.testing import tiny_model
+    base = tiny_model("gpt2")
+    texts = synthetic_texts(80, "a", seed=0)
+    benchmark = [t for t in synthetic_texts(40, "a", seed=5) if t not in texts][:16]
+    tb = build_testbed(base, texts, synthetic_texts(40, "b", seed=1), benchmark, epochs=8, lr=1e-2, n_shards=4,
+                       seed=0)
+    tables = run_testbed(tb, METHODS, n_permutations=49, cache=False)
+    return tb, tables
+
+
+def test_finetune_leaves_the_original_alone_and_gets_its_own_fingerprint(testbed):
+    tb, _ = testbed
+    assert tb.tuned.fingerprint_id != tb.base.fingerprint_id
+    fresh = wb.testing.tiny_model("gpt2")
+    assert tb.base.fingerprint_id == fresh.fingerprint_id          # the base weights were not trained
+    assert set(tb.members).isdisjoint(tb.nonmembers) and len(tb.members) == len(tb.nonmembers) == 40
+    assert plant(["a", "b", "c", "d"], 2, "\n") == ["a\nb", "c\nd"]
+
+
+def test_attacks_beat_the_blind_baseline_only_on_the_fine_tuned_model(testbed):
+    _, (mia, _) = testbed
+    tuned = mia[mia.scenario == "same distribution, fine-tuned"].set_index("method")
+    original = mia[mia.scenario == "same distribution, original"].set_index("method")
+    assert tuned.loc[["loss", "min_k", "min_k_pp"], "beyond_blind"].all()
+    assert (tuned.loc[["loss", "min_k", "min_k_pp"], "auroc"] > 0.65).all()
+    assert not original.beyond_blind.any()
+    assert (tuned.auroc > original.auroc).all()                    # fine-tuning is what made them work
+
+
+def test_blind_baseline_catches_a_shift_that_attacks_do_not_go_beyond(testbed):
+    _, (mia, _) = testbed
+    shift = mia[mia.scenario == "distribution shift, original"].set_index("method")
+    assert (shift.blind_auroc > 0.95).all()
+    assert not shift.beyond_blind.any()
+    assert (shift.attack_minus_blind <= 0.01).all()
+
+
+def test_exchangeability_finds_the_planted_benchmark_and_not_a_clean_one(testbed):
+    _, (_, con) = testbed
+    con = con.set_index("model")
+    assert con.loc["planted (fine-tuned)", "p_value"] < 0.05
+    assert con.loc["planted (fine-tuned)", "statistic"] > 0
+    assert con.loc["clean (original)", "p_value"] > 0.05
+
+
+def test_verbatim_completion_is_stronger_on_the_planted_model(testbed):
+    tb, _ = testbed
+    planted = wb.contamination(tb.tuned, tb.benchmark, tests="verbatim", cache=False).details[0]
+    clean = wb.contamination(tb.base, tb.benchmark, tests="verbatim", cache=False).details[0]
+    assert planted["lcs_ratio"] > clean["lcs_ratio"]
+
+
+def test_finetune_refuses_texts_longer_than_the_window():
+    from workbench.testing import tiny_model
+    with pytest.raises(InvalidInputError, match="n_shards"):
+        finetune(tiny_model("gpt2"), [" ".join(["the cat sat"] * 200)], epochs=1)
+
+
+def test_synthetic_sources_are_seeded_and_distinct():
+    a = synthetic_texts(30, "a", seed=0)
+    assert a == synthetic_texts(30, "a", seed=0) and len(set(a)) == 30
+    assert set(a).isdisjoint(synthetic_texts(30, "b", seed=0))
+    with pytest.raises(ValueError):
+        synthetic_texts(3, "c")

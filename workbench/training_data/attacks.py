@@ -1,0 +1,87 @@
+"""Per-text membership scores, every one oriented so that HIGHER = MORE LIKELY A MEMBER.
+
+All come from the scoring engine's ``token_stats`` request (:mod:`workbench.scoring.token_stats`):
+one pass over the texts gives loss, zlib, Min-K% and Min-K%++; "lowercase" adds a pass over the
+lowercased texts, "reference" a pass of the reference model.
+
+============  ======================================================================================
+method        score (higher = member)
+============  ======================================================================================
+loss          mean token log-likelihood (Yeom et al. 2018; the negative of the usual loss)
+zlib          mean token log-likelihood / zlib-compressed size in bytes (Carlini et al. 2021, as
+              MIMIR computes it: loss / zlib entropy, negated)
+lowercase     -(NLL(text) / NLL(text.lower())), mean NLLs per token (Carlini et al. 2021's ratio of
+              log-perplexities, negated): memorised casing makes the original much likelier
+min_k         mean of the lowest ``k`` share of the token log-probs (Shi et al. 2024, Min-K% Prob;
+              ``max(1, int(k * n_tokens))`` tokens, as the authors' code)
+min_k_pp      the same over standardised log-probs ``(log p(x_t) - mu_t) / sigma_t``, ``mu_t`` and
+              ``sigma_t^2`` the mean and variance of ``log p(z)`` for ``z`` drawn from the model at
+              position t (Zhang et al. 2024, Min-K%++); a position where the model is certain
+              (``sigma_t = 0``) is left out
+reference     mean log-likelihood under the model minus under the reference model (Carlini et al.
+              2021 / MIMIR "ref"): the reference model discounts texts that are simply easy
+============  ======================================================================================
+
+>>> import numpy as np
+>>> round(min_k_score(np.array([-1.0, -5.0, -2.0, -0.5]), 0.5), 2)   # the 2 lowest: -5 and -2
+-3.5
+"""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+MODEL_METHODS = ("loss", "zlib", "lowercase", "min_k", "min_k_pp", "reference")
+DEFAULT_METHODS = ("loss", "zlib", "min_k", "min_k_pp")
+
+
+def min_k_score(values: np.ndarray, k: float) -> float:
+    values = np.asarray(values, float)
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return float("nan")
+    n = max(1, int(len(values) * k))
+    return float(np.sort(values)[:n].mean())
+
+
+def min_k_pp_values(token_lp, mean, var) -> np.ndarray:
+    lp, mu, var = (np.asarray(x, float) for x in (token_lp, mean, var))
+    sigma = np.sqrt(np.clip(var, 0, None))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (lp - mu) / sigma
+    return z[sigma > 0]
+
+
+def zlib_bytes(text: str) -> int:
+    return len(zlib.compress(text.encode("utf-8")))
+
+
+def attack_scores(model, texts: list[str], methods, k: float, reference=None, *, max_tokens=None,
+                  cache: bool = True, progress=None) -> dict[str, np.ndarray]:
+    """``{method: per-text scores}`` for the model methods in ``methods``."""
+    from workbench.scoring.token_stats import token_stats
+
+    need_moments = "min_k_pp" in methods
+    ts = token_stats(model, texts, moments=need_moments, max_tokens=max_tokens, cache=cache, progress=progress)
+    mean_lp = ts.mean_logprob.to_numpy(float)
+    out = {}
+    if "loss" in methods:
+        out["loss"] = mean_lp
+    if "zlib" in methods:
+        out["zlib"] = mean_lp / np.array([zlib_bytes(t) for t in texts], float)
+    if "min_k" in methods:
+        out["min_k"] = np.array([min_k_score(lp, k) for lp in ts.token_logprobs])
+    if "min_k_pp" in methods:
+        out["min_k_pp"] = np.array([min_k_score(min_k_pp_values(lp, mu, v), k)
+                                    for lp, mu, v in zip(ts.token_logprobs, ts.logp_mean, ts.logp_var)])
+    if "lowercase" in methods:
+        low = token_stats(model, [t.lower() for t in texts], moments=False, max_tokens=max_tokens, cache=cache,
+                          progress=progress).mean_logprob.to_numpy(float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["lowercase"] = -(mean_lp / low)   # both NLLs are -mean_lp, -low: the ratio is the same
+    if "reference" in methods:
+        ref = token_stats(reference, texts, moments=False, max_tokens=max_tokens, cache=cache,
+                          progress=progress).mean_logprob.to_numpy(float)
+        out["reference"] = mean_lp - ref
+    return out

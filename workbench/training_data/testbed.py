@@ -1,0 +1,173 @@
+"""A testbed with known truth: fine-tune a copy of a model on known texts and a planted benchmark.
+
+Membership inference and contamination tests can only be checked where the truth is known. The
+testbed makes it known: :func:`build_testbed` splits texts of one source at random (seeded) into
+members and non-members, fine-tunes a copy of the model on the members and on a planted benchmark
+(its items in canonical order, joined into the same shards the exchangeability test scores), and
+keeps texts of another source for the distribution-shift scenario. :func:`run_testbed` then runs
+
+- **same distribution, fine-tuned**: members vs non-members on the fine-tuned copy (the attacks
+  should beat the blind baseline);
+- **same distribution, original**: the same texts on the original model, which saw neither (no
+  attack should beat the blind baseline);
+- **distribution shift, original**: members vs texts of another source on the original model (the
+  blind baseline catches the shift; no attack should show evidence beyond it);
+
+and the exchangeability test on the planted benchmark, on the fine-tuned and the original model.
+``tests/test_training_testbed.py`` runs it on a tiny model; ``benchmarks/training_data.py`` on
+SmolLM2.
+
+>>> synthetic_texts(2, "a", seed=0)[0]   # doctest: +ELLIPSIS
+'The ...'
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from workbench.training_data.exchangeability import shard_bounds
+
+_A = dict(who="doctor nurse teacher lawyer mechanic cook developer designer engineer friend".split(),
+          did="said told argued fixed made read chased laughed waited worked".split(),
+          what=["the car", "the contract", "the dinner", "the design", "the results", "the ball", "the music",
+                "the books", "the money", "the work"],
+          where="in the park|in the city|at home|in the garden|across the garden|in a large city".split("|"),
+          when="on Monday|on Tuesday|on Wednesday|on Thursday|on Friday|soon|again".split("|"))
+_B = dict(n=[str(i) for i in range(2, 99)], unit="kg km litres euros hours".split(),
+          item="ITEM-{0:03d} SKU-{0:03d} REF-{0:03d}".split())
+
+
+def synthetic_texts(n: int, source: str = "a", seed: int = 0) -> list[str]:
+    """``n`` distinct seeded sentences. Source "a": everyday sentences (one distribution);
+    source "b": inventory records (another: numbers, codes, capitals) for the shift scenario."""
+    rng = np.random.default_rng(seed)
+    out, seen = [], set()
+    while len(out) < n:
+        if source == "a":
+            pick = {k: v[rng.integers(len(v))] for k, v in _A.items()}
+            t = f"The {pick['who']} {pick['did']} {pick['what']} {pick['where']} {pick['when']}."
+        elif source == "b":
+            code = _B["item"][rng.integers(3)].format(int(rng.integers(1000)))
+            t = f"{code}: {rng.choice(_B['n'])} {rng.choice(_B['unit'])}, STOCK {rng.integers(100)}; BIN {rng.integers(50)}"
+        else:
+            raise ValueError(f"source must be 'a' or 'b', got {source!r}")
+        if t not in seen:
+            seen.add(t)
+            out.append(t)
+    return out
+
+
+def plant(items: list[str], n_shards: int = 1, separator: str = "\n") -> list[str]:
+    """The benchmark as training texts: its shards in canonical order, as the exchangeability test
+    scores them (:func:`workbench.training_data.exchangeability.shard_bounds`)."""
+    return [separator.join(items[a:b]) for a, b in shard_bounds(len(items), n_shards)]
+
+
+def finetune(model, texts: list[str], *, epochs: int = 10, lr: float = 1e-3, batch_size: int = 8, seed: int = 0,
+             name: str | None = None):
+    """A fine-tuned COPY of ``model`` (the original is untouched): causal-LM loss on every text,
+    conditioned on the BOS (or EOS) token as the scoring engine scores a text, AdamW, seeded
+    shuffles. Returns a new :class:`workbench.Model` (its own fingerprint, so no cached score of
+    the original is served for it)."""
+    from workbench.errors import InvalidInputError
+    from workbench.models.model import Model
+    from workbench.scoring.engine import max_length
+    from workbench.scoring.tokenize import encode, prefix_token_id
+
+    tok = model.tokenizer
+    prefix = prefix_token_id(tok)
+    seqs = [[prefix] + encode(tok, t) for t in texts]
+    limit = max_length(model)
+    long = [i for i, q in enumerate(seqs) if len(q) > limit]
+    if long:
+        raise InvalidInputError(f"{len(long)} training text(s) are longer than the window of {limit} tokens (text "
+                                f"{long[0]}: {len(seqs[long[0]])} tokens); shorten them, or plant the benchmark "
+                                "in more shards (n_shards=)")
+    pad = tok.pad_token_id if tok.pad_token_id is not None else prefix
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    hf = copy.deepcopy(model.hf).float()
+    hf.train()
+    opt = torch.optim.AdamW(hf.parameters(), lr=lr, weight_decay=0.0)
+    for _ in range(epochs):
+        order = rng.permutation(len(seqs))
+        for s in range(0, len(order), batch_size):
+            batch = [seqs[i] for i in order[s:s + batch_size]]
+            width = max(map(len, batch))
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for r, q in enumerate(batch):
+                ids[r, :len(q)], mask[r, :len(q)] = torch.tensor(q), 1
+            labels = ids.masked_fill(mask == 0, -100)
+            loss = hf(input_ids=ids.to(hf.device), attention_mask=mask.to(hf.device), labels=labels.to(hf.device)).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+    hf.to(model.dtype).eval()
+    return Model.from_hf(hf, tok, name=name or f"{model.name}+finetuned", kind=model.kind, licence=model.licence,
+                         source=f"workbench testbed: {model.fingerprint_id} fine-tuned on {len(texts)} texts, "
+                                f"{epochs} epochs, lr {lr}, seed {seed}")
+
+
+@dataclass
+class Testbed:
+    base: object            # the original model
+    tuned: object           # its fine-tuned copy (members + planted benchmark)
+    members: list
+    nonmembers: list        # same source, held out
+    shifted: list           # another source, never trained on
+    benchmark: list         # planted, in canonical order
+    n_shards: int = 1
+    separator: str = "\n"
+
+
+def build_testbed(model, texts: list[str], shifted: list[str], benchmark: list[str], *, epochs: int = 10,
+                  lr: float = 1e-3, batch_size: int = 8, n_shards: int = 1, separator: str = "\n",
+                  seed: int = 0) -> Testbed:
+    """Split ``texts`` at random into members and non-members (half each), fine-tune a copy of
+    ``model`` on the members and the planted ``benchmark``; ``shifted``: texts of another source."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(texts))
+    half = len(texts) // 2
+    members = [texts[i] for i in sorted(order[:half])]
+    nonmembers = [texts[i] for i in sorted(order[half:])]
+    tuned = finetune(model, members + plant(benchmark, n_shards, separator), epochs=epochs, lr=lr,
+                     batch_size=batch_size, seed=seed)
+    return Testbed(model, tuned, members, nonmembers, list(shifted), list(benchmark), n_shards, separator)
+
+
+def run_testbed(tb: Testbed, methods=("loss", "zlib", "min_k", "min_k_pp"), *, n_permutations: int = 99,
+                seed: int = 0, cache: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(membership table, contamination table). Membership: one row per scenario and method with
+    AUROC [CI], TPR@1%FPR, blind AUROC, attack minus blind [CI], DeLong p and the verdict;
+    contamination: the exchangeability test's statistic and p-value on each model."""
+    from workbench.training_data.contamination import contamination
+    from workbench.training_data.membership import membership
+
+    n = min(len(tb.members), len(tb.shifted))
+    scenarios = [("same distribution, fine-tuned", tb.tuned, tb.members, tb.nonmembers),
+                 ("same distribution, original", tb.base, tb.members, tb.nonmembers),
+                 ("distribution shift, original", tb.base, tb.members[:n], tb.shifted[:n])]
+    rows = []
+    for name, model, mem, non in scenarios:
+        mia = membership(model, mem, non, methods=methods, seed=seed, cache=cache)
+        s = mia.summary()
+        for f in mia.findings().to_dict("records"):
+            get = lambda k, col="value": float(s[(s.method == f["method"]) & (s.metric == k)][col].iloc[0])  # noqa: E731
+            rows.append({"scenario": name, "method": f["method"], "auroc": f["auroc"],
+                         "auroc_ci_low": get("auroc", "ci_low"), "auroc_ci_high": get("auroc", "ci_high"),
+                         "tpr@1%fpr": get("tpr@1%fpr"), "blind_auroc": f["blind_auroc"],
+                         "attack_minus_blind": f["auroc_minus_blind"], "diff_ci_low": f["ci_low"],
+                         "diff_ci_high": f["ci_high"], "p_vs_blind": f["p_vs_blind"],
+                         "beyond_blind": f["beyond_blind"], "n": len(mem) + len(non)})
+    con = []
+    for name, model in (("planted (fine-tuned)", tb.tuned), ("clean (original)", tb.base)):
+        r = contamination(model, tb.benchmark, tests=("exchangeability",), seed=seed, n_shards=tb.n_shards,
+                          n_permutations=n_permutations, separator=tb.separator, cache=cache).details[0]
+        con.append({"model": name, "test": r["test"], "statistic": r["statistic"], "p_value": r["p_value"],
+                    "n": r["n"]})
+    return pd.DataFrame(rows), pd.DataFrame(con)
