@@ -220,6 +220,18 @@ def test_feature_steering_changes_logits_only_while_active(model):
     assert diff[..., [0, 1, 2, 4]].abs().max() < 1e-4
 
 
+def test_feature_steering_reaches_scoring_and_generation(model, isolated_cache):
+    sae = _identity(model.hf.config.n_embd)
+    req = [("The cat sat on the", " mat")]
+    base = wb.loglikelihood(model, req)["logprob"].item()
+    text = wb.generate(model, ["The cat"], max_new_tokens=6)["completion"].item()
+    with wb.inspect.steer_feature(model, sae, feature=[1, 4], alpha=30.0):
+        steered = wb.loglikelihood(model, req)["logprob"].item()      # not the cached clean score
+        steered_text = wb.generate(model, ["The cat"], max_new_tokens=6)["completion"].item()
+    assert abs(steered - base) > 1e-3 and steered_text != text
+    assert wb.loglikelihood(model, req)["logprob"].item() == base
+
+
 def test_feature_ablation_removes_its_contribution(model):
     sae = _identity(model.hf.config.n_embd)            # feature 2 = relu(x_2)
     clean = wb.capture(model, SENTS[:2], sites=["resid_post"], layers=[0], progress=False)["resid_post", 0]
