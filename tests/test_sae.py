@@ -232,6 +232,33 @@ def test_feature_steering_reaches_scoring_and_generation(model, isolated_cache):
     assert wb.loglikelihood(model, req)["logprob"].item() == base
 
 
+def test_skip_first_leaves_the_first_token_alone(model, isolated_cache):
+    from workbench.inspect.sae_analysis import kept_tokens
+    d = model.hf.config.n_embd
+    zero = SAE(W_enc=torch.zeros(d, 4), b_enc=torch.zeros(4), W_dec=torch.zeros(4, d), b_dec=torch.zeros(d),
+               site="resid_post", layer=0, skip_first=True)            # reconstructs everything as 0
+    texts = ["The cat sat on the mat.", "A dog"]
+    clean = wb.capture(model, texts, sites=["resid_post"], layers=[0], progress=False)["resid_post", 0]
+    with wb.inspect.splice_sae(model, zero):
+        spliced = wb.capture(model, texts, sites=["resid_post"], layers=[0], progress=False)
+    x, mask = spliced["resid_post", 0], spliced.attention_mask.bool()
+    torch.testing.assert_close(x[:, 0], clean[:, 0])
+    assert x[:, 1:][mask[:, 1:]].abs().max() == 0
+    # left padding (generation): the first *real* token of each row is kept, KV-cache steps are edited
+    left = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
+    assert kept_tokens(left, True).tolist() == [[False, False, False, True], [False, True, True, True]]
+    sae = _identity(d)
+    sae.skip_first = True
+    # one-token prompts: the prompt pass is left alone, so only the KV-cache steps can be steered
+    assert [len(model.tokenizer(t)["input_ids"]) for t in ("The", "A")] == [1, 1]
+    plain = wb.generate(model, ["The", "A"], max_new_tokens=5)["completion"].tolist()
+    plain1 = wb.generate(model, ["The", "A"], max_new_tokens=1)["completion"].tolist()
+    with wb.inspect.steer_feature(model, sae, feature=2, alpha=30.0):
+        steered = wb.generate(model, ["The", "A"], max_new_tokens=5)["completion"].tolist()
+        steered1 = wb.generate(model, ["The", "A"], max_new_tokens=1)["completion"].tolist()
+    assert steered1 == plain1 and steered != plain
+
+
 def test_feature_ablation_removes_its_contribution(model):
     sae = _identity(model.hf.config.n_embd)            # feature 2 = relu(x_2)
     clean = wb.capture(model, SENTS[:2], sites=["resid_post"], layers=[0], progress=False)["resid_post", 0]

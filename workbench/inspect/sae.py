@@ -98,7 +98,14 @@ class SAE:
     ``encode(acts)`` [..., d_in] -> features [..., d_sae]; ``decode(features)`` -> [..., d_in];
     ``forward(acts)`` / ``sae(acts)`` = decode(encode(acts)) with any input normalisation undone.
     For ``site="z"`` an input [..., n_heads, d_head] is flattened first. ``training`` holds the
-    figures of an SAE trained by :func:`workbench.inspect.train_sae`."""
+    figures of an SAE trained by :func:`workbench.inspect.train_sae`.
+
+    ``skip_first``: the SAE leaves each text's first token alone. That token is an attention sink
+    whose activations, in many models, are outliers with a norm hundreds of times the others'
+    (SmolLM2: ~4,000 at resid_post of layer 15); SAELens and Gemma Scope trained without BOS for
+    the same reason. When true, statistics leave the first token out and splicing, feature
+    ablation and steering leave its activations unchanged. ``train_sae`` sets it (by default);
+    for a loaded SAE set it by hand if its training left BOS out."""
 
     W_enc: torch.Tensor
     b_enc: torch.Tensor
@@ -115,6 +122,7 @@ class SAE:
     source: str = ""
     cfg: dict = field(default_factory=dict)
     training: dict | None = None
+    skip_first: bool = False
 
     def __post_init__(self):
         for name in ("W_enc", "b_enc", "W_dec", "b_dec", "threshold"):
@@ -274,7 +282,8 @@ class SAE:
                "apply_b_dec_to_input": self.apply_b_dec_to_input,
                "normalize_activations": self.normalize_activations, "dtype": "float32", "device": "cpu",
                "hook_name": hook, "hook_layer": self.layer,
-               "workbench": {"site": self.site, "layer": self.layer, "training": self.training}}
+               "workbench": {"site": self.site, "layer": self.layer, "training": self.training,
+                             "skip_first": self.skip_first}}
         if self.k is not None:
             cfg["k"] = self.k
             cfg["activation_fn_kwargs"] = {"k": self.k}

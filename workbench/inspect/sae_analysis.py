@@ -55,18 +55,60 @@ def _features(sae: SAE, features) -> list[int]:
 
 # -- edits through the hooks ----------------------------------------------------------------
 
+def kept_tokens(mask: torch.Tensor, skip_first: bool) -> torch.Tensor:
+    """The real tokens (``mask``), less each row's first real one if ``skip_first``."""
+    mask = mask.bool()
+    if not skip_first:
+        return mask
+    first = mask.long().argmax(1)                     # first real position (left or right padding)
+    out = mask.clone()
+    out[torch.arange(len(mask)), first] = False
+    return out
+
+
+def _first_positions(model, state: dict):
+    """A pre-hook on the whole model that records, for each forward, the first real position of
+    every row, or None when the pass continues a KV cache (generation after the prompt: the
+    first token is not in it)."""
+    def pre(module, args, kwargs):
+        # the KV cache: ``past_key_values`` (or ``cache`` in newer transformers), a Cache object
+        past = next((v for v in kwargs.values() if hasattr(v, "get_seq_length")), None)
+        legacy = kwargs.get("past_key_values")
+        past_len = past.get_seq_length() if past is not None else (
+            legacy[0][0].shape[-2] if isinstance(legacy, (tuple, list)) and legacy else 0)
+        ref = kwargs.get("input_ids", args[0] if args else None)
+        ref = kwargs.get("inputs_embeds") if ref is None else ref
+        mask = kwargs.get("attention_mask")
+        if past_len or ref is None:
+            state["first"] = None
+        elif mask is not None and mask.dim() == 2 and mask.shape[1] == ref.shape[1]:
+            state["first"] = mask.long().argmax(1)
+        else:
+            state["first"] = torch.zeros(ref.shape[0], dtype=torch.long)
+    return model.hf.register_forward_pre_hook(pre, with_kwargs=True)
+
+
 @contextlib.contextmanager
 def _edited(model, sae: SAE, fn, desc: dict):
     """Replace the SAE's site by ``fn(x, sae_on_device)`` for the block (registered in
-    ``model.interventions``, removed on exit even after an error)."""
+    ``model.interventions``, removed on exit even after an error). With ``sae.skip_first`` the
+    first real token of each text keeps its value."""
     site, layer = _check_sae(sae).where(model)
     dev = sae.to(model.device)
+    state = {"first": None}
 
     def edit(x):
-        return fn(x, dev).reshape(x.shape).to(x.dtype)
-    handle = add_edit_hook(model, site, layer, edit)
-    desc = {**desc, "site": site, "layer": layer, "sae": sae.source or repr(sae)}
-    with intervention(model, desc, [handle]):
+        new = fn(x, dev).reshape(x.shape).to(x.dtype)
+        first = state["first"]
+        if sae.skip_first and first is not None and len(first) == x.shape[0]:
+            rows = torch.arange(x.shape[0], device=x.device)
+            new[rows, first.to(x.device)] = x[rows, first.to(x.device)]
+        return new
+    handles = [add_edit_hook(model, site, layer, edit)]      # refuses a site that cannot be edited
+    if sae.skip_first:
+        handles.append(_first_positions(model, state))
+    desc = {**desc, "site": site, "layer": layer, "sae": sae.source or repr(sae), "skip_first": sae.skip_first}
+    with intervention(model, desc, handles):
         yield desc
 
 
@@ -122,7 +164,7 @@ def _tokens_of(model, sae, texts, batch_size):
     site, layer = sae.where(model)
     cache = capture(model, texts, sites=[site], layers=None if layer is None else [layer], dtype=torch.float32,
                     batch_size=batch_size, progress=False)
-    x = cache[site, layer][cache.attention_mask.bool()]
+    x = cache[site, layer][kept_tokens(cache.attention_mask, sae.skip_first)]
     return x.flatten(1), cache
 
 
@@ -161,8 +203,9 @@ class SAEEvalResult(Result):
 
 @checked(batch_size=Int(min=1))
 def evaluate_sae(model, sae: SAE, texts, batch_size: int = 8) -> SAEEvalResult:
-    """Reconstruction of the SAE's site on ``texts`` (every real token) and the change in mean
-    next-token loss when the reconstruction is spliced in, next to zero-ablating the site."""
+    """Reconstruction of the SAE's site on ``texts`` (every real token; not the first of each text
+    if ``sae.skip_first``) and the change in mean next-token loss (over every predicted token)
+    when the reconstruction is spliced in, next to zero-ablating the site (the same positions)."""
     check_model(model, ("causal",), "evaluate_sae (next-token loss)")
     _check_sae(sae)
     texts = check_texts(texts, "evaluate_sae")
@@ -173,10 +216,10 @@ def evaluate_sae(model, sae: SAE, texts, batch_size: int = 8) -> SAEEvalResult:
     clean = next_token_loss(model, enc, batch_size)
     with splice_sae(model, sae):
         spliced = next_token_loss(model, enc, batch_size)
-    site, layer = sae.where(model)
-    with intervention(model, {"kind": "zero_ablation", "site": site, "layer": layer},
-                      [add_edit_hook(model, site, layer, torch.zeros_like)]):
+    # zero-ablate the positions the splice replaces, so the two losses compare like with like
+    with _edited(model, sae, lambda x, s: torch.zeros_like(x), {"kind": "sae_site_zero_ablation"}):
         zero = next_token_loss(model, enc, batch_size)
+    site, layer = sae.where(model)
     gap = zero - clean
     row.update(loss_clean=clean, loss_spliced=spliced, loss_zero_ablated=zero, delta_loss=spliced - clean,
                loss_recovered=(zero - spliced) / gap if abs(gap) > 1e-12 else float("nan"))
@@ -218,7 +261,7 @@ def top_activating(model, sae: SAE, texts, features=None, k: int = 5, context: i
     site, layer = sae.where(model)
     cache = capture(model, texts, sites=[site], layers=None if layer is None else [layer], dtype=torch.float32,
                     batch_size=batch_size, progress=False)
-    acts, mask = cache[site, layer], cache.attention_mask.bool()
+    acts, mask = cache[site, layer], kept_tokens(cache.attention_mask, sae.skip_first)
     seq = mask.shape[1]
     best_v = torch.empty(0, len(feats))
     best_i = torch.empty(0, len(feats), dtype=torch.long)
@@ -243,7 +286,7 @@ def top_activating(model, sae: SAE, texts, features=None, k: int = 5, context: i
             if a <= 0:
                 break
             t, p = divmod(int(best_i[rank, col]), seq)
-            ids = cache.tokens[t][mask[t]].tolist()
+            ids = cache.tokens[t][cache.attention_mask[t].bool()].tolist()
             left, right = tok.decode(ids[max(0, p - context):p]), tok.decode(ids[p + 1:p + 1 + context])
             word = tok.decode(ids[p:p + 1])
             rows.append(dict(feature=feat, rank=rank, activation=a, text_index=t, position=p, token=_show(word),

@@ -86,7 +86,8 @@ def _load_saelens(folder: Path, site, layer, norm_scaling_factor) -> SAE:
     extra = cfg.get("workbench") or {}
     return SAE(W_enc=W_enc, b_enc=w["b_enc"], W_dec=W_dec, b_dec=b_dec, threshold=threshold, architecture=arch, k=k,
                apply_b_dec_to_input=bool(cfg.get("apply_b_dec_to_input", True)), normalize_activations=norm,
-               site=site, layer=layer, hook_name=hook, source=str(folder), cfg=cfg, training=extra.get("training"))
+               site=site, layer=layer, hook_name=hook, source=str(folder), cfg=cfg, training=extra.get("training"),
+               skip_first=bool(extra.get("skip_first", False)))
 
 
 def _load_gemma_scope(folder: Path, site, layer) -> SAE:

@@ -1,7 +1,8 @@
 """``train_sae``: a small ReLU sparse autoencoder trained on CPU on activations captured from the
 unmodified model (for tests, courses and first looks, not for a research-grade dictionary).
 
-Recipe: the site is read on every real token of ``texts``; activations are scaled so that their
+Recipe: the site is read on every real token of ``texts`` (by default not the first of each
+text, an attention sink with outlier activations in many models); activations are scaled so that their
 mean squared norm is ``d_in`` (so ``l1`` means the same on every model); loss = squared error
 summed over dimensions + ``l1`` * sum of feature activations, averaged over a batch of tokens
 drawn at random (seeded); Adam; decoder rows kept at unit norm (their gradient's component along
@@ -26,19 +27,22 @@ import torch
 from workbench.errors import InvalidInputError
 from workbench.inspect.capture import capture
 from workbench.inspect.sae import SAE, hook_name_of
-from workbench.inspect.sae_analysis import reconstruction_stats
+from workbench.inspect.sae_analysis import kept_tokens, reconstruction_stats
 from workbench.inspect.sites import adapter
-from workbench.validate import Int, Optional, Real, check_model, check_texts, checked
+from workbench.validate import BOOL, Int, Optional, Real, check_model, check_texts, checked
 
 TRAIN_SITES = ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out", "z", "mlp_hidden")
 
 
 @checked(d_sae=Optional(Int(min=1)), l1=Real(ge=0), steps=Int(min=1), lr=Real(gt=0), batch_size=Int(min=1),
-         seed=Int(min=0))
+         seed=Int(min=0), skip_first=BOOL)
 def train_sae(model, texts, site: str = "resid_post", layer: int | None = None, d_sae: int | None = None,
-              l1: float = 1.0, steps: int = 2000, lr: float = 1e-3, batch_size: int = 256, seed: int = 0) -> SAE:
+              l1: float = 1.0, steps: int = 2000, lr: float = 1e-3, batch_size: int = 256, seed: int = 0,
+              skip_first: bool = True) -> SAE:
     """Train a ReLU SAE on ``site`` at ``layer`` (default: the middle layer) over every real token
-    of ``texts``; ``d_sae`` defaults to 4x the site's width. Returns an :class:`SAE` (``.save``
+    of ``texts`` (but the first of each text with ``skip_first``, the default: an attention sink
+    with outlier activations, see :class:`~workbench.inspect.sae.SAE`); ``d_sae`` defaults to 4x
+    the site's width. Returns an :class:`SAE` (``.save``
     writes the SAELens format) whose ``training`` dict holds the figures on the training tokens:
     fve (fraction of variance explained), l0, dead_fraction, mse, n_tokens, seconds, ...
 
@@ -51,7 +55,7 @@ def train_sae(model, texts, site: str = "resid_post", layer: int | None = None, 
     ad = adapter(model)
     layer = ad.n_layers // 2 if layer is None else ad.check_layer(layer)
     cache = capture(model, texts, sites=[site], layers=[layer], dtype=torch.float32, progress=False)
-    x = cache[site, layer][cache.attention_mask.bool()].flatten(1)      # [n_tokens, d_in]
+    x = cache[site, layer][kept_tokens(cache.attention_mask, skip_first)].flatten(1)   # [n_tokens, d_in]
     n, d_in = x.shape
     if n < 16:
         raise InvalidInputError(f"train_sae got only {n} tokens from {len(texts)} texts; give at least a few "
@@ -89,7 +93,7 @@ def train_sae(model, texts, site: str = "resid_post", layer: int | None = None, 
         sae = SAE(W_enc=W_enc.detach().clone(), b_enc=b_enc.detach() / s, W_dec=W_dec.detach().clone(),
                   b_dec=b_dec.detach() / s, site=site, layer=layer, hook_name=hook_name_of(site, layer),
                   source=f"train_sae({model.name}, {site}, layer {layer}, seed {seed})",
-                  cfg={"model_name": model.name})
+                  cfg={"model_name": model.name}, skip_first=skip_first)
     stats = reconstruction_stats(sae, x)
     tail = losses[-max(1, steps // 10):]
     sae.training = {**stats, "d_sae": d_sae, "l1": float(l1), "steps": steps, "lr": float(lr), "batch_size": bs,
