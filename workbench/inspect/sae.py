@@ -226,16 +226,21 @@ class SAE:
             raise InvalidInputError(f"features have shape {tuple(f.shape)}, expected [..., d_sae={self.d_sae}]")
         return f.float() @ self.W_dec + self.b_dec
 
-    def forward(self, acts, zero_features=None) -> torch.Tensor:
-        """Reconstruction of ``acts`` [..., d_in] (float32). ``zero_features``: feature indices set
-        to 0 before decoding (how :func:`~workbench.inspect.ablate_feature` removes a feature)."""
+    def run(self, acts, zero_features=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features, reconstruction) of ``acts`` [..., d_in], float32, input normalisation undone.
+        ``zero_features``: feature indices set to 0 before decoding (how
+        :func:`~workbench.inspect.ablate_feature` removes a feature)."""
         x, _ = self._input(acts)
         xn, undo = self._normalise(x)
         f = self._activate(self._pre(xn))
         if zero_features is not None:
             f = f.clone()
             f[..., zero_features] = 0
-        return undo(self.decode(f))
+        return f, undo(self.decode(f))
+
+    def forward(self, acts, zero_features=None) -> torch.Tensor:
+        """Reconstruction of ``acts`` [..., d_in] (float32); see :meth:`run`."""
+        return self.run(acts, zero_features)[1]
 
     __call__ = forward
 

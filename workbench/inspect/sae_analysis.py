@@ -94,26 +94,27 @@ def _edited(model, sae: SAE, fn, desc: dict):
     ``model.interventions``, removed on exit even after an error). With ``sae.skip_first`` the
     first real token of each text keeps its value."""
     site, layer = _check_sae(sae).where(model)
-    dev = sae.to(model.device)
+    dev, skip = sae.to(model.device), sae.skip_first      # fixed for the block
     state = {"first": None}
 
     def edit(x):
         new = fn(x, dev).reshape(x.shape).to(x.dtype)
         first = state["first"]
-        if sae.skip_first and first is not None and len(first) == x.shape[0]:
+        if skip and first is not None and len(first) == x.shape[0]:
             rows = torch.arange(x.shape[0], device=x.device)
             new[rows, first.to(x.device)] = x[rows, first.to(x.device)]
         return new
     handles = [add_edit_hook(model, site, layer, edit)]      # refuses a site that cannot be edited
-    if sae.skip_first:
+    if skip:
         handles.append(_first_positions(model, state))
-    desc = {**desc, "site": site, "layer": layer, "sae": sae.source or repr(sae), "skip_first": sae.skip_first}
+    desc = {**desc, "site": site, "layer": layer, "sae": sae.source or repr(sae), "skip_first": skip}
     with intervention(model, desc, handles):
         yield desc
 
 
 def splice_sae(model, sae: SAE):
-    """Context manager: the SAE's reconstruction replaces its site (every position) for the block."""
+    """Context manager: the SAE's reconstruction replaces its site for the block (at every
+    position; not each text's first token if ``sae.skip_first``)."""
     return _edited(model, sae, lambda x, s: s(x), {"kind": "sae_splice"})
 
 
@@ -129,7 +130,7 @@ def ablate_feature(model, sae: SAE, feature):
 @checked(alpha=Real())
 def steer_feature(model, sae: SAE, feature, alpha: float = 1.0):
     """Context manager: add ``alpha * W_dec[feature]`` (summed over a list) to the site at every
-    position. Decoder rows of SAEs trained here have unit norm, so ``alpha`` is in units of the
+    position (but the first if ``sae.skip_first``). Decoder rows of SAEs trained here have unit norm, so ``alpha`` is in units of the
     site's norm; for an SAE that normalises its input, ``W_dec`` is in that normalised scale."""
     feats = _features(_check_sae(sae), feature)
     direction = sae.W_dec[feats].sum(0)
@@ -177,9 +178,7 @@ def reconstruction_stats(sae: SAE, x: torch.Tensor, chunk: int = 4096) -> dict:
     alive = torch.zeros(sae.d_sae, dtype=torch.bool)
     for i in range(0, len(x), chunk):
         xb = x[i:i + chunk]
-        xn, undo = sae._normalise(sae._input(xb)[0])
-        f = sae._activate(sae._pre(xn))
-        r = undo(sae.decode(f))
+        f, r = sae.run(xb)
         se += float(((xb - r) ** 2).sum())
         tv += float(((xb - mu) ** 2).sum())
         active = f > 0
