@@ -141,9 +141,9 @@ def _hub_folder(ref: str, revision) -> Path:
         root = snapshot_download(repo, revision=revision, allow_patterns=patterns, local_files_only=offline)
     except (OfflineModeIsEnabled, LocalEntryNotFoundError) as e:
         why = "HF_HUB_OFFLINE=1" if offline else type(e).__name__
-        raise OfflineError(f"cannot load the SAE {ref!r} from the Hugging Face Hub: this machine is offline "
-                           f"({why}) and it is not in the local Hugging Face cache. On a machine with internet run "
-                           f"`hf download {repo}{' --include ' + repr(sub + '/*') if sub else ''} --local-dir <folder>`, "
+        raise OfflineError(f"no local folder {ref!r}, and the SAE cannot be loaded from the Hugging Face Hub: "
+                           f"this machine is offline ({why}) and it is not in the local Hugging Face cache. On a "
+                           f"machine with internet run `hf download {repo}{' --include ' + repr(sub + '/*') if sub else ''} --local-dir <folder>`, "
                            "copy the folder here and pass its path to load_sae.") from e
     except GatedRepoError as e:
         raise ModelNotFoundError(f"{repo!r} is gated: accept its licence on huggingface.co and log in with "
@@ -151,8 +151,8 @@ def _hub_folder(ref: str, revision) -> Path:
     except RevisionNotFoundError as e:
         raise ModelNotFoundError(f"{repo!r} has no revision {revision!r}") from e
     except RepositoryNotFoundError as e:
-        raise ModelNotFoundError(f"no repository {repo!r} on the Hugging Face Hub (or it is private): check the "
-                                 "id, or pass a local folder") from e
+        raise ModelNotFoundError(f"no local folder {ref!r} and no repository {repo!r} on the Hugging Face Hub (or "
+                                 "it is private): check the path or the id") from e
     except OSError as e:
         raise OfflineError(f"cannot reach the Hugging Face Hub for the SAE {ref!r} ({type(e).__name__}: {e}); "
                            "pass a local folder instead") from e
