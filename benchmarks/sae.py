@@ -12,6 +12,18 @@ first of each text (an attention sink whose norm is in the thousands in SmolLM2:
 see ``wb.inspect.SAE``); the losses are over every predicted token. ``loss_recovered`` above 1
 means the spliced-in reconstruction predicts these texts *better* than the model itself (it can
 act as a denoiser fitted to the training distribution), not that the SAE is perfect.
+
+Measured (defaults: layer 15 of 30, d_sae 2304, l1 1.0, 1500 steps of 256 tokens, seed 0; one
+pinned thread on a shared 2-core machine, 287 s in all, 117 s of it training)::
+
+    set             n_tokens   fve    l0     dead   loss_clean  loss_spliced  loss_zero  recovered
+    train (BLiMP)       7396  0.906   56.0  0.000
+    held-out BLiMP      7260  0.828   71.4  0.000      5.576       5.290        17.03      1.025
+    neutral text         417  0.582  128.8  0.003      3.705       4.852        15.66      0.904
+
+So the SAE fits the syntax-test sentences it was trained on and their siblings, and transfers
+poorly to other English (fve 0.58, +1.15 nats when spliced in): a few thousand tokens of one
+kind of text make a dictionary for that text only.
 """
 from __future__ import annotations
 
