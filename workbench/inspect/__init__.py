@@ -1,6 +1,6 @@
 """Activation inspection on the unmodified Hugging Face model: capture, logit lens, attention,
 ablation, patching, steering, representation similarity, linear probes, direct logit
-attribution and head-type scores, all through forward hooks.
+attribution, head-type scores and sparse-autoencoder features, all through forward hooks.
 
 >>> import workbench as wb
 >>> from workbench.testing import tiny_model
@@ -18,6 +18,11 @@ from workbench.inspect.lens import logit_lens, plot_logit_lens
 from workbench.inspect.metrics import Logprob, LogprobDiff, Metric
 from workbench.inspect.patching import PatchingResult, patch
 from workbench.inspect.probe import ProbeResult, probe
+from workbench.inspect.sae import SAE
+from workbench.inspect.sae_analysis import (FeatureExamplesResult, SAEEvalResult, ablate_feature, evaluate_sae,
+                                            splice_sae, steer_feature, top_activating)
+from workbench.inspect.sae_load import load_sae
+from workbench.inspect.sae_train import train_sae
 from workbench.inspect.similarity import CKAResult, cka, linear_cka
 from workbench.inspect.sites import EDITABLE, SITES, adapter
 from workbench.inspect.steering import SteeringVector, steer, steering_vector
@@ -25,7 +30,9 @@ from workbench.inspect.stream import ShardedCache
 from workbench.inspect.verify import VerifyResult, verify
 
 __all__ = ["AblationResult", "ActivationCache", "AttentionResult", "CKAResult", "DLAResult", "EDITABLE",
-           "HeadScoresResult", "Logprob", "LogprobDiff", "Metric", "PatchingResult", "ProbeResult", "SITES",
-           "ShardedCache", "SteeringVector", "VerifyResult", "ablate", "ablated_heads", "adapter", "attention",
-           "capture", "cka", "direct_logit_attribution", "head_scores", "linear_cka", "logit_lens", "patch",
-           "plot_logit_lens", "probe", "steer", "steering_vector", "verify"]
+           "FeatureExamplesResult", "HeadScoresResult", "Logprob", "LogprobDiff", "Metric",
+           "PatchingResult", "ProbeResult", "SAE", "SAEEvalResult", "SITES", "ShardedCache",
+           "SteeringVector", "VerifyResult", "ablate", "ablate_feature", "ablated_heads", "adapter",
+           "attention", "capture", "cka", "direct_logit_attribution", "evaluate_sae", "head_scores",
+           "linear_cka", "load_sae", "logit_lens", "patch", "plot_logit_lens", "probe", "splice_sae",
+           "steer", "steer_feature", "steering_vector", "top_activating", "train_sae", "verify"]
