@@ -81,25 +81,38 @@ class MembershipResult(Result):
 
     def findings(self, alpha: float = ALPHA) -> pd.DataFrame:
         """One row per attack: its AUROC, the blind AUROC, the difference with its interval, DeLong's
-        p, and ``verdict``: "evidence beyond the blind baseline" only when the attack beats the
-        baseline (difference > 0, DeLong p < alpha) AND chance (Mann-Whitney p < alpha). The second
+        p (raw, and Holm-adjusted across the attacks), and ``verdict``: "evidence beyond the blind
+        baseline" only when the attack beats the baseline (difference > 0, Holm-adjusted DeLong
+        p < alpha) AND chance (Holm-adjusted Mann-Whitney p < alpha). The second
         condition matters because a cross-fitted blind AUROC falls below 0.5 on sets with no shift
         (each text's own n-grams are missing from the folds that score it, so they lean to the
         other class): below 0.5 it says "no shift found", and 0.5 is then the bar."""
+        from statsmodels.stats.multitest import multipletests
+
         s = self.summary()
         get = lambda m, k, col="value": float(s[(s.method == m) & (s.metric == k)][col].iloc[0])  # noqa: E731
         rows = []
         blind_auc, blind_p = get("blind", "auroc"), get("blind", "p_vs_chance")
+        # several attacks are tried on the same texts: Holm-adjust each family of p-values across them
+        def holm(key):
+            p = np.array([get(m, key) for m in self.methods], dtype=float)
+            out = np.full(p.shape, np.nan)
+            ok = np.isfinite(p)
+            if ok.any():
+                out[ok] = multipletests(p[ok], method="holm")[1]
+            return dict(zip(self.methods, out))
+        p_blind, p_chance = holm("p_vs_blind"), holm("p_vs_chance")
         for m in self.methods:
-            diff, p = get(m, "auroc_minus_blind"), get(m, "p_vs_blind")
+            diff, p = get(m, "auroc_minus_blind"), p_blind[m]
             # beating a blind score that fell below chance is no evidence: chance must be beaten too
-            beyond = bool(diff > 0 and p < alpha and get(m, "p_vs_chance") < alpha)
+            beyond = bool(diff > 0 and p < alpha and p_chance[m] < alpha)
             verdict = "evidence beyond the blind baseline" if beyond else "no evidence beyond the blind baseline"
             if not beyond and blind_p < alpha:
                 verdict += " (the blind baseline itself separates the sets: they differ in distribution)"
             rows.append({"method": m, "auroc": get(m, "auroc"), "blind_auroc": blind_auc, "auroc_minus_blind": diff,
                          "ci_low": get(m, "auroc_minus_blind", "ci_low"),
-                         "ci_high": get(m, "auroc_minus_blind", "ci_high"), "p_vs_blind": p,
+                         "ci_high": get(m, "auroc_minus_blind", "ci_high"), "p_vs_blind": get(m, "p_vs_blind"),
+                         "p_vs_blind_holm": p,
                          "beyond_blind": beyond, "verdict": verdict})
         return pd.DataFrame(rows)
 
