@@ -158,3 +158,25 @@ def test_smollm_chat_context_is_its_template_tokens(smollm, shared_data):
     assert df.logprob[0] == pytest.approx(manual_logprob(smollm, prompt, reply), abs=2e-3)
     res = wb.run_probe("bbq", smollm, data=shared_data / "bbq", limit=3, format="chat", n_boot=50)
     assert res.items.pred.between(0, 2).all()
+
+
+def test_task_results_raw_vs_chat_compare_without_the_flag(chat_model, tmp_path):
+    store = tmp_path / "r.db"
+    grid = dict(models={"m": chat_model}, store=store, limit=8, progress=False)
+    raw = wb.run(tasks=[wb.load_task("capitals")], **grid)
+    cht = wb.run(tasks=[wb.load_task("capitals", format="chat", system_prompt="Answer.")], **grid)
+    a, b = raw.comparable("m", "capitals"), cht.comparable("m", "capitals")
+    assert a.fingerprint == chat_model.state_id and b.fingerprint.startswith(chat_model.state_id + "|format=chat")
+    out = wb.compare(a, b, n_boot=100)  # one model state, two readings: a paired comparison
+    assert out.attrs["model_a"] == "m" and out.attrs["model_b"] == "m (chat)" and out.n.iloc[0] == 8
+    # the format survives the store: a grid read back identifies its cells the same way
+    back = type(cht).from_store(cht.store)
+    assert back.comparable("m", "capitals").fingerprint == b.fingerprint  # the latest run: the chat one
+    with pytest.raises(InvalidInputError, match="same model state"):  # the same reading twice: refused
+        wb.compare(b, back.comparable("m", "capitals"))
+    other = wb.run(tasks=[wb.load_task("capitals", format="chat")], **grid)  # no system prompt: another reading
+    assert len(wb.compare(b, other.comparable("m", "capitals"), n_boot=100))
+    two = wb.run(models={"x": chat_model, "y": chat_model}, tasks=[wb.load_task("capitals", format="chat")],
+                 store=store, limit=8, progress=False)
+    with pytest.raises(InvalidInputError, match="same model state"):
+        two.compare("x", "y", "capitals")

@@ -15,6 +15,7 @@ import pandas as pd
 from workbench.bench.scorers import PRIMARY, task_metrics
 from workbench.errors import InvalidInputError
 from workbench.results import Result
+from workbench.scoring.chat import reading_identity
 from workbench.stats import Comparable, compare, summarise
 
 TABLE_COLUMNS = ["model", "task", "metric", "value", "ci_low", "ci_high", "n"]
@@ -50,7 +51,8 @@ class BenchResults(Result):
             spec = json.loads(store.run_info(r.run_key)["task_spec_json"] or "{}")
             cell = {"model": model, "task": task, "run_key": r.run_key, "kind": r.task_kind,
                     "group": spec.get("group"), "fingerprint": r.model_fingerprint, "item_ids": None,
-                    "task_hash": r.task_hash}
+                    "task_hash": r.task_hash, "format": spec.get("format", "raw"),
+                    "system_prompt": spec.get("system_prompt")}
             if r.task_kind == "probe":
                 from workbench.bench.probe_cells import load_probe_result
                 cell["probe"] = load_probe_result(store, r.run_key)
@@ -154,13 +156,19 @@ class BenchResults(Result):
         c = self._cell(model, task)
         if c["kind"] == "probe":
             return c["probe"].comparable()
+        # a chat-formatted run is a different reading of the same model (see reading_identity)
+        ident, label = reading_identity(c["fingerprint"], model, c.get("format", "raw"), c.get("system_prompt"))
         return Comparable(self.items(model, task), task_metrics(c["kind"]), ["id"],
-                          "group" if c.get("group") else None, c["fingerprint"], model, task)
+                          "group" if c.get("group") else None, ident, label, task)
 
     def compare(self, model_a: str, model_b: str, task: str, metrics=None, level: float = 0.95) -> pd.DataFrame:
         """Paired test of two models on the same items of ``task``: ``diff = a - b`` with a paired
         bootstrap CI; McNemar's exact test for accuracies; per group (BLiMP paradigm) with
-        Benjamini-Hochberg adjusted p-values. Both must have run on the same items."""
+        Benjamini-Hochberg adjusted p-values. Both must have run on the same items.
+
+        Raw vs chat of one model: task names are unique in a grid, so run the two formats in two
+        grids and pair their cells, ``wb.compare(raw.comparable(m, t), chat.comparable(m, t))``;
+        the chat cell is identified by the model state and its format (no ``allow_same_model``)."""
         return compare(self.comparable(model_a, task), self.comparable(model_b, task), metrics=metrics,
                        n_boot=self.n_boot, level=level, seed=self.seed)
 

@@ -51,7 +51,8 @@ def _chunks(seq, n):
 def task_cell(label: str, task, key: str, fingerprint: str, items: list[dict]) -> dict:
     """The description of a (model, task) cell that :class:`BenchResults` reads."""
     return {"model": label, "task": task.name, "run_key": key, "kind": task.kind, "group": task.group,
-            "task_hash": task.hash, "fingerprint": fingerprint, "item_ids": [it["id"] for it in items]}
+            "task_hash": task.hash, "fingerprint": fingerprint, "item_ids": [it["id"] for it in items],
+            "format": task.format, "system_prompt": task.system_prompt}
 
 
 def run_cell(model, label: str, task, store, *, limit=None, seed: int = 0, tag: str = "", chunk_size: int = 64,

@@ -19,6 +19,7 @@ from workbench.errors import DataError, InvalidInputError
 from workbench.results import Result
 from workbench.stats.bootstrap import summarise
 from workbench.stats.compare import Comparable
+from workbench.scoring.chat import reading_identity
 
 
 class SkipLog:
@@ -149,11 +150,8 @@ class ProbeResult(Result):
         (no ``allow_same_model`` needed); two runs of one model in one format are still refused."""
         prov = self.provenance
         cat = self.spec.categories[0] if self.spec.categories else None
-        ident, label = prov["model"]["state_id"], prov["model"]["name"]
-        if self.options.get("format", "raw") != "raw":
-            sp = self.options.get("system_prompt")
-            ident += f"|format={self.options['format']}" + (f"|system={sp}" if sp is not None else "")
-            label += f" ({self.options['format']})"
+        ident, label = reading_identity(prov["model"]["state_id"], prov["model"]["name"],
+                                        self.options.get("format", "raw"), self.options.get("system_prompt"))
         return Comparable(self.frame, self.metrics, list(self.spec.item_key), cat, ident, label, self.spec.name)
 
     def plot(self, ax=None, metric: str | None = None, **kwargs):

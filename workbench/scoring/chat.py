@@ -108,3 +108,18 @@ def chat_requests(model, requests, system_prompt: str | None = None) -> list[tup
 def format_options(options: dict) -> dict:
     """The ``format``/``system_prompt`` keyword arguments from a probe's options."""
     return {"format": options.get("format", "raw"), "system_prompt": options.get("system_prompt")}
+
+
+def reading_identity(state_id: str, label: str, format: str = "raw", system_prompt: str | None = None):
+    """``(fingerprint, label)`` of a result for :func:`workbench.compare`: a chat-formatted reading
+    is the model state *and* its format (and system prompt), so raw vs chat of one model compare as
+    two readings without ``allow_same_model``, while two runs in one format are still refused. Raw
+    readings keep the bare state id (as before there was a chat format).
+
+    >>> reading_identity("abc", "m", "chat", "Be brief.")
+    ('abc|format=chat|system=Be brief.', 'm (chat)')
+    """
+    if (format or "raw") == "raw":
+        return state_id, label
+    ident = f"{state_id}|format={format}" + (f"|system={system_prompt}" if system_prompt is not None else "")
+    return ident, f"{label} ({format})"
