@@ -64,6 +64,19 @@ def test_headline_adjusts_across_rows_with_holm():
     assert list(table["adjusted p"]) == ["0.020", "0.040", "–"]
 
 
+def test_headline_names_the_pair_per_row_when_rows_compare_different_pairs():
+    same = headline([dict(_entry(9.0, 1.0, 17.0, 0.01, 80), model_a="m", model_b="g"),
+                     dict(_entry(3.0, -5.0, 11.0, 0.04, 80), model_a="m", model_b="g")])
+    assert list(same.columns[3:5]) == ["m", "g"]          # one pair throughout: columns named after it
+    chat = dict(_entry(-4.0, -9.0, 1.0, 0.2, 40), name="CrowS-Pairs: chat vs raw", model_a="m (chat)", model_b="m")
+    mixed = headline([dict(_entry(9.0, 1.0, 17.0, 0.01, 80), model_a="m", model_b="g"), chat])
+    assert list(mixed.columns[:6]) == ["probe or task", "metric", "ideal", "A vs B", "A", "B"]
+    assert list(mixed["A vs B"]) == ["m vs g", "m (chat) vs m"] and not mixed.isna().any().any()
+    assert "m (chat) and m" in mixed.reading.iloc[1]
+    from workbench.audit_figures import differences_svg
+    assert "m (chat) - m" in differences_svg([dict(_entry(9.0, 1.0, 17.0, 0.01, 80), model_a="m", model_b="g"), chat])
+
+
 def test_finding_from_probe_results_matches_compare_and_summaries(tiny):
     a = wb.run_probe("occupations_pronouns", tiny("gpt2"), limit=30, n_boot=200)
     b = wb.run_probe("occupations_pronouns", tiny("llama"), limit=30, n_boot=200)

@@ -37,11 +37,13 @@ def differences_svg(entries: list[dict]) -> str:
 
     fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(entries) + 1.3))
     y = np.arange(len(entries))[::-1]
+    mixed = len({(e["model_a"], e["model_b"]) for e in entries}) > 1
     labels = []
     for yi, e in zip(y, entries):
         d = e["diff"]
         small = e["n"] < e.get("min_n", 10)
-        labels.append(f"{e['name']}: {e['metric']} (n={e['n']}{', small' if small else ''})")
+        pair = f"\n{e['model_a']} - {e['model_b']}" if mixed else ""  # rows of different pairs say which
+        labels.append(f"{e['name']}: {e['metric']} (n={e['n']}{', small' if small else ''}){pair}")
         if d["value"] is None:
             continue
         ax.errorbar([d["value"]], [yi], xerr=_err(d["value"], d["ci_low"], d["ci_high"]), fmt="o", capsize=4,
@@ -50,7 +52,7 @@ def differences_svg(entries: list[dict]) -> str:
     ax.set_yticks(y, labels, fontsize=11)
     units = {e.get("unit") for e in entries} - {""}
     unit = f" ({units.pop()})" if len(units) == 1 else ""
-    a, b = entries[0]["model_a"], entries[0]["model_b"]
+    a, b = ("A", "B") if mixed else (entries[0]["model_a"], entries[0]["model_b"])
     ax.set_xlabel(f"{a} minus {b}{unit}, with 95% interval", fontsize=11)
     ax.tick_params(axis="x", labelsize=10)
     ax.set_title("Paired differences on the same items", fontsize=12)

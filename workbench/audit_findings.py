@@ -208,7 +208,7 @@ def reading(entry: dict, p_adjusted: float | None, alpha: float = 0.05) -> str:
         text = f"No paired comparison of {a} and {b} could be made."
     elif n < MIN_N_DEFAULT:
         text = (f"Too few items (n = {n}) for any paired test to detect a difference at the 5% level; "
-                f"difference {interval}{unit}.")
+                f"difference {a} - {b} = {interval}{unit}.")
     elif p_adjusted is not None and p_adjusted < alpha:
         more = a if d["value"] > 0 else b
         text = (f"{more} scores higher on {entry['metric']} on these items: difference {a} - {b} = "
@@ -225,16 +225,30 @@ def reading(entry: dict, p_adjusted: float | None, alpha: float = 0.05) -> str:
     return text
 
 
+def same_pair(entries: list[dict]) -> bool:
+    """Whether every finding compares the same two results' labels (then they name the columns)."""
+    return len({(e["model_a"], e["model_b"]) for e in entries}) <= 1
+
+
 def headline(entries: list[dict]) -> pd.DataFrame:
-    """The headline table: one row per finding, p-values Holm-adjusted across the rows."""
+    """The headline table: one row per finding, p-values Holm-adjusted across the rows.
+
+    When every row compares the same pair (model A vs model B), the two value columns are named
+    after them; when rows compare different pairs (e.g. two models, then one model as a chat model
+    vs raw text), the columns are a generic ``A`` and ``B`` and a ``A vs B`` column names each
+    row's own pair (the reading names them too)."""
     adjusted = holm([e["diff"]["p_value"] for e in entries])
+    named = same_pair(entries)
     rows = []
     for e, p_adj in zip(entries, adjusted):
         d = e["diff"]
+        col_a, col_b = (e["model_a"], e["model_b"]) if named else ("A", "B")
+        pair = {} if named else {"A vs B": f"{e['model_a']} vs {e['model_b']}"}
         rows.append({
             "probe or task": e["name"], "metric": e["metric"], "ideal": "–" if e["ideal"] is None else f"{e['ideal']:g}",
-            e["model_a"]: fmt_interval(e["a"]["value"], e["a"]["ci_low"], e["a"]["ci_high"]),
-            e["model_b"]: fmt_interval(e["b"]["value"], e["b"]["ci_low"], e["b"]["ci_high"]),
+            **pair,
+            col_a: fmt_interval(e["a"]["value"], e["a"]["ci_low"], e["a"]["ci_high"]),
+            col_b: fmt_interval(e["b"]["value"], e["b"]["ci_low"], e["b"]["ci_high"]),
             "difference A - B": fmt_interval(d["value"], d["ci_low"], d["ci_high"], signed=True),
             "adjusted p": fmt_p(p_adj), "n": e["n"],
             "detectable": "–" if e.get("mde") is None else f"±{e['mde']:.2g}",
