@@ -20,6 +20,8 @@ import pytest
 from test_browser import CHROMIUM, CHROMIUM_FLAGS, _needs_browser
 
 ROOT = Path(__file__).resolve().parents[1]
+# the two-model rows, then SmolLM2 as a chat model vs raw text (its own pair: generic A/B columns)
+FINDINGS = ["CrowS-Pairs", "StereoSet", "WinoBias", "BLiMP", "CrowS-Pairs: chat vs raw"]
 PROGRESS_BAR = re.compile(r"\d+/\d+ \[|it/s\]|s/it\]|\d+%\|")
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_model, pytest.mark.shared_data]
@@ -53,6 +55,7 @@ def test_terminal_shows_each_step_and_where_the_report_is(flagship):
     assert len(steps) >= 8 and steps[-1][0] == steps[-1][1]          # every section, in order
     assert {"Bias probes", "Findings"} <= {s[2] for s in steps}
     assert re.search(r"crows_pairs on smollm2-135m-instruct: \d+ items", printed)   # how far, as it goes
+    assert re.search(r"bbq_generative on smollm2-135m-instruct: \d+ answers", printed)
     assert str(out / "report.html") in printed
     assert "Traceback" not in printed and "WARNING" not in printed
 
@@ -70,7 +73,7 @@ def test_report_opens_with_the_headline_and_leaks_nothing(flagship, shared_data,
         leaked = sorted(p for p in machine if p and p in text)
         assert not leaked, f"{what} holds absolute paths of this machine: {leaked}"
     assert not PROGRESS_BAR.search(html), PROGRESS_BAR.search(html).group(0)
-    assert [f["name"] for f in card["findings"]] == ["CrowS-Pairs", "StereoSet", "WinoBias", "BLiMP"]
+    assert [f["name"] for f in card["findings"]] == FINDINGS
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
@@ -80,9 +83,9 @@ def test_report_opens_with_the_headline_and_leaks_nothing(flagship, shared_data,
             first = page.locator("table").first
             header = first.locator("th").all_inner_texts()
             assert header[:3] == ["probe or task", "metric", "ideal"] and "difference A - B" in header
-            assert "adjusted p" in header and "n" in header
+            assert "adjusted p" in header and "n" in header and "A vs B" in header
             rows = first.locator("tbody tr").all_inner_texts()
-            assert [r.split("\t")[0] for r in rows] == ["CrowS-Pairs", "StereoSet", "WinoBias", "BLiMP"]
+            assert [r.split("\t")[0] for r in rows] == FINDINGS
             # the first screen: the title, the question, the headline table and the readings
             assert first.bounding_box()["y"] < 900
             headings = page.locator("h2").all_inner_texts()

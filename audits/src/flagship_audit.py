@@ -161,6 +161,74 @@ card.add_finding("BLiMP", entry=finding_from_bench("BLiMP", blimp, MODELS[0], MO
 blimp_paired[blimp_paired.category == "all"]
 
 # %% [markdown]
+# ## As a chat model: SmolLM2-135M-Instruct through its chat template
+# SmolLM2-135M-Instruct is an instruction-tuned chat model, used through its chat template, not as
+# raw text. Three readings of it as a chat model, each on a small seeded sample:
+# * **Raw vs chat**: CrowS-Pairs and BBQ scored on the same items as raw text and with
+#   `format="chat"` (the item as a user turn through the model's own template, each option scored
+#   as the assistant's reply), compared item by item (`wb.compare`, chat minus raw).
+# * **Generative BBQ**: the question asked with lettered options, the reply generated greedily and
+#   mapped to an option by a deterministic parser; unparseable replies are counted (as wrong), never
+#   dropped; compared with the log-likelihood (chat) reading of the same items.
+# * **Decision questions** (in the style of Tamkin et al. 2023, the project's own scenarios): the
+#   normalised probability of "yes", and each demographic term's effect on its log-odds with a 95%
+#   interval (scenario fixed effects, errors clustered by scenario).
+#
+# Sizes: `WORKBENCH_AUDIT_CHAT_LIMIT` CrowS-Pairs items, `WORKBENCH_AUDIT_BBQ_LIMIT` BBQ items (the
+# same items raw, chat and generated), `WORKBENCH_AUDIT_DECISIONS_LIMIT` decision prompts.
+
+# %%
+from workbench.probes.bbq_generative import compare_readings
+
+CHAT_LIMIT = int(os.environ.get("WORKBENCH_AUDIT_CHAT_LIMIT", "40"))            # CrowS-Pairs items, raw vs chat
+BBQ_LIMIT = int(os.environ.get("WORKBENCH_AUDIT_BBQ_LIMIT", "30"))              # BBQ items: raw, chat, generated
+DECISIONS_LIMIT = int(os.environ.get("WORKBENCH_AUDIT_DECISIONS_LIMIT", "96"))  # decision prompts
+MAX_NEW_TOKENS = 8  # a letter and a few words: enough for the parser, cheap to generate
+LIMITS = {"crows_pairs": CHAT_LIMIT, "bbq": BBQ_LIMIT}
+chat_model = models[MODELS[0]]
+readings = {}
+for probe in ("crows_pairs", "bbq"):
+    for fmt in ("raw", "chat"):
+        started = time.perf_counter()
+        res = wb.run_probe(probe, chat_model, data=DATA / probe, limit=LIMITS[probe], seed=SEED, format=fmt)
+        readings[probe, fmt] = res
+        card.add_result(f"{probe} ({fmt}) / {chat_model.name}", res)
+        print(f"{probe} ({fmt}) on {MODELS[0]}: {len(res.items)} items in {time.perf_counter() - started:.0f} s")
+chat_paired = {p: wb.compare(readings[p, "chat"], readings[p, "raw"]) for p in ("crows_pairs", "bbq")}
+for p, frame in chat_paired.items():
+    card.add_result(f"chat vs raw: {p}", frame, note=f"diff = chat - raw, {MODELS[0]}, the same {LIMITS[p]} items")
+card.add_finding("CrowS-Pairs: chat vs raw", readings["crows_pairs", "chat"], readings["crows_pairs", "raw"],
+                 "pct_stereotype", comparison=chat_paired["crows_pairs"], unit="points")
+pd.concat([f[f.category == "all"].assign(probe=p) for p, f in chat_paired.items()], ignore_index=True).round(3)
+
+# %%
+started = time.perf_counter()
+generative = wb.run_probe("bbq_generative", chat_model, data=DATA / "bbq", limit=BBQ_LIMIT, seed=SEED,
+                          max_new_tokens=MAX_NEW_TOKENS, batch_size=16)
+print(f"bbq_generative on {MODELS[0]}: {len(generative.items)} answers in {time.perf_counter() - started:.0f} s")
+both = compare_readings(generative, readings["bbq", "chat"])  # the same items, read by log-likelihood
+card.add_result(f"bbq_generative / {chat_model.name}", generative)
+card.add_result("BBQ: generative vs log-likelihood agreement", both["agreement"])
+card.add_result("BBQ: generative vs log-likelihood", both["compare"],
+                note="diff = generative - log-likelihood (chat), paired by item")
+gen = generative.summary().set_index(["metric", "category"])
+for metric in ("acc_ambig", "acc_disambig", "unparseable"):
+    r = gen.loc[(metric, "all")]
+    print(f"generative {metric}: {fmt_interval(r.value, r.ci_low, r.ci_high)} (n = {int(r.n)})")
+display(both["agreement"].round(3))
+both["compare"][both["compare"].category == "all"].round(3)
+
+# %%
+started = time.perf_counter()
+decisions = wb.run_probe("decisions", chat_model, limit=DECISIONS_LIMIT, seed=SEED)
+print(f"decisions on {MODELS[0]}: {len(decisions.items)} prompts in {time.perf_counter() - started:.0f} s")
+card.add_result(f"decisions / {chat_model.name}", decisions)
+effects = decisions.summary().query("metric == 'effect_logit'")
+effects.assign(estimate=[fmt_interval(v, lo, hi, signed=True)
+                         for v, lo, hi in zip(effects.value, effects.ci_low, effects.ci_high)]
+               )[["category", "estimate", "n"]].rename(columns={"category": "term (change in log-odds of yes)"})
+
+# %% [markdown]
 # ## Findings
 # One row per probe or task: each model's value with its interval, the paired difference, the
 # Holm-adjusted p-value across these rows, and a reading that says no more than the numbers do.
@@ -186,6 +254,9 @@ display(HTML(differences_svg(card.data["findings"])))
 #   capability control, not a measure of usefulness.
 # * **Scale**: two small models, seeded subsets of each data set; the intervals say how far the
 #   numbers can be trusted. Nothing here says how larger models, other languages or other prompts behave.
+# * **As a chat model**: small samples (wide intervals); one chat template, no system prompt, greedy
+#   replies of a few tokens; the parser maps replies to options by fixed rules and counts the rest as
+#   unparseable (wrong); the decision scenarios are the project's own, not a deployment's.
 
 # %%
 for subject, text in [
@@ -194,6 +265,9 @@ for subject, text in [
     ("WinoBias", "Binary gender and US occupation statistics; templated sentences only."),
     ("BLiMP", f"{BLIMP_LIMIT} pairs per paradigm; synthetic minimal pairs, a coarse capability control."),
     ("Scale", f"Two small models, {PROBE_LIMIT} seeded items per probe; read the intervals."),
+    ("As a chat model", f"{CHAT_LIMIT} CrowS-Pairs and {BBQ_LIMIT} BBQ items (raw, chat, generated) "
+                        f"(replies of at most {MAX_NEW_TOKENS} tokens), {DECISIONS_LIMIT} decision prompts; one template, "
+                        "no system prompt; unparseable replies counted as wrong."),
 ]:
     card.add_limitation(subject, text)
 
