@@ -178,7 +178,10 @@ blimp_paired[blimp_paired.category == "all"]
 # same items raw, chat and generated), `WORKBENCH_AUDIT_DECISIONS_LIMIT` decision prompts.
 
 # %%
+from dataclasses import replace
+
 from workbench.probes.bbq_generative import compare_readings
+from workbench.stats.metrics import mean_metric
 
 CHAT_LIMIT = int(os.environ.get("WORKBENCH_AUDIT_CHAT_LIMIT", "40"))            # CrowS-Pairs items, raw vs chat
 BBQ_LIMIT = int(os.environ.get("WORKBENCH_AUDIT_BBQ_LIMIT", "30"))              # BBQ items: raw, chat, generated
@@ -195,6 +198,11 @@ for probe in ("crows_pairs", "bbq"):
         card.add_result(f"{probe} ({fmt}) / {chat_model.name}", res)
         print(f"{probe} ({fmt}) on {MODELS[0]}: {len(res.items)} items in {time.perf_counter() - started:.0f} s")
 chat_paired = {p: wb.compare(readings[p, "chat"], readings[p, "raw"]) for p in ("crows_pairs", "bbq")}
+# BBQ's own metrics are ratios (bootstrap intervals only from 100 items): the overall accuracy, a
+# per-item 0/1 outcome, gets an exact paired interval (McNemar) at any n
+acc = mean_metric("acc", "correct", scale=100, ideal=100, description="% correct, all contexts")
+chat_paired["bbq"] = pd.concat([wb.compare(*(replace(readings["bbq", f].comparable(), metrics=[acc])
+                                             for f in ("chat", "raw"))), chat_paired["bbq"]], ignore_index=True)
 for p, frame in chat_paired.items():
     card.add_result(f"chat vs raw: {p}", frame, note=f"diff = chat - raw, {MODELS[0]}, the same {LIMITS[p]} items")
 card.add_finding("CrowS-Pairs: chat vs raw", readings["crows_pairs", "chat"], readings["crows_pairs", "raw"],
