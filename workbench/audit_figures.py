@@ -35,9 +35,9 @@ def differences_svg(entries: list[dict]) -> str:
     """One row per finding: the paired difference A - B with its interval, zero dashed."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(entries) + 1.3))
-    y = np.arange(len(entries))[::-1]
     mixed = len({(e["model_a"], e["model_b"]) for e in entries}) > 1
+    fig, ax = plt.subplots(figsize=(7.5, (0.8 if mixed else 0.55) * len(entries) + 1.3))  # 2-line labels
+    y = np.arange(len(entries))[::-1]
     labels = []
     for yi, e in zip(y, entries):
         d = e["diff"]
