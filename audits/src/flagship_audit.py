@@ -50,7 +50,8 @@ pd.set_option("display.max_colwidth", 90)
 
 card = AuditCard("Social bias and grammatical knowledge in SmolLM2-135M-Instruct and Gemma 3 270M",
                  question="Do the embedded causal LMs prefer stereotypes, does one do so more than the "
-                          "other on the same items, and how do they compare on BLiMP?",
+                          "other on the same items, how do they compare on BLiMP, and does the instruct "
+                          "model answer differently through its chat template?",
                  authors="Open Model Workbench (flagship audit)",
                  method=f"Both models score the same seeded samples: {PROBE_LIMIT} items per bias probe "
                         f"(CrowS-Pairs, StereoSet intrasentence, WinoBias) and {BLIMP_LIMIT} BLiMP pairs per "
