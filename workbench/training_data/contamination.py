@@ -8,8 +8,8 @@ Tests (any of them, in ``tests``):
 - ``"verbatim"`` (:mod:`workbench.training_data.verbatim`): greedy completion of each item's
   first half against its true rest, with perturbed prompts as the control.
 - ``"ts_guessing"`` (Deng et al. 2023; :mod:`workbench.training_data.ts_guessing`): multiple-choice
-  items only; the model writes a masked WRONG option; exact-match rate from the item against
-  the same with the question perturbed (the control); one-sided exact McNemar p.
+  items only; the model writes a masked WRONG option; statistic: the exact-match rate; p: one-sided
+  exact McNemar test against the same prompts with the question perturbed (the control).
 - ``"ngram"`` (:mod:`workbench.training_data.ngram`): 13-gram overlap with a corpus sample you
   give as ``corpus=`` (files, a folder, or an iterable of strings / ``datasets`` rows). Model-free;
   its statistic is the share of items flagged and it has no p-value (NaN).
@@ -123,8 +123,8 @@ class ContaminationResult(Result):
                                "one-sided permutation p = (count + 1) / (B + 1)",
             "verbatim": "mean per-item LCS ratio, original minus perturbed prompt; one-sided sign-flip p",
             "ngram": "share of items with at least one n-gram in the corpus; no p-value",
-            "ts_guessing": "exact-match rate of the masked wrong option, exact minus perturbed question; "
-                           "one-sided exact McNemar p"}
+            "ts_guessing": "exact-match rate of the masked wrong option; one-sided exact McNemar p against "
+                           "the same prompts with the question perturbed"}
         return out
 
     def plot(self, ax=None, **kwargs):

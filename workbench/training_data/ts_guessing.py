@@ -6,7 +6,8 @@ benchmark's authors wrote. A model that reproduces a masked wrong option exactly
 seen the item. Each item (question, options, gold index) is rendered as :func:`render` writes it
 ("Question: ...", one "A. option" line per option, "Answer: B"); one wrong option is picked per
 item (seeded) and the prompt is the rendering up to that option's label, so the question and the
-options before it are shown and the model must write the option itself. Greedy generation, a few
+options before it are shown and the model must write the option itself. The prompt starts with
+the BOS (or EOS) token where the tokenizer does not add one, as the scoring engine scores a text. Greedy generation, a few
 tokens more than the option has; the first line of the completion is compared with the option
 after normalising (lower case, punctuation and extra white space removed): **exact match**.
 
@@ -14,14 +15,18 @@ Deng et al. ask an instruction-following model to fill a ``[MASK]`` among all th
 completion form here works on base models too and needs no instruction following, at the price of
 not showing the options after the masked one.
 
+``statistic`` is the exact-match rate (Deng et al.'s measure): a model that never saw the items
+has next to no chance of writing an arbitrary wrong option exactly, so a rate well above zero is
+the evidence, best read beside the same rate of a model known clean (the testbed's original).
+
 The control: the same prompt with the question perturbed (every third pair of adjacent words
 swapped, seeded, as the verbatim test's control), the options and the masked position unchanged.
-A model that guesses the option from what it knows, or from the options shown, is barely affected;
-one that memorised the item answers the exact item more often. The test is an exact one-sided
-McNemar test (binomial on the discordant items) that the exact prompts are answered exactly more
-often than the perturbed ones; ``statistic`` = exact-match rate, exact minus perturbed prompts.
-(Shuffling the options is no good control: a later position shows more of a memorised option set,
-which helps the shuffled prompts.)
+The p-value is an exact one-sided McNemar test (binomial on the discordant items) that the exact
+prompts are answered exactly more often than the perturbed ones. It separates recall of the exact
+item from guessing; a model that memorised the items robustly also recalls them from the perturbed
+question, so a large p does not mean clean (the testbed's tiny model does exactly that): read it
+with the rate. (Shuffling the options is no good control: a later position shows more of a
+memorised option set, which helps the shuffled prompts.)
 
 >>> render({"question": "2 + 2 =", "choices": ["3", "4", "5"], "answer": 1})
 'Question: 2 + 2 =\\nA. 3\\nB. 4\\nC. 5\\nAnswer: B'
@@ -90,6 +95,21 @@ def mc_items(data, task_data=None) -> list[dict]:
     return out
 
 
+def _with_prefix(tok, prompt: str) -> str:
+    """The prompt conditioned on the BOS (or EOS) token, as the scoring engine and the testbed's
+    fine-tuning condition a text, where the tokenizer does not add it itself: a memorised item is
+    recalled from the context it was seen in."""
+    from workbench.scoring.tokenize import prefix_token_id
+    try:
+        pid = prefix_token_id(tok)
+    except InvalidInputError:   # neither BOS nor EOS: the prompt as it is
+        return prompt
+    ids = tok(prompt)["input_ids"]
+    if ids and ids[0] == pid:
+        return prompt
+    return tok.decode([pid]) + prompt
+
+
 def ts_guessing(model, items: list[dict], *, seed: int = 0, cache: bool = True, progress=None) -> tuple[dict, pd.DataFrame]:
     """(summary row, per-item frame) of the TS-Guessing test (see the module doc). Items with fewer
     than 2 wrong options are skipped (with one wrong option, it is the complement of the answer)."""
@@ -109,7 +129,7 @@ def ts_guessing(model, items: list[dict], *, seed: int = 0, cache: bool = True, 
     if not rows:
         raise InvalidInputError("the ts_guessing test needs items with at least 3 options (2 wrong ones); none has")
     n_new = max(len(model.tokenizer(" " + r["masked"], add_special_tokens=False)["input_ids"]) for r in rows)
-    gen = wb.generate(model, prompts + perturbed, max_new_tokens=n_new + EXTRA_TOKENS, cache=cache, progress=progress)
+    gen = wb.generate(model, [_with_prefix(model.tokenizer, q) for q in prompts + perturbed], max_new_tokens=n_new + EXTRA_TOKENS, cache=cache, progress=progress)
     outs = gen.completion.tolist()
     for k, r in enumerate(rows):
         a, b = outs[k], outs[len(rows) + k]
@@ -121,7 +141,7 @@ def ts_guessing(model, items: list[dict], *, seed: int = 0, cache: bool = True, 
     wins = int((df.exact & ~df.exact_perturbed).sum())
     losses = int((~df.exact & df.exact_perturbed).sum())
     p = float(sps.binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue) if wins + losses else 1.0
-    row = {"test": "ts_guessing", "statistic": float(df.exact.mean() - df.exact_perturbed.mean()), "p_value": p,
+    row = {"test": "ts_guessing", "statistic": float(df.exact.mean()), "p_value": p,
            "n": len(df), "exact_rate": float(df.exact.mean()), "exact_rate_perturbed": float(df.exact_perturbed.mean()),
            "n_skipped": len(items) - len(df)}
     return row, df
