@@ -107,8 +107,37 @@ def test_contamination_inputs_and_summary(tiny):
     items = wb.load_task("capitals").all_items
     assert task.summary().n[0] == len(items)
     with pytest.raises(InvalidInputError, match="unknown contamination test"):
-        wb.contamination(m, ITEMS, tests=("ts_guessing",))
+        wb.contamination(m, ITEMS, tests=("bogus",))
     with pytest.raises(InvalidInputError, match="corpus="):
         wb.contamination(m, ITEMS, tests=("ngram",))
     with pytest.raises(InvalidInputError, match="column="):
         wb.contamination(m, df)
+
+
+@pytest.fixture(scope="module")
+def crows_slice(tmp_path_factory):
+    import os
+    src = os.path.join(os.environ.get("WORKBENCH_SHARED_DATA", "/work/shared/data"), "crows_pairs",
+                       "crows_pairs_anonymized.csv")
+    if not os.path.exists(src):
+        pytest.skip("the shared CrowS-Pairs data is not here")
+    path = tmp_path_factory.mktemp("crows") / "crows_pairs_anonymized.csv"
+    pd.read_csv(src).head(12).to_csv(path, index=False)
+    return path
+
+
+def test_probe_names_as_data(crows_slice):
+    m = wb.testing.tiny_model("gpt2", n_positions=1024)     # a shard of 2 CrowS-Pairs items needs a longer window
+    raw = pd.read_csv(crows_slice)
+    con = wb.contamination(m, "crows_pairs", data=crows_slice, tests=("exchangeability", "ngram"),
+                           corpus=[raw.sent_less[3]], n=8, n_shards=6, n_permutations=19, cache=False)
+    s = con.summary().set_index("test")
+    assert s.loc["exchangeability", "n"] == 12 and 0 < s.loc["exchangeability", "p_value"] <= 1
+    assert con.provenance["data"]["source"] == "probe 'crows_pairs'"
+    # the items in the file's order, each as its two sentences: only item 3 holds the corpus text
+    assert con.items["ngram"].contaminated.tolist() == [i == 3 for i in range(12)]
+    from workbench.training_data.contamination import probe_texts
+    assert probe_texts("crows_pairs", m, crows_slice) == [f"{a}\n{b}" for a, b in zip(raw.sent_more, raw.sent_less)]
+    with pytest.raises(InvalidInputError, match="data= names the data file"):
+        wb.contamination(m, ITEMS, data=crows_slice)
+    assert wb.contamination(m, data=ITEMS, n_permutations=19, cache=False).summary().n[0] == len(ITEMS)

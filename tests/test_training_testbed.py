@@ -4,6 +4,7 @@ distribution shift that attacks only echo, and the exchangeability test finds a 
 and not a clean one."""
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 import workbench as wb
@@ -79,3 +80,47 @@ def test_synthetic_sources_are_seeded_and_distinct():
     assert set(a).isdisjoint(synthetic_texts(30, "b", seed=0))
     with pytest.raises(ValueError):
         synthetic_texts(3, "c")
+
+
+@pytest.fixture(scope="module")
+def planted_mc():
+    """A wider tiny model (width 128: width 32 cannot memorise random options) fine-tuned on 10
+    planted multiple-choice items."""
+    from workbench.testing import tiny_model
+    from workbench.training_data.testbed import synthetic_mc
+    from workbench.training_data.ts_guessing import render
+    base = tiny_model("gpt2", n_embd=128)
+    items = synthetic_mc(10, seed=7)
+    return base, finetune(base, [render(it) for it in items], epochs=200, lr=3e-3, batch_size=4, seed=0), items
+
+
+def test_ts_guessing_finds_planted_multiple_choice_items(planted_mc):
+    base, tuned, items = planted_mc
+    planted = wb.contamination(tuned, items, tests="ts_guessing", cache=False)
+    clean = wb.contamination(base, items, tests="ts_guessing", cache=False).details[0]
+    row = planted.details[0]
+    assert row["exact_rate"] >= 0.5 > clean["exact_rate"]          # masked wrong options reproduced
+    assert row["statistic"] == row["exact_rate"] >= row["exact_rate_perturbed"]
+    assert 0 < row["p_value"] <= 1
+    df = planted.items["ts_guessing"]
+    assert len(df) == 10 and {"masked", "completion", "exact", "exact_perturbed"} <= set(df.columns)
+    assert all(it["choices"][j] == m and j != it["answer"] for it, j, m in zip(items, df.masked_index, df.masked))
+    assert clean["p_value"] == 1.0 or clean["p_value"] > 0.05
+
+
+def test_ts_guessing_inputs(tiny):
+    from workbench.training_data.ts_guessing import mc_items, normalise, render
+    assert normalise(" Shovel.\n") == "shovel"
+    it = {"question": "Q?", "choices": ["a", "b", "c"], "answer": 2}
+    assert render(it, upto=1) == "Question: Q?\nA. a\nB."
+    frame = pd.DataFrame([it])
+    assert mc_items(frame) == [it]
+    with pytest.raises(InvalidInputError, match="gold option's index"):
+        mc_items([dict(it, answer=3)])
+    with pytest.raises(InvalidInputError, match="lacks"):
+        mc_items([{"question": "Q?"}])
+    with pytest.raises(InvalidInputError, match="at least 3 options"):
+        wb.contamination(tiny("gpt2"), [{"question": "Q?", "choices": ["a", "b"], "answer": 0}], tests="ts_guessing")
+    # the other tests read multiple-choice items as their renderings
+    con = wb.contamination(tiny("gpt2"), [it, dict(it, question="R?")], tests="ngram", corpus=["Question: R?"], n=2)
+    assert con.items["ngram"].contaminated.tolist() == [False, True]

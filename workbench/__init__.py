@@ -46,6 +46,7 @@ _API = {
     # how the model was made: training data and contamination
     "membership": "workbench.training_data.membership:membership",
     "contamination": "workbench.training_data.contamination:contamination",
+    "dataset_inference": "workbench.training_data.dataset_inference:dataset_inference",
 }
 _SUBMODULES = {"inspect", "scoring", "models", "probes", "stats", "bench", "attribution", "testing", "widgets",
                "training_data"}

@@ -7,6 +7,9 @@ Tests (any of them, in ``tests``):
   its published order.
 - ``"verbatim"`` (:mod:`workbench.training_data.verbatim`): greedy completion of each item's
   first half against its true rest, with perturbed prompts as the control.
+- ``"ts_guessing"`` (Deng et al. 2023; :mod:`workbench.training_data.ts_guessing`): multiple-choice
+  items only; the model writes a masked WRONG option; statistic: the exact-match rate; p: one-sided
+  exact McNemar test against the same prompts with the question perturbed (the control).
 - ``"ngram"`` (:mod:`workbench.training_data.ngram`): 13-gram overlap with a corpus sample you
   give as ``corpus=`` (files, a folder, or an iterable of strings / ``datasets`` rows). Model-free;
   its statistic is the share of items flagged and it has no p-value (NaN).
@@ -38,7 +41,7 @@ from workbench.errors import InvalidInputError
 from workbench.results import Result
 from workbench.validate import BOOL, Int, Optional, check_model, check_texts, checked
 
-TESTS = ("exchangeability", "verbatim", "ngram")
+TESTS = ("exchangeability", "verbatim", "ngram", "ts_guessing")
 
 
 def task_texts(task, task_data=None) -> list[str]:
@@ -58,7 +61,42 @@ def task_texts(task, task_data=None) -> list[str]:
     return out
 
 
-def _texts(data, column, task_data) -> tuple[list[str], str]:
+# the text of a probe item, by probe (the sentence(s) as the data set publishes them)
+PROBE_TEXT = {"crows_pairs": ("sent_more", "sent_less")}
+_TEXT_COLUMNS = ("text", "sentence", "context", "prompt", "question")
+
+
+def probe_texts(name: str, model, data=None) -> list[str]:
+    """The items of a probe, loaded and checked by :func:`workbench.probes.api.prepare_probe` (every
+    item, in data order), each as one text: CrowS-Pairs as its two sentences on two lines,
+    another probe as its first text column (text, sentence, context, prompt, question)."""
+    from workbench.probes.api import prepare_probe
+    items = prepare_probe(name, model, data=data).items
+    cols = PROBE_TEXT.get(name) or next(((c,) for c in _TEXT_COLUMNS if c in items.columns), None)
+    if cols is None:
+        raise InvalidInputError(f"contamination cannot yet read probe {name!r} as texts (its items have columns "
+                                f"{list(items.columns)}); pass its texts as a list or a DataFrame with column=")
+    return ["\n".join(str(r[c]) for c in cols) for _, r in items.iterrows()]
+
+
+def _is_probe(data) -> bool:
+    from workbench.probes.api import _MODULES
+    return isinstance(data, str) and data in _MODULES
+
+
+def _is_mc(data) -> bool:
+    keys = {"question", "choices", "answer"}
+    if isinstance(data, pd.DataFrame):
+        return keys <= set(data.columns)
+    return isinstance(data, list) and bool(data) and all(isinstance(d, dict) and keys <= set(d) for d in data)
+
+
+def _texts(data, column, task_data, model=None) -> tuple[list[str], str]:
+    from workbench.training_data.ts_guessing import mc_items, render
+    if _is_probe(data):
+        return check_texts(probe_texts(data, model, task_data), "contamination"), f"probe {data!r}"
+    if column is None and _is_mc(data):
+        return check_texts([render(it) for it in mc_items(data)], "contamination"), "multiple-choice items"
     if isinstance(data, pd.DataFrame):
         column = column or "text"
         if column not in data.columns:
@@ -84,7 +122,9 @@ class ContaminationResult(Result):
             "exchangeability": "log-likelihood of the canonical order minus the mean over permuted orders (nats); "
                                "one-sided permutation p = (count + 1) / (B + 1)",
             "verbatim": "mean per-item LCS ratio, original minus perturbed prompt; one-sided sign-flip p",
-            "ngram": "share of items with at least one n-gram in the corpus; no p-value"}
+            "ngram": "share of items with at least one n-gram in the corpus; no p-value",
+            "ts_guessing": "exact-match rate of the masked wrong option; one-sided exact McNemar p against "
+                           "the same prompts with the question perturbed"}
         return out
 
     def plot(self, ax=None, **kwargs):
@@ -102,17 +142,21 @@ class ContaminationResult(Result):
 
 @checked(seed=Int(min=0), n_shards=Int(min=1), n_permutations=Int(min=19), n=Int(min=1), cache=BOOL,
          progress=Optional(BOOL))
-def contamination(model, data, tests=("exchangeability",), seed: int = 0, *, column: str | None = None,
-                  task_data=None, n_shards: int = 1, n_permutations: int = 99, separator: str = "\n", corpus=None,
+def contamination(model, benchmark=None, tests=("exchangeability",), seed: int = 0, *, data=None,
+                  column: str | None = None, task_data=None, n_shards: int = 1, n_permutations: int = 99, separator: str = "\n", corpus=None,
                   n: int = 13, cache: bool = True, progress=None) -> ContaminationResult:
     """Benchmark contamination tests on ``data`` (see the module doc for the tests and inputs).
 
     ``n_shards``, ``n_permutations``, ``separator``: the exchangeability test (items per shard
     are joined by ``separator`` and scored as one text, so a shard must fit the model's window);
     ``corpus``, ``n``: the n-gram test. ``seed`` seeds the permutations and perturbations.
+    ``benchmark``: the texts, items, or a task or probe name; ``data``: with a name, the data
+    file or folder it reads (``task_data`` is the older name for it); without one, ``data`` is
+    taken as the benchmark itself (``wb.contamination(model, data=texts)``).
     """
     from workbench.training_data.exchangeability import exchangeability
     from workbench.training_data.ngram import ngram_overlap
+    from workbench.training_data.ts_guessing import mc_items, ts_guessing
     from workbench.training_data.verbatim import verbatim
 
     check_model(model, ("causal",), "contamination")
@@ -124,12 +168,28 @@ def contamination(model, data, tests=("exchangeability",), seed: int = 0, *, col
         raise InvalidInputError(f"unknown contamination test(s) {bad}; choose from {TESTS}")
     if "ngram" in tests and corpus is None:
         raise InvalidInputError("the ngram test needs corpus= (corpus files, a folder, or an iterable of texts)")
-    texts, source = _texts(data, column, task_data)
+    if benchmark is None:
+        benchmark, data = data, None
+    elif data is not None:
+        if not isinstance(benchmark, str):
+            raise InvalidInputError("data= names the data file of a task or probe given by name; the benchmark is "
+                                    f"already given as a {type(benchmark).__name__}: pass one or the other")
+        if task_data is not None:
+            raise InvalidInputError("give the data file once: data= (task_data= is its older name)")
+        task_data = data
+    if benchmark is None:
+        raise InvalidInputError("contamination needs the benchmark: texts, items, or a task or probe name")
+    data = benchmark
+    texts, source = _texts(data, column, task_data, model)
     rows, items = [], {}
     for t in tests:
         if t == "exchangeability":
             rows.append(exchangeability(model, texts, n_shards=n_shards, n_permutations=n_permutations, seed=seed,
                                         separator=separator, cache=cache, progress=progress))
+        elif t == "ts_guessing":
+            row, items["ts_guessing"] = ts_guessing(model, mc_items(data, task_data), seed=seed, cache=cache,
+                                                    progress=progress)
+            rows.append(row)
         elif t == "verbatim":
             row, items["verbatim"] = verbatim(model, texts, seed=seed, cache=cache, progress=progress)
             rows.append(row)

@@ -61,6 +61,23 @@ def synthetic_texts(n: int, source: str = "a", seed: int = 0) -> list[str]:
     return out
 
 
+_OPTIONS = ("apple river candle mirror garden ladder pocket violin tunnel basket window marble shovel lantern "
+            "blanket anchor pillow ribbon engine carpet").split()
+
+
+def synthetic_mc(n: int, seed: int = 0, n_choices: int = 4) -> list[dict]:
+    """``n`` seeded multiple-choice items ``{question, choices, answer}``: a source-"a" sentence
+    turned into a question, options drawn from unrelated words, so no option (and no wrong one
+    above all) can be inferred from the question: only a model that saw the item can reproduce it."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for t in synthetic_texts(n, "a", seed=seed):
+        choices = [str(w) for w in rng.choice(_OPTIONS, n_choices, replace=False)]
+        out.append({"question": f"Which word goes with: {t}", "choices": choices,
+                    "answer": int(rng.integers(n_choices))})
+    return out
+
+
 def plant(items: list[str], n_shards: int = 1, separator: str = "\n") -> list[str]:
     """The benchmark as training texts: its shards in canonical order, as the exchangeability test
     scores them (:func:`workbench.training_data.exchangeability.shard_bounds`)."""
