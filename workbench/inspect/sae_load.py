@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.errors import CorruptModelError, InvalidInputError, ModelNotFoundError, OfflineError
+from workbench.errors import CorruptModelError, InvalidInputError, ModelNotFoundError
 from workbench.inspect.sae import SAE, site_from_hook_name
 from workbench.validate import Int, Optional, Real, checked
 
@@ -130,32 +130,11 @@ def _where(hook, hook_layer, site, layer, folder):
 
 def _hub_folder(ref: str, revision) -> Path:
     """``owner/repo[/sub/folder]`` -> the local snapshot of that folder (downloaded if online)."""
-    from huggingface_hub import constants, snapshot_download
-    from huggingface_hub.errors import (GatedRepoError, LocalEntryNotFoundError, OfflineModeIsEnabled,
-                                        RepositoryNotFoundError, RevisionNotFoundError)
+    from workbench.models.hub import download
     parts = ref.strip("/").split("/")
     repo, sub = "/".join(parts[:2]), "/".join(parts[2:])
-    offline = constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
     patterns = [f"{sub}/*"] if sub else ["*.json", "*.safetensors", "*.npz"]
-    try:
-        root = snapshot_download(repo, revision=revision, allow_patterns=patterns, local_files_only=offline)
-    except (OfflineModeIsEnabled, LocalEntryNotFoundError) as e:
-        why = "HF_HUB_OFFLINE=1" if offline else type(e).__name__
-        raise OfflineError(f"no local folder {ref!r}, and the SAE cannot be loaded from the Hugging Face Hub: "
-                           f"this machine is offline ({why}) and it is not in the local Hugging Face cache. On a "
-                           f"machine with internet run `hf download {repo}{' --include ' + repr(sub + '/*') if sub else ''} --local-dir <folder>`, "
-                           "copy the folder here and pass its path to load_sae.") from e
-    except GatedRepoError as e:
-        raise ModelNotFoundError(f"{repo!r} is gated: accept its licence on huggingface.co and log in with "
-                                 "`hf auth login`, then try again.") from e
-    except RevisionNotFoundError as e:
-        raise ModelNotFoundError(f"{repo!r} has no revision {revision!r}") from e
-    except RepositoryNotFoundError as e:
-        raise ModelNotFoundError(f"no local folder {ref!r} and no repository {repo!r} on the Hugging Face Hub (or "
-                                 "it is private): check the path or the id") from e
-    except OSError as e:
-        raise OfflineError(f"cannot reach the Hugging Face Hub for the SAE {ref!r} ({type(e).__name__}: {e}); "
-                           "pass a local folder instead") from e
+    root = download(repo, revision, patterns, download_hint=f" --include {sub + '/*'!r}" if sub else "")
     folder = Path(root) / sub
     if not folder.is_dir():
         raise ModelNotFoundError(f"{repo!r} has no folder {sub!r}; give owner/repo/<folder holding cfg.json or "
