@@ -95,7 +95,7 @@ def mc_items(data, task_data=None) -> list[dict]:
     return out
 
 
-def _with_prefix(tok, prompt: str) -> str:
+def with_prefix(tok, prompt: str) -> str:
     """The prompt conditioned on the BOS (or EOS) token, as the scoring engine and the testbed's
     fine-tuning condition a text, where the tokenizer does not add it itself: a memorised item is
     recalled from the context it was seen in."""
@@ -129,7 +129,7 @@ def ts_guessing(model, items: list[dict], *, seed: int = 0, cache: bool = True, 
     if not rows:
         raise InvalidInputError("the ts_guessing test needs items with at least 3 options (2 wrong ones); none has")
     n_new = max(len(model.tokenizer(" " + r["masked"], add_special_tokens=False)["input_ids"]) for r in rows)
-    gen = wb.generate(model, [_with_prefix(model.tokenizer, q) for q in prompts + perturbed], max_new_tokens=n_new + EXTRA_TOKENS, cache=cache, progress=progress)
+    gen = wb.generate(model, [with_prefix(model.tokenizer, q) for q in prompts + perturbed], max_new_tokens=n_new + EXTRA_TOKENS, cache=cache, progress=progress)
     outs = gen.completion.tolist()
     for k, r in enumerate(rows):
         a, b = outs[k], outs[len(rows) + k]

@@ -75,7 +75,11 @@ def verbatim(model, items: list[str], *, seed: int = 0, perturb_every: int = 3, 
     prompts = [p for p, _ in parts]
     perturbed = [perturb(p, rng, perturb_every) for p in prompts]
     n_new = max(len(model.tokenizer(r, add_special_tokens=False)["input_ids"]) for _, r in parts) + EXTRA_TOKENS
-    gen = wb.generate(model, prompts + perturbed, max_new_tokens=n_new, cache=cache, progress=progress)
+    from workbench.training_data.ts_guessing import with_prefix
+    # conditioned on BOS as the engine scores and the testbed fine-tunes a text: a memorised text is
+    # recalled from the context it was seen in
+    gen = wb.generate(model, [with_prefix(model.tokenizer, q) for q in prompts + perturbed], max_new_tokens=n_new,
+                      cache=cache, progress=progress)
     outs = gen.completion.tolist()
     rows = []
     for i, (prompt, rest) in enumerate(parts):
