@@ -30,11 +30,7 @@ import pandas as pd
 
 from workbench.errors import InvalidInputError
 
-from workbench.stats import MIN_N as MIN_N_DEFAULT  # rows under this many items are marked
-
-
-def _min_n() -> int:
-    return int(MIN_N_DEFAULT)
+from workbench.stats import MIN_N  # rows under this many items are marked
 
 
 # ---- formatting ---------------------------------------------------------------------------
@@ -125,7 +121,7 @@ def finding_from_frames(name: str, metric: str, summary_a, summary_b, comparison
             "ideal": None if ideal is None else float(ideal) * scale,
             "model_a": label_a, "model_b": label_b, "a": _side(_row(sa, metric), scale),
             "b": _side(_row(sb, metric), scale), "diff": overall, "n": n, "mde": mde,
-            "categories": categories, "min_n": _min_n()}
+            "categories": categories, "min_n": MIN_N}
 
 
 def _sd_of_differences(ca, cb, metric) -> float | None:
@@ -179,14 +175,9 @@ def finding_from_bench(name: str, bench, model_a: str, model_b: str, task: str, 
 
 # ---- reading ------------------------------------------------------------------------------
 def holm(p_values) -> list:
-    """Holm-adjusted p-values (statsmodels); None where a p-value is missing."""
-    from statsmodels.stats.multitest import multipletests
-    p = np.array([np.nan if v is None else v for v in p_values], dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = np.isfinite(p)
-    if ok.any():
-        out[ok] = multipletests(p[ok], method="holm")[1]
-    return [None if not np.isfinite(v) else float(v) for v in out]
+    """Holm-adjusted p-values (:func:`workbench.stats.holm`) as a list, None where one is missing."""
+    from workbench.stats import holm as adjusted
+    return [None if not np.isfinite(v) else float(v) for v in adjusted(p_values)]
 
 
 def _ideal_clause(label: str, side: dict, ideal) -> str:
@@ -206,7 +197,7 @@ def reading(entry: dict, p_adjusted: float | None, alpha: float = 0.05) -> str:
     interval = fmt_interval(d["value"], d["ci_low"], d["ci_high"], signed=True)
     if d["value"] is None or n == 0:
         text = f"No paired comparison of {a} and {b} could be made."
-    elif n < MIN_N_DEFAULT:
+    elif n < MIN_N:
         text = (f"Too few items (n = {n}) for any paired test to detect a difference at the 5% level; "
                 f"difference {a} - {b} = {interval}{unit}.")
     elif p_adjusted is not None and p_adjusted < alpha:

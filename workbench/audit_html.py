@@ -20,7 +20,8 @@ import re
 
 import numpy as np
 
-from workbench.audit_findings import MIN_N_DEFAULT, fmt_interval, fmt_p, headline, reading
+from workbench.audit_findings import fmt_interval, fmt_p, headline, reading
+from workbench.stats import MIN_N
 
 CSS = """
 .wb-card { font-family: system-ui, sans-serif; max-width: 1150px; margin: 1em auto; padding: 1em 1.5em;
@@ -70,7 +71,7 @@ def _num(row, key):
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) else None
 
 
-def readable(records, min_n: int = MIN_N_DEFAULT, columns=None) -> dict:
+def readable(records, min_n: int = MIN_N, columns=None) -> dict:
     """Records as a table for people: no index columns, ``estimate [interval]`` cells rounded to
     the interval, p-values as p-values, dicts as ``key = value`` pairs, small-n rows marked."""
     records = [dict(r) for r in (records or [])]
@@ -117,7 +118,7 @@ def _finding_table(e: dict) -> dict:
                 "difference A - B": fmt_interval(d["value"], d["ci_low"], d["ci_high"], signed=True),
                 "p": fmt_p(d["p_value"]), "p adjusted (across categories)": fmt_p(d["p_adjusted"]),
                 "test": d.get("test") or ""} for cat, a, b, d in rows]
-    return readable(records, e.get("min_n", MIN_N_DEFAULT))
+    return readable(records, e.get("min_n", MIN_N))
 
 
 def _fingerprint_table(fp: dict) -> dict:
@@ -138,7 +139,7 @@ def card_html(card: dict, page: bool = False, figures: bool = True) -> str:
                 "entries": [dict(e, figure=finding_svg(e) if figures and e["categories"] else None, table=_finding_table(e))
                             for e in entries]}
     findings["table"]["any_small"] = False  # the headline rows say "n" themselves; readings flag small n
-    min_n = min([e.get("min_n", MIN_N_DEFAULT) for e in entries] or [MIN_N_DEFAULT])
+    min_n = min([e.get("min_n", MIN_N) for e in entries] or [MIN_N])
     models = readable([{k: m.get(k) for k in ("name", "fingerprint_id", "licence", "source", "architecture", "kind")}
                        for m in card["models"]])
     card_models = [dict(m, fingerprint_table=_fingerprint_table(m.get("fingerprint"))) for m in card["models"]]

@@ -187,8 +187,7 @@ def plot_summary(summary: pd.DataFrame, metric: str | None = None, ax=None, titl
         raise InvalidInputError(f"no metric {metric!r} in the summary; choose one of {sorted(rows.metric.unique())}")
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 0.35 * len(sub) + 1.2))
-    from workbench.audit_findings import _min_n
-    min_n = _min_n()
+    from workbench.stats import MIN_N as min_n
     y = np.arange(len(sub))[::-1]
     err = np.vstack([sub.value - sub.ci_low, sub.ci_high - sub.value]).clip(min=0)
     small = (sub.n < min_n).to_numpy()

@@ -120,15 +120,31 @@ def paired_bootstrap(cols_a: Mapping[str, np.ndarray] | np.ndarray, cols_b: Mapp
     return PairedResult(test.diff, low, high, test.p_value, test.n)
 
 
-def benjamini_hochberg(p_values, alpha: float = 0.05) -> np.ndarray:
-    """BH-adjusted p-values (statsmodels ``fdr_bh``); NaN p-values stay NaN and are not counted
-    as tests."""
-    p = np.asarray(p_values, dtype=float)
+def _adjusted(p_values, method: str, alpha: float = 0.05) -> np.ndarray:
+    """statsmodels ``multipletests`` over the finite p-values only (None/NaN stay NaN and are
+    not counted as tests)."""
+    p = np.array([np.nan if v is None else v for v in np.ravel(p_values)], dtype=float)
     out = np.full(p.shape, np.nan)
     ok = np.isfinite(p)
     if ok.any():
-        out[ok] = multipletests(p[ok], alpha=alpha, method="fdr_bh")[1]
-    return out
+        out[ok] = multipletests(p[ok], alpha=alpha, method=method)[1]
+    return out.reshape(np.shape(p_values))
+
+
+def benjamini_hochberg(p_values, alpha: float = 0.05) -> np.ndarray:
+    """BH-adjusted p-values (statsmodels ``fdr_bh``); NaN p-values stay NaN and are not counted
+    as tests."""
+    return _adjusted(p_values, "fdr_bh", alpha)
+
+
+def holm(p_values, alpha: float = 0.05) -> np.ndarray:
+    """Holm-adjusted p-values (statsmodels ``holm``: family-wise error control, for a few planned
+    tests); None/NaN p-values stay NaN and are not counted as tests.
+
+    >>> holm([0.01, 0.04, None]).round(3).tolist()
+    [0.02, 0.04, nan]
+    """
+    return _adjusted(p_values, "holm", alpha)
 
 
 def minimum_detectable_effect(n: int, sd: float | None = None, p: float = 0.5, alpha: float = 0.05,

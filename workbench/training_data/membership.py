@@ -87,21 +87,15 @@ class MembershipResult(Result):
         condition matters because a cross-fitted blind AUROC falls below 0.5 on sets with no shift
         (each text's own n-grams are missing from the folds that score it, so they lean to the
         other class): below 0.5 it says "no shift found", and 0.5 is then the bar."""
-        from statsmodels.stats.multitest import multipletests
+        from workbench.stats import holm
 
         s = self.summary()
         get = lambda m, k, col="value": float(s[(s.method == m) & (s.metric == k)][col].iloc[0])  # noqa: E731
         rows = []
         blind_auc, blind_p = get("blind", "auroc"), get("blind", "p_vs_chance")
         # several attacks are tried on the same texts: Holm-adjust each family of p-values across them
-        def holm(key):
-            p = np.array([get(m, key) for m in self.methods], dtype=float)
-            out = np.full(p.shape, np.nan)
-            ok = np.isfinite(p)
-            if ok.any():
-                out[ok] = multipletests(p[ok], method="holm")[1]
-            return dict(zip(self.methods, out))
-        p_blind, p_chance = holm("p_vs_blind"), holm("p_vs_chance")
+        adjust = lambda key: dict(zip(self.methods, holm([get(m, key) for m in self.methods])))  # noqa: E731
+        p_blind, p_chance = adjust("p_vs_blind"), adjust("p_vs_chance")
         for m in self.methods:
             diff, p = get(m, "auroc_minus_blind"), p_blind[m]
             # beating a blind score that fell below chance is no evidence: chance must be beaten too
