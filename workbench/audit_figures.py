@@ -12,6 +12,9 @@ import io
 
 import numpy as np
 
+from workbench.audit_findings import same_pair
+from workbench.stats import MIN_N
+
 COLOURS = ("#1f5fa8", "#c2571a")  # model A, model B (colour-blind safe pair)
 
 
@@ -35,13 +38,13 @@ def differences_svg(entries: list[dict]) -> str:
     """One row per finding: the paired difference A - B with its interval, zero dashed."""
     import matplotlib.pyplot as plt
 
-    mixed = len({(e["model_a"], e["model_b"]) for e in entries}) > 1
+    mixed = not same_pair(entries)
     fig, ax = plt.subplots(figsize=(7.5, (0.8 if mixed else 0.55) * len(entries) + 1.3))  # 2-line labels
     y = np.arange(len(entries))[::-1]
     labels = []
     for yi, e in zip(y, entries):
         d = e["diff"]
-        small = e["n"] < e.get("min_n", 10)
+        small = e["n"] < e.get("min_n", MIN_N)
         pair = f"\n{e['model_a']} - {e['model_b']}" if mixed else ""  # rows of different pairs say which
         labels.append(f"{e['name']}: {e['metric']} (n={e['n']}{', small' if small else ''}){pair}")
         if d["value"] is None:
@@ -66,7 +69,7 @@ def finding_svg(entry: dict) -> str:
     rows = [("all", entry["a"], entry["b"])] + [(c["category"], c["a"], c["b"]) for c in entry["categories"]]
     fig, ax = plt.subplots(figsize=(7.5, 0.5 * len(rows) + 1.4))
     y = np.arange(len(rows))[::-1].astype(float)
-    min_n = entry.get("min_n", 10)
+    min_n = entry.get("min_n", MIN_N)
     for k, (label, colour) in enumerate(zip((entry["model_a"], entry["model_b"]), COLOURS)):
         offset = 0.15 if k == 0 else -0.15
         for yi, (_, sa, sb) in zip(y, rows):

@@ -13,7 +13,7 @@ import time
 
 from nbconvert.preprocessors import ExecutePreprocessor
 
-PROGRESS_ENV = "WORKBENCH_PROGRESS"
+from workbench.progress import ENV as PROGRESS_ENV  # one name for the switch
 
 
 def _heading(cell) -> str | None:

@@ -43,7 +43,8 @@ def _roots() -> list[tuple[str, str]]:
     data = os.environ.get("WORKBENCH_SHARED_DATA") or str(ROOT.parent / "shared" / "data")
     found = [(data, "<data>"), (cache, "<cache>"), (tempfile.gettempdir(), "<tmp>"),
              (str(ROOT), "<workbench>"), (str(Path.home()), "~")]
-    packages = {sysconfig.get_paths().get("purelib"), sysconfig.get_paths().get("platlib")}
+    paths = sysconfig.get_paths()
+    packages = {paths.get("purelib"), paths.get("platlib")}
     try:
         packages |= set(site.getsitepackages()) | {site.getusersitepackages()}
     except AttributeError:  # some embedded interpreters have no site.getsitepackages
@@ -58,12 +59,13 @@ def _roots() -> list[tuple[str, str]]:
     return sorted(out, key=lambda pair: -len(pair[0]))
 
 
-def portable_path(path) -> str:
-    """``path`` relative to a named root (see the module docstring); relative paths unchanged."""
+def portable_path(path, roots: list | None = None) -> str:
+    """``path`` relative to a named root (see the module docstring); relative paths unchanged.
+    ``roots`` (from ``_roots()``) lets a caller that converts many paths look them up once."""
     text = os.fspath(path)
     if not os.path.isabs(text):
         return text
-    for prefix, name in _roots():
+    for prefix, name in roots or _roots():
         if text == prefix or text.startswith(prefix + os.sep):
             rest = text[len(prefix):].lstrip(os.sep)
             return f"{name}/{rest}" if rest else name
@@ -74,27 +76,31 @@ def portable_path(path) -> str:
 _ABSOLUTE = re.compile(r"(?<![\w.<>~:/-])(/(?:[^\s/'\"<>|:,;()\[\]{}]+/)*[^\s/'\"<>|:,;()\[\]{}]+)")
 
 
-def portable_text(text: str) -> str:
+def portable_text(text: str, roots: list | None = None) -> str:
     """Every absolute path inside a string (a message, a repr) made portable."""
     if "/" not in text:
         return text
-    return _ABSOLUTE.sub(lambda m: portable_path(m.group(1)) if _looks_like_path(m.group(1)) else m.group(1), text)
+    roots = roots or _roots()
+    return _ABSOLUTE.sub(lambda m: portable_path(m.group(1), roots) if _looks_like_path(m.group(1), roots)
+                         else m.group(1), text)
 
 
-def _looks_like_path(candidate: str) -> bool:
+def _looks_like_path(candidate: str, roots: list) -> bool:
     # "/" alone, "/s" units and fractions like "1/2" are not paths: a path has two parts or
     # starts at a known root
     if candidate.count("/") >= 2:
         return True
-    return any(candidate == p or candidate.startswith(p + os.sep) for p, _ in _roots())
+    return any(candidate == p or candidate.startswith(p + os.sep) for p, _ in roots)
 
 
-def scrub(value):
-    """A JSON-able structure with every absolute path string made portable (recursively)."""
+def scrub(value, roots: list | None = None):
+    """A JSON-able structure with every absolute path string made portable (recursively); the
+    roots are looked up once for the whole structure."""
+    roots = roots or _roots()
     if isinstance(value, dict):
-        return {k: scrub(v) for k, v in value.items()}
+        return {k: scrub(v, roots) for k, v in value.items()}
     if isinstance(value, list):
-        return [scrub(v) for v in value]
+        return [scrub(v, roots) for v in value]
     if isinstance(value, str):
-        return portable_text(value)
+        return portable_text(value, roots)
     return value

@@ -13,6 +13,17 @@ import time
 from pathlib import Path
 
 
+def rollback_if_open(conn: sqlite3.Connection) -> None:
+    """Roll back only a transaction that is still open: SQLite ends one itself on some errors
+    (SQLITE_FULL, a full disk), and a plain ROLLBACK then fails with "no transaction is active",
+    hiding the real cause."""
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+
 def _locked(err: sqlite3.OperationalError) -> bool:
     msg = str(err).lower()
     return "locked" in msg or "busy" in msg

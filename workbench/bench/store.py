@@ -40,7 +40,7 @@ import pandas as pd
 from workbench.bench import lease as _lease
 from workbench.bench.lease import LEASE_SCHEMA, pid_alive
 from workbench.errors import InvalidInputError, StoreError
-from workbench.sqlite_wal import connect_wal
+from workbench.sqlite_wal import connect_wal, rollback_if_open
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -283,13 +283,7 @@ class _Transaction:
                 return False
             except sqlite3.Error as err:
                 exc = err
-        # SQLite ends the transaction itself on some errors (a full disk): a plain ROLLBACK would then
-        # fail with "no transaction is active" and hide the real cause
-        if self.con.in_transaction:
-            try:
-                self.con.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
+        rollback_if_open(self.con)
         if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
             path = self.con.execute("PRAGMA database_list").fetchone()[2]
             raise _store_error(Path(path), exc, "write to") from exc

@@ -156,16 +156,17 @@ class Task:
         if not rows:
             raise DataError(f"task {self.name!r} has no rows")
         cols = set().union(*(r.keys() for r in rows))
-        missing = [f for f in self._needed_fields() if f not in cols]
+        needed = self._needed_fields()   # parsed once, not once per row
+        missing = [f for f in needed if f not in cols]
         if missing:  # a file of another schema: say so once, not once per row
             where = f"the data {str(self.data)!r}" if isinstance(self.data, (str, Path)) else "the data"
-            unexpected = sorted(map(str, cols - set(self._needed_fields()) - set(self.keep)))
+            unexpected = sorted(map(str, cols - set(needed) - set(self.keep)))
             raise DataError(f"task {self.name!r} ({self.kind}) needs field(s) {missing}, which no row of {where} "
                             f"has; unexpected column(s) {unexpected}. Pass the right data, or fix the templates "
                             f"{self._templates()}")
         items, seen, skipped = [], set(), []
         for i, row in enumerate(rows):
-            reason = self._unusable(row)
+            reason = self._unusable(row, needed)
             item = None if reason else self._render(i, row)
             reason = reason or self._unusable_item(item)
             if reason:
@@ -182,9 +183,9 @@ class Task:
                             f"{skipped[0]['row']}: {skipped[0]['reason']}")
         return items, skipped
 
-    def _unusable(self, row: dict) -> str | None:
-        """Why a row cannot be rendered (a null or missing value in a field its templates use), or None."""
-        needed = self._needed_fields()
+    def _unusable(self, row: dict, needed: list[str]) -> str | None:
+        """Why a row cannot be rendered (a null or missing value in a field of ``needed``, the
+        fields its templates use), or None."""
         missing = [f for f in needed if f not in row]
         null = [f for f in needed if f in row and (row[f] is None or (isinstance(row[f], float) and math.isnan(row[f])))]
         if missing or null:

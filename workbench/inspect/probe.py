@@ -194,6 +194,6 @@ def probe(model, texts, labels, site: str = "resid_post", layers=None, seed: int
             "layers": layers, "position": position, "seed": seed, "n": len(codes), "classes": classes,
             "class_counts": np.bincount(codes).tolist(), "folds": folds, "n_controls": n_controls,
             "control": "permuted labels" if control_groups is None else "one random label per control group",
-            "probe": f"StandardScaler + LogisticRegression(C={C}, lbfgs, L2), scikit-learn {sklearn.__version__}",
+            "probe": f"StandardScaler + LogisticRegression(C={C}, liblinear, L2), scikit-learn {sklearn.__version__}",
             "interval": "95% Wilson on cross-validated accuracy"}
     return ProbeResult(pd.DataFrame(rows), prov)

@@ -42,10 +42,6 @@ _COMMON = dict(token_budget=Int(min=1), cache=BOOL, progress=Optional(BOOL))
 _BOS = Rule(_check_bos, "'auto' or bool")
 
 
-# the shared checks, under the names this module's callers already use
-_check_model, _check_texts = check_model, check_texts
-
-
 def _cached(model, kind: str, options: dict, requests: list, compute, cache: bool) -> list:
     """Look every request up in the result cache; compute only the misses (in one batch)."""
     store = ScoreCache(enabled=cache)

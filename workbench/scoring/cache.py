@@ -22,7 +22,7 @@ from pathlib import Path
 
 from workbench.errors import CacheWarning
 from workbench.paths import cache_dir, describe_os_error
-from workbench.sqlite_wal import connect_wal
+from workbench.sqlite_wal import connect_wal, rollback_if_open
 
 _local = threading.local()
 _warned: set = set()  # (pid, cause): one warning per process and cause
@@ -72,17 +72,6 @@ def _warn(path: Path, err: BaseException, consequence: str) -> None:
                   CacheWarning, stacklevel=4)
 
 
-def _rollback(conn: sqlite3.Connection) -> None:
-    """Roll back only a transaction that is still open: SQLite ends one itself on some errors
-    (SQLITE_FULL), and a plain ROLLBACK then fails with "no transaction is active", hiding the
-    real cause."""
-    if conn.in_transaction:
-        try:
-            conn.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass
-
-
 class ScoreCache:
     """Bulk get/put of JSON values by key. ``enabled=False`` makes every call a no-op; so does a
     cache that cannot be used (with one :class:`~workbench.errors.CacheWarning`)."""
@@ -117,7 +106,7 @@ class ScoreCache:
                                  [(k, json.dumps(v)) for k, v in items.items()])
                 conn.execute("COMMIT")
             except BaseException:
-                _rollback(conn)
+                rollback_if_open(conn)
                 raise
         except (sqlite3.Error, OSError) as err:
             _warn(self.path, err, "computed scores are returned but not saved")

@@ -69,7 +69,7 @@ def _validate(n_boot, level, method):
         raise InvalidInputError(f"method must be one of {METHODS}, got {method!r}")
 
 
-def resample_indices(n: int, n_boot: int, seed, max_elements: int = 2_000_000):
+def resample_indices(n: int, n_boot: int, seed, max_elements: int = MAX_ELEMENTS):
     """Yield index arrays of shape ``(chunk, n)``, ``n_boot`` rows in all, from one seeded stream."""
     rng = np.random.default_rng(seed)
     chunk = max(1, min(n_boot, max_elements // max(n, 1)))
