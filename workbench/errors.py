@@ -81,3 +81,8 @@ class CacheWarning(UserWarning):
 
 class CacheError(WorkbenchError, OSError):
     """A cache folder the workbench must write to (the de-quantised GGUF cache) is not writable."""
+
+
+class BackendCapabilityError(WorkbenchError, TypeError):
+    """The model's backend cannot answer this kind of request (e.g. inspection on a llama.cpp
+    or server backend); the message names a backend that can."""

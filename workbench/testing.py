@@ -32,8 +32,19 @@ Language models assign probabilities to sentences; some sentences are more likel
 One two three four five six seven eight nine ten. Monday Tuesday Wednesday Thursday Friday.
 """.strip().split("\n")
 
-CAUSAL_ARCHS = ("gpt2", "llama", "mistral", "qwen2", "gpt_neox", "phi", "gemma", "gemma3_text")
-MASKED_ARCHS = ("bert", "roberta", "distilbert")
+
+
+def archs(masked: bool | None = None) -> tuple:
+    """The ``model_type`` of every registered architecture family that has a tiny config
+    (:mod:`workbench.families`): the shared tests run on each, so a new family file is tested
+    by them without further edits. ``masked``: only masked (True) or causal (False) ones."""
+    from workbench.families import families
+    return tuple(t for f in families().values() if f.tiny_config is not None
+                 and (masked is None or f.masked == masked) for t in f.model_types)
+
+
+CAUSAL_ARCHS = archs(masked=False)
+MASKED_ARCHS = archs(masked=True)
 ARCHS = CAUSAL_ARCHS + MASKED_ARCHS
 
 
@@ -55,12 +66,20 @@ def tiny_tokenizer(style: str = "bpe"):
                                        eos_token="<|endoftext|>", unk_token="<|endoftext|>", pad_token="<pad>")
         return fast
     if style == "wordpiece":
-        tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        # built by hand, not by WordPieceTrainer: the trainer breaks ties in hash order, so its
+        # vocabulary (and every tiny masked model's numbers) changed from one process to the next
+        import collections
+        import re
+        specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        words = collections.Counter(w for line in _CORPUS for w in re.findall(r"\w+|[^\w\s]", line.lower()))
+        chars = sorted({c for w in words for c in w})
+        pieces = specials + chars + ["##" + c for c in chars if c.isalnum()]
+        common = sorted((w for w in words if len(w) > 1), key=lambda w: (-words[w], w))
+        pieces += common[:max(0, 300 - len(pieces))]
+        tok = Tokenizer(models.WordPiece(vocab={p: i for i, p in enumerate(pieces)}, unk_token="[UNK]"))
         tok.normalizer = normalizers.BertNormalizer(lowercase=True)
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tok.decoder = decoders.WordPiece()
-        specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        tok.train_from_iterator(_CORPUS, trainers.WordPieceTrainer(vocab_size=300, special_tokens=specials))
         cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
         tok.post_processor = processors.TemplateProcessing(
             single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
@@ -71,43 +90,19 @@ def tiny_tokenizer(style: str = "bpe"):
 
 
 def tiny_config(arch: str, vocab_size: int, **overrides):
-    """A transformers config of ``arch`` with 2 layers, width 32, 4 heads (2 KV heads where the
-    architecture has grouped-query attention)."""
-    import transformers as T
-
-    common = dict(vocab_size=vocab_size)
-    if arch not in MASKED_ARCHS:  # the tokenizer's <|endoftext|> is id 0: say so up front
-        common.update(bos_token_id=0, eos_token_id=0)
-    if arch == "gpt2":
-        cfg = T.GPT2Config(n_layer=2, n_embd=32, n_head=4, n_positions=256, **common)
-    elif arch in ("llama", "mistral", "qwen2"):
-        cls = {"llama": T.LlamaConfig, "mistral": T.MistralConfig, "qwen2": T.Qwen2Config}[arch]
-        cfg = cls(num_hidden_layers=2, hidden_size=32, intermediate_size=64, num_attention_heads=4,
-                  num_key_value_heads=2, max_position_embeddings=256, tie_word_embeddings=False, **common)
-    elif arch == "gpt_neox":
-        cfg = T.GPTNeoXConfig(num_hidden_layers=2, hidden_size=32, intermediate_size=64,
-                              num_attention_heads=4, max_position_embeddings=256, **common)
-    elif arch == "phi":
-        cfg = T.PhiConfig(num_hidden_layers=2, hidden_size=32, intermediate_size=64, num_attention_heads=4,
-                          max_position_embeddings=256, **common)
-    elif arch == "gemma":
-        cfg = T.GemmaConfig(num_hidden_layers=2, hidden_size=32, intermediate_size=64, num_attention_heads=4,
-                            num_key_value_heads=2, head_dim=8, max_position_embeddings=256, **common)
-    elif arch == "gemma3_text":
-        cfg = T.Gemma3TextConfig(num_hidden_layers=2, hidden_size=32, intermediate_size=64,
-                                 num_attention_heads=4, num_key_value_heads=2, head_dim=8,
-                                 max_position_embeddings=256, sliding_window=16, **common)
-    elif arch == "bert":
-        cfg = T.BertConfig(num_hidden_layers=2, hidden_size=32, intermediate_size=64, num_attention_heads=4,
-                           max_position_embeddings=256, **common)
-    elif arch == "roberta":
-        cfg = T.RobertaConfig(num_hidden_layers=2, hidden_size=32, intermediate_size=64,
-                              num_attention_heads=4, max_position_embeddings=260, **common)
-    elif arch == "distilbert":
-        cfg = T.DistilBertConfig(n_layers=2, dim=32, hidden_dim=64, n_heads=4, max_position_embeddings=256,
-                                 **common)
-    else:
-        raise ValueError(f"unknown tiny architecture {arch!r}; choose one of {ARCHS}")
+    """A transformers config of ``arch`` (a ``model_type``) with 2 layers, width 32, 4 heads (2 KV
+    heads where the architecture has grouped-query attention), from its architecture family's
+    ``tiny_config`` (:mod:`workbench.families`)."""
+    from workbench.families import family_for
+    from workbench.errors import UnsupportedSiteError
+    try:
+        family = family_for(arch)
+    except UnsupportedSiteError:
+        family = None
+    if family is None or family.tiny_config is None:
+        raise ValueError(f"unknown tiny architecture {arch!r}; choose one of {archs()}")
+    common = {} if family.masked else dict(bos_token_id=0, eos_token_id=0)  # <|endoftext|> is id 0
+    cfg = family.tiny_config(arch, vocab_size, **common)
     for k, v in overrides.items():
         setattr(cfg, k, v)
     return cfg
@@ -126,9 +121,9 @@ def tiny_model(arch: str = "gpt2", seed: int = 0, dtype: torch.dtype = torch.flo
 
     from workbench.models.model import Model
 
-    if arch not in ARCHS:
-        raise ValueError(f"unknown tiny architecture {arch!r}; choose one of {ARCHS}")
-    masked = arch in MASKED_ARCHS
+    if arch not in archs():
+        raise ValueError(f"unknown tiny architecture {arch!r}; choose one of {archs()}")
+    masked = arch in archs(masked=True)
     tok = tiny_tokenizer("wordpiece" if masked else "bpe")
     if chat_template is not None:
         import copy

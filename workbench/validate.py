@@ -160,8 +160,9 @@ def checked(**rules: Rule):
 
 # -- model-dependent checks -----------------------------------------------------------------------
 
-def check_model(model, kinds: tuple[str, ...], what: str) -> None:
-    """``model`` is a workbench Model of one of ``kinds``."""
+def check_model(model, kinds: tuple[str, ...], what: str, needs: str | None = None) -> None:
+    """``model`` is a workbench Model of one of ``kinds`` whose backend has capability ``needs``
+    (:mod:`workbench.backends.base`)."""
     from workbench.models.model import Model
     if not isinstance(model, Model):
         raise InvalidInputError(f"{what} needs a workbench Model; got {type(model).__name__}. "
@@ -174,6 +175,9 @@ def check_model(model, kinds: tuple[str, ...], what: str) -> None:
                            "LM head"}[model.kind]
         raise WrongModelKindError(f"{what} needs a {' or '.join(kinds)} model, but {model.name} is a "
                                   f"{model.kind} model: {hint}")
+    if needs is not None:
+        from workbench.backends.base import require
+        require(model, needs, what)
 
 
 def check_texts(texts, what: str, allow_empty: bool = False) -> list[str]:

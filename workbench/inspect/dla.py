@@ -194,7 +194,7 @@ def direct_logit_attribution(model, prompt: str, target=" he", baseline=" she") 
         rows.append({"component": component, "layer": layer, "head": h, "contribution": value})
 
     emb = last("resid_pre", 0)
-    if ad.family == "gpt2":  # the position embedding is added inside the model, after the embed site
+    if ad.family.positions_after_embed:  # the position embedding is added inside the model, after the embed site
         add("embed", None, None, through(last("embed")))
         add("pos_embed", None, None, through(emb - last("embed")))
     else:
@@ -204,7 +204,7 @@ def direct_logit_attribution(model, prompt: str, target=" he", baseline=" she") 
         attn = last("attn_out", layer)
         add("attn", layer, None, through(attn))
         heads, bias, has_bias = _head_outputs(model, ad, layer, cache["z", layer][0, 0])
-        if ad.family == "gemma3":  # heads -> o_proj output -> post-attention RMSNorm (scale frozen)
+        if ad.family.attn_out_normed:  # heads -> o_proj output -> post-attention RMSNorm (scale frozen)
             post = ad.module(ad.hook_point("attn_out", layer).module)
             P, _, _ = frozen_norm(post, heads.sum(0) + bias)
             heads, bias = torch.stack([P(h) for h in heads]), P(bias)

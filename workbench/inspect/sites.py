@@ -29,12 +29,11 @@ site              meaning                                                       
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
 import torch
 
 from workbench.errors import UnsupportedSiteError
+from workbench.families import HookPoint, Shape, family_for
+from workbench.families.base import heads as _heads  # noqa: F401  (kept for code that imported it here)
 
 LAYER_SITES = ("resid_pre", "attn_out", "resid_mid", "mlp_out", "resid_post", "attn_pattern",
                "q", "k", "v", "z", "mlp_hidden")
@@ -43,50 +42,17 @@ SITES = ("embed",) + LAYER_SITES + ("final_norm", "logits")
 # sites whose value can be replaced by a hook (ablation, patching, steering)
 EDITABLE = ("embed", "resid_pre", "attn_out", "mlp_out", "resid_post", "z", "mlp_hidden")
 
-FAMILIES = {
-    "llama": "llama", "mistral": "llama", "qwen2": "llama", "gemma": "llama",
-    "gemma3_text": "gemma3", "gpt2": "gpt2", "gpt_neox": "gpt_neox",
-    "phi": "phi", "bert": "bert", "roberta": "bert", "distilbert": "distilbert",
-}
-
-
-@dataclass(frozen=True)
-class HookPoint:
-    """Where a site lives: ``module`` path; ``how`` is "out" (module output, first element of
-    a tuple), "in" (first input) or "weights" (second element of the output tuple);
-    ``view`` reshapes/slices the raw tensor into the site's documented shape."""
-
-    module: str
-    how: str
-    view: Callable[[torch.Tensor], torch.Tensor] | None = None
-    seq_dim: int = 1
-
-
-def _heads(n_heads: int, head_dim: int, part: int | None = None, parts: int = 3, fused: str = "concat"):
-    """A view from [b, s, n_heads*head_dim] (or a fused qkv tensor) to [b, s, n_heads, head_dim]."""
-    def view(t):
-        if part is None:
-            return t.unflatten(-1, (n_heads, head_dim))
-        if fused == "concat":           # GPT-2: [q | k | v] each n_heads*head_dim wide
-            return t.chunk(parts, dim=-1)[part].unflatten(-1, (n_heads, head_dim))
-        # GPT-NeoX: per head [q_h | k_h | v_h]
-        return t.unflatten(-1, (n_heads, parts * head_dim)).chunk(parts, dim=-1)[part]
-    return view
-
 
 class Adapter:
-    """Maps site names to hook points for one loaded model (see the module docstring)."""
+    """Maps site names to hook points for one loaded model, from its architecture family
+    (:mod:`workbench.families`; see the module docstring for the sites)."""
 
     def __init__(self, hf):
         self.hf = hf
         cfg = hf.config
         self.config = getattr(cfg, "text_config", None) or cfg
         self.arch = cfg.model_type
-        if self.arch not in FAMILIES:
-            raise UnsupportedSiteError(
-                f"architecture {self.arch!r} has no activation-site adapter; supported: "
-                f"{sorted(FAMILIES)}. Use output_hidden_states or hooks on model.hf directly.")
-        self.family = FAMILIES[self.arch]
+        self.family = family_for(self.arch)  # UnsupportedSiteError naming the supported ones
         prefix = getattr(hf, "base_model_prefix", "")
         self.base = f"{prefix}." if prefix and hasattr(hf, prefix) else ""
         self.n_layers = len(self.layers)
@@ -103,8 +69,7 @@ class Adapter:
     # -- module look-up -------------------------------------------------------------------
     @property
     def layers_path(self) -> str:
-        return self.base + {"llama": "layers", "gemma3": "layers", "phi": "layers", "gpt_neox": "layers",
-                            "gpt2": "h", "bert": "encoder.layer", "distilbert": "transformer.layer"}[self.family]
+        return self.base + self.family.layers
 
     @property
     def layers(self):
@@ -118,67 +83,9 @@ class Adapter:
         return self.hf.get_output_embeddings() is not None
 
     def _build(self) -> dict:
-        f, b, H, Hkv, dh = self.family, self.base, self.n_heads, self.n_kv_heads, self.head_dim
         ly = self.layers_path + ".{L}"
         t: dict[str, HookPoint | str] = {"resid_pre": HookPoint(ly, "in"), "resid_post": HookPoint(ly, "out")}
-        if f in ("llama", "gemma3", "phi"):
-            at = ly + ".self_attn"
-            t.update(embed=HookPoint(b + "embed_tokens", "out"),
-                     q=HookPoint(at + ".q_proj", "out", _heads(H, dh)), k=HookPoint(at + ".k_proj", "out", _heads(Hkv, dh)),
-                     v=HookPoint(at + ".v_proj", "out", _heads(Hkv, dh)), attn_pattern=HookPoint(at, "weights", seq_dim=2),
-                     attn_out=HookPoint(at, "out"), mlp_out=HookPoint(ly + ".mlp", "out"))
-            if f == "phi":
-                t.update(z=HookPoint(at + ".dense", "in", _heads(H, dh)), mlp_hidden=HookPoint(ly + ".mlp.fc2", "in"),
-                         final_norm=HookPoint(b + "final_layernorm", "out"),
-                         resid_mid="Phi computes attention and MLP in parallel from the same input, so "
-                                   "there is no residual stream between them; use resid_pre/attn_out/mlp_out")
-            else:
-                t.update(z=HookPoint(at + ".o_proj", "in", _heads(H, dh)), mlp_hidden=HookPoint(ly + ".mlp.down_proj", "in"),
-                         final_norm=HookPoint(b + "norm", "out"),
-                         resid_mid=HookPoint(ly + (".pre_feedforward_layernorm" if f == "gemma3" else ".post_attention_layernorm"), "in"))
-            if f == "gemma3":  # Gemma 3 normalises each block's output before adding it
-                t.update(attn_out=HookPoint(ly + ".post_attention_layernorm", "out"),
-                         mlp_out=HookPoint(ly + ".post_feedforward_layernorm", "out"))
-        elif f == "gpt2":
-            at = ly + ".attn"
-            t.update(embed=HookPoint(b + "wte", "out"), attn_out=HookPoint(at, "out"),
-                     attn_pattern=HookPoint(at, "weights", seq_dim=2),
-                     q=HookPoint(at + ".c_attn", "out", _heads(H, dh, 0)), k=HookPoint(at + ".c_attn", "out", _heads(H, dh, 1)),
-                     v=HookPoint(at + ".c_attn", "out", _heads(H, dh, 2)), z=HookPoint(at + ".c_proj", "in", _heads(H, dh)),
-                     resid_mid=HookPoint(ly + ".ln_2", "in"), mlp_out=HookPoint(ly + ".mlp", "out"),
-                     mlp_hidden=HookPoint(ly + ".mlp.c_proj", "in"), final_norm=HookPoint(b + "ln_f", "out"))
-        elif f == "gpt_neox":
-            at = ly + ".attention"
-            t.update(embed=HookPoint(b + "embed_in", "out"), attn_out=HookPoint(at, "out"),
-                     attn_pattern=HookPoint(at, "weights", seq_dim=2),
-                     **{n: HookPoint(at + ".query_key_value", "out", _heads(H, dh, i, fused="per_head"))
-                        for i, n in enumerate("qkv")},
-                     z=HookPoint(at + ".dense", "in", _heads(H, dh)), mlp_out=HookPoint(ly + ".mlp", "out"),
-                     mlp_hidden=HookPoint(ly + ".mlp.dense_4h_to_h", "in"), final_norm=HookPoint(b + "final_layer_norm", "out"))
-            if getattr(self.config, "use_parallel_residual", True):
-                t["resid_mid"] = ("this GPT-NeoX model (use_parallel_residual=True, as Pythia) computes attention "
-                                  "and MLP in parallel, so there is no residual stream between them; use "
-                                  "resid_pre/attn_out/mlp_out")
-            else:
-                t["resid_mid"] = HookPoint(ly + ".post_attention_layernorm", "in")
-        elif f == "bert":
-            at = ly + ".attention"
-            t.update(embed=HookPoint(b + "embeddings.word_embeddings", "out"),
-                     attn_out=HookPoint(at + ".output.dense", "out"), resid_mid=HookPoint(at, "out"),
-                     attn_pattern=HookPoint(at + ".self", "weights", seq_dim=2),
-                     q=HookPoint(at + ".self.query", "out", _heads(H, dh)), k=HookPoint(at + ".self.key", "out", _heads(H, dh)),
-                     v=HookPoint(at + ".self.value", "out", _heads(H, dh)), z=HookPoint(at + ".output.dense", "in", _heads(H, dh)),
-                     mlp_out=HookPoint(ly + ".output.dense", "out"), mlp_hidden=HookPoint(ly + ".output.dense", "in"))
-        elif f == "distilbert":
-            at = ly + ".attention"
-            t.update(embed=HookPoint(b + "embeddings.word_embeddings", "out"), attn_out=HookPoint(at, "out"),
-                     resid_mid=HookPoint(ly + ".sa_layer_norm", "out"), attn_pattern=HookPoint(at, "weights", seq_dim=2),
-                     q=HookPoint(at + ".q_lin", "out", _heads(H, dh)), k=HookPoint(at + ".k_lin", "out", _heads(H, dh)),
-                     v=HookPoint(at + ".v_lin", "out", _heads(H, dh)), z=HookPoint(at + ".out_lin", "in", _heads(H, dh)),
-                     mlp_out=HookPoint(ly + ".ffn", "out"), mlp_hidden=HookPoint(ly + ".ffn.lin2", "in"))
-        if f in ("bert", "distilbert"):
-            t["final_norm"] = ("post-norm encoders end every layer with a LayerNorm and have no final norm; "
-                               "use resid_post of the last layer")
+        t.update(self.family.sites(Shape(ly, self.base, self.n_heads, self.n_kv_heads, self.head_dim, self.config)))
         t["logits"] = HookPoint("", "out") if self.has_lm_head else (
             f"{type(self.hf).__name__} has no language-model head; load the model with its LM head "
             "(e.g. *ForMaskedLM / *ForCausalLM) to get logits")
@@ -222,20 +129,15 @@ class Adapter:
         if not self.has_lm_head:
             raise UnsupportedSiteError(f"{type(self.hf).__name__} ({self.arch}) has no language-model head, "
                                        "so there are no logits to read the residual stream through")
-        f, hf = self.family, self.hf
-        if f == "bert":
-            head = hf.cls if hasattr(hf, "cls") else hf.lm_head
-            return head(hidden)
-        if f == "distilbert":
-            x = hf.vocab_layer_norm(hf.activation(hf.vocab_transform(hidden)))
-            return hf.vocab_projector(x)
-        logits = hf.get_output_embeddings()(self.module(self._table["final_norm"].module)(hidden))
-        cap = getattr(self.config, "final_logit_softcapping", None)
-        return torch.tanh(logits / cap) * cap if cap else logits
+        norm = self._table.get("final_norm")
+        return self.family.unembed(self.hf, hidden, self.module(norm.module) if isinstance(norm, HookPoint) else None)
 
 
 def adapter(model) -> Adapter:
-    """The :class:`Adapter` of a :class:`~workbench.Model` (or a bare HF model), cached on it."""
+    """The :class:`Adapter` of a :class:`~workbench.Model` (or a bare HF model), cached on it.
+    Inspection needs the in-process modules: a model on another backend is refused here."""
+    from workbench.backends.base import require
+    require(model, "hooks", "inspection (activation sites, hooks, interventions)")
     hf = getattr(model, "hf", model)
     cached = getattr(hf, "_workbench_adapter", None)
     if cached is None:

@@ -99,7 +99,7 @@ def verify(model, texts=None, tol: float = 1e-4) -> VerifyResult:
         rows.append(_row("final_norm(resid_post[last]) == hidden_states[-1]", "final_norm", None, cache["final_norm"][mask], hs[-1][mask], 0))
     else:
         rows.append(_row("resid_post[last] == hidden_states[-1]", "resid_post", L - 1, cache["resid_post", L - 1][mask], hs[-1][mask], 0))
-    pre_norm = ad.family not in ("bert", "distilbert")
+    pre_norm = ad.family.pre_norm
     for layer in range(L if pre_norm else 0):
         m = mask[..., None]
         if "resid_mid" in sites:

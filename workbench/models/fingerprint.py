@@ -165,5 +165,11 @@ def compute_fingerprint(hf_model, tokenizer, weight_files=None, licence: str = "
 
 
 def fingerprint_id(fp: dict) -> str:
+    """Short hash of what identifies the computation. The ``backend`` entry counts unless it is
+    the reference Hugging Face backend, whose settings (dtype) are fingerprinted as their own
+    keys already: ids, caches and stores of Hugging Face models stay as they were before there
+    were backends, and a model run by llama.cpp or a server never shares an id with it."""
     core = {k: v for k, v in fp.items() if k not in _NOT_IN_ID}
+    if isinstance(core.get("backend"), dict) and core["backend"].get("name") == "hf":
+        core.pop("backend")
     return hashlib.sha256(json.dumps(core, sort_keys=True, default=str).encode()).hexdigest()[:12]

@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path
 
-from workbench.errors import (CorruptModelError, InvalidInputError, ModelNotFoundError,
+from workbench.errors import (CorruptModelError, InvalidInputError, InvalidTypeError, ModelNotFoundError,
                               UnsafeWeightsError, WrongModelKindError)
 from workbench.models.model import KINDS, Model
 from workbench.validate import BOOL, check_bool, check_device, check_dtype, checked
@@ -24,7 +24,8 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 def load_model(spec, *, revision: str | None = None, dtype=None, device=None, device_map=None,
                max_memory: dict | None = None, offload_folder=None, trust_remote_code: bool = False,
                allow_pickle: bool = False, kind: str | None = None, tokenizer=None,
-               name: str | None = None, licence: str | None = None, hub_cache_dir=None) -> Model:
+               name: str | None = None, licence: str | None = None, hub_cache_dir=None, backend: str = "hf",
+               **backend_options) -> Model:
     """Load a causal LM, masked LM or encoder with its tokenizer and a provenance fingerprint.
 
     Parameters
@@ -48,6 +49,10 @@ def load_model(spec, *, revision: str | None = None, dtype=None, device=None, de
     tokenizer : a tokenizer object or folder to use instead of the one saved with the model.
     name, licence : override the display name and licence (otherwise from the registry, the
         GGUF header or the model card).
+    backend : the engine that answers the model's requests (:mod:`workbench.backends`): "hf"
+        (default: the unmodified transformers model in process, every capability), or another
+        registered backend such as "llama.cpp" (a GGUF file as deployed) or "openai" (a server).
+        ``backend_options`` go to that backend's loader; ``model.backend`` is the engine.
 
     GGUF files are de-quantised to float32 once and cached as a safetensors folder under
     ``workbench.paths.cache_dir()/models/<sha256 of the GGUF>``; later loads read that folder.
@@ -66,6 +71,21 @@ def load_model(spec, *, revision: str | None = None, dtype=None, device=None, de
     >>> wb.load_model(folder).kind
     'causal'
     """
+    if not isinstance(backend, str):
+        raise InvalidInputError(f"backend must be a backend name such as 'hf', got {backend!r}")
+    if backend != "hf":
+        from workbench.backends import get_backend
+        entry = get_backend(backend)
+        if isinstance(spec, Model):
+            raise InvalidInputError(f"load_model got an already loaded Model and backend={backend!r}: load the "
+                                    "model from its file, folder or address with that backend instead")
+        given = dict(revision=revision, dtype=dtype, device=device, device_map=device_map, max_memory=max_memory,
+                     offload_folder=offload_folder, kind=kind, tokenizer=tokenizer, name=name, licence=licence,
+                     hub_cache_dir=hub_cache_dir)
+        return entry.load(spec, **{k: v for k, v in given.items() if v is not None}, **backend_options)
+    if backend_options:
+        raise InvalidTypeError(f"load_model got unknown options {sorted(backend_options)}; the 'hf' backend takes "
+                                "the options listed in help(wb.load_model)")
     if isinstance(spec, Model):
         _check_unused(spec, revision=revision, dtype=dtype, device=device, device_map=device_map,
                       kind=kind, tokenizer=tokenizer)

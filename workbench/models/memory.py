@@ -102,7 +102,7 @@ def config_of(spec, revision=None, trust_remote_code=False, hub_cache_dir=None):
         d = dict(spec)
         return T.AutoConfig.for_model(d.pop("model_type"), **d), "config dict"
     if hasattr(spec, "hf") and hasattr(spec, "fingerprint"):  # a loaded Model
-        return spec.hf.config, f"loaded model {spec.name}"
+        return spec.config, f"loaded model {spec.name}"
     if not isinstance(spec, (str, os.PathLike)):
         raise InvalidInputError(f"spec must be an alias, path, hub id, config or dict, got {type(spec).__name__}")
     text = os.fspath(spec)

@@ -47,11 +47,19 @@ class Model:
     # Descriptions of interventions (steering, ablation hooks) active on ``hf`` right now. They
     # change outputs without changing weights, so result caches key on them too.
     interventions: list = field(default_factory=list, repr=False)
+    # The engine that answers requests (workbench.backends); the Hugging Face backend on ``hf``
+    # when not given. Other backends (llama.cpp, a server) have ``hf = None``.
+    backend: Any = field(default=None, repr=False)
 
     def __post_init__(self):
         if self.kind not in KINDS:
             from workbench.errors import InvalidInputError
             raise InvalidInputError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if self.backend is None:
+            from workbench.backends.hf import HFBackend
+            self.backend = HFBackend(self.hf)
+        if "backend" not in self.fingerprint:  # what computed the numbers is part of the fingerprint
+            self.fingerprint["backend"] = self.backend.describe()
 
     @classmethod
     def from_hf(cls, hf, tokenizer, name: str | None = None, kind: str | None = None,
@@ -83,23 +91,28 @@ class Model:
 
     @property
     def config(self):
-        return self.hf.config
+        """The transformers config (for other backends: the one read from the model's header)."""
+        return self.hf.config if self.hf is not None else self.backend.config
 
     @property
     def architecture(self) -> str:
-        return self.hf.config.model_type
+        return self.config.model_type
 
     @property
     def device(self) -> torch.device:
+        if self.hf is None:
+            return torch.device("cpu")  # where results arrive; the backend runs where it runs
         return next(self.hf.parameters()).device
 
     @property
     def dtype(self) -> torch.dtype:
+        if self.hf is None:
+            return torch.float32  # what other backends return their numbers in
         return next(self.hf.parameters()).dtype
 
     @property
     def n_layers(self) -> int:
-        cfg = self.hf.config
+        cfg = self.config
         cfg = getattr(cfg, "text_config", cfg)
         for attr in ("num_hidden_layers", "n_layer", "num_layers", "n_layers"):
             if getattr(cfg, attr, None) is not None:
@@ -108,9 +121,14 @@ class Model:
 
     @property
     def n_params(self) -> int:
+        if self.hf is None:
+            return int(self.backend.n_params)
         return sum(p.numel() for p in self.hf.parameters())
 
     def __repr__(self) -> str:
+        if self.backend.name != "hf":
+            return (f"Model({self.name!r}, kind={self.kind}, arch={self.architecture}, backend={self.backend!r}, "
+                    f"licence={self.licence!r}, fingerprint={self.fingerprint_id})")
         return (f"Model({self.name!r}, kind={self.kind}, arch={self.architecture}, "
                 f"params={self.n_params/1e6:.1f}M, dtype={str(self.dtype).replace('torch.', '')}, "
                 f"device={self.device}, licence={self.licence!r}, fingerprint={self.fingerprint_id})")

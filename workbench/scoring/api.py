@@ -19,10 +19,8 @@ import pandas as pd
 from workbench.errors import ContextWindowError, InvalidInputError, InvalidTypeError, TruncationWarning
 from workbench.scoring import tokenize as T
 from workbench.scoring.cache import ScoreCache, request_key
-from workbench.scoring.embedding import embed_rows
 from workbench.scoring import engine
-from workbench.scoring.engine import DEFAULT_TOKEN_BUDGET, score_token_requests
-from workbench.scoring.generation import generate_rows
+from workbench.scoring.engine import DEFAULT_TOKEN_BUDGET
 from workbench.scoring.masked import fill_mask_rows, pseudo_loglikelihood_rows
 from workbench.validate import (BOOL, Int, OneOf, Optional, Real, Rule, check_bool, check_context, check_model,
                                 check_texts, checked, context_window)
@@ -123,7 +121,7 @@ def loglikelihood(model, requests, *, bos="auto", token_budget: int = DEFAULT_TO
     tokens dropped to fit the window; 0 for almost every request). ``df.attrs`` records the
     model fingerprint, the scoring options and the window.
     """
-    check_model(model, ("causal",), "loglikelihood")
+    check_model(model, ("causal",), "loglikelihood", needs="token_logprobs")
     if isinstance(requests, tuple) and len(requests) == 2 and all(isinstance(x, str) for x in requests):
         raise InvalidInputError("loglikelihood takes a list of (context, continuation) pairs; "
                                 "wrap a single pair in a list: [(context, continuation)]")
@@ -159,8 +157,8 @@ def loglikelihood(model, requests, *, bos="auto", token_budget: int = DEFAULT_TO
                 raise ContextWindowError(f"the continuation of request {i} is {len(cont)} tokens, longer than the "
                                          f"window of {limit} tokens that {model.name} is scored with; use "
                                          "wb.perplexity for long texts")
-        scored = score_token_requests(model, pairs, token_budget=token_budget, progress=progress,
-                                      share_contexts=share_contexts)
+        scored = model.backend.score_tokens(model, pairs, token_budget=token_budget, progress=progress,
+                                            share_contexts=share_contexts)
         rows = []
         for (ctx, cont), s in zip(pairs, scored):
             lp = s["token_logprobs"]
@@ -211,7 +209,7 @@ def perplexity(model, texts, *, max_length: int | None = None, stride: int | Non
     word_perplexity, truncated_tokens (tokens not scored: always 0, as the rolling windows score
     every token; the column is there so that both long-text requests report it alike).
     """
-    check_model(model, ("causal",), "perplexity")
+    check_model(model, ("causal",), "perplexity", needs="token_logprobs")
     texts = check_texts(texts, "perplexity")
     limit = engine.max_length(model)
     if max_length is not None and max_length > limit:
@@ -232,8 +230,8 @@ def perplexity(model, texts, *, max_length: int | None = None, stride: int | Non
             for w in T.rolling_windows(T.encode(model.tokenizer, text), prefix, window, stride):
                 windows.append(w)
                 owner.append(t_idx)
-        scored = score_token_requests(model, windows, token_budget=token_budget, progress=progress,
-                                      desc="perplexity")
+        scored = model.backend.score_tokens(model, windows, token_budget=token_budget, progress=progress,
+                                            desc="perplexity")
         sums, counts = [0.0] * len(batch), [0] * len(batch)
         for o, s in zip(owner, scored):
             sums[o] += sum(s["token_logprobs"])
@@ -267,7 +265,7 @@ def pseudo_loglikelihood(model, sentences, *, positions=None, token_budget: int 
 
     Returns one row per sentence: sentence, pll, n_tokens, mean_pll, token_logprobs, positions, tokens.
     """
-    check_model(model, ("masked",), "pseudo_loglikelihood")
+    check_model(model, ("masked",), "pseudo_loglikelihood", needs="masked_logprobs")
     sentences = check_texts(sentences, "pseudo_loglikelihood")
     if positions is not None and len(positions) != len(sentences):
         raise InvalidInputError(f"positions has {len(positions)} entries for {len(sentences)} sentences; "
@@ -290,7 +288,7 @@ def pseudo_loglikelihood(model, sentences, *, positions=None, token_budget: int 
 def fill_mask(model, texts, *, top_k: int = 5, mask: str = "[M]", cache: bool = True, progress=None) -> pd.DataFrame:
     """Top-k fillers of a single ``mask`` placeholder per text (masked LMs), as HONEST scores them.
     Returns one row per (text, rank): text, rank, token, token_id, logprob."""
-    check_model(model, ("masked",), "fill_mask")
+    check_model(model, ("masked",), "fill_mask", needs="masked_logprobs")
     texts = check_texts(texts, "fill_mask")
     if not isinstance(mask, str) or not mask:
         raise InvalidInputError(f"mask must be a non-empty placeholder string such as '[M]', got {mask!r}")
@@ -319,7 +317,7 @@ def generate(model, prompts, *, max_new_tokens: int = 32, seed: int = 0, do_samp
 
     A prompt whose tokens plus ``max_new_tokens`` do not fit in the model's window is refused
     before anything runs (:class:`~workbench.errors.ContextWindowError`)."""
-    check_model(model, ("causal",), "generate")
+    check_model(model, ("causal",), "generate", needs="generate")
     prompts = check_texts(prompts, "generate")
     if do_sample and temperature == 0:  # sampling divides the logits by the temperature
         raise InvalidInputError("temperature must be greater than 0 when do_sample=True; for greedy decoding "
@@ -343,8 +341,8 @@ def generate(model, prompts, *, max_new_tokens: int = 32, seed: int = 0, do_samp
 
     def compute(batch):
         if do_sample:
-            return [generate_rows(model, batch[0], **options, progress=progress)]
-        rows = generate_rows(model, batch, **options, progress=progress)
+            return [model.backend.generate(model, batch[0], **options, progress=progress)]
+        rows = model.backend.generate(model, batch, **options, progress=progress)
         return [[r] for r in rows]
 
     parts = _cached(model, "generate", options, key_request, compute, cache)
@@ -360,7 +358,7 @@ def embed(model, sentences, *, pooling: str | None = None, layer: int = -1, norm
     embeddings, -1: the last layer's output). A sentence longer than the model's window is refused
     (:class:`~workbench.errors.ContextWindowError`) unless ``truncate=True``, which embeds its
     first tokens only (as sentence-transformers does)."""
-    check_model(model, ("causal", "masked", "encoder"), "embed")
+    check_model(model, ("causal", "masked", "encoder"), "embed", needs="embed")
     sentences = check_texts(sentences, "embed")
     n = model.n_layers
     if not -(n + 1) <= layer <= n:
@@ -371,4 +369,4 @@ def embed(model, sentences, *, pooling: str | None = None, layer: int = -1, norm
         _check_fit(model, _token_lengths(model, sentences), "sentence",
                    "Split it, or pass truncate=True to embed its first tokens only.")
     pooling = pooling or ("last" if model.kind == "causal" else "mean")
-    return embed_rows(model, sentences, pooling, layer, normalize, batch_size, progress, max_tokens=max_tokens)
+    return model.backend.embed(model, sentences, pooling, layer, normalize, batch_size, progress, max_tokens=max_tokens)

@@ -42,13 +42,10 @@ def max_length(model) -> int:
 
 
 def output_logits(model, hidden: torch.Tensor) -> torch.Tensor:
-    """The model's own head on chosen hidden states (with Gemma-style final soft-capping)."""
-    logits = model.hf.get_output_embeddings()(hidden)
-    cfg = getattr(model.hf.config, "text_config", model.hf.config)
-    cap = getattr(cfg, "final_logit_softcapping", None)
-    if cap:
-        logits = torch.tanh(logits / cap) * cap
-    return logits
+    """The model's own head on chosen hidden states (with Gemma-style final soft-capping): its
+    family's head (:mod:`workbench.families`), the generic causal head for any other causal LM."""
+    from workbench.families import GENERIC, family_for
+    return family_for(model.hf.config.model_type, GENERIC).head(model.hf, hidden)
 
 
 def plan_batches(lengths: list[int], token_budget: int, max_batch: int = MAX_BATCH,

@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from workbench.errors import InvalidInputError
-from workbench.scoring.engine import DEFAULT_TOKEN_BUDGET, output_logits, plan_batches
+from workbench.scoring.engine import DEFAULT_TOKEN_BUDGET, plan_batches
 from workbench.progress import show_progress
 
 
@@ -73,18 +73,12 @@ def _masked_logprobs(model, seqs: list[list[int]], mask_at: list[int], token_bud
 
 
 def _mlm_head(model, hidden):
-    """The masked-LM head on chosen hidden states (BERT's cls.predictions, RoBERTa's lm_head, ...)."""
-    hf = model.hf
-    for name in ("cls", "lm_head"):
-        head = getattr(hf, name, None)
-        if head is not None:
-            return head(hidden)
-    if hasattr(hf, "vocab_projector"):  # DistilBERT
-        x = hf.vocab_transform(hidden)
-        x = hf.activation(x)
-        x = hf.vocab_layer_norm(x)
-        return hf.vocab_projector(x)
-    return output_logits(model, hidden)
+    """The masked-LM head on chosen hidden states: the family's own (BERT's cls.predictions,
+    RoBERTa's lm_head, DistilBERT's vocab layers), the usual attributes for other masked LMs."""
+    from workbench.families import family_for
+    from workbench.families.base import GENERIC, masked_head
+    family = family_for(model.hf.config.model_type, GENERIC)
+    return (family.head if family.masked else masked_head)(model.hf, hidden)
 
 
 def pseudo_loglikelihood_rows(model, sentences: list[str], positions=None, *,
@@ -107,7 +101,8 @@ def pseudo_loglikelihood_rows(model, sentences: list[str], positions=None, *,
             mask_at.append(p)
             owner.append(s_idx)
             targets.append(ids[p])
-    lp = _masked_logprobs(model, seqs, mask_at, token_budget, progress, "pseudo-log-likelihood")
+    lp = model.backend.masked_logprobs(model, seqs, mask_at, token_budget=token_budget, progress=progress,
+                                       desc="pseudo-log-likelihood")
     per_sentence = [[] for _ in sentences]
     for j, s_idx in enumerate(owner):
         per_sentence[s_idx].append(float(lp[j, targets[j]]))
@@ -129,7 +124,8 @@ def fill_mask_rows(model, texts: list[str], top_k: int, mask: str, token_budget:
         ids = list(model.tokenizer(t, add_special_tokens=True)["input_ids"])
         seqs.append(ids)
         at.append(ids.index(mask_id))
-    lp = _masked_logprobs(model, seqs, at, token_budget, progress, "filling masks")
+    lp = model.backend.masked_logprobs(model, seqs, at, token_budget=token_budget, progress=progress,
+                                       desc="filling masks")
     rows = []
     for i, text in enumerate(texts):
         vals, idx = lp[i].topk(top_k)

@@ -26,7 +26,7 @@ from workbench.errors import ContextWindowError
 from workbench.scoring import engine
 from workbench.scoring import tokenize as T
 from workbench.scoring.api import _BOS, _COMMON, _cached, _frame
-from workbench.scoring.engine import DEFAULT_TOKEN_BUDGET, score_token_requests
+from workbench.scoring.engine import DEFAULT_TOKEN_BUDGET
 from workbench.validate import BOOL, Int, Optional, check_model, check_texts, checked
 
 COLUMNS = ["text", "n_tokens", "logprob", "mean_logprob", "token_logprobs", "logp_mean", "logp_var",
@@ -47,7 +47,7 @@ def token_stats(model, texts, *, moments: bool = True, max_tokens: int | None = 
     Returns one row per text: text, n_tokens, logprob (sum), mean_logprob, token_logprobs (list),
     logp_mean and logp_var (lists, empty when ``moments=False``), truncated_tokens.
     """
-    check_model(model, ("causal",), "token_stats")
+    check_model(model, ("causal",), "token_stats", needs="token_moments" if moments else "token_logprobs")
     texts = check_texts(texts, "token_stats")
     add_bos = T.resolve_bos(model.tokenizer, bos)
     limit = engine.max_length(model)
@@ -65,7 +65,7 @@ def token_stats(model, texts, *, moments: bool = True, max_tokens: int | None = 
                     f"{limit - len(ctx) + 1} (or less) to score each text's first tokens, or split the long texts")
             cut.append(len(cont) - keep)
             pairs[i] = (ctx, cont[:keep])
-        scored = score_token_requests(model, pairs, token_budget=token_budget, progress=progress,
+        scored = model.backend.score_tokens(model, pairs, token_budget=token_budget, progress=progress,
                                       desc="token stats", moments=moments)
         return [{"token_logprobs": s["token_logprobs"], "logp_mean": s.get("logp_mean", []),
                  "logp_var": s.get("logp_var", []), "truncated_tokens": c} for s, c in zip(scored, cut)]

@@ -1,0 +1,112 @@
+"""What a backend is: the engine that answers a model's requests.
+
+The workbench keeps everything that decides *what* is computed above the backends, once:
+validation at the door, tokenisation conventions (BOS, the lm-eval whole-string split, chat
+rendering), the result cache, truncation to the window, result frames and provenance. A backend
+answers a few request kinds on token ids it is handed, like lm-evaluation-harness's
+``loglikelihood`` / ``loglikelihood_rolling`` / ``generate_until``:
+
+==========================  ==========================================================================
+capability                  request
+==========================  ==========================================================================
+``token_logprobs``          per-token log-probs (and greedy flags) of continuation ids given context
+                            ids: ``score_tokens``. Serves ``wb.loglikelihood``, ``wb.perplexity``
+                            (rolling windows are built above the backend), ``token_stats``.
+``token_moments``           the mean and variance of log p over the vocabulary at each scored
+                            position, in the same pass (Min-K%++)
+``masked_logprobs``         log-probs over the vocabulary at masked positions: ``masked_logprobs``
+                            (pseudo-log-likelihood, fill-mask)
+``generate``                seeded generation from prompt strings: ``generate``
+``embed``                   pooled hidden states: ``embed``
+``hooks``                   the unmodified in-process modules, for inspection (capture, lens,
+                            attention, ablation, patching, steering, attribution, SAEs)
+==========================  ==========================================================================
+
+Asking a backend for what it cannot do raises :class:`~workbench.errors.BackendCapabilityError`
+naming the registered backends that can (:func:`require`).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from workbench.errors import BackendCapabilityError
+
+CAPABILITIES = ("token_logprobs", "token_moments", "masked_logprobs", "generate", "embed", "hooks")
+
+# what each capability lets a user do, for error messages
+_WHAT = {"token_logprobs": "log-likelihood scoring", "token_moments": "Min-K%++ token moments",
+         "masked_logprobs": "masked-LM scoring", "generate": "generation", "embed": "embeddings",
+         "hooks": "inspection (activations, hooks, interventions)"}
+
+
+class Backend:
+    """Base class of every backend. A subclass sets ``name`` and ``capabilities`` and implements
+    the request methods of its capabilities; the rest raise :class:`BackendCapabilityError`.
+
+    ``settings()`` returns what changes the numbers a backend computes (precision, quantisation,
+    server model, ...): it is part of the model's fingerprint, so results of two settings never
+    share a cache entry or a stored cell.
+    """
+
+    name: str = "base"
+    capabilities: frozenset = frozenset()
+
+    def settings(self) -> dict:
+        return {}
+
+    def describe(self) -> dict:
+        """The backend as provenance records it: name plus settings."""
+        return {"name": self.name, **self.settings()}
+
+    def supports(self, capability: str) -> bool:
+        return capability in self.capabilities
+
+    # -- request kinds (token ids in, numbers out) --------------------------------------------
+    def score_tokens(self, model, requests: list[tuple[list[int], list[int]]], *, token_budget: int,
+                     progress=None, desc: str = "scoring", share_contexts: bool = True,
+                     moments: bool = False) -> list[dict]:
+        """For each (context ids, continuation ids): ``{"token_logprobs": [...], "greedy": [...]}``
+        (plus ``logp_mean``/``logp_var`` with ``moments``). The context is never empty: the
+        caller puts a BOS/EOS id there when the text starts the sequence. Inputs longer than the
+        window lose context tokens from the left."""
+        raise self._missing("token_logprobs")
+
+    def masked_logprobs(self, model, seqs: list[list[int]], mask_at: list[int], *, token_budget: int,
+                        progress=None, desc: str = "scoring masks"):
+        """Log-softmax over the vocabulary at position ``mask_at[i]`` of ``seqs[i]`` (a tensor
+        [n, vocab], float32, on the CPU)."""
+        raise self._missing("masked_logprobs")
+
+    def generate(self, model, prompts: list[str], **options) -> list[dict]:
+        """One row per completion (see :func:`workbench.generate` for the options and columns)."""
+        raise self._missing("generate")
+
+    def embed(self, model, sentences: list[str], pooling: str, layer: int, normalize: bool, batch_size: int,
+              progress=None, max_tokens: int | None = None):
+        raise self._missing("embed")
+
+    def modules(self) -> Any:
+        """The in-process module tree inspection hooks into (``hooks`` capability)."""
+        raise self._missing("hooks")
+
+    def _missing(self, capability: str) -> BackendCapabilityError:
+        return BackendCapabilityError(capability_message(self.name, capability, _WHAT[capability]))
+
+    def __repr__(self) -> str:
+        extra = ", ".join(f"{k}={v!r}" for k, v in self.settings().items())
+        return f"{type(self).__name__}({extra})"
+
+
+def capability_message(backend: str, capability: str, what: str) -> str:
+    from workbench.backends.registry import backends_with
+    others = [b for b in backends_with(capability) if b != backend]
+    where = (f"load the model with backend={others[0]!r} for it" + (f" (or one of {others[1:]})" if others[1:] else "")
+             if others else "no registered backend can")
+    return f"the {backend!r} backend cannot do {what} ({capability!r}); {where}."
+
+
+def require(model, capability: str, what: str) -> None:
+    """Raise :class:`BackendCapabilityError` unless ``model``'s backend has ``capability``."""
+    backend = getattr(model, "backend", None)
+    if backend is not None and not backend.supports(capability):
+        raise BackendCapabilityError(capability_message(backend.name, capability, what))

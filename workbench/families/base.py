@@ -1,0 +1,163 @@
+"""What an architecture family declares, and the registry that finds it by ``model_type``.
+
+A family is everything the workbench needs to know about one architecture's Hugging Face
+modules, in one declarative object: where the layers are, which module each activation site
+(:mod:`workbench.inspect.sites`) hooks, whether blocks are pre- or post-norm, how hidden states
+become logits (head, final soft-capping), and a tiny config for tests. Scoring, inspection,
+verification and the test suite read it; nothing else names an architecture.
+
+Scoring never needs a family: a causal or masked LM of any architecture scores through the
+generic head (:data:`GENERIC`). Inspection needs one.
+
+>>> from workbench.families import family_for
+>>> family_for("qwen2").name, family_for("qwen2").layers
+('llama', 'layers')
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from workbench.errors import InvalidInputError, UnsupportedSiteError
+
+
+@dataclass(frozen=True)
+class HookPoint:
+    """Where a site lives: ``module`` path; ``how`` is "out" (module output, first element of
+    a tuple), "in" (first input) or "weights" (second element of the output tuple);
+    ``view`` reshapes/slices the raw tensor into the site's documented shape."""
+
+    module: str
+    how: str
+    view: Callable[[torch.Tensor], torch.Tensor] | None = None
+    seq_dim: int = 1
+
+
+def heads(n_heads: int, head_dim: int, part: int | None = None, parts: int = 3, fused: str = "concat"):
+    """A view from [b, s, n_heads*head_dim] (or a fused qkv tensor) to [b, s, n_heads, head_dim]."""
+    def view(t):
+        if part is None:
+            return t.unflatten(-1, (n_heads, head_dim))
+        if fused == "concat":           # GPT-2: [q | k | v] each n_heads*head_dim wide
+            return t.chunk(parts, dim=-1)[part].unflatten(-1, (n_heads, head_dim))
+        # GPT-NeoX: per head [q_h | k_h | v_h]
+        return t.unflatten(-1, (n_heads, parts * head_dim)).chunk(parts, dim=-1)[part]
+    return view
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a family's ``sites`` function is given: the layer path template (``"...{L}"``),
+    the base-model prefix, the head geometry and the text config."""
+
+    layer: str
+    base: str
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    config: object
+
+
+def softcapped(config, logits: torch.Tensor) -> torch.Tensor:
+    """Gemma-style final soft-capping, where the config asks for it."""
+    cfg = getattr(config, "text_config", config)
+    cap = getattr(cfg, "final_logit_softcapping", None)
+    return torch.tanh(logits / cap) * cap if cap else logits
+
+
+def causal_head(hf, hidden: torch.Tensor) -> torch.Tensor:
+    """The output embeddings on final-norm outputs, soft-capped where the config says."""
+    return softcapped(hf.config, hf.get_output_embeddings()(hidden))
+
+
+def masked_head(hf, hidden: torch.Tensor) -> torch.Tensor:
+    """A masked LM's prediction head found by its usual attribute (BERT's ``cls``, RoBERTa's
+    ``lm_head``), else the output embeddings."""
+    for name in ("cls", "lm_head"):
+        head = getattr(hf, name, None)
+        if head is not None:
+            return head(hidden)
+    return causal_head(hf, hidden)
+
+
+@dataclass(frozen=True)
+class Family:
+    """One architecture family. ``sites(shape) -> {site: HookPoint or why-not text}`` covers the
+    sites besides resid_pre/resid_post/logits (which every family has: the layer's input and
+    output, the model's output). ``head(hf, hidden)`` maps the base model's last hidden states
+    to logits; ``final_norm`` names the module the logit lens applies before it (``None`` for
+    post-norm encoders, whose last layer ends normalised). ``tiny_config(model_type,
+    vocab_size, **common)`` builds a 2-layer, width-32 config for the shared tests."""
+
+    name: str
+    model_types: tuple
+    layers: str
+    sites: Callable[[Shape], dict]
+    final_norm: str | None = None
+    pre_norm: bool = True
+    head: Callable = causal_head
+    tiny_config: Callable | None = None
+    masked: bool = False            # its tiny test model is a masked LM (wordpiece tokenizer)
+    # for direct logit attribution: GPT-2 adds learned positions after the ``embed`` site;
+    # Gemma 3 normalises the attention output (after o_proj) before adding it
+    positions_after_embed: bool = False
+    attn_out_normed: bool = False
+    notes: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def unembed(self, hf, hidden: torch.Tensor, final_norm_module=None) -> torch.Tensor:
+        """Residual stream -> logits: final norm (pre-norm families) then the head."""
+        if final_norm_module is not None:
+            hidden = final_norm_module(hidden)
+        return self.head(hf, hidden)
+
+
+GENERIC = Family(name="generic", model_types=(), layers="", sites=lambda shape: {}, head=causal_head,
+                 notes="any architecture without a family: scoring only (no activation sites)")
+
+_FAMILIES: dict[str, Family] = {}      # family name -> Family
+_BY_TYPE: dict[str, Family] = {}       # model_type -> Family
+
+
+def register_family(family: Family, replace: bool = False) -> Family:
+    """Make ``family`` the one the workbench uses for each of its ``model_types``."""
+    from workbench.families import _load_builtin
+    _load_builtin()  # built-ins first, so a registration is never overwritten by them later
+    if not isinstance(family, Family):
+        raise InvalidInputError(f"register_family takes a workbench.families.Family, got {type(family).__name__}")
+    taken = [t for t in family.model_types if t in _BY_TYPE and _BY_TYPE[t].name != family.name]
+    if (family.name in _FAMILIES or taken) and not replace:
+        raise InvalidInputError(f"family {family.name!r} (model types {taken or list(family.model_types)}) is "
+                                "already registered; pass replace=True to replace it")
+    _FAMILIES[family.name] = family
+    for t in family.model_types:
+        _BY_TYPE[t] = family
+    return family
+
+
+def family_for(model_type: str, default: Family | None = None) -> Family:
+    """The family registered for ``model_type``; ``default`` (or an UnsupportedSiteError) if none."""
+    from workbench.families import _load_builtin
+    _load_builtin()
+    if model_type in _BY_TYPE:
+        return _BY_TYPE[model_type]
+    if default is not None:
+        return default
+    raise UnsupportedSiteError(
+        f"architecture {model_type!r} has no activation-site adapter (no architecture family is registered for it); supported: "
+        f"{sorted(_BY_TYPE)}. Scoring still works. To inspect it, register a family "
+        "(docs/architecture.md, 'Add an architecture family') or use hooks on model.hf directly.")
+
+
+def families() -> dict[str, Family]:
+    from workbench.families import _load_builtin
+    _load_builtin()
+    return dict(_FAMILIES)
+
+
+def model_types() -> list[str]:
+    from workbench.families import _load_builtin
+    _load_builtin()
+    return sorted(_BY_TYPE)
