@@ -21,6 +21,10 @@ _API = {
     "list_models": "workbench.models.registry:list_models",
     "estimate_memory": "workbench.models.memory:estimate_memory",
     "Model": "workbench.models.model:Model",
+    # extension points: backends, architecture families, probes (docs/architecture.md)
+    "register_backend": "workbench.backends.registry:register_backend",
+    "register_family": "workbench.families.base:register_family",
+    "register_probe": "workbench.probes.api:register_probe",
     # scoring engine (foundation)
     "loglikelihood": "workbench.scoring.api:loglikelihood",
     "perplexity": "workbench.scoring.api:perplexity",
@@ -49,7 +53,7 @@ _API = {
     "dataset_inference": "workbench.training_data.dataset_inference:dataset_inference",
 }
 _SUBMODULES = {"inspect", "scoring", "models", "probes", "stats", "bench", "attribution", "testing", "widgets",
-               "training_data"}
+               "training_data", "backends", "families"}
 
 __all__ = sorted(_API) + sorted(_SUBMODULES) + ["__version__"]
 

@@ -207,8 +207,12 @@ def context_window(model) -> int | None:
     the config does not say. Sliding-window attention (Gemma 3, Mistral) limits what a token
     attends to, not how long the input may be, so it does not count here."""
     hf = getattr(model, "hf", model)
-    cfg = hf.config
+    cfg = hf.config if hf is not None else model.config  # other backends: the config they read
     cfg = getattr(cfg, "text_config", None) or cfg
+    # a backend may run with a shorter window than the model has (llama.cpp's n_ctx)
+    backend_window = getattr(getattr(model, "backend", None), "context_window", None)
+    if backend_window:
+        return min(backend_window, context_window(cfg) or backend_window)
     for attr in ("max_position_embeddings", "n_positions", "n_ctx"):
         v = getattr(cfg, attr, None)
         if isinstance(v, int) and not isinstance(v, bool) and v > 0:

@@ -42,11 +42,47 @@ from workbench.validate import BOOL, Int, Optional, Real, checked
 NEUTRAL_TEXT = Path(__file__).resolve().parents[1] / "data" / "neutral_text.txt"
 CONDITIONS = ("steering", "head_ablation")
 # probe -> its pair adapter: which sentences are the two sides, and the runs/metrics of step 2
-PAIR_PROBES = {
-    "winobias": SentencePairs("sent_pro", "sent_anti", "type", ("pro-stereotyped", "anti-stereotyped")),
-    "crows_pairs": SentencePairs("sent_more", "sent_less", "bias_type", ("more stereotyping", "less stereotyping")),
-    "bbq": BBQAnswers(),
-}
+def pair_adapter(spec):
+    """The pair adapter a probe's spec declares (``ProbeSpec.pairs``), or None."""
+    how = spec.pairs
+    if not how:
+        return None
+    if how["kind"] == "sentences":
+        return SentencePairs(how["a"], how["b"], how["category"], tuple(how["sides"]))
+    if how["kind"] == "bbq_answers":
+        return BBQAnswers()
+    raise InvalidInputError(f"probe {spec.name!r} declares pairs of unknown kind {how['kind']!r}; "
+                            "use 'sentences' or 'bbq_answers'")
+
+
+class _PairProbes(dict):
+    """Probe name -> pair adapter, read from the probes' specs (registered ones included)."""
+
+    def _fill(self):
+        from workbench.probes.api import get_spec, probe_names
+        for name in probe_names():
+            adapter = pair_adapter(get_spec(name))
+            if adapter is not None:
+                dict.__setitem__(self, name, adapter)
+
+    def __getitem__(self, name):
+        self._fill()
+        return dict.__getitem__(self, name)
+
+    def __contains__(self, name):
+        self._fill()
+        return dict.__contains__(self, name)
+
+    def __iter__(self):
+        self._fill()
+        return dict.__iter__(self)
+
+    def __len__(self):
+        self._fill()
+        return dict.__len__(self)
+
+
+PAIR_PROBES = _PairProbes()
 
 
 def _neutral(texts):

@@ -90,23 +90,25 @@ class Backend:
         raise self._missing("hooks")
 
     def _missing(self, capability: str) -> BackendCapabilityError:
-        return BackendCapabilityError(capability_message(self.name, capability, _WHAT[capability]))
+        return BackendCapabilityError(capability_message(self.name, capability))
 
     def __repr__(self) -> str:
         extra = ", ".join(f"{k}={v!r}" for k, v in self.settings().items())
         return f"{type(self).__name__}({extra})"
 
 
-def capability_message(backend: str, capability: str, what: str) -> str:
+def capability_message(backend: str, capability: str, caller: str | None = None) -> str:
     from workbench.backends.registry import backends_with
     others = [b for b in backends_with(capability) if b != backend]
     where = (f"load the model with backend={others[0]!r} for it" + (f" (or one of {others[1:]})" if others[1:] else "")
              if others else "no registered backend can")
-    return f"the {backend!r} backend cannot do {what} ({capability!r}); {where}."
+    asked = f" that {caller} needs" if caller else ""
+    return f"the {backend!r} backend cannot do {_WHAT[capability]} ({capability!r}){asked}; {where}."
 
 
-def require(model, capability: str, what: str) -> None:
-    """Raise :class:`BackendCapabilityError` unless ``model``'s backend has ``capability``."""
+def require(model, capability: str, caller: str | None = None) -> None:
+    """Raise :class:`BackendCapabilityError` unless ``model``'s backend has ``capability``;
+    ``caller`` names the function asking, for the message."""
     backend = getattr(model, "backend", None)
     if backend is not None and not backend.supports(capability):
-        raise BackendCapabilityError(capability_message(backend.name, capability, what))
+        raise BackendCapabilityError(capability_message(backend.name, capability, caller))

@@ -8,7 +8,7 @@ import importlib
 import pkgutil
 
 from workbench.families.base import (GENERIC, Family, HookPoint, Shape, families, family_for, heads, model_types,
-                                     register_family)
+                                     register_family, unregister_family)
 
 _loaded = False
 
@@ -27,4 +27,4 @@ def _load_builtin() -> None:
 
 
 __all__ = ["GENERIC", "Family", "HookPoint", "Shape", "families", "family_for", "heads", "model_types",
-           "register_family"]
+           "register_family", "unregister_family"]

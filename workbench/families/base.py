@@ -137,6 +137,16 @@ def register_family(family: Family, replace: bool = False) -> Family:
     return family
 
 
+def unregister_family(name: str) -> None:
+    """Remove a registered family (its model types then have no activation sites)."""
+    family = _FAMILIES.pop(name, None)
+    if family is None:
+        raise InvalidInputError(f"no family named {name!r} is registered; registered: {sorted(_FAMILIES)}")
+    for t in family.model_types:
+        if _BY_TYPE.get(t) is family:
+            del _BY_TYPE[t]
+
+
 def family_for(model_type: str, default: Family | None = None) -> Family:
     """The family registered for ``model_type``; ``default`` (or an UnsupportedSiteError) if none."""
     from workbench.families import _load_builtin

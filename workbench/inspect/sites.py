@@ -137,7 +137,7 @@ def adapter(model) -> Adapter:
     """The :class:`Adapter` of a :class:`~workbench.Model` (or a bare HF model), cached on it.
     Inspection needs the in-process modules: a model on another backend is refused here."""
     from workbench.backends.base import require
-    require(model, "hooks", "inspection (activation sites, hooks, interventions)")
+    require(model, "hooks")
     hf = getattr(model, "hf", model)
     cached = getattr(hf, "_workbench_adapter", None)
     if cached is None:

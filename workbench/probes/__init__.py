@@ -5,6 +5,7 @@ through the scoring engine; results carry per-item rows, bootstrap CIs and prove
 >>> sorted(wb.list_probes().probe)[:3]
 ['bbq', 'bbq_generative', 'bold']
 """
-from workbench.probes.api import list_probes, run_probe
+from workbench.probes.api import get_spec, list_probes, register_probe, run_probe
+from workbench.probes.base import ProbeResult, ProbeSpec, SkipLog
 
-__all__ = ["list_probes", "run_probe"]
+__all__ = ["ProbeResult", "ProbeSpec", "SkipLog", "get_spec", "list_probes", "register_probe", "run_probe"]

@@ -19,38 +19,74 @@ import pandas as pd
 from workbench.errors import DataError, InvalidInputError, OfflineError
 from workbench.probes.base import ProbeResult, ProbeSpec, SkipLog, hash_files
 
-# probe name -> module holding its SPEC (imported on first use)
-_MODULES = {
-    "crows_pairs": "workbench.probes.crows_pairs",
-    "stereoset": "workbench.probes.stereoset",
-    "bbq": "workbench.probes.bbq",
-    "winobias": "workbench.probes.winobias",
-    "winogender": "workbench.probes.winogender",
-    "seat": "workbench.probes.seat",
-    "bold": "workbench.probes.bold",
-    "honest": "workbench.probes.honest",
-    "bbq_generative": "workbench.probes.bbq_generative",
-    "decisions": "workbench.probes.decisions",
-    "occupations_pronouns": "workbench.probes.templated",
-    "names_sentiment": "workbench.probes.templated",
-    "templated": "workbench.probes.templated",
-}
-# data sets that exist on the Hugging Face hub (used when `data` is not a local path)
-HUB_IDS = {"crows_pairs": "nyu-mll/crows_pairs"}
+# built-in probes: every module of this package that defines SPEC (or SPECS, several probes)
+# registers itself the first time a probe is looked up; adding a probe is adding its module
+_BUILTIN: dict[str, ProbeSpec] = {}
+
+
+def _builtin() -> dict[str, ProbeSpec]:
+    if not _BUILTIN:
+        import pkgutil
+
+        import workbench.probes as package
+        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+            module = importlib.import_module(f"{package.__name__}.{info.name}")
+            specs = getattr(module, "SPECS", None) or ({module.SPEC.name: module.SPEC} if hasattr(module, "SPEC") else {})
+            _BUILTIN.update(specs)
+    return _BUILTIN
+
+
+# probes registered at run time (register_probe): the same contract as the built-in ones
+_REGISTERED: dict[str, ProbeSpec] = {}
+
+
+def register_probe(spec: ProbeSpec, replace: bool = False) -> ProbeSpec:
+    """Make ``spec`` a probe like the built-in ones: ``wb.run_probe(spec.name, ...)``,
+    ``wb.list_probes()``, the runner (``probes=[spec.name]``), ``wb.compare`` and
+    ``wb.multiverse`` find it by name.
+
+    >>> import workbench as wb
+    >>> from workbench.probes.api import register_probe
+    >>> spec = wb.probes.api.get_spec("crows_pairs")
+    >>> register_probe(spec)
+    Traceback (most recent call last):
+    ...
+    workbench.errors.InvalidInputError: a probe named 'crows_pairs' already exists; pass replace=True to replace it, or give your probe another name
+    """
+    if not isinstance(spec, ProbeSpec):
+        raise InvalidInputError(f"register_probe takes a workbench ProbeSpec, got {type(spec).__name__}")
+    if not spec.name or not isinstance(spec.name, str):
+        raise InvalidInputError(f"a probe needs a non-empty name, got {spec.name!r}")
+    if spec.name in probe_names() and not replace:
+        raise InvalidInputError(f"a probe named {spec.name!r} already exists; pass replace=True to replace it, "
+                                "or give your probe another name")
+    _REGISTERED[spec.name] = spec
+    return spec
+
+
+def unregister_probe(name: str) -> None:
+    """Remove a probe added with :func:`register_probe`."""
+    if _REGISTERED.pop(name, None) is None:
+        raise InvalidInputError(f"no registered probe named {name!r}; registered: {sorted(_REGISTERED)}")
+
+
+def probe_names() -> list[str]:
+    """Built-in probes, then registered ones."""
+    return list(_builtin()) + [n for n in _REGISTERED if n not in _builtin()]
 
 
 def get_spec(name: str) -> ProbeSpec:
-    if name not in _MODULES:
-        raise InvalidInputError(f"unknown probe {name!r}; known probes: {', '.join(_MODULES)}")
-    module = importlib.import_module(_MODULES[name])
-    specs = getattr(module, "SPECS", None)
-    return specs[name] if specs else module.SPEC
+    if name in _REGISTERED:
+        return _REGISTERED[name]
+    if name not in _builtin():
+        raise InvalidInputError(f"unknown probe {name!r}; known probes: {', '.join(probe_names())}")
+    return _builtin()[name]
 
 
 def list_probes() -> pd.DataFrame:
     """One row per probe: what it measures, which model kinds it supports, the data licence."""
     rows = []
-    for name in _MODULES:
+    for name in probe_names():
         s = get_spec(name)
         rows.append({"probe": name, "description": s.description, "models": "/".join(s.kinds),
                      "categories": ", ".join(s.categories), "licence": s.licence,
@@ -63,7 +99,7 @@ def _resolve(spec: ProbeSpec, data, options):
     """A local path (file or folder), a hub id, or None (the probe's packaged data)."""
     if data is None:
         if spec.default_data is None:
-            hub = HUB_IDS.get(spec.name)
+            hub = spec.hub_id
             raise InvalidInputError(
                 f"probe {spec.name!r} needs data=PATH to its data set (e.g. '../shared/data/{spec.name}')"
                 + (f" or the hub id {hub!r}" if hub else ""))
@@ -71,7 +107,7 @@ def _resolve(spec: ProbeSpec, data, options):
     path = Path(data).expanduser()
     if path.exists():
         return path
-    if spec.name in HUB_IDS and "/" in str(data) and not str(data).startswith((".", "/", "~")):
+    if spec.hub_id and "/" in str(data) and not str(data).startswith((".", "/", "~")):
         try:
             import datasets
             return datasets.load_dataset(str(data), split="test").to_pandas()

@@ -95,6 +95,12 @@ class ProbeSpec:
     primary_metric: str | None = None  # the bias metric plots and headlines show (default: the first)
     formats: tuple = ("raw",)          # "chat" where items can be a chat model's user turn (scoring.chat)
     default_format: str = "raw"        # "auto": chat for a causal LM with a chat template, else raw
+    hub_id: str | None = None          # the data set on the Hugging Face hub (when `data` is not a path)
+    multiverse: dict = field(default_factory=dict)  # extra scoring choices wb.multiverse varies (masked LMs)
+    # how the mechanistic audit reads the probe's items as minimal pairs (workbench.attribution.audit):
+    # {"kind": "sentences", "a": column of the stereotyped side, "b": the other, "category": column,
+    #  "sides": (label a, label b)} or {"kind": "bbq_answers"}; None: not a minimal-pair probe
+    pairs: dict | None = None
 
 
 @dataclass

@@ -112,4 +112,7 @@ SPEC = ProbeSpec(
     name="crows_pairs", description="CrowS-Pairs: % of minimal pairs where the more stereotyping sentence is preferred",
     load=load, score=score, metrics=metrics, categories=("bias_type", "stereo_antistereo"),
     licence="CC BY-SA 4.0", defaults={"method": "auto", "aggregate": "sum", "start": "bos", "positions": "shared"},
-    plot=plot, paper="Nangia et al. 2020, EMNLP", formats=("raw", "chat"))
+    plot=plot, paper="Nangia et al. 2020, EMNLP", formats=("raw", "chat"),
+    hub_id="nyu-mll/crows_pairs", multiverse={"positions": ["shared", "all"]},
+    pairs={"kind": "sentences", "a": "sent_more", "b": "sent_less", "category": "bias_type",
+           "sides": ("more stereotyping", "less stereotyping")})

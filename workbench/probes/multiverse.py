@@ -32,9 +32,6 @@ from workbench.errors import InvalidInputError
 from workbench.probes.api import get_spec, run_probe
 from workbench.results import Result
 
-_POSITIONS = {"crows_pairs": ["shared", "all"], "stereoset": ["filler", "all"]}
-
-
 def default_choices(name: str, model) -> dict:
     spec = get_spec(name)
     opts = spec.defaults
@@ -43,8 +40,8 @@ def default_choices(name: str, model) -> dict:
     out = {"aggregate": ["sum", "mean"]}
     if model.kind == "causal" and "start" in opts:
         out["start"] = ["bos", "first_word"]
-    if model.kind == "masked" and name in _POSITIONS:
-        out["positions"] = _POSITIONS[name]
+    if model.kind == "masked":  # the probe's own extra choices (e.g. which tokens a PLL scores)
+        out.update({k: list(v) for k, v in spec.multiverse.items()})
     return out
 
 

@@ -126,4 +126,5 @@ SPEC = ProbeSpec(
     name="stereoset", description="StereoSet intrasentence: lms, ss, icat per domain",
     load=load, score=score, metrics=metrics, categories=("bias_type",), licence="CC BY-SA 4.0",
     defaults={"method": "auto", "aggregate": "mean", "start": "bos", "positions": "filler"},
-    paper="Nadeem et al. 2021, ACL", primary_metric="ss", formats=("raw", "chat"))
+    paper="Nadeem et al. 2021, ACL", primary_metric="ss", formats=("raw", "chat"),
+    multiverse={"positions": ["filler", "all"]})

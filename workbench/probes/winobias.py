@@ -147,4 +147,6 @@ SPEC = ProbeSpec(
     name="winobias", description="WinoBias: pro- vs anti-stereotyped gap, types 1 and 2",
     load=load, score=score, metrics=metrics, categories=("type",), licence="MIT",
     defaults={"scoring": "sentence", "method": "auto", "aggregate": "sum", "start": "bos"},
-    paper="Zhao et al. 2018, NAACL", formats=("raw", "chat"))
+    paper="Zhao et al. 2018, NAACL", formats=("raw", "chat"),
+    pairs={"kind": "sentences", "a": "sent_pro", "b": "sent_anti", "category": "type",
+           "sides": ("pro-stereotyped", "anti-stereotyped")})

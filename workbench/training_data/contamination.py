@@ -80,8 +80,8 @@ def probe_texts(name: str, model, data=None) -> list[str]:
 
 
 def _is_probe(data) -> bool:
-    from workbench.probes.api import _MODULES
-    return isinstance(data, str) and data in _MODULES
+    from workbench.probes.api import probe_names
+    return isinstance(data, str) and data in probe_names()
 
 
 def _is_mc(data) -> bool:

@@ -1,0 +1,178 @@
+"""The extension points, used only through their public registration: a toy architecture family
+(Qwen3, which has no built-in family) and a toy probe run through scoring, capture, the checks of
+every site, and run_probe, exactly like the built-in ones."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import workbench as wb
+from workbench.errors import BackendCapabilityError, InvalidInputError, UnsupportedSiteError
+from workbench.families import Family, HookPoint, heads, unregister_family
+from workbench.probes import ProbeSpec
+from workbench.probes.api import unregister_probe
+from workbench.stats import mean_metric
+
+
+def qwen3_sites(s):
+    at = s.layer + ".self_attn"
+    return dict(embed=HookPoint(s.base + "embed_tokens", "out"),
+                q=HookPoint(at + ".q_proj", "out", heads(s.n_heads, s.head_dim)),
+                k=HookPoint(at + ".k_proj", "out", heads(s.n_kv_heads, s.head_dim)),
+                v=HookPoint(at + ".v_proj", "out", heads(s.n_kv_heads, s.head_dim)),
+                attn_pattern=HookPoint(at, "weights", seq_dim=2), attn_out=HookPoint(at, "out"),
+                z=HookPoint(at + ".o_proj", "in", heads(s.n_heads, s.head_dim)),
+                resid_mid=HookPoint(s.layer + ".post_attention_layernorm", "in"),
+                mlp_out=HookPoint(s.layer + ".mlp", "out"), mlp_hidden=HookPoint(s.layer + ".mlp.down_proj", "in"),
+                final_norm=HookPoint(s.base + "norm", "out"))
+
+
+def qwen3_tiny(model_type, vocab_size, **common):
+    import transformers as T
+    return T.Qwen3Config(num_hidden_layers=2, hidden_size=32, intermediate_size=64, num_attention_heads=4,
+                         num_key_value_heads=2, head_dim=8, max_position_embeddings=256, vocab_size=vocab_size,
+                         tie_word_embeddings=False, **common)
+
+
+TOY = Family(name="toy-qwen3", model_types=("qwen3",), layers="layers", sites=qwen3_sites, final_norm="norm",
+             tiny_config=qwen3_tiny)
+
+
+def _unregistered_qwen3():
+    """A tiny Qwen3 built by hand, before any family for it exists."""
+    import transformers as T
+    from workbench.testing import tiny_tokenizer
+    tok = tiny_tokenizer("bpe")
+    cfg = qwen3_tiny("qwen3", len(tok), bos_token_id=0, eos_token_id=0, pad_token_id=tok.pad_token_id)
+    torch.manual_seed(0)
+    return wb.Model.from_hf(T.AutoModelForCausalLM.from_config(cfg), tok, name="tiny-qwen3")
+
+
+@pytest.fixture
+def toy_family():
+    family = wb.register_family(TOY)
+    yield family
+    unregister_family(TOY.name)
+
+
+PAIRS = [("The keys to the cabinet", " are", " is"), ("The author of the books", " is", " are"),
+         ("The dogs in the garden", " bark", " barks"), ("The cat near the trees", " sleeps", " sleep")] * 3
+
+
+def _load(source, skips, options):
+    rows = json.loads(open(source).read())
+    items = pd.DataFrame([{"item_id": i, "prefix": p, "good": g, "bad": b, "subject": "plural" if g in (" are", " bark") else "singular"}
+                          for i, (p, g, b) in enumerate(rows)])
+    return items, [source]
+
+
+def _score(model, items, options, skips):
+    ll = wb.loglikelihood(model, [(p, c) for p, g, b in zip(items.prefix, items.good, items.bad) for c in (g, b)],
+                          cache=options["cache"])
+    lp = ll.logprob.to_numpy().reshape(-1, 2)
+    return items.assign(lp_good=lp[:, 0], lp_bad=lp[:, 1], prefers_good=(lp[:, 0] > lp[:, 1]).astype(int))
+
+
+def _metrics(options):
+    return [mean_metric("pct_grammatical", "prefers_good", kind="binary", scale=100, ideal=100)]
+
+
+TOY_PROBE = ProbeSpec(name="toy_agreement", description="toy: subject-verb agreement preference", load=_load,
+                      score=_score, metrics=_metrics, categories=("subject",), kinds=("causal",), licence="CC0-1.0")
+
+
+@pytest.fixture
+def toy_probe():
+    spec = wb.register_probe(TOY_PROBE)
+    yield spec
+    unregister_probe(TOY_PROBE.name)
+
+
+def test_family_registration_gives_every_site(toy_family):
+    m = wb.testing.tiny_model("qwen3")            # the tiny config comes from the family
+    assert m.architecture == "qwen3" and "qwen3" in wb.testing.archs()
+    report = wb.inspect.verify(m)                 # every site against output_hidden_states, lens == logits
+    assert report.ok, report.report[~report.report.ok]
+    cache = wb.capture(m, ["The keys to the cabinet are here."], sites=["resid_post", "attn_pattern", "z"])
+    assert cache["resid_post", 1].shape[-1] == 32 and cache["z", 0].shape[-2:] == (4, 8)
+    assert torch.allclose(cache["attn_pattern", 0].sum(-1), torch.ones(1), atol=1e-5)
+
+
+def test_scoring_needs_no_family_and_registration_changes_no_score():
+    plain = _unregistered_qwen3()
+    with pytest.raises(UnsupportedSiteError, match="'qwen3' has no activation-site adapter"):
+        wb.capture(plain, ["a b c"], sites=["resid_post"])
+    before = wb.loglikelihood(plain, [(p, g) for p, g, _ in PAIRS[:4]], cache=False).token_logprobs.tolist()
+    wb.register_family(TOY)
+    try:
+        after = wb.loglikelihood(_unregistered_qwen3(), [(p, g) for p, g, _ in PAIRS[:4]], cache=False).token_logprobs.tolist()
+        assert wb.capture(plain, ["a b c"], sites=["resid_post"])["resid_post", 0].shape[0] == 1
+    finally:
+        unregister_family(TOY.name)
+    assert before == after  # bitwise: the family's head is the generic causal head
+
+
+def test_registering_twice_is_refused():
+    wb.register_family(TOY)
+    try:
+        with pytest.raises(InvalidInputError, match="already registered"):
+            wb.register_family(TOY)
+    finally:
+        unregister_family(TOY.name)
+    with pytest.raises(InvalidInputError, match="already exists"):
+        wb.register_probe(wb.probes.get_spec("crows_pairs"))
+
+
+def test_toy_probe_on_toy_family(toy_family, toy_probe, tmp_path):
+    data = tmp_path / "agreement.json"
+    data.write_text(json.dumps(PAIRS))
+    m = wb.testing.tiny_model("qwen3")
+    assert "toy_agreement" in set(wb.list_probes().probe)
+    res = wb.run_probe("toy_agreement", m, data=data, n_boot=200)
+    s = res.summary().set_index(["metric", "category"])
+    items = res.items
+    assert len(items) == len(PAIRS)
+    assert s.loc[("pct_grammatical", "all"), "value"] == pytest.approx(100 * items.prefers_good.mean())
+    assert s.loc[("pct_grammatical", "all"), "n"] == len(PAIRS)
+    assert {"plural", "singular"} <= set(s.loc["pct_grammatical"].index)
+    assert res.provenance["model"]["fingerprint_id"] == m.fingerprint_id
+    assert res.provenance["data"]["sha256"]
+    # the same probe on another model compares like a built-in one
+    other = wb.run_probe("toy_agreement", wb.testing.tiny_model("qwen3", seed=1), data=data, n_boot=200)
+    cmp = wb.compare(res, other)
+    assert "pct_grammatical" in set(cmp.metric)
+
+
+def test_hf_backend_and_capability_errors(toy_family):
+    m = wb.testing.tiny_model("qwen3")
+    assert m.backend.name == "hf" and m.fingerprint["backend"]["name"] == "hf"
+    assert "hf" in wb.backends.backend_names()
+
+    class ScoresOnly(wb.backends.Backend):
+        """A backend that can only score (through the HF engine of ``hf``): everything else must be
+        refused, naming 'hf'."""
+        name = "scores-only"
+        capabilities = frozenset({"token_logprobs"})
+
+        def __init__(self, reference):
+            self.reference, self.config, self.n_params = reference, reference.config, reference.n_params
+
+        def score_tokens(self, model, requests, **kw):
+            return self.reference.backend.score_tokens(self.reference, requests, **kw)
+
+    fp = {k: v for k, v in m.fingerprint.items() if k != "backend"}
+    s = wb.Model(hf=None, tokenizer=m.tokenizer, name="scores-only", kind="causal", fingerprint=fp,
+                 backend=ScoresOnly(m))
+    assert s.fingerprint["backend"] == {"name": "scores-only"}
+    assert s.fingerprint_id != m.fingerprint_id  # another backend is another computation
+    a = wb.loglikelihood(m, [(p, g) for p, g, _ in PAIRS[:3]], cache=False)
+    b = wb.loglikelihood(s, [(p, g) for p, g, _ in PAIRS[:3]], cache=False)
+    assert a.logprob.tolist() == b.logprob.tolist()
+    with pytest.raises(BackendCapabilityError, match="backend='hf'"):
+        wb.capture(s, ["a b"], sites=["resid_post"])
+    with pytest.raises(BackendCapabilityError, match="'scores-only' backend cannot do generation"):
+        wb.generate(s, ["a b"])
+    with pytest.raises(InvalidInputError, match="unknown backend 'nope'"):
+        wb.load_model("x", backend="nope")
