@@ -12,6 +12,7 @@ from workbench.attribution.result import AttributionFrame
 from workbench.attribution.sanity import endpoint_logprobs, randomized_copy, sanity_frame
 from workbench.errors import InvalidInputError
 from workbench.validate import BOOL, Int, Optional, checked
+from workbench.provenance import record
 
 
 def _run(hf, problems, method, opts):
@@ -130,7 +131,7 @@ def attribute(model, prompt: str, target: str, method: str = "feature_ablation",
     if model.kind == "causal":
         sequence.append((target, "target", -1))
     result.attrs = {
-        "method": method, "model": model.name, "fingerprint_id": model.fingerprint_id,
+        "method": method, **record(model), "fingerprint_id": model.fingerprint_id,
         "state_id": model.state_id, "interventions": list(model.interventions),
         "prompt": prompt, "target": target, "contrast": contrast,
         "target_tokens": [tok.decode([int(t)]) for t in problem.target_ids],

@@ -38,6 +38,7 @@ from workbench.attribution.pairs import SentencePairs, decompose
 from workbench.errors import InvalidInputError, WrongModelKindError
 from workbench.inspect.ablation import ablated_heads
 from workbench.validate import BOOL, Int, Optional, Real, checked
+from workbench.provenance import record
 
 NEUTRAL_TEXT = Path(__file__).resolve().parents[1] / "data" / "neutral_text.txt"
 CONDITIONS = ("steering", "head_ablation")
@@ -304,7 +305,7 @@ def mechanistic_audit(model, probe: str = "winobias", data=None, limit: int | No
                         ignore_index=True)
     skipped.insert(1, "item_id", items[key[0]].to_numpy()[skipped["item"].to_numpy(int)] if len(skipped) else [])
     provenance = {
-        "probe": probe, "model": model.name, "fingerprint_id": model.fingerprint_id, "sides": sides,
+        "probe": probe, **record(model), "fingerprint_id": model.fingerprint_id, "sides": sides,
         "data": str(data), "limit": limit, "seed": seed, "n_items": len(items), "n_fit": n_fit,
         "n_held_out": len(held_keys), "probe_options": probe_options, "n_boot": n_boot, "head_search": head_search,
         "layers": layers,

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.results import Result
+from workbench.provenance import model_name
 
 
 @dataclass
@@ -90,12 +91,12 @@ class MechanisticAudit(Result):
             ax.errorbar(range(len(g)), g.value, yerr=[g.value - g.ci_low, g.ci_high - g.value], fmt="o", capsize=4)
             ax.set_xticks(range(len(g)), g.condition)
             ax.set(title=f"4. {metric} on held-out items (95% CI)", ylabel=metric)
-        fig.suptitle(f"mechanistic audit: {self.provenance.get('probe')} on {self.provenance.get('model')}")
+        fig.suptitle(f"mechanistic audit: {self.provenance.get('probe')} on {model_name(self.provenance)}")
         fig.tight_layout()
         return fig
 
     def _repr_html_(self) -> str:
-        parts = [f"<h4>Mechanistic audit: {self.provenance.get('probe')} on {self.provenance.get('model')}</h4>",
+        parts = [f"<h4>Mechanistic audit: {self.provenance.get('probe')} on {model_name(self.provenance)}</h4>",
                  "<b>Before / after (held-out items)</b>", self.summary()._repr_html_(),
                  "<b>1. Split of the log-likelihood difference</b>", self.decomposition_summary._repr_html_(),
                  f"<b>3. Interventions</b>: heads ablated {self.heads}; steering {self.steering}"]

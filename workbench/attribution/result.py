@@ -19,6 +19,7 @@ import html as _html
 import pandas as pd
 
 from workbench.attribution.render import page, render_tokens
+from workbench.provenance import model_name
 
 
 class AttributionFrame(pd.DataFrame):
@@ -47,7 +48,7 @@ class AttributionFrame(pd.DataFrame):
     def html(self) -> str:
         """Self-contained HTML fragment: highlighted tokens and the sanity checks."""
         a = self.attrs
-        header = (f"<b>{_html.escape(a.get('method', ''))}</b> on {_html.escape(a.get('model', ''))}: "
+        header = (f"<b>{_html.escape(a.get('method', ''))}</b> on {_html.escape(model_name(a))}: "
                   f"target {_html.escape(repr(a.get('target', '')))}"
                   + (f" vs contrast {_html.escape(repr(a['contrast']))}" if a.get("contrast") else "")
                   + f", log p = {a.get('logprob_target', float('nan')):.4g}; ablated to "

@@ -15,6 +15,7 @@ from workbench.inspect.metrics import as_metric, baseline, run_groups
 from workbench.inspect.sites import adapter
 from workbench.results import Result
 from workbench.validate import BOOL, Int, check_head, checked
+from workbench.provenance import record
 
 COMPONENTS = {"head": ("z",), "neuron": ("mlp_hidden",), "attn": ("attn_out",), "mlp": ("mlp_out",),
               "layer": ("attn_out", "mlp_out")}
@@ -156,7 +157,7 @@ def ablate(model, prompt: str, metric, component: str = "head", method: str = "z
     frame = pd.DataFrame({"component": component, "layer": [l for l, _ in todo], "unit": [u for _, u in todo],
                           "method": method, "metric_clean": clean, "metric_ablated": vals.tolist()})
     frame["effect"] = frame["metric_ablated"] - frame["metric_clean"]
-    return AblationResult(frame, {"model": model.name, "state_id": model.state_id, "prompt": prompt,
+    return AblationResult(frame, {**record(model), "state_id": model.state_id, "prompt": prompt,
                                   "metric": metric.describe(), "component": component, "method": method,
                                   "reference": list(reference) if reference else None, "n_draws": n_draws, "seed": seed})
 

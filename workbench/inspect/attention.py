@@ -9,6 +9,7 @@ import torch
 from workbench.errors import InvalidInputError
 from workbench.inspect.capture import capture
 from workbench.results import Result
+from workbench.provenance import record
 
 
 @dataclass
@@ -87,5 +88,5 @@ def attention(model, text: str, layers=None) -> AttentionResult:
     frame = pd.concat(rows, ignore_index=True)
     frame["query_token"] = [tokens[i] for i in frame["query_pos"]]
     frame["key_token"] = [tokens[i] for i in frame["key_pos"]]
-    return AttentionResult(frame, {"model": model.name, "state_id": model.state_id, "text": text},
+    return AttentionResult(frame, {**record(model), "state_id": model.state_id, "text": text},
                            patterns=patterns, tokens=tokens, notes=cache.notes)

@@ -10,6 +10,7 @@ from workbench.inspect.cache import ActivationCache, check_fits, estimate_bytes
 from workbench.inspect.hooks import add_read_hook, attention_implementation, hooks_removed_after
 from workbench.inspect.sites import MODEL_SITES, SITES, adapter
 from workbench.validate import BOOL, Int, Optional, check_context, checked
+from workbench.provenance import record
 
 
 def tokenize(model, inputs, padding_side: str = "right") -> dict:
@@ -337,6 +338,6 @@ def _str_tokens(model, ids, mask):
 
 
 def _provenance(model, keys, dtype, est, **extra):
-    return {"model": model.name, "state_id": model.state_id, "architecture": model.architecture,
+    return {**record(model), "state_id": model.state_id, "architecture": model.architecture,
             "n_layers": adapter(model).n_layers, "sites": sorted({s for s, _ in keys}),
             "dtype": str(dtype or model.dtype), "estimate_bytes": est, **extra}

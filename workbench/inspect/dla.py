@@ -26,6 +26,7 @@ from workbench.inspect.capture import capture, encode
 from workbench.inspect.sites import adapter
 from workbench.results import Result
 from workbench.validate import check_model, check_token_id
+from workbench.provenance import record
 
 # rows of the coarse decomposition (the sum of these is the logit difference); "head" and
 # "attn_bias" rows refine "attn" (per layer, heads + attn_bias = attn)
@@ -229,7 +230,7 @@ def direct_logit_attribution(model, prompt: str, target=" he", baseline=" she") 
     recon = float(frame[frame["component"].isin(BLOCK_COMPONENTS)]["contribution"].sum())
     tok = model.tokenizer.convert_ids_to_tokens
     quantity = f"logit[{tok(t_id)!r}]" + (f" - logit[{tok(b_id)!r}]" if b_id is not None else "")
-    prov = {"model": model.name, "fingerprint": model.fingerprint_id, "state_id": model.state_id,
+    prov = {**record(model), "fingerprint": model.fingerprint_id, "state_id": model.state_id,
             "architecture": ad.arch, "prompt": prompt, "target": tok(t_id), "target_id": t_id,
             "baseline": None if b_id is None else tok(b_id), "baseline_id": b_id, "quantity": quantity,
             "position": "last token of the prompt", "final_norm": f"{type(final).__name__} as {norm_kind}, "

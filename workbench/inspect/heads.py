@@ -28,6 +28,7 @@ from workbench.inspect.capture import capture
 from workbench.inspect.sites import adapter
 from workbench.results import Result
 from workbench.validate import Int, check_model, checked
+from workbench.provenance import record
 
 KINDS = ("previous_token", "first_token", "duplicate_token", "induction")
 
@@ -118,7 +119,7 @@ def head_scores(model, seq_len: int = 40, n_seqs: int = 8, seed: int = 0, layers
         for kind in KINDS:
             per_head = scores[kind].mean(dim=(0, 2))
             rows += [{"layer": layer, "head": h, "kind": kind, "score": float(s)} for h, s in enumerate(per_head)]
-    prov = {"model": model.name, "fingerprint": model.fingerprint_id, "state_id": model.state_id,
+    prov = {**record(model), "fingerprint": model.fingerprint_id, "state_id": model.state_id,
             "architecture": ad.arch, "seq_len": seq_len, "n_seqs": n_seqs, "seed": seed, "bos": bool(p),
             "inputs": "random non-special tokens, repeated once" + (", after BOS" if p else ""),
             "notes": notes + list(cache.notes)}

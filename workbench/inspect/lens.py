@@ -10,6 +10,7 @@ from workbench.errors import InvalidInputError
 from workbench.inspect.capture import capture, encode
 from workbench.inspect.sites import adapter
 from workbench.validate import Int, check_token_id, checked
+from workbench.provenance import record
 
 
 def _target_ids(model, targets) -> list[tuple[str, int]]:
@@ -87,7 +88,7 @@ def logit_lens(model, text: str, targets=None, k: int = 5, layers=None, position
                     rows.append({**base, "target": name, "target_id": tid,
                                  "rank": int((probs[j] > pr).sum()), "prob": float(pr)})
     df = pd.DataFrame(rows)
-    df.attrs["provenance"] = {"model": model.name, "state_id": model.state_id, "text": text, "k": k,
+    df.attrs["provenance"] = {**record(model), "state_id": model.state_id, "text": text, "k": k,
                               "targets": None if targets is None else list(map(str, targets)),
                               "readout": "final norm + LM head applied to resid_post of each layer"}
     return df

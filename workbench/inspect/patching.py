@@ -14,6 +14,7 @@ from workbench.inspect.metrics import as_metric, baseline, run_groups
 from workbench.inspect.sites import adapter
 from workbench.results import Result
 from workbench.validate import BOOL, Int, checked
+from workbench.provenance import record
 
 
 @dataclass
@@ -113,6 +114,6 @@ def patch(model, clean: str, corrupted: str, metric, by: str = "layer_position",
     frame["normalized"] = (frame["value"] - m_corr) / denom if denom != 0 else float("nan")
     cols = ["layer", "position", "token", "corrupted_token"] if by == "layer_position" else ["layer", "head"]
     frame = frame[cols + ["value", "normalized"]]
-    return PatchingResult(frame, {"model": model.name, "state_id": model.state_id, "clean": clean, "corrupted": corrupted,
+    return PatchingResult(frame, {**record(model), "state_id": model.state_id, "clean": clean, "corrupted": corrupted,
                                   "metric": metric.describe(), "metric_clean": m_clean, "metric_corrupted": m_corr,
                                   "site": site, "by": by})

@@ -33,6 +33,7 @@ from workbench.inspect.capture import capture
 from workbench.inspect.sites import LAYER_SITES, adapter
 from workbench.results import Result
 from workbench.validate import Int, OneOf, Real, check_model, check_texts, checked
+from workbench.provenance import record
 
 PROBE_SITES = tuple(s for s in LAYER_SITES if s != "attn_pattern")
 
@@ -190,7 +191,7 @@ def probe(model, texts, labels, site: str = "resid_post", layers=None, seed: int
         rows.append({"layer": layer, "accuracy": acc, "control_accuracy": ctrl, "selectivity": acc - ctrl,
                      "ci_low": float(lo), "ci_high": float(hi), "majority_baseline": majority, "n": len(codes)})
     import sklearn
-    prov = {"model": model.name, "fingerprint": model.fingerprint_id, "state_id": model.state_id, "site": site,
+    prov = {**record(model), "fingerprint": model.fingerprint_id, "state_id": model.state_id, "site": site,
             "layers": layers, "position": position, "seed": seed, "n": len(codes), "classes": classes,
             "class_counts": np.bincount(codes).tolist(), "folds": folds, "n_controls": n_controls,
             "control": "permuted labels" if control_groups is None else "one random label per control group",

@@ -31,6 +31,7 @@ from workbench.inspect.hooks import add_edit_hook, intervention
 from workbench.inspect.sae import SAE
 from workbench.results import Result
 from workbench.validate import Int, Real, check_int, check_model, check_texts, checked
+from workbench.provenance import record
 
 
 def _check_sae(sae) -> SAE:
@@ -222,7 +223,7 @@ def evaluate_sae(model, sae: SAE, texts, batch_size: int = 8) -> SAEEvalResult:
     gap = zero - clean
     row.update(loss_clean=clean, loss_spliced=spliced, loss_zero_ablated=zero, delta_loss=spliced - clean,
                loss_recovered=(zero - spliced) / gap if abs(gap) > 1e-12 else float("nan"))
-    return SAEEvalResult(pd.DataFrame([row]), {"model": model.name, "state_id": model.state_id, "site": site,
+    return SAEEvalResult(pd.DataFrame([row]), {**record(model), "state_id": model.state_id, "site": site,
                                                "layer": layer, "sae": sae.source or repr(sae), "n_texts": len(texts)})
 
 
@@ -292,5 +293,5 @@ def top_activating(model, sae: SAE, texts, features=None, k: int = 5, context: i
                              context=f"{left}⟦{word}⟧{right}".replace("\n", "↵")))
     frame = pd.DataFrame(rows, columns=["feature", "rank", "activation", "text_index", "position", "token", "context"])
     stats = pd.DataFrame({"feature": feats, "frequency": (count / mask.sum()).tolist(), "max_activation": top.tolist()})
-    return FeatureExamplesResult(frame, {"model": model.name, "state_id": model.state_id, "site": site, "layer": layer,
+    return FeatureExamplesResult(frame, {**record(model), "state_id": model.state_id, "site": site, "layer": layer,
                                          "sae": sae.source or repr(sae), "n_texts": len(texts), "k": k}, stats=stats)

@@ -28,6 +28,8 @@ from workbench.inspect.capture import capture, tokenize
 from workbench.inspect.sites import adapter
 from workbench.results import Result
 from workbench.validate import Real, checked
+from workbench.provenance import record
+from workbench.provenance import model_name
 
 DEFAULT_TEXTS = ["The doctor said that she would arrive soon.", "Paris is the capital of France.", "A cat."]
 
@@ -52,7 +54,7 @@ class VerifyResult(Result):
         if ax is None:
             _, ax = plt.subplots(figsize=(6, 0.4 * len(s) + 1))
         ax.barh(s["check"], s["passed"] / s["n"], color=["tab:green" if p == n else "tab:red" for p, n in zip(s["passed"], s["n"])])
-        ax.set(xlim=(0, 1), xlabel="fraction passed", title=f"fidelity of {self.provenance.get('model')}: "
+        ax.set(xlim=(0, 1), xlabel="fraction passed", title=f"fidelity of {model_name(self.provenance)}: "
                                                              f"{'OK' if self.ok else 'FAILED'}")
         return ax
 
@@ -117,7 +119,7 @@ def verify(model, texts=None, tol: float = 1e-4) -> VerifyResult:
     plain_logits = plain.logits.cpu() if getattr(plain, "logits", None) is not None else None
     rows += _check_attention(model, enc, plain_logits, mask, tol)
     frame = pd.DataFrame(rows)
-    return VerifyResult(frame, {"model": model.name, "state_id": model.state_id, "architecture": ad.arch,
+    return VerifyResult(frame, {**record(model), "state_id": model.state_id, "architecture": ad.arch,
                                 "texts": list(texts), "tolerance": tol}, ok=bool(frame["ok"].all()))
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import DataError, InvalidInputError, OfflineError
+from workbench.provenance import model_record, record
 from workbench.probes.base import ProbeResult, ProbeSpec, SkipLog, hash_files
 
 # built-in probes: every module of this package that defines SPEC (or SPECS, several probes)
@@ -288,9 +289,8 @@ def probe_provenance(prep: PreparedProbe, model, *, n_scored: int, skipped: list
     spec, data = prep.spec, prep.data
     provenance = {
         "probe": prep.name, "paper": spec.paper,
-        "model": {"name": model.name, "kind": model.kind, "fingerprint_id": model.fingerprint_id,
-                  "state_id": model.state_id, "licence": model.licence, "fingerprint": model.fingerprint,
-                  "interventions": list(model.interventions)},
+        **record(model),
+        "model": model_record(model, full=True),
         "data": {"source": _where(data if data is not None else prep.source),
                  "sha256": hash_files(prep.files) if prep.files else None,
                  "licence": spec.licence, "non_commercial": spec.non_commercial, "n_loaded": prep.n_loaded,

@@ -19,6 +19,7 @@ import pandas as pd
 from workbench.errors import ContextWindowError, InvalidInputError, InvalidTypeError, TruncationWarning
 from workbench.scoring import tokenize as T
 from workbench.scoring.cache import ScoreCache, request_key
+from workbench.provenance import record
 from workbench.scoring import engine
 from workbench.scoring.engine import DEFAULT_TOKEN_BUDGET
 from workbench.scoring.masked import fill_mask_rows, pseudo_loglikelihood_rows
@@ -63,6 +64,7 @@ def _frame(rows: list[dict], model, options: dict) -> pd.DataFrame:
     df.attrs["fingerprint_id"] = model.fingerprint_id
     df.attrs["state_id"] = model.state_id
     df.attrs["scoring"] = options
+    df.attrs["provenance"] = record(model, options=options)
     return df
 
 
