@@ -11,13 +11,13 @@ True
 from workbench.inspect.ablation import AblationResult, ablate, ablated_heads
 from workbench.inspect.attention import AttentionResult, attention
 from workbench.inspect.cache import ActivationCache
-from workbench.inspect.capture import capture
+from workbench.inspect.capture import capture, capture_generation, capture_stream
 from workbench.inspect.dla import DLAResult, direct_logit_attribution
 from workbench.inspect.heads import HeadScoresResult, head_scores
 from workbench.inspect.lens import logit_lens, plot_logit_lens
-from workbench.inspect.metrics import Logprob, LogprobDiff, Metric
+from workbench.inspect.metrics import InterventionMetric, Logprob, LogprobDiff, Metric
 from workbench.inspect.patching import PatchingResult, patch
-from workbench.inspect.probe import ProbeResult, probe
+from workbench.inspect.probe import ProbeResult, ProbingResult, probe
 from workbench.inspect.sae import SAE
 from workbench.inspect.sae_analysis import (FeatureExamplesResult, SAEEvalResult, ablate_feature, evaluate_sae,
                                             splice_sae, steer_feature, top_activating)
@@ -30,9 +30,9 @@ from workbench.inspect.stream import ShardedCache
 from workbench.inspect.verify import VerifyResult, verify
 
 __all__ = ["AblationResult", "ActivationCache", "AttentionResult", "CKAResult", "DLAResult", "EDITABLE",
-           "FeatureExamplesResult", "HeadScoresResult", "Logprob", "LogprobDiff", "Metric",
-           "PatchingResult", "ProbeResult", "SAE", "SAEEvalResult", "SITES", "ShardedCache",
+           "FeatureExamplesResult", "HeadScoresResult", "InterventionMetric", "Logprob", "LogprobDiff", "Metric",
+           "PatchingResult", "ProbeResult", "ProbingResult", "SAE", "SAEEvalResult", "SITES", "ShardedCache",
            "SteeringVector", "VerifyResult", "ablate", "ablate_feature", "ablated_heads", "adapter",
-           "attention", "capture", "cka", "direct_logit_attribution", "evaluate_sae", "head_scores",
+           "attention", "capture", "capture_generation", "capture_stream", "cka", "direct_logit_attribution", "evaluate_sae", "head_scores",
            "linear_cka", "load_sae", "logit_lens", "patch", "plot_logit_lens", "probe", "splice_sae",
            "steer", "steer_feature", "steering_vector", "top_activating", "train_sae", "verify"]

@@ -255,6 +255,28 @@ def check_fits_window(model, mask: torch.Tensor, extra: int = 0) -> None:
         check_context(model, n + extra, what, hint)
 
 
+@checked(batch_size=Int(min=1), progress=Optional(BOOL))
+def capture_stream(model, texts, out, sites=("resid_post",), layers=None, positions=None, dtype=None,
+                   batch_size: int = 8, shard_size: int | None = None, progress: bool = True):
+    """Capture activations of many texts to disk, in shards, with memory flat in their number:
+    returns a :class:`~workbench.inspect.stream.ShardedCache` over the folder ``out`` (resumable:
+    shards already written with the same settings are kept). Same sites, layers, positions and
+    dtype as :func:`capture`; ``shard_size`` texts per shard (default: about 256 MiB each)."""
+    from workbench.inspect.stream import capture_to_disk
+    return capture_to_disk(model, texts, out, sites=sites, layers=layers, positions=positions, dtype=dtype,
+                           batch_size=batch_size, shard_size=shard_size, progress=progress)
+
+
+@checked(max_new_tokens=Int(min=1))
+def capture_generation(model, prompts, max_new_tokens: int, sites=("resid_post",), layers=None, dtype=None,
+                       max_memory: int | None = None):
+    """Generate greedily ``max_new_tokens`` tokens from ``prompts`` (one left-padded batch) and
+    capture the activations of prompt and generated tokens alike (an
+    :class:`~workbench.inspect.cache.ActivationCache` whose ``tokens`` hold the whole text)."""
+    from workbench.inspect.generation import capture_generation as run
+    return run(model, prompts, resolve_sites(model, sites, layers), dtype, max_new_tokens, max_memory)
+
+
 @checked(batch_size=Int(min=1), max_new_tokens=Optional(Int(min=1)), progress=Optional(BOOL))
 def capture(model, inputs, sites=("resid_post",), layers=None, positions=None, dtype=None, batch_size: int = 8,
             max_new_tokens: int | None = None, out=None, shard_size: int | None = None, max_memory: int | None = None,
@@ -286,17 +308,18 @@ def capture(model, inputs, sites=("resid_post",), layers=None, positions=None, d
     >>> cache["resid_post", 0].shape[1], cache["logits"].shape[-1] == len(m.tokenizer)
     (1, True)
     """
+    # out= and max_new_tokens= are kept for existing code; capture_stream and capture_generation
+    # are the entry points with one return type each
     if out is not None:
-        from workbench.inspect.stream import capture_to_disk
-        return capture_to_disk(model, inputs, out, sites=sites, layers=layers, positions=positions, dtype=dtype,
-                               batch_size=batch_size, shard_size=shard_size, progress=progress)
-    keys = resolve_sites(model, sites, layers)
+        return capture_stream(model, inputs, out, sites=sites, layers=layers, positions=positions, dtype=dtype,
+                              batch_size=batch_size, shard_size=shard_size, progress=progress)
     if max_new_tokens is not None:
         if positions is not None:
             raise InvalidInputError("positions= is not supported with max_new_tokens (positions grow while "
                                     "generating); capture all positions and index cache.tokens afterwards")
-        from workbench.inspect.generation import capture_generation
-        return capture_generation(model, inputs, keys, dtype, max_new_tokens, max_memory)
+        return capture_generation(model, inputs, max_new_tokens, sites=sites, layers=layers, dtype=dtype,
+                                  max_memory=max_memory)
+    keys = resolve_sites(model, sites, layers)
     enc = tokenize(model, inputs)
     ids, mask = enc["input_ids"], enc["attention_mask"]
     check_fits_window(model, mask)

@@ -35,8 +35,9 @@ class Unit:
     spans: list
 
 
-class Metric:
-    """Base class: ``continuations`` (strings appended to the prompt, one row each) and
+class InterventionMetric:
+    """What an intervention (patching, ablation, steering) is measured by; not to be confused
+    with :class:`workbench.stats.Metric`, a probe's reported number. Base class: ``continuations`` (strings appended to the prompt, one row each) and
     ``combine(logprobs [groups, rows]) -> [groups]``."""
 
     continuations: tuple = ()
@@ -85,7 +86,7 @@ class Metric:
         return f"{type(self).__name__}{self.continuations}"
 
 
-class Logprob(Metric):
+class Logprob(InterventionMetric):
     """Log-probability of ``continuation`` after the prompt (summed over its tokens)."""
 
     def __init__(self, continuation: str):
@@ -95,7 +96,7 @@ class Logprob(Metric):
         return lp[:, 0]
 
 
-class LogprobDiff(Metric):
+class LogprobDiff(InterventionMetric):
     """log P(good | prompt) - log P(bad | prompt): positive when the model prefers ``good``."""
 
     def __init__(self, good: str, bad: str):
@@ -144,3 +145,6 @@ def baseline(model, metric: Metric, unit: Unit) -> float:
     with torch.inference_mode():
         logits = model.hf(input_ids=unit.input_ids.to(model.device), attention_mask=unit.attention_mask.to(model.device)).logits
     return float(metric.value(logits, unit)[0])
+
+
+Metric = InterventionMetric  # the former name, kept working

@@ -39,7 +39,7 @@ PROBE_SITES = tuple(s for s in LAYER_SITES if s != "attn_pattern")
 
 
 @dataclass
-class ProbeResult(Result):
+class ProbingResult(Result):
     """``frame``: one row per layer: layer, accuracy, control_accuracy, selectivity, ci_low,
     ci_high (95% Wilson interval of accuracy), majority_baseline, n."""
 
@@ -128,7 +128,7 @@ def _cv_correct(X: np.ndarray, y: np.ndarray, splits, C: float, max_iter: int) -
          n_controls=Int(min=1), C=Real(gt=0), max_iter=Int(min=1), batch_size=Int(min=1))
 def probe(model, texts, labels, site: str = "resid_post", layers=None, seed: int = 0, position: str = "last",
           folds: int = 5, n_controls: int = 3, control_groups=None, C: float = 1.0, max_iter: int = 2000,
-          batch_size: int = 8) -> ProbeResult:
+          batch_size: int = 8) -> ProbingResult:
     """Fit a linear probe from ``site`` at each layer to ``labels`` (one per text), cross-validated,
     with a control task, a majority baseline and intervals (see the module docstring).
 
@@ -197,4 +197,7 @@ def probe(model, texts, labels, site: str = "resid_post", layers=None, seed: int
             "control": "permuted labels" if control_groups is None else "one random label per control group",
             "probe": f"StandardScaler + LogisticRegression(C={C}, liblinear, L2), scikit-learn {sklearn.__version__}",
             "interval": "95% Wilson on cross-validated accuracy"}
-    return ProbeResult(pd.DataFrame(rows), prov)
+    return ProbingResult(pd.DataFrame(rows), prov)
+
+
+ProbeResult = ProbingResult  # the former name (a bias probe's result is workbench.probes.ProbeResult)
