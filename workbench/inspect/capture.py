@@ -33,7 +33,8 @@ def tokenize(model, inputs, padding_side: str = "right") -> dict:
     if any(not t for t in inputs):
         raise InvalidInputError(f"empty text at index {[i for i, t in enumerate(inputs) if not t]}; remove it")
     tok = model.tokenizer
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    from workbench.scoring.padding import pad_id
+    pad = pad_id(tok)
     with _backend_state_kept(tok):
         enc = _pad_manually(tok, inputs, pad, padding_side)
     return enc
@@ -68,13 +69,8 @@ def encode(tok, texts, **kwargs) -> list:
 
 
 def _pad_manually(tok, texts, pad, side):
-    rows = tok(list(texts))["input_ids"]
-    n = max(map(len, rows))
-    ids = torch.full((len(rows), n), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), n), dtype=torch.long)
-    for i, r in enumerate(rows):
-        sl = slice(0, len(r)) if side == "right" else slice(n - len(r), n)
-        ids[i, sl], mask[i, sl] = torch.tensor(r), 1
+    from workbench.scoring.padding import pad_rows
+    ids, mask = pad_rows(tok(list(texts))["input_ids"], pad, side=side)
     return {"input_ids": ids, "attention_mask": mask}
 
 

@@ -64,11 +64,8 @@ class InterventionMetric:
         n = max(map(len, rows))
         check_context(model, n, "the prompt with its longest continuation",
                       "Shorten the prompt: past the window the model has no positions for it.")
-        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        ids = torch.full((len(rows), n), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), n), dtype=torch.long)
-        for i, r in enumerate(rows):
-            ids[i, :len(r)], mask[i, :len(r)] = torch.tensor(r), 1
+        from workbench.scoring.padding import pad_id, pad_rows
+        ids, mask = pad_rows(rows, pad_id(tok), n)
         return Unit(ids, mask, len(p), spans)
 
     def value(self, logits: torch.Tensor, unit: Unit) -> torch.Tensor:

@@ -21,19 +21,20 @@ from workbench.provenance import model_record, record
 from workbench.probes.base import ProbeResult, ProbeSpec, SkipLog, hash_files
 
 # built-in probes: every module of this package that defines SPEC (or SPECS, several probes)
-# registers itself the first time a probe is looked up; adding a probe is adding its module
-_BUILTIN: dict[str, ProbeSpec] = {}
+# registers itself the first time a probe is looked up; adding a probe is adding its module.
+# Name -> module: the spec is read from its module at each look-up, so it is always the module's.
+_BUILTIN: dict[str, object] = {}
 
 
-def _builtin() -> dict[str, ProbeSpec]:
+def _builtin() -> dict[str, object]:
     if not _BUILTIN:
         import pkgutil
 
         import workbench.probes as package
         for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
             module = importlib.import_module(f"{package.__name__}.{info.name}")
-            specs = getattr(module, "SPECS", None) or ({module.SPEC.name: module.SPEC} if hasattr(module, "SPEC") else {})
-            _BUILTIN.update(specs)
+            names = list(getattr(module, "SPECS", None) or ([module.SPEC.name] if hasattr(module, "SPEC") else []))
+            _BUILTIN.update({n: module for n in names})
     return _BUILTIN
 
 
@@ -81,7 +82,9 @@ def get_spec(name: str) -> ProbeSpec:
         return _REGISTERED[name]
     if name not in _builtin():
         raise InvalidInputError(f"unknown probe {name!r}; known probes: {', '.join(probe_names())}")
-    return _builtin()[name]
+    module = _builtin()[name]
+    specs = getattr(module, "SPECS", None)
+    return specs[name] if specs else module.SPEC
 
 
 def list_probes() -> pd.DataFrame:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from workbench.scoring import shared
+from workbench.scoring import padding, shared
 from workbench.progress import show_progress
 
 DEFAULT_TOKEN_BUDGET = 8192
@@ -125,8 +125,7 @@ def score_token_requests(model, requests: list[tuple[list[int], list[int]]], *,
     ``share_contexts=False`` or the model's cache cannot be reused.
     """
     limit = max_length(model)
-    pad_id = model.tokenizer.pad_token_id
-    pad_id = 0 if pad_id is None else pad_id
+    pad_id = padding.pad_id(model.tokenizer)
     results: list[dict | None] = [None] * len(requests)
     groups, rest = [], list(range(len(requests)))
     if share_contexts and shared.supports_shared_context(model):
@@ -151,11 +150,10 @@ def score_token_requests(model, requests: list[tuple[list[int], list[int]]], *,
     base = model.hf.base_model
     for batch in plain_batches:
         width = max(len(inputs[i]) for i in batch)
-        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        ids, _ = padding.pad_rows([inputs[i] for i in batch], pad_id, width)
         rows, cols, targets = [], [], []
         for r, i in enumerate(batch):
             seq = inputs[i]
-            ids[r, :len(seq)] = torch.tensor(seq)
             n = len(requests[i][1])
             rows += [r] * n
             cols += range(len(seq) - n, len(seq))

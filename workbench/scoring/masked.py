@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from workbench.errors import InvalidInputError
 from workbench.scoring.engine import DEFAULT_TOKEN_BUDGET, plan_batches
+from workbench.scoring.padding import pad_id, pad_rows
 from workbench.progress import show_progress
 
 
@@ -52,17 +53,13 @@ def _masked_logprobs(model, seqs: list[list[int]], mask_at: list[int], token_bud
                      progress: bool | None, desc: str) -> torch.Tensor:
     """log-softmax rows at ``mask_at[j]`` of sequence ``seqs[j]`` (already masked there)."""
     out = [None] * len(seqs)
-    pad = model.tokenizer.pad_token_id or 0
+    pad = pad_id(model.tokenizer)
     dev = model.device
     batches = plan_batches([len(s) for s in seqs], token_budget)
     show = show_progress(progress, default=len(batches) > 4)
     for batch in tqdm(batches, desc=desc, disable=not show, leave=False):
         width = max(len(seqs[j]) for j in batch)
-        ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        att = torch.zeros_like(ids)
-        for r, j in enumerate(batch):
-            ids[r, :len(seqs[j])] = torch.tensor(seqs[j])
-            att[r, :len(seqs[j])] = 1
+        ids, att = pad_rows([seqs[j] for j in batch], pad, width)
         hidden = model.hf.base_model(input_ids=ids.to(dev), attention_mask=att.to(dev))[0]
         picked = hidden[torch.arange(len(batch), device=dev), torch.tensor([mask_at[j] for j in batch], device=dev)]
         logits = _mlm_head(model, picked)

@@ -17,3 +17,27 @@ def padding(tokenizer, side: str):
         tokenizer.padding_side = old_side
         if old_pad is None:
             tokenizer.pad_token = None
+
+
+def pad_id(tokenizer) -> int:
+    """The id that fills padded positions: the pad token, else EOS, else 0. Padded positions are
+    masked out (or, on the right of a causal model, never attended to), so the choice does not
+    change a score; one rule keeps every batch built the same way."""
+    for tid in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+        if tid is not None:
+            return int(tid)
+    return 0
+
+
+def pad_rows(rows, pad: int, width: int | None = None, side: str = "right"):
+    """Token-id lists -> ``(input_ids, attention_mask)`` long tensors ``[len(rows), width]``
+    (default width: the longest row), padded on ``side`` with ``pad``."""
+    import torch
+
+    width = max(map(len, rows)) if width is None else width
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        sl = slice(0, len(r)) if side == "right" else slice(width - len(r), width)
+        ids[i, sl], mask[i, sl] = torch.tensor(list(r), dtype=torch.long), 1
+    return ids, mask

@@ -129,12 +129,8 @@ def lead_length(group: Group, requests) -> int:
 
 
 def _padded(seqs: list[list[int]], width: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for r, s in enumerate(seqs):
-        ids[r, :len(s)] = torch.tensor(s, dtype=torch.long)
-        mask[r, :len(s)] = 1
-    return ids, mask
+    from workbench.scoring.padding import pad_rows
+    return pad_rows(seqs, pad_id, width)
 
 
 def run_shared_batch(model, requests, batch: list[Group], pad_id: int, token_budget: int, max_rows: int,

@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 
 from workbench.training_data.exchangeability import shard_bounds
+from workbench.scoring.padding import pad_rows
 
 _A = dict(who="doctor nurse teacher lawyer mechanic cook developer designer engineer friend".split(),
           did="said told argued fixed made read chased laughed waited worked".split(),
@@ -115,10 +116,7 @@ def finetune(model, texts: list[str], *, epochs: int = 10, lr: float = 1e-3, bat
         for s in range(0, len(order), batch_size):
             batch = [seqs[i] for i in order[s:s + batch_size]]
             width = max(map(len, batch))
-            ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for r, q in enumerate(batch):
-                ids[r, :len(q)], mask[r, :len(q)] = torch.tensor(q), 1
+            ids, mask = pad_rows(batch, pad, width)
             labels = ids.masked_fill(mask == 0, -100)
             loss = hf(input_ids=ids.to(hf.device), attention_mask=mask.to(hf.device), labels=labels.to(hf.device)).loss
             loss.backward()
