@@ -1,10 +1,16 @@
 """Build the curated notebooks from their readable sources.
 
-The sources (``notebooks/src/*.py``, ``audits/src/*.py``) are plain Python in the "percent"
-format that Jupytext and VS Code use: ``# %%`` starts a code cell, ``# %% [markdown]`` a markdown
-cell whose lines are ``#``-commented. They diff and review like code; the ``.ipynb`` files next
-to them are generated, committed WITHOUT outputs, and checked to be in sync by
+The sources (``notebooks/src/*.py``, ``audits/src/*.py``) are plain Python in Jupytext's
+"percent" format: ``# %%`` starts a code cell, ``# %% [markdown]`` a markdown cell whose lines
+are ``#``-commented. They diff and review like code; Jupytext reads them, and the ``.ipynb``
+files next to them are generated, committed WITHOUT outputs, and checked to be in sync by
 ``tests/test_notebooks_sync.py``.
+
+Course notebooks (sources listed in ``STUDENT_COPIES``) also get a student copy under
+``notebooks/course/``, made with nbgrader's markers but without nbgrader: in a code cell, the
+lines from ``### BEGIN SOLUTION`` to ``### END SOLUTION`` become ``# YOUR CODE HERE`` (the
+exercise's ``answer = None`` above them stays, so the check reports "not answered yet"), and the
+lines from ``### BEGIN HIDDEN TESTS`` to ``### END HIDDEN TESTS`` are dropped.
 
     python notebooks/build.py            # rewrite every notebook from its source
     python notebooks/build.py --check    # exit 1 if a notebook differs from its source
@@ -12,46 +18,69 @@ to them are generated, committed WITHOUT outputs, and checked to be in sync by
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
+import jupytext
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE_DIRS = {ROOT / "notebooks" / "src": ROOT / "notebooks", ROOT / "audits" / "src": ROOT / "audits"}
+STUDENT_DIR = ROOT / "notebooks" / "course"
+STUDENT_COPIES = ("07_course_exercises",)  # sources whose student copy is shipped
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+
+SOLUTION = re.compile(r"^([ \t]*)### BEGIN SOLUTION[ \t]*\n.*?^[ \t]*### END SOLUTION[ \t]*$", re.M | re.S)
+HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[ \t]*\n.*?^[ \t]*### END HIDDEN TESTS[ \t]*(\n|\Z)", re.M | re.S)
+STUB = "# YOUR CODE HERE"
 
 
 def parse_percent(text: str) -> list[nbformat.NotebookNode]:
-    """Split percent-format source into notebook cells (markdown lines lose their ``# ``)."""
-    cells, kind, lines = [], None, []
-
-    def flush():
-        body = "\n".join(lines).strip("\n")
-        if kind == "markdown":
-            body = "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#")
-                             for line in body.splitlines())
+    """Split percent-format source into notebook cells (via Jupytext; markdown lines lose their
+    ``# ``; empty code cells are dropped)."""
+    cells = []
+    for cell in jupytext.reads(text, fmt="py:percent").cells:
+        body = cell.source.strip("\n")
+        if cell.cell_type == "markdown":
             cells.append(nbformat.v4.new_markdown_cell(body))
-        elif kind == "code" and body:
+        elif cell.cell_type == "code" and body.strip():
             cells.append(nbformat.v4.new_code_cell(body))
-
-    for line in text.splitlines():
-        if line.startswith("# %%"):
-            flush()
-            kind, lines = ("markdown" if "[markdown]" in line else "code"), []
-        elif kind is not None:
-            lines.append(line)
-    flush()
     return cells
 
 
-def build(source: Path) -> nbformat.NotebookNode:
+def _notebook(cells, stem: str) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
-    nb.cells = parse_percent(source.read_text())
+    nb.cells = cells
     for i, cell in enumerate(nb.cells):  # stable ids keep the committed files diff-free
-        cell.id = f"{source.stem[:40]}-{i:02d}".replace("_", "-")
+        cell.id = f"{stem[:40]}-{i:02d}".replace("_", "-")
     nb.metadata = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
     return nb
+
+
+def build(source: Path) -> nbformat.NotebookNode:
+    return _notebook(parse_percent(source.read_text()), source.stem)
+
+
+def strip_solutions(source: str) -> str:
+    """A code cell's student version: solutions replaced by a stub, hidden tests removed."""
+    source = HIDDEN.sub("", source)
+    return SOLUTION.sub(lambda m: m.group(1) + STUB, source).rstrip("\n")
+
+
+def student(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The student copy of an instructor notebook (same cells and ids, solutions stripped)."""
+    copy = nbformat.from_dict(nbformat.v4.new_notebook())
+    copy.metadata = dict(nb.metadata)
+    for cell in nb.cells:
+        new = nbformat.from_dict(dict(cell))
+        if cell.cell_type == "code":
+            new.source = strip_solutions(cell.source)
+        copy.cells.append(new)
+    left = [c.id for c in copy.cells if c.cell_type == "code" and ("### BEGIN" in c.source or "### END" in c.source)]
+    if left:  # a marker without its pair: better to stop than to ship a solution
+        raise SystemExit(f"unpaired nbgrader markers left in cells {left}")
+    return copy
 
 
 def targets() -> list[tuple[Path, Path]]:
@@ -59,17 +88,29 @@ def targets() -> list[tuple[Path, Path]]:
             for src_dir, out_dir in SOURCE_DIRS.items() for src in sorted(src_dir.glob("*.py"))]
 
 
+def outputs() -> list[tuple[Path, nbformat.NotebookNode]]:
+    """Every generated notebook (instructor copies and student copies) with its path."""
+    out = []
+    for src, path in targets():
+        nb = build(src)
+        out.append((path, nb))
+        if src.stem in STUDENT_COPIES:
+            out.append((STUDENT_DIR / f"{src.stem}_student.ipynb", student(nb)))
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only check that notebooks are in sync")
     args = parser.parse_args(argv)
     stale = []
-    for src, out in targets():
-        text = nbformat.writes(build(src)) + "\n"
+    for out, nb in outputs():
+        text = nbformat.writes(nb) + "\n"
         if args.check:
             if not out.exists() or out.read_text() != text:
                 stale.append(out)
         else:
+            out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(text)
             print(f"wrote {out.relative_to(ROOT)}")
     if stale:

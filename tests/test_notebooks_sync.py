@@ -20,7 +20,8 @@ def test_notebooks_are_in_sync_with_their_sources():
     assert build_main(["--check"]) == 0, "run: python notebooks/build.py"
 
 
-@pytest.mark.parametrize("path", sorted(ROOT.glob("notebooks/*.ipynb")) + sorted(ROOT.glob("audits/*.ipynb")),
+@pytest.mark.parametrize("path", sorted(ROOT.glob("notebooks/*.ipynb")) + sorted(ROOT.glob("notebooks/course/*.ipynb"))
+                         + sorted(ROOT.glob("audits/*.ipynb")),
                          ids=lambda p: p.name)
 def test_committed_notebooks_have_no_outputs_and_use_the_python3_kernel(path):
     nb = nbformat.read(path, as_version=4)

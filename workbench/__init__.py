@@ -35,6 +35,9 @@ _API = {
     # activation inspection
     "capture": "workbench.inspect.capture:capture",
     "logit_lens": "workbench.inspect.lens:logit_lens",
+    # one token display (␣ for a space) for tables and plots
+    "show_token": "workbench.display:show_token",
+    "readable": "workbench.display:readable",
     # attribution and mechanistic audits
     "attribute": "workbench.attribution.api:attribute",
     "mechanistic_audit": "workbench.attribution.audit:mechanistic_audit",

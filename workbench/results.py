@@ -28,4 +28,5 @@ class Result:
         raise NotImplementedError(f"{type(self).__name__} has no default plot")
 
     def _repr_html_(self) -> str:  # JupyterLab shows the summary, not a dataclass dump
-        return self.summary()._repr_html_()
+        from workbench.display import readable  # tokens shown as everywhere else (␣ for a space)
+        return readable(self.summary())._repr_html_()

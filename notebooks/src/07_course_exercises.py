@@ -1,16 +1,47 @@
 # %% [markdown]
-# # 7. Course exercises (self-checking)
+# # 7. Course: inside a language model, by hand (self-checking exercises)
 #
-# Each exercise asks you to compute something **by hand** from the raw `transformers` model, then
-# checks your answer against the workbench's own result within a tolerance:
+# Eleven exercises on SmolLM2-135M (30 layers, 9 heads per layer), one per technique of the
+# workbench's inspection side. Each asks you to compute something **by hand** from the raw
+# `transformers` model or from captured activations, then checks it against the package's own
+# result within a tolerance:
 #
-# * `answer = None` (not done yet): the check says so and the notebook carries on;
-# * a right answer: a green tick;
-# * a wrong answer: an `AssertionError` saying what was expected, with a hint.
+# * `answer = None` (not done yet): the check says "not answered yet" and the notebook carries on,
+#   so "Run All" on a fresh copy always reaches the end;
+# * a right answer: a green tick; a wrong one: an `AssertionError` with what was expected and a hint.
 #
-# **Instructors:** the worked solutions sit between `### BEGIN SOLUTION` and `### END SOLUTION`
-# (nbgrader's markers: `nbgrader generate_assignment` replaces them with a stub). They are here so
-# that the notebook runs top to bottom in the project's CI, which proves every check is reachable.
+# | § | technique | time |
+# |---|---|---|
+# | 0 | set-up and the tokenisation convention | 5 min |
+# | 1 | log-probabilities from the raw logits | 10 min |
+# | 2 | capture and sites: the residual stream is a sum | 10 min |
+# | 3 | logit lens at a middle layer | 10 min |
+# | 4 | attention and head types (induction heads) | 15 min |
+# | 5 | head ablation | 10 min |
+# | 6 | activation patching | 15 min |
+# | 7 | steering vectors | 10 min |
+# | 8 | token attribution (feature ablation) | 10 min |
+# | 9 | direct logit attribution | 15 min |
+# | 10 | probing classifiers with a control task | 20 min |
+# | 11 | sparse-autoencoder features | 20 min |
+#
+# About 2.5 hours in class; the whole notebook runs in a few minutes on a laptop CPU.
+#
+# **Students:** work in `notebooks/course/07_course_exercises_student.ipynb`: replace each
+# `# YOUR CODE HERE` so that `answer` holds your result. **Instructors:** this copy holds the
+# solutions between nbgrader's `### BEGIN SOLUTION` / `### END SOLUTION` markers and hidden checks
+# between `### BEGIN HIDDEN TESTS` / `### END HIDDEN TESTS`; `python notebooks/build.py` writes the
+# student copy from it (no nbgrader needed; `nbgrader generate_assignment` reads the same markers).
+
+# %% [markdown]
+# ## 0. Set-up and the tokenisation convention (5 min)
+#
+# **The convention, used in every exercise:** a prompt is tokenised exactly as the tokenizer does
+# by default, `tok(prompt)` (SmolLM2 adds no BOS token, so these are the ids the package runs); a
+# word that follows a prompt carries its leading space (`" Paris"`, `" he"`) and is a single token,
+# whose id is `tok(word, add_special_tokens=False)["input_ids"][0]`. The helper `token_id` below
+# does that and refuses a word of several tokens. Tables and plots show a token's leading space as
+# `␣` (and a newline as `↵`): `wb.show_token`, and `wb.readable(frame)` for a whole table.
 
 # %%
 import numpy as np
@@ -20,99 +51,461 @@ from workbench.course import check
 
 model = wb.load_model("smollm2-135m-instruct")
 tok, hf = model.tokenizer, model.hf
-print(model.name, model.fingerprint_id)
+results = []  # every check of this notebook, for the scoreboard at the end
+
+
+def token_id(word: str) -> int:
+    ids = tok(word, add_special_tokens=False)["input_ids"]
+    assert len(ids) == 1, f"{word!r} is {len(ids)} tokens {tok.convert_ids_to_tokens(ids)}: pick a one-token word"
+    return ids[0]
+
+
+def prompt_ids(prompt: str) -> torch.Tensor:
+    return tok(prompt, return_tensors="pt")["input_ids"]
+
+
+print(model.name, model.n_layers, "layers;", [wb.show_token(t) for t in tok.tokenize("The capital of France is")])
 
 # %% [markdown]
-# ## Exercise 1: the log-probability of a continuation
-# Compute log P(`" Paris"` | `"The capital of France is"`) from `hf`'s logits.
+# ## 1. Log-probabilities from the raw logits (10 min)
 #
-# Tokenise the whole string `context + continuation` once (no special tokens: SmolLM2's tokenizer
-# adds no BOS), find which tokens belong to the continuation, and add up their log-probabilities.
-# Remember that the logits at position *i* predict token *i + 1*.
+# **Objectives:** read next-token log-probabilities off a causal LM's logits; remember that the
+# logits at position *i* predict token *i + 1*.
+#
+# **Exercise 1.** Compute log P(`" Paris"` | `"The capital of France is"`) from `hf`'s logits.
 
 # %%
 context, continuation = "The capital of France is", " Paris"
 answer = None
 ### BEGIN SOLUTION
-ids = tok(context + continuation, add_special_tokens=False, return_tensors="pt")["input_ids"]
-n_context = len(tok(context, add_special_tokens=False)["input_ids"])
+ids = prompt_ids(context + continuation)
+n_context = prompt_ids(context).shape[1]
 with torch.no_grad():
     logprobs = torch.log_softmax(hf(ids).logits[0].float(), dim=-1)
 answer = sum(logprobs[i - 1, ids[0, i]].item() for i in range(n_context, ids.shape[1]))
 ### END SOLUTION
-check("Exercise 1: log P(' Paris' | context)", answer,
-      expected=wb.loglikelihood(model, [(context, continuation)])["logprob"][0], tol=1e-3,
-      hint="sum log_softmax(logits)[i - 1, token_i] over the continuation's positions only")
+result = check("1. log P(' Paris' | context)", answer,
+               expected=wb.loglikelihood(model, [(context, continuation)])["logprob"][0], tol=1e-3,
+               hint="sum log_softmax(logits)[i - 1, token_i] over the continuation's positions only")
+results.append(result)
+### BEGIN HIDDEN TESTS
+assert result.ok
+### END HIDDEN TESTS
+result
 
 # %% [markdown]
-# ## Exercise 2: perplexity
-# Perplexity is exp(- mean log-probability per token). Using `wb.loglikelihood` with an **empty
-# context** (the engine then conditions the first token on the BOS/EOS token), compute the
-# perplexity of the sentence below.
+# ## 2. Capture and sites: the residual stream is a sum (10 min)
+#
+# **Objectives:** capture activations by site name (`wb.inspect.SITES`: `resid_pre`, `attn_out`,
+# `mlp_out`, `resid_post`, `attn_pattern`, `z`, ...) and layer; know the shapes
+# (`cache[site, layer]` is `[texts, positions, d_model]`); see that each block *adds* to the
+# residual stream.
+#
+# **Exercise 2.** From the captured `resid_pre`, `attn_out` and `mlp_out` of layer `L`, rebuild
+# that layer's `resid_post` for the first (only) text: an array `[positions, d_model]`.
 
 # %%
-sentence = "The cat sat on the mat and looked out of the window."
+print(wb.inspect.SITES)
+L, LENS = 12, model.n_layers - 2
+cache = wb.capture(model, [context], sites=["resid_pre", "attn_out", "mlp_out", "resid_post"], layers=[L, LENS])
+print(cache["resid_post", L].shape, wb.show_token(cache.str_tokens[0][-1]))
 answer = None
 ### BEGIN SOLUTION
-row = wb.loglikelihood(model, [("", sentence)]).iloc[0]
-answer = float(np.exp(-row["logprob"] / row["n_tokens"]))
+answer = (cache["resid_pre", L] + cache["attn_out", L] + cache["mlp_out", L])[0].float().numpy()
 ### END SOLUTION
-check("Exercise 2: perplexity", answer, expected=wb.perplexity(model, [sentence])["ppl"][0], tol=1e-2,
-      hint="exp(-logprob / n_tokens) of the empty-context request")
+result = check("2. resid_post = resid_pre + attn_out + mlp_out", answer,
+               expected=cache["resid_post", L][0].float().numpy(), tol=1e-3,
+               hint="add the three captured tensors; take text 0")
+results.append(result)
+### BEGIN HIDDEN TESTS
+assert result.ok
+### END HIDDEN TESTS
+result
 
 # %% [markdown]
-# ## Exercise 3: would greedy decoding say it?
-# Is `" Paris"` the model's single most likely next token after the context of exercise 1?
-# Answer with the decoded top-1 token (a string).
+# ## 3. The logit lens at a middle layer (10 min)
+#
+# **Objectives:** read a layer's residual stream as a prediction through the model's own final
+# norm and unembedding; see at which layer the answer appears.
+#
+# **Exercise 3.** `wb.logit_lens` applies `hf.model.norm` then `hf.lm_head` to each layer's
+# `resid_post`. Compute P(`" Paris"`) at the last position of the context at layer `LENS` (the
+# last but one) yourself, from `cache["resid_post", LENS]` of exercise 2.
+
+# %%
+lens = wb.logit_lens(model, context, targets=[continuation])
+at_lens = lens[(lens.layer == LENS) & (lens.position == lens.position.max())]
+wb.readable(lens[lens.position == lens.position.max()][["layer", "top_tokens", "rank", "prob"]]).tail(8)
 
 # %%
 answer = None
 ### BEGIN SOLUTION
-ids = tok(context, add_special_tokens=False, return_tensors="pt")["input_ids"]
+h = cache["resid_post", LENS][0, -1].to(model.device, model.dtype)
 with torch.no_grad():
-    answer = tok.decode(int(hf(ids).logits[0, -1].argmax()))
+    answer = torch.softmax(hf.lm_head(hf.model.norm(h)).float(), dim=-1)[token_id(" Paris")].item()
 ### END SOLUTION
-greedy = wb.generate(model, [context], max_new_tokens=1)["completion"][0]
-check("Exercise 3: greedy next token", answer, expected=greedy,
-      hint="argmax of the logits at the last position, then tok.decode")
+result = check(f"3. P(' Paris') at layer {LENS} by the logit lens", answer, expected=float(at_lens["prob"].iloc[0]),
+               tol=1e-5, hint="softmax(lm_head(norm(resid_post[L] at the last position))), at the id of ' Paris'")
+results.append(result)
+### BEGIN HIDDEN TESTS
+assert result.ok
+### END HIDDEN TESTS
+result
 
 # %% [markdown]
-# ## Exercise 4: the logit lens at the last layer is the model's own prediction
-# `wb.logit_lens` decodes every layer's residual stream through the final norm and unembedding.
-# At the last layer that is exactly what the model outputs. Compute the probability of `" Paris"`
-# at the last position of the context from `hf`'s logits.
+# The explorer (run it in JupyterLab) shades every layer and position by the probability of the
+# model's answer, with its rank per layer in the last column:
 
 # %%
-lens = wb.logit_lens(model, context, targets=[" Paris"])
-paris_id = tok(" Paris", add_special_tokens=False)["input_ids"][0]
-last = lens[(lens.layer == lens.layer.max()) & (lens.position == lens.position.max()) & (lens.target_id == paris_id)]
+wb.widgets.logit_lens_explorer(model, context, targets=[continuation])
+
+# %% [markdown]
+# ## 4. Attention and head types (15 min)
+#
+# **Objectives:** read attention patterns (query rows, key columns); define previous-token,
+# first-token (attention sink), duplicate-token and induction scores; find the induction heads.
+#
+# `wb.inspect.head_scores` feeds random token sequences shown twice, `[r_1 .. r_n r_1 .. r_n]`
+# (after a BOS token where the tokenizer has one), and averages attention weights. An induction head
+# attends from a token in the second copy to the token *after* that token's first occurrence.
+
+# %%
+seq_len, n_seqs = 20, 4
+heads = wb.inspect.head_scores(model, seq_len=seq_len, n_seqs=n_seqs, seed=0)
+top = heads.top("induction", k=3)
+L_ind = int(top.layer[0])
+heads.summary(k=2)
+
+# %%
+heads.plot();
+
+# %% [markdown]
+# **Exercise 4.** Here are the same sequences and the attention patterns of layer `L_ind`,
+# `A[sequence, head, query, key]`. Compute every head's induction score in that layer: for each
+# query `q` in the second copy, the weight on key `q - seq_len + 1` (mind a BOS token at
+# position 0, if `seqs` has one: then `seqs.shape[1] == 2 * seq_len + 1`); average over those queries and the sequences. An array of
+# 9 numbers.
+
+# %%
+seqs = wb.inspect.heads.random_repeated_tokens(model, seq_len, n_seqs, seed=0)
+A = wb.capture(model, {"input_ids": seqs}, sites=["attn_pattern"], layers=[L_ind])["attn_pattern", L_ind].double()
+expected = heads.to_frame().query("kind == 'induction' and layer == @L_ind").sort_values("head")["score"].to_numpy()
 answer = None
 ### BEGIN SOLUTION
-ids = tok(context, return_tensors="pt")["input_ids"]  # the lens tokenises the way the tokenizer does
+first = seqs.shape[1] - 2 * seq_len  # 1 if a BOS token precedes the copies, else 0
+queries = torch.arange(first + seq_len, first + 2 * seq_len)
+answer = A[:, :, queries, queries - seq_len + 1].mean(dim=(0, 2)).numpy()
+### END SOLUTION
+result = check(f"4. induction scores of layer {L_ind}", answer, expected=expected, tol=1e-6,
+               hint="A[:, :, q, q - seq_len + 1] for every q of the second copy, averaged")
+results.append(result)
+### BEGIN HIDDEN TESTS
+assert result.ok
+### END HIDDEN TESTS
+result
+
+# %% [markdown]
+# Every layer and head at once, and one opened (click a head's button):
+
+# %%
+wb.widgets.attention_explorer(model, "The cat sat on the mat. The cat sat on the")
+
+# %% [markdown]
+# ## 5. Head ablation (10 min)
+#
+# **Objectives:** remove a head (zero its output) and measure what a metric loses; keep an
+# intervention active for a block of code with a context manager.
+#
+# The metric is log P(`" she"`) - log P(`" he"`) after `"The nurse said that"`.
+
+# %%
+prompt, pair = "The nurse said that", (" she", " he")
+ablation = wb.inspect.ablate(model, prompt, pair, component="head", layers=[L_ind, model.n_layers - 1], progress=False)
+biggest = ablation.summary().iloc[0]
+ablation.summary().head(4)
+
+# %% [markdown]
+# **Exercise 5.** With `wb.inspect.ablated_heads(model, [(layer, head)])` active, the head's output
+# is zero. Compute the effect (ablated metric minus clean metric) of the head in `biggest` using
+# `wb.loglikelihood`.
+
+# %%
+answer = None
+### BEGIN SOLUTION
+def metric():
+    lp = wb.loglikelihood(model, [(prompt, pair[0]), (prompt, pair[1])], cache=False)["logprob"]
+    return float(lp[0] - lp[1])
+
+
+clean = metric()
+with wb.inspect.ablated_heads(model, [(int(biggest.layer), int(biggest.unit))]):
+    answer = metric() - clean
+### END SOLUTION
+result = check(f"5. effect of ablating L{int(biggest.layer)} H{int(biggest.unit)}", answer,
+               expected=float(biggest.effect), tol=1e-3, hint="metric inside the `with` block minus metric outside")
+results.append(result)
+### BEGIN HIDDEN TESTS
+assert result.ok
+### END HIDDEN TESTS
+result
+
+# %% [markdown]
+# ## 6. Activation patching (15 min)
+#
+# **Objectives:** patch clean activations into a corrupted run, one layer and position at a time;
+# normalise the effect so that 1 means "fully restores the clean behaviour" and 0 "no effect".
+
+# %%
+clean_prompt, corrupted_prompt = "The nurse said that", "The pilot said that"
+patching = wb.inspect.patch(model, clean_prompt, corrupted_prompt, pair, site="resid_pre", progress=False)
+best = patching.summary().iloc[0]
+patching.plot();
+
+# %% [markdown]
+# **Exercise 6.** `value` is the metric of the patched run. Normalise the `value` of the strongest
+# cell (`best`) yourself: (value - metric(corrupted)) / (metric(clean) - metric(corrupted)), with
+# the metric of exercise 5 computed by `wb.loglikelihood` on each prompt.
+
+# %%
+answer = None
+### BEGIN SOLUTION
+def diff(p):
+    lp = wb.loglikelihood(model, [(p, pair[0]), (p, pair[1])], cache=False)["logprob"]
+    return float(lp[0] - lp[1])
+
+
+m_clean, m_corrupted = diff(clean_prompt), diff(corrupted_prompt)
+answer = (float(best.value) - m_corrupted) / (m_clean - m_corrupted)
+### END SOLUTION
+result = check("6. normalised patching effect", answer, expected=float(best.normalized), tol=1e-3,
+               hint="(value - corrupted) / (clean - corrupted)")
+results.append(result)
+### BEGIN HIDDEN TESTS
+assert result.ok
+### END HIDDEN TESTS
+result
+
+# %% [markdown]
+# ## 7. Steering vectors (10 min)
+#
+# **Objectives:** build a direction as the difference of mean activations between two sets of
+# texts; add it to the residual stream while generating.
+#
+# **Exercise 7.** At layer `S`, each text's `resid_post` averaged over its tokens, then averaged
+# over the texts of a set: compute mean(positive) - mean(negative), a vector `[d_model]`.
+
+# %%
+S = model.n_layers // 2
+positive = ["She said that she was tired.", "The woman said she would come.", "My sister told me she left."]
+negative = ["He said that he was tired.", "The man said he would come.", "My brother told me he left."]
+vector = wb.inspect.steering_vector(model, positive, negative, layer=S)
+answer = None
+### BEGIN SOLUTION
+def mean_of(texts):
+    c = wb.capture(model, texts, sites=["resid_post"], layers=[S])
+    x, m = c["resid_post", S].float(), c.attention_mask[..., None].float()
+    return ((x * m).sum(1) / m.sum(1)).mean(0)
+
+
+answer = (mean_of(positive) - mean_of(negative)).numpy()
+### END SOLUTION
+result = check("7. steering vector", answer, expected=vector.direction.float().numpy(), tol=1e-3,
+               hint="mask out padding: sum(x * mask) / sum(mask) per text, then the mean over texts")
+results.append(result)
+### BEGIN HIDDEN TESTS
+assert result.ok
+### END HIDDEN TESTS
+result
+
+# %%
+for strength in (0.0, 4.0, 8.0):  # log P(" she") - log P(" he") moves with the strength
+    with wb.inspect.steer(model, vector, strength=strength):
+        lp = wb.loglikelihood(model, [("The pilot said that", " she"), ("The pilot said that", " he")])["logprob"]
+        text = wb.generate(model, ["The pilot said that"], max_new_tokens=8)["completion"][0]
+    print(f"strength {strength}: she - he = {lp[0] - lp[1]:+.2f}; {text!r}")
+
+# %% [markdown]
+# ## 8. Token attribution (10 min)
+#
+# **Objectives:** attribute a prediction to the prompt's tokens; know what the baseline token is
+# and that attributions depend on it.
+#
+# **Exercise 8.** Feature ablation credits a token with log P(target) minus log P(target) when
+# that token is replaced by the baseline token (`attrs["baseline_id"]`). Compute it for the
+# *last* token of the prompt from `hf`'s logits.
+
+# %%
+attr = wb.attribute(model, prompt, " she", random_check=False)
+print(attr.attrs["baseline_token"], attr.attrs["baseline_id"])
+answer = None
+### BEGIN SOLUTION
+she = token_id(" she")
+
+
+def logp(ids):
+    with torch.no_grad():
+        return torch.log_softmax(hf(ids).logits[0, -1].float(), dim=-1)[she].item()
+
+
+ids = prompt_ids(prompt)
+ablated = ids.clone()
+ablated[0, -1] = attr.attrs["baseline_id"]
+answer = logp(ids) - logp(ablated)
+### END SOLUTION
+result = check("8. feature-ablation attribution of the last token", answer,
+               expected=float(attr["attribution"].iloc[-1]), tol=1e-3,
+               hint="replace the last id by the baseline id and compare log P(' she') at the last position")
+results.append(result)
+### BEGIN HIDDEN TESTS
+assert result.ok
+### END HIDDEN TESTS
+result
+
+# %% [markdown]
+# ## 9. Direct logit attribution (15 min)
+#
+# **Objectives:** split a logit difference into the direct contributions of the embedding, each
+# attention and MLP block and each head, through the final norm with its scale frozen at the clean
+# run; check that the parts add up to the whole.
+#
+# **Exercise 9.** Compute logit(`" he"`) - logit(`" she"`) at the last position of the prompt from
+# `hf`'s logits. The check compares it with the sum of the decomposition's block contributions.
+
+# %%
+dla = wb.inspect.direct_logit_attribution(model, "The doctor said that", target=" he", baseline=" she")
+dla.plot();
+
+# %%
+answer = None
+### BEGIN SOLUTION
 with torch.no_grad():
-    answer = torch.softmax(hf(ids).logits[0, -1].float(), dim=-1)[paris_id].item()
+    logits = hf(prompt_ids("The doctor said that")).logits[0, -1].float()
+answer = (logits[token_id(" he")] - logits[token_id(" she")]).item()
 ### END SOLUTION
-check("Exercise 4: P(' Paris') at the last layer", answer, expected=float(last["prob"].iloc[0]), tol=1e-4,
-      hint="softmax of the logits at the last position, then index the token id of ' Paris'")
-
-# %% [markdown]
-# ## Exercise 5: a bias metric from its items
-# CrowS-Pairs' `pct_stereotype` is the percentage of pairs where the more stereotyping sentence
-# (`score_more`) scores higher than the less stereotyping one (`score_less`). Compute it from the
-# item rows of a small run; the check uses the probe's own summary.
+result = check("9. the logit difference the blocks add up to", answer,
+               expected=float(dla.blocks()["contribution"].sum()), tol=1e-2,
+               hint="logits[last position] at ' he' minus at ' she'")
+results.append(result)
+### BEGIN HIDDEN TESTS
+assert result.ok and abs(dla.error) < 1e-2
+### END HIDDEN TESTS
+result
 
 # %%
-import os
-from pathlib import Path
+dla.summary(k=5)
 
-DATA = Path(os.environ.get("WORKBENCH_SHARED_DATA", Path.cwd().resolve().parents[1] / "shared" / "data"))
-crows = wb.run_probe("crows_pairs", model, data=DATA / "crows_pairs", limit=40, seed=0)
-items = crows.items
-summary = crows.summary()
+# %% [markdown]
+# ## 10. Probing classifiers with a control task (20 min)
+#
+# **Objectives:** fit a linear probe per layer, cross-validated; read its accuracy against the
+# majority baseline and a control task (after Hewitt & Liang 2019: the same texts with shuffled
+# labels, which only memorisation can fit), and report selectivity = accuracy - control accuracy,
+# not accuracy alone.
+#
+# The label is the grammatical number of the subject in `"The <subject> near the <noun>"`. The
+# probe reads the last token, the other noun, so the subject's number has to be moved there.
+
+# %%
+nouns = [("dog", "dogs"), ("cat", "cats"), ("key", "keys"), ("girl", "girls"), ("car", "cars"),
+         ("house", "houses"), ("tree", "trees"), ("book", "books"), ("bird", "birds"), ("chair", "chairs"),
+         ("road", "roads"), ("boat", "boats")]
+texts, labels = [], []
+for i, (one, many) in enumerate(nouns):
+    other = nouns[(i + 5) % len(nouns)]
+    for subject, number in ((one, "singular"), (many, "plural")):
+        for attractor in other:
+            texts.append(f"The {subject} near the {attractor}")
+            labels.append(number)
+probe_layers = list(range(0, model.n_layers, 3))
+probe = wb.inspect.probe(model, texts, labels, layers=probe_layers, seed=0)
+probe.plot();
+
+# %% [markdown]
+# **Exercise 10.** Fit the probe of layer `P` yourself: scikit-learn's
+# `make_pipeline(StandardScaler(), LogisticRegression(solver="liblinear"))`, trained on four folds
+# and tested on the fifth for each fold of `StratifiedKFold(5, shuffle=True, random_state=0)`,
+# on `X` (the last token's `resid_post`) and `y` (the label's index). Your answer: the fraction of
+# texts classified right when they were in the test fold.
+
+# %%
+summary = probe.summary()
+P = int(summary.sort_values("selectivity", ascending=False).layer.iloc[0])
+X = wb.capture(model, texts, sites=["resid_post"], layers=[P], positions="last")["resid_post", P][:, 0].double().numpy()
+y = np.unique(labels, return_inverse=True)[1]  # 0 = plural, 1 = singular
 answer = None
 ### BEGIN SOLUTION
-answer = 100 * float((items["score_more"] > items["score_less"]).mean())
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+clf = make_pipeline(StandardScaler(), LogisticRegression(solver="liblinear", max_iter=2000))
+folds = StratifiedKFold(5, shuffle=True, random_state=0)
+right = sum(int((clf.fit(X[train], y[train]).predict(X[test]) == y[test]).sum()) for train, test in folds.split(X, y))
+answer = right / len(y)
 ### END SOLUTION
-check("Exercise 5: pct_stereotype", answer,
-      expected=summary[(summary.metric == "pct_stereotype") & (summary.category == "all")]["value"].iloc[0],
-      tol=1e-9, hint="the mean of (score_more > score_less), times 100")
+result = check(f"10. probe accuracy at layer {P}", answer,
+               expected=float(summary.set_index("layer").loc[P, "accuracy"]), tol=0.03,
+               hint="the fraction of texts classified right across the 5 folds")
+results.append(result)
+### BEGIN HIDDEN TESTS
+assert result.ok
+### END HIDDEN TESTS
+result
+
+# %%
+summary[["layer", "accuracy", "control_accuracy", "selectivity", "ci_low", "ci_high", "majority_baseline"]]
+
+# %% [markdown]
+# ## 11. Sparse-autoencoder features (20 min)
+#
+# **Objectives:** train a small SAE on one layer's residual stream; measure reconstruction
+# (fraction of variance explained, FVE), sparsity (L0) and the next-token loss when the SAE's
+# output replaces the layer; look at a feature's top-activating tokens. (Published SAEs in the
+# SAELens or Gemma Scope format load with `wb.inspect.load_sae(folder_or_hub_id)`.)
+
+# %%
+corpus = texts + positive + negative + [
+    "The capital of France is Paris, and the capital of Italy is Rome.",
+    "Water boils at one hundred degrees Celsius at sea level.",
+    "She opened the window because the room was too warm.",
+    "The committee will meet again next Tuesday to discuss the budget.",
+]
+sae = wb.inspect.train_sae(model, corpus, layer=L, d_sae=1024, steps=300, seed=0)
+evaluation = wb.inspect.evaluate_sae(model, sae, corpus).summary()
+evaluation[["n_tokens", "fve", "l0", "dead_fraction", "loss_clean", "loss_spliced", "loss_recovered"]]
+
+# %% [markdown]
+# **Exercise 11.** `x` holds the layer's activations of every corpus token the SAE reads (the
+# first token of each text is skipped: an attention sink with outlier norms). With
+# `x_hat = sae.forward(x)`, compute the FVE: 1 - sum of squared errors / sum of squares of `x`
+# about its mean.
+
+# %%
+acts = wb.capture(model, corpus, sites=["resid_post"], layers=[L], dtype=torch.float32)
+x = acts["resid_post", L][wb.inspect.sae_analysis.kept_tokens(acts.attention_mask, sae.skip_first)]
+answer = None
+### BEGIN SOLUTION
+with torch.no_grad():
+    x_hat = sae.forward(x)
+answer = float(1 - ((x - x_hat) ** 2).sum() / ((x - x.mean(0)) ** 2).sum())
+### END SOLUTION
+result = check("11. fraction of variance explained", answer, expected=float(evaluation["fve"].iloc[0]), tol=1e-3,
+               hint="1 - ((x - x_hat)**2).sum() / ((x - x.mean(0))**2).sum()")
+results.append(result)
+### BEGIN HIDDEN TESTS
+assert result.ok
+### END HIDDEN TESTS
+result
+
+# %%
+features = wb.inspect.top_activating(model, sae, corpus, k=3)
+features.summary().head(5)
+
+# %% [markdown]
+# ## Scoreboard
+
+# %%
+for r in results:
+    print(repr(r))
+print(f"{sum(r.ok for r in results)} of {len(results)} exercises right")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
+from workbench.display import show_token
 from workbench.errors import InvalidInputError
 from workbench.inspect.capture import capture
 from workbench.results import Result
@@ -49,15 +50,18 @@ class AttentionResult(Result):
             axes = axes.ravel()
         else:
             axes, fig = [ax], ax.figure
-        labels = [t[:8] for t in self.tokens]
+        labels = [show_token(t)[:10] for t in self.tokens]
+        im = None
         for a, h in zip(axes, heads):
-            a.imshow(p[h].numpy(), vmin=0, vmax=1, cmap="Blues")
-            a.set_title(f"L{layer} H{h}", fontsize=9)
-            a.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
-            a.set_yticks(range(len(labels)), labels, fontsize=6)
+            im = a.imshow(p[h].numpy(), vmin=0, vmax=1, cmap="Blues")
+            a.set_title(f"L{layer} H{h}", fontsize=11)
+            a.set_xticks(range(len(labels)), labels, rotation=90, fontsize=9)
+            a.set_yticks(range(len(labels)), labels, fontsize=9)
+            a.set(xlabel="key", ylabel="query")
         for a in list(axes)[len(heads):]:
             a.axis("off")
         fig.tight_layout()
+        fig.colorbar(im, ax=list(axes[:len(heads)]), label="attention weight (0..1)")
         return fig
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
+from workbench.display import show_token
 from workbench.errors import InvalidInputError, WrongModelKindError
 from workbench.inspect.capture import capture, encode
 from workbench.inspect.sites import adapter
@@ -68,7 +69,11 @@ class DLAResult(Result):
         """Bar chart of the contributions: ``level="blocks"`` (embed, attn/MLP per layer) or
         ``"heads"`` (a layer x head heat map with a colour bar)."""
         import matplotlib.pyplot as plt
-        what = self.provenance.get("quantity", "logit")
+        prov = self.provenance
+        what = prov.get("quantity", "logit")
+        if prov.get("target") is not None:  # the tokens as every plot shows them (␣ for a space)
+            what = f"logit[{show_token(prov['target'])}]" + (
+                f" - logit[{show_token(prov['baseline'])}]" if prov.get("baseline") is not None else "")
         if level == "heads":
             grid = self.heads().pivot(index="layer", columns="head", values="contribution")
             if ax is None:

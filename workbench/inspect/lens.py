@@ -6,6 +6,7 @@ import numbers
 import pandas as pd
 import torch
 
+from workbench.display import show_token
 from workbench.errors import InvalidInputError
 from workbench.inspect.capture import capture, encode
 from workbench.inspect.sites import adapter
@@ -111,11 +112,11 @@ def plot_logit_lens(frame: pd.DataFrame, value: str = "prob", target=None, ax=No
     im = ax.imshow(grid.to_numpy(dtype=float), aspect="auto", origin="lower", cmap="viridis" if value == "prob" else "viridis_r")
     for i, layer in enumerate(grid.index):
         for j, p in enumerate(grid.columns):
-            ax.text(j, i, str(top1.loc[layer, p][0])[:8], ha="center", va="center", fontsize=6, color="w")
+            ax.text(j, i, show_token(top1.loc[layer, p][0])[:8], ha="center", va="center", fontsize=8, color="w")
     tokens = df.drop_duplicates("position").set_index("position")["token"]
-    ax.set_xticks(range(grid.shape[1]), [str(tokens.get(p, p)) for p in grid.columns], rotation=60, fontsize=7)
+    ax.set_xticks(range(grid.shape[1]), [show_token(tokens.get(p, p)) for p in grid.columns], rotation=60, fontsize=9)
     ax.set_yticks(range(grid.shape[0]), grid.index)
     ax.set(xlabel="position (input token)", ylabel="layer",
-           title=f"logit lens: {value} of {target if target is not None else 'next token'}")
-    ax.figure.colorbar(im, ax=ax)
+           title=f"logit lens: {value} of {show_token(target) if target is not None else 'next token'}")
+    ax.figure.colorbar(im, ax=ax, label=value)
     return ax

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
+from workbench.display import show_token
 from workbench.errors import InvalidInputError
 from workbench.inspect.capture import capture, resolve_sites
 from workbench.inspect.hooks import add_edit_hook
@@ -38,9 +39,9 @@ class PatchingResult(Result):
         im = ax.imshow(grid.to_numpy(), aspect="auto", origin="lower", cmap="RdBu", vmin=-lim, vmax=lim)
         if by_pos:
             labels = self.frame.drop_duplicates("position").set_index("position")["token"]
-            ax.set_xticks(range(grid.shape[1]), [str(labels[p]) for p in grid.columns], rotation=60, fontsize=7)
+            ax.set_xticks(range(grid.shape[1]), [show_token(labels[p]) for p in grid.columns], rotation=60, fontsize=9)
         ax.set(xlabel=col, ylabel="layer", title=f"patching {self.provenance.get('site')} ({value})")
-        ax.figure.colorbar(im, ax=ax)
+        ax.figure.colorbar(im, ax=ax, label=value)
         return ax
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import torch
 
+from workbench.display import show_token
 from workbench.errors import InvalidInputError
 from workbench.inspect.capture import capture, check_fits_window, tokenize
 from workbench.inspect.hooks import add_edit_hook, intervention
@@ -230,7 +231,7 @@ def evaluate_sae(model, sae: SAE, texts, batch_size: int = 8) -> SAEEvalResult:
 # -- top-activating examples -------------------------------------------------------------------
 
 def _show(tok: str) -> str:
-    return tok.replace(" ", "␣").replace("\n", "↵")
+    return show_token(tok)
 
 
 @dataclass

@@ -1,42 +1,127 @@
-"""Attention-head explorer: pick layer and head with sliders; the pattern is an inline HTML
-heatmap (query rows x key columns)."""
+"""Attention explorer: an overview of every layer and head at once (a grid of thumbnails, one
+per head, each with a button that opens it), and the opened head as a heatmap with its tokens
+(query rows x key columns). Both share one colour scale, 0..1, shown by a colour bar.
+
+Thumbnails are tiny PNGs inlined as ``data:`` URIs (one pixel per query x key, scaled up
+without smoothing), so a 30-layer model's overview stays small and needs no external asset.
+"""
 from __future__ import annotations
 
-from workbench.widgets.html import CELL, TABLE, esc, shade
+import base64
+import io
+
+import numpy as np
+
+from workbench.widgets.html import BLUE, CELL, STICKY_LEFT, STICKY_TOP, TABLE, colorbar_html, esc, shade, tok
+
+THUMB_PX = 64  # the thumbnail's side on screen
 
 
 def pattern_html(pattern, tokens, title: str = "") -> str:
-    """HTML heatmap of one head's attention probabilities [query, key]."""
-    head = "".join(f'<th style="{CELL}; writing-mode: vertical-rl">{esc(t)}</th>' for t in tokens)
+    """HTML heatmap of one head's attention probabilities [query, key], with a colour bar."""
+    head = "".join(f'<th style="{CELL}; {STICKY_TOP}; writing-mode: vertical-rl">{tok(t)}</th>' for t in tokens)
     rows = []
     for q, tq in enumerate(tokens):
-        tds = "".join(f'<td style="{CELL}; {shade(float(pattern[q, k]))}" title="{esc(tq)} → {esc(tk)}: '
+        tds = "".join(f'<td style="{CELL}; {shade(float(pattern[q, k]))}" title="{tok(tq)} → {tok(tk)}: '
                       f'{float(pattern[q, k]):.3f}">{float(pattern[q, k]):.2f}</td>' for k, tk in enumerate(tokens))
-        rows.append(f'<tr><th style="{CELL}; text-align: right">{esc(tq)}</th>{tds}</tr>')
+        rows.append(f'<tr><th style="{CELL}; {STICKY_LEFT}; text-align: right">{tok(tq)}</th>{tds}</tr>')
     return (f'<div style="font:12px sans-serif">{esc(title)} (rows: query, columns: key)</div>'
-            f'<div style="overflow:auto"><table style="{TABLE}"><tr><th></th>{head}</tr>{"".join(rows)}</table></div>')
+            f'{colorbar_html(0.0, 1.0, "attention weight")}'
+            f'<div style="max-height:480px; overflow:auto"><table style="{TABLE}">'
+            f'<tr><th style="{CELL}; {STICKY_TOP}; {STICKY_LEFT}; z-index:2"></th>{head}</tr>{"".join(rows)}</table></div>')
+
+
+def thumbnail_png(pattern) -> bytes:
+    """One head's pattern [query, key] as an RGBA PNG, one pixel per weight: the same blue as
+    the heatmap, its opacity (alpha channel) the weight on the 0..1 scale."""
+    from PIL import Image
+
+    p = np.clip(np.asarray(pattern, dtype=float), 0.0, 1.0)
+    rgba = np.zeros(p.shape + (4,), dtype=np.uint8)
+    rgba[..., :3] = BLUE
+    rgba[..., 3] = np.round(p * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def thumbnail_html(pattern, layer: int, head: int) -> str:
+    """An ``<img>`` of :func:`thumbnail_png` (inline), with the head named in its tooltip."""
+    data = base64.b64encode(thumbnail_png(pattern)).decode("ascii")
+    return (f'<img src="data:image/png;base64,{data}" alt="L{layer} H{head}" title="layer {layer}, head {head}" '
+            f'width="{THUMB_PX}" height="{THUMB_PX}" style="image-rendering: pixelated; border:1px solid #ccc; '
+            'background:white">')
+
+
+def overview(res, on_open):
+    """A grid widget: a row per layer, a column per head, each cell a thumbnail and a button
+    that calls ``on_open(layer, head)``. Its ``.buttons[(layer, head)]`` are the buttons."""
+    import ipywidgets as W
+
+    layers = sorted(res.patterns)
+    n_heads = res.patterns[layers[0]].shape[0]
+    cell = W.Layout(width=f"{THUMB_PX + 8}px")
+    children = [W.HTML("")] + [W.HTML(f'<div style="font:12px sans-serif; text-align:center">H{h}</div>', layout=cell)
+                               for h in range(n_heads)]
+    buttons = {}
+    for layer in layers:
+        children.append(W.HTML(f'<div style="font:12px sans-serif; padding-top:{THUMB_PX // 2}px">L{layer}</div>'))
+        for h in range(n_heads):
+            b = W.Button(description=f"L{layer} H{h}", tooltip=f"open layer {layer}, head {h}",
+                         layout=W.Layout(width=f"{THUMB_PX + 4}px", height="22px", padding="0"))
+            b.on_click(lambda _b, layer=layer, h=h: on_open(layer, h))
+            buttons[(layer, h)] = b
+            children.append(W.VBox([W.HTML(thumbnail_html(res.pattern(layer, h).numpy(), layer, h)), b], layout=cell))
+    grid = W.GridBox(children, layout=W.Layout(
+        grid_template_columns=f"40px repeat({n_heads}, {THUMB_PX + 8}px)", max_height="520px", overflow="auto"))
+    grid.buttons = buttons
+    return grid
 
 
 def attention_explorer(model, text: str):
-    """A widget with layer/head sliders over the attention patterns of ``text`` (computed once;
-    eager attention is switched on for that call only). Returns an ``ipywidgets.VBox``."""
+    """A widget over the attention patterns of ``text`` (computed once; eager attention is
+    switched on for that call only): layer/head sliders and the opened head's heatmap on top,
+    then an overview of all heads (click a head's button to open it). Returns an
+    ``ipywidgets.VBox``; ``.result`` is the :class:`~workbench.inspect.attention.AttentionResult`,
+    ``.overview.buttons[(layer, head)]`` the overview's buttons."""
     import ipywidgets as W
 
     from workbench.inspect.attention import attention
+    from workbench.widgets.busy import busy, status_line
 
     res = attention(model, text)
     n_layers, n_heads = len(res.patterns), next(iter(res.patterns.values())).shape[0]
-    layer = W.IntSlider(0, 0, n_layers - 1, description="layer")
-    head = W.IntSlider(0, 0, n_heads - 1, description="head")
-    out = W.HTML()
+    # continuous_update=False: one redraw when the slider is let go, not one per step queued behind
+    layer = W.IntSlider(0, 0, n_layers - 1, description="layer", continuous_update=False)
+    head = W.IntSlider(0, 0, n_heads - 1, description="head", continuous_update=False)
+    out, status = W.HTML(), status_line()
+
+    quiet = []  # set while open_head moves both sliders: one redraw, not three
 
     def refresh(*_):
-        out.value = pattern_html(res.pattern(layer.value, head.value), res.tokens, f"layer {layer.value}, head {head.value}")
+        if quiet:
+            return
+        with busy(status, [layer, head], "drawing the head"):
+            out.value = pattern_html(res.pattern(layer.value, head.value), res.tokens,
+                                     f"layer {layer.value}, head {head.value}")
+            for (lay, h), b in grid.buttons.items():
+                b.button_style = "info" if (lay, h) == (layer.value, head.value) else ""
 
+    def open_head(lay, h):
+        quiet.append(True)
+        try:
+            layer.value, head.value = lay, h
+        finally:
+            quiet.clear()
+        refresh()
+
+    grid = overview(res, open_head)
     layer.observe(refresh, names="value")
     head.observe(refresh, names="value")
     refresh()
     notes = W.HTML(f'<div style="font:11px sans-serif; color:#666">{esc("; ".join(res.notes))}</div>') if res.notes else W.HTML()
-    w = W.VBox([W.HBox([layer, head]), out, notes])
-    w.result = res
+    caption = W.HTML('<div style="font:12px sans-serif; margin-top:8px"><b>all heads</b> (rows: layer, columns: '
+                     'head; each thumbnail: query down, key across, same 0..1 scale); click a head to open it</div>')
+    w = W.VBox([W.HBox([layer, head]), out, notes, status, caption, grid])
+    w.result, w.overview = res, grid
     return w

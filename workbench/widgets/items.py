@@ -15,6 +15,7 @@ import html
 
 import pandas as pd
 
+from workbench.display import readable
 from workbench.errors import InvalidInputError
 
 ALL = "(all)"
@@ -96,7 +97,7 @@ def item_browser(result, category: str | None = None, sort_by: str | None = None
         page.max = n_pages
         start = (min(page.value, n_pages) - 1) * page_size
         info.value = f"<span style='font:12px sans-serif'>{len(rows)} of {len(items)} items; page {min(page.value, n_pages)} of {n_pages}</span>"
-        table.value = _table_html(rows.iloc[start:start + page_size])
+        table.value = _table_html(readable(rows.iloc[start:start + page_size]))
 
     for w in (cat, sort, descending, search, page):
         w.observe(refresh, names="value")
