@@ -124,6 +124,9 @@ def test_files_are_identified_by_content_and_mc_items_work(tmp_path, tiny):
     key_file = training_cells.training_run_key(m, {"kind": "membership", "name": None, "members": str(f)}, 0, "")
     f.write_text(f.read_text() + "\n")
     assert training_cells.training_run_key(m, {"kind": "membership", "name": None, "members": str(f)}, 0, "") != key_file
+    assert training_cells.canonical([".", str(f)]) == [".", str(f)]     # texts that name files stay texts
+    corpus = training_cells._ident({"kind": "contamination", "name": None, "corpus": [str(f)]})["arguments"]["corpus"]
+    assert corpus[0]["sha256"]                                           # a corpus of files: read by content
     mc = training_cells.run_training_cell(m, "m", {"kind": "contamination", "name": "mc", "benchmark": items,
                                                    "tests": ["ts_guessing"], "cache": False}, store)
     assert mc["task"] == "contamination:mc" and len(mc["result"].items["ts_guessing"]) == 6

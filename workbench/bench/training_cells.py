@@ -73,9 +73,12 @@ def _file_digest(path: Path, h) -> None:
             h.update(block)
 
 
-def canonical(value, what: str = "argument"):
+def canonical(value, what: str = "argument", paths: str = "top"):
     """A JSON-able stand-in for an argument that changes when its CONTENT changes: data frames as
-    records, existing files and folders as the hash of their bytes, models by their state."""
+    records, existing files and folders as the hash of their bytes, models by their state.
+    ``paths``: where a string naming an existing file or folder is read as one: ``"top"`` (the
+    argument itself: a data file), ``"all"`` (list elements too: a corpus of files), ``"none"``
+    (a text that happens to name a file stays a text)."""
     from workbench.models.model import Model
     if isinstance(value, Model):
         return {"model": value.name, "state_id": value.state_id}
@@ -85,17 +88,19 @@ def canonical(value, what: str = "argument"):
         return {"series": value.tolist()}
     if isinstance(value, np.ndarray):
         return value.tolist()
-    if isinstance(value, (Path, str)) and len(str(value)) < 4096 and os.path.exists(value):
+    if paths != "none" and (isinstance(value, Path) or (isinstance(value, str) and len(value) < 4096
+                                                        and "\n" not in value and os.path.exists(value))):
         p, h = Path(value), hashlib.sha256()
         files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
         for q in files:
             h.update(str(q.relative_to(p) if p.is_dir() else q.name).encode())
             _file_digest(q, h)
         return {"path": str(value), "sha256": h.hexdigest()}
+    inner = "all" if paths == "all" else "none"
     if isinstance(value, dict):
-        return {str(k): canonical(v, what) for k, v in value.items()}
+        return {str(k): canonical(v, what, inner) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [canonical(v, what) for v in value]
+        return [canonical(v, what, inner) for v in value]
     if value is None or isinstance(value, (str, bool, int, float, np.integer, np.floating, np.bool_)):
         return value.item() if hasattr(value, "item") else value
     if type(value).__name__ == "Task":
@@ -106,7 +111,8 @@ def canonical(value, what: str = "argument"):
 
 
 def _ident(spec: dict) -> dict:
-    args = {k: canonical(v, f"{spec['kind']} argument {k!r}") for k, v in spec.items() if k not in ("kind", "name")}
+    args = {k: canonical(v, f"{spec['kind']} argument {k!r}", "all" if k == "corpus" else "top")
+            for k, v in spec.items() if k not in ("kind", "name")}
     return {"kind": spec["kind"], "name": spec.get("name"), "arguments": args}
 
 
