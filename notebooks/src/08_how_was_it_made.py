@@ -90,15 +90,17 @@ original = wb.membership(tb.base, members=tb.members, nonmembers=tb.nonmembers, 
 original.findings()[["method", "auroc", "blind_auroc", "auroc_minus_blind", "ci_low", "ci_high", "verdict"]]
 
 # %% [markdown]
-# Near 0.5 everywhere, and no verdict of evidence. (A cross-fitted blind AUROC a little under 0.5
-# is expected on sets with no shift; the verdicts then use 0.5 as the bar.) On a split this
-# size an AUROC of 0.55-0.6 for one attack happens by chance now and then: that is what the
-# intervals and the Holm-adjusted p-values are for. `benchmarks/lowercase_control.py` re-draws
-# the split hundreds of times to show how often.
+# Near 0.5, and no verdict of evidence. Two things to read with care. The blind AUROC is under
+# 0.5, here well under: on sets with no shift, cross-fitting scores each text with a classifier
+# that never saw its own n-grams, so it leans to the other class. "Attack minus blind" is then
+# positive for any attack, which is why a verdict also needs the attack to beat chance (0.5).
+# And on a split of this size an AUROC of 0.55-0.6 for one attack happens by chance now and then:
+# that is what the intervals and the Holm-adjusted p-values are for (`benchmarks/lowercase_control.py`
+# re-draws the split hundreds of times to show how often; the `lowercase` score, tied to the case
+# of the words, is the one to watch).
 #
 # **The trap: members and non-members from different sources.** The original model again, now
-# with non-members from the inventory records. The attacks "work"; so does the blind baseline,
-# which never saw the model.
+# with non-members from the inventory records.
 
 # %%
 n = min(len(tb.members), len(tb.shifted))
@@ -106,10 +108,13 @@ shift = wb.membership(tb.base, members=tb.members[:n], nonmembers=tb.shifted[:n]
 shift.findings()[["method", "auroc", "blind_auroc", "auroc_minus_blind", "verdict"]]
 
 # %% [markdown]
-# An attack AUROC far from 0.5 on the original model, which trained on none of these texts: the
-# number measures the difference between the two sources, not membership. The blind baseline
-# separates them perfectly, and the report says that no attack shows evidence beyond it. This is
-# what an audit must rule out before claiming anything from a membership score.
+# Attack AUROCs far from 0.5 on the original model, which trained on none of these texts (here
+# far *below*: the records are likelier per token than the sentences, so the members look like
+# non-members; with other sources they would look like members just as wrongly). The number
+# measures the difference between the two sources, not membership. The blind baseline, which
+# never saw the model, separates them perfectly, and the report says that no attack shows
+# evidence beyond it. This is what an audit must rule out before claiming anything from a
+# membership score.
 
 # %% [markdown]
 # ## 2. Dataset inference: was this *collection* trained on?
@@ -168,13 +173,21 @@ ts = {name: wb.contamination(model, tb.mc, tests="ts_guessing", seed=0).details[
 {name: {k: r[k] for k in ("exact_rate", "exact_rate_perturbed", "p_value", "n")} for name, r in ts.items()}
 
 # %% [markdown]
-# Exchangeability and verbatim completion find the planted benchmark in the fine-tuned copy and
-# not in the original. A small p means the model prefers the exact order or text **more than
-# chance allows**; it does not say how the items got in (the benchmark itself, or a web page
-# quoting it), and a large p does not prove a model clean: a few items seen once in a huge corpus
-# leave little trace. TS-Guessing's exact-match rate is its evidence (the original writes the
-# masked wrong option next to never); its p-value compares exact against perturbed questions, and
-# a model that memorised the items well recalls them from both, so read the rate first.
+# The exchangeability test finds the planted benchmark in the fine-tuned copy and not in the
+# original: a small p means the model prefers the published order **more than chance allows**.
+# It does not say how the items got in (the benchmark itself, or a web page quoting it).
+#
+# Verbatim completion finds little or nothing here, although we know the benchmark was trained on. Look at
+# the completions: four epochs taught the copy the template ("... in the park on Wednesday."),
+# which it writes after exact and perturbed prompts alike, not each item's own rest. Items seen
+# this few times, this alike, leave a trace in the likelihood of their order, not in what the
+# model writes. **A test that finds nothing is weak evidence of a clean model**: a few items seen
+# once in a huge corpus leave even less.
+#
+# TS-Guessing's exact-match rate is its evidence: the copy writes many masked wrong options
+# exactly, the original none. Its p-value compares exact against perturbed questions, and a model
+# that memorised the items well recalls them from both, so a large p there does not mean clean:
+# read the rate first.
 #
 # The n-gram test needs the corpus. Here we have it: the texts the copy was trained on.
 
