@@ -11,6 +11,15 @@ seed: the testbed's own split (``build_testbed``'s seeded permutation), the dist
 method's AUROC over the independent splits, the share of splits in which it was declared
 "beyond the blind baseline", and how strongly each score is tied to the case structure of the
 texts (the count of capitalised words after the first, a weekday, or neither).
+
+Result (SmolLM2-135M-Instruct, 200 texts, text seeds 0-4, 60 splits each): over the 300
+independent splits the lowercase AUROC on the original model is 0.496 (sd 0.038, max 0.591) and
+never "beyond the blind baseline" (loss and zlib: 1 split in 300 each); the testbed's own splits
+give 0.620, 0.503, 0.538, 0.542, 0.538, and 20 more text seeds (5-24) 0.42 to 0.57, mean 0.502
+(no coupling between the texts' seed and the split's). Seed 0's 0.62 is a chance imbalance of
+that one split: it put more "... soon." sentences (nothing to lowercase but "The") and fewer
+"... on Friday." among the members; the template fields alone give AUROC 0.60. Not a bug; see
+the docstring of :mod:`workbench.training_data.attacks`.
 """
 from __future__ import annotations
 
