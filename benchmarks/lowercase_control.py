@@ -72,7 +72,8 @@ def main(argv=None):
               .to_string())
         splits = [("testbed split (seed = text seed)", testbed_split(len(texts), ts))]
         for s in range(args.splits):
-            splits.append((f"independent {s}", np.random.default_rng(10_000 + s).permutation(len(texts))[:len(texts) // 2]))
+            order = np.random.default_rng(10_000 + s).permutation(len(texts))
+            splits.append((f"independent {s}", order[:len(texts) // 2]))
         for name, idx in splits:
             f = split_result(texts, scores, idx, 0, args.n_boot).findings()
             y = np.zeros(len(texts), bool)

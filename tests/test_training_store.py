@@ -121,9 +121,10 @@ def test_files_are_identified_by_content_and_mc_items_work(tmp_path, tiny):
     check = {"kind": "contamination", "benchmark": pd.read_json(f, lines=True), "tests": ["exchangeability"],
              "n_shards": 3, "n_permutations": 19, "cache": False}
     a = training_cells.run_training_cell(m, "m", check, store)
-    key_file = training_cells.training_run_key(m, {"kind": "membership", "name": None, "members": str(f)}, 0, "")
+    by_file = {"kind": "membership", "name": None, "members": str(f)}
+    key_file = training_cells.training_run_key(m, by_file, 0, "")
     f.write_text(f.read_text() + "\n")
-    assert training_cells.training_run_key(m, {"kind": "membership", "name": None, "members": str(f)}, 0, "") != key_file
+    assert training_cells.training_run_key(m, by_file, 0, "") != key_file      # same path, new content: new key
     assert training_cells.canonical([".", str(f)]) == [".", str(f)]     # texts that name files stay texts
     corpus = training_cells._ident({"kind": "contamination", "name": None, "corpus": [str(f)]})["arguments"]["corpus"]
     assert corpus[0]["sha256"]                                           # a corpus of files: read by content

@@ -165,7 +165,8 @@ con = {name: wb.contamination(model, tb.benchmark, tests=("exchangeability", "ve
 {name: r.summary() for name, r in con.items()}
 
 # %%
-con["planted (fine-tuned)"].items["verbatim"][["prompt", "truth", "completion", "lcs_ratio", "lcs_ratio_perturbed"]].head()
+verbatim_items = con["planted (fine-tuned)"].items["verbatim"]
+verbatim_items[["prompt", "truth", "completion", "lcs_ratio", "lcs_ratio_perturbed"]].head()
 
 # %%
 ts = {name: wb.contamination(model, tb.mc, tests="ts_guessing", seed=0).details[0]

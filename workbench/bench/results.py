@@ -186,8 +186,8 @@ class BenchResults(Result):
         if c["kind"] == "probe":
             return c["probe"].comparable()
         if c["kind"] in TRAINING_KINDS:
-            raise InvalidInputError(f"{task!r} is a training-data check: it has no paired per-item test between models; "
-                                    "compare their rows in table() or side_by_side()")
+            raise InvalidInputError(f"{task!r} is a training-data check: it has no paired per-item test between "
+                                    "models; compare their rows in table() or side_by_side()")
         # a chat-formatted run is a different reading of the same model (see reading_identity)
         ident, label = reading_identity(c["fingerprint"], model, c.get("format", "raw"), c.get("system_prompt"))
         return Comparable(self.items(model, task), task_metrics(c["kind"]), ["id"],

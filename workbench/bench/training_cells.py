@@ -262,7 +262,8 @@ def load_training_result(store, run_key: str):
         return DatasetInferenceResult(frame=_frame(items, saved["columns"]), provenance=prov, details=saved["details"],
                                       weights=pd.Series(saved["weights"], dtype=float))
     per_test = {}
-    rows = store._con.execute("SELECT grp, record FROM items WHERE run_key=? ORDER BY item_index", (run_key,)).fetchall()
+    rows = store._con.execute("SELECT grp, record FROM items WHERE run_key=? ORDER BY item_index",
+                              (run_key,)).fetchall()
     for test, cols in saved["columns"].items():
         per_test[test] = _frame(pd.DataFrame([json.loads(r) for g, r in rows if g == test]), cols)
     return ContaminationResult(frame=pd.DataFrame(saved["details"]), provenance=prov, items=per_test,
