@@ -2,11 +2,14 @@
 
     taskset -c 1 python benchmarks/training_data.py [--n-texts 200] [--epochs 3] [--repeats 3] [--cost-only]
 
-1. Fine-tunes a copy of the model on half of ``--n-texts`` synthetic sentences (the members) and on
-   a planted 24-item benchmark (canonical order, 6 shards); prints the testbed table
+1. Fine-tunes a copy of the model on half of ``--n-texts`` synthetic sentences (the members), on
+   a planted 24-item benchmark (canonical order, 6 shards) and on ``--n-mc`` planted
+   multiple-choice items; prints the testbed table
    (:func:`workbench.training_data.testbed.run_testbed`): per scenario and method AUROC [CI],
-   TPR@1%FPR, blind AUROC, attack minus blind [CI], DeLong p; and the exchangeability p-values
-   on the planted and the clean model.
+   TPR@1%FPR, blind AUROC, attack minus blind [CI], DeLong p; and the collection-level tests on
+   the planted and the clean model: exchangeability and verbatim completion (planted benchmark),
+   TS-Guessing (planted multiple-choice items), dataset inference (members as the suspect
+   collection, non-members as validation; and the shifted texts as a wrong validation set).
 2. Times each method's scoring (cache off) against one ``wb.loglikelihood`` pass over the same
    texts (each text scored from its start), median of ``--repeats``; target: Min-K%++ <= 1.2x.
 """
@@ -22,7 +25,7 @@ import torch
 import workbench as wb
 from workbench.training_data.attacks import attack_scores
 from workbench.training_data.blind import blind_scores
-from workbench.training_data.testbed import build_testbed, run_testbed, synthetic_texts
+from workbench.training_data.testbed import build_testbed, run_testbed, synthetic_mc, synthetic_texts
 
 
 def _median_time(fn, repeats: int) -> float:
@@ -42,6 +45,7 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--permutations", type=int, default=99)
+    ap.add_argument("--n-mc", type=int, default=12)
     ap.add_argument("--cost-only", action="store_true", help="only time the methods, on the original model")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)   # pinned to one core: the timings are comparable across runs
@@ -53,14 +57,18 @@ def main(argv=None):
     if args.cost_only:
         return costs(model, model, texts, args.repeats)   # the model as its own reference: two passes
     benchmark = [t for t in synthetic_texts(args.n_texts + 60, "a", seed=7) if t not in set(texts)][:24]
+    # multiple-choice items whose sentence is no member, non-member or benchmark text (no leak)
+    mc = [it for it in synthetic_mc(args.n_mc + 20, seed=11)
+          if it["question"].split(": ", 1)[1] not in set(texts) | set(benchmark)][:args.n_mc]
     t = time.perf_counter()
     tb = build_testbed(model, texts, synthetic_texts(args.n_texts // 2, "b", seed=1), benchmark,
-                       epochs=args.epochs, lr=args.lr, n_shards=6, seed=0)
-    print(f"fine-tuned {model.name} on {len(tb.members)} members + 24 planted items in "
-          f"{time.perf_counter() - t:.0f}s")
+                       epochs=args.epochs, lr=args.lr, n_shards=6, seed=0, mc=mc)
+    print(f"fine-tuned {model.name} on {len(tb.members)} members + 24 planted items + {len(mc)} planted "
+          f"multiple-choice items in {time.perf_counter() - t:.0f}s")
     t = time.perf_counter()
     mia, con = run_testbed(tb, ("loss", "zlib", "lowercase", "min_k", "min_k_pp"),
-                           n_permutations=args.permutations, cache=False)
+                           n_permutations=args.permutations, cache=False,
+                           tests=("exchangeability", "verbatim", "ts_guessing"), dataset_inference=True)
     print(f"testbed run in {time.perf_counter() - t:.0f}s\n")
     print(mia.round(3).to_string(index=False))
     print()

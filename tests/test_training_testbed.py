@@ -124,3 +124,38 @@ def test_ts_guessing_inputs(tiny):
     # the other tests read multiple-choice items as their renderings
     con = wb.contamination(tiny("gpt2"), [it, dict(it, question="R?")], tests="ngram", corpus=["Question: R?"], n=2)
     assert con.items["ngram"].contaminated.tolist() == [False, True]
+
+
+@pytest.fixture(scope="module")
+def testbed_all_tests():
+    """A wider tiny model (it must memorise random options too) fine-tuned on members, a planted
+    benchmark and planted multiple-choice items; every collection-level test run on it."""
+    from workbench.testing import tiny_model
+    from workbench.training_data.testbed import synthetic_mc
+    texts = synthetic_texts(60, "a", seed=0)
+    benchmark = [t for t in synthetic_texts(40, "a", seed=5) if t not in texts][:8]
+    tb = build_testbed(tiny_model("gpt2", n_embd=128), texts, synthetic_texts(30, "b", seed=1), benchmark, epochs=40,
+                       lr=3e-3, n_shards=2, seed=0, mc=synthetic_mc(8, seed=7))
+    _, con = run_testbed(tb, ("loss",), cache=False, tests=("verbatim", "ts_guessing"), dataset_inference=True)
+    return tb, con
+
+
+def test_dataset_inference_and_ts_guessing_in_the_testbed(testbed_all_tests):
+    tb, con = testbed_all_tests
+    assert len(tb.mc) == 8
+    get = lambda model, test, col="p_value": con[(con.model == model) & (con.test == test)][col].item()  # noqa: E731
+    planted, clean = "planted (fine-tuned)", "clean (original)"
+    # dataset inference: the members were trained on, on the fine-tuned model only
+    assert get(planted, "dataset_inference") < 0.05 < get(clean, "dataset_inference")
+    # the trap: a validation set from another source "finds" training on a model that saw nothing
+    assert get("clean (original), shifted validation", "dataset_inference") < 0.05
+    # TS-Guessing: masked wrong options written exactly by the model they were planted in only
+    assert get(planted, "ts_guessing", "exact_rate") >= 0.5 > get(clean, "ts_guessing", "exact_rate")
+    assert get(planted, "verbatim", "statistic") > get(clean, "verbatim", "statistic")
+    assert list(con.columns) == ["model", "test", "statistic", "p_value", "n", "exact_rate", "exact_rate_perturbed"]
+
+
+def test_ts_guessing_in_the_testbed_needs_planted_items(testbed):
+    tb, _ = testbed
+    with pytest.raises(InvalidInputError, match="mc="):
+        run_testbed(tb, ("loss",), tests=("ts_guessing",))

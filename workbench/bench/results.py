@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.bench.scorers import PRIMARY, task_metrics
+from workbench.bench.training_cells import KINDS as TRAINING_KINDS
 from workbench.errors import InvalidInputError
 from workbench.results import Result
 from workbench.scoring.chat import reading_identity
@@ -24,7 +25,9 @@ TABLE_COLUMNS = ["model", "task", "metric", "value", "ci_low", "ci_high", "n"]
 class BenchResults(Result):
     """Results of a grid. ``table()`` is the tidy summary (also ``to_frame()``); ``items(model,
     task)`` the per-item scores; ``compare``/``leaderboard``/``plot``/``diff`` build on them.
-    Bias probes run in the grid appear as tasks ``"probe:<name>"`` (table, items, compare).
+    Bias probes run in the grid appear as tasks ``"probe:<name>"`` (table, items, compare);
+    training-data checks as ``"membership[:<name>]"``, ``"contamination[:<name>]"``,
+    ``"dataset_inference[:<name>]"`` (table, items, and ``result()`` for the result object).
 
     ``cells`` holds one dict per (model, task): ``run_key`` into the store and the ``item_ids``
     this grid selected (a store may hold more items of the same run from a larger ``limit``).
@@ -56,6 +59,11 @@ class BenchResults(Result):
             if r.task_kind == "probe":
                 from workbench.bench.probe_cells import load_probe_result
                 cell["probe"] = load_probe_result(store, r.run_key)
+            elif r.task_kind in TRAINING_KINDS:
+                from workbench.bench.training_cells import load_training_result, training_finished
+                if not training_finished(store, r.run_key):
+                    continue   # a check killed before it finished has no result to show
+                cell["result"] = load_training_result(store, r.run_key)
             cells.append(cell)
         return cls(store, cells)
 
@@ -81,12 +89,28 @@ class BenchResults(Result):
         c = self._cell(model, task)
         if c["kind"] == "probe":
             out = c["probe"].items.copy()
+        elif c["kind"] == "contamination":   # the per-item frames of its tests, one block per test
+            frames = [df.assign(test=t) for t, df in c["result"].items.items()]
+            out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["test"])
+        elif c["kind"] in TRAINING_KINDS:
+            out = c["result"].items.copy()
         else:
             if (model, task) not in self._items:
                 self._items[(model, task)] = self.store.items(c["run_key"], c["item_ids"])
             out = self._items[(model, task)].copy()
         out.attrs.update(run_key=c["run_key"], task_hash=c.get("task_hash"), fingerprint=c["fingerprint"])
         return out
+
+    def result(self, model: str, task: str):
+        """The result object of a probe or training-data cell (``ProbeResult``, ``MembershipResult``,
+        ``DatasetInferenceResult``, ``ContaminationResult``), as rebuilt from the store."""
+        c = self._cell(model, task)
+        if "result" in c:
+            return c["result"]
+        if "probe" in c:
+            return c["probe"]
+        raise InvalidInputError(f"{task!r} is a benchmark task: its results are items() and table(); result() "
+                                "gives the result of a probe or training-data check")
 
     def runs(self) -> pd.DataFrame:
         """The store's run rows for this grid (run keys, status, attempts, wall time)."""
@@ -107,6 +131,10 @@ class BenchResults(Result):
                 s = s if groups else s[s.category == "all"]
                 frames.append(s.assign(model=c["model"], task=np.where(
                     s.category == "all", c["task"], c["task"] + "/" + s.category.astype(str))))
+                continue
+            if c["kind"] in TRAINING_KINDS:   # membership: "<method>/<metric>"; tests: "<test>/p_value", ...
+                from workbench.bench.training_cells import table_rows
+                frames.append(table_rows(c["result"], c["kind"]).assign(model=c["model"], task=c["task"]))
                 continue
             items = self.items(c["model"], c["task"])
             if items.empty:
@@ -149,13 +177,17 @@ class BenchResults(Result):
 
     # ---- comparison ---------------------------------------------------------------------------
     def _task_cells(self) -> list[dict]:
-        """Benchmark cells (probes have no better/worse direction: no leaderboard or bar)."""
-        return [c for c in self.cells if c["kind"] != "probe"]
+        """Benchmark cells (probes and training-data checks have no better/worse direction: no
+        leaderboard or bar)."""
+        return [c for c in self.cells if c["kind"] != "probe" and c["kind"] not in TRAINING_KINDS]
 
     def comparable(self, model: str, task: str) -> Comparable:
         c = self._cell(model, task)
         if c["kind"] == "probe":
             return c["probe"].comparable()
+        if c["kind"] in TRAINING_KINDS:
+            raise InvalidInputError(f"{task!r} is a training-data check: it has no paired per-item test between "
+                                    "models; compare their rows in table() or side_by_side()")
         # a chat-formatted run is a different reading of the same model (see reading_identity)
         ident, label = reading_identity(c["fingerprint"], model, c.get("format", "raw"), c.get("system_prompt"))
         return Comparable(self.items(model, task), task_metrics(c["kind"]), ["id"],

@@ -1,4 +1,4 @@
-"""``wb.run``: a grid of models x tasks (x bias probes), resumable, stored item by item.
+"""``wb.run``: a grid of models x tasks (x bias probes, x training-data checks), resumable, stored item by item.
 
 One model is in memory at a time: the grid walks models in the outer loop, loads each (when
 given as an alias or path), runs all its tasks, then lets it go before loading the next. Each
@@ -18,6 +18,7 @@ from typing import Callable
 from workbench.bench.probe_cells import parse_probe, run_probe_cell
 from workbench.bench.scorers import score_items
 from workbench.bench.store import open_store
+from workbench.bench.training_cells import parse_training, run_training_cell, training_task_name
 from workbench.bench.tasks import load_task
 from workbench.errors import InvalidInputError
 
@@ -152,7 +153,7 @@ def load_model_spec(spec):
 
 def run(models, tasks, store="results.db", limit=None, probes=None, seed: int = 0, backend: str = "local",
         tag: str = "", chunk_size: int = 64, progress: bool = True, score_kwargs: dict | None = None,
-        ray_address: str | None = None):
+        ray_address: str | None = None, training=None):
     """Run every task (and bias probe) on every model; results land in a SQLite store.
 
     Parameters
@@ -166,6 +167,11 @@ def run(models, tasks, store="results.db", limit=None, probes=None, seed: int = 
         (``"occupations_pronouns"``), ``"crows_pairs=<data path>"`` or dicts ``{"name", "data",
         **options}``; their items land in the same store, their summaries in ``table()`` as task
         ``"probe:<name>"`` (see :mod:`workbench.bench.probe_cells`).
+    training : training-data checks run on each model in the same grid: dicts ``{"kind":
+        "membership" | "dataset_inference" | "contamination", "name": ..., **arguments}`` (the
+        arguments of ``wb.membership`` etc.); each is one cell, task ``"<kind>[:<name>]"``, its
+        result stored whole and reloaded on a rerun (``res.result(model, task)``; rows in
+        ``table()``). See :mod:`workbench.bench.training_cells`.
     seed : seeds torch before each cell and is passed to generation; part of the run identity.
     backend : ``"local"`` (this process) or ``"ray"`` (one Ray task per cell; ``pip install .[ray]``).
     tag : a label that is part of the run identity: a new tag re-runs everything under it.
@@ -192,16 +198,21 @@ def run(models, tasks, store="results.db", limit=None, probes=None, seed: int = 
 
     if backend not in BACKENDS:
         raise InvalidInputError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if probes and backend == "ray":
-        raise InvalidInputError("probes run with backend='local' only for now; run them in a separate wb.run call")
+    if (probes or training) and backend == "ray":
+        raise InvalidInputError("probes and training checks run with backend='local' only for now; run them in a "
+                                "separate wb.run call")
     if isinstance(tasks, (str, dict)) or hasattr(tasks, "kind"):
         tasks = [tasks]
     task_objs = [load_task(t) for t in tasks]
-    if not task_objs and not probes:
+    if isinstance(training, dict):
+        training = [training]
+    training = [parse_training(c) for c in (training or [])]
+    if not task_objs and not probes and not training:
         raise InvalidInputError("tasks is empty: pass e.g. tasks=['blimp'] (see wb.bench.list_tasks())")
-    names = [t.name for t in task_objs]
+    names = [t.name for t in task_objs] + [training_task_name(c) for c in training]
     if len(set(names)) != len(names):
-        raise InvalidInputError(f"task names must be unique in a grid, got {names}")
+        raise InvalidInputError(f"task names must be unique in a grid, got {names} (give training checks of one "
+                                "kind distinct 'name's)")
     probes = [parse_probe(p) for p in (probes or [])]
     for t in task_objs:
         t.select(limit)  # validate limit, groups and data before any model is loaded
@@ -215,7 +226,7 @@ def run(models, tasks, store="results.db", limit=None, probes=None, seed: int = 
         from workbench.bench.ray_backend import run_grid_ray
         cells = run_grid_ray(specs, task_objs, store.path, address=ray_address, **options)
     else:
-        cells = _run_grid_local(specs, task_objs, probes, store, progress=progress, **options)
+        cells = _run_grid_local(specs, task_objs, probes, store, progress=progress, training=training, **options)
     return BenchResults(store, cells, wall_s=time.perf_counter() - t0, seed=seed)
 
 
@@ -233,7 +244,7 @@ class _Pending:
 
 
 def _run_grid_local(specs, task_objs, probes, store, *, progress, limit, seed, tag, chunk_size,
-                    score_kwargs) -> list[dict]:
+                    score_kwargs, training=()) -> list[dict]:
     """Models outer, cells inner. A cell leased by another live process (the same grid started
     twice on one store) is skipped at first; once this process has done every free cell, it waits
     for those, adopting the stored results when the owner finishes, or computing the rest itself
@@ -241,7 +252,7 @@ def _run_grid_local(specs, task_objs, probes, store, *, progress, limit, seed, t
     from tqdm.auto import tqdm
 
     cells, pending = [], []
-    grid_bar = tqdm(total=len(specs) * (len(task_objs) + len(probes)), desc="grid", unit="cell",
+    grid_bar = tqdm(total=len(specs) * (len(task_objs) + len(probes) + len(training)), desc="grid", unit="cell",
                     disable=not progress)
     opts = dict(limit=limit, seed=seed, tag=tag, chunk_size=chunk_size)
     for label, spec in specs:
@@ -260,6 +271,13 @@ def _run_grid_local(specs, task_objs, probes, store, *, progress, limit, seed, t
             cells.append(run_probe(model, False))
             if cells[-1] is None:
                 pending.append(_pending_probe(len(cells) - 1, model, label, spec, probe, run_probe, limit, seed, tag))
+            grid_bar.update(cells[-1] is not None)
+        for check in training:  # training-data checks: one whole cell each, same store
+            def run_check(m, wait, label=label, check=check):
+                return run_training_cell(m, label, check, store, seed=seed, tag=tag, wait=wait)
+            cells.append(run_check(model, False))
+            if cells[-1] is None:
+                pending.append(_pending_training(len(cells) - 1, model, label, spec, check, run_check, seed, tag))
             grid_bar.update(cells[-1] is not None)
         del model
         gc.collect()  # one model in memory at a time
@@ -281,6 +299,14 @@ def _pending_probe(pos, model, label, spec, probe, run, limit, seed, tag) -> _Pe
     key = desc["run_key"]
     return _Pending(pos, label, spec, key, complete=lambda store: probe_finished(store, key),
                     adopt=lambda store: {**desc, "probe": load_probe_result(store, key)}, run=run)
+
+
+def _pending_training(pos, model, label, spec, check, run, seed, tag) -> _Pending:
+    from workbench.bench.training_cells import load_training_result, training_cell, training_finished
+    desc = training_cell(model, label, {**check, "seed": check.get("seed", seed)}, seed, tag)
+    key = desc["run_key"]
+    return _Pending(pos, label, spec, key, complete=lambda store: training_finished(store, key),
+                    adopt=lambda store: {**desc, "result": load_training_result(store, key)}, run=run)
 
 
 def _wait_for_pending(pending: list[_Pending], cells: list, store, bar) -> None:

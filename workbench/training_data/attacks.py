@@ -22,6 +22,24 @@ reference     mean log-likelihood under the model minus under the reference mode
               2021 / MIMIR "ref"): the reference model discounts texts that are simply easy
 ============  ======================================================================================
 
+**The lowercase score is mostly a function of a text's case structure** (how many words are
+capitalised, which ones), since that is what lowercasing changes. On the testbed's template
+sentences it correlates with the number of capitalised words (Spearman -0.25 to -0.40 on
+SmolLM2), more than any other score does, and only case structure, not memorisation, on a model
+that saw none of the texts. So a member set that happens to hold more sentences of one case
+shape than the non-member set moves its AUROC. That happened on the testbed's split for seed 0 on
+the ORIGINAL SmolLM2: lowercase AUROC 0.62, declared beyond the blind baseline, a false
+positive. ``benchmarks/lowercase_control.py`` shows it is chance, not a bug: by chance, that split
+put more "... soon." (no weekday: nothing but "The" to lowercase) and fewer "... on Friday."
+sentences among the members, and the template fields alone explain 0.60 of the 0.62; over 300
+other random splits of the same texts (5 text seeds x 60) the lowercase AUROC on the original
+model is 0.496 (sd 0.038, max 0.59) and never beyond the blind baseline; over 25 text seeds
+with the testbed's own split, 0.511 (sd 0.048; 0.62 is the largest). One-sided p about 0.002 for
+that split: about one split in 500 does it. The blind baseline cannot catch such a chance
+imbalance (cross-fitted, it only finds differences that hold across folds); the intervals and
+the Holm-adjusted p-values are what bound how often it fools the verdict. Read a single split's
+"beyond the blind baseline" for lowercase with its interval, and re-draw the split where you can.
+
 >>> import numpy as np
 >>> round(min_k_score(np.array([-1.0, -5.0, -2.0, -0.5]), 0.5), 2)   # the 2 lowest: -5 and -2
 -3.5

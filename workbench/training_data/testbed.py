@@ -13,7 +13,11 @@ keeps texts of another source for the distribution-shift scenario. :func:`run_te
 - **distribution shift, original**: members vs texts of another source on the original model (the
   blind baseline catches the shift; no attack should show evidence beyond it);
 
-and the exchangeability test on the planted benchmark, on the fine-tuned and the original model.
+and the collection-level tests on the fine-tuned and the original model: the exchangeability
+test on the planted benchmark (and, asked for, verbatim completion on it, TS-Guessing on planted
+multiple-choice items, ``mc=``), and, asked for, dataset inference with the members as the suspect
+collection and the non-members as the validation collection (plus the trap: the shifted texts as
+validation on the original model, where the test "finds" the shift, not training).
 ``tests/test_training_testbed.py`` runs it on a tiny model; ``benchmarks/training_data.py`` on
 SmolLM2.
 
@@ -23,7 +27,7 @@ SmolLM2.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -138,30 +142,52 @@ class Testbed:
     benchmark: list         # planted, in canonical order
     n_shards: int = 1
     separator: str = "\n"
+    mc: list = field(default_factory=list)   # planted multiple-choice items (TS-Guessing), rendered
 
 
 def build_testbed(model, texts: list[str], shifted: list[str], benchmark: list[str], *, epochs: int = 10,
                   lr: float = 1e-3, batch_size: int = 8, n_shards: int = 1, separator: str = "\n",
-                  seed: int = 0) -> Testbed:
+                  seed: int = 0, mc=None) -> Testbed:
     """Split ``texts`` at random into members and non-members (half each), fine-tune a copy of
-    ``model`` on the members and the planted ``benchmark``; ``shifted``: texts of another source."""
+    ``model`` on the members and the planted ``benchmark`` (and the multiple-choice items ``mc``,
+    each as :func:`~workbench.training_data.ts_guessing.render` writes it); ``shifted``: texts of
+    another source."""
+    from workbench.training_data.ts_guessing import mc_items, render
+
+    mc = mc_items(mc) if mc is not None else []
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(texts))
     half = len(texts) // 2
     members = [texts[i] for i in sorted(order[:half])]
     nonmembers = [texts[i] for i in sorted(order[half:])]
-    tuned = finetune(model, members + plant(benchmark, n_shards, separator), epochs=epochs, lr=lr,
-                     batch_size=batch_size, seed=seed)
-    return Testbed(model, tuned, members, nonmembers, list(shifted), list(benchmark), n_shards, separator)
+    tuned = finetune(model, members + plant(benchmark, n_shards, separator) + [render(it) for it in mc],
+                     epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
+    return Testbed(model, tuned, members, nonmembers, list(shifted), list(benchmark), n_shards, separator, mc)
 
 
 def run_testbed(tb: Testbed, methods=("loss", "zlib", "min_k", "min_k_pp"), *, n_permutations: int = 99,
-                seed: int = 0, cache: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(membership table, contamination table). Membership: one row per scenario and method with
-    AUROC [CI], TPR@1%FPR, blind AUROC, attack minus blind [CI], DeLong p and the verdict;
-    contamination: the exchangeability test's statistic and p-value on each model."""
+                seed: int = 0, cache: bool = True, tests=("exchangeability",),
+                dataset_inference: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(membership table, collection table). Membership: one row per scenario and method with
+    AUROC [CI], TPR@1%FPR, blind AUROC, attack minus blind [CI], DeLong p and the verdict.
+    Collection table: one row per model and test (``model, test, statistic, p_value, n``, and
+    ``exact_rate`` / ``exact_rate_perturbed`` for verbatim and TS-Guessing): each contamination
+    test in ``tests`` ("exchangeability", "verbatim" on the planted benchmark; "ts_guessing" on
+    the planted multiple-choice items, which needs ``mc=`` in :func:`build_testbed`), and with
+    ``dataset_inference=True`` dataset inference (suspect: the members; validation: the
+    non-members) on both models, plus the shifted texts as validation on the original model
+    (model ``"clean (original), shifted validation"``): the wrong validation set, which a small p
+    there shows."""
+    from workbench.errors import InvalidInputError
     from workbench.training_data.contamination import contamination
+    from workbench.training_data.dataset_inference import dataset_inference as infer
     from workbench.training_data.membership import membership
+
+    if isinstance(tests, str):
+        tests = (tests,)
+    if "ts_guessing" in tests and not tb.mc:
+        raise InvalidInputError("the ts_guessing test needs planted multiple-choice items: build the testbed with "
+                                "mc= (e.g. synthetic_mc(12))")
 
     n = min(len(tb.members), len(tb.shifted))
     scenarios = [("same distribution, fine-tuned", tb.tuned, tb.members, tb.nonmembers),
@@ -180,9 +206,17 @@ def run_testbed(tb: Testbed, methods=("loss", "zlib", "min_k", "min_k_pp"), *, n
                          "diff_ci_high": f["ci_high"], "p_vs_blind": f["p_vs_blind"],
                          "beyond_blind": f["beyond_blind"], "n": len(mem) + len(non)})
     con = []
+    keep = ("test", "statistic", "p_value", "n", "exact_rate", "exact_rate_perturbed")
     for name, model in (("planted (fine-tuned)", tb.tuned), ("clean (original)", tb.base)):
-        r = contamination(model, tb.benchmark, tests=("exchangeability",), seed=seed, n_shards=tb.n_shards,
-                          n_permutations=n_permutations, separator=tb.separator, cache=cache).details[0]
-        con.append({"model": name, "test": r["test"], "statistic": r["statistic"], "p_value": r["p_value"],
-                    "n": r["n"]})
+        for test in tests:
+            r = contamination(model, tb.mc if test == "ts_guessing" else tb.benchmark, tests=(test,), seed=seed,
+                              n_shards=tb.n_shards, n_permutations=n_permutations, separator=tb.separator,
+                              cache=cache).details[0]
+            con.append({"model": name, **{k: r.get(k, np.nan) for k in keep}})
+        if dataset_inference:
+            r = infer(model, tb.members, tb.nonmembers, seed=seed, cache=cache).details
+            con.append({"model": name, **{k: r.get(k, np.nan) for k in keep}})
+    if dataset_inference:
+        r = infer(tb.base, tb.members[:n], tb.shifted[:n], seed=seed, cache=cache).details
+        con.append({"model": "clean (original), shifted validation", **{k: r.get(k, np.nan) for k in keep}})
     return pd.DataFrame(rows), pd.DataFrame(con)

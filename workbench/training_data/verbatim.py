@@ -14,6 +14,15 @@ little fluency, so the control errs towards finding nothing). The test is the pa
 test (:func:`workbench.stats.sign_flip`) of the per-item LCS-ratio difference (original minus
 perturbed), reported one-sided (original better).
 
+What it misses (measured on the SmolLM2 testbed, ``benchmarks/training_data.py``): each prompt is
+an item alone after BOS, so an item trained inside a longer document (the testbed plants the
+benchmark as shards of several items) is prompted out of its context; and a model that learnt
+the items' *kind* (the testbed's benchmark shares its template with the member texts) writes
+the template after exact and perturbed prompts alike, so the LCS ratio is high on both and their
+difference near zero. There the test found nothing (p 0.22 to 0.99) where the exchangeability
+test found the planted benchmark (p 0.01); prompted with the shard before each item, the same
+model gave p 0.014. A large p is no evidence of a clean model.
+
 >>> prompt, rest = split_item("the cat sat on the mat today")
 >>> prompt, rest
 ('the cat sat', ' on the mat today')
