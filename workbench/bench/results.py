@@ -12,12 +12,10 @@ import json
 import numpy as np
 import pandas as pd
 
-from workbench.bench.scorers import PRIMARY, task_metrics
-from workbench.bench.training_cells import KINDS as TRAINING_KINDS
+from workbench.bench.units import attach, table_frame, view
 from workbench.errors import InvalidInputError
 from workbench.results import Result
-from workbench.scoring.chat import reading_identity
-from workbench.stats import Comparable, compare, summarise
+from workbench.stats import Comparable, compare
 
 TABLE_COLUMNS = ["model", "task", "metric", "value", "ci_low", "ci_high", "n"]
 
@@ -56,15 +54,8 @@ class BenchResults(Result):
                     "group": spec.get("group"), "fingerprint": r.model_fingerprint, "item_ids": None,
                     "task_hash": r.task_hash, "format": spec.get("format", "raw"),
                     "system_prompt": spec.get("system_prompt")}
-            if r.task_kind == "probe":
-                from workbench.bench.probe_cells import load_probe_result
-                cell["probe"] = load_probe_result(store, r.run_key)
-            elif r.task_kind in TRAINING_KINDS:
-                from workbench.bench.training_cells import load_training_result, training_finished
-                if not training_finished(store, r.run_key):
-                    continue   # a check killed before it finished has no result to show
-                cell["result"] = load_training_result(store, r.run_key)
-            cells.append(cell)
+            if attach(store, cell):  # False: a check killed before it finished has nothing to show
+                cells.append(cell)
         return cls(store, cells)
 
     # ---- lookup -------------------------------------------------------------------------------
@@ -87,30 +78,14 @@ class BenchResults(Result):
         """One row per item with the scores its metric used (BLiMP: ``UID``, ``logprob_good``,
         ``logprob_bad``, ``correct``; multiple choice: ``logprobs``, ``pred``, ``correct``, ...)."""
         c = self._cell(model, task)
-        if c["kind"] == "probe":
-            out = c["probe"].items.copy()
-        elif c["kind"] == "contamination":   # the per-item frames of its tests, one block per test
-            frames = [df.assign(test=t) for t, df in c["result"].items.items()]
-            out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["test"])
-        elif c["kind"] in TRAINING_KINDS:
-            out = c["result"].items.copy()
-        else:
-            if (model, task) not in self._items:
-                self._items[(model, task)] = self.store.items(c["run_key"], c["item_ids"])
-            out = self._items[(model, task)].copy()
+        out = view(c, self).items()
         out.attrs.update(run_key=c["run_key"], task_hash=c.get("task_hash"), fingerprint=c["fingerprint"])
         return out
 
     def result(self, model: str, task: str):
         """The result object of a probe or training-data cell (``ProbeResult``, ``MembershipResult``,
         ``DatasetInferenceResult``, ``ContaminationResult``), as rebuilt from the store."""
-        c = self._cell(model, task)
-        if "result" in c:
-            return c["result"]
-        if "probe" in c:
-            return c["probe"]
-        raise InvalidInputError(f"{task!r} is a benchmark task: its results are items() and table(); result() "
-                                "gives the result of a probe or training-data check")
+        return view(self._cell(model, task), self).result
 
     def runs(self) -> pd.DataFrame:
         """The store's run rows for this grid (run keys, status, attempts, wall time)."""
@@ -124,26 +99,8 @@ class BenchResults(Result):
         ``"<task>/<group>"``. Probe rows are the probe's own ``summary()`` (its level: 0.95)."""
         if not groups and level == 0.95 and getattr(self, "frame", None) is not None:
             return self.frame.copy()  # (attrs too) computed once at construction (seeded: the same numbers)
-        frames = []
-        for c in self.cells:
-            if c["kind"] == "probe":  # the probe's own summary (its metrics, CIs, n_skipped)
-                s = c["probe"].summary()
-                s = s if groups else s[s.category == "all"]
-                frames.append(s.assign(model=c["model"], task=np.where(
-                    s.category == "all", c["task"], c["task"] + "/" + s.category.astype(str))))
-                continue
-            if c["kind"] in TRAINING_KINDS:   # membership: "<method>/<metric>"; tests: "<test>/p_value", ...
-                from workbench.bench.training_cells import table_rows
-                frames.append(table_rows(c["result"], c["kind"]).assign(model=c["model"], task=c["task"]))
-                continue
-            items = self.items(c["model"], c["task"])
-            if items.empty:
-                continue
-            by = "group" if groups and c.get("group") else None
-            s = summarise(items, task_metrics(c["kind"]), by=by, n_boot=self.n_boot, level=level, seed=self.seed)
-            s["task"] = np.where(s.category == "all", c["task"], c["task"] + "/" + s.category.astype(str))
-            s["model"] = c["model"]
-            frames.append(s)
+        frames = [table_frame(c, view(c, self).rows(groups, level)) for c in self.cells]
+        frames = [f for f in frames if not f.empty]
         out = pd.concat(frames, ignore_index=True)[TABLE_COLUMNS] if frames else pd.DataFrame(columns=TABLE_COLUMNS)
         # provenance travels with the table: which task content and model state each row is from
         out.attrs.update(task_hashes={c["task"]: c.get("task_hash") for c in self.cells},
@@ -167,7 +124,7 @@ class BenchResults(Result):
         t = self.frame
         cols, ranks = {}, {}
         for c in self._task_cells():
-            metric, higher = PRIMARY[c["kind"]]
+            metric, higher = view(c, self).primary
             sel = t[(t.task == c["task"]) & (t.metric == metric)].set_index("model")["value"]
             cols[f"{c['task']}:{metric}"] = sel
             ranks[c["task"]] = sel.rank(ascending=not higher, method="min")
@@ -177,21 +134,12 @@ class BenchResults(Result):
 
     # ---- comparison ---------------------------------------------------------------------------
     def _task_cells(self) -> list[dict]:
-        """Benchmark cells (probes and training-data checks have no better/worse direction: no
-        leaderboard or bar)."""
-        return [c for c in self.cells if c["kind"] != "probe" and c["kind"] not in TRAINING_KINDS]
+        """Cells with a better/worse direction (benchmark tasks; probes and training-data checks
+        have none: no leaderboard or bar)."""
+        return [c for c in self.cells if view(c, self).primary is not None]
 
     def comparable(self, model: str, task: str) -> Comparable:
-        c = self._cell(model, task)
-        if c["kind"] == "probe":
-            return c["probe"].comparable()
-        if c["kind"] in TRAINING_KINDS:
-            raise InvalidInputError(f"{task!r} is a training-data check: it has no paired per-item test between "
-                                    "models; compare their rows in table() or side_by_side()")
-        # a chat-formatted run is a different reading of the same model (see reading_identity)
-        ident, label = reading_identity(c["fingerprint"], model, c.get("format", "raw"), c.get("system_prompt"))
-        return Comparable(self.items(model, task), task_metrics(c["kind"]), ["id"],
-                          "group" if c.get("group") else None, ident, label, task)
+        return view(self._cell(model, task), self).comparable()
 
     def compare(self, model_a: str, model_b: str, task: str, metrics=None, level: float = 0.95) -> pd.DataFrame:
         """Paired test of two models on the same items of ``task``: ``diff = a - b`` with a paired
@@ -241,7 +189,7 @@ class BenchResults(Result):
             raise InvalidInputError(f"kind must be 'bars' or 'forest', got {kind!r}")
         t = self.frame
         if metric is None:
-            keep = {(c["task"], PRIMARY[c["kind"]][0]) for c in self._task_cells()}
+            keep = {(c["task"], view(c, self).primary[0]) for c in self._task_cells()}
             t = t[[(a, b) in keep for a, b in zip(t.task, t.metric)]]
         else:
             t = t[t.metric == metric]
