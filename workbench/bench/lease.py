@@ -158,3 +158,28 @@ def wait_and_take(store, run_key: str, poll_s: float = POLL_S, **kw) -> Lease:
         if lease is not None:
             return lease
         time.sleep(poll_s)
+
+
+def under_lease(store, run_key: str, compute, *, wait: bool, done=None) -> bool:
+    """Run ``compute(lease)`` holding the cell's lease, the one loop every unit of work uses.
+
+    ``done()`` says whether the cell is complete (checked before and after waiting: another
+    process may finish it meanwhile; default: compute once). With ``wait=True`` a live owner is
+    waited for; with ``wait=False`` this returns False at once when another process holds the
+    lease (the grid runner then takes other cells first) or took the cell over. True: the cell
+    was computed here, or found complete."""
+    done = done or (lambda: False)
+    computed = False
+    while not done() and not computed:
+        lease = store.wait_lease(run_key) if wait else store.take_lease(run_key)
+        if lease is None:
+            return False
+        try:
+            with lease:
+                if not done():
+                    compute(lease)
+                computed = True
+        except LeaseLostError:  # this process was thought dead and the cell taken over: the other finishes it
+            if not wait:
+                return False
+    return True

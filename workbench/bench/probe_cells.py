@@ -82,22 +82,16 @@ def run_probe_cell(model, label: str, probe, store, *, limit=None, seed: int = 0
     description, with the :class:`~workbench.probes.base.ProbeResult` rebuilt from the stored
     items. Takes the cell's lease first: while another live process computes it, waits and then
     adopts its result (``wait=True``) or returns None (``wait=False``)."""
-    from workbench.bench.lease import LeaseLostError
+    from workbench.bench.lease import under_lease
 
     cell = probe_cell(model, label, probe, limit, seed, tag)
     spec, key = parse_probe(probe), cell["run_key"]
-    while not probe_finished(store, key):
-        lease = store.wait_lease(key) if wait else store.take_lease(key)
-        if lease is None:
-            return None
-        try:
-            with lease:
-                if not probe_finished(store, key):  # it may have finished while we waited
-                    _score_cell(model, label, spec, key, cell["task_hash"], store, lease, limit=limit, seed=seed,
-                                tag=tag, n_boot=n_boot, chunk_size=chunk_size)
-        except LeaseLostError:  # another process took the cell over: it finishes it
-            if not wait:
-                return None
+
+    def compute(lease):
+        _score_cell(model, label, spec, key, cell["task_hash"], store, lease, limit=limit, seed=seed, tag=tag,
+                    n_boot=n_boot, chunk_size=chunk_size)
+    if not under_lease(store, key, compute, wait=wait, done=lambda: probe_finished(store, key)):
+        return None
     cell["probe"] = load_probe_result(store, key, n_boot=n_boot)
     return cell
 

@@ -67,24 +67,18 @@ def run_cell(model, label: str, task, store, *, limit=None, seed: int = 0, tag: 
     (``wait=True``), or returns None at once (``wait=False``: the grid runner takes other cells
     first). Returns the cell description used by :class:`BenchResults`.
     """
-    from workbench.bench.lease import LeaseLostError
+    from workbench.bench.lease import under_lease
 
     store = open_store(store)
     items = task.select(limit)
     key = run_key_of(model, task, seed, tag)
-    while True:
-        lease = store.wait_lease(key) if wait else store.take_lease(key)
-        if lease is None:
-            return None
-        try:
-            with lease:
-                _score_cell(model, label, task, store, items, key, lease, limit=limit, seed=seed, tag=tag,
-                            chunk_size=chunk_size,
-                            backend=backend, progress=progress, score_kwargs=score_kwargs)
-            return task_cell(label, task, key, model.state_id, items)
-        except LeaseLostError:  # this process was thought dead and the cell taken over: let the other finish
-            if not wait:
-                return None
+
+    def compute(lease):  # resumes: only the items the store does not have are scored
+        _score_cell(model, label, task, store, items, key, lease, limit=limit, seed=seed, tag=tag,
+                    chunk_size=chunk_size, backend=backend, progress=progress, score_kwargs=score_kwargs)
+    if not under_lease(store, key, compute, wait=wait):
+        return None
+    return task_cell(label, task, key, model.state_id, items)
 
 
 def _score_cell(model, label, task, store, items, key, lease, *, limit, seed, tag, chunk_size, backend, progress,

@@ -152,7 +152,7 @@ def run_training_cell(model, label: str, check, store, *, seed: int = 0, tag: st
     description with its result (``"result"``), rebuilt from the store. The check's own ``seed``
     wins over the grid's. Takes the cell's lease first: while another live process computes it,
     waits and then adopts its result (``wait=True``) or returns None (``wait=False``)."""
-    from workbench.bench.lease import LeaseLostError
+    from workbench.bench.lease import under_lease
     from workbench.bench.store import open_store
 
     store = open_store(store)
@@ -160,17 +160,9 @@ def run_training_cell(model, label: str, check, store, *, seed: int = 0, tag: st
     spec.setdefault("seed", seed)
     cell = training_cell(model, label, spec, seed, tag)
     key = cell["run_key"]
-    while not training_finished(store, key):
-        lease = store.wait_lease(key) if wait else store.take_lease(key)
-        if lease is None:
-            return None
-        try:
-            with lease:
-                if not training_finished(store, key):
-                    _compute(model, label, spec, cell, store, lease, seed=seed, tag=tag)
-        except LeaseLostError:
-            if not wait:
-                return None
+    if not under_lease(store, key, lambda lease: _compute(model, label, spec, cell, store, lease, seed=seed, tag=tag),
+                       wait=wait, done=lambda: training_finished(store, key)):
+        return None
     cell["result"] = load_training_result(store, key)
     return cell
 
