@@ -68,7 +68,8 @@ def _run_args(p):
     p.add_argument("--probes", nargs="*", default=None, metavar="PROBE", help="bias probes to run in the grid: NAME or NAME=DATA_PATH (see wb.list_probes())")
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--tag", default="", help="part of the run identity: a new tag re-runs everything")
-    p.add_argument("--backend", choices=["local", "ray"], default="local")
+    p.add_argument("--executor", "--backend", dest="executor", choices=["local", "ray"], default="local",
+                   help="where cells run (--backend is the former name)")
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local one)")
     p.add_argument("--chunk-size", type=positive_int, default=64, help="items committed per transaction")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -81,7 +82,7 @@ def _run_args(p):
 def _run(args) -> int:
     import workbench as wb
     res = wb.run(models=args.models, tasks=args.tasks, store=args.store, limit=args.limit, probes=args.probes,
-                 seed=args.seed, tag=args.tag, backend=args.backend, ray_address=args.ray_address,
+                 seed=args.seed, tag=args.tag, executor=args.executor, ray_address=args.ray_address,
                  chunk_size=args.chunk_size, progress=not args.no_progress,
                  score_kwargs={"cache": False} if args.no_score_cache else None)
     _print_frame(res.table(), args.format)

@@ -4,7 +4,7 @@
   (multiple choice, minimal pairs, perplexity, generation); built in: BLiMP, capitals,
   arithmetic, prose.
 - :func:`~workbench.bench.runner.run`: models x tasks (x bias probes), resumable, into a SQLite
-  store (:func:`~workbench.bench.store.open_store`); ``backend="ray"`` scales out.
+  store (:func:`~workbench.bench.store.open_store`); ``executor="ray"`` scales out.
 - :class:`~workbench.bench.results.BenchResults`: ``table()``, ``items()``, ``compare()``,
   ``leaderboard()``, ``plot()``, ``diff()``.
 

@@ -7,7 +7,7 @@ locally: a cell only scores the items its run key does not have yet. A cell anot
 computing (its lease in the store, see :mod:`workbench.bench.lease`) is waited for, then adopted.
 
 >>> import workbench as wb                                    # doctest: +SKIP
->>> wb.run(["smollm2-135m-instruct", "gemma-3-270m"], ["blimp"], backend="ray", limit=10)  # doctest: +SKIP
+>>> wb.run(["smollm2-135m-instruct", "gemma-3-270m"], ["blimp"], executor="ray", limit=10)  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise WorkbenchError("backend='ray' needs Ray: pip install 'open-model-workbench[ray]' "
+        raise WorkbenchError("executor='ray' needs Ray: pip install 'open-model-workbench[ray]' "
                              "(or pip install ray)") from None
     return ray
 

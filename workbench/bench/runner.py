@@ -145,9 +145,9 @@ def load_model_spec(spec):
     return load_model(spec)
 
 
-def run(models, tasks, store="results.db", limit=None, probes=None, seed: int = 0, backend: str = "local",
+def run(models, tasks, store="results.db", limit=None, probes=None, seed: int = 0, backend: str | None = None,
         tag: str = "", chunk_size: int = 64, progress: bool = True, score_kwargs: dict | None = None,
-        ray_address: str | None = None, training=None):
+        ray_address: str | None = None, training=None, executor: str | None = None):
     """Run every task (and bias probe) on every model; results land in a SQLite store.
 
     Parameters
@@ -167,7 +167,9 @@ def run(models, tasks, store="results.db", limit=None, probes=None, seed: int = 
         result stored whole and reloaded on a rerun (``res.result(model, task)``; rows in
         ``table()``). See :mod:`workbench.bench.training_cells`.
     seed : seeds torch before each cell and is passed to generation; part of the run identity.
-    backend : ``"local"`` (this process) or ``"ray"`` (one Ray task per cell; ``pip install .[ray]``).
+    executor : where cells run: ``"local"`` (this process, the default) or ``"ray"`` (one Ray task per
+        cell; ``pip install .[ray]``). ``backend=`` is its former name, still accepted with a
+        DeprecationWarning: "backend" now names a model's engine (``wb.load_model(backend=...)``).
     tag : a label that is part of the run identity: a new tag re-runs everything under it.
     chunk_size : items committed per transaction (a kill loses at most one chunk).
     score_kwargs : passed to the scoring functions (e.g. ``{"batch_size": 16}``).
@@ -190,11 +192,19 @@ def run(models, tasks, store="results.db", limit=None, probes=None, seed: int = 
     """
     from workbench.bench.results import BenchResults
 
+    if backend is not None:
+        import warnings
+        if executor is not None and executor != backend:
+            raise InvalidInputError(f"executor={executor!r} and backend={backend!r} disagree: pass executor= only "
+                                    "(backend= is its former name)")
+        warnings.warn("wb.run(backend=...) is now executor=...: 'backend' names a model's engine "
+                      "(wb.load_model(backend=...))", DeprecationWarning, stacklevel=2)
+    backend = executor or backend or "local"  # the cells' executor (the store's attempts call it backend)
     if backend not in BACKENDS:
-        raise InvalidInputError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        raise InvalidInputError(f"executor (formerly backend) must be one of {BACKENDS}, got {backend!r}")
     if (probes or training) and backend == "ray":
-        raise InvalidInputError("probes and training checks run with backend='local' only for now; run them in a "
-                                "separate wb.run call")
+        raise InvalidInputError("probes and training checks run with executor='local' (backend='local') only for now; "
+                                "run them in a separate wb.run call")
     if isinstance(tasks, (str, dict)) or hasattr(tasks, "kind"):
         tasks = [tasks]
     task_objs = [load_task(t) for t in tasks]
