@@ -11,6 +11,7 @@ from workbench.inspect.hooks import add_read_hook, attention_implementation, hoo
 from workbench.inspect.sites import MODEL_SITES, SITES, adapter
 from workbench.validate import BOOL, Int, Optional, check_context, checked
 from workbench.provenance import record
+from workbench.scoring.padding import tokenizer_state_kept
 
 
 def tokenize(model, inputs, padding_side: str = "right") -> dict:
@@ -35,36 +36,14 @@ def tokenize(model, inputs, padding_side: str = "right") -> dict:
     tok = model.tokenizer
     from workbench.scoring.padding import pad_id
     pad = pad_id(tok)
-    with _backend_state_kept(tok):
+    with tokenizer_state_kept(tok):
         enc = _pad_manually(tok, inputs, pad, padding_side)
     return enc
 
 
-@contextlib.contextmanager
-def _backend_state_kept(tok):
-    """Calling a fast tokenizer can leave its backend's padding/truncation settings changed
-    (e.g. padding direction), which would change the model's fingerprint; put them back."""
-    backend = getattr(tok, "_tokenizer", None)
-    if backend is None:
-        yield
-        return
-    padding, truncation = backend.padding, backend.truncation
-    try:
-        yield
-    finally:
-        if padding is None:
-            backend.no_padding()
-        else:
-            backend.enable_padding(**{k: v for k, v in padding.items() if k != "pad_to_multiple_of" or v})
-        if truncation is None:
-            backend.no_truncation()
-        else:
-            backend.enable_truncation(**truncation)
-
-
 def encode(tok, texts, **kwargs) -> list:
     """``tok(texts, **kwargs)["input_ids"]`` leaving the tokenizer's state as it was."""
-    with _backend_state_kept(tok):
+    with tokenizer_state_kept(tok):
         return tok(texts, **kwargs)["input_ids"]
 
 
@@ -225,7 +204,7 @@ def _rows(row: int, part_shape) -> tuple:
     return (slice(row, row + part_shape[0]),) + tuple(slice(0, d) for d in part_shape[1:])
 
 
-def _place(chunks: list, n: int, seq_len: int, site: str, positioned: bool) -> torch.Tensor:
+def place(chunks: list, n: int, seq_len: int, site: str, positioned: bool) -> torch.Tensor:
     """Batch chunks (each padded only to its own batch's length) -> one zero-padded tensor."""
     shape = _full_shape(site, chunks[0].shape, n, seq_len, positioned)
     if len(chunks) == 1 and list(chunks[0].shape) == shape:
@@ -347,16 +326,20 @@ def capture(model, inputs, sites=("resid_post",), layers=None, positions=None, d
             rec.pad, rec.row = ~m[:, :width].bool(), i
             model.hf(input_ids=ids[i:i + batch_size, :width].to(model.device),
                      attention_mask=m[:, :width].to(model.device))
-    return ActivationCache(blocks.result(), ids, mask, _str_tokens(model, ids, mask), idx, notes,
-                           _provenance(model, keys, dtype, est))
+    return ActivationCache(blocks.result(), ids, mask, str_tokens(model, ids, mask), idx, notes,
+                           capture_provenance(model, keys, dtype, est))
 
 
-def _str_tokens(model, ids, mask):
+def str_tokens(model, ids, mask):
     conv = model.tokenizer.convert_ids_to_tokens
     return [conv([int(t) for t, m in zip(row, mrow) if m]) for row, mrow in zip(ids, mask)]
 
 
-def _provenance(model, keys, dtype, est, **extra):
+def capture_provenance(model, keys, dtype, est, **extra):
     return {**record(model), "state_id": model.state_id, "architecture": model.architecture,
             "n_layers": adapter(model).n_layers, "sites": sorted({s for s, _ in keys}),
             "dtype": str(dtype or model.dtype), "estimate_bytes": est, **extra}
+
+
+# former private names of helpers the streaming and generation captures share
+_place, _provenance, _str_tokens, _backend_state_kept = place, capture_provenance, str_tokens, tokenizer_state_kept

@@ -8,7 +8,7 @@ import torch
 
 from workbench.errors import InvalidInputError, UnsupportedSiteError
 from workbench.inspect.cache import ActivationCache, check_fits, estimate_bytes
-from workbench.inspect.capture import Recorder, _provenance, _str_tokens, check_fits_window, tokenize
+from workbench.inspect.capture import Recorder, capture_provenance, check_fits_window, str_tokens, tokenize
 from workbench.inspect.hooks import attention_implementation
 from workbench.inspect.sites import adapter
 
@@ -53,5 +53,5 @@ def capture_generation(model, inputs, keys, dtype, max_new_tokens, max_memory):
     mask = torch.cat([enc["attention_mask"], torch.ones(seqs.shape[0], seqs.shape[1] - enc["attention_mask"].shape[1],
                                                           dtype=enc["attention_mask"].dtype)], dim=1)
     notes.append("generation: left-padded; activations cover tokens[:, :-1] (the last token is never fed back)")
-    return ActivationCache(data, seqs, mask, _str_tokens(model, seqs, mask), None, notes,
-                           _provenance(model, keys, dtype, None, max_new_tokens=max_new_tokens))
+    return ActivationCache(data, seqs, mask, str_tokens(model, seqs, mask), None, notes,
+                           capture_provenance(model, keys, dtype, None, max_new_tokens=max_new_tokens))

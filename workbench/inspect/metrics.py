@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 
 from workbench.errors import InvalidInputError, WrongModelKindError
-from workbench.inspect.capture import _backend_state_kept
+from workbench.scoring.padding import tokenizer_state_kept
 from workbench.inspect.hooks import hooks_removed_after, intervention
 from workbench.scoring.tokenize import encode_pair, resolve_bos
 from workbench.validate import check_context
@@ -53,7 +53,7 @@ class InterventionMetric:
             raise InvalidInputError("prompt must be a non-empty string")
         tok = model.tokenizer
         rows, spans = [], []
-        with _backend_state_kept(tok):
+        with tokenizer_state_kept(tok):
             add_bos = resolve_bos(tok, "auto")
             for c in self.continuations:
                 p, ids = encode_pair(tok, prompt, c, add_bos)

@@ -20,7 +20,7 @@ import torch
 
 from workbench.errors import InvalidInputError
 from workbench.inspect.cache import ActivationCache, estimate_bytes
-from workbench.inspect.capture import _place, capture, encode, resolve_sites
+from workbench.inspect.capture import capture, encode, place, resolve_sites
 from workbench.inspect.sites import adapter
 
 MANIFEST = "manifest.json"
@@ -142,7 +142,7 @@ class ShardedCache:
         shards = list(self)
         site = key[0]
         seq = max(s.tokens.shape[1] for s in shards)
-        return _place([s[key] for s in shards], sum(len(s.tokens) for s in shards), seq, site,
+        return place([s[key] for s in shards], sum(len(s.tokens) for s in shards), seq, site,
                       self.manifest["positions"] is not None)
 
     def to_frame(self) -> pd.DataFrame:

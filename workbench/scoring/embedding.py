@@ -11,7 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from workbench.errors import InvalidInputError
-from workbench.inspect.capture import _backend_state_kept
+from workbench.scoring.padding import tokenizer_state_kept
 from workbench.scoring.padding import padding
 from workbench.progress import show_progress
 
@@ -31,7 +31,7 @@ def embed_rows(model, sentences: list[str], pooling: str, layer: int, normalize:
         show = show_progress(progress, default=len(starts) > 4)
         for s in tqdm(starts, desc="embedding", disable=not show, leave=False):
             cut = dict(truncation=True, max_length=max_tokens) if max_tokens else {}
-            with _backend_state_kept(tok):  # truncation settings must not outlive this call
+            with tokenizer_state_kept(tok):  # truncation settings must not outlive this call
                 enc = tok(sentences[s:s + batch_size], return_tensors="pt", padding=True, **cut)
             enc = {k: v.to(model.device) for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
             res = model.hf.base_model(**enc, output_hidden_states=layer != -1)

@@ -41,3 +41,25 @@ def pad_rows(rows, pad: int, width: int | None = None, side: str = "right"):
         sl = slice(0, len(r)) if side == "right" else slice(width - len(r), width)
         ids[i, sl], mask[i, sl] = torch.tensor(list(r), dtype=torch.long), 1
     return ids, mask
+
+
+@contextmanager
+def tokenizer_state_kept(tok):
+    """Calling a fast tokenizer can leave its backend's padding/truncation settings changed
+    (e.g. padding direction), which would change the model's fingerprint; put them back."""
+    backend = getattr(tok, "_tokenizer", None)
+    if backend is None:
+        yield
+        return
+    padding, truncation = backend.padding, backend.truncation
+    try:
+        yield
+    finally:
+        if padding is None:
+            backend.no_padding()
+        else:
+            backend.enable_padding(**{k: v for k, v in padding.items() if k != "pad_to_multiple_of" or v})
+        if truncation is None:
+            backend.no_truncation()
+        else:
+            backend.enable_truncation(**truncation)
