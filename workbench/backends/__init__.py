@@ -8,7 +8,7 @@ from workbench.backends.hf import HFBackend
 from workbench.backends.registry import (BackendEntry, backend_names, backends_with, get_backend,
                                          register_backend)
 
-register_backend("hf", "workbench.backends.hf:load_hf", CAPABILITIES,
+register_backend("hf", "workbench.models.loading:load_model", CAPABILITIES,
                  description="the unmodified transformers model in process (reference; every capability)")
 
 __all__ = ["CAPABILITIES", "Backend", "BackendEntry", "HFBackend", "backend_names", "backends_with",

@@ -53,9 +53,3 @@ class HFBackend(Backend):
     def modules(self):
         return self.hf
 
-
-def load_hf(spec, **options):
-    """The registry's loader for ``backend="hf"``: :func:`workbench.models.loading.load_model`'s
-    own routes (aliases, folders, GGUF de-quantised, hub ids)."""
-    from workbench.models.loading import load_model
-    return load_model(spec, **options)
