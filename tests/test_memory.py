@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -118,3 +120,28 @@ def test_max_memory_pushes_layers_to_disk(tmp_path):
                           offload_folder=tmp_path / "offload")
     assert "disk" in set(small.hf.hf_device_map.values())
     assert torch.equal(_logits(small), _logits(plain))
+
+
+LLAMA3_70B = {"model_type": "llama", "hidden_size": 8192, "intermediate_size": 28672, "num_hidden_layers": 80,
+              "num_attention_heads": 64, "num_key_value_heads": 8, "vocab_size": 128256,
+              "tie_word_embeddings": False}
+
+
+def test_memory_plan_covers_backends_and_precisions():
+    plan = wb.estimate_memory(LLAMA3_70B, backends=True, memory_gib=64, context=4096)
+    assert plan.attrs["params"] == 70_553_706_496  # Llama-3-70B, counted from its config alone
+    assert set(plan.backend) == {"hf", "llama.cpp"}
+    assert {"float32", "bfloat16", "int8", "int4", "Q8_0", "Q4_K_M", "Q2_K"} <= set(plan.precision)
+    # weights scale with bits per weight; the total adds the KV cache at 4,096 tokens (GQA: 8 KV heads)
+    assert np.allclose(plan.weights_gib, plan.attrs["params"] * plan.bits_per_weight / 8 / 2**30)
+    kv16 = 2 * 80 * 8 * 128 * 4096 * 2 / 2**30
+    assert plan.set_index("precision").loc["bfloat16", "kv_cache_gib"] == pytest.approx(kv16)
+    assert (plan.fits == (plan.total_gib <= 64)).all()
+    assert "backend='llama.cpp' at Q6_K" in plan.attrs["advice"]  # the most precise GGUF type that fits
+    assert "fits in 400 GiB with the Hugging Face backend at float32" in \
+        wb.estimate_memory(LLAMA3_70B, backends=True, memory_gib=400).attrs["advice"]
+    assert "backend='openai'" in wb.estimate_memory(LLAMA3_70B, backends=True, memory_gib=16).attrs["advice"]
+    with pytest.raises(InvalidInputError, match="memory_gib"):
+        wb.estimate_memory(LLAMA3_70B, backends=True, memory_gib=0)
+    with pytest.raises(InvalidInputError, match="context"):
+        wb.estimate_memory(LLAMA3_70B, backends=True, context=True)

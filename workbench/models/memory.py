@@ -23,8 +23,25 @@ from workbench.errors import InvalidInputError, ModelNotFoundError
 BYTES_PER_PARAM = {"float32": 4.0, "float16": 2.0, "bfloat16": 2.0, "int8": 1.0, "int4": 0.5}
 
 
+# bits per weight of llama.cpp's GGUF types, as llama.cpp's quantize tool reports them for Llama
+# models (mixed types such as Q4_K_M keep some tensors at higher precision; other architectures
+# differ by a few percent)
+GGUF_BITS = {"F16": 16.0, "Q8_0": 8.5, "Q6_K": 6.56, "Q5_K_M": 5.69, "Q4_K_M": 4.89, "Q3_K_M": 3.91, "Q2_K": 2.96}
+# what each way of running a model needs besides memory (see the README, "Auditing a 70B model")
+_PLAN = (
+    ("hf", "float32", 32.0, "CPU or GPU; exact reference numbers"),
+    ("hf", "bfloat16", 16.0, "CPU or GPU; agreement with float32 measured in benchmarks/backends.py"),
+    ("hf", "float16", 16.0, "GPU (CPU float16 kernels are slow)"),
+    ("hf", "int8", 8.0, "CUDA GPU with bitsandbytes"),
+    ("hf", "int4", 4.0, "CUDA GPU with bitsandbytes (nf4)"),
+) + tuple(("llama.cpp", q, b, "CPU (memory-mapped GGUF), optional GPU offload; no inspection")
+          for q, b in GGUF_BITS.items())
+OVERHEAD = 1.10  # activations, buffers and the allocator on top of weights and KV cache
+
+
 def estimate_memory(spec, *, revision: str | None = None, kind: str | None = None,
-                    trust_remote_code: bool = False, hub_cache_dir=None):
+                    trust_remote_code: bool = False, hub_cache_dir=None, backends: bool = False,
+                    context: int = 2048, memory_gib: float | None = None):
     """Memory the weights of ``spec`` need in float32/float16/bfloat16/int8/int4.
 
     ``spec``: an embedded alias, a local folder (its ``config.json``), a ``.gguf`` file (its
@@ -37,9 +54,23 @@ def estimate_memory(spec, *, revision: str | None = None, kind: str | None = Non
     (small for scoring) plus, when generating, the KV cache; with less memory than that, load with
     ``wb.load_model(spec, device_map="auto", max_memory=..., offload_folder=...)``.
 
+    ``backends=True`` returns instead one row per way of running it: ``backend`` ("hf" at
+    float32/bfloat16/float16/int8/int4, "llama.cpp" at each GGUF type of :data:`GGUF_BITS`),
+    ``precision``, ``bits_per_weight``, ``weights_gib``, ``kv_cache_gib`` (at ``context``
+    tokens), ``total_gib`` (weights + KV cache, plus 10% for activations and buffers),
+    ``fits`` (within ``memory_gib``; default: this machine's memory) and ``needs`` (hardware).
+    ``frame.attrs["advice"]`` says, in one sentence, how to run the model here: the most precise
+    way that fits, or else that it needs more memory or a server (``backend="openai"`` on a
+    vLLM/SGLang server across GPUs). Figures are estimates from the parameter count; a GGUF's
+    own file size is the truth for that file.
+
     >>> import workbench as wb
     >>> wb.estimate_memory("smollm2-135m-instruct").attrs["params"]  # doctest: +SKIP
     134515008
+    >>> from workbench.testing import tiny_config
+    >>> plan = wb.estimate_memory(tiny_config("llama", vocab_size=400), backends=True, memory_gib=1)
+    >>> plan.iloc[0][["backend", "precision", "fits"]].tolist()
+    ['hf', 'float32', True]
     """
     import pandas as pd
 
@@ -59,7 +90,59 @@ def estimate_memory(spec, *, revision: str | None = None, kind: str | None = Non
     checkpoint_dtype = getattr(config, "dtype", None)
     frame.attrs.update(params=params, architecture=config.model_type, kind=kind, source=source,
                        checkpoint_dtype=str(checkpoint_dtype).replace("torch.", "") if checkpoint_dtype else None)
+    if backends:
+        return _plan(frame.attrs, kv_per_token, context, memory_gib)
     return frame
+
+
+def _machine_memory_gib() -> float:
+    """This machine's physical memory, in GiB."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        import psutil
+        return psutil.virtual_memory().total / 2**30
+
+
+def _plan(attrs: dict, kv_per_token: int, context: int, memory_gib: float | None):
+    import pandas as pd
+
+    if not isinstance(context, int) or isinstance(context, bool) or context < 1:
+        raise InvalidInputError(f"context must be a positive number of tokens, got {context!r}")
+    if memory_gib is not None and (isinstance(memory_gib, bool) or not isinstance(memory_gib, (int, float))
+                                   or memory_gib <= 0):
+        raise InvalidInputError(f"memory_gib must be a positive number of GiB, got {memory_gib!r}")
+    available = float(memory_gib) if memory_gib is not None else _machine_memory_gib()
+    params, rows = attrs["params"], []
+    for backend, precision, bits, needs in _PLAN:
+        weights = params * bits / 8 / 2**30
+        kv = kv_per_token * context * (4 if precision == "float32" else 2) / 2**30
+        total = (weights + kv) * OVERHEAD
+        rows.append({"backend": backend, "precision": precision, "bits_per_weight": bits, "weights_gib": weights,
+                     "kv_cache_gib": kv, "total_gib": total, "fits": total <= available, "needs": needs})
+    frame = pd.DataFrame(rows)
+    frame.attrs.update(attrs, context=context, memory_gib=available, advice=_advice(frame, attrs, available))
+    return frame
+
+
+def _advice(frame, attrs, available: float) -> str:
+    size = f"{attrs['params'] / 1e9:.1f}B-parameter" if attrs["params"] >= 1e9 else f"{attrs['params'] / 1e6:.0f}M-parameter"
+    cpu = frame[frame.fits & ~frame.needs.str.startswith(("GPU", "CUDA"))]
+    if len(cpu) and cpu.iloc[0].backend == "hf":
+        r = cpu.iloc[0]
+        return (f"the {size} model fits in {available:.0f} GiB with the Hugging Face backend at {r.precision} "
+                f"({r.total_gib:.1f} GiB): every capability, inspection included")
+    if len(cpu):
+        r = cpu.iloc[0]
+        f32 = frame.iloc[0]
+        return (f"the {size} model needs {f32.total_gib:.0f} GiB at float32, more than {available:.0f} GiB: run it "
+                f"with backend='llama.cpp' at {r.precision} ({r.total_gib:.1f} GiB; scoring, probes and tasks, not "
+                "inspection), or split it with device_map='auto', max_memory=..., offload_folder=... (every "
+                "capability, slowly, from disk)")
+    smallest = frame.iloc[-1]
+    return (f"the {size} model does not fit in {available:.0f} GiB even at {smallest.precision} "
+            f"({smallest.total_gib:.0f} GiB): serve it on GPUs (vLLM or SGLang, tensor/pipeline parallel) and "
+            "connect with backend='openai', or offload to disk with device_map (slow)")
 
 
 def count_params(config, kind: str) -> int:
