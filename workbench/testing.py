@@ -216,3 +216,57 @@ def induction_model(seed: int = 0):
     # wrapped again so the fingerprint hashes the planted weights, not the random ones
     return Model.from_hf(hf, m.tokenizer, name="tiny-induction-gpt2", licence="synthetic (hand-set weights)",
                          source=f"workbench.testing.induction_model(seed={seed})")
+
+
+def capability_suite(model, probe_limit: int = 12) -> dict:
+    """Every capability run once on ``model``, each reduced to a float64 array, so that two
+    ways of running one model (float32 vs bfloat16, whole vs split over devices and disk) can be
+    compared number by number (:func:`compare_suites`). Used by ``tests/test_split_and_bf16.py``
+    and ``benchmarks/backends.py``.
+
+    Covers scoring (log-likelihoods), capture (resid_post of every layer), the logit lens,
+    attention patterns, head ablation, activation patching, steering, feature-ablation
+    attribution and a bias probe (the templated occupations/pronouns probe on ``probe_limit``
+    items).
+    """
+    import numpy as np
+
+    import workbench as wb
+
+    text, clean, corrupted = "The doctor said that the nurse", "The doctor said that", "The nurse said that"
+    metric = (" he", " she")
+    out = {}
+    ll = wb.loglikelihood(model, [(clean, " he"), (clean, " she"), (corrupted, " he")], cache=False)
+    out["scoring"] = ll.logprob.to_numpy(float)
+    cache = wb.capture(model, [text], sites=["resid_post"])
+    out["capture"] = np.concatenate([cache["resid_post", layer].double().numpy().ravel()
+                                     for layer in range(model.n_layers)])
+    out["lens"] = wb.logit_lens(model, text, targets=[" he"])["prob"].to_numpy(float)  # p(" he") per layer, position
+    att = wb.inspect.attention(model, text, layers=[0])
+    out["attention"] = att.patterns[0].double().numpy().ravel()
+    out["ablation"] = wb.inspect.ablate(model, clean, metric, component="head", layers=[0],
+                                        progress=False).frame["effect"].to_numpy(float)
+    out["patching"] = wb.inspect.patch(model, clean, corrupted, metric, layers=[0], progress=False
+                                       ).frame["value"].to_numpy(float)
+    vec = wb.inspect.steering_vector(model, [clean], [corrupted], layer=0)
+    with wb.inspect.steer(model, vec, strength=2.0):
+        out["steering"] = wb.loglikelihood(model, [(clean, " he")], cache=False).logprob.to_numpy(float)
+    out["attribution"] = wb.attribute(model, clean, " he", random_check=False)["attribution"].to_numpy(float)
+    probe = wb.run_probe("occupations_pronouns", model, limit=probe_limit, n_boot=200, cache=False)
+    out["probe"] = probe.items["diff"].to_numpy(float)
+    return out
+
+
+def compare_suites(reference: dict, other: dict) -> "pd.DataFrame":
+    """Per capability: max and median absolute difference of ``other`` from ``reference``, and
+    the largest reference magnitude (for scale)."""
+    import numpy as np
+    import pandas as pd
+
+    rows = []
+    for name, ref in reference.items():
+        diff = np.abs(np.asarray(other[name], float) - np.asarray(ref, float))
+        rows.append({"capability": name, "n": diff.size, "max_abs_diff": float(diff.max()) if diff.size else 0.0,
+                     "median_abs_diff": float(np.median(diff)) if diff.size else 0.0,
+                     "max_abs_reference": float(np.abs(ref).max()) if ref.size else 0.0})
+    return pd.DataFrame(rows)

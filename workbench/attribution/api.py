@@ -80,7 +80,11 @@ def attribute(model, prompt: str, target: str, method: str = "feature_ablation",
     if method not in METHODS:
         raise InvalidInputError(f"unknown method {method!r}; choose one of {METHODS}")
     from workbench.validate import check_model
-    check_model(model, ("causal", "masked"), "attribute")
+    check_model(model, ("causal", "masked"), "attribute", needs="hooks")
+    if random_check and any(p.device.type == "meta" for p in model.hf.parameters()):
+        raise InvalidInputError(f"{model.name} is split with part of its weights offloaded to disk, so the "
+                                "randomised-model check (a full re-drawn copy in memory) cannot be built; pass "
+                                "random_check=False, or load the model whole to run that check")
 
     problem = build_problem(model, prompt, target, baseline)
     problems = [problem]

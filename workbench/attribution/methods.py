@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from workbench.attribution.inputs import Problem, target_logprob
+from workbench.models.model import input_device
 
 METHODS = ("feature_ablation", "shapley_sampling", "integrated_gradients")
 ALIASES = {"shapley": "shapley_sampling", "shapley_value_sampling": "shapley_sampling",
@@ -22,7 +23,7 @@ ALIASES = {"shapley": "shapley_sampling", "shapley_value_sampling": "shapley_sam
 
 def _on_features(hf, problem: Problem):
     """Objective over the feature tokens only: [k, n] ids -> [k] target log-probabilities."""
-    full = problem.ids.to(next(hf.parameters()).device)
+    full = problem.ids.to(input_device(hf))
     feats = problem.features.to(full.device)
 
     def forward(free_ids: torch.Tensor) -> torch.Tensor:
@@ -40,7 +41,7 @@ def run_method(hf, problem: Problem, method: str, batch_size: int, n_samples: in
     """
     from captum.attr import FeatureAblation, LayerIntegratedGradients, ShapleyValueSampling
 
-    device = next(hf.parameters()).device
+    device = input_device(hf)
     if method in ("feature_ablation", "shapley_sampling"):
         forward = _on_features(hf, problem)
         x = problem.ids[problem.features].unsqueeze(0).to(device)

@@ -52,7 +52,8 @@ def randomized_copy(hf, seed: int = 0):
 
 def endpoint_logprobs(hf, problem: Problem) -> tuple[float, float]:
     """Target log-probability with the prompt as given, and with every feature ablated."""
-    device = next(hf.parameters()).device
+    from workbench.models.model import input_device
+    device = input_device(hf)
     rows = torch.stack([problem.ids, problem.baseline_ids()]).to(device)
     with torch.no_grad():
         lp = target_logprob(hf, problem, rows)

@@ -22,6 +22,16 @@ def infer_kind(hf_model) -> str:
     return "encoder"
 
 
+def input_device(hf) -> torch.device:
+    """Where a transformers model's inputs go: its first weights' device; for a model split with
+    accelerate whose first weights are offloaded to disk (meta tensors until a forward pass reads
+    them in), the first resident weights' device, else the CPU."""
+    first = next(hf.parameters()).device
+    if first.type != "meta":
+        return first
+    return next((p.device for p in hf.parameters() if p.device.type != "meta"), torch.device("cpu"))
+
+
 @dataclass(eq=False)
 class Model:
     """A loaded model: ``hf`` and ``tokenizer`` are the unmodified transformers objects.
@@ -102,7 +112,7 @@ class Model:
     def device(self) -> torch.device:
         if self.hf is None:
             return torch.device("cpu")  # where results arrive; the backend runs where it runs
-        return next(self.hf.parameters()).device
+        return input_device(self.hf)
 
     @property
     def dtype(self) -> torch.dtype:
