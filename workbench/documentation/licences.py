@@ -42,6 +42,8 @@ def spdx_id(text) -> str | None:
     if not text:
         return None
     t = str(text).strip().strip("'\"")
+    if t.startswith("LicenseRef-"):
+        return t
     low = t.lower()
     if low.startswith(("unknown", "other", "none")):
         return None

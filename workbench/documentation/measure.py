@@ -47,11 +47,21 @@ def measure(model) -> dict:
                 out["context_length"] = (int(getattr(cfg, attr)), f"the window the loaded model runs with ({attr}; "
                                          "rotary positions have no table to count)")
                 break
-    shares = [s for name, p in hf.named_parameters() if (s := four_bit_share(p)) is not None]
-    if shares:
-        four = sum(s >= 0.99 for s in shares)
-        bits = 4 if four > len(shares) / 2 else None
-        out["quantisation"] = ("4-bit levels" if bits else "not 4-bit",
-                               f"{four} of {len(shares)} weight matrices have at most 16 distinct values in 99% of "
-                               f"their {BLOCK}-weight blocks")
+    by_width: dict = {}  # row length -> [4-bit matrices, matrices]
+    for _, p in hf.named_parameters():
+        share = four_bit_share(p)
+        if share is not None:
+            tally = by_width.setdefault(int(p.shape[1]), [0, 0])
+            tally[0] += share >= 0.99
+            tally[1] += 1
+    if by_width:
+        four, total = sum(t[0] for t in by_width.values()), sum(t[1] for t in by_width.values())
+        widths = ", ".join(f"{w}: {t[0]}/{t[1]}" for w, t in sorted(by_width.items()))
+        # K-quants work on super-blocks of 256: llama.cpp stores rows of other lengths in another type
+        odd = [w for w, t in by_width.items() if w % 256 and t[0] < t[1]]
+        note = (f"; rows of length {', '.join(map(str, sorted(odd)))} are not a multiple of the 256-weight "
+                "super-block of K-quants, which llama.cpp then stores in another type") if odd and four else ""
+        out["quantisation"] = ("4-bit levels" if four > total / 2 else "not 4-bit",
+                               f"{four} of {total} weight matrices have at most 16 distinct values in 99% of their "
+                               f"{BLOCK}-weight blocks (by row length: {widths}){note}")
     return out

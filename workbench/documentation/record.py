@@ -128,7 +128,7 @@ class Documentation(Result):
         add("model card", "Model basics: Centralized model documentation",
             ("disclosed", f"README.md (sha256 {card[0]['sha256'][:12]}…)") if card else
             ("not disclosed", "no README.md model card with the weights" + (
-                "; the package descriptions say: " + "; ".join(map(str, self.declared("description")))
+                "; the package descriptions say: " + "; ".join(list(dict.fromkeys(map(str, self.declared("description"))))[-2:])
                 if self.declared("description") else "")))
         add("developer named", "(presupposed by every FMTI indicator)", any_of("organisation"))
         add("name and version", "(identification)", any_of("name", "version", "finetune"))

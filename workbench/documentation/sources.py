@@ -302,6 +302,7 @@ def collect(model) -> tuple[list[dict], list[dict], list[dict], Path | None]:
         files += f
     for name, digest in (model.fingerprint.get("weight_files") or {}).items():
         files.append({"name": name, "path": None, "sha256": digest, "role": "weights"})
+    rows = list({(r["field"], str(r["value"]), r["source"]): r for r in rows}.values())  # a URL given twice
     for r in rows:
         if r["field"] == "licence":
             r["spdx"] = spdx_id(r["value"])
