@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from workbench.documentation.licences import spdx_from_file, spdx_id
+from workbench.provenance_audit.licences import spdx_from_file, spdx_id
 
 LICENCE_FILES = re.compile(r"^(licen[cs]e|copying|notice|.*terms.*)(\.[a-z]+)?$", re.I)
 # card sections -> field, matched on the heading's words (the Hugging Face card template's headings)

@@ -2,10 +2,10 @@
 the documentation record (:func:`documentation`), transparency indicators, claims against
 measurements, lineage between two models (:func:`lineage`) and a CycloneDX 1.6 ML-BOM.
 
->>> from workbench.documentation import documentation, lineage
+>>> from workbench.provenance_audit import documentation, lineage
 """
-from workbench.documentation.claims import claims_table
-from workbench.documentation.lineage import Lineage, lineage
-from workbench.documentation.record import Documentation, documentation, fmti_not_checkable
+from workbench.provenance_audit.claims import claims_table
+from workbench.provenance_audit.lineage import Lineage, lineage
+from workbench.provenance_audit.record import Documentation, documentation, fmti_not_checkable
 
 __all__ = ["Documentation", "Lineage", "claims_table", "documentation", "fmti_not_checkable", "lineage"]

@@ -182,8 +182,12 @@ def lineage(model_a, model_b, texts=None) -> Lineage:
         rows.append({"evidence": f"linear CKA, last layer, mean-pooled, {len(texts)} neutral texts", "value": c,
                      "reading": "1 = the same representation up to rotation and scale; unrelated models of the same "
                                 "size also score well above 0 on few texts, so read it beside the weights"})
-        p = prediction_evidence(model_a, model_b, texts)
-        rows.append({"evidence": "next-token agreement", "value": p["agreement"], "reading": p["how"]})
+        if model_a.kind == model_b.kind == "causal":
+            p = prediction_evidence(model_a, model_b, texts)
+            rows.append({"evidence": "next-token agreement", "value": p["agreement"], "reading": p["how"]})
+        else:
+            rows.append({"evidence": "next-token agreement", "value": "not measured",
+                         "reading": f"needs two causal models ({model_a.kind} and {model_b.kind} given)"})
     verdict, why = _verdict(same_files, w, t)
     rows.append({"evidence": "verdict", "value": verdict, "reading": why})
     prov = {"model_a": model_record(model_a), "model_b": model_record(model_b), "versions": versions(),

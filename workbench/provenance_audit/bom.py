@@ -18,7 +18,7 @@ from workbench.errors import WorkbenchError
 def _licences(doc):
     from cyclonedx.model.license import DisjunctiveLicense
 
-    from workbench.documentation.licences import spdx_id
+    from workbench.provenance_audit.licences import spdx_id
     out, seen = [], set()
     for value in doc.declared("licence"):
         key = spdx_id(value) or str(value)
@@ -42,7 +42,7 @@ def _first(doc, name):
 
 
 def to_cyclonedx(doc) -> dict:
-    """The CycloneDX 1.6 ML-BOM of a :class:`~workbench.documentation.record.Documentation`."""
+    """The CycloneDX 1.6 ML-BOM of a :class:`~workbench.provenance_audit.record.Documentation`."""
     from cyclonedx.model import Property
     from cyclonedx.model.bom import Bom
     from cyclonedx.model.component import Component, ComponentType

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from workbench.documentation.licences import spdx_id
-from workbench.documentation.measure import measure
-from workbench.documentation.sources import collect, quantisation_bits
+from workbench.provenance_audit.licences import spdx_id
+from workbench.provenance_audit.measure import measure
+from workbench.provenance_audit.sources import collect, quantisation_bits
 from workbench.errors import InvalidTypeError
 from workbench.provenance import record
 from workbench.results import Result
@@ -180,13 +180,13 @@ class Documentation(Result):
 
     def claims(self, measured=None, claims=None, settings: dict | None = None) -> pd.DataFrame:
         """Declared evaluation results beside the workbench's own measurement of the same task.
-        See :func:`workbench.documentation.claims.claims_table`."""
-        from workbench.documentation.claims import claims_table
+        See :func:`workbench.provenance_audit.claims.claims_table`."""
+        from workbench.provenance_audit.claims import claims_table
         return claims_table(self.evaluations if claims is None else claims, measured, settings)
 
     def to_cyclonedx(self) -> dict:
-        """The record as a CycloneDX 1.6 ML-BOM (JSON as a dict); see :mod:`workbench.documentation.bom`."""
-        from workbench.documentation.bom import to_cyclonedx
+        """The record as a CycloneDX 1.6 ML-BOM (JSON as a dict); see :mod:`workbench.provenance_audit.bom`."""
+        from workbench.provenance_audit.bom import to_cyclonedx
         return to_cyclonedx(self)
 
     def plot(self, ax=None):
