@@ -241,3 +241,28 @@ def test_embedded_smollm2_documentation(smollm):
     from workbench.models.registry import EMBEDDED
     assert bom["metadata"]["component"]["hashes"][0]["content"] == EMBEDDED["smollm2-135m-instruct"].sha256
     assert not (doc.indicators().attrs["not_checkable"].empty)
+
+
+def test_audit_card_shows_how_the_models_were_made(folders, tmp_path):
+    from workbench.audit_card import AuditCard
+    from workbench.training_data.testbed import synthetic_texts
+    card = AuditCard("How it was made")
+    doc = wb.documentation(folders["contradictory"])
+    card.add_documentation(doc)
+    card.add_lineage(wb.lineage(folders["complete"], folders["empty"]))
+    texts = synthetic_texts(16, "a")
+    mia = wb.membership(folders["empty"], texts[:8], texts[8:], methods=("loss",), seed=0, cache=False)
+    card.add_training_data("membership (loss)", mia, note="tiny model, 8 + 8 texts")
+    card = AuditCard.load(card.save(tmp_path / "card.json"))  # survives the JSON round trip
+    made = card.data["made"]
+    assert [r["status"] for r in made["documentation"][0]["indicators"]] == doc.indicators().status.tolist()
+    assert made["lineage"][0]["verdict"] == "same weights"  # the same seeded tiny model saved twice
+    assert made["training_data"][0]["findings"]  # a result with findings() keeps them
+    html = card.to_html(page=True)
+    assert "How the models were made" in html and "contradicted" in html and "same weights" in html
+    assert "membership (loss)" in html
+    old = AuditCard("An older card")
+    del old.data["made"]  # cards saved before this section render as before
+    assert "How the models were made" not in old.to_html()
+    with pytest.raises(InvalidInputError, match="wb.documentation"):
+        card.add_documentation(pd.DataFrame())
