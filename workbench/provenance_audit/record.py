@@ -110,7 +110,7 @@ class Documentation(Result):
         """indicator, fmti (the FMTI indicator it corresponds to), status (disclosed, not disclosed,
         contradicted), evidence. ``claims``: a :meth:`claims` table adds whether the declared
         evaluation results were reproduced. FMTI indicators no artifact can show:
-        :func:`fmti_not_checkable`."""
+        :meth:`not_checkable`."""
         arch_cls = self.model_info.get("class_name", "")
         rows = []
 
@@ -161,9 +161,11 @@ class Documentation(Result):
         add("weights available", "Model access: Full external model access",
             ("disclosed", "; ".join(f"{f['name']} sha256 {f['sha256'][:12]}…" for f in weights)) if weights else
             ("disclosed", f"in memory only; tensors hashed: {self.model_info.get('weights_sha256', '')[:12]}…"))
-        out = pd.DataFrame(rows, columns=["indicator", "fmti", "status", "evidence"])
-        out.attrs["not_checkable"] = fmti_not_checkable()
-        return out
+        return pd.DataFrame(rows, columns=["indicator", "fmti", "status", "evidence"])
+
+    def not_checkable(self) -> pd.DataFrame:
+        """The FMTI domains whose indicators no artifact can show (:func:`fmti_not_checkable`)."""
+        return fmti_not_checkable()
 
     def _licence(self) -> tuple[str, str]:
         values, sources = self.declared("licence"), self.sources("licence")
