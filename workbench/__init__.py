@@ -54,9 +54,13 @@ _API = {
     "membership": "workbench.training_data.membership:membership",
     "contamination": "workbench.training_data.contamination:contamination",
     "dataset_inference": "workbench.training_data.dataset_inference:dataset_inference",
+    # how the model was made: documentation, transparency indicators, lineage, ML-BOM
+    "documentation": "workbench.provenance_audit.record:documentation",
+    "lineage": "workbench.provenance_audit.lineage:lineage",
 }
 _SUBMODULES = {"inspect", "scoring", "models", "probes", "stats", "bench", "attribution", "testing", "widgets",
-               "training_data", "backends", "families"}
+               "training_data", "backends", "families",
+               "provenance_audit"}
 
 __all__ = sorted(_API) + sorted(_SUBMODULES) + ["__version__"]
 

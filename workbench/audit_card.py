@@ -98,7 +98,8 @@ class AuditCard:
         self.data = {"schema": SCHEMA, "title": title, "question": question, "authors": authors,
                      "method": method, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                      "versions": _versions(), "models": [], "fidelity": [], "tasks": [],
-                     "results": [], "findings": [], "limitations": [], "report": {}}
+                     "results": [], "findings": [], "limitations": [], "report": {},
+                     "made": {"documentation": [], "lineage": [], "training_data": []}}
 
     # --- filling the card -------------------------------------------------------------------
     def add_model(self, model) -> None:
@@ -164,6 +165,41 @@ class AuditCard:
     def _task_once(self, name, hash, **details) -> None:
         if not any(t["name"] == name and t["hash"] == hash for t in self.data["tasks"]):
             self.add_task(name, hash, **details)
+
+    # --- how the models were made -------------------------------------------------------------
+    def _made(self) -> dict:
+        return self.data.setdefault("made", {"documentation": [], "lineage": [], "training_data": []})
+
+    def add_documentation(self, doc, claims: pd.DataFrame | None = None) -> None:
+        """Record a model's documentation (``wb.documentation(model)``): what it declares with the
+        sources, the transparency indicators and, given ``doc.claims(...)``, claims against
+        measurements. The ML-BOM is not stored: ``doc.to_cyclonedx()`` rebuilds it."""
+        if not (hasattr(doc, "indicators") and hasattr(doc, "model_info")):
+            raise InvalidInputError("add_documentation expects the object returned by wb.documentation(model)")
+        frame = doc.to_frame()
+        self._made()["documentation"].append(_jsonable({
+            "model": doc.model_info["name"], "fingerprint_id": doc.model_info["fingerprint_id"],
+            "indicators": doc.indicators(claims),
+            "fields": frame.assign(value=frame.value.map(lambda v: ", ".join(map(str, v)) if isinstance(v, list) else v)),
+            "claims": claims if claims is not None else [], "provenance": doc.provenance}))
+
+    def add_lineage(self, lineage) -> None:
+        """Record ``wb.lineage(a, b)``: its evidence table and verdict."""
+        if not hasattr(lineage, "verdict"):
+            raise InvalidInputError("add_lineage expects the object returned by wb.lineage(model_a, model_b)")
+        prov = lineage.provenance
+        self._made()["lineage"].append(_jsonable({
+            "model_a": prov["model_a"]["name"], "model_b": prov["model_b"]["name"], "verdict": lineage.verdict,
+            "table": lineage.summary(), "provenance": prov}))
+
+    def add_training_data(self, name: str, result, note: str = "") -> None:
+        """Record a training-data result (membership inference, contamination, dataset inference):
+        its ``summary()`` and, where it has them, its ``findings()``."""
+        findings = result.findings() if callable(getattr(result, "findings", None)) else None
+        self._made()["training_data"].append(_jsonable({
+            "name": name, "note": note, "table": _frame_of(result),
+            "findings": findings if isinstance(findings, pd.DataFrame) else [],
+            "provenance": getattr(result, "provenance", {}) or {}}))
 
     def add_limitation(self, subject: str, text: str) -> None:
         self.data["limitations"].append({"subject": subject, "text": text})

@@ -150,7 +150,20 @@ def card_html(card: dict, page: bool = False, figures: bool = True) -> str:
     versions = readable([{"package": k, "version": v} for k, v in card["versions"].items()])
     return _environment().get_template("audit.html.j2").render(
         card=dict(card, models=card_models), page=page, css=CSS, findings=findings, models=models, fidelity=fidelity,
-        results=results, tasks=tasks, report=report, versions=versions)
+        results=results, tasks=tasks, report=report, versions=versions, made=_made(card))
+
+
+def _made(card: dict) -> dict:
+    """The "how it was made" section: documentation and indicators per model, lineage, training data."""
+    made = card.get("made") or {}
+    docs = [{"model": d["model"], "fingerprint_id": d.get("fingerprint_id"),
+             "counts": {s: sum(r["status"] == s for r in d["indicators"]) for s in ("disclosed", "not disclosed", "contradicted")},
+             "indicators": readable(d["indicators"]), "fields": readable(d.get("fields")),
+             "claims": readable(d.get("claims"))} for d in made.get("documentation") or []]
+    lineage = [dict(x, table=readable(x["table"])) for x in made.get("lineage") or []]
+    training = [dict(x, table=readable(x["table"]), findings=readable(x.get("findings"))) for x in made.get("training_data") or []]
+    return {"documentation": docs, "lineage": lineage, "training_data": training,
+            "any": bool(docs or lineage or training)}
 
 
 EXTERNAL_ASSET = re.compile(r"""<script[^>]+src=["']https?:|<link[^>]+href=["']https?:|"""

@@ -85,6 +85,29 @@ for m in models.values():
     print(f"{m.name}: {'passed' if check.ok else 'FAILED'}")
 
 # %% [markdown]
+# ## How the models were made
+# What each model's files declare about it (GGUF header, config, tokenizer, licence files, the
+# metadata of the packages that ship it), each statement with its source, set against what is
+# measured on the loaded weights: parameter count, architecture, context window, vocabulary and
+# quantisation. An indicator is *contradicted* when a declared fact disagrees with a measured one
+# or two sources disagree. Then the lineage evidence between the two models (weights, tokenizer,
+# representations, predictions). Neither GGUF names a base model or any training data.
+
+# %%
+docs = {alias: wb.documentation(m) for alias, m in models.items()}
+for doc in docs.values():
+    card.add_documentation(doc)
+made = pd.concat([d.indicators().assign(model=a) for a, d in docs.items()])
+display(made.pivot(index="indicator", columns="model", values="status").reindex(docs[MODELS[0]].indicators().indicator))
+made[made.status == "contradicted"][["model", "indicator", "evidence"]]
+
+# %%
+pair = wb.lineage(models[MODELS[0]], models[MODELS[1]])
+card.add_lineage(pair)
+print(f"{MODELS[0]} vs {MODELS[1]}: {pair.verdict}")
+pair.summary()
+
+# %% [markdown]
 # ## Bias probes
 # Each cell: estimate [95% interval], rounded to what the interval supports. Ideal values: CrowS-Pairs `pct_stereotype` 50,
 # StereoSet `ss` 50 / `lms` 100 / `icat` 100, WinoBias gap 0 (`pct_pro_preferred` 50).
@@ -273,6 +296,9 @@ for subject, text in [
     ("StereoSet", "Noisy items; ss and lms trade off inside icat."),
     ("WinoBias", "Binary gender and US occupation statistics; templated sentences only."),
     ("BLiMP", f"{BLIMP_LIMIT} pairs per paradigm; synthetic minimal pairs, a coarse capability control."),
+    ("How the models were made", "Only what the files carry is read (no model card ships with either GGUF); "
+                                 "indicators that concern the developers' data, labour, compute and policies "
+                                 "cannot be checked from files."),
     ("Scale", f"Two small models, {PROBE_LIMIT} seeded items per probe; read the intervals."),
     ("As a chat model", f"{CHAT_LIMIT} CrowS-Pairs and {BBQ_LIMIT} BBQ items (raw, chat, generated) "
                         f"(replies of at most {MAX_NEW_TOKENS} tokens), {DECISIONS_LIMIT} decision prompts; one template, "
