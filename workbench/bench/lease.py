@@ -25,6 +25,7 @@ True
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -183,3 +184,18 @@ def under_lease(store, run_key: str, compute, *, wait: bool, done=None) -> bool:
             if not wait:
                 return False
     return True
+
+
+@contextlib.contextmanager
+def recorded_attempt(store, attempt: int, lease):
+    """Close the store's record of ``attempt`` as it ends: "finished", "interrupted" (Ctrl-C),
+    "lost_lease" (another process took the cell over) or "failed" (with the error)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        store.finish_attempt(attempt, "interrupted")
+        raise
+    except BaseException as e:
+        store.finish_attempt(attempt, "lost_lease" if lease.lost else "failed", error=f"{type(e).__name__}: {e}")
+        raise
+    store.finish_attempt(attempt, "finished")

@@ -21,6 +21,7 @@ import json
 import pandas as pd
 
 from workbench.errors import InvalidInputError, WorkbenchError
+from workbench.bench.lease import recorded_attempt
 
 # probes whose rows are a function of each item alone, so scoring them in chunks gives the rows of
 # one whole call (same item -> same requests -> same scores; the loader's selection is unchanged)
@@ -119,7 +120,7 @@ def _score_cell(model, label, spec, key, task_hash, store, lease, *, limit, seed
     attempt = store.start_attempt(key, backend="local", item_limit=limit, n_requested=0, n_already_done=0,
                                   versions=versions)
     lease.set_attempt(attempt)
-    try:
+    with recorded_attempt(store, attempt, lease):
         prep = prepare_probe(spec["name"], model, data=spec["data"], limit=limit, seed=seed, **options)
         pspec, items = prep.spec, prep.items
         keys = _item_keys(items, pspec.item_key)
@@ -155,13 +156,6 @@ def _score_cell(model, label, spec, key, task_hash, store, lease, *, limit, seed
             con.execute("UPDATE runs SET task_spec_json=?, n_items_task=? WHERE run_key=?",
                         (json.dumps({**ident, "provenance": prov, "probe_options": prep.public_options},
                                     default=str), n_rows, key))
-    except KeyboardInterrupt:
-        store.finish_attempt(attempt, "interrupted")
-        raise
-    except BaseException as e:
-        store.finish_attempt(attempt, "lost_lease" if lease.lost else "failed", error=f"{type(e).__name__}: {e}")
-        raise
-    store.finish_attempt(attempt, "finished")
 
 
 def _row_index(name: str, keys: list[str], positions: list[int], out_keys: list[str]) -> list[int]:

@@ -102,20 +102,12 @@ def _score_cell(model, label, task, store, items, key, lease, *, limit, seed, ta
     kwargs = {"progress": False, **(score_kwargs or {})}  # one bar per cell, not one per chunk
     bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=f"{label} | {task.name}",
                unit="item", disable=not progress, leave=False)
-    try:
+    from workbench.bench.lease import recorded_attempt
+    with bar, recorded_attempt(store, attempt, lease):
         for chunk in _chunks(todo, chunk_size):
             store.add_items(key, attempt, score_items(model, task, chunk, seed=seed, **kwargs), lease=lease)
             lease.check()
             bar.update(len(chunk))
-    except KeyboardInterrupt:
-        store.finish_attempt(attempt, "interrupted")
-        raise
-    except BaseException as e:
-        store.finish_attempt(attempt, "lost_lease" if lease.lost else "failed", error=f"{type(e).__name__}: {e}")
-        raise
-    finally:
-        bar.close()
-    store.finish_attempt(attempt, "finished")
 
 
 def _model_specs(models) -> list[tuple[str, object]]:

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import InvalidInputError
+from workbench.bench.lease import recorded_attempt
 
 KINDS = ("membership", "dataset_inference", "contamination")
 
@@ -207,7 +208,7 @@ def _compute(model, label, spec, cell, store, lease, *, seed, tag):
     attempt = store.start_attempt(key, backend="local", item_limit=None, n_requested=0, n_already_done=0,
                                   versions=versions)
     lease.set_attempt(attempt)
-    try:
+    with recorded_attempt(store, attempt, lease):
         args = {k: v for k, v in spec.items() if k not in ("kind", "name")}
         result = _function(kind)(model, progress=False, **args)
         rows, now = _rows(result, kind), time.time()
@@ -222,13 +223,6 @@ def _compute(model, label, spec, cell, store, lease, *, seed, tag):
                         (json.dumps({**ident, "provenance": result.provenance, "saved": _saved(result, kind)},
                                     default=_json_default), len(rows), key))
             lease.renew(con)
-    except KeyboardInterrupt:
-        store.finish_attempt(attempt, "interrupted")
-        raise
-    except BaseException as e:
-        store.finish_attempt(attempt, "lost_lease" if lease.lost else "failed", error=f"{type(e).__name__}: {e}")
-        raise
-    store.finish_attempt(attempt, "finished")
 
 
 def _frame(records: pd.DataFrame, columns: list) -> pd.DataFrame:
