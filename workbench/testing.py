@@ -75,7 +75,10 @@ def tiny_tokenizer(style: str = "bpe"):
         chars = sorted({c for w in words for c in w})
         pieces = specials + chars + ["##" + c for c in chars if c.isalnum()]
         common = sorted((w for w in words if len(w) > 1), key=lambda w: (-words[w], w))
-        pieces += common[:max(0, 300 - len(pieces))]
+        # whole words, then word-final pieces of them, then their prefixes: 300 entries, as before
+        extra = common + ["##" + w[i:] for w in common for i in range(1, len(w) - 1)] + \
+            [w[:i] for w in common for i in range(2, len(w))]
+        pieces += [p for p in dict.fromkeys(extra) if p not in pieces][:300 - len(pieces)]
         tok = Tokenizer(models.WordPiece(vocab={p: i for i, p in enumerate(pieces)}, unk_token="[UNK]"))
         tok.normalizer = normalizers.BertNormalizer(lowercase=True)
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
