@@ -18,5 +18,5 @@ def tiny(make_tokenizer, seed: int = 0):
     return T.PaliGemmaForConditionalGeneration(cfg).eval(), proc
 
 
-FAMILY = vision_language_family("paligemma", ("paligemma",), llama.FAMILY, tiny=tiny,
+FAMILY = vision_language_family("paligemma", ("paligemma",), llama.FAMILY, tiny=tiny, prefix_lm=True,
                                 notes="SigLIP vision tower + linear projector + Gemma (prefix-LM attention)")

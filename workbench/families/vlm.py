@@ -29,16 +29,19 @@ def language_model_sites(text_sites, where: str = "language_model."):
 def vision_language_family(name: str, model_types: tuple, text: Family, *, tiny=None, notes: str = "",
                            vision_layers: str = "vision_tower.vision_model.encoder.layers",
                            vision_embed: str = "vision_tower.vision_model.embeddings",
-                           projector: str = "multi_modal_projector", where: str = "language_model.") -> Family:
+                           projector: str = "multi_modal_projector", where: str = "language_model.",
+                           prefix_lm: bool = False) -> Family:
     """A :class:`Family` whose language-model sites come from ``text`` and whose ``extra`` names
-    the vision parts (module paths relative to the base model) and the tiny-model builder
+    the vision parts (module paths relative to the base model), ``prefix_lm`` (the prompt is
+    attended bidirectionally, so a scored continuation must be the processor's ``suffix``) and
+    the tiny-model builder
     ``tiny(make_tokenizer, seed) -> (hf, processor)``. ``tiny_config`` stays None: the shared
     text tests build causal LMs, so VLMs have their own tiny models (``workbench.testing.tiny_vlm``)."""
     return Family(name=name, model_types=model_types, layers=where + text.layers,
                   sites=language_model_sites(text.sites, where), final_norm=where + (text.final_norm or ""),
                   pre_norm=text.pre_norm, head=text.head, attn_out_normed=text.attn_out_normed, notes=notes,
                   extra=dict(vision_language=True, vision_layers=vision_layers, vision_embed=vision_embed,
-                             projector=projector, tiny=tiny))
+                             projector=projector, tiny=tiny, prefix_lm=prefix_lm))
 
 
 def tiny_text(**extra):

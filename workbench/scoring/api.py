@@ -92,7 +92,7 @@ def _cut(ctx: list, cont: list, limit: int) -> int:
 @checked(bos=_BOS, share_contexts=BOOL, format=OneOf("raw", "chat"), **_COMMON)
 def loglikelihood(model, requests, *, bos="auto", token_budget: int = DEFAULT_TOKEN_BUDGET,
                   cache: bool = True, progress=None, share_contexts: bool = True, format: str = "raw",
-                  system_prompt: str | None = None) -> pd.DataFrame:
+                  system_prompt: str | None = None, images=None) -> pd.DataFrame:
     """Log-likelihood of each continuation given its context (causal LMs).
 
     Parameters
@@ -110,6 +110,9 @@ def loglikelihood(model, requests, *, bos="auto", token_budget: int = DEFAULT_TO
         chat template (``system_prompt``: an optional system turn), the continuation the
         assistant's reply; see :mod:`workbench.scoring.chat` for the exact token accounting.
         The ``context`` column then holds the rendered prompt that was scored.
+    images : vision-language models only: one list of PIL images per request, scored through
+        the model's processor (:mod:`workbench.scoring.vision` has the conventions; the cache
+        keys on the pixels). Adds an ``images`` column (the images' hashes).
 
     Over-long requests: a context that does not fit in the model's window with its continuation
     loses its first tokens (the continuation is always scored whole; one longer than the window
@@ -123,6 +126,11 @@ def loglikelihood(model, requests, *, bos="auto", token_budget: int = DEFAULT_TO
     tokens dropped to fit the window; 0 for almost every request). ``df.attrs`` records the
     model fingerprint, the scoring options and the window.
     """
+    if images is not None or getattr(model, "kind", None) == "vision-language":
+        from workbench.scoring import vision
+        vision.check_vlm(model, "loglikelihood")
+        return vision.loglikelihood_images(model, requests, images, format=format, system_prompt=system_prompt,
+                                           cache=cache)
     check_model(model, ("causal",), "loglikelihood", needs="token_logprobs")
     if isinstance(requests, tuple) and len(requests) == 2 and all(isinstance(x, str) for x in requests):
         raise InvalidInputError("loglikelihood takes a list of (context, continuation) pairs; "
