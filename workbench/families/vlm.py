@@ -27,8 +27,8 @@ def language_model_sites(text_sites, where: str = "language_model."):
 
 
 def vision_language_family(name: str, model_types: tuple, text: Family, *, tiny=None, notes: str = "",
-                           vision_layers: str = "vision_tower.vision_model.encoder.layers",
-                           vision_embed: str = "vision_tower.vision_model.embeddings",
+                           vision_layers: str = "vision_tower.encoder.layers",
+                           vision_embed: str = "vision_tower.embeddings",
                            projector: str = "multi_modal_projector", where: str = "language_model.",
                            prefix_lm: bool = False) -> Family:
     """A :class:`Family` whose language-model sites come from ``text`` and whose ``extra`` names
