@@ -174,3 +174,251 @@ def capture_images(model, texts, images, sites=("resid_post",), layers=None, pos
     cache = ActivationCache(data, ids, mask, _str_tokens(model, ids, mask), idx, notes, prov)
     cache.image_tokens = (ids == image_token_id(model)) & mask.bool()
     return cache
+
+
+# -- verification --------------------------------------------------------------------------------
+
+def verify_vision(model, texts=None, images=None, tol: float = 1e-4):
+    """``wb.inspect.verify`` for vision-language models, on texts with images (default: two
+    short texts, one with two images): logits with read hooks on every site (language model,
+    vision tower, projector) equal the plain forward's **bit for bit**; ``resid_pre``/
+    ``resid_post``/``final_norm`` equal the language model's ``output_hidden_states`` bit for
+    bit; ``vision.resid_pre``/``resid_post`` equal the vision tower's hidden states; the logit
+    lens of the last layer matches the logits within ``tol``.
+
+    >>> from workbench.testing import tiny_vlm
+    >>> verify_vision(tiny_vlm("paligemma")).ok
+    True
+    """
+    from workbench.inspect.verify import VerifyResult, _row
+    from workbench.provenance import record
+    from workbench.scoring.padding import pad_id
+    from workbench.scoring.vision import collate, forward
+    from workbench.testing import tiny_image
+    texts = texts or ["Describe the picture.", "Two pictures of a cat"]
+    images = images or [[tiny_image(0)], [tiny_image(1), tiny_image(2, pattern="split")]]
+    encs, _, _ = prepare(model, texts, images)
+    batch = collate(encs, pad_id(model.tokenizer))
+    mask = batch["attention_mask"].bool()
+    with torch.inference_mode():
+        plain = forward(model, batch, output_hidden_states=True)
+    hs = [h.cpu() for h in plain.hidden_states]
+    ad = adapter(model)
+    lm = [s for s in ad.available() if s != "attn_pattern"]
+    cache = capture_images(model, texts, images, sites=lm + list(VISION_SITES), batch_size=len(texts))
+    rows = [_row("logits with hooks == plain logits", "logits", None, cache["logits"][mask], plain.logits.cpu()[mask], 0)]
+    L = ad.n_layers
+    for layer in range(L):
+        rows.append(_row("resid_pre == hidden_states[L]", "resid_pre", layer, cache["resid_pre", layer][mask], hs[layer][mask], 0))
+    for layer in range(L - 1):
+        rows.append(_row("resid_post == hidden_states[L+1]", "resid_post", layer, cache["resid_post", layer][mask], hs[layer + 1][mask], 0))
+    rows.append(_row("final_norm == hidden_states[-1]", "final_norm", None, cache["final_norm"][mask], hs[-1][mask], 0))
+    with torch.inference_mode():
+        lens = ad.unembed(cache["resid_post", L - 1].to(model.device, model.dtype)).float().cpu()
+    rows.append(_row("logit lens of the last layer == logits", "logits", None, lens[mask], plain.logits.float().cpu()[mask], tol))
+    parts = VisionParts(model)
+    with torch.inference_mode():
+        tower = ad.module(parts.layers_path.rsplit(".encoder", 1)[0])
+        vh = tower(batch["pixel_values"].to(model.device, model.dtype), output_hidden_states=True).hidden_states
+    for layer in range(parts.n_layers):
+        rows.append(_row("vision.resid_pre == vision hidden_states[L]", "vision.resid_pre", layer,
+                         cache["vision.resid_pre", layer], vh[layer].cpu(), 0))
+    img = cache.image_tokens
+    n_img = int(img.sum())
+    feats = cache["projector"].reshape(-1, cache["projector"].shape[-1])
+    rows.append(_row("image-token count == projector rows", "projector", None, torch.tensor([feats.shape[0]]),
+                     torch.tensor([n_img]), 0))
+    import pandas as pd
+    frame = pd.DataFrame(rows)
+    return VerifyResult(frame=frame, provenance=record(model, texts=texts), ok=bool(frame["ok"].all()))
+
+
+# -- edits of image features: ablation and patching ------------------------------------------------
+
+@contextlib.contextmanager
+def image_features_replaced(model, fn):
+    """Replace the projector's output (the image features, ``[images, tokens, d]``) by
+    ``fn(features)`` on every forward inside the block; recorded in ``model.interventions`` so
+    scoring caches never mix edited and unedited results."""
+    from workbench.inspect.hooks import hooks_removed_after, intervention
+    parts = VisionParts(model)
+    handles = [parts.add_hook("projector", None, fn)]
+    with hooks_removed_after(handles), intervention(model, {"kind": "image-features", "fn": repr(fn)}, handles):
+        yield
+
+
+def _token_mask(features: torch.Tensor, image: int | None, tokens) -> torch.Tensor:
+    """[images, tokens] bool: which image tokens an edit touches (``tokens`` None: all)."""
+    sel = torch.zeros(features.shape[:2], dtype=torch.bool, device=features.device)
+    rows = slice(None) if image is None else slice(image, image + 1)
+    if tokens is None:
+        sel[rows] = True
+    else:
+        sel[rows, list(tokens)] = True
+    return sel
+
+
+def edit_image_tokens(model, text, images, *, source_images=None, how: str = "patch", image: int | None = None,
+                      tokens=None):
+    """Run ``text`` with ``images`` and edit image tokens; returns ``(clean_logits, edited_logits)``
+    ([seq, vocab] each, on the CPU).
+
+    ``how``: ``"patch"`` replaces the image features (projector output) of the chosen tokens by
+    those of ``source_images`` (same number and size of images), ``"zero"`` zeroes them,
+    ``"mean"`` replaces them by their image's mean feature. ``image``: which image (None: all);
+    ``tokens``: indices of image tokens within an image (the patch grid in reading order; None: all).
+
+    >>> import torch
+    >>> from workbench.testing import tiny_vlm, tiny_image
+    >>> vlm = tiny_vlm("llava")
+    >>> clean, same = edit_image_tokens(vlm, "A picture", [tiny_image(0)], source_images=[tiny_image(0)])
+    >>> torch.equal(clean, same)
+    True
+    """
+    from workbench.scoring.vision import collate, forward
+    from workbench.scoring.padding import pad_id
+    if how not in ("patch", "zero", "mean"):
+        raise InvalidInputError(f"how must be 'patch', 'zero' or 'mean', got {how!r}")
+    if how == "patch" and source_images is None:
+        raise InvalidInputError("how='patch' needs source_images (the images whose features are patched in)")
+    pad = pad_id(model.tokenizer)
+    encs, _, _ = prepare(model, [text], [images])
+    batch = collate(encs, pad)
+    parts = VisionParts(model)
+    source = None
+    if how == "patch":
+        src, _, _ = prepare(model, [text], [source_images])
+        if src[0]["input_ids"].shape != encs[0]["input_ids"].shape:
+            raise InvalidInputError("source_images give a different number of image tokens than images: patch "
+                                    "images of the same number and size")
+        got = []
+        h = parts.add_hook("projector", None, lambda x: got.append(x.detach().clone()))
+        try:
+            with torch.inference_mode():
+                forward(model, collate(src, pad))
+        finally:
+            h.remove()
+        source = got[0]
+
+    def fn(x):
+        sel = _token_mask(x, image, tokens)[..., None]
+        if how == "patch":
+            new = source.to(x.dtype)
+        elif how == "zero":
+            new = torch.zeros_like(x)
+        else:
+            new = x.mean(1, keepdim=True).expand_as(x)
+        return torch.where(sel, new, x)
+
+    with torch.inference_mode():
+        clean = forward(model, batch).logits[0].cpu()
+        with image_features_replaced(model, fn):
+            edited = forward(model, batch).logits[0].cpu()
+    return clean, edited
+
+
+# -- attention from text to image patches ----------------------------------------------------------
+
+def image_attention(model, text: str, image, layer: int = -1, head: int | None = None):
+    """Attention from each text position after the image to the image's tokens, as a heat map over
+    the image: an :class:`ImageAttention` whose ``maps`` ([text positions, rows, cols]) are
+    renormalised over the image tokens (each row sums to one over the positions shown) and
+    whose frame's ``image_share`` says what fraction of the position's attention went to the
+    image at all. ``head`` None averages the heads.
+
+    >>> from workbench.testing import tiny_vlm, tiny_image
+    >>> att = image_attention(tiny_vlm("gemma3_vl"), "What is shown?", tiny_image(0))
+    >>> att.maps.shape[1:], float(att.maps[0].sum().round(decimals=5))
+    (torch.Size([2, 2]), 1.0)
+    """
+    from workbench.inspect.capture import capture
+    from workbench.provenance import record
+    from workbench.scoring.vision import image_hash
+    ad = adapter(model)
+    layer = ad.check_layer(layer)
+    cache = capture(model, [text], images=[[image]], sites=["attn_pattern"], layers=[layer])
+    pat = cache["attn_pattern", layer][0].float()  # [h, s, s]
+    if head is not None:
+        if not isinstance(head, int) or not 0 <= head < pat.shape[0]:
+            raise InvalidInputError(f"head must be an int in [0, {pat.shape[0]}), got {head!r}")
+        pat = pat[head:head + 1]
+    pat = pat.mean(0)
+    img = cache.image_tokens[0].nonzero()[:, 0]
+    n = int(cache.attention_mask[0].sum())
+    queries = torch.arange(int(img.max()) + 1, n)
+    queries = queries[~cache.image_tokens[0][queries]]
+    share = pat[queries][:, img].sum(1)
+    # positions that cannot see the image (sliding-window layers) have no heat map to show
+    queries = queries[share > 0]
+    if not len(queries):
+        raise InvalidInputError(f"no text position attends to the image at layer {layer} (a sliding-window layer "
+                                "shorter than the text?); pick another layer")
+    w = pat[queries][:, img]
+    share = w.sum(1)
+    side = int(round(len(img) ** 0.5))
+    if side * side != len(img):
+        raise UnsupportedSiteError(f"{len(img)} image tokens do not form a square grid; the heat map needs one")
+    maps = (w / share[:, None]).reshape(len(queries), side, side)
+    import pandas as pd
+    toks = cache.str_tokens[0]
+    frame = pd.DataFrame([dict(position=int(q), token=toks[int(q)], row=r, col=c, weight=float(maps[i, r, c]),
+                               image_share=float(share[i])) for i, q in enumerate(queries)
+                          for r in range(side) for c in range(side)])
+    return ImageAttention(frame=frame, provenance=record(model, layer=layer, head=head, image=image_hash(image),
+                                                         text=text), maps=maps, image=image,
+                          tokens=[toks[int(q)] for q in queries], share=share)
+
+
+from dataclasses import dataclass, field  # noqa: E402  (kept next to the result it builds)
+
+from workbench.results import Result  # noqa: E402
+
+
+@dataclass
+class ImageAttention(Result):
+    """Heat maps of attention from text positions to image patches (see :func:`image_attention`)."""
+
+    maps: torch.Tensor = None
+    image: object = None
+    tokens: list = field(default_factory=list)
+    share: torch.Tensor = None
+
+    def summary(self):
+        return self.frame.groupby(["position", "token"], sort=False).image_share.first().reset_index()
+
+    def plot(self, position: int = -1, ax=None):
+        """The image with the heat map of text position ``position`` (index into ``tokens``) over it."""
+        import matplotlib.pyplot as plt
+        import numpy as np
+        if ax is None:
+            _, ax = plt.subplots(figsize=(4, 4))
+        w, h = self.image.size
+        ax.imshow(np.asarray(self.image))
+        ax.imshow(self.maps[position].numpy(), extent=(0, w, h, 0), alpha=0.5, cmap="inferno", interpolation="nearest")
+        ax.set(title=f"attention from {self.tokens[position]!r} ({float(self.share[position]):.0%} on the image)",
+               xticks=[], yticks=[])
+        return ax
+
+    def to_html(self) -> str:
+        """A self-contained (offline) HTML widget: click a token to show its heat map over the image."""
+        import base64
+        import io
+        import json
+        buf = io.BytesIO()
+        self.image.save(buf, format="PNG")
+        src = base64.b64encode(buf.getvalue()).decode()
+        maps = json.dumps([[[round(float(v), 5) for v in row] for row in m] for m in self.maps])
+        toks = json.dumps(self.tokens)
+        side = self.maps.shape[1]
+        return f"""<div class="wb-imgatt"><div style="position:relative;display:inline-block;width:256px;height:256px">
+<img src="data:image/png;base64,{src}" style="width:256px;height:256px;image-rendering:pixelated">
+<div class="grid" style="position:absolute;top:0;left:0;width:256px;height:256px;display:grid;
+grid-template-columns:repeat({side},1fr)"></div></div><div class="toks"></div>
+<script>(function(){{var root=document.currentScript.parentElement,maps={maps},toks={toks},g=root.querySelector('.grid'),
+t=root.querySelector('.toks');function show(i){{g.innerHTML='';var m=maps[i],mx=Math.max.apply(null,[].concat.apply([],m));
+m.forEach(function(r){{r.forEach(function(v){{var d=document.createElement('div');d.style.background='rgba(255,80,0,'+(v/mx*0.8)+')';
+d.title=v.toFixed(3);g.appendChild(d);}});}});}}toks.forEach(function(s,i){{var b=document.createElement('button');b.textContent=s;
+b.onclick=function(){{show(i);}};t.appendChild(b);}});show(toks.length-1);}})();</script></div>"""
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
