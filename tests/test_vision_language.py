@@ -140,3 +140,22 @@ def test_errors_say_what_to_do():
         wb.loglikelihood(vlm, [("<image><image>a", " b")], images=[[tiny_image(0)]])
     with pytest.raises(WrongModelKindError, match="vision-language"):
         wb.loglikelihood(tiny_model("gpt2"), [("a", " b")], images=[[tiny_image(0)]])
+
+
+def test_patch_attribution_ablation_matches_scoring_and_shapley_is_complete():
+    from workbench.attribution.vision import image_patch_attribution
+    from workbench.inspect.vision import image_features_replaced
+    vlm, img = tiny_vlm("llava"), tiny_image(0, pattern="split")
+    res = image_patch_attribution(vlm, "A picture of", " a cat", img)
+    assert res.grid.shape == (4, 4)
+    full = wb.loglikelihood(vlm, [("A picture of", " a cat")], images=[[img]], cache=False).logprob[0]
+
+    def zero_token_5(x):
+        x = x.clone()
+        x[:, 5] = 0
+        return x
+    with image_features_replaced(vlm, zero_token_5):
+        without = wb.loglikelihood(vlm, [("A picture of", " a cat")], images=[[img]], cache=False).logprob[0]
+    assert abs(float(res.grid.flatten()[5]) - (full - without)) < 1e-4
+    shap = image_patch_attribution(vlm, "A picture of", " a cat", img, method="shapley", n_samples=2)
+    assert shap.provenance["completeness_ok"] is True
