@@ -159,3 +159,14 @@ def test_patch_attribution_ablation_matches_scoring_and_shapley_is_complete():
     assert abs(float(res.grid.flatten()[5]) - (full - without)) < 1e-4
     shap = image_patch_attribution(vlm, "A picture of", " a cat", img, method="shapley", n_samples=2)
     assert shap.provenance["completeness_ok"] is True
+
+
+def test_generation_with_images_is_seeded_and_greedy_matches_scoring():
+    vlm, img = tiny_vlm("gemma3_vl"), tiny_image(1)
+    a = wb.generate(vlm, ["Describe it:"], images=[[img]], max_new_tokens=4, do_sample=True, seed=3, cache=False)
+    b = wb.generate(vlm, ["Describe it:"], images=[[img]], max_new_tokens=4, do_sample=True, seed=3, cache=False)
+    assert a.completion[0] == b.completion[0]
+    greedy = wb.generate(vlm, ["Describe it:"], images=[[img]], max_new_tokens=3, cache=False)
+    text = greedy.completion[0]
+    if text.strip():  # a greedy completion is what the scorer calls greedy
+        assert bool(wb.loglikelihood(vlm, [("Describe it:", text)], images=[[img]], cache=False).is_greedy[0])
