@@ -170,3 +170,45 @@ def test_generation_with_images_is_seeded_and_greedy_matches_scoring():
     text = greedy.completion[0]
     if text.strip():  # a greedy completion is what the scorer calls greedy
         assert bool(wb.loglikelihood(vlm, [("Describe it:", text)], images=[[img]], cache=False).is_greedy[0])
+
+
+def test_counterfactual_image_bias_probe_on_synthetic_sets():
+    from workbench.vision import image_bias, synthetic_counterfactuals
+    items = synthetic_counterfactuals(n_sets=6)
+    res = image_bias(tiny_vlm("paligemma"), items, [("This person works as a", " doctor")], cache=False)
+    s = res.summary().set_index(["a", "b"])
+    # the control images are the dark ones pixel for pixel: every within-set difference is 0
+    assert (res.paired.query("a == 'control' and b == 'dark'")["diff"] == 0).all()
+    assert s.loc[("control", "dark"), "p_value"] == 1.0
+    # dark vs light really differ, and the statistic is the mean of the per-set differences
+    d = res.paired.query("a == 'dark' and b == 'light'")["diff"]
+    assert len(d) == 6 and (d != 0).all()
+    assert abs(s.loc[("dark", "light"), "mean_diff"] - d.mean()) < 1e-12
+    assert "p_adjusted" in s.columns
+
+
+def test_loaders_read_the_published_layouts(tmp_path):
+    import io
+
+    import pandas as pd
+
+    from workbench.vision import load_pairs, load_social_counterfactuals
+    imgs = [tiny_image(i) for i in range(4)]
+    for name, img in zip(["black_man", "black_woman", "white_man", "white_woman"], imgs):
+        (tmp_path / "PAIRS" / "data" / "occupations" / "apron").mkdir(parents=True, exist_ok=True)
+        img.save(tmp_path / "PAIRS" / "data" / "occupations" / "apron" / f"{name}.png")
+    p = load_pairs(tmp_path / "PAIRS")
+    assert sorted(p.attribute) == ["black_man", "black_woman", "white_man", "white_woman"]
+    assert set(p.set_id) == {"occupations/apron"} and set(p.gender) == {"man", "woman"}
+
+    def png(img):
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        return {"bytes": buf.getvalue(), "path": None}
+    pd.DataFrame(dict(image=[png(i) for i in imgs[:2]], dataset_segment=["physical-gender"] * 2,
+                      a1_type=["physical"] * 2, a2_type=["gender"] * 2, counterfactual_set=["s1", "s1"],
+                      caption=["A photo of a doctor"] * 2, a1=["tattooed", "tattooed"], a2=["man", "woman"],
+                      a1a2=["tattooed man", "tattooed woman"])).to_parquet(tmp_path / "sc.parquet")
+    sc = load_social_counterfactuals(tmp_path / "sc.parquet")
+    assert list(sc.attribute) == ["tattooed man", "tattooed woman"]
+    assert sc.image[0].tobytes() == imgs[0].tobytes()
