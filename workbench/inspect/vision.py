@@ -176,6 +176,13 @@ def capture_images(model, texts, images, sites=("resid_post",), layers=None, pos
     return cache
 
 
+def _noise_image(seed: int):
+    """A seeded 48x40 random RGB image (verification's default input)."""
+    import numpy as np
+    from PIL import Image
+    return Image.fromarray((np.random.RandomState(seed).rand(40, 48, 3) * 255).astype("uint8"))
+
+
 # -- verification --------------------------------------------------------------------------------
 
 def verify_vision(model, texts=None, images=None, tol: float = 1e-4):
@@ -194,9 +201,8 @@ def verify_vision(model, texts=None, images=None, tol: float = 1e-4):
     from workbench.provenance import record
     from workbench.scoring.padding import pad_id
     from workbench.scoring.vision import collate, forward
-    from workbench.testing import tiny_image
     texts = texts or ["Describe the picture.", "Two pictures of a cat"]
-    images = images or [[tiny_image(0)], [tiny_image(1), tiny_image(2, pattern="split")]]
+    images = images or [[_noise_image(0)], [_noise_image(1), _noise_image(2)]]
     encs, _, _ = prepare(model, texts, images)
     batch = collate(encs, pad_id(model.tokenizer))
     mask = batch["attention_mask"].bool()
