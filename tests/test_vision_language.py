@@ -212,3 +212,15 @@ def test_loaders_read_the_published_layouts(tmp_path):
     sc = load_social_counterfactuals(tmp_path / "sc.parquet")
     assert list(sc.attribute) == ["tattooed man", "tattooed woman"]
     assert sc.image[0].tobytes() == imgs[0].tobytes()
+
+
+def test_logit_lens_at_image_and_text_positions_ends_at_the_logits(vlm):
+    from workbench.inspect.vision import image_logit_lens
+    img = tiny_image(2)
+    df = image_logit_lens(vlm, "A cat", [img], k=1)
+    last = df[df.layer == vlm.n_layers - 1]
+    cache = wb.capture(vlm, ["A cat"], images=[[img]], sites=["logits"])
+    probs = torch.softmax(cache["logits"][0].float(), -1)
+    n = len(last)
+    assert torch.allclose(torch.tensor(list(last.top_probs.str[0])), probs[:n].max(-1).values, atol=1e-4)
+    assert last.is_image.sum() == int(cache.image_tokens.sum())

@@ -428,3 +428,46 @@ b.onclick=function(){{show(i);}};t.appendChild(b);}});show(toks.length-1);}})();
 
     def _repr_html_(self) -> str:
         return self.to_html()
+
+
+# -- logit lens at image-token and text positions -------------------------------------------------
+
+def image_logit_lens(model, text: str, images, k: int = 5, layers=None):
+    """The logit lens of a vision-language model on ``text`` with ``images``: each layer's
+    ``resid_post`` through the language model's final norm and head, at every position, image
+    tokens included (``is_image`` marks them; what an image token's residual "says" in vocabulary
+    space). One row per (layer, position): layer, position, token, is_image, top_tokens,
+    top_probs, next_token, next_prob (probability of the token that comes next; None at the end).
+    The last layer reproduces the model's own logits (``verify_vision`` checks it).
+
+    >>> from workbench.testing import tiny_vlm, tiny_image
+    >>> df = image_logit_lens(tiny_vlm("llava"), "A cat", [tiny_image(0)], k=2)
+    >>> bool(df.is_image.any()), bool((~df.is_image).any())
+    (True, True)
+    """
+    import pandas as pd
+
+    from workbench.inspect.capture import capture
+    ad = adapter(model)
+    cache = capture(model, [text], images=[list(images) if not hasattr(images, "size") else [images]],
+                    sites=["resid_post"], layers=layers)
+    n = int(cache.attention_mask[0].sum())
+    ids = cache.tokens[0, :n]
+    toks = cache.str_tokens[0]
+    img = cache.image_tokens[0, :n]
+    conv = model.tokenizer.convert_ids_to_tokens
+    rows = []
+    for layer in cache.layers("resid_post"):
+        with torch.inference_mode():
+            probs = torch.softmax(ad.unembed(cache["resid_post", layer][0, :n].to(model.device, model.dtype)).float(),
+                                  -1).cpu()
+        top = probs.topk(k, -1)
+        for p in range(n):
+            nxt = int(ids[p + 1]) if p + 1 < n else None
+            rows.append(dict(layer=layer, position=p, token=toks[p], is_image=bool(img[p]),
+                             top_tokens=conv(top.indices[p].tolist()), top_probs=top.values[p].tolist(),
+                             next_token=conv(nxt) if nxt is not None else None,
+                             next_prob=float(probs[p, nxt]) if nxt is not None else None))
+    df = pd.DataFrame(rows)
+    df.attrs["provenance"] = cache.provenance
+    return df
