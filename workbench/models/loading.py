@@ -45,7 +45,8 @@ def load_model(spec, *, revision: str | None = None, dtype=None, device=None, de
     trust_remote_code : run Python code shipped with a hub model. Off unless you pass True.
     allow_pickle : pickle weight files (``pytorch_model.bin``) can run code when unpickled and are
         refused unless you pass True; they are then loaded with ``torch.load(weights_only=True)``.
-    kind : "causal", "masked" or "encoder"; detected from the config when None.
+    kind : "causal", "masked", "encoder" or "vision-language" (model + processor,
+        :mod:`workbench.models.vision`); detected from the config when None.
     tokenizer : a tokenizer object or folder to use instead of the one saved with the model.
     name, licence : override the display name and licence (otherwise from the registry, the
         GGUF header or the model card).
