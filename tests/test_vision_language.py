@@ -224,3 +224,11 @@ def test_logit_lens_at_image_and_text_positions_ends_at_the_logits(vlm):
     n = len(last)
     assert torch.allclose(torch.tensor(list(last.top_probs.str[0])), probs[:n].max(-1).values, atol=1e-4)
     assert last.is_image.sum() == int(cache.image_tokens.sum())
+
+
+def test_capture_with_images_refuses_what_it_cannot_do(tmp_path):
+    vlm = tiny_vlm("llava")
+    with pytest.raises(InvalidInputError, match="not supported with images"):
+        wb.capture(vlm, ["A cat"], images=[[tiny_image(0)]], max_new_tokens=2)
+    with pytest.raises(InvalidInputError, match="not supported with images"):
+        wb.capture(vlm, ["A cat"], images=[[tiny_image(0)]], out=tmp_path / "shards")

@@ -307,6 +307,9 @@ def capture(model, inputs, sites=("resid_post",), layers=None, positions=None, d
     (1, True)
     """
     if images is not None or vision_layers is not None:
+        if out is not None or max_new_tokens is not None:
+            raise InvalidInputError("out= and max_new_tokens= are not supported with images yet; capture the "
+                                    "texts with their images in one call (or in parts) instead")
         from workbench.inspect.vision import capture_images
         return capture_images(model, inputs, images, sites=sites, layers=layers, positions=positions, dtype=dtype,
                               batch_size=batch_size, vision_layers=vision_layers)
