@@ -273,3 +273,71 @@ def compare_suites(reference: dict, other: dict) -> "pd.DataFrame":
                      "median_abs_diff": float(np.median(diff)) if diff.size else 0.0,
                      "max_abs_reference": float(np.abs(ref).max()) if ref.size else 0.0})
     return pd.DataFrame(rows)
+
+
+# -- vision-language models -------------------------------------------------------------------
+
+def vlm_families() -> tuple:
+    """Names of the registered vision-language families that have a tiny test model."""
+    from workbench.families import families
+    return tuple(n for n, f in families().items() if f.extra.get("vision_language") and f.extra.get("tiny"))
+
+
+def tokenizer_with(named: dict):
+    """A copy of the tiny BPE tokenizer with named special tokens added (e.g.
+    ``{"image_token": "<image>"}``: then ``tok.image_token`` / ``tok.image_token_id`` exist, as
+    the processors of vision-language models expect)."""
+    import copy
+
+    from transformers import PreTrainedTokenizerFast
+    base = tiny_tokenizer("bpe")
+    return PreTrainedTokenizerFast(tokenizer_object=copy.deepcopy(base.backend_tokenizer), bos_token="<|endoftext|>",
+                                   eos_token="<|endoftext|>", unk_token="<|endoftext|>", pad_token="<pad>",
+                                   extra_special_tokens=dict(named))
+
+
+def tiny_vlm_parts(family: str = "llava", seed: int = 0):
+    """The transformers ``(model, processor)`` of a tiny random vision-language model of ``family``
+    (see :func:`vlm_families`): 2-layer vision tower on 32x32 images, 2-layer language model of
+    width 32, the tiny BPE tokenizer with the family's image tokens, the family's own processor."""
+    from workbench.families import families
+    if family not in vlm_families():
+        raise ValueError(f"unknown tiny vision-language family {family!r}; choose one of {vlm_families()}")
+    return families()[family].extra["tiny"](tokenizer_with, seed)
+
+
+def tiny_vlm(family: str = "llava", seed: int = 0, chat_template: str | None = None):
+    """A vision-language :class:`workbench.Model` with random weights (see :func:`tiny_vlm_parts`).
+
+    >>> tiny_vlm("gemma3_vl").kind
+    'vision-language'
+    """
+    from workbench.models.vision import from_hf
+    hf, proc = tiny_vlm_parts(family, seed)
+    if chat_template is not None:
+        proc.chat_template = chat_template
+    return from_hf(hf, proc, name=f"tiny-vlm-{family}", licence="synthetic (random weights)",
+                   source=f"workbench.testing.tiny_vlm({family!r}, seed={seed})")
+
+
+def save_tiny_vlm(folder, family: str = "llava", seed: int = 0) -> str:
+    """Save a tiny vision-language model and its processor to ``folder`` (for ``wb.load_model``)."""
+    hf, proc = tiny_vlm_parts(family, seed)
+    hf.save_pretrained(folder)
+    proc.save_pretrained(folder)
+    return str(folder)
+
+
+def tiny_image(seed: int = 0, size=(48, 40), pattern: str = "noise"):
+    """A small RGB PIL image: ``"noise"`` (seeded random pixels) or ``"split"`` (left half dark,
+    right half light: a picture whose halves differ, for heat maps and attribution)."""
+    import numpy as np
+    from PIL import Image
+    w, h = size
+    if pattern == "split":
+        arr = np.zeros((h, w, 3), dtype="uint8")
+        arr[:, w // 2:] = 220
+        arr[..., (seed % 3)] = 60 + 10 * seed % 190
+    else:
+        arr = (np.random.RandomState(seed).rand(h, w, 3) * 255).astype("uint8")
+    return Image.fromarray(arr)

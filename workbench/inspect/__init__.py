@@ -28,6 +28,8 @@ from workbench.inspect.sites import EDITABLE, SITES, adapter
 from workbench.inspect.steering import SteeringVector, steer, steering_vector
 from workbench.inspect.stream import ShardedCache
 from workbench.inspect.verify import VerifyResult, verify
+from workbench.inspect.vision import (ImageAttention, edit_image_tokens, image_attention, image_logit_lens,
+                                      verify_vision)
 
 __all__ = ["AblationResult", "ActivationCache", "AttentionResult", "CKAResult", "DLAResult", "EDITABLE",
            "FeatureExamplesResult", "HeadScoresResult", "InterventionMetric", "Logprob", "LogprobDiff", "Metric",
@@ -35,4 +37,5 @@ __all__ = ["AblationResult", "ActivationCache", "AttentionResult", "CKAResult", 
            "SteeringVector", "VerifyResult", "ablate", "ablate_feature", "ablated_heads", "adapter",
            "attention", "capture", "capture_generation", "capture_stream", "cka", "direct_logit_attribution", "evaluate_sae", "head_scores",
            "linear_cka", "load_sae", "logit_lens", "patch", "plot_logit_lens", "probe", "splice_sae",
-           "steer", "steer_feature", "steering_vector", "top_activating", "train_sae", "verify"]
+           "steer", "steer_feature", "steering_vector", "top_activating", "train_sae", "verify",
+           "ImageAttention", "edit_image_tokens", "image_attention", "image_logit_lens", "verify_vision"]

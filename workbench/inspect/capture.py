@@ -255,7 +255,7 @@ def capture_generation(model, prompts, max_new_tokens: int, sites=("resid_post",
 @checked(batch_size=Int(min=1), max_new_tokens=Optional(Int(min=1)), progress=Optional(BOOL))
 def capture(model, inputs, sites=("resid_post",), layers=None, positions=None, dtype=None, batch_size: int = 8,
             max_new_tokens: int | None = None, out=None, shard_size: int | None = None, max_memory: int | None = None,
-            progress: bool = True):
+            progress: bool = True, images=None, vision_layers=None):
     """Capture activations at ``sites`` (names in :mod:`workbench.inspect.sites`, or ``"all"``).
 
     Parameters
@@ -273,6 +273,8 @@ def capture(model, inputs, sites=("resid_post",), layers=None, positions=None, d
         streaming capture holds at once), or the folder's own when resuming.
     max_memory : bytes allowed for the capture; default 90% of available RAM. Refused before running
         (:class:`~workbench.errors.DoesNotFitError`) if the estimate is larger.
+    images, vision_layers : vision-language models: one list of PIL images per text, and the
+        vision tower's layers for the ``vision.*`` sites (:mod:`workbench.inspect.vision`).
 
     Example
     -------
@@ -283,6 +285,13 @@ def capture(model, inputs, sites=("resid_post",), layers=None, positions=None, d
     >>> cache["resid_post", 0].shape[1], cache["logits"].shape[-1] == len(m.tokenizer)
     (1, True)
     """
+    if images is not None or vision_layers is not None:
+        if out is not None or max_new_tokens is not None:
+            raise InvalidInputError("out= and max_new_tokens= are not supported with images yet; capture the "
+                                    "texts with their images in one call (or in parts) instead")
+        from workbench.inspect.vision import capture_images
+        return capture_images(model, inputs, images, sites=sites, layers=layers, positions=positions, dtype=dtype,
+                              batch_size=batch_size, vision_layers=vision_layers)
     # out= and max_new_tokens= are kept for existing code; capture_stream and capture_generation
     # are the entry points with one return type each
     if out is not None:

@@ -149,7 +149,11 @@ def _check_unused(model: Model, **given) -> None:
 
 
 def detect_kind(config) -> str:
-    """'causal', 'masked' or 'encoder' from ``config.architectures`` (else from the model type)."""
+    """'causal', 'masked', 'encoder' or 'vision-language' from ``config.architectures`` (else from
+    the model type)."""
+    from workbench.models.vision import is_vision_language
+    if is_vision_language(config):
+        return "vision-language"
     for arch in getattr(config, "architectures", None) or []:
         if arch.endswith(("ForCausalLM", "LMHeadModel")):
             return "causal"
@@ -214,6 +218,12 @@ def from_folder(folder: Path, *, weight_files=None, weight_hashes=None, use_safe
         raise CorruptModelError(f"the config of {folder} cannot be read ({e}). Re-save the model "
                                 "(model.save_pretrained) or re-download it.") from e
     kind = kind or detect_kind(config)
+    if kind == "vision-language":  # model + processor (workbench.models.vision)
+        from workbench.models import vision
+        return vision.from_folder(folder, config, weight_files=weight_files, weight_hashes=weight_hashes,
+                                  use_safetensors=use_safetensors, source=source, dtype=dtype, device=device,
+                                  device_map=device_map, max_memory=max_memory, offload_folder=offload_folder,
+                                  trust_remote_code=trust_remote_code, name=name, licence=licence)
     auto = {"causal": T.AutoModelForCausalLM, "masked": T.AutoModelForMaskedLM, "encoder": T.AutoModel}[kind]
     kwargs = dict(config=config, dtype=dtype, trust_remote_code=trust_remote_code, weights_only=True,
                   use_safetensors=use_safetensors, output_loading_info=True)

@@ -9,12 +9,15 @@ import torch
 
 from workbench.models.fingerprint import compute_fingerprint, fingerprint_id
 
-KINDS = ("causal", "masked", "encoder")
+KINDS = ("causal", "masked", "encoder", "vision-language")
 
 
 def infer_kind(hf_model) -> str:
-    """'causal' for *ForCausalLM/*LMHeadModel, 'masked' for *ForMaskedLM, else 'encoder'."""
+    """'causal' for *ForCausalLM/*LMHeadModel, 'masked' for *ForMaskedLM, 'vision-language' for
+    a *ForConditionalGeneration with a vision tower, else 'encoder'."""
     name = type(hf_model).__name__
+    if name.endswith("ForConditionalGeneration") and getattr(hf_model.config, "vision_config", None) is not None:
+        return "vision-language"
     if name.endswith("ForCausalLM") or name.endswith("LMHeadModel"):
         return "causal"
     if name.endswith("ForMaskedLM"):
@@ -60,6 +63,9 @@ class Model:
     # The engine that answers requests (workbench.backends); the Hugging Face backend on ``hf``
     # when not given. Other backends (llama.cpp, a server) have ``hf = None``.
     backend: Any = field(default=None, repr=False)
+    # vision-language models: the transformers processor (image processor + tokenizer); see
+    # workbench.models.vision. None for text models.
+    processor: Any = field(default=None, repr=False)
 
     def __post_init__(self):
         if self.kind not in KINDS:

@@ -92,7 +92,7 @@ def _cut(ctx: list, cont: list, limit: int) -> int:
 @checked(bos=_BOS, share_contexts=BOOL, format=OneOf("raw", "chat"), **_COMMON)
 def loglikelihood(model, requests, *, bos="auto", token_budget: int = DEFAULT_TOKEN_BUDGET,
                   cache: bool = True, progress=None, share_contexts: bool = True, format: str = "raw",
-                  system_prompt: str | None = None) -> pd.DataFrame:
+                  system_prompt: str | None = None, images=None) -> pd.DataFrame:
     """Log-likelihood of each continuation given its context (causal LMs).
 
     Parameters
@@ -110,6 +110,9 @@ def loglikelihood(model, requests, *, bos="auto", token_budget: int = DEFAULT_TO
         chat template (``system_prompt``: an optional system turn), the continuation the
         assistant's reply; see :mod:`workbench.scoring.chat` for the exact token accounting.
         The ``context`` column then holds the rendered prompt that was scored.
+    images : vision-language models only: one list of PIL images per request, scored through
+        the model's processor (:mod:`workbench.scoring.vision` has the conventions; the cache
+        keys on the pixels). Adds an ``images`` column (the images' hashes).
 
     Over-long requests: a context that does not fit in the model's window with its continuation
     loses its first tokens (the continuation is always scored whole; one longer than the window
@@ -123,6 +126,11 @@ def loglikelihood(model, requests, *, bos="auto", token_budget: int = DEFAULT_TO
     tokens dropped to fit the window; 0 for almost every request). ``df.attrs`` records the
     model fingerprint, the scoring options and the window.
     """
+    if images is not None or getattr(model, "kind", None) == "vision-language":
+        from workbench.scoring import vision
+        vision.check_vlm(model, "loglikelihood")
+        return vision.loglikelihood_images(model, requests, images, format=format, system_prompt=system_prompt,
+                                           cache=cache)
     check_model(model, ("causal",), "loglikelihood", needs="token_logprobs")
     if isinstance(requests, tuple) and len(requests) == 2 and all(isinstance(x, str) for x in requests):
         raise InvalidInputError("loglikelihood takes a list of (context, continuation) pairs; "
@@ -311,14 +319,23 @@ def fill_mask(model, texts, *, top_k: int = 5, mask: str = "[M]", cache: bool = 
 def generate(model, prompts, *, max_new_tokens: int = 32, seed: int = 0, do_sample: bool = False,
              temperature: float = 1.0, top_p: float = 1.0, top_k: int | None = None,
              num_return_sequences: int = 1, batch_size: int = 8, chat: bool = False,
-             cache: bool = True, progress=None, system_prompt: str | None = None) -> pd.DataFrame:
+             cache: bool = True, progress=None, system_prompt: str | None = None, images=None) -> pd.DataFrame:
     """Seeded generation (greedy by default). ``chat=True`` wraps each prompt in the tokenizer's
     chat template as a user turn (after a system turn ``system_prompt``, if given), as
     :mod:`workbench.scoring.chat` renders it. Returns one row per completion: prompt, sample,
     completion, n_new_tokens, seed.
 
     A prompt whose tokens plus ``max_new_tokens`` do not fit in the model's window is refused
-    before anything runs (:class:`~workbench.errors.ContextWindowError`)."""
+    before anything runs (:class:`~workbench.errors.ContextWindowError`). ``images``: for
+    vision-language models, one list of PIL images per prompt (:mod:`workbench.scoring.vision`)."""
+    if images is not None or getattr(model, "kind", None) == "vision-language":  # workbench.scoring.vision
+        from workbench.scoring import vision
+        vision.check_vlm(model, "generate")
+        if num_return_sequences != 1:
+            raise InvalidInputError("num_return_sequences > 1 is not supported with images; call again with other seeds")
+        return vision.generate_images(model, prompts, images, max_new_tokens=max_new_tokens, seed=seed,
+                                      do_sample=do_sample, temperature=temperature, top_p=top_p, top_k=top_k,
+                                      chat=chat, system_prompt=system_prompt, cache=cache)
     check_model(model, ("causal",), "generate", needs="generate")
     prompts = check_texts(prompts, "generate")
     if do_sample and temperature == 0:  # sampling divides the logits by the temperature

@@ -1,0 +1,234 @@
+"""Vision-language models on tiny random models of three families (LLaVA, PaliGemma, Gemma 3
+multimodal), built from configs with their real processors assembled offline."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import workbench as wb
+from workbench.errors import InvalidInputError, WrongModelKindError
+from workbench.inspect.vision import edit_image_tokens, image_attention, verify_vision
+from workbench.scoring.vision import collate, forward
+from workbench.testing import save_tiny_vlm, tiny_image, tiny_model, tiny_vlm, vlm_families
+
+FAMILIES = ("llava", "paligemma", "gemma3_vl")
+
+
+def test_three_families_are_registered():
+    assert set(FAMILIES) <= set(vlm_families())
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def vlm(request):
+    return tiny_vlm(request.param)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_load_from_folder_with_processor_and_fingerprint(tmp_path, family):
+    folder = save_tiny_vlm(tmp_path / "m", family)
+    a, b = wb.load_model(folder), wb.load_model(folder)
+    assert a.kind == "vision-language" and a.processor is not None
+    assert a.fingerprint_id == b.fingerprint_id and "processor" in a.fingerprint
+    # the same weights with another image normalisation see other inputs: another fingerprint
+    cfg_path = tmp_path / "m" / "processor_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["image_processor"]["image_mean"] = [0.1, 0.2, 0.3]
+    cfg_path.write_text(json.dumps(cfg))
+    c = wb.load_model(folder)
+    assert c.fingerprint["weights_sha256"] == a.fingerprint["weights_sha256"]
+    assert c.fingerprint_id != a.fingerprint_id
+
+
+def test_hooked_outputs_bitwise_and_residuals_equal_hidden_states(vlm):
+    res = verify_vision(vlm)
+    assert res.ok, res.frame[~res.frame.ok]
+    assert wb.inspect.verify(vlm).ok  # the public verify dispatches to it
+    # the public API of the issue, checked by hand against output_hidden_states
+    img = tiny_image(3)
+    cache = wb.capture(vlm, ["Describe the picture."], images=[[img]], sites=["resid_post"])
+    enc = vlm.processor(text=[cache.provenance["prompts"][0]], images=[[img]], return_tensors="pt")
+    enc.pop("labels", None)
+    with torch.inference_mode():
+        hs = vlm.hf(**enc, output_hidden_states=True).hidden_states
+    for layer in range(vlm.n_layers - 1):
+        assert torch.equal(cache["resid_post", layer][0], hs[layer + 1][0])
+    assert int(cache.image_tokens.sum()) > 0
+
+
+def _manual_logprob(vlm, context, continuation, images):
+    """From the model's logits on the processor's own output, without the workbench's batching."""
+    marker = "<image>" if vlm.architecture != "gemma3" else "<start_of_image>"
+    prompt = marker * len(images) + context
+    if vlm.architecture == "paligemma":  # prefix-LM: the continuation is the suffix (ends in EOS)
+        enc = vlm.processor(text=[prompt], suffix=[continuation], images=[images], return_tensors="pt")
+        n_ctx = int((enc["token_type_ids"][0] == 0).sum())
+        end = enc["input_ids"].shape[1] - 1
+        enc = {k: v[:, :end] if k in ("input_ids", "attention_mask", "token_type_ids") else v
+               for k, v in enc.items() if k != "labels"}
+    else:
+        n_ctx = vlm.processor(text=[prompt], images=[images], return_tensors="pt")["input_ids"].shape[1]
+        enc = vlm.processor(text=[prompt + continuation], images=[images], return_tensors="pt")
+    with torch.inference_mode():
+        logits = vlm.hf(**enc).logits[0].float()
+    ids = enc["input_ids"][0]
+    lp = torch.log_softmax(logits[n_ctx - 1:-1], -1).gather(1, ids[n_ctx:, None])
+    return float(lp.sum()), len(ids) - n_ctx
+
+
+def test_scoring_equals_manual_computation_and_batching(vlm):
+    reqs = [("A picture of", " a cat"), ("The doctor said", " hello there"), ("Two images:", " the dog")]
+    ims = [[tiny_image(0)], [tiny_image(1, pattern="split")], [tiny_image(2), tiny_image(4)]]
+    df = wb.loglikelihood(vlm, reqs, images=ims, cache=False)
+    assert list(df.columns[:4]) == ["context", "continuation", "logprob", "n_tokens"]
+    for (ctx, cont), im, (_, row) in zip(reqs, ims, df.iterrows()):
+        lp, n = _manual_logprob(vlm, ctx, cont, im)
+        assert row.n_tokens == n
+        assert abs(row.logprob - lp) < 1e-4
+        assert abs(sum(row.token_logprobs) - row.logprob) < 1e-9
+    alone = wb.loglikelihood(vlm, reqs[2:], images=ims[2:], cache=False)
+    assert abs(alone.logprob[0] - df.logprob[2]) < 1e-4
+    # the image matters: another picture, another score
+    other = wb.loglikelihood(vlm, reqs[:1], images=[[tiny_image(7)]], cache=False)
+    assert other.logprob[0] != df.logprob[0]
+
+
+def test_cache_is_keyed_on_pixels(monkeypatch, tmp_path):
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
+    vlm = tiny_vlm("llava")
+    from workbench.scoring import vision
+    calls = []
+    real = vision.score_pairs
+    monkeypatch.setattr(vision, "score_pairs", lambda *a, **k: calls.append(1) or real(*a, **k))
+    img = tiny_image(0)
+    first = wb.loglikelihood(vlm, [("A picture of", " a cat")], images=[[img]])
+    again = wb.loglikelihood(vlm, [("A picture of", " a cat")], images=[[img.copy()]])
+    assert len(calls) == 1 and again.logprob[0] == first.logprob[0]
+    changed = img.copy()
+    changed.putpixel((0, 0), (0, 0, 0) if changed.getpixel((0, 0)) != (0, 0, 0) else (255, 255, 255))
+    third = wb.loglikelihood(vlm, [("A picture of", " a cat")], images=[[changed]])
+    assert len(calls) == 2 and third.images[0] != first.images[0]
+
+
+def test_attention_heat_map_rows_sum_to_one(vlm):
+    att = image_attention(vlm, "What is shown in the picture?", tiny_image(0, pattern="split"), layer=0)
+    sums = att.maps.sum((1, 2))
+    assert torch.allclose(sums, torch.ones_like(sums), atol=1e-5)
+    assert ((att.share > 0) & (att.share <= 1 + 1e-6)).all()
+    assert "<img src=\"data:image/png;base64," in att.to_html()
+
+
+def test_patching_an_image_with_itself_changes_nothing(vlm):
+    img = tiny_image(0)
+    clean, same = edit_image_tokens(vlm, "A picture", [img], source_images=[img.copy()])
+    assert torch.equal(clean, same)
+    _, other = edit_image_tokens(vlm, "A picture", [img], source_images=[tiny_image(5)])
+    assert not torch.equal(clean, other)
+    _, zeroed = edit_image_tokens(vlm, "A picture", [img], how="zero", tokens=[0])
+    assert not torch.equal(clean, zeroed)
+    assert vlm.interventions == []  # the edit hook is gone afterwards
+
+
+def test_errors_say_what_to_do():
+    vlm = tiny_vlm("llava")
+    with pytest.raises(InvalidInputError, match="one per request"):
+        wb.loglikelihood(vlm, [("a", " b"), ("c", " d")], images=[[tiny_image(0)]])
+    with pytest.raises(InvalidInputError, match="needs images"):
+        wb.loglikelihood(vlm, [("a", " b")])
+    with pytest.raises(InvalidInputError, match="image markers"):
+        wb.loglikelihood(vlm, [("<image><image>a", " b")], images=[[tiny_image(0)]])
+    with pytest.raises(WrongModelKindError, match="vision-language"):
+        wb.loglikelihood(tiny_model("gpt2"), [("a", " b")], images=[[tiny_image(0)]])
+
+
+def test_patch_attribution_ablation_matches_scoring_and_shapley_is_complete():
+    from workbench.attribution.vision import image_patch_attribution
+    from workbench.inspect.vision import image_features_replaced
+    vlm, img = tiny_vlm("llava"), tiny_image(0, pattern="split")
+    res = image_patch_attribution(vlm, "A picture of", " a cat", img)
+    assert res.grid.shape == (4, 4)
+    full = wb.loglikelihood(vlm, [("A picture of", " a cat")], images=[[img]], cache=False).logprob[0]
+
+    def zero_token_5(x):
+        x = x.clone()
+        x[:, 5] = 0
+        return x
+    with image_features_replaced(vlm, zero_token_5):
+        without = wb.loglikelihood(vlm, [("A picture of", " a cat")], images=[[img]], cache=False).logprob[0]
+    assert abs(float(res.grid.flatten()[5]) - (full - without)) < 1e-4
+    shap = image_patch_attribution(vlm, "A picture of", " a cat", img, method="shapley", n_samples=2)
+    assert shap.provenance["completeness_ok"] is True
+
+
+def test_generation_with_images_is_seeded_and_greedy_matches_scoring():
+    vlm, img = tiny_vlm("gemma3_vl"), tiny_image(1)
+    a = wb.generate(vlm, ["Describe it:"], images=[[img]], max_new_tokens=4, do_sample=True, seed=3, cache=False)
+    b = wb.generate(vlm, ["Describe it:"], images=[[img]], max_new_tokens=4, do_sample=True, seed=3, cache=False)
+    assert a.completion[0] == b.completion[0]
+    greedy = wb.generate(vlm, ["Describe it:"], images=[[img]], max_new_tokens=3, cache=False)
+    text = greedy.completion[0]
+    if text.strip():  # a greedy completion is what the scorer calls greedy
+        assert bool(wb.loglikelihood(vlm, [("Describe it:", text)], images=[[img]], cache=False).is_greedy[0])
+
+
+def test_counterfactual_image_bias_probe_on_synthetic_sets():
+    from workbench.vision import image_bias, synthetic_counterfactuals
+    items = synthetic_counterfactuals(n_sets=6)
+    res = image_bias(tiny_vlm("paligemma"), items, [("This person works as a", " doctor")], cache=False)
+    s = res.summary().set_index(["a", "b"])
+    # the control images are the dark ones pixel for pixel: every within-set difference is 0
+    assert (res.paired.query("a == 'control' and b == 'dark'")["diff"] == 0).all()
+    assert s.loc[("control", "dark"), "p_value"] == 1.0
+    # dark vs light really differ, and the statistic is the mean of the per-set differences
+    d = res.paired.query("a == 'dark' and b == 'light'")["diff"]
+    assert len(d) == 6 and (d != 0).all()
+    assert abs(s.loc[("dark", "light"), "mean_diff"] - d.mean()) < 1e-12
+    assert "p_adjusted" in s.columns
+
+
+def test_loaders_read_the_published_layouts(tmp_path):
+    import io
+
+    import pandas as pd
+
+    from workbench.vision import load_pairs, load_social_counterfactuals
+    imgs = [tiny_image(i) for i in range(4)]
+    for name, img in zip(["black_man", "black_woman", "white_man", "white_woman"], imgs):
+        (tmp_path / "PAIRS" / "data" / "occupations" / "apron").mkdir(parents=True, exist_ok=True)
+        img.save(tmp_path / "PAIRS" / "data" / "occupations" / "apron" / f"{name}.png")
+    p = load_pairs(tmp_path / "PAIRS")
+    assert sorted(p.attribute) == ["black_man", "black_woman", "white_man", "white_woman"]
+    assert set(p.set_id) == {"occupations/apron"} and set(p.gender) == {"man", "woman"}
+
+    def png(img):
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        return {"bytes": buf.getvalue(), "path": None}
+    pd.DataFrame(dict(image=[png(i) for i in imgs[:2]], dataset_segment=["physical-gender"] * 2,
+                      a1_type=["physical"] * 2, a2_type=["gender"] * 2, counterfactual_set=["s1", "s1"],
+                      caption=["A photo of a doctor"] * 2, a1=["tattooed", "tattooed"], a2=["man", "woman"],
+                      a1a2=["tattooed man", "tattooed woman"])).to_parquet(tmp_path / "sc.parquet")
+    sc = load_social_counterfactuals(tmp_path / "sc.parquet")
+    assert list(sc.attribute) == ["tattooed man", "tattooed woman"]
+    assert sc.image[0].tobytes() == imgs[0].tobytes()
+
+
+def test_logit_lens_at_image_and_text_positions_ends_at_the_logits(vlm):
+    from workbench.inspect.vision import image_logit_lens
+    img = tiny_image(2)
+    df = image_logit_lens(vlm, "A cat", [img], k=1)
+    last = df[df.layer == vlm.n_layers - 1]
+    cache = wb.capture(vlm, ["A cat"], images=[[img]], sites=["logits"])
+    probs = torch.softmax(cache["logits"][0].float(), -1)
+    n = len(last)
+    assert torch.allclose(torch.tensor(list(last.top_probs.str[0])), probs[:n].max(-1).values, atol=1e-4)
+    assert last.is_image.sum() == int(cache.image_tokens.sum())
+
+
+def test_capture_with_images_refuses_what_it_cannot_do(tmp_path):
+    vlm = tiny_vlm("llava")
+    with pytest.raises(InvalidInputError, match="not supported with images"):
+        wb.capture(vlm, ["A cat"], images=[[tiny_image(0)]], max_new_tokens=2)
+    with pytest.raises(InvalidInputError, match="not supported with images"):
+        wb.capture(vlm, ["A cat"], images=[[tiny_image(0)]], out=tmp_path / "shards")

@@ -1,0 +1,192 @@
+"""A counterfactual image bias probe: sets of images that differ in one attribute of the person
+shown (perceived gender, skin colour, ...), scored on the same captions or questions.
+
+Items are a table with one row per image: ``set_id`` (images of one set differ only in the
+attribute), ``attribute`` (its value in this image) and ``image`` (a PIL image, or ``path``).
+:func:`image_bias` scores every caption ``(context, continuation)`` with every image
+(``wb.loglikelihood(vlm, ..., images=...)``: batching, caching by pixels) and compares each pair
+of attribute values **within sets**: per caption, the per-set difference of log-probabilities
+``logp(caption | image with a) - logp(caption | image with b)`` and the exact sign-flip test of
+its mean (:func:`workbench.stats.permutation.sign_flip`, with the inverted interval), p-values
+adjusted over captions with Benjamini-Hochberg: the paired statistics the text probes report.
+
+Loaders: :func:`load_pairs` (PAIRS, Fraser & Kiritchenko 2024: ``data/<section>/<scenario>/
+<race>_<gender>.png``) and :func:`load_social_counterfactuals` (SocialCounterfactuals, Howard
+et al. 2024: parquet with ``image``, ``counterfactual_set``, ``a1``/``a2``, ``caption``). The
+user supplies the images; nothing is downloaded.
+
+What the synthetic set (:func:`synthetic_counterfactuals`) can and cannot show: its "people"
+are drawn shapes whose only difference within a set is the figure's colour, so it shows that
+the pipeline pairs the right images, that identical images give differences of exactly zero
+(its ``control`` attribute), and that the statistics run; it says nothing about any model's
+bias (the figures are not people, and tiny test models have random weights).
+
+>>> from workbench.testing import tiny_vlm
+>>> items = synthetic_counterfactuals(n_sets=6)
+>>> res = image_bias(tiny_vlm("llava"), items, [("This person works as a", " doctor")], pairs=[("dark", "light")])
+>>> res.summary()[["caption", "a", "b", "n_sets"]].values.tolist()
+[['This person works as a doctor', 'dark', 'light', 6]]
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from workbench.errors import DataError, InvalidInputError
+from workbench.results import Result
+
+
+def synthetic_counterfactuals(n_sets: int = 8, size: int = 48, seed: int = 0) -> pd.DataFrame:
+    """``n_sets`` sets of three images drawn in code: the same scene (background colour, a figure
+    at the same place) with the figure ``dark``, ``light``, and a ``control`` identical to ``dark``."""
+    from PIL import Image, ImageDraw
+    rng = np.random.RandomState(seed)
+    rows = []
+    for s in range(n_sets):
+        bg = tuple(int(v) for v in rng.randint(60, 200, size=3))
+        x, y = int(rng.randint(size // 4, size // 2)), int(rng.randint(size // 8, size // 4))
+        for attribute, colour in (("dark", (70, 45, 30)), ("light", (235, 200, 170)), ("control", (70, 45, 30))):
+            img = Image.new("RGB", (size, size), bg)
+            d = ImageDraw.Draw(img)
+            d.ellipse([x, y, x + size // 5, y + size // 5], fill=colour)                       # head
+            d.rectangle([x - 2, y + size // 5, x + size // 5 + 2, y + size // 5 * 3], fill=colour)  # body
+            rows.append(dict(set_id=f"synthetic-{s}", attribute=attribute, image=img, source="synthetic"))
+    return pd.DataFrame(rows)
+
+
+def load_pairs(root, sections=None) -> pd.DataFrame:
+    """PAIRS images under ``root`` (the repository's ``data`` folder, or its parent):
+    ``<section>/<scenario>/<race>_<gender>.png`` -> rows with set_id ``section/scenario`` and
+    attribute ``race_gender`` (plus ``race``, ``gender``); images are opened lazily (``path``)."""
+    root = Path(root).expanduser()
+    if (root / "data").is_dir():
+        root = root / "data"
+    files = sorted(root.glob("*/*/*.png")) + sorted(root.glob("*/*/*.jpg"))
+    rows = []
+    for f in files:
+        section, scenario = f.parent.parent.name, f.parent.name
+        if sections is not None and section not in sections:
+            continue
+        race, _, gender = f.stem.partition("_")
+        rows.append(dict(set_id=f"{section}/{scenario}", attribute=f.stem, race=race, gender=gender,
+                         section=section, path=str(f), source="PAIRS"))
+    if not rows:
+        raise DataError(f"no PAIRS images (<section>/<scenario>/<race>_<gender>.png) under {root}; clone "
+                        "https://github.com/katiefraser/PAIRS and pass its folder")
+    return pd.DataFrame(rows)
+
+
+def load_social_counterfactuals(files, segments=None) -> pd.DataFrame:
+    """SocialCounterfactuals parquet files (``image``, ``dataset_segment``, ``counterfactual_set``,
+    ``a1``, ``a2``, ``caption``) -> rows with set_id ``counterfactual_set`` and attribute ``a1``
+    (``a1 a2`` where the segment varies two attributes); ``image`` decoded from its bytes."""
+    import io
+
+    from PIL import Image
+    paths = [Path(files)] if isinstance(files, (str, Path)) else [Path(f) for f in files]
+    frames = [pd.read_parquet(p) for p in paths]
+    if not frames:
+        raise DataError("no SocialCounterfactuals files given")
+    df = pd.concat(frames, ignore_index=True)
+    need = {"image", "counterfactual_set", "a1", "caption"}
+    if not need <= set(df.columns):
+        raise DataError(f"{paths[0]} is not SocialCounterfactuals: columns {sorted(df.columns)} lack "
+                        f"{sorted(need - set(df.columns))}")
+    if segments is not None:
+        df = df[df["dataset_segment"].isin(segments)]
+
+    def decode(v):
+        raw = v.get("bytes") if isinstance(v, dict) else v
+        return Image.open(io.BytesIO(raw)).convert("RGB")
+    two = df.get("a2")
+    attribute = df["a1"] if two is None else df["a1"].where(two.isna() | (two == ""), df["a1"] + " " + two.fillna(""))
+    return pd.DataFrame(dict(set_id=df["counterfactual_set"].values, attribute=attribute.values,
+                             image=[decode(v) for v in df["image"]], caption=df["caption"].values,
+                             segment=df.get("dataset_segment", pd.Series([None] * len(df))).values,
+                             source="SocialCounterfactuals"))
+
+
+def _image(row):
+    from PIL import Image
+    if isinstance(row.get("image"), Image.Image):
+        return row["image"]
+    if row.get("path"):
+        return Image.open(row["path"]).convert("RGB")
+    raise DataError(f"item {row.get('set_id')}/{row.get('attribute')} has neither an image nor a path")
+
+
+@dataclass
+class ImageBiasResult(Result):
+    """``frame``: one row per (set, attribute, caption) with its logprob; ``paired``: one row per
+    (caption, attribute pair, set) with the difference; :meth:`summary`: the paired statistics."""
+
+    paired: pd.DataFrame = None
+    stats: pd.DataFrame = None
+
+    def summary(self) -> pd.DataFrame:
+        return self.stats
+
+    def plot(self, ax=None):
+        import matplotlib.pyplot as plt
+        s = self.stats
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 0.4 * len(s) + 1))
+        labels = [f"{c} | {a} - {b}" for c, a, b in zip(s.caption, s.a, s.b)]
+        ax.errorbar(s["mean_diff"], range(len(s)), xerr=[s.mean_diff - s.ci_low, s.ci_high - s.mean_diff], fmt="o")
+        ax.axvline(0, color="grey", lw=1)
+        ax.set(yticks=range(len(s)), yticklabels=labels, xlabel="mean logprob difference within sets (a - b)")
+        return ax
+
+
+def image_bias(model, items: pd.DataFrame, captions, pairs=None, format: str = "raw", level: float = 0.95,
+               cache: bool = True) -> ImageBiasResult:
+    """Score every caption with every image and compare attribute values within sets (see module).
+
+    ``captions``: (context, continuation) pairs, e.g. ``("This person works as a", " nurse")``.
+    ``pairs``: attribute value pairs (a, b) to compare (default: every pair of values present).
+    """
+    from workbench.provenance import record
+    from workbench.scoring.api import loglikelihood
+    from workbench.stats.inference import benjamini_hochberg
+    from workbench.stats.permutation import sign_flip
+    if not isinstance(items, pd.DataFrame) or not {"set_id", "attribute"} <= set(items.columns):
+        raise InvalidInputError("items must be a DataFrame with set_id, attribute and image (or path) columns, as "
+                                "synthetic_counterfactuals / load_pairs / load_social_counterfactuals return")
+    captions = [tuple(c) for c in captions]
+    if not captions or not all(len(c) == 2 and all(isinstance(x, str) for x in c) for c in captions):
+        raise InvalidInputError("captions must be a non-empty list of (context, continuation) string pairs")
+    values = sorted(items["attribute"].unique())
+    pairs = list(itertools.combinations(values, 2)) if pairs is None else [tuple(p) for p in pairs]
+    unknown = {v for p in pairs for v in p} - set(values)
+    if unknown:
+        raise InvalidInputError(f"pairs name attribute values {sorted(unknown)} that no item has; values: {values}")
+    rows = items.to_dict("records")
+    imgs = [_image(r) for r in rows]
+    reqs = [c for _ in rows for c in captions]
+    df = loglikelihood(model, reqs, images=[[im] for im in imgs for _ in captions], format=format, cache=cache)
+    scored = pd.DataFrame([dict(set_id=r["set_id"], attribute=r["attribute"], caption=c + x)
+                           for r in rows for c, x in captions])
+    scored["logprob"] = df["logprob"].values
+    scored["image"] = [h[0] for h in df["images"]]
+    wide = scored.pivot_table(index=["caption", "set_id"], columns="attribute", values="logprob", aggfunc="mean")
+    paired, stats = [], []
+    for caption in dict.fromkeys(scored["caption"]):
+        part = wide.loc[caption]
+        for a, b in pairs:
+            d = (part[a] - part[b]).dropna() if a in part and b in part else pd.Series(dtype=float)
+            paired += [dict(caption=caption, a=a, b=b, set_id=s, diff=float(v)) for s, v in d.items()]
+            if len(d):
+                t = sign_flip(d.values, level=level)
+                stats.append(dict(caption=caption, a=a, b=b, n_sets=len(d), mean_diff=t.diff, ci_low=t.ci_low,
+                                  ci_high=t.ci_high, p_value=t.p_value, exact=t.exact,
+                                  share_a_higher=float((d > 0).mean())))
+    stats = pd.DataFrame(stats)
+    if len(stats):
+        stats["p_adjusted"] = benjamini_hochberg(stats["p_value"].values)
+    prov = record(model, captions=captions, pairs=pairs, n_items=len(rows), level=level,
+                  test="exact sign-flip test of the mean within-set difference; BH over captions and pairs")
+    return ImageBiasResult(frame=scored, provenance=prov, paired=pd.DataFrame(paired), stats=stats)
