@@ -15,11 +15,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# measure the checkout this script is in (an installed workbench elsewhere must not stand in for it)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 REQUESTS = [("The doctor said that", " he"), ("The doctor said that", " she"), ("", "The cat sat on the mat."),
             ("Question: What is 2+2?\nAnswer:", " 4"), ("Question: What is 2+2?\nAnswer:", " four")]
 TEXTS = ["Language models assign probabilities to sentences.", "One two three four five six seven."]

@@ -69,8 +69,9 @@ def estimate_memory(spec, *, revision: str | None = None, kind: str | None = Non
     134515008
     >>> from workbench.testing import tiny_config
     >>> plan = wb.estimate_memory(tiny_config("llama", vocab_size=400), backends=True, memory_gib=1)
-    >>> plan.iloc[0][["backend", "precision", "fits"]].tolist()
-    ['hf', 'float32', True]
+    >>> row = plan.iloc[0]
+    >>> row.backend, row.precision, bool(row.fits)
+    ('hf', 'float32', True)
     """
     import pandas as pd
 

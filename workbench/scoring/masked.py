@@ -36,16 +36,23 @@ def encode_with_specials(model, sentence: str) -> tuple[list[int], list[int]]:
 
 def shared_token_positions(model, sent_a: str, sent_b: str) -> tuple[list[int], list[int]]:
     """Positions of the tokens that both sentences share (unmodified tokens), as CrowS-Pairs
-    defines them: the 'equal' blocks of a diff of the two token sequences (special tokens out)."""
+    defines them: the 'equal' blocks of a diff of the two token sequences (special tokens out).
+
+    A diff can have several equally good alignments, and difflib picks one depending on which
+    sequence comes first; the diff is always taken with the smaller token sequence (as a tuple of
+    ids) first, so a pair gives the same shared tokens whichever sentence is ``sent_a``."""
     ids_a, text_a = encode_with_specials(model, sent_a)
     ids_b, text_b = encode_with_specials(model, sent_b)
     sa, sb = [ids_a[i] for i in text_a], [ids_b[i] for i in text_b]
-    pos_a, pos_b = [], []
-    for op, a0, a1, b0, b1 in difflib.SequenceMatcher(None, sa, sb, autojunk=False).get_opcodes():
+    swap = tuple(sb) < tuple(sa)
+    x, y = (sb, sa) if swap else (sa, sb)
+    pos_x, pos_y = [], []
+    tx, ty = (text_b, text_a) if swap else (text_a, text_b)
+    for op, x0, x1, y0, y1 in difflib.SequenceMatcher(None, x, y, autojunk=False).get_opcodes():
         if op == "equal":
-            pos_a += [text_a[i] for i in range(a0, a1)]
-            pos_b += [text_b[i] for i in range(b0, b1)]
-    return pos_a, pos_b
+            pos_x += [tx[i] for i in range(x0, x1)]
+            pos_y += [ty[i] for i in range(y0, y1)]
+    return (pos_y, pos_x) if swap else (pos_x, pos_y)
 
 
 @torch.inference_mode()
