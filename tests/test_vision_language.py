@@ -1,5 +1,5 @@
-"""Vision-language models on tiny random models of three families (LLaVA, PaliGemma, Gemma 3
-multimodal), built from configs with their real processors assembled offline."""
+"""Vision-language models on tiny random models of four families (LLaVA, PaliGemma, Gemma 3
+multimodal, Idefics3 / SmolVLM), built from configs with their real processors assembled offline."""
 from __future__ import annotations
 
 import json
@@ -13,10 +13,10 @@ from workbench.inspect.vision import edit_image_tokens, image_attention, verify_
 from workbench.scoring.vision import collate, forward
 from workbench.testing import save_tiny_vlm, tiny_image, tiny_model, tiny_vlm, vlm_families
 
-FAMILIES = ("llava", "paligemma", "gemma3_vl")
+FAMILIES = ("llava", "paligemma", "gemma3_vl", "idefics3")
 
 
-def test_three_families_are_registered():
+def test_families_are_registered():
     assert set(FAMILIES) <= set(vlm_families())
 
 
@@ -232,3 +232,38 @@ def test_capture_with_images_refuses_what_it_cannot_do(tmp_path):
         wb.capture(vlm, ["A cat"], images=[[tiny_image(0)]], max_new_tokens=2)
     with pytest.raises(InvalidInputError, match="not supported with images"):
         wb.capture(vlm, ["A cat"], images=[[tiny_image(0)]], out=tmp_path / "shards")
+
+
+def test_idefics3_tiles_map_to_the_mosaic_in_the_processors_order():
+    """Idefics3 splits an image into 2x2 tiles plus a global tile: the mosaic cell of each local
+    tile holds the tokens that follow that tile's <row_r_col_c> marker in the text."""
+    from workbench.attribution.vision import image_patch_attribution
+    from workbench.inspect.vision_layout import image_token_layout
+    vlm, img = tiny_vlm("idefics3"), tiny_image(0, pattern="split")
+    cache = wb.capture(vlm, ["A cat"], images=[[img]], sites=["projector", "vision.embed"])
+    assert cache["projector"].shape[:2] == (5, 4) and cache["vision.embed"].shape[0] == 5
+    layout = image_token_layout(vlm, img, int(cache.image_tokens.sum()))
+    assert (layout.rows, layout.cols, layout.n_tiles) == (2, 2, 5)
+    index, glob = layout.grids(torch.arange(20))
+    toks = cache.str_tokens[0]
+    image_rank = cache.image_tokens[0].long().cumsum(0) - 1  # position -> index among image tokens
+    for r in range(2):
+        for c in range(2):
+            first = toks.index(f"<row_{r + 1}_col_{c + 1}>") + 1
+            assert int(index[2 * r, 2 * c]) == int(image_rank[first])
+    assert int(glob[0, 0]) == int(image_rank[toks.index("<global-img>") + 1]) == 16
+    # patch attribution over all tiles: the mosaic cell of token 5 is zeroing token 5 in text order
+    res = image_patch_attribution(vlm, "A picture of", " a cat", img)
+    assert res.grid.shape == (4, 4) and res.global_grid.shape == (2, 2)
+    full = wb.loglikelihood(vlm, [("A picture of", " a cat")], images=[[img]], cache=False).logprob[0]
+
+    def zero_token_5(x):
+        x = x.clone()
+        x.reshape(-1, x.shape[-1])[5] = 0
+        return x
+    from workbench.inspect.vision import image_features_replaced
+    with image_features_replaced(vlm, zero_token_5):
+        without = wb.loglikelihood(vlm, [("A picture of", " a cat")], images=[[img]], cache=False).logprob[0]
+    cell = res.frame.query("token == 5").iloc[0]
+    assert abs(cell.attribution - (full - without)) < 1e-4 and cell.grid == "image"
+    assert abs(float(res.grid[int(cell.row), int(cell.col)]) - cell.attribution) < 1e-12

@@ -1,7 +1,8 @@
 """Attribution over image patches: how much each image token (one cell of the patch grid the
 language model sees) adds to ``log p(continuation | images, prompt)``.
 
-Features are the image tokens' features (the projector's output); a feature is "removed" by
+Features are the image tokens' features (the projector's output; every tile's tokens for
+tiling families such as Idefics3, laid out by :mod:`workbench.inspect.vision_layout`); a feature is "removed" by
 replacing it with ``baseline`` (zeros by default), as :func:`workbench.inspect.vision.edit_image_tokens`
 does. ``method="ablation"`` is captum's ``FeatureAblation`` (one token removed at a time);
 ``method="shapley"`` captum's ``ShapleyValueSampling`` (``n_samples`` random orders).
@@ -27,10 +28,13 @@ from workbench.results import Result
 
 @dataclass
 class ImagePatchAttribution(Result):
-    """``grid`` [rows, cols]: attribution of each image token; ``image``: the PIL image."""
+    """``grid`` [rows, cols]: attribution of each image token (tiling families: the mosaic of the
+    local tiles, ``global_grid`` the global tile's); ``image``: the PIL image. The frame's
+    ``token`` is the image token's index in text order, ``grid`` "image" or "global"."""
 
     grid: torch.Tensor = None
     image: object = None
+    global_grid: torch.Tensor = None
 
     def summary(self):
         return self.frame.sort_values("attribution", ascending=False).head(10)
@@ -56,6 +60,7 @@ def image_patch_attribution(model, context: str, continuation: str, image, *, me
     from captum.attr import FeatureAblation, ShapleyValueSampling
 
     from workbench.inspect.vision import VisionParts, image_features_replaced
+    from workbench.inspect.vision_layout import image_token_layout
     from workbench.provenance import record
     from workbench.scoring.padding import pad_id
     from workbench.scoring.vision import check_vlm, collate, encode_pairs, forward, image_hash
@@ -73,12 +78,13 @@ def image_patch_attribution(model, context: str, continuation: str, image, *, me
             forward(model, batch)
     finally:
         h.remove()
-    feats = got[0].clone()  # [1, tokens, d]
+    shape = got[0].shape  # [tiles, tokens per tile, d]: one tile unless the family tiles images
+    feats = got[0].reshape(1, -1, shape[-1]).clone()  # [1, image tokens, d] in text order
 
-    def logprob(f):  # f: [k, tokens, d], k perturbations; returns [k]
+    def logprob(f):  # f: [k, image tokens, d], k perturbations; returns [k]
         out = []
         for one in f:
-            with image_features_replaced(model, lambda x, one=one: one[None].to(x.dtype)), torch.no_grad():
+            with image_features_replaced(model, lambda x, one=one: one.reshape(shape).to(x.dtype)), torch.no_grad():
                 logits = forward(model, batch).logits[0].float()
             lp = torch.log_softmax(logits[n_ctx - 1:len(ids) - 1], -1).gather(1, ids[n_ctx:, None].to(logits.device))
             out.append(lp.sum())
@@ -92,15 +98,19 @@ def image_patch_attribution(model, context: str, continuation: str, image, *, me
     attr = algo.attribute(feats, baselines=baseline, feature_mask=mask, **kw)[0, :, 0].detach().cpu()
     full, empty = float(logprob(feats)[0]), float(logprob(torch.full_like(feats, baseline))[0])
     gap = float(attr.sum()) - (full - empty)
-    side = int(round(n_tok ** 0.5))
-    if side * side != n_tok:
-        raise InvalidInputError(f"{n_tok} image tokens do not form a square grid")
-    grid = attr.reshape(side, side)
+    layout = image_token_layout(model, image, n_tok)
+    grid, global_grid = layout.grids(attr)
+    token_index, _ = layout.grids(torch.arange(n_tok))  # which image token each mosaic cell is
     import pandas as pd
-    frame = pd.DataFrame([dict(row=r, col=c, attribution=float(grid[r, c]), token=r * side + c)
-                          for r in range(side) for c in range(side)])
+    rows = [dict(row=r, col=c, attribution=float(grid[r, c]), token=int(token_index[r, c]), grid="image")
+            for r in range(grid.shape[0]) for c in range(grid.shape[1])]
+    if global_grid is not None:
+        start = layout.mosaic_tokens()
+        rows += [dict(row=r, col=c, attribution=float(global_grid[r, c]), token=start + r * layout.side + c,
+                      grid="global") for r in range(layout.side) for c in range(layout.side)]
+    frame = pd.DataFrame(rows)
     complete_ok = abs(gap) <= 0.05 * abs(full - empty) + 1e-3 if method == "shapley" else None
     prov = record(model, method=method, n_samples=n_samples if method == "shapley" else None, baseline=baseline,
                   seed=seed, context=context, continuation=continuation, image=image_hash(image),
                   logprob=full, logprob_all_removed=empty, completeness_gap=gap, completeness_ok=complete_ok)
-    return ImagePatchAttribution(frame=frame, provenance=prov, grid=grid, image=image)
+    return ImagePatchAttribution(frame=frame, provenance=prov, grid=grid, image=image, global_grid=global_grid)
