@@ -13,7 +13,7 @@ from workbench.inspect.vision import edit_image_tokens, image_attention, verify_
 from workbench.scoring.vision import collate, forward
 from workbench.testing import save_tiny_vlm, tiny_image, tiny_model, tiny_vlm, vlm_families
 
-FAMILIES = ("llava", "paligemma", "gemma3_vl", "idefics3")
+FAMILIES = ("llava", "paligemma", "gemma3_vl", "idefics3", "qwen2_vl")
 
 
 def test_families_are_registered():
@@ -59,7 +59,8 @@ def test_hooked_outputs_bitwise_and_residuals_equal_hidden_states(vlm):
 
 def _manual_logprob(vlm, context, continuation, images):
     """From the model's logits on the processor's own output, without the workbench's batching."""
-    marker = "<image>" if vlm.architecture != "gemma3" else "<start_of_image>"
+    marker = {"gemma3": "<start_of_image>", "qwen2_vl": "<|vision_start|><|image_pad|><|vision_end|>"}.get(
+        vlm.architecture, "<image>")
     prompt = marker * len(images) + context
     if vlm.architecture == "paligemma":  # prefix-LM: the continuation is the suffix (ends in EOS)
         enc = vlm.processor(text=[prompt], suffix=[continuation], images=[images], return_tensors="pt")
@@ -267,3 +268,22 @@ def test_idefics3_tiles_map_to_the_mosaic_in_the_processors_order():
     cell = res.frame.query("token == 5").iloc[0]
     assert abs(cell.attribution - (full - without)) < 1e-4 and cell.grid == "image"
     assert abs(float(res.grid[int(cell.row), int(cell.col)]) - cell.attribution) < 1e-12
+
+
+def test_qwen2_vl_keeps_the_aspect_ratio_and_uses_multimodal_positions():
+    """Qwen2-VL: a wide image gets a wide token grid (heat map and attribution follow it); the
+    model's M-RoPE positions of the image tokens are not the plain 0..n-1, and the workbench's
+    scores equal the model's own forward (which computes them) within 1e-4."""
+    from workbench.attribution.vision import image_patch_attribution
+    vlm, wide = tiny_vlm("qwen2_vl"), tiny_image(1, size=(64, 16), pattern="split")
+    res = image_patch_attribution(vlm, "A picture of", " a cat", wide)
+    rows, cols = res.grid.shape
+    assert cols > rows and res.global_grid is None
+    att = image_attention(vlm, "What is shown in the picture?", wide, layer=0)
+    assert tuple(att.maps.shape[1:]) == (rows, cols)
+    enc = vlm.processor(text=["<|vision_start|><|image_pad|><|vision_end|>A cat"], images=[[wide]], return_tensors="pt")
+    pos, _ = vlm.hf.model.get_rope_index(enc["input_ids"], mm_token_type_ids=enc["mm_token_type_ids"],
+                                         image_grid_thw=enc["image_grid_thw"], attention_mask=enc["attention_mask"])
+    assert pos.shape[0] == 3 and not torch.equal(pos[1], pos[2])  # rows and columns differ on the image
+    # the image tokens share one time position, so the temporal row is not 0..n-1
+    assert not torch.equal(pos[0, 0], torch.arange(enc["input_ids"].shape[1]))

@@ -235,9 +235,11 @@ def verify_vision(model, texts=None, images=None, tol: float = 1e-4):
     rows.append(_row("logit lens of the last layer == logits", "logits", None, lens[mask], plain.logits.float().cpu()[mask], tol))
     parts = VisionParts(model)
     with torch.inference_mode():
-        tower = ad.module(parts.layers_path.rsplit(".encoder", 1)[0])
-        vh = tower(tower_pixels(batch["pixel_values"]).to(model.device, model.dtype),
-                   output_hidden_states=True).hidden_states
+        lp = parts.layers_path
+        tower = ad.module(lp.rsplit(".encoder", 1)[0] if ".encoder." in lp else lp.rsplit(".", 1)[0])
+        kw = {"grid_thw": batch["image_grid_thw"].to(model.device)} if "image_grid_thw" in batch else {}
+        vh = tower(tower_pixels(batch["pixel_values"]).to(model.device, model.dtype), output_hidden_states=True,
+                   **kw).hidden_states
     for layer in range(parts.n_layers):
         rows.append(_row("vision.resid_pre == vision hidden_states[L]", "vision.resid_pre", layer,
                          cache["vision.resid_pre", layer], vh[layer].cpu(), 0))
@@ -285,6 +287,8 @@ def edit_image_tokens(model, text, images, *, source_images=None, how: str = "pa
     those of ``source_images`` (same number and size of images), ``"zero"`` zeroes them,
     ``"mean"`` replaces them by their image's mean feature. ``image``: which image (None: all);
     ``tokens``: indices of image tokens within an image (the patch grid in reading order; None: all).
+    Tiling families (Idefics3): ``image`` indexes tiles; flat-vision families (Qwen2-VL): all
+    images' tokens form one row, so ``image`` must be None or 0 and ``tokens`` index all of them.
 
     >>> import torch
     >>> from workbench.testing import tiny_vlm, tiny_image
@@ -318,15 +322,17 @@ def edit_image_tokens(model, text, images, *, source_images=None, how: str = "pa
             h.remove()
         source = got[0]
 
-    def fn(x):
+    def fn(flat):
+        # [images, tokens, d]; flat-vision families (Qwen2-VL) give [all tokens, d]: one "image"
+        x = flat if flat.dim() == 3 else flat[None]
         sel = _token_mask(x, image, tokens)[..., None]
         if how == "patch":
-            new = source.to(x.dtype)
+            new = source.to(x.dtype).reshape(x.shape)
         elif how == "zero":
             new = torch.zeros_like(x)
         else:
             new = x.mean(1, keepdim=True).expand_as(x)
-        return torch.where(sel, new, x)
+        return torch.where(sel, new, x).reshape(flat.shape)
 
     with torch.inference_mode():
         clean = forward(model, batch).logits[0].cpu()

@@ -1,7 +1,7 @@
 """Where an image's tokens lie on the image: the patch grid behind heat maps and patch attribution.
 
 Most families give an image one square grid of image tokens (LLaVA 4x4, Gemma 3 2x2 pooled in
-the tiny models). Tiling families (Idefics3 / SmolVLM, ``family.extra["tiled"]``) cut the resized
+the tiny models); Qwen2-VL one grid of the image's aspect ratio (``image_grid_thw`` / merge size). Tiling families (Idefics3 / SmolVLM, ``family.extra["tiled"]``) cut the resized
 image into ``rows x cols`` tiles and add the whole image shrunk to one "global" tile; the text
 holds each tile's tokens in that order (local tiles row by row, then the global tile), and each
 tile has its own square grid. :meth:`TokenLayout.grids` puts the local tiles' grids side by side
@@ -31,6 +31,7 @@ class TokenLayout:
     cols: int
     side: int
     n_tiles: int
+    shape: tuple | None = None  # a single grid that need not be square (Qwen2-VL keeps the aspect ratio)
 
     @property
     def tiled(self) -> bool:
@@ -42,7 +43,7 @@ class TokenLayout:
         [..., side, side] or None."""
         s = self.side
         if not self.tiled:
-            return values.reshape(*values.shape[:-1], s, s), None
+            return values.reshape(*values.shape[:-1], *(self.shape or (s, s))), None
         lead = values.shape[:-1]
         local = values[..., :self.rows * self.cols * s * s].reshape(*lead, self.rows, self.cols, s, s)
         mosaic = local.movedim(-2, -3).reshape(*lead, self.rows * s, self.cols * s)
@@ -57,7 +58,15 @@ def image_token_layout(model, image, n_tokens: int) -> TokenLayout:
     """The layout of ``image``'s ``n_tokens`` image tokens in ``model`` (see the module docstring)."""
     from workbench.inspect.sites import adapter
     rows = cols = 0
-    if adapter(model).family.extra.get("tiled"):
+    extra = adapter(model).family.extra
+    if extra.get("flat_vision"):  # one grid per image: image_grid_thw (t, h, w) patches, merged
+        ip = model.processor.image_processor
+        t, h, w = (int(v) for v in ip([image], return_tensors="pt")["image_grid_thw"][0])
+        shape = (h // ip.merge_size, w // ip.merge_size)
+        if t * shape[0] * shape[1] != n_tokens:
+            raise UnsupportedSiteError(f"{n_tokens} image tokens, but the image's grid is {shape}")
+        return TokenLayout(0, 0, 0, 1, shape=shape)
+    if extra.get("tiled"):
         info = model.processor.image_processor([[image]], return_row_col_info=True)
         rows, cols = int(info["rows"][0][0]), int(info["cols"][0][0])
     n_tiles = rows * cols + 1 if rows * cols else 1

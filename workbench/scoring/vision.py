@@ -94,7 +94,7 @@ def render(model, text: str, n_images: int, format: str = "raw", system_prompt: 
         msgs = [] if system_prompt is None else [{"role": "system", "content": [{"type": "text", "text": system_prompt}]}]
         msgs.append({"role": "user", "content": [{"type": "image"}] * n_images + [{"type": "text", "text": text}]})
         return proc.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
-    marker = image_marker(proc)
+    marker = getattr(_family(model), "extra", {}).get("image_marker") or image_marker(proc)
     have = text.count(marker)
     if have == n_images:
         return text
