@@ -287,3 +287,46 @@ def test_qwen2_vl_keeps_the_aspect_ratio_and_uses_multimodal_positions():
     assert pos.shape[0] == 3 and not torch.equal(pos[1], pos[2])  # rows and columns differ on the image
     # the image tokens share one time position, so the temporal row is not 0..n-1
     assert not torch.equal(pos[0, 0], torch.arange(enc["input_ids"].shape[1]))
+
+
+@pytest.mark.parametrize("family", ["llava", "idefics3", "qwen2_vl"])
+def test_prompt_token_attribution_beside_the_image(family):
+    """Features are the context's text tokens only (not image, tile or marker tokens); ablating
+    one equals rescoring with that token replaced by the baseline; Shapley is complete."""
+    from workbench.attribution.vision_prompt import prompt_token_attribution
+    from workbench.scoring.vision import encode_pairs
+    vlm, img = tiny_vlm(family), tiny_image(0)
+    res = prompt_token_attribution(vlm, "The doctor said", " hello", img, random_check=False)
+    assert "".join(res.frame.token) == "The doctor said"
+    (whole, n_ctx, _), = encode_pairs(vlm, [("The doctor said", " hello")], [[img]])
+    ids = whole["input_ids"][0]
+
+    def logprob(edited):
+        with torch.inference_mode():
+            logits = forward(vlm, {**whole, "input_ids": edited[None]}).logits[0].float()
+        return float(torch.log_softmax(logits[n_ctx - 1:-1], -1).gather(1, ids[n_ctx:, None]).sum())
+    pos = int(res.frame.position[1])
+    edited = ids.clone()
+    edited[pos] = res.provenance["baseline_id"]
+    assert abs(res.frame.attribution[1] - (logprob(ids) - logprob(edited))) < 1e-4
+    shap = prompt_token_attribution(vlm, "The doctor said", " hello", img, method="shapley", n_samples=2,
+                                    random_check=False)
+    assert bool(shap.sanity.set_index("check").loc["completeness", "ok"])
+
+
+def test_image_attribution_randomised_model_check():
+    """The randomised-model check of text attribution, on image patches: a weight-randomised copy
+    (the model itself untouched) gives other attributions, and their rank correlation is reported."""
+    from workbench.attribution.vision import image_patch_attribution
+    vlm, img = tiny_vlm("llava"), tiny_image(0, pattern="split")
+    before = wb.loglikelihood(vlm, [("A picture of", " a cat")], images=[[img]], cache=False).logprob[0]
+    res = image_patch_attribution(vlm, "A picture of", " a cat", img)
+    checks = res.sanity.set_index("check")
+    assert set(checks.index) == {"completeness", "randomised model"}
+    from scipy.stats import spearmanr
+    rho = spearmanr(res.frame.attribution, res.frame.attribution_random).statistic
+    assert abs(checks.loc["randomised model", "value"] - rho) < 1e-9
+    assert not (res.frame.attribution == res.frame.attribution_random).all()
+    after = wb.loglikelihood(vlm, [("A picture of", " a cat")], images=[[img]], cache=False).logprob[0]
+    assert after == before
+    assert image_patch_attribution(vlm, "A picture of", " a cat", img, random_check=False).sanity.shape[0] == 1
