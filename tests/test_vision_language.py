@@ -330,3 +330,32 @@ def test_image_attribution_randomised_model_check():
     after = wb.loglikelihood(vlm, [("A picture of", " a cat")], images=[[img]], cache=False).logprob[0]
     assert after == before
     assert image_patch_attribution(vlm, "A picture of", " a cat", img, random_check=False).sanity.shape[0] == 1
+
+
+def test_image_counterfactual_probe_spec_matches_image_bias_and_compares():
+    from workbench.vision import image_bias, synthetic_counterfactuals
+    items = synthetic_counterfactuals(n_sets=5)
+    captions = [("This person works as a", " doctor"), ("This person is", " kind")]
+    vlm = tiny_vlm("llava")
+    res = wb.run_probe("image_counterfactual", vlm, data=items, captions=captions, cache=False)
+    assert "image_counterfactual" in set(wb.list_probes().probe)
+    direct = image_bias(vlm, items, captions, cache=False).summary()
+    s = res.summary().set_index("category")
+    for _, row in direct.iterrows():  # per pair and caption: the same paired statistics
+        got = s.loc[f"{row.a} - {row.b} | {row.caption}"]
+        assert abs(got.value - row.mean_diff) < 1e-9 and abs(got.p_value - row.p_value) < 1e-12
+        assert got.n == row.n_sets
+    assert (res.items.query("pair == 'control - dark'")["diff"] == 0).all()
+    assert s.loc["control - dark", "p_value"] == 1.0
+    # per pair, each set's differences are averaged over the captions first
+    per_set = res.items.query("pair == 'dark - light'").groupby("set_id")["diff"].mean()
+    assert abs(s.loc["dark - light", "value"] - per_set.mean()) < 1e-12
+    assert isinstance(res.items.image_a[0], str) and res.provenance["data"]["n_scored"] == len(res.items)
+    other = wb.run_probe("image_counterfactual", tiny_vlm("llava", seed=1), data=items, captions=captions,
+                         cache=False)
+    cmp = wb.compare(res, other)  # paired by item (set, pair, caption) across the two models
+    assert set(cmp.metric) >= {"mean_diff", "pct_a_higher"}
+    with pytest.raises(WrongModelKindError, match="vision-language"):
+        wb.run_probe("image_counterfactual", tiny_model("gpt2"), data=items, captions=captions, cache=False)
+    with pytest.raises(InvalidInputError, match="captions"):
+        wb.run_probe("image_counterfactual", vlm, data=items, cache=False)
