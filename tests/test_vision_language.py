@@ -1,5 +1,5 @@
-"""Vision-language models on tiny random models of three families (LLaVA, PaliGemma, Gemma 3
-multimodal), built from configs with their real processors assembled offline."""
+"""Vision-language models on tiny random models of four families (LLaVA, PaliGemma, Gemma 3
+multimodal, Idefics3 / SmolVLM), built from configs with their real processors assembled offline."""
 from __future__ import annotations
 
 import json
@@ -13,10 +13,10 @@ from workbench.inspect.vision import edit_image_tokens, image_attention, verify_
 from workbench.scoring.vision import collate, forward
 from workbench.testing import save_tiny_vlm, tiny_image, tiny_model, tiny_vlm, vlm_families
 
-FAMILIES = ("llava", "paligemma", "gemma3_vl")
+FAMILIES = ("llava", "paligemma", "gemma3_vl", "idefics3", "qwen2_vl")
 
 
-def test_three_families_are_registered():
+def test_families_are_registered():
     assert set(FAMILIES) <= set(vlm_families())
 
 
@@ -59,7 +59,8 @@ def test_hooked_outputs_bitwise_and_residuals_equal_hidden_states(vlm):
 
 def _manual_logprob(vlm, context, continuation, images):
     """From the model's logits on the processor's own output, without the workbench's batching."""
-    marker = "<image>" if vlm.architecture != "gemma3" else "<start_of_image>"
+    marker = {"gemma3": "<start_of_image>", "qwen2_vl": "<|vision_start|><|image_pad|><|vision_end|>"}.get(
+        vlm.architecture, "<image>")
     prompt = marker * len(images) + context
     if vlm.architecture == "paligemma":  # prefix-LM: the continuation is the suffix (ends in EOS)
         enc = vlm.processor(text=[prompt], suffix=[continuation], images=[images], return_tensors="pt")
@@ -232,3 +233,129 @@ def test_capture_with_images_refuses_what_it_cannot_do(tmp_path):
         wb.capture(vlm, ["A cat"], images=[[tiny_image(0)]], max_new_tokens=2)
     with pytest.raises(InvalidInputError, match="not supported with images"):
         wb.capture(vlm, ["A cat"], images=[[tiny_image(0)]], out=tmp_path / "shards")
+
+
+def test_idefics3_tiles_map_to_the_mosaic_in_the_processors_order():
+    """Idefics3 splits an image into 2x2 tiles plus a global tile: the mosaic cell of each local
+    tile holds the tokens that follow that tile's <row_r_col_c> marker in the text."""
+    from workbench.attribution.vision import image_patch_attribution
+    from workbench.inspect.vision_layout import image_token_layout
+    vlm, img = tiny_vlm("idefics3"), tiny_image(0, pattern="split")
+    cache = wb.capture(vlm, ["A cat"], images=[[img]], sites=["projector", "vision.embed"])
+    assert cache["projector"].shape[:2] == (5, 4) and cache["vision.embed"].shape[0] == 5
+    layout = image_token_layout(vlm, img, int(cache.image_tokens.sum()))
+    assert (layout.rows, layout.cols, layout.n_tiles) == (2, 2, 5)
+    index, glob = layout.grids(torch.arange(20))
+    toks = cache.str_tokens[0]
+    image_rank = cache.image_tokens[0].long().cumsum(0) - 1  # position -> index among image tokens
+    for r in range(2):
+        for c in range(2):
+            first = toks.index(f"<row_{r + 1}_col_{c + 1}>") + 1
+            assert int(index[2 * r, 2 * c]) == int(image_rank[first])
+    assert int(glob[0, 0]) == int(image_rank[toks.index("<global-img>") + 1]) == 16
+    # patch attribution over all tiles: the mosaic cell of token 5 is zeroing token 5 in text order
+    res = image_patch_attribution(vlm, "A picture of", " a cat", img)
+    assert res.grid.shape == (4, 4) and res.global_grid.shape == (2, 2)
+    full = wb.loglikelihood(vlm, [("A picture of", " a cat")], images=[[img]], cache=False).logprob[0]
+
+    def zero_token_5(x):
+        x = x.clone()
+        x.reshape(-1, x.shape[-1])[5] = 0
+        return x
+    from workbench.inspect.vision import image_features_replaced
+    with image_features_replaced(vlm, zero_token_5):
+        without = wb.loglikelihood(vlm, [("A picture of", " a cat")], images=[[img]], cache=False).logprob[0]
+    cell = res.frame.query("token == 5").iloc[0]
+    assert abs(cell.attribution - (full - without)) < 1e-4 and cell.grid == "image"
+    assert abs(float(res.grid[int(cell.row), int(cell.col)]) - cell.attribution) < 1e-12
+
+
+def test_qwen2_vl_keeps_the_aspect_ratio_and_uses_multimodal_positions():
+    """Qwen2-VL: a wide image gets a wide token grid (heat map and attribution follow it); the
+    model's M-RoPE positions of the image tokens are not the plain 0..n-1, and the workbench's
+    scores equal the model's own forward (which computes them) within 1e-4."""
+    from workbench.attribution.vision import image_patch_attribution
+    vlm, wide = tiny_vlm("qwen2_vl"), tiny_image(1, size=(64, 16), pattern="split")
+    res = image_patch_attribution(vlm, "A picture of", " a cat", wide)
+    rows, cols = res.grid.shape
+    assert cols > rows and res.global_grid is None
+    att = image_attention(vlm, "What is shown in the picture?", wide, layer=0)
+    assert tuple(att.maps.shape[1:]) == (rows, cols)
+    enc = vlm.processor(text=["<|vision_start|><|image_pad|><|vision_end|>A cat"], images=[[wide]], return_tensors="pt")
+    pos, _ = vlm.hf.model.get_rope_index(enc["input_ids"], mm_token_type_ids=enc["mm_token_type_ids"],
+                                         image_grid_thw=enc["image_grid_thw"], attention_mask=enc["attention_mask"])
+    assert pos.shape[0] == 3 and not torch.equal(pos[1], pos[2])  # rows and columns differ on the image
+    # the image tokens share one time position, so the temporal row is not 0..n-1
+    assert not torch.equal(pos[0, 0], torch.arange(enc["input_ids"].shape[1]))
+
+
+@pytest.mark.parametrize("family", ["llava", "idefics3", "qwen2_vl"])
+def test_prompt_token_attribution_beside_the_image(family):
+    """Features are the context's text tokens only (not image, tile or marker tokens); ablating
+    one equals rescoring with that token replaced by the baseline; Shapley is complete."""
+    from workbench.attribution.vision_prompt import prompt_token_attribution
+    from workbench.scoring.vision import encode_pairs
+    vlm, img = tiny_vlm(family), tiny_image(0)
+    res = prompt_token_attribution(vlm, "The doctor said", " hello", img, random_check=False)
+    assert "".join(res.frame.token) == "The doctor said"
+    (whole, n_ctx, _), = encode_pairs(vlm, [("The doctor said", " hello")], [[img]])
+    ids = whole["input_ids"][0]
+
+    def logprob(edited):
+        with torch.inference_mode():
+            logits = forward(vlm, {**whole, "input_ids": edited[None]}).logits[0].float()
+        return float(torch.log_softmax(logits[n_ctx - 1:-1], -1).gather(1, ids[n_ctx:, None]).sum())
+    pos = int(res.frame.position[1])
+    edited = ids.clone()
+    edited[pos] = res.provenance["baseline_id"]
+    assert abs(res.frame.attribution[1] - (logprob(ids) - logprob(edited))) < 1e-4
+    shap = prompt_token_attribution(vlm, "The doctor said", " hello", img, method="shapley", n_samples=2,
+                                    random_check=False)
+    assert bool(shap.sanity.set_index("check").loc["completeness", "ok"])
+
+
+def test_image_attribution_randomised_model_check():
+    """The randomised-model check of text attribution, on image patches: a weight-randomised copy
+    (the model itself untouched) gives other attributions, and their rank correlation is reported."""
+    from workbench.attribution.vision import image_patch_attribution
+    vlm, img = tiny_vlm("llava"), tiny_image(0, pattern="split")
+    before = wb.loglikelihood(vlm, [("A picture of", " a cat")], images=[[img]], cache=False).logprob[0]
+    res = image_patch_attribution(vlm, "A picture of", " a cat", img)
+    checks = res.sanity.set_index("check")
+    assert set(checks.index) == {"completeness", "randomised model"}
+    from scipy.stats import spearmanr
+    rho = spearmanr(res.frame.attribution, res.frame.attribution_random).statistic
+    assert abs(checks.loc["randomised model", "value"] - rho) < 1e-9
+    assert not (res.frame.attribution == res.frame.attribution_random).all()
+    after = wb.loglikelihood(vlm, [("A picture of", " a cat")], images=[[img]], cache=False).logprob[0]
+    assert after == before
+    assert image_patch_attribution(vlm, "A picture of", " a cat", img, random_check=False).sanity.shape[0] == 1
+
+
+def test_image_counterfactual_probe_spec_matches_image_bias_and_compares():
+    from workbench.vision import image_bias, synthetic_counterfactuals
+    items = synthetic_counterfactuals(n_sets=5)
+    captions = [("This person works as a", " doctor"), ("This person is", " kind")]
+    vlm = tiny_vlm("llava")
+    res = wb.run_probe("image_counterfactual", vlm, data=items, captions=captions, cache=False)
+    assert "image_counterfactual" in set(wb.list_probes().probe)
+    direct = image_bias(vlm, items, captions, cache=False).summary()
+    s = res.summary().set_index("category")
+    for _, row in direct.iterrows():  # per pair and caption: the same paired statistics
+        got = s.loc[f"{row.a} - {row.b} | {row.caption}"]
+        assert abs(got.value - row.mean_diff) < 1e-9 and abs(got.p_value - row.p_value) < 1e-12
+        assert got.n == row.n_sets
+    assert (res.items.query("pair == 'control - dark'")["diff"] == 0).all()
+    assert s.loc["control - dark", "p_value"] == 1.0
+    # per pair, each set's differences are averaged over the captions first
+    per_set = res.items.query("pair == 'dark - light'").groupby("set_id")["diff"].mean()
+    assert abs(s.loc["dark - light", "value"] - per_set.mean()) < 1e-12
+    assert isinstance(res.items.image_a[0], str) and res.provenance["data"]["n_scored"] == len(res.items)
+    other = wb.run_probe("image_counterfactual", tiny_vlm("llava", seed=1), data=items, captions=captions,
+                         cache=False)
+    cmp = wb.compare(res, other)  # paired by item (set, pair, caption) across the two models
+    assert set(cmp.metric) >= {"mean_diff", "pct_a_higher"}
+    with pytest.raises(WrongModelKindError, match="vision-language"):
+        wb.run_probe("image_counterfactual", tiny_model("gpt2"), data=items, captions=captions, cache=False)
+    with pytest.raises(InvalidInputError, match="captions"):
+        wb.run_probe("image_counterfactual", vlm, data=items, cache=False)

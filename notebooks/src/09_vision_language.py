@@ -61,6 +61,16 @@ attr.plot();
 attr.provenance["completeness_gap"]
 
 # %% [markdown]
+# The same over the prompt's text tokens (the image fixed), with the sanity checks of text
+# attribution: completeness and the rank correlation with a weight-randomised copy.
+
+# %%
+from workbench.attribution.vision_prompt import prompt_token_attribution
+
+tokens = prompt_token_attribution(vlm, "The doctor said", " hello", img)
+tokens.frame, tokens.sanity
+
+# %% [markdown]
 # ## A counterfactual image bias probe
 # Sets of images that differ in one attribute of the figure shown, scored on the same captions,
 # compared within sets with exact paired tests. The synthetic set shows the pipeline works (the
@@ -74,3 +84,9 @@ from workbench.vision import image_bias, synthetic_counterfactuals
 items = synthetic_counterfactuals(n_sets=6)
 res = image_bias(vlm, items, [("This person works as a", " doctor"), ("This person is", " kind")])
 res.summary()
+
+# %% [markdown]
+# The same analysis through the probe machinery (skips, provenance, `wb.compare`):
+
+# %%
+wb.run_probe("image_counterfactual", vlm, data=items, captions=[("This person works as a", " doctor")]).summary()

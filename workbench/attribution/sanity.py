@@ -38,6 +38,10 @@ def randomized_copy(hf, seed: int = 0):
             for hooks in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
                           "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs", "_forward_hooks_always_called"):
                 getattr(module, hooks, {}).clear()
+            # transformers installs its output-capturing hooks once per model and marks it: the
+            # mark must go with the hooks, or hidden states (which LLaVA's vision tower feeds its
+            # projector from) are never recorded on the copy
+            module.__dict__.pop("_output_capturing_hooks_installed", None)
         gen = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             for p in rnd.parameters():   # tied weights appear once, and stay tied

@@ -24,6 +24,7 @@ from workbench.errors import InvalidInputError, UnsupportedSiteError
 from workbench.families import HookPoint
 from workbench.inspect.cache import ActivationCache
 from workbench.inspect.sites import adapter
+from workbench.inspect.vision_layout import image_token_layout
 
 VISION_LAYER_SITES = ("vision.resid_pre", "vision.resid_post")
 VISION_MODEL_SITES = ("vision.embed", "projector")
@@ -176,6 +177,16 @@ def capture_images(model, texts, images, sites=("resid_post",), layers=None, pos
     return cache
 
 
+def tower_pixels(pixels: torch.Tensor) -> torch.Tensor:
+    """The images the vision tower sees: per-image pixels as they are; per-text tiles
+    ([texts, tiles, 3, h, w], Idefics3) flattened, without the all-zero padding tiles (which
+    the model drops too)."""
+    if pixels.dim() != 5:
+        return pixels
+    flat = pixels.flatten(0, 1)
+    return flat[(flat != 0).flatten(1).any(1)]
+
+
 def _noise_image(seed: int):
     """A seeded 48x40 random RGB image (verification's default input)."""
     import numpy as np
@@ -224,8 +235,11 @@ def verify_vision(model, texts=None, images=None, tol: float = 1e-4):
     rows.append(_row("logit lens of the last layer == logits", "logits", None, lens[mask], plain.logits.float().cpu()[mask], tol))
     parts = VisionParts(model)
     with torch.inference_mode():
-        tower = ad.module(parts.layers_path.rsplit(".encoder", 1)[0])
-        vh = tower(batch["pixel_values"].to(model.device, model.dtype), output_hidden_states=True).hidden_states
+        lp = parts.layers_path
+        tower = ad.module(lp.rsplit(".encoder", 1)[0] if ".encoder." in lp else lp.rsplit(".", 1)[0])
+        kw = {"grid_thw": batch["image_grid_thw"].to(model.device)} if "image_grid_thw" in batch else {}
+        vh = tower(tower_pixels(batch["pixel_values"]).to(model.device, model.dtype), output_hidden_states=True,
+                   **kw).hidden_states
     for layer in range(parts.n_layers):
         rows.append(_row("vision.resid_pre == vision hidden_states[L]", "vision.resid_pre", layer,
                          cache["vision.resid_pre", layer], vh[layer].cpu(), 0))
@@ -273,6 +287,8 @@ def edit_image_tokens(model, text, images, *, source_images=None, how: str = "pa
     those of ``source_images`` (same number and size of images), ``"zero"`` zeroes them,
     ``"mean"`` replaces them by their image's mean feature. ``image``: which image (None: all);
     ``tokens``: indices of image tokens within an image (the patch grid in reading order; None: all).
+    Tiling families (Idefics3): ``image`` indexes tiles; flat-vision families (Qwen2-VL): all
+    images' tokens form one row, so ``image`` must be None or 0 and ``tokens`` index all of them.
 
     >>> import torch
     >>> from workbench.testing import tiny_vlm, tiny_image
@@ -306,15 +322,17 @@ def edit_image_tokens(model, text, images, *, source_images=None, how: str = "pa
             h.remove()
         source = got[0]
 
-    def fn(x):
+    def fn(flat):
+        # [images, tokens, d]; flat-vision families (Qwen2-VL) give [all tokens, d]: one "image"
+        x = flat if flat.dim() == 3 else flat[None]
         sel = _token_mask(x, image, tokens)[..., None]
         if how == "patch":
-            new = source.to(x.dtype)
+            new = source.to(x.dtype).reshape(x.shape)
         elif how == "zero":
             new = torch.zeros_like(x)
         else:
             new = x.mean(1, keepdim=True).expand_as(x)
-        return torch.where(sel, new, x)
+        return torch.where(sel, new, x).reshape(flat.shape)
 
     with torch.inference_mode():
         clean = forward(model, batch).logits[0].cpu()
@@ -330,7 +348,9 @@ def image_attention(model, text: str, image, layer: int = -1, head: int | None =
     the image: an :class:`ImageAttention` whose ``maps`` ([text positions, rows, cols]) are
     renormalised over the image tokens (each row sums to one over the positions shown) and
     whose frame's ``image_share`` says what fraction of the position's attention went to the
-    image at all. ``head`` None averages the heads.
+    image at all. ``head`` None averages the heads. Tiling families (Idefics3): ``maps`` is the
+    mosaic of the local tiles, ``global_maps`` the global tile's grid, each renormalised over
+    its own tokens (:mod:`workbench.inspect.vision_layout`).
 
     >>> from workbench.testing import tiny_vlm, tiny_image
     >>> att = image_attention(tiny_vlm("gemma3_vl"), "What is shown?", tiny_image(0))
@@ -361,18 +381,20 @@ def image_attention(model, text: str, image, layer: int = -1, head: int | None =
                                 "shorter than the text?); pick another layer")
     w = pat[queries][:, img]
     share = w.sum(1)
-    side = int(round(len(img) ** 0.5))
-    if side * side != len(img):
-        raise UnsupportedSiteError(f"{len(img)} image tokens do not form a square grid; the heat map needs one")
-    maps = (w / share[:, None]).reshape(len(queries), side, side)
+    layout = image_token_layout(model, image, len(img))
+    mosaic, glob = layout.grids(w)
+    # each grid renormalised over the tokens it shows (tiled: the mosaic and the global tile apart)
+    maps = mosaic / mosaic.sum((1, 2), keepdim=True)
+    glob = None if glob is None else glob / glob.sum((1, 2), keepdim=True)
     import pandas as pd
     toks = cache.str_tokens[0]
     frame = pd.DataFrame([dict(position=int(q), token=toks[int(q)], row=r, col=c, weight=float(maps[i, r, c]),
                                image_share=float(share[i])) for i, q in enumerate(queries)
-                          for r in range(side) for c in range(side)])
+                          for r in range(maps.shape[1]) for c in range(maps.shape[2])])
     return ImageAttention(frame=frame, provenance=record(model, layer=layer, head=head, image=image_hash(image),
-                                                         text=text), maps=maps, image=image,
-                          tokens=[toks[int(q)] for q in queries], share=share)
+                                                         text=text, tiles=[layout.rows, layout.cols]),
+                          maps=maps, image=image, tokens=[toks[int(q)] for q in queries], share=share,
+                          global_maps=glob)
 
 
 from dataclasses import dataclass, field  # noqa: E402  (kept next to the result it builds)
@@ -388,6 +410,7 @@ class ImageAttention(Result):
     image: object = None
     tokens: list = field(default_factory=list)
     share: torch.Tensor = None
+    global_maps: torch.Tensor = None
 
     def summary(self):
         return self.frame.groupby(["position", "token"], sort=False).image_share.first().reset_index()
@@ -415,11 +438,11 @@ class ImageAttention(Result):
         src = base64.b64encode(buf.getvalue()).decode()
         maps = json.dumps([[[round(float(v), 5) for v in row] for row in m] for m in self.maps])
         toks = json.dumps(self.tokens)
-        side = self.maps.shape[1]
+        side = self.maps.shape[2]  # grid columns (a tiled mosaic need not be square)
         return f"""<div class="wb-imgatt"><div style="position:relative;display:inline-block;width:256px;height:256px">
 <img src="data:image/png;base64,{src}" style="width:256px;height:256px;image-rendering:pixelated">
 <div class="grid" style="position:absolute;top:0;left:0;width:256px;height:256px;display:grid;
-grid-template-columns:repeat({side},1fr)"></div></div><div class="toks"></div>
+grid-template-columns:repeat({side},1fr);grid-template-rows:repeat({self.maps.shape[1]},1fr)"></div></div><div class="toks"></div>
 <script>(function(){{var root=document.currentScript.parentElement,maps={maps},toks={toks},g=root.querySelector('.grid'),
 t=root.querySelector('.toks');function show(i){{g.innerHTML='';var m=maps[i],mx=Math.max.apply(null,[].concat.apply([],m));
 m.forEach(function(r){{r.forEach(function(v){{var d=document.createElement('div');d.style.background='rgba(255,80,0,'+(v/mx*0.8)+')';

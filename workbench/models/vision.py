@@ -83,8 +83,15 @@ def from_folder(folder, config, *, weight_files, weight_hashes, use_safetensors,
                                 f"(e.g. {missing[:3]}) and would be random.")
     if device_map is None:
         hf.to(device)
+    from workbench.errors import UnsupportedSiteError
+    from workbench.families import family_for
+    try:  # a family may know how to build its processor where AutoProcessor cannot (Qwen2-VL)
+        load = family_for(config.model_type).extra.get("load_processor")
+    except UnsupportedSiteError:
+        load = None
+    load = load or T.AutoProcessor.from_pretrained
     try:
-        processor = T.AutoProcessor.from_pretrained(folder, trust_remote_code=trust_remote_code)
+        processor = load(folder, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, TypeError, AttributeError) as e:
         raise CorruptModelError(f"the processor of the vision-language model in {folder} cannot be loaded "
                                 f"({type(e).__name__}: {str(e)[:300]}). Save it next to the model "

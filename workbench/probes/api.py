@@ -108,6 +108,8 @@ def _resolve(spec: ProbeSpec, data, options):
                 f"probe {spec.name!r} needs data=PATH to its data set (e.g. '../shared/data/{spec.name}')"
                 + (f" or the hub id {hub!r}" if hub else ""))
         return Path(__file__).resolve().parents[1] / "data" / "templates" / spec.default_data
+    if isinstance(data, pd.DataFrame):  # items in memory (e.g. a synthetic image set)
+        return data
     path = Path(data).expanduser()
     if path.exists():
         return path

@@ -29,6 +29,9 @@ from workbench.errors import InvalidInputError, WrongModelKindError
 
 # processor outputs with one row per text (padded together); every other tensor is per image
 ROW_KEYS = ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids")
+# per-text image tensors of tiling processors (Idefics3: [texts, tiles, 3, h, w]); padded with
+# zeros, which the model drops as padding tiles
+TILED_KEYS = ("pixel_values", "pixel_attention_mask")
 
 
 def image_hash(img) -> str:
@@ -91,7 +94,7 @@ def render(model, text: str, n_images: int, format: str = "raw", system_prompt: 
         msgs = [] if system_prompt is None else [{"role": "system", "content": [{"type": "text", "text": system_prompt}]}]
         msgs.append({"role": "user", "content": [{"type": "image"}] * n_images + [{"type": "text", "text": text}]})
         return proc.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
-    marker = image_marker(proc)
+    marker = getattr(_family(model), "extra", {}).get("image_marker") or image_marker(proc)
     have = text.count(marker)
     if have == n_images:
         return text
@@ -113,15 +116,28 @@ def process(model, texts: list[str], images: list[list], suffixes: list[str] | N
     return out
 
 
+def _pad_to(t: torch.Tensor, shape) -> torch.Tensor:
+    """``t`` zero-padded at the end of every dimension after the first to ``shape``."""
+    pad = []
+    for have, want in zip(reversed(t.shape[1:]), reversed(shape)):
+        pad += [0, want - have]
+    return torch.nn.functional.pad(t, pad)
+
+
 def collate(encs: list[dict], pad_id: int) -> dict:
-    """Right-pad per-text encodings into one batch; per-image tensors are concatenated in order."""
+    """Right-pad per-text encodings into one batch; per-image tensors are concatenated in order,
+    per-text tile tensors (5-d ``pixel_values``) padded with all-zero tiles."""
     width = max(e["input_ids"].shape[1] for e in encs)
+    tiled = encs[0].get("pixel_values") is not None and encs[0]["pixel_values"].dim() == 5
     batch = {}
     for key in encs[0]:
         if key in ROW_KEYS:
             fill = pad_id if key == "input_ids" else 0
             batch[key] = torch.cat([torch.nn.functional.pad(e[key], (0, width - e[key].shape[1]), value=fill)
                                     for e in encs])
+        elif tiled and key in TILED_KEYS:
+            shape = [max(e[key].shape[d] for e in encs) for d in range(1, encs[0][key].dim())]
+            batch[key] = torch.cat([_pad_to(e[key], shape) for e in encs])
         else:
             batch[key] = torch.cat([e[key] for e in encs])
     return batch
