@@ -176,3 +176,24 @@ def test_hf_backend_and_capability_errors(toy_family):
         wb.generate(s, ["a b"])
     with pytest.raises(InvalidInputError, match="unknown backend 'nope'"):
         wb.load_model("x", backend="nope")
+
+
+def test_a_benchmark_task_is_a_probe_with_the_runners_numbers(tmp_path):
+    """Tasks and probes share one contract: a task read as a probe spec gives, through
+    wb.run_probe, the numbers the benchmark runner stores for it."""
+    from workbench.bench.task_probe import task_as_probe
+    m = wb.testing.tiny_model("gpt2")
+    wb.register_probe(task_as_probe("capitals"), replace=True)
+    try:
+        as_probe = wb.run_probe("task:capitals", m, n_boot=200, cache=False)
+    finally:
+        unregister_probe("task:capitals")
+    grid = wb.run({"gpt2": m}, ["capitals"], store=tmp_path / "r.db", progress=False, score_kwargs={"cache": False})
+    table = grid.table().set_index("metric")
+    summary = as_probe.summary().query("category == 'all'").set_index("metric")
+    for metric in ("acc", "acc_norm"):
+        assert summary.loc[metric, "value"] == pytest.approx(table.loc[metric, "value"])
+        assert summary.loc[metric, "ci_low"] == pytest.approx(table.loc[metric, "ci_low"])
+        assert summary.loc[metric, "n"] == table.loc[metric, "n"]
+    stored = grid.items("gpt2", "capitals").set_index("id")
+    assert (as_probe.items.set_index("id").loc[stored.index, "correct"] == stored["correct"]).all()
