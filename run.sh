@@ -39,6 +39,19 @@ case "$job" in
     exec "$VPY" -m workbench audit "$@"
     ;;
   test)
+    # the llama.cpp and server backends' tests need llama-cpp-python, which builds llama.cpp from
+    # source (minutes; pip keeps the built wheel in its cache for the next set-up). Without a
+    # compiler those tests skip; the audit command never needs one.
+    if ! "$VPY" -c "import llama_cpp" 2>/dev/null; then
+      if command -v c++ >/dev/null 2>&1; then
+        echo "== installing llama-cpp-python (builds llama.cpp from source; once)"
+        CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}" CMAKE_ARGS="${CMAKE_ARGS:--DLLAMA_CURL=OFF}" \
+          "$VPY" -m pip install -q -e ".[llamacpp]" \
+          || echo "!! could not build llama-cpp-python: the llama.cpp and server backend tests will be skipped"
+      else
+        echo "!! no C++ compiler: the llama.cpp and server backend tests will be skipped"
+      fi
+    fi
     # the browser test drives Debian's Chromium; install it where we can (root + apt), else it skips
     if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       echo "== installing chromium (Debian package) for the browser test"

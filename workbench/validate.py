@@ -207,7 +207,7 @@ def context_window(model) -> int | None:
     the config does not say. Sliding-window attention (Gemma 3, Mistral) limits what a token
     attends to, not how long the input may be, so it does not count here."""
     hf = getattr(model, "hf", model)
-    cfg = hf.config
+    cfg = (hf if hf is not None else model).config  # a non-hf backend's Model has its header's config
     cfg = getattr(cfg, "text_config", None) or cfg
     for attr in ("max_position_embeddings", "n_positions", "n_ctx"):
         v = getattr(cfg, attr, None)
