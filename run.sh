@@ -42,11 +42,13 @@ case "$job" in
   test)
     # the llama.cpp and server backends' tests need llama-cpp-python, which builds llama.cpp from
     # source (minutes; pip keeps the built wheel in its cache for the next set-up). Without a
-    # compiler those tests skip; the audit command never needs one.
+    # compiler those tests skip; the audit command never needs one. Built for AVX2 rather than
+    # -march=native: a native build on a CPU that reports AMX runs AMX tile instructions, which
+    # trap (SIGILL) where the kernel or sandbox has not enabled them, as on this project's machines.
     if ! "$VPY" -c "import llama_cpp" 2>/dev/null; then
       if command -v c++ >/dev/null 2>&1; then
         echo "== installing llama-cpp-python (builds llama.cpp from source; once)"
-        CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}" CMAKE_ARGS="${CMAKE_ARGS:--DLLAMA_CURL=OFF}" \
+        CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}" CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAMA_CURL=OFF}" \
           "$VPY" -m pip install -q -e ".[llamacpp]" \
           || echo "!! could not build llama-cpp-python: the llama.cpp and server backend tests will be skipped"
       else

@@ -1,10 +1,14 @@
-"""The llama.cpp backend on the embedded GGUFs: same columns and (within a measured tolerance) the
+"""The llama.cpp backend on the embedded GGUFs: same columns and (within measured tolerances) the
 same numbers as the Hugging Face backend, which de-quantises the same GGUF to float32.
 
-Tolerances were measured on SmolLM2-135M (Q4_1): llama.cpp quantises activations to 8 bits for
-its quantised matrix products, so per-token log-probs differ from the float32 reference by a
-few hundredths of a nat at most on short sentences (median ~0.005-0.01); the bounds below leave
-about 2x headroom over the measured maxima.
+Tolerances, measured on SmolLM2-135M (per-token |log-prob difference| against HF float32 on the
+pairs below):
+* the GGUF re-quantised to F16 by llama.cpp: max 0.011, median 0.0012 nats. This is the check
+  that the backend computes the right thing (same positions, same softmax, same truncation).
+* the shipped Q4_1 GGUF as llama.cpp runs it: max 0.45, median 0.047 nats. The weights are the
+  same numbers as HF's de-quantised copy, but llama.cpp also quantises the *activations* to 8
+  bits (Q8_1) for its Q4_1 matrix products: the difference is what deployment does, not a bug.
+The bounds below leave about 2x headroom over these maxima.
 """
 from __future__ import annotations
 
@@ -21,8 +25,12 @@ SMOLLM = "smollm2-135m-instruct"
 PAIRS = [("The capital of France is", " Paris"), ("Water boils at 100 degrees", " Celsius"),
          ("My favourite colour is", " blue and my favourite food is pizza"), ("Once upon a", " time"),
          ("2 + 2 =", " 4"), ("The cat sat on the", " mat")]
-MAX_TOKEN_DIFF = 0.12      # nats, any one token (measured max ~0.05)
-MEDIAN_TOKEN_DIFF = 0.03   # nats (measured ~0.01)
+F16_MAX, F16_MEDIAN = 0.025, 0.003     # nats per token, llama.cpp on F16 weights vs HF float32
+Q4_MAX, Q4_MEDIAN = 0.9, 0.1           # nats per token, llama.cpp on the Q4_1 GGUF vs HF float32
+
+
+def _token_diffs(a, b):
+    return np.abs(np.concatenate([np.subtract(x, y) for x, y in zip(a.token_logprobs, b.token_logprobs)]))
 
 
 @pytest.fixture(scope="module")
@@ -35,16 +43,26 @@ def test_loads_as_llamacpp_model(lcpp):
     assert lcpp.hf is None and lcpp.kind == "causal" and lcpp.architecture == "llama"
     assert 100e6 < lcpp.n_params < 200e6
     assert lcpp.backend.settings()["weights"] == "Q4_1"
-    assert "llama.cpp" in repr(lcpp)
+    assert "LlamaCppBackend" in repr(lcpp) and "Q4_1" in repr(lcpp)
 
 
 def test_loglikelihood_matches_hf(lcpp, smollm):
     ours, ref = wb.loglikelihood(lcpp, PAIRS, cache=False), wb.loglikelihood(smollm, PAIRS, cache=False)
     assert list(ours.columns) == list(ref.columns)
     assert (ours.n_tokens == ref.n_tokens).all() and (ours.tokens == ref.tokens).all()
-    diffs = np.abs(np.concatenate([np.subtract(a, b) for a, b in zip(ours.token_logprobs, ref.token_logprobs)]))
-    assert diffs.max() < MAX_TOKEN_DIFF and np.median(diffs) < MEDIAN_TOKEN_DIFF
+    diffs = _token_diffs(ours, ref)
+    assert diffs.max() < Q4_MAX and np.median(diffs) < Q4_MEDIAN
     assert (ours.is_greedy == ref.is_greedy).mean() >= 5 / 6
+
+
+def test_f16_requantised_matches_hf_closely(smollm):
+    """With F16 weights llama.cpp keeps activations in 16-bit floats: then it agrees with the
+    float32 reference to ~1e-3, which shows positions, softmax and targets are right."""
+    from workbench.backends.quantize import quantize_gguf
+    m = wb.load_model(quantize_gguf(SMOLLM, "F16"), backend="llama.cpp")
+    assert m.backend.settings()["weights"] == "F16"
+    diffs = _token_diffs(wb.loglikelihood(m, PAIRS, cache=False), wb.loglikelihood(smollm, PAIRS, cache=False))
+    assert diffs.max() < F16_MAX and np.median(diffs) < F16_MEDIAN
 
 
 def test_packed_requests_equal_single_requests(lcpp):
@@ -77,7 +95,7 @@ def test_rolling_perplexity_matches_hf(lcpp, smollm):
     ours = wb.perplexity(lcpp, text, max_length=32, cache=False)
     ref = wb.perplexity(smollm, text, max_length=32, cache=False)
     assert list(ours.columns) == list(ref.columns) and ours.n_tokens[0] == ref.n_tokens[0]
-    assert abs(ours.logprob[0] - ref.logprob[0]) / ref.n_tokens[0] < MEDIAN_TOKEN_DIFF * 2
+    assert abs(ours.logprob[0] - ref.logprob[0]) / ref.n_tokens[0] < Q4_MEDIAN
 
 
 def test_token_moments(lcpp):
@@ -88,7 +106,8 @@ def test_token_moments(lcpp):
 
 def test_crows_pairs_runs_unchanged(lcpp, shared_data):
     res = wb.run_probe("crows_pairs", lcpp, data=shared_data / "crows_pairs", limit=20)
-    assert len(res.items) > 0 and res.provenance["model"]["backend"]["name"] == "llama.cpp"
+    assert len(res.items) > 0 and res.provenance["model"]["fingerprint"]["backend"]["name"] == "llama.cpp"
+    assert {"score_more", "score_less"} <= set(res.items.columns)
 
 
 def test_generate_greedy_and_seeded(lcpp, smollm):

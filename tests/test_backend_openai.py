@@ -92,17 +92,17 @@ def test_unaligned_prompts_are_refused_not_shifted(served):
         wb.loglikelihood(served, [("The capital of France is", " Paris")], bos=False, cache=False)
 
 
-def test_perplexity_through_the_server(served, lcpp):
-    text = ["The quick brown fox jumps over the lazy dog."]
-    a, b = wb.perplexity(served, text, cache=False), wb.perplexity(lcpp, text, cache=False)
-    assert a.n_tokens[0] == b.n_tokens[0] and abs(a.logprob[0] - b.logprob[0]) < 0.05
+def test_text_scored_from_bos_is_a_clear_error_with_this_server(served):
+    """llama-cpp-python's server echoes no log-prob for the first token after the BOS, so a
+    text scored from its start (perplexity, CrowS-Pairs) is refused, not silently shortened."""
+    with pytest.raises(ServerError, match="first token after the BOS"):
+        wb.perplexity(served, ["The quick brown fox jumps over the lazy dog."], cache=False)
 
 
 def test_generation_through_the_server(served, lcpp):
     out = wb.generate(served, ["The capital of France is"], max_new_tokens=6, cache=False)
-    assert list(out.columns) == ["prompt", "sample", "completion", "n_new_tokens", "seed"][:len(out.columns)] or True
-    assert out.n_new_tokens[0] > 0
     ref = wb.generate(lcpp, ["The capital of France is"], max_new_tokens=6, cache=False)
+    assert list(out.columns) == list(ref.columns) and out.n_new_tokens[0] > 0
     assert out.completion[0].strip().split()[0] == ref.completion[0].strip().split()[0]
 
 

@@ -155,14 +155,18 @@ class _Engine:
             rc = lib.llama_decode(self.ctx, batch)
             if rc != 0:
                 raise WorkbenchError(f"llama_decode failed (code {rc}): {_last_errors()}")
-            n_out = int(out.sum())
-            if what == "logits":
-                ptr, width = lib.llama_get_logits(self.ctx), self.n_vocab
-            else:
-                ptr, width = lib.llama_get_embeddings(self.ctx), self.n_embd
-            if n_out == 0:
-                return np.zeros((0, width), dtype=np.float32)
-            return np.ctypeslib.as_array(ptr, shape=(n_out * width,)).reshape(n_out, width).copy()
+            # row by row through the batch index (*_ith): the contiguous llama_get_embeddings
+            # buffer is not compacted to the flagged tokens (it gave token 0's row for any flag)
+            get, width = ((lib.llama_get_logits_ith, self.n_vocab) if what == "logits"
+                          else (lib.llama_get_embeddings_ith, self.n_embd))
+            flagged = np.flatnonzero(out)
+            rows = np.empty((len(flagged), width), dtype=np.float32)
+            for r, j in enumerate(flagged):
+                ptr = get(self.ctx, int(j))
+                if not ptr:
+                    raise WorkbenchError(f"llama.cpp returned no {what} for batch position {j}: {_last_errors()}")
+                rows[r] = np.ctypeslib.as_array(ptr, shape=(width,))
+            return rows
         finally:
             lib.llama_batch_free(batch)
 

@@ -205,6 +205,11 @@ class OpenAIBackend(Backend):
             for i, choice in zip(batch, choices):
                 lps, greedy = self._prompt_logprobs(prompts[i], choice)
                 n = len(requests[i][1])
+                if any(x is None for x in lps[-n:]):
+                    raise ServerError(f"the server at {self.client.base_url} echoed no log-prob for a scored token "
+                                      f"of request {i} (llama-cpp-python's server gives none for the first token "
+                                      "after the BOS, so a text scored from its start cannot be); give it a "
+                                      "context, or serve the model with vLLM or SGLang")
                 results[i] = {"token_logprobs": [float(x) for x in lps[-n:]], "greedy": greedy[-n:]}
             return len(batch)
 
@@ -224,8 +229,9 @@ class OpenAIBackend(Backend):
             chunk = prompts[start:start + batch_size]
             texts = [_prompt_text(tok, p, chat, system_prompt) for p in chunk]
             ids = [list(tok(t, add_special_tokens=not chat)["input_ids"]) for t in texts]
-            options = dict(max_tokens=max_new_tokens, seed=seed + b, n=num_return_sequences,
-                           temperature=float(temperature) if do_sample else 0.0)
+            options = dict(max_tokens=max_new_tokens, seed=seed + b, temperature=float(temperature) if do_sample else 0.0)
+            if num_return_sequences > 1:
+                options["n"] = num_return_sequences
             if do_sample:
                 options["top_p"] = float(top_p)
                 if top_k is not None:

@@ -5,7 +5,7 @@ model at several precisions through the same probes and tasks, compared pairwise
     >>> path = quantize_gguf("smollm2-135m-instruct", "Q8_0")                 # doctest: +SKIP
     >>> m = wb.load_model(path, backend="llama.cpp")                           # doctest: +SKIP
 
-The output is cached as ``cache_dir()/gguf/<sha256 of the source>.<TYPE>.gguf`` (built under a
+The output is cached as ``cache_dir()/gguf/<sha256 of the source>.quantized/<name>.<TYPE>.gguf`` (built under a
 temporary name, renamed into place). A source that is itself quantised is re-quantised from its
 de-quantised values (llama.cpp's ``allow_requantize``): a Q8_0 made from a Q4_1 file holds the
 Q4_1 model's weights almost exactly, so it stands for the "least quantised" version of what was
@@ -31,7 +31,8 @@ def quantize_gguf(spec, ftype: str = "Q8_0", threads: int | None = None) -> Path
         raise InvalidInputError(f"ftype must be one of {TYPES}, got {ftype!r}")
     _, lib = _binding()
     src = gguf_files.resolve(spec)
-    final = gguf_files.gguf_dir() / f"{src.sha256}.{ftype}.gguf"
+    stem = src.file_name[:-5] if src.file_name.lower().endswith(".gguf") else src.file_name
+    final = gguf_files.gguf_dir() / f"{src.sha256}.quantized" / f"{stem}.{ftype}.gguf"
     if final.is_file():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
