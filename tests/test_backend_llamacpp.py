@@ -76,6 +76,22 @@ def test_packed_requests_equal_single_requests(lcpp):
         assert np.allclose(alone["token_logprobs"], packed["token_logprobs"], atol=2e-3)
 
 
+def test_long_sequences_run_in_chunks_through_the_kv_cache(lcpp, monkeypatch):
+    """A sequence longer than a decode's batch (or with more scored tokens than one decode may
+    return) runs in chunks that continue the KV cache: the same log-probs as in one piece."""
+    from workbench.backends import llamacpp
+    ids = lcpp.tokenizer("The quick brown fox jumps over the lazy dog and runs far away.",
+                         add_special_tokens=False)["input_ids"]
+    req = [([lcpp.tokenizer.bos_token_id], ids)]
+    [whole] = lcpp.backend.score_tokens(lcpp, req, token_budget=0)
+    monkeypatch.setattr(llamacpp, "N_BATCH", 4)
+    monkeypatch.setattr(lcpp.backend.engine, "max_outputs", 3)
+    [chunked] = lcpp.backend.score_tokens(lcpp, req, token_budget=0)
+    assert len(chunked["token_logprobs"]) == len(ids)
+    assert np.allclose(whole["token_logprobs"], chunked["token_logprobs"], atol=2e-3)
+    assert whole["greedy"] == chunked["greedy"]
+
+
 def test_truncation_from_the_left(lcpp):
     """A context longer than the window loses its first tokens, as in the HF engine."""
     be = lcpp.backend

@@ -43,7 +43,7 @@ INSTALL = "pip install 'open-model-workbench[llamacpp]'  (builds llama.cpp from 
 N_BATCH = 512          # tokens per llama_decode (and per micro-batch)
 N_SEQ_MAX = 32         # requests packed into one llama_decode
 OUTPUT_BYTES = 64 << 20  # logits llama.cpp hands back per decode (its output buffer grows to this)
-SOFTMAX_ROWS = 64      # rows per float64 log-softmax step (64 x 262k x 8 B = 134 MB at most)
+SOFTMAX_ELEMENTS = 1 << 22  # logits per float64 log-softmax step (32 MB per temporary array)
 _HF_ONLY = ("dtype", "device", "device_map", "max_memory", "offload_folder", "revision", "hub_cache_dir")
 
 
@@ -170,23 +170,29 @@ class _Engine:
         finally:
             lib.llama_batch_free(batch)
 
-    def run_long(self, tokens: list[int], flags: list[bool], what: str = "logits") -> np.ndarray:
-        """One sequence in chunks of at most N_BATCH tokens and ``max_outputs`` flagged ones."""
+    def run_long(self, tokens: list[int], flags: list[bool], reduce, what: str = "logits") -> list:
+        """One sequence in chunks of at most N_BATCH tokens and ``max_outputs`` flagged ones;
+        ``reduce(rows, first)`` of each chunk's flagged outputs (``first``: the index of its first
+        flagged row within the sequence's), in order."""
         self.ensure(len(tokens))
         self.clear()
-        parts, start = [], 0
+        parts, start, done = [], 0, 0
         while start < len(tokens):
             end, flagged = start, 0
             while end < len(tokens) and end - start < N_BATCH and flagged + flags[end] <= self.max_outputs:
                 flagged += flags[end]
                 end += 1
-            parts.append(self.decode([(0, tokens[start:end], start, flags[start:end])], what))
-            start = end
-        return np.concatenate(parts) if parts else np.zeros((0, self.n_vocab), dtype=np.float32)
+            rows = self.decode([(0, tokens[start:end], start, flags[start:end])], what)
+            if len(rows):
+                parts.append(reduce(rows, done))
+            start, done = end, done + flagged
+        return parts
 
-    def run_many(self, items: list[tuple[list[int], list[bool]]], what: str = "logits"):
-        """Each (tokens, flags) item's flagged outputs, packing items into shared decodes."""
-        results: list = [None] * len(items)
+    def run_many(self, items: list[tuple[list[int], list[bool]]], reduce, what: str = "logits") -> list[list]:
+        """For each (tokens, flags) item, the list of ``reduce(i, rows, first)`` over its flagged
+        outputs, packing items into shared decodes. Outputs are reduced as soon as they arrive, so
+        at most one decode's logits (``OUTPUT_BYTES``) are held at a time."""
+        results: list = [[] for _ in items]
         order = sorted(range(len(items)), key=lambda i: -len(items[i][0]))
         batch, tokens, outputs = [], 0, 0
 
@@ -199,14 +205,14 @@ class _Engine:
                 k = 0
                 for i in batch:
                     n = int(sum(items[i][1]))
-                    results[i] = rows[k:k + n]
+                    results[i].append(reduce(i, rows[k:k + n], 0))
                     k += n
             batch, tokens, outputs = [], 0, 0
 
         for i in order:
             n, f = len(items[i][0]), int(sum(items[i][1]))
             if n > N_BATCH or f > self.max_outputs:
-                results[i] = self.run_long(*items[i], what=what)
+                results[i] = self.run_long(*items[i], reduce=lambda rows, first, i=i: reduce(i, rows, first), what=what)
                 continue
             if batch and (tokens + n > N_BATCH or outputs + f > self.max_outputs or len(batch) >= N_SEQ_MAX):
                 flush()
@@ -234,11 +240,12 @@ def _log_softmax_pick(logits: np.ndarray, targets: list[int], moments: bool):
     """Target log-probs, greedy flags (and mean/variance of log p under p) per row, float64."""
     lps, greedy, mean, var = [], [], [], []
     tgt = np.asarray(targets)
-    for s in range(0, logits.shape[0], SOFTMAX_ROWS):
-        x = logits[s:s + SOFTMAX_ROWS].astype(np.float64)
+    step = max(1, SOFTMAX_ELEMENTS // max(1, logits.shape[1]))
+    for s in range(0, logits.shape[0], step):
+        x = logits[s:s + step].astype(np.float64)
         x -= x.max(axis=1, keepdims=True)
         x -= np.log(np.exp(x).sum(axis=1, keepdims=True))
-        t = tgt[s:s + SOFTMAX_ROWS]
+        t = tgt[s:s + step]
         lps += x[np.arange(len(t)), t].tolist()
         greedy += (x.argmax(axis=1) == t).tolist()
         if moments:
@@ -287,13 +294,17 @@ class LlamaCppBackend(Backend):
             items.append((seq, [False] * (len(seq) - n) + [True] * n))
             targets.append(list(cont))
         show = show_progress(progress, default=len(items) > 64)
+
+        def reduce(i, rows, first):
+            return _log_softmax_pick(rows, targets[i][first:first + len(rows)], moments)
+
         results = []
-        # chunks of requests, so the progress bar moves and the logits held at once stay bounded
-        step = N_SEQ_MAX * 4
+        step = N_SEQ_MAX * 4  # requests per engine call, so that the progress bar moves
         with tqdm(total=len(items), desc=desc, disable=not show, leave=False) as bar:
             for s in range(0, len(items), step):
-                for rows, tgt in zip(self.engine.run_many(items[s:s + step]), targets[s:s + step]):
-                    lp, greedy, mean, var = _log_softmax_pick(rows, tgt, moments)
+                parts = self.engine.run_many(items[s:s + step], lambda i, rows, first: reduce(s + i, rows, first))
+                for chunks in parts:
+                    lp, greedy, mean, var = ([x for c in chunks for x in c[k]] for k in range(4))
                     r = {"token_logprobs": lp, "greedy": greedy}
                     if moments:
                         r.update(logp_mean=mean, logp_var=var)
@@ -374,12 +385,13 @@ class LlamaCppBackend(Backend):
                      [i == len(ids) - 1 for i in range(len(ids))])
             items.append((ids, flags))
         self.engine.set_embeddings(True)
-        try:
-            rows = self.engine.run_many(items, what="embeddings")
+        try:  # (sum, count) of each chunk of rows: mean pooling over chunks of a long sentence
+            parts = self.engine.run_many(items, lambda i, rows, first: (rows.sum(axis=0, dtype=np.float64), len(rows)),
+                                         what="embeddings")
         finally:
             self.engine.set_embeddings(False)
-        emb = (np.stack([r.mean(axis=0) for r in rows]).astype(np.float32) if rows
-               else np.zeros((0, self.engine.n_embd), dtype=np.float32))
+        emb = (np.stack([sum(p[0] for p in ps) / sum(p[1] for p in ps) for ps in parts]).astype(np.float32)
+               if parts else np.zeros((0, self.engine.n_embd), dtype=np.float32))
         if normalize:
             emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
         return emb
