@@ -7,7 +7,9 @@ one thread) so that peak memory is that backend's own:
 
 * items/s on a multiple-choice workload (the built-in ``capitals`` task: 24 questions x 4 choices
   by log-likelihood, plus ``--bbq`` BBQ items) and on CrowS-Pairs (``--crows`` items);
-* load time and peak RSS (``ru_maxrss``: weights, memory-mapped GGUF pages included);
+* load time and peak RSS (``ru_maxrss``: weights, memory-mapped GGUF pages included), whole and
+  above the process's RSS before loading (Python with torch, transformers and pandas imported,
+  which every backend pays: ~0.5 GB, most of a 135M model's total);
 * agreement with float32 HF: max and median per-request |diff| of the log-likelihood, the
   multiple-choice accuracy, and for each CrowS-Pairs metric whether the paired comparison
   (``wb.compare``) finds a difference (Holm-adjusted p < 0.05).
@@ -38,6 +40,8 @@ def worker(spec: str, options: dict, crows: int, bbq: int, out: str) -> None:
     import torch
     torch.set_num_threads(1)
     import workbench as wb
+    import workbench.probes  # noqa: F401  (what every backend imports anyway, before the baseline)
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     t = time.perf_counter()
     model = wb.load_model(spec, **options)
@@ -46,7 +50,7 @@ def worker(spec: str, options: dict, crows: int, bbq: int, out: str) -> None:
     items = task.select()
     pairs = [(it["context"], " " + c) for it in items for c in it["choices"]]
     t = time.perf_counter()
-    ll = wb.loglikelihood(model, pairs, cache=False)
+    ll = wb.loglikelihood(model, pairs, cache=False, progress=False)
     mc_s = time.perf_counter() - t
     scores = ll.logprob.to_numpy().reshape(len(items), -1)
     correct = [int(s.argmax() == it["target"]) for s, it in zip(scores, items)]
@@ -60,6 +64,7 @@ def worker(spec: str, options: dict, crows: int, bbq: int, out: str) -> None:
     c = wb.run_probe("crows_pairs", model, data=DATA / "crows_pairs", limit=crows, cache=False)
     res.update(crows_s=time.perf_counter() - t, crows_items=len(c.items), crows=c)
     res["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    res["model_rss_mib"] = res["peak_rss_mib"] - base_rss  # above the interpreter with torch & co loaded
     res["fingerprint"] = model.fingerprint_id
     with open(out, "wb") as f:
         pickle.dump(res, f)
@@ -142,13 +147,13 @@ def main() -> None:
         results = {b: run_pinned(spec, BACKENDS[b], args.crows, args.bbq) for b in args.backends}
         ref = results.get("hf-float32")
         print(f"\n{spec} (one core, one thread)")
-        head = (f"{'backend':12} {'load s':>6} {'MC it/s':>8} {'Crows it/s':>10} {'peak MiB':>8} {'MC acc':>6} "
+        head = (f"{'backend':12} {'load s':>6} {'MC it/s':>8} {'Crows it/s':>10} {'peak MiB':>8} {'model MiB':>9} {'MC acc':>6} "
                 f"{'MC max|d|':>9} {'MC med|d|':>9} {'CP max|d|':>9} {'CP med|d|':>9}  CrowS metrics that differ")
         print(head)
         for b, r in results.items():
             ag = agreement(ref, r) if ref is not None and b != "hf-float32" else None
             cols = (f"{b:12} {r['load_s']:6.1f} {r['mc_items'] / r['mc_s']:8.2f} {r['crows_items'] / r['crows_s']:10.2f} "
-                    f"{r['peak_rss_mib']:8.0f} {r['mc_acc']:6.3f} ")
+                    f"{r['peak_rss_mib']:8.0f} {r['model_rss_mib']:9.0f} {r['mc_acc']:6.3f} ")
             if ag:
                 cols += (f"{ag['mc_max_diff']:9.4f} {ag['mc_median_diff']:9.4f} {ag['crows_max_diff']:9.4f} "
                          f"{ag['crows_median_diff']:9.4f}  {ag['crows_metrics_differ']}")

@@ -67,7 +67,8 @@ class _Client:
                     return json.loads(resp.read().decode("utf-8"))
             except urllib.error.HTTPError as e:
                 body = e.read().decode("utf-8", "replace")[:500]
-                if e.code != 429 and e.code < 500:
+                # llama-cpp-python's server answers an invalid request with a 500 that says so
+                if (e.code != 429 and e.code < 500) or "validation error" in body:
                     raise _Rejected(e.code, body) from None
                 last = f"HTTP {e.code}: {body}"
             except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
@@ -157,8 +158,8 @@ class OpenAIBackend(Backend):
         ids = list(tok("The capital of France is", add_special_tokens=False)["input_ids"])
         try:
             self._completions([ids], max_tokens=1, temperature=0, logprobs=1, echo=True, seed=0)
-        except _Rejected:
-            self.token_prompts = False  # text only (llama-cpp-python's server)
+        except (_Rejected, ServerError):
+            self.token_prompts = False  # text only (llama-cpp-python's server); a dead server fails below
         self.bos_only = False
         if self._aligned(ids):
             return
@@ -177,7 +178,10 @@ class OpenAIBackend(Backend):
         if not glp or glp[-1] is None or len(g_ids) != 1:
             return False
         [echo] = self._echo([ids + g_ids])
-        got, _ = self._prompt_logprobs(ids + g_ids, echo)
+        try:
+            got, _ = self._prompt_logprobs(ids + g_ids, echo)
+        except ServerError:  # an echo of another length than the prompt's: not usable as is
+            return False
         return got[-1] is not None and abs(got[-1] - glp[-1]) < ALIGN_TOLERANCE
 
     def score_tokens(self, model, requests, *, token_budget=None, progress=None, desc="scoring",
