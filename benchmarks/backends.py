@@ -91,15 +91,20 @@ def agreement(ref: dict, res: dict) -> dict:
     cr_ref, cr = ref["crows"].items, res["crows"].items
     crows_diff = np.abs(np.concatenate([cr.score_more - cr_ref.score_more, cr.score_less - cr_ref.score_less]))
     cmp = wb.compare(ref["crows"], res["crows"])
-    differs = sorted(set(cmp.loc[(cmp.p_adjusted < 0.05) & cmp.category.isna(), "metric"])) if "category" in cmp \
-        else sorted(set(cmp.loc[cmp.p_adjusted < 0.05, "metric"]))
+    differs = _differs(cmp)
     out = {"mc_max_diff": mc.max(), "mc_median_diff": np.median(mc), "crows_max_diff": crows_diff.max(),
            "crows_median_diff": np.median(crows_diff), "crows_metrics_differ": ", ".join(differs) or "none",
            "crows_compare": cmp}
     if "bbq" in ref and "bbq" in res:
         cb = wb.compare(ref["bbq"], res["bbq"])
-        out["bbq_metrics_differ"] = ", ".join(sorted(set(cb.loc[cb.p_adjusted < 0.05, "metric"]))) or "none"
+        out["bbq_metrics_differ"] = ", ".join(_differs(cb)) or "none"
     return out
+
+
+def _differs(cmp) -> list[str]:
+    """Metrics whose overall paired comparison finds a difference (Holm-adjusted p < 0.05)."""
+    overall = cmp[cmp.category == "all"]
+    return sorted(set(overall.loc[overall.p_adjusted < 0.05, "metric"]))
 
 
 def quant_audit(spec: str, crows: int, types=("Q8_0", "Q4_K_M", "Q2_K")) -> None:
@@ -109,30 +114,26 @@ def quant_audit(spec: str, crows: int, types=("Q8_0", "Q4_K_M", "Q2_K")) -> None
     results = {t: run_pinned(str(p), {"backend": "llama.cpp"}, crows, 0) for t, p in paths.items()}
     base = results[types[0]]
     print(f"\nQuantisation audit: {spec} re-quantised by llama.cpp; CrowS-Pairs ({crows} items) vs {types[0]}")
-    print(f"{'type':8} {'MiB':>6} {'capitals acc':>12} {'metric_score':>12} {'diff vs ' + types[0]:>14} "
-          f"{'p_adj':>7} {'median |dlogp|':>14}")
+    print(f"{'type':8} {'MiB':>6} {'MC it/s':>8} {'CP it/s':>8} {'capitals acc':>12} {'pct_stereo':>10} "
+          f"{'diff vs ' + types[0]:>14} {'p_adj':>7} {'median |dlogp|':>14}  CrowS metrics that differ")
     import numpy as np
     for t, r in results.items():
-        ms = r["crows"].summary() if hasattr(r["crows"], "summary") else None
         size = paths[t].stat().st_size / 2**20
+        speed = f"{r['mc_items'] / r['mc_s']:8.2f} {r['crows_items'] / r['crows_s']:8.2f}"
         if t == types[0]:
-            print(f"{t:8} {size:6.0f} {r['mc_acc']:12.3f} {_metric(r['crows']):12.3f} {'-':>14} {'-':>7} {'-':>14}")
+            print(f"{t:8} {size:6.0f} {speed} {r['mc_acc']:12.3f} {_metric(r['crows']):10.1f} {'-':>14} {'-':>7} {'-':>14}")
             continue
         cmp = wb.compare(base["crows"], r["crows"])
-        row = cmp[(cmp.metric == "metric_score") & cmp.category.isna()] if "category" in cmp else cmp[cmp.metric == "metric_score"]
+        row = cmp[(cmp.metric == "pct_stereotype") & (cmp.category == "all")]
         d = np.abs(np.concatenate([r["crows"].items.score_more - base["crows"].items.score_more,
                                    r["crows"].items.score_less - base["crows"].items.score_less]))
-        print(f"{t:8} {size:6.0f} {r['mc_acc']:12.3f} {_metric(r['crows']):12.3f} {-row['diff'].iloc[0]:14.3f} "
-              f"{row['p_adjusted'].iloc[0]:7.3f} {np.median(d):14.3f}")
-        del ms
+        print(f"{t:8} {size:6.0f} {speed} {r['mc_acc']:12.3f} {_metric(r['crows']):10.1f} {-row['diff'].iloc[0]:14.2f} "
+              f"{row['p_adjusted'].iloc[0]:7.3f} {np.median(d):14.3f}  {', '.join(_differs(cmp)) or 'none'}")
 
 
-def _metric(result) -> float:
+def _metric(result, name: str = "pct_stereotype") -> float:
     s = result.summary()
-    row = s[(s.metric == "metric_score")]
-    if "category" in s:
-        row = row[row.category.isna() | (row.category == "all")]
-    return float(row["value"].iloc[0])
+    return float(s.loc[(s.metric == name) & (s.category == "all"), "value"].iloc[0])
 
 
 def main() -> None:
@@ -147,13 +148,13 @@ def main() -> None:
         results = {b: run_pinned(spec, BACKENDS[b], args.crows, args.bbq) for b in args.backends}
         ref = results.get("hf-float32")
         print(f"\n{spec} (one core, one thread)")
-        head = (f"{'backend':12} {'load s':>6} {'MC it/s':>8} {'Crows it/s':>10} {'peak MiB':>8} {'model MiB':>9} {'MC acc':>6} "
+        head = (f"{'backend':12} {'load s':>6} {'MC it/s':>8} {'Crows it/s':>10} {'peak MiB':>8} {'model MiB':>9} {'MC acc':>6} {'%stereo':>7} "
                 f"{'MC max|d|':>9} {'MC med|d|':>9} {'CP max|d|':>9} {'CP med|d|':>9}  CrowS metrics that differ")
         print(head)
         for b, r in results.items():
             ag = agreement(ref, r) if ref is not None and b != "hf-float32" else None
             cols = (f"{b:12} {r['load_s']:6.1f} {r['mc_items'] / r['mc_s']:8.2f} {r['crows_items'] / r['crows_s']:10.2f} "
-                    f"{r['peak_rss_mib']:8.0f} {r['model_rss_mib']:9.0f} {r['mc_acc']:6.3f} ")
+                    f"{r['peak_rss_mib']:8.0f} {r['model_rss_mib']:9.0f} {r['mc_acc']:6.3f} {_metric(r['crows']):7.1f} ")
             if ag:
                 cols += (f"{ag['mc_max_diff']:9.4f} {ag['mc_median_diff']:9.4f} {ag['crows_max_diff']:9.4f} "
                          f"{ag['crows_median_diff']:9.4f}  {ag['crows_metrics_differ']}")
