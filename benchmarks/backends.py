@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's workbench, not an installed one
 DATA = Path(os.environ.get("WORKBENCH_SHARED_DATA", ROOT.parent / "shared" / "data"))
 BACKENDS = {"hf-float32": {}, "hf-bfloat16": {"dtype": "bfloat16"}, "llama.cpp": {"backend": "llama.cpp"}}
 
@@ -143,8 +144,9 @@ def main() -> None:
     ap.add_argument("--crows", type=int, default=100)
     ap.add_argument("--bbq", type=int, default=0)
     ap.add_argument("--quant", action="store_true")
+    ap.add_argument("--quant-only", action="store_true", help="the quantisation audit alone")
     args = ap.parse_args()
-    for spec in args.models:
+    for spec in [] if args.quant_only else args.models:
         results = {b: run_pinned(spec, BACKENDS[b], args.crows, args.bbq) for b in args.backends}
         ref = results.get("hf-float32")
         print(f"\n{spec} (one core, one thread)")
@@ -163,7 +165,7 @@ def main() -> None:
             else:
                 cols += f"{'(reference)':>39}"
             print(cols, flush=True)
-    if args.quant:
+    if args.quant or args.quant_only:
         quant_audit(args.models[0], args.crows)
 
 

@@ -17,6 +17,15 @@ frames stay above it, exactly as for the Hugging Face backend):
 * ``embed``: the last layer's hidden states (after the final norm, as ``base_model(...)[0]``),
   pooled above the engine's per-token output; other layers are not exposed by llama.cpp.
 
+Not done here: the HF engine's prefix sharing (a multiple-choice context decoded once for all its
+choices); each request decodes its whole context (``share_contexts`` is accepted and ignored).
+
+Speed and memory (``benchmarks/backends.py``, one core): scoring many short requests is
+compute-bound, and on an AVX-512 CPU torch's float32 matrix products beat llama.cpp's quantised
+AVX2 kernels on a 135M-270M model (Q4_1 has no repacked kernel): llama.cpp is ~0.2-0.5x the
+float32 items/s on multiple choice and 0.5-1.3x on CrowS-Pairs, at 0.5-0.6x the memory above the
+interpreter. Its advantage is memory (a 70B Q4 file runs in ~40 GB) and token-by-token decoding.
+
 Inspection (``hooks``) is not here: there are no in-process modules to hook, and asking for it
 raises :class:`~workbench.errors.BackendCapabilityError` naming the ``hf`` backend.
 
@@ -114,6 +123,9 @@ class _Engine:
         cp = lib.llama_context_default_params()
         cp.n_ctx, cp.n_batch, cp.n_ubatch, cp.n_seq_max = size, N_BATCH, N_BATCH, N_SEQ_MAX
         cp.n_threads = cp.n_threads_batch = self.n_threads
+        # a decode returns at most max_outputs rows of logits: the compute buffer is sized for
+        # that, not for N_BATCH rows (512 x 262k floats = 512 MB for Gemma 3's vocabulary)
+        cp.n_outputs_max = self.max_outputs
         cp.kv_unified = True  # the packed sequences share one cache of n_ctx cells
         cp.no_perf = True
         self.ctx = lib.llama_init_from_model(self.model, cp)
