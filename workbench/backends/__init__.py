@@ -10,6 +10,12 @@ from workbench.backends.registry import (BackendEntry, backend_names, backends_w
 
 register_backend("hf", "workbench.models.loading:load_model", CAPABILITIES,
                  description="the unmodified transformers model in process (reference; every capability)")
+register_backend("llama.cpp", "workbench.backends.llamacpp:load_llamacpp",
+                 ("token_logprobs", "token_moments", "generate", "embed"),
+                 description="a GGUF file as deployed: quantised weights, llama.cpp kernels, memory-mapped",
+                 install="pip install 'open-model-workbench[llamacpp]'")
+register_backend("openai", "workbench.backends.openai:load_openai", ("token_logprobs", "generate"),
+                 description="an OpenAI-compatible completions server (vLLM, SGLang, llama.cpp): prompt log-probs")
 
 __all__ = ["CAPABILITIES", "Backend", "BackendEntry", "HFBackend", "backend_names", "backends_with",
            "get_backend", "register_backend", "require"]

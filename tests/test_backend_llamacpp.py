@@ -1,0 +1,179 @@
+"""The llama.cpp backend on the embedded GGUFs: same columns and (within measured tolerances) the
+same numbers as the Hugging Face backend, which de-quantises the same GGUF to float32.
+
+Tolerances, measured on SmolLM2-135M (per-token |log-prob difference| against HF float32 on the
+pairs below):
+* the GGUF re-quantised to F16 by llama.cpp: max 0.011, median 0.0012 nats. This is the check
+  that the backend computes the right thing (same positions, same softmax, same truncation).
+* the shipped Q4_1 GGUF as llama.cpp runs it: max 0.45, median 0.047 nats. The weights are the
+  same numbers as HF's de-quantised copy, but llama.cpp also quantises the *activations* to 8
+  bits (Q8_1) for its Q4_1 matrix products: the difference is what deployment does, not a bug.
+The bounds below leave about 2x headroom over these maxima.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import workbench as wb
+from workbench.errors import BackendCapabilityError, InvalidInputError, InvalidTypeError
+
+pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed: pip install '.[llamacpp]'")
+pytestmark = pytest.mark.real_model
+
+SMOLLM = "smollm2-135m-instruct"
+PAIRS = [("The capital of France is", " Paris"), ("Water boils at 100 degrees", " Celsius"),
+         ("My favourite colour is", " blue and my favourite food is pizza"), ("Once upon a", " time"),
+         ("2 + 2 =", " 4"), ("The cat sat on the", " mat")]
+F16_MAX, F16_MEDIAN = 0.025, 0.003     # nats per token, llama.cpp on F16 weights vs HF float32
+Q4_MAX, Q4_MEDIAN = 0.9, 0.1           # nats per token, llama.cpp on the Q4_1 GGUF vs HF float32
+
+
+def _token_diffs(a, b):
+    return np.abs(np.concatenate([np.subtract(x, y) for x, y in zip(a.token_logprobs, b.token_logprobs)]))
+
+
+@pytest.fixture(scope="module")
+def lcpp():
+    return wb.load_model(SMOLLM, backend="llama.cpp")
+
+
+def test_loads_as_llamacpp_model(lcpp):
+    assert lcpp.backend.name == "llama.cpp"
+    assert lcpp.hf is None and lcpp.kind == "causal" and lcpp.architecture == "llama"
+    assert 100e6 < lcpp.n_params < 200e6
+    assert lcpp.backend.settings()["weights"] == "Q4_1"
+    assert "LlamaCppBackend" in repr(lcpp) and "Q4_1" in repr(lcpp)
+
+
+def test_loglikelihood_matches_hf(lcpp, smollm):
+    ours, ref = wb.loglikelihood(lcpp, PAIRS, cache=False), wb.loglikelihood(smollm, PAIRS, cache=False)
+    assert list(ours.columns) == list(ref.columns)
+    assert (ours.n_tokens == ref.n_tokens).all() and (ours.tokens == ref.tokens).all()
+    diffs = _token_diffs(ours, ref)
+    assert diffs.max() < Q4_MAX and np.median(diffs) < Q4_MEDIAN
+    assert (ours.is_greedy == ref.is_greedy).mean() >= 5 / 6
+
+
+def test_f16_requantised_matches_hf_closely(smollm):
+    """With F16 weights llama.cpp keeps activations in 16-bit floats: then it agrees with the
+    float32 reference to ~1e-3, which shows positions, softmax and targets are right."""
+    from workbench.backends.quantize import quantize_gguf
+    m = wb.load_model(quantize_gguf(SMOLLM, "F16"), backend="llama.cpp")
+    assert m.backend.settings()["weights"] == "F16"
+    diffs = _token_diffs(wb.loglikelihood(m, PAIRS, cache=False), wb.loglikelihood(smollm, PAIRS, cache=False))
+    assert diffs.max() < F16_MAX and np.median(diffs) < F16_MEDIAN
+
+
+def test_packed_requests_equal_single_requests(lcpp):
+    """Packing several requests into one decode (separate sequences) changes nothing beyond
+    kernel rounding: each request alone gives the same log-probs."""
+    ids = [(lcpp.tokenizer(c, add_special_tokens=False)["input_ids"],
+            lcpp.tokenizer(x, add_special_tokens=False)["input_ids"]) for c, x in PAIRS]
+    together = lcpp.backend.score_tokens(lcpp, ids, token_budget=0)
+    for req, packed in zip(ids, together):
+        [alone] = lcpp.backend.score_tokens(lcpp, [req], token_budget=0)
+        assert np.allclose(alone["token_logprobs"], packed["token_logprobs"], atol=2e-3)
+
+
+def test_long_sequences_run_in_chunks_through_the_kv_cache(lcpp, monkeypatch):
+    """A sequence longer than a decode's batch (or with more scored tokens than one decode may
+    return) runs in chunks that continue the KV cache: the same log-probs as in one piece."""
+    from workbench.backends import llamacpp
+    ids = lcpp.tokenizer("The quick brown fox jumps over the lazy dog and runs far away.",
+                         add_special_tokens=False)["input_ids"]
+    req = [([lcpp.tokenizer.bos_token_id], ids)]
+    [whole] = lcpp.backend.score_tokens(lcpp, req, token_budget=0)
+    monkeypatch.setattr(llamacpp, "N_BATCH", 4)
+    monkeypatch.setattr(lcpp.backend.engine, "max_outputs", 3)
+    [chunked] = lcpp.backend.score_tokens(lcpp, req, token_budget=0)
+    assert len(chunked["token_logprobs"]) == len(ids)
+    assert np.allclose(whole["token_logprobs"], chunked["token_logprobs"], atol=2e-3)
+    assert whole["greedy"] == chunked["greedy"]
+
+
+def test_truncation_from_the_left(lcpp):
+    """A context longer than the window loses its first tokens, as in the HF engine."""
+    be = lcpp.backend
+    old = be.limit
+    be.limit = 8
+    try:
+        ids = list(range(100, 120))
+        [cut] = be.score_tokens(lcpp, [(ids[:-2], ids[-2:])], token_budget=0)
+        [ref] = be.score_tokens(lcpp, [(ids[-9:-2], ids[-2:])], token_budget=0)
+    finally:
+        be.limit = old
+    assert np.allclose(cut["token_logprobs"], ref["token_logprobs"], atol=1e-4)
+
+
+def test_rolling_perplexity_matches_hf(lcpp, smollm):
+    text = ["The quick brown fox jumps over the lazy dog. " * 6]
+    ours = wb.perplexity(lcpp, text, max_length=32, cache=False)
+    ref = wb.perplexity(smollm, text, max_length=32, cache=False)
+    assert list(ours.columns) == list(ref.columns) and ours.n_tokens[0] == ref.n_tokens[0]
+    assert abs(ours.logprob[0] - ref.logprob[0]) / ref.n_tokens[0] < Q4_MEDIAN
+
+
+def test_token_moments(lcpp):
+    ids = [(lcpp.tokenizer("Hello there", add_special_tokens=False)["input_ids"], [11])]
+    [r] = lcpp.backend.score_tokens(lcpp, ids, token_budget=0, moments=True)
+    assert r["logp_mean"][0] < 0 and r["logp_var"][0] > 0
+
+
+def test_crows_pairs_runs_unchanged(lcpp, shared_data):
+    res = wb.run_probe("crows_pairs", lcpp, data=shared_data / "crows_pairs", limit=20)
+    assert len(res.items) > 0 and res.provenance["model"]["fingerprint"]["backend"]["name"] == "llama.cpp"
+    assert {"score_more", "score_less"} <= set(res.items.columns)
+
+
+def test_generate_greedy_and_seeded(lcpp, smollm):
+    prompts = ["The capital of France is"]
+    a = wb.generate(lcpp, prompts, max_new_tokens=8, cache=False)
+    assert list(a.columns) == list(wb.generate(smollm, prompts, max_new_tokens=8, cache=False).columns)
+    assert a.n_new_tokens[0] > 0 and a.completion[0] == wb.generate(lcpp, prompts, max_new_tokens=8).completion[0]
+    s1 = wb.generate(lcpp, prompts, max_new_tokens=8, do_sample=True, seed=3, num_return_sequences=2, cache=False)
+    s2 = wb.generate(lcpp, prompts, max_new_tokens=8, do_sample=True, seed=3, num_return_sequences=2, cache=False)
+    assert s1.completion.tolist() == s2.completion.tolist() and len(s1) == 2
+
+
+def test_embeddings_match_hf_last_layer(lcpp, smollm):
+    sents = ["A sentence about cats.", "Another one, about the stock market."]
+    ours, ref = wb.embed(lcpp, sents), wb.embed(smollm, sents)
+    cos = (ours * ref).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(ref, axis=1)
+    assert ours.shape == ref.shape and cos.min() > 0.99
+    with pytest.raises(BackendCapabilityError, match="hf"):
+        wb.embed(lcpp, sents, layer=3)
+
+
+def test_inspection_is_a_capability_error_naming_hf(lcpp):
+    with pytest.raises(BackendCapabilityError, match="'hf'"):
+        wb.capture(lcpp, ["hello"], sites=("resid_post",), layers=[0])
+
+
+def test_fingerprint_differs_from_hf_and_is_stable(lcpp, smollm):
+    again = wb.load_model(SMOLLM, backend="llama.cpp")
+    assert again.fingerprint_id == lcpp.fingerprint_id != smollm.fingerprint_id
+    assert lcpp.fingerprint["weights_sha256"] == smollm.fingerprint["weights_sha256"]  # the same GGUF
+    assert lcpp.fingerprint["backend"]["name"] == "llama.cpp"
+
+
+def test_gguf_path_and_split_alias(lcpp, tmp_path):
+    m = wb.load_model(lcpp.backend.gguf.path, backend="llama.cpp")
+    assert m.fingerprint["weights_sha256"] == lcpp.fingerprint["weights_sha256"]
+    gemma = wb.load_model("gemma-3-270m", backend="llama.cpp")  # four packages joined once in the cache
+    assert gemma.backend.gguf.path.stat().st_size > 100e6 and gemma.architecture == "gemma3_text"
+    df = wb.loglikelihood(gemma, [("The capital of France is", " Paris")], cache=False)
+    assert df.logprob[0] < 0 and df.is_greedy[0] in (True, False)
+
+
+def test_bad_options_are_clear_errors(tmp_path):
+    with pytest.raises(InvalidInputError, match="backend='hf'"):
+        wb.load_model(SMOLLM, backend="llama.cpp", dtype="bfloat16")
+    with pytest.raises(InvalidTypeError, match="unknown options"):
+        wb.load_model(SMOLLM, backend="llama.cpp", n_gpus=2)
+    bad = tmp_path / "model.bin"
+    bad.write_bytes(b"x")
+    with pytest.raises(InvalidInputError, match="not a .gguf"):
+        wb.load_model(bad, backend="llama.cpp")
+    with pytest.raises(InvalidInputError, match="transformers folder"):
+        wb.load_model("all-minilm-l6-v2", backend="llama.cpp")

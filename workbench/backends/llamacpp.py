@@ -1,0 +1,485 @@
+"""The llama.cpp backend: a GGUF file as it is deployed (quantised weights, llama.cpp's kernels,
+memory-mapped), through ``llama-cpp-python``'s low-level binding of llama.cpp's C API.
+
+    >>> import workbench as wb
+    >>> m = wb.load_model("smollm2-135m-instruct", backend="llama.cpp")   # doctest: +SKIP
+    >>> wb.loglikelihood(m, [("The capital of France is", " Paris")])    # doctest: +SKIP
+
+What it answers (token ids in, numbers out; tokenisation, truncation rules, caching and result
+frames stay above it, exactly as for the Hugging Face backend):
+
+* ``token_logprobs`` / ``token_moments``: every request's context and continuation are decoded
+  with logits requested at the scored positions only; log-softmax in float64 numpy. Requests are
+  packed several to one ``llama_decode`` as separate sequences of one unified KV cache (llama.cpp
+  masks attention between sequences), which keeps its matrix kernels busy on short items.
+  Inputs longer than the window lose context tokens from the left, like the HF engine.
+* ``generate``: llama.cpp's samplers, seeded (greedy by default).
+* ``embed``: the last layer's hidden states (after the final norm, as ``base_model(...)[0]``),
+  pooled above the engine's per-token output; other layers are not exposed by llama.cpp.
+
+Not done here: the HF engine's prefix sharing (a multiple-choice context decoded once for all its
+choices); each request decodes its whole context (``share_contexts`` is accepted and ignored).
+
+Speed and memory (``benchmarks/backends.py``, one core): scoring many short requests is
+compute-bound, and on an AVX-512 CPU torch's float32 matrix products beat llama.cpp's quantised
+AVX2 kernels on a 135M-270M model (Q4_1 has no repacked kernel): llama.cpp is ~0.2-0.5x the
+float32 items/s on multiple choice and 0.5-1.3x on CrowS-Pairs, at 0.5-0.6x the memory above the
+interpreter. Its advantage is memory (a 70B Q4 file runs in ~40 GB) and token-by-token decoding.
+
+Inspection (``hooks``) is not here: there are no in-process modules to hook, and asking for it
+raises :class:`~workbench.errors.BackendCapabilityError` naming the ``hf`` backend.
+
+Why ``llama-cpp-python`` and not ``llama-cpp-py-sync``: the latter's prebuilt CPU wheels (every
+release) link against glibc 2.38 despite their ``manylinux2014`` tag, so they cannot load on
+Debian 12 (glibc 2.36) and the like; ``llama-cpp-python`` builds llama.cpp from source for the
+machine it installs on (a C++ compiler and ~5-30 minutes, once) and exposes the same C API
+(``llama_decode``, per-position ``llama_get_logits``, ``llama_model_quantize``) plus an
+OpenAI-compatible server (:mod:`workbench.backends.openai` is tested against it).
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+
+import numpy as np
+
+from workbench.backends.base import Backend
+from workbench.errors import (BackendCapabilityError, BackendUnavailableError, CorruptModelError,
+                              InvalidInputError, InvalidTypeError, WorkbenchError, WrongModelKindError)
+
+INSTALL = "pip install 'open-model-workbench[llamacpp]'  (builds llama.cpp from source: needs a C++ compiler and cmake)"
+N_BATCH = 512          # tokens per llama_decode (and per micro-batch)
+N_SEQ_MAX = 32         # requests packed into one llama_decode
+OUTPUT_BYTES = 64 << 20  # logits llama.cpp hands back per decode (its output buffer grows to this)
+SOFTMAX_ELEMENTS = 1 << 22  # logits per float64 log-softmax step (32 MB per temporary array)
+_HF_ONLY = ("dtype", "device", "device_map", "max_memory", "offload_folder", "revision", "hub_cache_dir")
+
+
+def _binding():
+    try:
+        import llama_cpp
+        import llama_cpp.llama_cpp as lib
+    except ImportError as e:
+        raise BackendUnavailableError(f"the llama.cpp backend needs llama-cpp-python, which is not installed "
+                                      f"({e}). Install it with: {INSTALL}") from e
+    _quiet(lib)
+    return llama_cpp, lib
+
+
+_LOG = {"callback": None, "errors": []}
+
+
+def _quiet(lib) -> None:
+    """Route llama.cpp's log to a list (its errors go into our messages) instead of stderr."""
+    if _LOG["callback"] is not None:
+        return
+
+    @lib.llama_log_callback
+    def callback(level, text, user_data):
+        if level >= 4 and text:  # GGML_LOG_LEVEL_ERROR
+            _LOG["errors"] = (_LOG["errors"] + [text.decode("utf-8", "replace").strip()])[-5:]
+
+    _LOG["callback"] = callback  # keep a reference: llama.cpp holds the raw pointer
+    lib.llama_log_set(callback, ctypes.c_void_p(0))
+    lib.llama_backend_init()
+
+
+def _last_errors() -> str:
+    return "; ".join(e for e in _LOG["errors"] if e) or "no message from llama.cpp"
+
+
+class _Engine:
+    """One llama.cpp model and context; the context is re-created larger when a request needs it."""
+
+    def __init__(self, path: Path, n_threads: int, n_gpu_layers: int, n_ctx: int, limit: int):
+        self.version, self.lib = _binding()
+        lib = self.lib
+        mp = lib.llama_model_default_params()
+        mp.n_gpu_layers = n_gpu_layers
+        _LOG["errors"] = []
+        self.model = lib.llama_model_load_from_file(str(path).encode(), mp)
+        if not self.model:
+            raise CorruptModelError(f"llama.cpp could not load {path}: {_last_errors()}. Is it a GGUF of an "
+                                    "architecture this llama.cpp build supports?")
+        self.vocab = lib.llama_model_get_vocab(self.model)
+        self.n_vocab = int(lib.llama_vocab_n_tokens(self.vocab))
+        self.n_embd = int(lib.llama_model_n_embd(self.model))
+        self.n_threads, self.limit, self.ctx, self.n_ctx = n_threads, limit, None, 0
+        self.max_outputs = max(1, min(N_BATCH, OUTPUT_BYTES // (4 * self.n_vocab)))
+        self._embeddings = False
+        self.ensure(min(n_ctx, limit))
+
+    def ensure(self, n_tokens: int) -> None:
+        """A context holding at least ``n_tokens`` (a power of two, at most the model's window)."""
+        if self.ctx is not None and n_tokens <= self.n_ctx:
+            return
+        size = max(N_BATCH, 1 << max(0, n_tokens - 1).bit_length())
+        size = max(min(size, self.limit), n_tokens)
+        lib = self.lib
+        if self.ctx is not None:
+            lib.llama_free(self.ctx)
+            self.ctx = None
+        cp = lib.llama_context_default_params()
+        cp.n_ctx, cp.n_batch, cp.n_ubatch, cp.n_seq_max = size, N_BATCH, N_BATCH, N_SEQ_MAX
+        cp.n_threads = cp.n_threads_batch = self.n_threads
+        # a decode returns at most max_outputs rows of logits: the compute buffer is sized for
+        # that, not for N_BATCH rows (512 x 262k floats = 512 MB for Gemma 3's vocabulary)
+        cp.n_outputs_max = self.max_outputs
+        cp.kv_unified = True  # the packed sequences share one cache of n_ctx cells
+        cp.no_perf = True
+        self.ctx = lib.llama_init_from_model(self.model, cp)
+        if not self.ctx:
+            raise WorkbenchError(f"llama.cpp could not create a context of {size} tokens: {_last_errors()}")
+        self.n_ctx = size
+        self._embeddings = False
+
+    def clear(self) -> None:
+        self.lib.llama_memory_clear(self.lib.llama_get_memory(self.ctx), True)
+
+    def set_embeddings(self, on: bool) -> None:
+        if on != self._embeddings:
+            self.lib.llama_set_embeddings(self.ctx, on)
+            self._embeddings = on
+
+    def decode(self, seqs: list[tuple[int, list[int], int, list[bool]]], what: str = "logits") -> np.ndarray:
+        """Decode ``(seq_id, tokens, first position, output flags)`` in one batch; returns the logits
+        (or embeddings) of the flagged tokens, in batch order, as float32 [n_flagged, width]."""
+        lib = self.lib
+        n = sum(len(t) for _, t, _, _ in seqs)
+        batch = lib.llama_batch_init(n, 0, 1)
+        try:
+            tok = np.ctypeslib.as_array(batch.token, shape=(n,))
+            pos = np.ctypeslib.as_array(batch.pos, shape=(n,))
+            nsq = np.ctypeslib.as_array(batch.n_seq_id, shape=(n,))
+            out = np.ctypeslib.as_array(batch.logits, shape=(n,))
+            k = 0
+            for sid, tokens, start, flags in seqs:
+                m = len(tokens)
+                tok[k:k + m] = tokens
+                pos[k:k + m] = np.arange(start, start + m)
+                out[k:k + m] = np.asarray(flags, dtype=np.int8)
+                for j in range(k, k + m):
+                    batch.seq_id[j][0] = sid
+                k += m
+            nsq[:] = 1
+            batch.n_tokens = n
+            rc = lib.llama_decode(self.ctx, batch)
+            if rc != 0:
+                raise WorkbenchError(f"llama_decode failed (code {rc}): {_last_errors()}")
+            # row by row through the batch index (*_ith): the contiguous llama_get_embeddings
+            # buffer is not compacted to the flagged tokens (it gave token 0's row for any flag)
+            get, width = ((lib.llama_get_logits_ith, self.n_vocab) if what == "logits"
+                          else (lib.llama_get_embeddings_ith, self.n_embd))
+            flagged = np.flatnonzero(out)
+            rows = np.empty((len(flagged), width), dtype=np.float32)
+            for r, j in enumerate(flagged):
+                ptr = get(self.ctx, int(j))
+                if not ptr:
+                    raise WorkbenchError(f"llama.cpp returned no {what} for batch position {j}: {_last_errors()}")
+                rows[r] = np.ctypeslib.as_array(ptr, shape=(width,))
+            return rows
+        finally:
+            lib.llama_batch_free(batch)
+
+    def run_long(self, tokens: list[int], flags: list[bool], reduce, what: str = "logits") -> list:
+        """One sequence in chunks of at most N_BATCH tokens and ``max_outputs`` flagged ones;
+        ``reduce(rows, first)`` of each chunk's flagged outputs (``first``: the index of its first
+        flagged row within the sequence's), in order."""
+        self.ensure(len(tokens))
+        self.clear()
+        parts, start, done = [], 0, 0
+        while start < len(tokens):
+            end, flagged = start, 0
+            while end < len(tokens) and end - start < N_BATCH and flagged + flags[end] <= self.max_outputs:
+                flagged += flags[end]
+                end += 1
+            rows = self.decode([(0, tokens[start:end], start, flags[start:end])], what)
+            if len(rows):
+                parts.append(reduce(rows, done))
+            start, done = end, done + flagged
+        return parts
+
+    def run_many(self, items: list[tuple[list[int], list[bool]]], reduce, what: str = "logits") -> list[list]:
+        """For each (tokens, flags) item, the list of ``reduce(i, rows, first)`` over its flagged
+        outputs, packing items into shared decodes. Outputs are reduced as soon as they arrive, so
+        at most one decode's logits (``OUTPUT_BYTES``) are held at a time."""
+        results: list = [[] for _ in items]
+        order = sorted(range(len(items)), key=lambda i: -len(items[i][0]))
+        batch, tokens, outputs = [], 0, 0
+
+        def flush():
+            nonlocal batch, tokens, outputs
+            if batch:
+                self.ensure(tokens)
+                self.clear()
+                rows = self.decode([(s, items[i][0], 0, items[i][1]) for s, i in enumerate(batch)], what)
+                k = 0
+                for i in batch:
+                    n = int(sum(items[i][1]))
+                    results[i].append(reduce(i, rows[k:k + n], 0))
+                    k += n
+            batch, tokens, outputs = [], 0, 0
+
+        for i in order:
+            n, f = len(items[i][0]), int(sum(items[i][1]))
+            if n > N_BATCH or f > self.max_outputs:
+                results[i] = self.run_long(*items[i], reduce=lambda rows, first, i=i: reduce(i, rows, first), what=what)
+                continue
+            if batch and (tokens + n > N_BATCH or outputs + f > self.max_outputs or len(batch) >= N_SEQ_MAX):
+                flush()
+            batch.append(i)
+            tokens, outputs = tokens + n, outputs + f
+        flush()
+        return results
+
+    def close(self) -> None:
+        if getattr(self, "ctx", None):
+            self.lib.llama_free(self.ctx)
+            self.ctx = None
+        if getattr(self, "model", None):
+            self.lib.llama_model_free(self.model)
+            self.model = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: the library may be gone already
+            pass
+
+
+def _log_softmax_pick(logits: np.ndarray, targets: list[int], moments: bool):
+    """Target log-probs, greedy flags (and mean/variance of log p under p) per row, float64."""
+    lps, greedy, mean, var = [], [], [], []
+    tgt = np.asarray(targets)
+    step = max(1, SOFTMAX_ELEMENTS // max(1, logits.shape[1]))
+    for s in range(0, logits.shape[0], step):
+        x = logits[s:s + step].astype(np.float64)
+        x -= x.max(axis=1, keepdims=True)
+        x -= np.log(np.exp(x).sum(axis=1, keepdims=True))
+        t = tgt[s:s + step]
+        lps += x[np.arange(len(t)), t].tolist()
+        greedy += (x.argmax(axis=1) == t).tolist()
+        if moments:
+            p = np.exp(x)
+            mu = (p * x).sum(axis=1)
+            mean += mu.tolist()
+            var += (p * (x - mu[:, None]) ** 2).sum(axis=1).tolist()
+    return lps, greedy, mean, var
+
+
+class LlamaCppBackend(Backend):
+    """Answers token log-prob, generation and embedding requests with llama.cpp on a GGUF file."""
+
+    name = "llama.cpp"
+    capabilities = frozenset({"token_logprobs", "token_moments", "generate", "embed"})
+
+    def __init__(self, gguf, config, n_threads: int | None = None, n_gpu_layers: int = 0,
+                 n_ctx: int | None = None):
+        from workbench.validate import context_window
+        self.gguf, self.config = gguf, config
+        self.n_gpu_layers = int(n_gpu_layers)
+        window = context_window(self)
+        self.limit = min(window, 1 << 15) if window else 2048  # as the HF engine's max_length
+        threads = n_threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+        self.engine = _Engine(gguf.path, int(threads or 1), self.n_gpu_layers, int(n_ctx or 2048), self.limit)
+        self.n_params = int(self.engine.lib.llama_model_n_params(self.engine.model))
+        self.file_type = _file_type(self.engine)
+
+    def settings(self) -> dict:
+        out = {"binding": "llama-cpp-python", "version": self.engine.version.__version__,
+               "weights": self.file_type}
+        if self.n_gpu_layers:  # GPU kernels give other numbers than the CPU ones
+            out["n_gpu_layers"] = self.n_gpu_layers
+        return out
+
+    # -- token log-probs ----------------------------------------------------------------------
+    def score_tokens(self, model, requests, *, token_budget=None, progress=None, desc="scoring",
+                     share_contexts=True, moments=False):
+        from tqdm.auto import tqdm
+
+        from workbench.progress import show_progress
+        items, targets = [], []
+        for ctx, cont in requests:
+            seq = (list(ctx) + list(cont))[:-1][-self.limit:]
+            n = len(cont)
+            items.append((seq, [False] * (len(seq) - n) + [True] * n))
+            targets.append(list(cont))
+        show = show_progress(progress, default=len(items) > 64)
+
+        def reduce(i, rows, first):
+            return _log_softmax_pick(rows, targets[i][first:first + len(rows)], moments)
+
+        results = []
+        step = N_SEQ_MAX * 4  # requests per engine call, so that the progress bar moves
+        with tqdm(total=len(items), desc=desc, disable=not show, leave=False) as bar:
+            for s in range(0, len(items), step):
+                parts = self.engine.run_many(items[s:s + step], lambda i, rows, first: reduce(s + i, rows, first))
+                for chunks in parts:
+                    lp, greedy, mean, var = ([x for c in chunks for x in c[k]] for k in range(4))
+                    r = {"token_logprobs": lp, "greedy": greedy}
+                    if moments:
+                        r.update(logp_mean=mean, logp_var=var)
+                    results.append(r)
+                bar.update(min(step, len(items) - s))
+        return results
+
+    # -- generation ----------------------------------------------------------------------------
+    def generate(self, model, prompts, *, max_new_tokens, seed, do_sample, temperature, top_p, top_k,
+                 num_return_sequences, batch_size, chat, progress=None, system_prompt=None):
+        from workbench.scoring.generation import _prompt_text
+        tok, eng, lib = model.tokenizer, self.engine, self.engine.lib
+        rows = []
+        for start in range(0, len(prompts), batch_size):
+            b = start // batch_size  # the seed of a batch is seed + its index, as the HF backend
+            for k, prompt in enumerate(prompts[start:start + batch_size]):
+                text = _prompt_text(tok, prompt, chat, system_prompt)
+                ids = tok(text, add_special_tokens=not chat)["input_ids"]
+                for j in range(num_return_sequences):
+                    sampler_seed = ((seed + b) * 1_000_003 + k * 7919 + j) % (1 << 32)
+                    new = self._generate_one(ids, max_new_tokens, do_sample, temperature, top_p, top_k, sampler_seed)
+                    if tok.eos_token_id in new:
+                        new = new[:new.index(tok.eos_token_id)]
+                    rows.append({"prompt": prompt, "sample": j,
+                                 "completion": tok.decode(new, skip_special_tokens=True),
+                                 "n_new_tokens": len(new), "seed": seed + b})
+        return rows
+
+    def _generate_one(self, ids, max_new_tokens, do_sample, temperature, top_p, top_k, sampler_seed):
+        eng, lib = self.engine, self.engine.lib
+        eng.ensure(len(ids) + max_new_tokens)
+        eng.clear()
+        chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
+        try:
+            if do_sample:  # the order of transformers' logits warpers: temperature, top-k, top-p
+                lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_temp(float(temperature)))
+                if top_k is not None:
+                    lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_k(int(top_k)))
+                if top_p < 1.0:
+                    lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_p(float(top_p), 1))
+                lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(sampler_seed))
+            else:
+                lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
+            # the prompt, in chunks; logits at its last token only
+            for s in range(0, len(ids), N_BATCH):
+                part = ids[s:s + N_BATCH]
+                eng.decode([(0, part, s, [False] * (len(part) - 1) + [s + len(part) == len(ids)])])
+            new, pos = [], len(ids)
+            for _ in range(max_new_tokens):
+                t = int(lib.llama_sampler_sample(chain, eng.ctx, -1))
+                if lib.llama_vocab_is_eog(eng.vocab, t):
+                    break
+                new.append(t)
+                if len(new) == max_new_tokens:
+                    break
+                eng.decode([(0, [t], pos, [True])])
+                pos += 1
+            return new
+        finally:
+            lib.llama_sampler_free(chain)
+
+    # -- embeddings ----------------------------------------------------------------------------
+    def embed(self, model, sentences, pooling, layer, normalize, batch_size, progress=None, max_tokens=None):
+        n_layers = model.n_layers
+        if layer not in (-1, n_layers):
+            raise BackendCapabilityError(
+                f"the 'llama.cpp' backend gives the last layer's hidden states only (layer=-1), not layer={layer}; "
+                "load the model with backend='hf' for other layers")
+        if pooling not in ("mean", "cls", "last"):
+            raise InvalidInputError(f"pooling must be one of ('mean', 'cls', 'last'), got {pooling!r}")
+        tok = model.tokenizer
+        items = []
+        for s in sentences:
+            ids = tok(s)["input_ids"]
+            ids = ids[:max_tokens] if max_tokens else ids
+            flags = ([True] * len(ids) if pooling == "mean" else
+                     [i == 0 for i in range(len(ids))] if pooling == "cls" else
+                     [i == len(ids) - 1 for i in range(len(ids))])
+            items.append((ids, flags))
+        self.engine.set_embeddings(True)
+        try:  # (sum, count) of each chunk of rows: mean pooling over chunks of a long sentence
+            parts = self.engine.run_many(items, lambda i, rows, first: (rows.sum(axis=0, dtype=np.float64), len(rows)),
+                                         what="embeddings")
+        finally:
+            self.engine.set_embeddings(False)
+        emb = (np.stack([sum(p[0] for p in ps) / sum(p[1] for p in ps) for ps in parts]).astype(np.float32)
+               if parts else np.zeros((0, self.engine.n_embd), dtype=np.float32))
+        if normalize:
+            emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+        return emb
+
+
+def _file_type(engine: _Engine) -> str:
+    """The GGUF's weight type as llama.cpp names it (e.g. 'Q4_1', 'Q4_K - Medium')."""
+    lib = engine.lib
+    buf = ctypes.create_string_buffer(256)
+    lib.llama_model_desc(engine.model, buf, 256)
+    desc = buf.value.decode("utf-8", "replace")  # "<arch> <size> <ftype>"
+    try:
+        import gguf
+        return gguf.LlamaFileType(int(lib.llama_model_ftype(engine.model))).name.replace("MOSTLY_", "")
+    except (ValueError, AttributeError, ImportError):
+        return desc
+
+
+def load_llamacpp(spec, *, tokenizer=None, name: str | None = None, licence: str | None = None,
+                  kind: str | None = None, n_threads: int | None = None, n_gpu_layers: int = 0,
+                  n_ctx: int | None = None, **options):
+    """The registry's loader for ``backend="llama.cpp"``: ``spec`` is an embedded GGUF alias, a
+    ``.gguf`` path or a folder holding one. ``n_threads`` (default: the CPUs this process may run
+    on, so ``taskset`` pins it), ``n_gpu_layers`` (layers on a GPU build's device), ``n_ctx``
+    (initial context size; it grows on demand up to the model's window)."""
+    import hashlib
+    import json
+
+    import transformers as T
+
+    from workbench.backends import gguf_files
+    from workbench.models.fingerprint import hash_config, hash_tokenizer, library_versions
+    from workbench.models.loading import _load_tokenizer, detect_kind
+    from workbench.models.model import Model
+
+    hf_only = sorted(k for k in options if k in _HF_ONLY)
+    if hf_only:
+        raise InvalidInputError(f"{', '.join(hf_only)} apply to backend='hf' only: the llama.cpp backend runs the "
+                                "GGUF's own (quantised) weights on llama.cpp's device; re-quantise the GGUF for "
+                                "another precision (workbench.backends.quantize) or load with backend='hf'")
+    if options:
+        raise InvalidTypeError(f"load_model(backend='llama.cpp') got unknown options {sorted(options)}; it takes "
+                               "tokenizer, name, licence, kind, n_threads, n_gpu_layers and n_ctx")
+    _binding()  # a clear install message before any file work
+    gguf = gguf_files.resolve(spec)
+    header = gguf_files.header_folder(gguf)
+    config = T.AutoConfig.from_pretrained(header)
+    found = detect_kind(config)
+    if (kind or found) != "causal":
+        raise WrongModelKindError(f"the llama.cpp backend scores causal language models; this GGUF is a "
+                                  f"{kind or found} model ({config.model_type}): load it with backend='hf'")
+    if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
+        tokenizer = _load_tokenizer(tokenizer or header, False)
+    backend = LlamaCppBackend(gguf, config, n_threads=n_threads, n_gpu_layers=n_gpu_layers, n_ctx=n_ctx)
+    if len(tokenizer) > backend.engine.n_vocab:
+        from workbench.errors import TokenizerMismatchError
+        raise TokenizerMismatchError(f"the tokenizer has {len(tokenizer)} tokens but the GGUF's vocabulary has "
+                                     f"{backend.engine.n_vocab}: it is not this model's tokenizer")
+    meta = gguf_files.header_metadata(header)
+    files = {gguf.file_name: gguf.sha256}  # the same weights hash as the HF route of this GGUF
+    template = getattr(tokenizer, "chat_template", None)
+    fp = {
+        "weights_sha256": hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest(),
+        "weight_files": files,
+        "tokenizer_sha256": hash_tokenizer(tokenizer),
+        "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest() if isinstance(template, str) else None,
+        "config_sha256": hash_config(config),
+        "architecture": config.model_type,
+        "dtype": backend.file_type,
+        "device": "gpu" if n_gpu_layers else "cpu",
+        "licence": licence or gguf.licence or meta.get("general.license") or "unknown (no licence in the GGUF header)",
+        "source": gguf.source,
+        **library_versions(),
+        "loaded_from": str(gguf.path),
+    }
+    import platform
+    fp["python"] = platform.python_version()
+    return Model(hf=None, tokenizer=tokenizer, name=name or gguf.alias or Path(gguf.file_name).stem, kind="causal",
+                 fingerprint=fp, licence=fp["licence"], source=gguf.source, backend=backend)

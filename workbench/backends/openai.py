@@ -1,0 +1,341 @@
+"""The OpenAI-compatible server backend: a model served by vLLM, SGLang, llama.cpp's server or
+``llama-cpp-python``'s, reached through its ``/v1/completions`` endpoint.
+
+    >>> import workbench as wb
+    >>> s = wb.load_model("http://127.0.0.1:8000/v1", backend="openai",          # doctest: +SKIP
+    ...                   model_name="meta-llama/Llama-3.1-70B", tokenizer="/models/llama-3.1-70b")
+
+This is how a model split over many GPUs or machines (vLLM's tensor and pipeline parallelism)
+is audited without the workbench running a distributed engine of its own.
+
+Log-likelihoods come from prompt log-probs, the way lm-evaluation-harness's
+``local-completions`` model gets them: ``echo=True, logprobs=1, max_tokens=1, temperature=0``,
+and the log-probs echoed for the prompt's own tokens are read at the continuation's positions.
+Tokenisation stays above the backend: the prompt is sent as the token ids the workbench made
+(vLLM and SGLang take them, batched, several prompts per request). A server that takes text
+only (``llama-cpp-python``'s) is sent the ids' text one prompt at a time, and its echoed tokens
+must line up with ours one for one, else the request fails with a clear error rather than
+scoring other tokens. The tokenizer is therefore required (``tokenizer=``: an embedded alias, a
+``.gguf`` file, a transformers folder) and must be the served model's.
+
+At load, one probe checks that the server gives prompt log-probs at all and that they are
+*aligned* (the log-prob echoed for token ``t_i`` is ``log p(t_i | t_<i)``): the greedy token
+``g`` after a prompt ``P`` must get the same log-prob when it is echoed as the last token of
+``P + [g]``. ``llama-cpp-python``'s server passes this only for prompts that start with the BOS
+token (it drops a leading BOS and shifts the rest otherwise); the backend then refuses other
+prompts with an error that says so, instead of returning shifted numbers.
+
+Requests are retried with exponential backoff on connection errors, timeouts, 429 and 5xx.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+from workbench.backends.base import Backend
+from workbench.errors import InvalidInputError, InvalidTypeError, ServerError
+
+ALIGN_TOLERANCE = 1e-3  # |echoed - generated| log-prob of the same token at the same position
+
+
+class _Client:
+    """JSON over HTTP with retries (exponential backoff) and a timeout per attempt."""
+
+    def __init__(self, base_url: str, api_key: str | None, timeout: float, max_retries: int, backoff: float):
+        self.base_url = base_url.rstrip("/")
+        self.api_key, self.timeout, self.max_retries, self.backoff = api_key, timeout, max_retries, backoff
+
+    def request(self, path: str, payload: dict | None = None) -> dict:
+        """The decoded JSON answer. A 4xx other than 429 is raised at once as
+        :class:`_Rejected` (the request itself is wrong, retrying cannot help)."""
+        url = self.base_url + path
+        data = json.dumps(payload).encode() if payload is not None else None
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        last = None
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                time.sleep(min(self.backoff * 2 ** (attempt - 1), 30.0))
+            req = urllib.request.Request(url, data=data, headers=headers, method="POST" if data else "GET")
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                    return json.loads(resp.read().decode("utf-8"))
+            except urllib.error.HTTPError as e:
+                body = e.read().decode("utf-8", "replace")[:500]
+                # llama-cpp-python's server answers an invalid request with a 500 that says so
+                if (e.code != 429 and e.code < 500) or "validation error" in body:
+                    raise _Rejected(e.code, body) from None
+                last = f"HTTP {e.code}: {body}"
+            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
+                last = f"{type(e).__name__}: {getattr(e, 'reason', e)}"
+            except ValueError as e:  # not JSON
+                last = f"the answer is not JSON ({e})"
+        raise ServerError(f"the server at {self.base_url} did not answer {path} after {self.max_retries + 1} "
+                          f"attempts (timeout {self.timeout:g} s each; last: {last}). Is it running and is the "
+                          "address right? Raise timeout=/max_retries= for a slow server.")
+
+
+class _Rejected(Exception):
+    def __init__(self, code: int, body: str):
+        super().__init__(f"HTTP {code}: {body}")
+        self.code, self.body = code, body
+
+
+class OpenAIBackend(Backend):
+    """Answers token log-prob and generation requests with an OpenAI-compatible completions server."""
+
+    name = "openai"
+    capabilities = frozenset({"token_logprobs", "generate"})
+
+    def __init__(self, client: _Client, model_name: str, config, tokenizer, batch_size: int = 16,
+                 concurrency: int = 4):
+        from workbench.validate import context_window
+        self.client, self.model_name, self.config, self.tokenizer = client, model_name, config, tokenizer
+        self.batch_size, self.concurrency = batch_size, concurrency
+        self.n_params = 0  # not known from a server
+        window = context_window(self)
+        self.limit = min(window, 1 << 15) if window else 2048
+        self.token_prompts = True
+        self.bos_only = False  # prompt log-probs aligned only when the prompt starts with BOS
+
+    def settings(self) -> dict:
+        return {"url": self.client.base_url, "model": self.model_name}
+
+    # -- requests ------------------------------------------------------------------------------
+    def _completions(self, prompts: list, **options) -> list[dict]:
+        """One choice per prompt (in order): token-id prompts batched, else texts one by one."""
+        base = {"model": self.model_name, **options}
+        if self.token_prompts:
+            answer = self.client.request("/completions", {**base, "prompt": prompts})
+            return _choices(answer, len(prompts) * options.get("n", 1), self.client.base_url)
+        out = []
+        for p in prompts:
+            text = self.tokenizer.decode(p, skip_special_tokens=False) if isinstance(p, list) else p
+            answer = self.client.request("/completions", {**base, "prompt": text})
+            out += _choices(answer, options.get("n", 1), self.client.base_url)
+        return out
+
+    def _echo(self, prompts: list[list[int]]) -> list[dict]:
+        try:
+            return self._completions(prompts, max_tokens=1, temperature=0, logprobs=1, echo=True, seed=0)
+        except _Rejected as e:
+            raise ServerError(f"the server at {self.client.base_url} refused a prompt log-prob request "
+                              f"(echo=True, logprobs=1): {e}. It cannot give prompt log-probs (llama-cpp-python's "
+                              "server needs logits_all; OpenAI's hosted chat models have none); vLLM and SGLang "
+                              "give them.") from None
+
+    def _prompt_logprobs(self, prompt: list[int], choice: dict) -> tuple[list, list]:
+        """(log p(t_i | t_<i), greedy?) for i = 1 .. len(prompt)-1, from an echoed choice."""
+        lp = choice.get("logprobs") or {}
+        tokens, top = lp.get("token_logprobs"), lp.get("top_logprobs")
+        if not tokens:
+            raise ServerError(f"the server at {self.client.base_url} answered without prompt log-probs "
+                              "(no logprobs.token_logprobs with echo=True): it cannot score text; use a server "
+                              "that echoes prompt log-probs (vLLM, SGLang)")
+        n = len(prompt)
+        # the echo holds the prompt then the generated token; a server may drop a leading BOS
+        if len(tokens) == n + 1:
+            tokens, top = tokens[1:n], (top or [None] * (n + 1))[1:n]
+        elif len(tokens) == n and prompt[0] == self.tokenizer.bos_token_id:
+            tokens, top = tokens[0:n - 1], (top or [None] * n)[0:n - 1]
+        else:
+            raise ServerError(f"the server echoed {len(tokens) - 1} prompt tokens for a prompt of {n} tokens: it "
+                              "tokenised the text differently from the workbench's tokenizer, so its log-probs "
+                              "cannot be matched to the scored tokens. Pass the served model's own tokenizer, "
+                              "or use a server that accepts token-id prompts (vLLM, SGLang)")
+        greedy = [t is not None and (not d or t >= max(d.values()) - 1e-9) for t, d in zip(tokens, top)]
+        return tokens, greedy
+
+    def probe(self) -> None:
+        """Find out what the server takes (token-id prompts?) and whether its prompt log-probs are
+        aligned (see the module docstring); raise ServerError when it gives none."""
+        tok = self.tokenizer
+        ids = list(tok("The capital of France is", add_special_tokens=False)["input_ids"])
+        try:
+            self._completions([ids], max_tokens=1, temperature=0, logprobs=1, echo=True, seed=0)
+        except (_Rejected, ServerError):
+            self.token_prompts = False  # text only (llama-cpp-python's server); a dead server fails below
+        self.bos_only = False
+        if self._aligned(ids):
+            return
+        bos = tok.bos_token_id
+        if bos is not None and self._aligned([bos] + ids):
+            self.bos_only = True
+            return
+        raise ServerError(f"the server at {self.client.base_url} echoes prompt log-probs that are not the "
+                          "log-probs of the prompt's tokens given the tokens before them (checked against its own "
+                          "greedy next token): its numbers cannot be used for scoring")
+
+    def _aligned(self, ids: list[int]) -> bool:
+        [gen] = self._completions([ids], max_tokens=1, temperature=0, logprobs=1, seed=0)
+        glp = (gen.get("logprobs") or {}).get("token_logprobs") or []
+        g_ids = tok_ids(self.tokenizer, gen.get("text", ""))
+        if not glp or glp[-1] is None or len(g_ids) != 1:
+            return False
+        [echo] = self._echo([ids + g_ids])
+        try:
+            got, _ = self._prompt_logprobs(ids + g_ids, echo)
+        except ServerError:  # an echo of another length than the prompt's: not usable as is
+            return False
+        return got[-1] is not None and abs(got[-1] - glp[-1]) < ALIGN_TOLERANCE
+
+    def score_tokens(self, model, requests, *, token_budget=None, progress=None, desc="scoring",
+                     share_contexts=True, moments=False):
+        from tqdm.auto import tqdm
+
+        from workbench.progress import show_progress
+        bos = self.tokenizer.bos_token_id
+        # the server's window holds the prompt and the one token it generates
+        prompts = [(list(ctx) + list(cont))[-(self.limit - 1):] for ctx, cont in requests]
+        if self.bos_only:
+            bad = [i for i, p in enumerate(prompts) if p[0] != bos]
+            if bad:
+                raise ServerError(f"the server at {self.client.base_url} gives aligned prompt log-probs only for "
+                                  f"prompts that start with the BOS token (llama-cpp-python's server shifts the "
+                                  f"others by one); {len(bad)} requests do not (e.g. request {bad[0]}). Score with "
+                                  "bos=True, or serve the model with vLLM or SGLang")
+        size = self.batch_size if self.token_prompts else 1
+        batches = [list(range(s, min(s + size, len(prompts)))) for s in range(0, len(prompts), size)]
+        results: list = [None] * len(prompts)
+        show = show_progress(progress, default=len(batches) > 4)
+
+        def run(batch):
+            choices = self._echo([prompts[i] for i in batch])
+            for i, choice in zip(batch, choices):
+                lps, greedy = self._prompt_logprobs(prompts[i], choice)
+                n = len(requests[i][1])
+                if any(x is None for x in lps[-n:]):
+                    raise ServerError(f"the server at {self.client.base_url} echoed no log-prob for a scored token "
+                                      f"of request {i} (llama-cpp-python's server gives none for the first token "
+                                      "after the BOS, so a text scored from its start cannot be); give it a "
+                                      "context, or serve the model with vLLM or SGLang")
+                results[i] = {"token_logprobs": [float(x) for x in lps[-n:]], "greedy": greedy[-n:]}
+            return len(batch)
+
+        with tqdm(total=len(prompts), desc=desc, disable=not show, leave=False) as bar, \
+                ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            for done in pool.map(run, batches):
+                bar.update(done)
+        return results
+
+    def generate(self, model, prompts, *, max_new_tokens, seed, do_sample, temperature, top_p, top_k,
+                 num_return_sequences, batch_size, chat, progress=None, system_prompt=None):
+        from workbench.scoring.generation import _prompt_text
+        tok = self.tokenizer
+        rows = []
+        for start in range(0, len(prompts), batch_size):
+            b = start // batch_size
+            chunk = prompts[start:start + batch_size]
+            texts = [_prompt_text(tok, p, chat, system_prompt) for p in chunk]
+            ids = [list(tok(t, add_special_tokens=not chat)["input_ids"]) for t in texts]
+            options = dict(max_tokens=max_new_tokens, seed=seed + b, temperature=float(temperature) if do_sample else 0.0)
+            if num_return_sequences > 1:
+                options["n"] = num_return_sequences
+            if do_sample:
+                options["top_p"] = float(top_p)
+                if top_k is not None:
+                    options["top_k"] = int(top_k)
+            try:
+                choices = self._completions(ids, **options)
+            except _Rejected as e:
+                raise ServerError(f"the server at {self.client.base_url} refused a completion request: {e}") from None
+            for j, choice in enumerate(choices):
+                text = choice.get("text", "")
+                rows.append({"prompt": chunk[j // num_return_sequences], "sample": j % num_return_sequences,
+                             "completion": text, "n_new_tokens": len(tok_ids(tok, text)), "seed": seed + b})
+        return rows
+
+
+def tok_ids(tokenizer, text: str) -> list[int]:
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
+
+
+def _choices(answer: dict, expected: int, url: str) -> list[dict]:
+    choices = answer.get("choices") if isinstance(answer, dict) else None
+    if not isinstance(choices, list) or len(choices) != expected:
+        raise ServerError(f"the server at {url} answered {len(choices) if isinstance(choices, list) else 'no'} "
+                          f"choices for {expected} prompts: {str(answer)[:300]}")
+    return sorted(choices, key=lambda c: c.get("index", 0))
+
+
+def load_openai(spec, *, model_name: str | None = None, tokenizer=None, name: str | None = None,
+                licence: str | None = None, kind: str | None = None, batch_size: int = 16, concurrency: int = 4,
+                timeout: float = 120.0, max_retries: int = 4, backoff: float = 0.5, api_key: str | None = None,
+                **options):
+    """The registry's loader for ``backend="openai"``: ``spec`` is the server's base URL (ending in
+    ``/v1``); ``model_name`` the served model (default: the only one ``/v1/models`` lists);
+    ``tokenizer`` (required) the served model's tokenizer: an embedded alias, a ``.gguf`` file or
+    a transformers folder (its config gives the context window)."""
+    import hashlib
+
+    from workbench.models.fingerprint import hash_config, hash_tokenizer, library_versions
+    from workbench.models.model import Model
+
+    if options:
+        raise InvalidTypeError(f"load_model(backend='openai') got options it does not take: {sorted(options)}; it "
+                               "takes model_name, tokenizer, name, licence, batch_size, concurrency, timeout, "
+                               "max_retries, backoff and api_key")
+    if not isinstance(spec, str) or not spec.startswith(("http://", "https://")):
+        raise InvalidInputError(f"backend='openai' needs the server's base URL, e.g. 'http://127.0.0.1:8000/v1', "
+                                f"got {spec!r}")
+    if kind not in (None, "causal"):
+        raise InvalidInputError(f"a completions server serves causal LMs; kind={kind!r} does not apply")
+    if tokenizer is None:
+        raise InvalidInputError("backend='openai' needs tokenizer=: the served model's tokenizer (an embedded alias, "
+                                "a .gguf file or a transformers folder), because the workbench tokenises and sends "
+                                "token ids, so that scores use its own tokenisation conventions")
+    client = _Client(spec, api_key if api_key is not None else os.environ.get("OPENAI_API_KEY"),
+                     float(timeout), int(max_retries), float(backoff))
+    if model_name is None:
+        served = [m.get("id") for m in client.request("/models").get("data", [])]
+        if len(served) != 1:
+            raise InvalidInputError(f"the server at {spec} serves {served}: pass model_name= (one of them)")
+        model_name = served[0]
+    tok, config, tok_source = _tokenizer_and_config(tokenizer)
+    backend = OpenAIBackend(client, model_name, config, tok, batch_size=batch_size, concurrency=concurrency)
+    backend.probe()
+    template = getattr(tok, "chat_template", None)
+    fp = {
+        # the served weights cannot be hashed from here: the server and model name stand for them
+        "weights_sha256": None,
+        "served_model": model_name,
+        "tokenizer_sha256": hash_tokenizer(tok),
+        "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest() if isinstance(template, str) else None,
+        "config_sha256": hash_config(config),
+        "architecture": config.model_type,
+        "dtype": "served",
+        "device": "server",
+        "licence": licence or "unknown (served model: check its source)",
+        "source": f"server:{client.base_url} ({model_name}); tokenizer {tok_source}",
+        **library_versions(),
+    }
+    return Model(hf=None, tokenizer=tok, name=name or model_name, kind="causal", fingerprint=fp,
+                 licence=fp["licence"], source=fp["source"], backend=backend)
+
+
+def _tokenizer_and_config(spec):
+    """(tokenizer, config, description) from an embedded alias, a .gguf file or a folder."""
+    import transformers as T
+
+    from workbench.models.registry import EMBEDDED
+    if not isinstance(spec, (str, os.PathLike)):
+        raise InvalidInputError("tokenizer= must name the served model's tokenizer (an embedded alias, a .gguf file "
+                                f"or a transformers folder with its config.json), got {type(spec).__name__}")
+    text = os.fspath(spec)
+    from pathlib import Path
+    path = Path(text).expanduser()
+    if text in EMBEDDED or path.suffix.lower() == ".gguf":
+        from workbench.backends import gguf_files
+        folder = gguf_files.header_folder(gguf_files.resolve(text))
+    elif path.is_dir() and (path / "config.json").is_file():
+        folder = path
+    else:
+        raise InvalidInputError(f"tokenizer={text!r} is not an embedded alias, a .gguf file or a folder with a "
+                                "config.json and tokenizer files")
+    from workbench.models.loading import _load_tokenizer
+    return _load_tokenizer(folder, False), T.AutoConfig.from_pretrained(folder), text
