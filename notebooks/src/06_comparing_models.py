@@ -63,3 +63,34 @@ texts = [f"The {w} walked into the room and sat down." for w in
 similarity = wb.inspect.cka(models["smollm2-135m-instruct"], models["gemma-3-270m"], texts)
 similarity.plot()
 plt.show()
+
+# %% [markdown]
+# ## Does quantisation change the bias numbers, or only capability?
+# People run quantised GGUF files, not the float weights. The llama.cpp backend runs them as
+# deployed; `quantize_gguf` re-quantises SmolLM2's file to other llama.cpp types, and the same
+# probe then runs on each, paired against the least-quantised version (Q8_0; the shipped file is
+# Q4_1, so Q8_0 stands for "as shipped", not for the original float weights). This needs the
+# `llamacpp` extra (`pip install .[llamacpp]`, which compiles llama.cpp); without it the section
+# says so and skips.
+
+# %%
+import importlib.util
+
+if importlib.util.find_spec("llama_cpp") is None:
+    print("llama-cpp-python is not installed: pip install '.[llamacpp]' to run this section")
+else:
+    from workbench.backends.quantize import quantize_gguf
+    quantised = {q: wb.load_model(quantize_gguf("smollm2-135m-instruct", q), backend="llama.cpp")
+                 for q in ("Q8_0", "Q4_K_M", "Q2_K")}
+    by_type = {q: wb.run_probe("crows_pairs", m, data=DATA / "crows_pairs", limit=60, seed=0)
+               for q, m in quantised.items()}
+    for q in ("Q4_K_M", "Q2_K"):
+        cmp = wb.compare(by_type["Q8_0"], by_type[q])
+        print(f"Q8_0 vs {q}:")
+        print(cmp[cmp.category == "all"][["metric", "value_a", "value_b", "diff", "ci_low", "ci_high", "p_value", "test"]].to_string(index=False))
+
+# %% [markdown]
+# Reading it: a paired difference whose interval covers 0 says this many pairs cannot tell the two
+# precisions apart on that metric; it does not show they are the same (see the interval's width).
+# `benchmarks/backends.py --quant` prints the same comparison with speeds and per-request
+# log-likelihood differences.
