@@ -182,6 +182,24 @@ def check_model(model, kinds: tuple[str, ...], what: str, needs: str | None = No
         require(model, needs, what)
 
 
+def check_pairs(requests, what: str = "loglikelihood") -> list[tuple[str, str]]:
+    """A list of (context, continuation) string pairs, every continuation non-empty."""
+    if isinstance(requests, tuple) and len(requests) == 2 and all(isinstance(x, str) for x in requests):
+        raise InvalidInputError(f"{what} takes a list of (context, continuation) pairs; "
+                                "wrap a single pair in a list: [(context, continuation)]")
+    if isinstance(requests, (str, bytes)) or not hasattr(requests, "__iter__"):
+        raise InvalidTypeError(f"{what} takes a list of (context, continuation) pairs of strings, got "
+                               f"{type(requests).__name__}")
+    reqs = []
+    for i, r in enumerate(requests):
+        if not (isinstance(r, (tuple, list)) and len(r) == 2 and all(isinstance(x, str) for x in r)):
+            raise InvalidInputError(f"request {i} must be a (context, continuation) pair of strings, got {r!r}")
+        if not r[1]:
+            raise InvalidInputError(f"request {i} has an empty continuation: there is nothing to score")
+        reqs.append((r[0], r[1]))
+    return reqs
+
+
 def check_texts(texts, what: str, allow_empty: bool = False) -> list[str]:
     """A list (or other iterable, not a single string) of strings, none empty unless allowed."""
     if isinstance(texts, str):

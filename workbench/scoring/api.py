@@ -24,7 +24,7 @@ from workbench.scoring import engine
 from workbench.scoring.engine import DEFAULT_TOKEN_BUDGET
 from workbench.scoring.masked import fill_mask_rows, pseudo_loglikelihood_rows
 from workbench.validate import (BOOL, Int, OneOf, Optional, Real, Rule, check_bool, check_context, check_model,
-                                check_texts, checked, context_window)
+                                check_pairs, check_texts, checked, context_window)
 
 
 def _check_bos(name, value):
@@ -132,19 +132,7 @@ def loglikelihood(model, requests, *, bos="auto", token_budget: int = DEFAULT_TO
         return vision.loglikelihood_images(model, requests, images, format=format, system_prompt=system_prompt,
                                            cache=cache)
     check_model(model, ("causal",), "loglikelihood", needs="token_logprobs")
-    if isinstance(requests, tuple) and len(requests) == 2 and all(isinstance(x, str) for x in requests):
-        raise InvalidInputError("loglikelihood takes a list of (context, continuation) pairs; "
-                                "wrap a single pair in a list: [(context, continuation)]")
-    if isinstance(requests, (str, bytes)) or not hasattr(requests, "__iter__"):
-        raise InvalidTypeError("loglikelihood takes a list of (context, continuation) pairs of strings, got "
-                               f"{type(requests).__name__}")
-    reqs = []
-    for i, r in enumerate(requests):
-        if not (isinstance(r, (tuple, list)) and len(r) == 2 and all(isinstance(x, str) for x in r)):
-            raise InvalidInputError(f"request {i} must be a (context, continuation) pair of strings, got {r!r}")
-        if not r[1]:
-            raise InvalidInputError(f"request {i} has an empty continuation: there is nothing to score")
-        reqs.append((r[0], r[1]))
+    reqs = check_pairs(requests, "loglikelihood")
     from workbench.scoring import chat
     chat.check_format(format, model, "loglikelihood", system_prompt)
     if format == "chat":

@@ -216,15 +216,8 @@ def loglikelihood_images(model, requests, images, *, format: str = "raw", system
 
     from workbench.scoring.api import _cached, _frame
     check_vlm(model, "loglikelihood")
-    if isinstance(requests, (str, bytes)) or not hasattr(requests, "__iter__"):
-        raise InvalidInputError("loglikelihood takes a list of (context, continuation) pairs of strings")
-    reqs = []
-    for i, r in enumerate(requests):
-        if not (isinstance(r, (tuple, list)) and len(r) == 2 and all(isinstance(x, str) for x in r)):
-            raise InvalidInputError(f"request {i} must be a (context, continuation) pair of strings, got {r!r}")
-        if not r[1]:
-            raise InvalidInputError(f"request {i} has an empty continuation: there is nothing to score")
-        reqs.append((r[0], r[1]))
+    from workbench.validate import check_pairs
+    reqs = check_pairs(requests, "loglikelihood")
     if format not in ("raw", "chat"):
         raise InvalidInputError(f"format must be 'raw' or 'chat', got {format!r}")
     imgs = check_images(images, len(reqs), "loglikelihood")
