@@ -119,13 +119,8 @@ def header_folder(gguf: GGUFFile) -> Path:
         where, name = gguf.path.parent, gguf.path.name
         T.AutoConfig.from_pretrained(where, gguf_file=name).save_pretrained(tmp)
         T.AutoTokenizer.from_pretrained(where, gguf_file=name).save_pretrained(tmp)
-        (tmp / MARKER).write_text(json.dumps({"gguf_sha256": gguf.sha256, "gguf_file": gguf.file_name,
-                                              "gguf_metadata": meta}, indent=1, default=str))
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not (final / MARKER).is_file():  # not another process winning the race
-                raise
+        from workbench.models.gguf_cache import publish
+        publish(tmp, final, MARKER, {"gguf_sha256": gguf.sha256, "gguf_file": gguf.file_name, "gguf_metadata": meta})
     finally:
         import shutil
         shutil.rmtree(tmp, ignore_errors=True)

@@ -60,18 +60,24 @@ def dequantised_folder(gguf_parts: list[Path], sha256: str, name: str | None = N
             _join(gguf_parts, gguf, sha256)
         out = tmp / "folder"
         meta = _dequantise(gguf, out)
-        (out / MARKER).write_text(json.dumps({"gguf_sha256": sha256, "gguf_file": name or gguf.name,
-                                              "gguf_metadata": meta}, indent=1, default=str))
-        try:
-            os.rename(out, final)
-        except OSError:
-            if not (final / MARKER).is_file():  # not another process winning the race
-                raise
+        publish(out, final, MARKER, {"gguf_sha256": sha256, "gguf_file": name or gguf.name, "gguf_metadata": meta})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if lock is not None:
             lock.close()
     return final
+
+
+def publish(folder: Path, final: Path, marker: str, info: dict) -> None:
+    """Write ``marker`` (``info`` as JSON: the sign of a complete build) into ``folder`` last,
+    then rename the folder to ``final`` in one step. Losing the race to another process that
+    published the same build first is fine; any other failure is raised."""
+    (folder / marker).write_text(json.dumps(info, indent=1, default=str))
+    try:
+        os.rename(folder, final)
+    except OSError:
+        if not (final / marker).is_file():
+            raise
 
 
 def _hold(tmp: Path):
