@@ -227,11 +227,7 @@ def context_window(model) -> int | None:
     the config does not say. Sliding-window attention (Gemma 3, Mistral) limits what a token
     attends to, not how long the input may be, so it does not count here."""
     hf = getattr(model, "hf", model)
-    cfg = hf.config if hf is not None else model.config  # other backends: the config they read
-    # a backend may run with a shorter window than the model has (e.g. llama.cpp's n_ctx)
-    backend_window = getattr(getattr(model, "backend", None), "context_window", None)
-    window = config_window(cfg)
-    return min(backend_window, window or backend_window) if backend_window else window
+    return config_window(hf.config if hf is not None else model.config)  # other backends: the config they read
 
 
 def config_window(cfg) -> int | None:

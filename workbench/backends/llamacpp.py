@@ -276,11 +276,10 @@ class LlamaCppBackend(Backend):
 
     def __init__(self, gguf, config, n_threads: int | None = None, n_gpu_layers: int = 0,
                  n_ctx: int | None = None):
-        from workbench.validate import context_window
+        from workbench.scoring.engine import max_length
         self.gguf, self.config = gguf, config
         self.n_gpu_layers = int(n_gpu_layers)
-        window = context_window(self)
-        self.limit = min(window, 1 << 15) if window else 2048  # as the HF engine's max_length
+        self.limit = max_length(self)  # the scoring window, as for every backend
         threads = n_threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
         self.engine = _Engine(gguf.path, int(threads or 1), self.n_gpu_layers, int(n_ctx or 2048), self.limit)
         self.n_params = int(self.engine.lib.llama_model_n_params(self.engine.model))

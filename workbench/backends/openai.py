@@ -94,12 +94,11 @@ class OpenAIBackend(Backend):
 
     def __init__(self, client: _Client, model_name: str, config, tokenizer, batch_size: int = 16,
                  concurrency: int = 4):
-        from workbench.validate import context_window
+        from workbench.scoring.engine import max_length
         self.client, self.model_name, self.config, self.tokenizer = client, model_name, config, tokenizer
         self.batch_size, self.concurrency = batch_size, concurrency
         self.n_params = 0  # not known from a server
-        window = context_window(self)
-        self.limit = min(window, 1 << 15) if window else 2048
+        self.limit = max_length(self)  # the scoring window, as for every backend
         self.token_prompts = True
         self.bos_only = False  # prompt log-probs aligned only when the prompt starts with BOS
 
