@@ -10,23 +10,10 @@ import torch
 
 import workbench as wb
 from workbench.errors import BackendCapabilityError, InvalidInputError, UnsupportedSiteError
-from workbench.families import Family, HookPoint, heads, unregister_family
+from workbench.families import Family, llama, unregister_family
 from workbench.probes import ProbeSpec
 from workbench.probes.api import unregister_probe
 from workbench.stats import mean_metric
-
-
-def qwen3_sites(s):
-    at = s.layer + ".self_attn"
-    return dict(embed=HookPoint(s.base + "embed_tokens", "out"),
-                q=HookPoint(at + ".q_proj", "out", heads(s.n_heads, s.head_dim)),
-                k=HookPoint(at + ".k_proj", "out", heads(s.n_kv_heads, s.head_dim)),
-                v=HookPoint(at + ".v_proj", "out", heads(s.n_kv_heads, s.head_dim)),
-                attn_pattern=HookPoint(at, "weights", seq_dim=2), attn_out=HookPoint(at, "out"),
-                z=HookPoint(at + ".o_proj", "in", heads(s.n_heads, s.head_dim)),
-                resid_mid=HookPoint(s.layer + ".post_attention_layernorm", "in"),
-                mlp_out=HookPoint(s.layer + ".mlp", "out"), mlp_hidden=HookPoint(s.layer + ".mlp.down_proj", "in"),
-                final_norm=HookPoint(s.base + "norm", "out"))
 
 
 def qwen3_tiny(model_type, vocab_size, **common):
@@ -36,7 +23,9 @@ def qwen3_tiny(model_type, vocab_size, **common):
                          tie_word_embeddings=False, **common)
 
 
-TOY = Family(name="toy-qwen3", model_types=("qwen3",), layers="layers", sites=qwen3_sites, final_norm="norm",
+# Qwen3's modules carry Llama's names (it adds q/k norms inside attention), so its sites are Llama's:
+# a Llama-like family is one Family(...) and a tiny config, as docs/architecture.md says
+TOY = Family(name="toy-qwen3", model_types=("qwen3",), layers="layers", sites=llama.sites, final_norm="norm",
              tiny_config=qwen3_tiny)
 
 
