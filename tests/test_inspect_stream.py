@@ -125,3 +125,11 @@ def test_default_shard_size_follows_memory_and_resume_keeps_the_folders(tiny, tm
     assert again.skipped == 4 and again.computed == 0
     with pytest.raises(InvalidInputError, match="shard_size must be a positive int or None"):
         wb.capture(m, TEXTS, sites=["resid_post"], out=tmp_path / "c", shard_size=0)
+
+
+def test_streaming_capture_refuses_an_empty_list(tmp_path):
+    m = wb.testing.tiny_model("gpt2")
+    for call in (lambda: wb.inspect.capture_stream(m, [], tmp_path / "a"),
+                 lambda: wb.capture(m, [], sites=["resid_post"], out=tmp_path / "b")):
+        with pytest.raises(InvalidInputError, match="empty list"):
+            call()

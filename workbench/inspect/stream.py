@@ -37,6 +37,8 @@ def capture_to_disk(model, inputs, out, sites, layers, positions, dtype, batch_s
 
     if isinstance(inputs, str) or not isinstance(inputs, (list, tuple)) or not all(isinstance(t, str) for t in inputs):
         raise InvalidInputError("streaming capture (out=...) takes a list of texts")
+    if not inputs:  # as capture() says of an empty list
+        raise InvalidInputError("streaming capture got an empty list of texts; give at least one text")
     if shard_size is not None and (not isinstance(shard_size, int) or isinstance(shard_size, bool) or shard_size < 1):
         raise InvalidInputError(f"shard_size must be a positive int or None (sized by memory), got {shard_size!r}")
     texts = list(inputs)
