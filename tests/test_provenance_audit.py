@@ -266,3 +266,25 @@ def test_audit_card_shows_how_the_models_were_made(folders, tmp_path):
     assert "How the models were made" not in old.to_html()
     with pytest.raises(InvalidInputError, match="wb.documentation"):
         card.add_documentation(pd.DataFrame())
+
+
+def test_fmti_mapping_uses_the_published_indicator_names_and_covers_the_index():
+    """Every FMTI name the indicators cite is one the index publishes (2023 and 2025 lists), and the
+    mapped indicators plus the not-checkable ones are exactly the index's 100 per version."""
+    from workbench.provenance_audit import fmti
+    table = fmti.indicators_table()
+    assert table.groupby("version").size().to_dict() == {"2023": 100, "2025": 100}
+    for k, version in enumerate(fmti.VERSIONS):
+        published = {f"{r.subdomain}: {r.indicator}" for r in table[table.version == version].itertuples()}
+        cited = {names[k] for names in fmti.MAPPING.values() if names[k]}
+        assert cited <= published, cited - published
+        rest = fmti.not_checkable()
+        rest = rest[rest.fmti_version == version]
+        unchecked = {f"{r.fmti_domain}: {name}" for r in rest.itertuples() for name in r.indicators.split("; ")}
+        assert not unchecked & cited and unchecked | cited == published
+        assert rest["why not checkable offline"].str.len().gt(0).all()
+    doc = wb.documentation(wb.testing.tiny_model("gpt2"))
+    ind = doc.indicators().set_index("indicator")
+    assert set(ind.index) <= set(fmti.MAPPING)
+    assert ind.loc["quantisation", "fmti_2025"] == "Release: Quantization"
+    assert ind.loc["base model", "fmti_2025"] == "Model information: Model dependencies"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from workbench.provenance_audit.fmti import MAPPING, not_checkable
 from workbench.provenance_audit.licences import spdx_id
 from workbench.provenance_audit.measure import measure
 from workbench.provenance_audit.sources import collect, quantisation_bits
@@ -25,23 +26,6 @@ from workbench.results import Result
 STATUSES = ("disclosed", "not disclosed", "contradicted")
 SIZE_TOLERANCE = 0.10  # a size label ("135M") is a rounded number: within 10% of the count agrees
 
-# FMTI (Bommasani et al. 2023; 2025 update) domains whose indicators an artifact cannot show:
-# they are about the developer's process, people and policies, not about the files.
-FMTI_NOT_CHECKABLE = [
-    ("Data", "data size, creators, source selection, curation, augmentation, harmful-data filtering, "
-             "copyrighted data, data licence, personal information", "need the developer's data records"),
-    ("Data labour", "all", "who produced or labelled data, and on what terms, is not in the files"),
-    ("Data access", "all", "needs the data itself"),
-    ("Compute", "compute, duration, hardware, energy, emissions", "training runs leave no trace in the weights"),
-    ("Methods", "objectives, core frameworks, dependencies", "only partly in a card; not checkable"),
-    ("Data and model mitigations", "all", "need the developer's procedures and their evaluation"),
-    ("Risks, trustworthiness", "all", "need evaluations the developer ran or commissioned"),
-    ("Distribution", "release decision-making, release process, channels, products, detection of "
-                     "machine-generated content, terms of service", "about the developer's conduct"),
-    ("Usage policy, model behaviour policy, interface", "enforcement, justification, user-facing policies",
-     "about deployed systems, not the artifact"),
-    ("Feedback, impact, updates", "all", "need reports from after release"),
-]
 
 
 def _norm(text) -> str:
@@ -107,16 +91,19 @@ class Documentation(Result):
         return "disclosed", f"{said}; agrees with the measurement {got[0]} ({got[1]})"
 
     def indicators(self, claims: pd.DataFrame | None = None) -> pd.DataFrame:
-        """indicator, fmti (the FMTI indicator it corresponds to), status (disclosed, not disclosed,
-        contradicted), evidence. ``claims``: a :meth:`claims` table adds whether the declared
-        evaluation results were reproduced. FMTI indicators no artifact can show:
+        """indicator, fmti and fmti_2025 (the FMTI indicator it corresponds to in the 2023 and the
+        2025 index, "Subdomain: Indicator"; empty where that version has none: see
+        :mod:`workbench.provenance_audit.fmti`), status (disclosed, not disclosed, contradicted),
+        evidence. ``claims``: a :meth:`claims` table adds whether the declared evaluation results
+        were reproduced. FMTI indicators no artifact can show:
         :meth:`not_checkable`."""
         arch_cls = self.model_info.get("class_name", "")
         rows = []
 
-        def add(indicator, fmti, status_evidence):
-            rows.append({"indicator": indicator, "fmti": fmti, "status": status_evidence[0],
-                         "evidence": status_evidence[1]})
+        def add(indicator, status_evidence):
+            fmti_2023, fmti_2025 = MAPPING[indicator]
+            rows.append({"indicator": indicator, "fmti": fmti_2023, "fmti_2025": fmti_2025,
+                         "status": status_evidence[0], "evidence": status_evidence[1]})
 
         def any_of(*names):
             found = [(n, v, s) for n in names for v, s in zip(self.declared(n), self.sources(n))]
@@ -125,43 +112,35 @@ class Documentation(Result):
             return "disclosed", "; ".join(f"{n.replace('_', ' ')}: {_short(v)} ({s})" for n, v, s in found)
 
         card = [f for f in self.files if f["role"] == "model card"]
-        add("model card", "Model basics: Centralized model documentation",
-            ("disclosed", f"README.md (sha256 {card[0]['sha256'][:12]}…)") if card else
+        add("model card", ("disclosed", f"README.md (sha256 {card[0]['sha256'][:12]}…)") if card else
             ("not disclosed", "no README.md model card with the weights" + (
                 "; the package descriptions say: " + "; ".join(list(dict.fromkeys(map(str, self.declared("description"))))[-2:])
                 if self.declared("description") else "")))
-        add("developer named", "(presupposed by every FMTI indicator)", any_of("organisation"))
-        add("name and version", "(identification)", any_of("name", "version", "finetune"))
-        add("model size", "Model basics: Model size", self._check(
+        add("developer named", any_of("organisation"))
+        add("name and version", any_of("name", "version", "finetune"))
+        add("model size", self._check(
             "parameters", lambda v, m: (p := parse_count(v)) is not None and abs(p - m) <= SIZE_TOLERANCE * m))
-        add("architecture", "Model basics: Model architecture",
-            self._check("architecture", lambda v, m: _arch_agrees(v, m, arch_cls)))
-        add("context length", "Model basics: Model architecture",
-            self._check("context_length", lambda v, m: parse_count(v, 1024) == m or parse_count(v) == m))
+        add("architecture", self._check("architecture", lambda v, m: _arch_agrees(v, m, arch_cls)))
+        add("context length", self._check("context_length", lambda v, m: parse_count(v, 1024) == m or parse_count(v) == m))
         tok = self.measured.get("tokenizer_size", (None,))[0]
-        add("vocabulary size", "Model basics: Model components",
-            self._check("vocab_size", lambda v, m: parse_count(v) in (m, tok)))
-        add("quantisation", "Model basics: Model components", self._check("quantisation", _quant_agrees))
-        add("licence", "Distribution: Model license", self._licence())
-        add("base model", "Methods: Model stages", any_of("base_models"))
-        add("training data", "Data: Data sources", any_of("training_datasets", "training_data_description"))
-        add("languages", "Capabilities: Capabilities description", any_of("languages"))
-        add("intended use", "Usage policy: Permitted, restricted and prohibited uses", any_of("intended_use"))
-        add("limitations", "Limitations: Limitations description", any_of("limitations"))
-        add("evaluation results", "Capabilities: Evaluation of capabilities",
-            ("disclosed", f"{len(self.evaluations)} declared result(s): " + "; ".join(
+        add("vocabulary size", self._check("vocab_size", lambda v, m: parse_count(v) in (m, tok)))
+        add("quantisation", self._check("quantisation", _quant_agrees))
+        add("licence", self._licence())
+        add("base model", any_of("base_models"))
+        add("training data", any_of("training_datasets", "training_data_description"))
+        add("languages", any_of("languages"))
+        add("intended use", any_of("intended_use"))
+        add("limitations", any_of("limitations"))
+        add("evaluation results", ("disclosed", f"{len(self.evaluations)} declared result(s): " + "; ".join(
                 f"{e['task']} {e['metric']} = {e['value']}" for e in self.evaluations[:5]))
             if self.evaluations else any_of("evaluation_description"))
         if claims is not None and len(claims):
-            add("evaluation reproduced", "Capabilities: External reproducibility of capabilities evaluation",
-                _reproduced(claims))
-        add("prompt format", "Downstream documentation: Centralized documentation for downstream use",
-            any_of("chat_template", "generation_config"))
+            add("evaluation reproduced", _reproduced(claims))
+        add("prompt format", any_of("chat_template", "generation_config"))
         weights = [f for f in self.files if f["role"] == "weights"]
-        add("weights available", "Model access: Full external model access",
-            ("disclosed", "; ".join(f"{f['name']} sha256 {f['sha256'][:12]}…" for f in weights)) if weights else
+        add("weights available", ("disclosed", "; ".join(f"{f['name']} sha256 {f['sha256'][:12]}…" for f in weights)) if weights else
             ("disclosed", f"in memory only; tensors hashed: {self.model_info.get('weights_sha256', '')[:12]}…"))
-        return pd.DataFrame(rows, columns=["indicator", "fmti", "status", "evidence"])
+        return pd.DataFrame(rows, columns=["indicator", "fmti", "fmti_2025", "status", "evidence"])
 
     def not_checkable(self) -> pd.DataFrame:
         """The FMTI domains whose indicators no artifact can show (:func:`fmti_not_checkable`)."""
@@ -231,8 +210,9 @@ def _reproduced(claims: pd.DataFrame) -> tuple[str, str]:
 
 
 def fmti_not_checkable() -> pd.DataFrame:
-    """The FMTI domains whose indicators the artifact cannot show, and why."""
-    return pd.DataFrame(FMTI_NOT_CHECKABLE, columns=["fmti_domain", "indicators", "why not checkable offline"])
+    """Every FMTI indicator (2023 and 2025 versions) that the artifact cannot show, by subdomain,
+    and why (:func:`workbench.provenance_audit.fmti.not_checkable`)."""
+    return not_checkable()
 
 
 def documentation(model) -> Documentation:
