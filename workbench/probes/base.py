@@ -162,8 +162,9 @@ def takes_context(fn: Callable) -> Callable:
 
 
 def _contract_of(fn: Callable, new: int) -> int | None:
-    """2 or 1 when ``fn``'s signature says which contract it follows (``new`` positional
-    parameters: the new one; one more: the old one), else None (``*args``, no signature)."""
+    """2 or 1 when ``fn``'s signature says which contract it follows (it can be called with
+    ``new`` positional arguments: the new one; with one more: the old one), else None (both
+    or neither, ``*args``, no signature)."""
     marked = getattr(fn, "__probe_contract__", None)
     if marked is not None:
         return marked
@@ -173,8 +174,10 @@ def _contract_of(fn: Callable, new: int) -> int | None:
         return None
     if any(p.kind == p.VAR_POSITIONAL for p in params):
         return None
-    n = len([p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)])
-    return {new: 2, new + 1: 1}.get(n)
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    n_req = len([p for p in positional if p.default is p.empty])
+    fits = tuple(k for k in (new, new + 1) if n_req <= k <= len(positional))
+    return {(new,): 2, (new + 1,): 1}.get(fits)
 
 
 @dataclass(frozen=True)
@@ -214,11 +217,12 @@ class ProbeSpec:
     >>> wb.probes.api.unregister_probe("doc_agreement")
 
     ``contract``: which contract ``load`` and ``score`` follow. None (the default) reads it from
-    their signatures: ``load(source, ctx)`` and ``score(model, items, ctx)`` are this one (2);
+    each one's signature: ``load(source, ctx)`` and ``score(model, items, ctx)`` are this one (2);
     ``load(source, skips, options)`` and ``score(model, items, options, skips)`` the old one (1,
     deprecated: it still runs, with a DeprecationWarning at registration or first use, and gets
-    the old options dict with its hidden keys ``"_source"`` and ``"cache"``). Pass 1 or 2 where
-    a signature does not say (``*args``, a callable without a signature).
+    the old options dict with its hidden keys ``"_source"`` and ``"cache"``). A signature that
+    does not say (``*args``, optional parameters that fit both) is read as the old one: pass
+    ``contract=2`` (or 1) to say it. ``spec.follows`` is the contract read.
     """
 
     name: str
@@ -249,7 +253,8 @@ class ProbeSpec:
     # written to the documented contract then just works, an old one keeps working unchanged
     # (nothing in it could say contract=1), and dataclasses.replace(spec, score=wrapper) (how the
     # tests wrap a scorer) judges the wrapper by its own signature instead of carrying over a
-    # field that no longer describes it. An explicit value wins, for callables that do not say.
+    # field that no longer describes it. Each function is read on its own, so such a wrapper
+    # written the old way beside a new-contract load still runs. An explicit value wins (for both).
     contract: int | None = None
 
     def __post_init__(self):
@@ -257,43 +262,44 @@ class ProbeSpec:
             raise InvalidInputError(f"probe {self.name!r}: contract must be 2 (load(source, ctx), score(model, "
                                     f"items, ctx)), 1 (the old (source, skips, options) one) or None (read from "
                                     f"the signatures), got {self.contract!r}")
-        self.follows  # a load and a score written to different contracts are refused here
 
     @functools.cached_property
-    def follows(self) -> int:
-        """The contract ``load`` and ``score`` follow: 2 (``ctx``) or 1 (the old, deprecated one)."""
+    def _contracts(self) -> tuple[int, int]:
+        # a function whose signature does not say (e.g. *args): the old contract, the only one
+        # such a spec can have been written for (the warning says how to declare contract=2)
         if self.contract is not None:
-            return self.contract
-        load, score = _contract_of(self.load, 2), _contract_of(self.score, 3)
-        if load and score and load != score:
-            sig = {1: ("(source, skips, options)", "(model, items, options, skips)"),
-                   2: ("(source, ctx)", "(model, items, ctx)")}
-            raise InvalidInputError(f"probe {self.name!r}: load takes {sig[load][0]} but score takes "
-                                    f"{sig[score][1]}; write both as load(source, ctx) and score(model, items, ctx)")
-        # neither says (e.g. *args): the old contract, the only one such a spec can have been written for
-        return load or score or 1
+            return self.contract, self.contract
+        return _contract_of(self.load, 2) or 1, _contract_of(self.score, 3) or 1
+
+    @property
+    def follows(self) -> int:
+        """2 when ``load`` and ``score`` both follow the ``ctx`` contract, 1 when one of them
+        follows the old, deprecated one."""
+        return min(self._contracts)
 
     def warn_if_old(self, stacklevel: int = 2) -> None:
         """A DeprecationWarning, once per spec, when it follows the old contract."""
         if self.follows == 1 and not self.__dict__.get("_warned"):
-            self.__dict__["_warned"] = True  # a cache beside the frozen fields, like `follows`
+            self.__dict__["_warned"] = True  # a cache beside the frozen fields, like `_contracts`
+            old = " and ".join(f for f, c in zip(("load(source, skips, options)", "score(model, items, options, skips)"),
+                                                 self._contracts) if c == 1)
             warnings.warn(
-                f"probe {self.name!r} follows the old probe contract load(source, skips, options) / score(model, "
-                "items, options, skips), which is deprecated: write load(source, ctx) and score(model, items, ctx) "
-                "and read ctx.options (no hidden keys), ctx.source (was options['_source']), ctx.cache (was "
-                "options['cache']) and ctx.skips (see workbench.probes.ProbeSpec)", DeprecationWarning,
-                stacklevel=stacklevel + 1)
+                f"probe {self.name!r} follows the old probe contract {old}, which is deprecated: write "
+                "load(source, ctx) and score(model, items, ctx) and read ctx.options (no hidden keys), ctx.source "
+                "(was options['_source']), ctx.cache (was options['cache']) and ctx.skips (see "
+                "workbench.probes.ProbeSpec; pass contract=2 where a signature such as *args does not say)",
+                DeprecationWarning, stacklevel=stacklevel + 1)
 
     def call_load(self, source, ctx: ProbeContext):
         """``load`` under its contract: ``(items, files)``."""
-        if self.follows == 1:
+        if self._contracts[0] == 1:
             self.warn_if_old(stacklevel=3)
             return self.load(source, ctx.skips, ctx.legacy_options())
         return self.load(source, ctx)
 
     def call_score(self, model, items: pd.DataFrame, ctx: ProbeContext) -> pd.DataFrame:
         """``score`` under its contract: the scored items."""
-        if self.follows == 1:
+        if self._contracts[1] == 1:
             self.warn_if_old(stacklevel=3)
             return self.score(model, items, ctx.legacy_options(), ctx.skips)
         return self.score(model, items, ctx)
