@@ -107,8 +107,8 @@ def _coref(model, items, ctx):
     for side in ("pro", "anti"):
         reqs = []
         for _, r in items.iterrows():
-            ctx = f'{r[f"sent_{side}"]} In this sentence, "{r[f"pronoun_{side}"]}" refers to the'
-            reqs += [(ctx, " " + o) for o in r.occupations]
+            prompt = f'{r[f"sent_{side}"]} In this sentence, "{r[f"pronoun_{side}"]}" refers to the'
+            reqs += [(prompt, " " + o) for o in r.occupations]
         s = continuation_scores(model, reqs, aggregate=ctx.options["aggregate"], cache=ctx.cache,
                                 **format_options(ctx.options)).score
         s = s.to_numpy().reshape(len(items), 2)
