@@ -50,16 +50,16 @@ PAIRS = [("The keys to the cabinet", " are", " is"), ("The author of the books",
          ("The dogs in the garden", " bark", " barks"), ("The cat near the trees", " sleeps", " sleep")] * 3
 
 
-def _load(source, skips, options):
+def _load(source, ctx):
     rows = json.loads(open(source).read())
     items = pd.DataFrame([{"item_id": i, "prefix": p, "good": g, "bad": b, "subject": "plural" if g in (" are", " bark") else "singular"}
                           for i, (p, g, b) in enumerate(rows)])
     return items, [source]
 
 
-def _score(model, items, options, skips):
+def _score(model, items, ctx):
     ll = wb.loglikelihood(model, [(p, c) for p, g, b in zip(items.prefix, items.good, items.bad) for c in (g, b)],
-                          cache=options["cache"])
+                          cache=ctx.cache)
     lp = ll.logprob.to_numpy().reshape(-1, 2)
     return items.assign(lp_good=lp[:, 0], lp_bad=lp[:, 1], prefers_good=(lp[:, 0] > lp[:, 1]).astype(int))
 

@@ -135,7 +135,7 @@ def _score_cell(model, label, spec, key, task_hash, store, lease, *, limit, seed
         for start in range(0, len(todo), size):
             positions = todo[start:start + size]
             skips, t0 = SkipLog(), time.perf_counter()
-            scored = pspec.score(model, items.iloc[positions].reset_index(drop=True), prep.opts, skips)
+            scored = pspec.call_score(model, items.iloc[positions].reset_index(drop=True), prep.context(skips))
             scored = scored.reset_index(drop=True)
             score_s = time.perf_counter() - t0
             out_keys = _item_keys(scored, pspec.item_key)

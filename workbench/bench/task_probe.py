@@ -1,9 +1,10 @@
 """One contract for every unit of work: a benchmark task as a probe spec.
 
-A bias probe is a :class:`~workbench.probes.base.ProbeSpec`: ``load`` (items), ``score`` (item by
-item, through the scoring engine) and ``metrics``. A benchmark task is declarative (a YAML file or
-dict: :mod:`workbench.bench.tasks`), and :func:`task_as_probe` reads it as exactly such a spec:
-its rendered items, :func:`workbench.bench.scorers.score_items` as the scorer and
+A bias probe is a :class:`~workbench.probes.base.ProbeSpec`: ``load(source, ctx)`` (items),
+``score(model, items, ctx)`` (item by item, through the scoring engine) and ``metrics``. A
+benchmark task is declarative (a YAML file or dict: :mod:`workbench.bench.tasks`), and
+:func:`task_as_probe` reads it as exactly such a spec: its rendered items,
+:func:`workbench.bench.scorers.score_items` as the scorer and
 :func:`~workbench.bench.scorers.task_metrics` as the metrics. So a task runs through
 ``wb.run_probe`` (summary with the probes' intervals, ``wb.compare``, ``wb.multiverse`` where it
 applies) and gives the numbers the benchmark runner gives for it.
@@ -31,14 +32,13 @@ def task_as_probe(task, name: str | None = None) -> ProbeSpec:
 
     task = load_task(task)
 
-    def load(source, skips, options):
+    def load(source, ctx):
         for s in task.skipped:
-            skips.add(s.get("index", s.get("id")), s.get("reason", "skipped by the task loader"))
+            ctx.skips.add(s.get("index", s.get("id")), s.get("reason", "skipped by the task loader"))
         return pd.DataFrame(task.select(None)), []
 
-    def score(model, items, options, skips):
-        records = score_items(model, task, items.to_dict("records"), seed=options.get("seed", 0),
-                              cache=options.get("cache", True), progress=False)
+    def score(model, items, ctx):
+        records = score_items(model, task, items.to_dict("records"), seed=ctx.seed, cache=ctx.cache, progress=False)
         return pd.DataFrame(records)
 
     return ProbeSpec(name=name or f"task:{task.name}", description=f"benchmark task {task.name!r} ({task.kind})",

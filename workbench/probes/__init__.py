@@ -6,6 +6,6 @@ through the scoring engine; results carry per-item rows, bootstrap CIs and prove
 ['bbq', 'bbq_generative', 'bold']
 """
 from workbench.probes.api import get_spec, list_probes, register_probe, run_probe
-from workbench.probes.base import ProbeResult, ProbeSpec, SkipLog
+from workbench.probes.base import ProbeContext, ProbeResult, ProbeSpec, SkipLog
 
-__all__ = ["ProbeResult", "ProbeSpec", "SkipLog", "get_spec", "list_probes", "register_probe", "run_probe"]
+__all__ = ["ProbeContext", "ProbeResult", "ProbeSpec", "SkipLog", "get_spec", "list_probes", "register_probe", "run_probe"]

@@ -18,7 +18,7 @@ import pandas as pd
 
 from workbench.errors import DataError, InvalidInputError, OfflineError
 from workbench.provenance import model_record, record
-from workbench.probes.base import ProbeResult, ProbeSpec, SkipLog, hash_files
+from workbench.probes.base import ProbeContext, ProbeResult, ProbeSpec, SkipLog, hash_files
 
 # built-in probes: every module of this package that defines SPEC (or SPECS, several probes)
 # registers itself the first time a probe is looked up; adding a probe is adding its module.
@@ -62,6 +62,7 @@ def register_probe(spec: ProbeSpec, replace: bool = False) -> ProbeSpec:
     if spec.name in probe_names() and not replace:
         raise InvalidInputError(f"a probe named {spec.name!r} already exists; pass replace=True to replace it, "
                                 "or give your probe another name")
+    spec.warn_if_old(stacklevel=2)  # the old contract still runs; say what to change, where it is registered
     _REGISTERED[spec.name] = spec
     return spec
 
@@ -214,7 +215,7 @@ def run_probe(name: str, model, data=None, limit: int | None = None, seed: int =
     prep = prepare_probe(name, model, data=data, limit=limit, seed=seed, categories=categories, cache=cache,
                          encoding=encoding, format=format, system_prompt=system_prompt, **options)
     t1 = time.perf_counter()
-    scored = prep.spec.score(model, prep.items, prep.opts, prep.skips).reset_index(drop=True)
+    scored = prep.spec.call_score(model, prep.items, prep.context()).reset_index(drop=True)
     provenance = probe_provenance(prep, model, n_scored=len(scored), skipped=prep.skips.rows,
                                   score_s=time.perf_counter() - t1, n_boot=n_boot)
     return ProbeResult(scored, provenance, spec=prep.spec, options=prep.public_options, skipped=prep.skips.frame(),
@@ -228,7 +229,7 @@ class PreparedProbe:
 
     name: str
     spec: ProbeSpec
-    opts: dict          # the options passed to the probe's scorer
+    opts: dict          # the old contract's options dict: the method's, plus the hidden "cache" and "_source"
     data: object
     source: object
     items: pd.DataFrame
@@ -249,6 +250,11 @@ class PreparedProbe:
         """The options provenance records: hidden keys ("_source", a path of this machine) are
         the machine's, not the method's."""
         return {k: v for k, v in self.public_options.items() if not k.startswith("_")}
+
+    def context(self, skips: SkipLog | None = None) -> ProbeContext:
+        """The context the probe's load and score get: the recorded options, the data path, the
+        cache switch, and ``skips`` (default: the loader's log, as :func:`run_probe` scores)."""
+        return ProbeContext.from_options(self.opts, self.skips if skips is None else skips)
 
 
 def prepare_probe(name: str, model, data=None, limit: int | None = None, seed: int = 0, categories=None,
@@ -277,7 +283,7 @@ def prepare_probe(name: str, model, data=None, limit: int | None = None, seed: i
         opts["_source"] = str(source)  # scorers that re-read side files (templated specs, HurtLex) need it
     skips = SkipLog()
     t0 = time.perf_counter()
-    items, files = spec.load(source, skips, opts)
+    items, files = spec.call_load(source, ProbeContext.from_options(opts, skips))
     n_loaded = len(items)
     items = _subset(items, spec, categories, limit, seed)
     if items.empty:

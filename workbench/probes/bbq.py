@@ -23,7 +23,7 @@ import pandas as pd
 
 from workbench.datafiles import check_columns, read_jsonl
 from workbench.errors import DataError
-from workbench.probes.base import ProbeSpec, require_text
+from workbench.probes.base import ProbeSpec, require_text, takes_context
 from workbench.probes.scoring import continuation_scores, require_kind
 from workbench.scoring.chat import format_options
 from workbench.stats.metrics import Metric
@@ -65,23 +65,24 @@ def _parse(ex):
             "ans2": answers[2], "label": int(ex["label"]), "unknown_idx": unknown[0], "target_idx": targets[0]}, None
 
 
-def load(source, skips, options):
+@takes_context
+def load(source, ctx):
     source = Path(source)
     files = sorted(source.glob("*.jsonl*")) if source.is_dir() else [source]
     if not files:
         raise DataError(f"no BBQ .jsonl[.gz] files in {source}")
     rows = []
     for path in files:
-        lines = read_jsonl(path, options.get("encoding"))
+        lines = read_jsonl(path, ctx.options.get("encoding"))
         keys = set().union(*(ex.keys() for _, ex, _ in lines if isinstance(ex, dict)))
         check_columns(keys, REQUIRED, what="probe 'bbq'", path=path)  # a file of another data set
         for n, ex, err in lines:
             if err is not None:
-                skips.add(f"{path.name}:{n}", f"not valid JSON ({err})")
+                ctx.skips.add(f"{path.name}:{n}", f"not valid JSON ({err})")
                 continue
             item, reason = _parse(ex)
             if item is None:
-                skips.add(f"{path.name}:{n}", reason)
+                ctx.skips.add(f"{path.name}:{n}", reason)
             else:
                 rows.append(item)
     return pd.DataFrame(rows), files
@@ -91,11 +92,12 @@ def prompt(row) -> str:
     return f"{row['context']}\n\nQ: {row['question']}\nA:"
 
 
-def score(model, items, options, skips):
+@takes_context
+def score(model, items, ctx):
     require_kind(model, ("causal",), "bbq", "it scores answers as continuations of the question")
     reqs = [(prompt(r), " " + r[a]) for _, r in items.iterrows() for a in ANSWERS]
-    s = continuation_scores(model, reqs, aggregate=options["aggregate"], cache=options["cache"],
-                            **format_options(options))
+    s = continuation_scores(model, reqs, aggregate=ctx.options["aggregate"], cache=ctx.cache,
+                            **format_options(ctx.options))
     scores = s.score.to_numpy().reshape(len(items), 3)
     out = items.copy()
     for k in range(3):

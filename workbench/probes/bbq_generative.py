@@ -30,7 +30,7 @@ import pandas as pd
 from workbench.errors import InvalidInputError
 from workbench.probes import bbq
 from workbench.probes.answer_parser import LETTERS, parse_answer
-from workbench.probes.base import ProbeSpec
+from workbench.probes.base import ProbeSpec, takes_context
 from workbench.probes.scoring import require_kind
 from workbench.stats.metrics import Metric, mean_metric
 
@@ -42,14 +42,15 @@ def question(row) -> str:
     return f"{row['context']}\n{row['question']}\n{opts}\n{INSTRUCTION}"
 
 
-def score(model, items, options, skips):
+@takes_context
+def score(model, items, ctx):
     from workbench.scoring.api import generate
     require_kind(model, ("causal",), "bbq_generative", "it generates answers")
-    chat = options["format"] == "chat"
+    chat = ctx.format == "chat"
     prompts = [question(r) + ("" if chat else "\nAnswer:") for _, r in items.iterrows()]
-    gen = generate(model, prompts, max_new_tokens=options["max_new_tokens"], seed=options["seed"], do_sample=False,
-                   batch_size=options["batch_size"], chat=chat, system_prompt=options.get("system_prompt"),
-                   cache=options["cache"])
+    gen = generate(model, prompts, max_new_tokens=ctx.options["max_new_tokens"], seed=ctx.seed, do_sample=False,
+                   batch_size=ctx.options["batch_size"], chat=chat, system_prompt=ctx.options.get("system_prompt"),
+                   cache=ctx.cache)
     out = items.copy()
     out["generation"] = gen.completion.astype(str).to_numpy()
     parsed = [parse_answer(g, [r[a] for a in bbq.ANSWERS], unknown_idx=int(r.unknown_idx))

@@ -23,17 +23,18 @@ from scipy.stats import kruskal
 
 from workbench.datafiles import read_text
 from workbench.errors import DataError, InvalidInputError
-from workbench.probes.base import ProbeSpec, require_text
+from workbench.probes.base import ProbeSpec, require_text, takes_context
 from workbench.probes.scoring import require_kind
 from workbench.stats.metrics import mean_metric
 
 DOMAINS = ("gender", "race", "profession", "religious_ideology", "political_ideology")
 
 
-def load(source, skips, options):
+@takes_context
+def load(source, ctx):
     source = Path(source)
     files = sorted(source.glob("*_prompt.json*")) if source.is_dir() else [source]
-    wanted = options.get("domains")
+    wanted = ctx.options.get("domains")
     if wanted is not None:
         wanted = [wanted] if isinstance(wanted, str) else list(wanted)
         bad = [d for d in wanted if d not in DOMAINS]
@@ -46,7 +47,7 @@ def load(source, skips, options):
     for path in files:
         domain = path.name.split("_prompt")[0]
         try:
-            data = json.loads(read_text(path, options.get("encoding")))
+            data = json.loads(read_text(path, ctx.options.get("encoding")))
         except json.JSONDecodeError as e:
             raise DataError(f"{path} is not valid JSON ({e.msg}, line {e.lineno}); pass BOLD's *_prompt.json files") from None
         if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
@@ -57,7 +58,7 @@ def load(source, skips, options):
                     rid = f"{domain}/{group}/{entity}/{k}"
                     text = require_text(p)
                     if text is None:
-                        skips.add(rid, "empty prompt")
+                        ctx.skips.add(rid, "empty prompt")
                     else:
                         rows.append({"item_id": rid, "domain": domain, "group": group, "entity": entity,
                                      "prompt": p.rstrip()})
@@ -70,12 +71,13 @@ def vader_scores(texts) -> np.ndarray:
     return np.array([analyzer.polarity_scores(t)["compound"] for t in texts], dtype=float)
 
 
-def score(model, items, options, skips):
+@takes_context
+def score(model, items, ctx):
     require_kind(model, ("causal",), "bold", "it generates continuations of the prompts")
     from workbench.scoring.api import generate
-    gen = generate(model, items.prompt.tolist(), max_new_tokens=options["max_new_tokens"], seed=options["seed"],
-                   do_sample=options["do_sample"], top_p=options["top_p"], batch_size=options["batch_size"],
-                   cache=options["cache"])
+    gen = generate(model, items.prompt.tolist(), max_new_tokens=ctx.options["max_new_tokens"], seed=ctx.seed,
+                   do_sample=ctx.options["do_sample"], top_p=ctx.options["top_p"], batch_size=ctx.options["batch_size"],
+                   cache=ctx.cache)
     out = items.copy()
     out["completion"] = gen.completion.to_numpy()
     out["sentiment"] = vader_scores(out.completion)

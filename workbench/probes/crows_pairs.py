@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.datafiles import check_columns, file_format, read_table
-from workbench.probes.base import ProbeSpec, find_file, require_text
+from workbench.probes.base import ProbeSpec, find_file, require_text, takes_context
 from workbench.probes.scoring import check_choice, method_for, sentence_scores
 from workbench.scoring.chat import format_options
 from workbench.stats.metrics import mean_metric
@@ -35,13 +35,14 @@ DIRECTIONS = ("stereo", "antistereo")
 COLUMNS = ("sent_more", "sent_less", "stereo_antistereo", "bias_type")
 
 
-def load(source, skips, options):
+@takes_context
+def load(source, ctx):
     if isinstance(source, pd.DataFrame):
         check_columns(source.columns, COLUMNS, what="probe 'crows_pairs'")
         raw, files = source, []
     else:
         path = find_file(Path(source), "crows_pairs_anonymized.csv", "crows_pairs.csv")
-        raw = read_table(path, required=COLUMNS, what="probe 'crows_pairs'", encoding=options.get("encoding"))
+        raw = read_table(path, required=COLUMNS, what="probe 'crows_pairs'", encoding=ctx.options.get("encoding"))
         if file_format(path) in ("csv", "tsv", "") and raw.columns[0] not in COLUMNS:
             raw = raw.set_index(raw.columns[0])  # the file's first, unnamed column is the pair's id
         files = [path]
@@ -50,37 +51,38 @@ def load(source, skips, options):
         more, less = require_text(r.get("sent_more")), require_text(r.get("sent_less"))
         bias, direction = require_text(r.get("bias_type")), require_text(r.get("stereo_antistereo"))
         if more is None or less is None:
-            skips.add(idx, "missing or empty sentence (sent_more/sent_less)")
+            ctx.skips.add(idx, "missing or empty sentence (sent_more/sent_less)")
         elif more == less:
-            skips.add(idx, "identical sentences: nothing to compare")
+            ctx.skips.add(idx, "identical sentences: nothing to compare")
         elif bias not in BIAS_TYPES:
-            skips.add(idx, f"unknown bias_type {bias!r} (known: {', '.join(BIAS_TYPES)})")
+            ctx.skips.add(idx, f"unknown bias_type {bias!r} (known: {', '.join(BIAS_TYPES)})")
         elif direction not in DIRECTIONS:
-            skips.add(idx, f"unknown stereo_antistereo {direction!r} (known: stereo, antistereo)")
+            ctx.skips.add(idx, f"unknown stereo_antistereo {direction!r} (known: stereo, antistereo)")
         else:
             rows.append({"item_id": str(idx), "sent_more": more, "sent_less": less, "bias_type": bias,
                          "stereo_antistereo": direction})
     return pd.DataFrame(rows, columns=["item_id", "sent_more", "sent_less", "bias_type", "stereo_antistereo"]), files
 
 
-def score(model, items, options, skips):
-    method = method_for(model, options["method"], "crows_pairs")
-    check_choice("positions", options["positions"], ("shared", "all"))
-    agg, start, cache = options["aggregate"], options["start"], options["cache"]
+@takes_context
+def score(model, items, ctx):
+    method = method_for(model, ctx.options["method"], "crows_pairs")
+    check_choice("positions", ctx.options["positions"], ("shared", "all"))
+    agg, start, cache = ctx.options["aggregate"], ctx.options["start"], ctx.cache
     more, less = items.sent_more.tolist(), items.sent_less.tolist()
-    if method == "pll" and options["positions"] == "shared":
+    if method == "pll" and ctx.options["positions"] == "shared":
         from workbench.scoring.masked import shared_token_positions
         pos = [shared_token_positions(model, m, l) for m, l in zip(more, less)]
         keep = np.array([len(a) > 0 for a, _ in pos])
         for i in np.flatnonzero(~keep):
-            skips.add(items.item_id.iloc[i], "the two sentences share no token to score", stage="score")
+            ctx.skips.add(items.item_id.iloc[i], "the two sentences share no token to score", stage="score")
         items = items[keep].reset_index(drop=True)
         pos = [p for p, k in zip(pos, keep) if k]
         more, less = items.sent_more.tolist(), items.sent_less.tolist()
         pos_more, pos_less = [a for a, _ in pos], [b for _, b in pos]
     else:
         pos_more = pos_less = None
-    fmt = format_options(options)
+    fmt = format_options(ctx.options)
     s_more = sentence_scores(model, more, method=method, aggregate=agg, start=start, positions=pos_more, cache=cache,
                              **fmt)
     s_less = sentence_scores(model, less, method=method, aggregate=agg, start=start, positions=pos_less, cache=cache,

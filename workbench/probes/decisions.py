@@ -34,7 +34,7 @@ import pandas as pd
 
 from workbench.datafiles import check_columns, read_jsonl
 from workbench.errors import DataError
-from workbench.probes.base import ProbeSpec, find_file
+from workbench.probes.base import ProbeSpec, find_file, takes_context
 from workbench.probes.scoring import continuation_scores, require_kind
 from workbench.scoring.chat import format_options
 from workbench.stats.metrics import mean_metric
@@ -112,26 +112,28 @@ def load_discrim_eval(path, encoding: str | None = None, skips=None) -> pd.DataF
     return pd.DataFrame(rows)
 
 
-def load(source, skips, options):
+@takes_context
+def load(source, ctx):
     source = Path(source)
     if source.suffix == ".jsonl" or (source.is_dir() and any(source.glob("*.jsonl"))):
-        return load_discrim_eval(source, options.get("encoding"), skips), _discrim_files(source)
+        return load_discrim_eval(source, ctx.options.get("encoding"), ctx.skips), _discrim_files(source)
     path = find_file(source, "decisions.json")
     from workbench.datafiles import read_text
     try:
-        spec = json.loads(read_text(path, options.get("encoding")))
+        spec = json.loads(read_text(path, ctx.options.get("encoding")))
         return build_items(spec), [path]
     except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
         raise DataError(f"{path} is not a decisions template file ({type(e).__name__}: {e}); see "
                         "workbench/data/templates/README.md for the format, or pass discrim-eval .jsonl") from None
 
 
-def score(model, items, options, skips):
+@takes_context
+def score(model, items, ctx):
     require_kind(model, ("causal",), "decisions", "it scores the replies 'Yes' and 'No'")
-    chat = options["format"] == "chat"
+    chat = ctx.format == "chat"
     prompts = [f"{p}\n\n{INSTRUCTION}" + ("" if chat else "\nAnswer:") for p in items.prompt]
     reqs = [(p, " " + r) for p in prompts for r in REPLIES]
-    s = continuation_scores(model, reqs, aggregate="sum", cache=options["cache"], **format_options(options))
+    s = continuation_scores(model, reqs, aggregate="sum", cache=ctx.cache, **format_options(ctx.options))
     lp = s.score.to_numpy().reshape(len(items), 2)
     out = items.copy()
     out["logprob_yes"], out["logprob_no"] = lp[:, 0], lp[:, 1]

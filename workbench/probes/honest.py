@@ -26,7 +26,7 @@ import pandas as pd
 
 from workbench.errors import DataError
 from workbench.datafiles import read_table
-from workbench.probes.base import ProbeSpec, require_text
+from workbench.probes.base import ProbeSpec, require_text, takes_context
 from workbench.probes.scoring import check_choice, require_kind
 from workbench.stats.metrics import mean_metric
 
@@ -65,24 +65,25 @@ def _hurtlex_path(source: Path, option) -> Path:
                     "(HurtLex 1.2, CC BY-NC-SA 4.0)")
 
 
-def load(source, skips, options):
+@takes_context
+def load(source, ctx):
     source = Path(source)
     files = sorted(source.rglob("en_template.tsv")) if source.is_dir() else [source]
     if not files:
         raise DataError(f"no HONEST en_template.tsv files under {source}")
-    lex_path = _hurtlex_path(source, options.get("hurtlex"))
+    lex_path = _hurtlex_path(source, ctx.options.get("hurtlex"))
     rows = []
     for path in files:
         kind = path.parent.name
         table = read_table(path, sep="\t", required=("template_masked", "identity", "category"), optional=("type",),
-                           what="probe 'honest'", encoding=options.get("encoding"))
+                           what="probe 'honest'", encoding=ctx.options.get("encoding"))
         for i, r in table.iterrows():
             rid = f"{kind}:{i}"
             template, identity, cat = (require_text(r.get(c)) for c in ("template_masked", "identity", "category"))
             if template is None or identity is None or cat is None:
-                skips.add(rid, "missing template_masked, identity or category")
+                ctx.skips.add(rid, "missing template_masked, identity or category")
             elif template.count("[M]") != 1:
-                skips.add(rid, f"template needs exactly one [M], has {template.count('[M]')}")
+                ctx.skips.add(rid, f"template needs exactly one [M], has {template.count('[M]')}")
             else:
                 rows.append({"template_id": rid, "template": template, "identity": identity, "category": cat,
                              "type": r.get("type"), "set": kind})
@@ -97,20 +98,21 @@ def _check_words(completion: str, lexicon: dict):
     return 0, None
 
 
-def score(model, items, options, skips):
+@takes_context
+def score(model, items, ctx):
     require_kind(model, ("masked", "causal"), "honest", "it completes templates with a language-model head")
-    k = int(options["k"])
-    lex_path = _hurtlex_path(Path(options["_source"]), options.get("hurtlex"))
-    lexicon = load_hurtlex(lex_path, options["hurtlex_level"], options.get("encoding"))
+    k = int(ctx.options["k"])
+    lex_path = _hurtlex_path(ctx.source, ctx.options.get("hurtlex"))
+    lexicon = load_hurtlex(lex_path, ctx.options["hurtlex_level"], ctx.options.get("encoding"))
     if model.kind == "masked":
         from workbench.scoring.api import fill_mask
-        fills = fill_mask(model, items.template.tolist(), top_k=k, mask="[M]", cache=options["cache"])
+        fills = fill_mask(model, items.template.tolist(), top_k=k, mask="[M]", cache=ctx.cache)
         completions = fills.token.to_numpy().reshape(len(items), k)
     else:
         from workbench.scoring.api import generate
         prompts = [t.split("[M]")[0].rstrip() for t in items.template]
-        gen = generate(model, prompts, max_new_tokens=options["max_new_tokens"], seed=options["seed"],
-                       do_sample=True, num_return_sequences=k, top_p=options["top_p"], cache=options["cache"])
+        gen = generate(model, prompts, max_new_tokens=ctx.options["max_new_tokens"], seed=ctx.seed,
+                       do_sample=True, num_return_sequences=k, top_p=ctx.options["top_p"], cache=ctx.cache)
         completions = gen.completion.to_numpy().reshape(len(items), k)
     rows = []
     for (_, r), comps in zip(items.iterrows(), completions):

@@ -33,7 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 from workbench.errors import DataError, InvalidInputError
-from workbench.probes.base import ProbeSpec
+from workbench.probes.base import ProbeSpec, takes_context
 from workbench.stats.metrics import mean_metric
 
 
@@ -55,9 +55,10 @@ def _table(source) -> tuple[pd.DataFrame, list]:
     return table, [Path(p) for p in table["path"]]
 
 
-def load(source, skips, options):
+@takes_context
+def load(source, ctx):
     table, files = _table(source)
-    captions = options.get("captions")
+    captions = ctx.options.get("captions")
     if captions is not None:
         captions = [tuple(c) for c in captions]
         if not captions or not all(len(c) == 2 and all(isinstance(x, str) for x in c) for c in captions):
@@ -66,7 +67,7 @@ def load(source, skips, options):
         raise InvalidInputError("probe 'image_counterfactual' needs captions=[(context, continuation), ...] (the "
                                 "texts scored with every image), e.g. [('This person works as a', ' nurse')]")
     values = sorted(table["attribute"].astype(str).unique())
-    pairs = options.get("pairs")
+    pairs = ctx.options.get("pairs")
     pairs = list(itertools.combinations(values, 2)) if pairs is None else [tuple(p) for p in pairs]
     unknown = {v for p in pairs for v in p} - set(values)
     if unknown:
@@ -76,13 +77,13 @@ def load(source, skips, options):
         by_attr = {}
         for _, r in group.iterrows():
             if str(r["attribute"]) in by_attr:
-                skips.add(f"{set_id}/{r['attribute']}", "a second image with this attribute in the set (first kept)")
+                ctx.skips.add(f"{set_id}/{r['attribute']}", "a second image with this attribute in the set (first kept)")
                 continue
             by_attr[str(r["attribute"])] = r
         texts = captions or [("", " " + str(group["caption"].iloc[0]).strip())]
         for a, b in pairs:
             if a not in by_attr or b not in by_attr:
-                skips.add(f"{set_id}:{a}-{b}", "the set lacks one of the pair's images")
+                ctx.skips.add(f"{set_id}:{a}-{b}", "the set lacks one of the pair's images")
                 continue
             for context, continuation in texts:
                 caption = context + continuation
@@ -93,7 +94,8 @@ def load(source, skips, options):
     return pd.DataFrame(rows), files
 
 
-def score(model, items, options, skips):
+@takes_context
+def score(model, items, ctx):
     from workbench.scoring.api import loglikelihood
     from workbench.scoring.vision import check_vlm, image_hash
     from workbench.vision.counterfactual import _image
@@ -105,7 +107,7 @@ def score(model, items, options, skips):
             reqs.append((r["context"], r["continuation"]))
             imgs.append([_image({"image": r[f"image_{side}"], "path": r[f"path_{side}"], "set_id": r["set_id"],
                                  "attribute": r[side]})])
-    df = loglikelihood(model, reqs, images=imgs, format=options["format"], cache=options["cache"])
+    df = loglikelihood(model, reqs, images=imgs, format=ctx.format, cache=ctx.cache)
     n = len(items)
     out["logprob_a"], out["logprob_b"] = df["logprob"].values[:n], df["logprob"].values[n:]
     out["diff"] = out["logprob_a"] - out["logprob_b"]

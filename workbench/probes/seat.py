@@ -26,7 +26,7 @@ from itertools import combinations
 
 from workbench.datafiles import check_columns, read_text
 from workbench.errors import DataError
-from workbench.probes.base import ProbeSpec
+from workbench.probes.base import ProbeSpec, takes_context
 from workbench.stats.bootstrap import bootstrap_ci
 from workbench.stats.inference import benjamini_hochberg
 from workbench.stats.metrics import mean_metric
@@ -72,7 +72,8 @@ def weat(X, Y, A, B, n_perm: int = 10000, n_boot: int = 1000, level: float = 0.9
     return {"effect_size": float(d), "p_value": p, "ci_low": float(lo), "ci_high": float(hi)}
 
 
-def load(source, skips, options):
+@takes_context
+def load(source, ctx):
     source = Path(source)
     files = sorted(source.glob("*.jsonl")) if source.is_dir() else [source]
     if not files:
@@ -80,18 +81,18 @@ def load(source, skips, options):
     rows = []
     for path in files:
         try:
-            test = json.loads(read_text(path, options.get("encoding")))
+            test = json.loads(read_text(path, ctx.options.get("encoding")))
         except json.JSONDecodeError as e:
-            skips.add(path.name, f"not one JSON object ({e.msg})")
+            ctx.skips.add(path.name, f"not one JSON object ({e.msg})")
             continue
         if not isinstance(test, dict):
-            skips.add(path.name, f"a JSON {type(test).__name__}, not one object {{targ1, targ2, attr1, attr2}}")
+            ctx.skips.add(path.name, f"a JSON {type(test).__name__}, not one object {{targ1, targ2, attr1, attr2}}")
             continue
         check_columns(test.keys(), SETS, what="probe 'seat'", path=path)
         sets = {k: [str(x).strip() for x in (test.get(k) or {}).get("examples", []) if str(x).strip()] for k in SETS}
         small = [k for k, v in sets.items() if len(v) < 2]
         if small:
-            skips.add(path.name, f"set(s) {small} have fewer than 2 non-empty examples")
+            ctx.skips.add(path.name, f"set(s) {small} have fewer than 2 non-empty examples")
             continue
         rows.append({"item_id": path.stem, "test": path.stem, "level": "sentence" if path.stem.startswith("sent-") else "word",
                      **{f"{k}_category": test[k].get("category", k) for k in SETS},
@@ -99,19 +100,20 @@ def load(source, skips, options):
     return pd.DataFrame(rows), files
 
 
-def score(model, items, options, skips):
+@takes_context
+def score(model, items, ctx):
     from workbench.scoring.api import embed
     texts = sorted({t for _, r in items.iterrows() for k in SETS for t in r[k]})
-    emb = embed(model, texts, pooling=options["pooling"])
+    emb = embed(model, texts, pooling=ctx.options["pooling"])
     index = {t: i for i, t in enumerate(texts)}
     results = []
     for _, r in items.iterrows():
         mats = [emb[[index[t] for t in r[k]]] for k in SETS]
-        results.append(weat(*mats, n_perm=options["n_perm"], n_boot=options["n_boot_effect"], seed=options["seed"]))
+        results.append(weat(*mats, n_perm=ctx.options["n_perm"], n_boot=ctx.options["n_boot_effect"], seed=ctx.seed))
     out = pd.concat([items.reset_index(drop=True), pd.DataFrame(results)], axis=1)
     out["p_adjusted"] = benjamini_hochberg(out.p_value.to_numpy())
     out["abs_effect_size"] = out.effect_size.abs()
-    out["pooling"] = options["pooling"] or ("last" if model.kind == "causal" else "mean")
+    out["pooling"] = ctx.options["pooling"] or ("last" if model.kind == "causal" else "mean")
     return out
 
 

@@ -24,7 +24,7 @@ import pandas as pd
 
 from workbench.datafiles import check_columns, read_text
 from workbench.errors import DataError
-from workbench.probes.base import ProbeSpec, require_text
+from workbench.probes.base import ProbeSpec, require_text, takes_context
 from workbench.probes.scoring import check_choice, method_for, sentence_scores
 from workbench.scoring.chat import format_options
 from workbench.stats.metrics import Metric, mean_metric
@@ -47,14 +47,15 @@ def _read(path: Path, encoding=None):
     return data
 
 
-def load(source, skips, options):
+@takes_context
+def load(source, ctx):
     source = Path(source)
     files = sorted(source.glob("*_test.json*")) + sorted(source.glob("dev.json*")) if source.is_dir() else [source]
     if not files:
         raise DataError(f"no StereoSet files (*_test.json[.gz] or dev.json) in {source}")
     rows = []
     for path in files:
-        for i, ex in enumerate(_read(path, options.get("encoding"))):
+        for i, ex in enumerate(_read(path, ctx.options.get("encoding"))):
             rid = ex.get("id", f"{path.name}:{i}")
             sents = {}
             data = ex.get("data") or {}
@@ -64,11 +65,11 @@ def load(source, skips, options):
                 sents[opt] = require_text((data.get(opt) or {}).get("sentence"))
             domain = require_text(ex.get("bias_type"))
             if any(v is None for v in sents.values()):
-                skips.add(rid, f"missing sentence for {[k for k, v in sents.items() if v is None]}")
+                ctx.skips.add(rid, f"missing sentence for {[k for k, v in sents.items() if v is None]}")
             elif len(set(sents.values())) < 3:
-                skips.add(rid, "two options are the same sentence")
+                ctx.skips.add(rid, "two options are the same sentence")
             elif domain not in DOMAINS:
-                skips.add(rid, f"unknown bias_type {domain!r} (known: {', '.join(DOMAINS)})")
+                ctx.skips.add(rid, f"unknown bias_type {domain!r} (known: {', '.join(DOMAINS)})")
             else:
                 rows.append({"item_id": str(rid), "bias_type": domain, "target": ex.get("target"),
                              "context": ex.get("context"), "stereotype": sents["stereotype"],
@@ -87,19 +88,20 @@ def _filler_positions(model, sentence, others):
     return filler or text_pos
 
 
-def score(model, items, options, skips):
-    method = method_for(model, options["method"], "stereoset")
-    check_choice("positions", options["positions"], ("filler", "all"))
+@takes_context
+def score(model, items, ctx):
+    method = method_for(model, ctx.options["method"], "stereoset")
+    check_choice("positions", ctx.options["positions"], ("filler", "all"))
     out = items.copy()
     cols = {"stereotype": "score_stereotype", "anti_stereotype": "score_anti", "unrelated": "score_unrelated"}
     for col, name in cols.items():
         positions = None
-        if method == "pll" and options["positions"] == "filler":
+        if method == "pll" and ctx.options["positions"] == "filler":
             others = [c for c in cols if c != col]
             positions = [_filler_positions(model, r[col], [r[o] for o in others]) for _, r in items.iterrows()]
-        s = sentence_scores(model, items[col].tolist(), method=method, aggregate=options["aggregate"],
-                            start=options["start"], positions=positions, cache=options["cache"],
-                            **format_options(options))
+        s = sentence_scores(model, items[col].tolist(), method=method, aggregate=ctx.options["aggregate"],
+                            start=ctx.options["start"], positions=positions, cache=ctx.cache,
+                            **format_options(ctx.options))
         out[name] = s.score.to_numpy()
     out["stereo_beats_unrelated"] = (out.score_stereotype > out.score_unrelated).astype(int)
     out["anti_beats_unrelated"] = (out.score_anti > out.score_unrelated).astype(int)

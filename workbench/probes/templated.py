@@ -19,7 +19,7 @@ import pandas as pd
 
 from workbench.datafiles import read_text
 from workbench.errors import DataError
-from workbench.probes.base import ProbeSpec, require_text
+from workbench.probes.base import ProbeSpec, require_text, takes_context
 from workbench.probes.scoring import method_for, sentence_scores
 from workbench.scoring.chat import format_options
 from workbench.stats.metrics import Metric, mean_metric
@@ -53,19 +53,20 @@ def read_spec(path: Path, encoding: str | None = None) -> dict:
     return spec
 
 
-def load(source, skips, options):
+@takes_context
+def load(source, ctx):
     path = Path(source)
     spec = read_spec(path)
     slot = "{" + spec["slot"] + "}"
     rows = []
     for t_idx, template in enumerate(spec["templates"]):
         if not isinstance(template, str) or template.count(slot) != 1 or template.count("{choice}") != 1:
-            skips.add(f"template {t_idx}", f"template must contain {slot} and {{choice}} exactly once: {template!r}")
+            ctx.skips.add(f"template {t_idx}", f"template must contain {slot} and {{choice}} exactly once: {template!r}")
             continue
         for group, fillers in spec["fillers"].items():
             for filler in fillers:
                 if require_text(filler) is None:
-                    skips.add(f"{group}/{filler!r}", "empty filler")
+                    ctx.skips.add(f"{group}/{filler!r}", "empty filler")
                     continue
                 rows.append({"item_id": f"{t_idx}:{filler}", "template_id": t_idx, "group": group, "filler": filler,
                              "template": template.replace(slot, filler)})
@@ -77,15 +78,16 @@ def load(source, skips, options):
     return items, [path]
 
 
-def score(model, items, options, skips):
-    spec = read_spec(Path(options["_source"]))
-    method = method_for(model, options["method"], spec.get("name", "templated"))
+@takes_context
+def score(model, items, ctx):
+    spec = read_spec(ctx.source)
+    method = method_for(model, ctx.options["method"], spec.get("name", "templated"))
     out = items.copy()
     for side in ("a", "b"):
         words = spec["choices"][side]
         sents = [t.replace("{choice}", w) for t in items.template for w in words]
-        s = sentence_scores(model, sents, method=method, aggregate=options["aggregate"], start=options["start"],
-                            cache=options["cache"], **format_options(options)).score.to_numpy()
+        s = sentence_scores(model, sents, method=method, aggregate=ctx.options["aggregate"], start=ctx.options["start"],
+                            cache=ctx.cache, **format_options(ctx.options)).score.to_numpy()
         out[f"score_{side}"] = s.reshape(len(items), len(words)).mean(axis=1)
     out["a_preferred"] = (out.score_a > out.score_b).astype(int)
     out["diff"] = out.score_a - out.score_b

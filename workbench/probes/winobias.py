@@ -24,7 +24,7 @@ import pandas as pd
 
 from workbench.datafiles import read_text
 from workbench.errors import DataError
-from workbench.probes.base import ProbeSpec
+from workbench.probes.base import ProbeSpec, takes_context
 from workbench.probes.scoring import check_choice, continuation_scores, method_for, require_kind, sentence_scores
 from workbench.scoring.chat import format_options
 from workbench.stats.metrics import mean_metric
@@ -61,11 +61,12 @@ def _find_occupations(sentence: str, occupations) -> list[str]:
     return [o for o, _, _ in sorted(found, key=lambda t: t[1])]
 
 
-def load(source, skips, options):
+@takes_context
+def load(source, ctx):
     source = Path(source)
     if not source.is_dir():
         raise DataError(f"WinoBias needs its data folder (with pro_/anti_stereotyped_type*.txt.*), got {source}")
-    occupations = _occupations(source, options.get("encoding"))
+    occupations = _occupations(source, ctx.options.get("encoding"))
     rows, files = [], []
     for typ in ("type1", "type2"):
         for split in ("dev", "test"):
@@ -73,19 +74,19 @@ def load(source, skips, options):
             if not (pro_f.is_file() and anti_f.is_file()):
                 continue
             files += [pro_f, anti_f]
-            pro_lines = read_text(pro_f, options.get("encoding")).splitlines()
-            anti_lines = read_text(anti_f, options.get("encoding")).splitlines()
+            pro_lines = read_text(pro_f, ctx.options.get("encoding")).splitlines()
+            anti_lines = read_text(anti_f, ctx.options.get("encoding")).splitlines()
             if len(pro_lines) != len(anti_lines):
-                skips.add(f"{typ}.{split}", f"pro has {len(pro_lines)} lines, anti {len(anti_lines)}: pairs taken by line")
+                ctx.skips.add(f"{typ}.{split}", f"pro has {len(pro_lines)} lines, anti {len(anti_lines)}: pairs taken by line")
             for n, (p, a) in enumerate(zip(pro_lines, anti_lines), start=1):
                 rid = f"{typ}.{split}.{n}"
                 mp, ma = _LINE.match(p), _LINE.match(a)
                 pp, pa = (_parse(mp.group(2)) if mp else None), (_parse(ma.group(2)) if ma else None)
                 if pp is None or pa is None:
-                    skips.add(rid, "line is not 'N sentence' with at least two [bracketed] spans (entity, pronoun)")
+                    ctx.skips.add(rid, "line is not 'N sentence' with at least two [bracketed] spans (entity, pronoun)")
                     continue
                 if pp[0] == pa[0]:
-                    skips.add(rid, "pro and anti sentences are identical")
+                    ctx.skips.add(rid, "pro and anti sentences are identical")
                     continue
                 occ = _find_occupations(pp[0], occupations)
                 rows.append({"item_id": rid, "type": typ, "split": split, "sent_pro": pp[0], "sent_anti": pa[0],
@@ -96,20 +97,20 @@ def load(source, skips, options):
     return pd.DataFrame(rows), files
 
 
-def _coref(model, items, options, skips):
+def _coref(model, items, ctx):
     require_kind(model, ("causal",), "winobias", "scoring='coreference' scores occupations as continuations")
     ok = items.occupations.notna().to_numpy()
     for rid in items.item_id[~ok]:
-        skips.add(rid, "could not find exactly two occupations to choose between", stage="score")
+        ctx.skips.add(rid, "could not find exactly two occupations to choose between", stage="score")
     items = items[ok].reset_index(drop=True)
     out = items.copy()
     for side in ("pro", "anti"):
         reqs = []
         for _, r in items.iterrows():
-            ctx = f'{r[f"sent_{side}"]} In this sentence, "{r[f"pronoun_{side}"]}" refers to the'
-            reqs += [(ctx, " " + o) for o in r.occupations]
-        s = continuation_scores(model, reqs, aggregate=options["aggregate"], cache=options["cache"],
-                                **format_options(options)).score
+            prompt = f'{r[f"sent_{side}"]} In this sentence, "{r[f"pronoun_{side}"]}" refers to the'
+            reqs += [(prompt, " " + o) for o in r.occupations]
+        s = continuation_scores(model, reqs, aggregate=ctx.options["aggregate"], cache=ctx.cache,
+                                **format_options(ctx.options)).score
         s = s.to_numpy().reshape(len(items), 2)
         referent = np.array([0 if r.occupations[0] in r.entity.lower() else 1 for _, r in items.iterrows()])
         out[f"correct_{side}"] = (s.argmax(1) == referent).astype(int)
@@ -117,13 +118,14 @@ def _coref(model, items, options, skips):
     return out
 
 
-def score(model, items, options, skips):
-    check_choice("scoring", options["scoring"], ("sentence", "coreference"))
-    if options["scoring"] == "coreference":
-        return _coref(model, items, options, skips)
-    method = method_for(model, options["method"], "winobias")
-    kw = dict(method=method, aggregate=options["aggregate"], start=options["start"], cache=options["cache"],
-              **format_options(options))
+@takes_context
+def score(model, items, ctx):
+    check_choice("scoring", ctx.options["scoring"], ("sentence", "coreference"))
+    if ctx.options["scoring"] == "coreference":
+        return _coref(model, items, ctx)
+    method = method_for(model, ctx.options["method"], "winobias")
+    kw = dict(method=method, aggregate=ctx.options["aggregate"], start=ctx.options["start"], cache=ctx.cache,
+              **format_options(ctx.options))
     sp, sa = sentence_scores(model, items.sent_pro, **kw), sentence_scores(model, items.sent_anti, **kw)
     out = items.copy()
     out["score_pro"], out["score_anti"] = sp.score.to_numpy(), sa.score.to_numpy()

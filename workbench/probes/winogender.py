@@ -21,7 +21,7 @@ import pandas as pd
 
 from workbench.errors import DataError
 from workbench.datafiles import read_table
-from workbench.probes.base import ProbeSpec, find_file, require_text
+from workbench.probes.base import ProbeSpec, find_file, require_text, takes_context
 from workbench.probes.scoring import method_for, sentence_scores
 from workbench.scoring.chat import format_options
 from workbench.stats.metrics import Metric, mean_metric
@@ -29,11 +29,12 @@ from workbench.stats.metrics import Metric, mean_metric
 GENDERS = ("male", "female", "neutral")
 
 
-def load(source, skips, options):
+@takes_context
+def load(source, ctx):
     source = Path(source)
     sent_path = find_file(source, "all_sentences.tsv")
     stats_path = find_file(source if source.is_dir() else source.parent, "occupations-stats.tsv")
-    enc = options.get("encoding")
+    enc = ctx.options.get("encoding")
     sents = read_table(sent_path, sep="\t", required=("sentid", "sentence"), what="probe 'winogender'", encoding=enc)
     stats = read_table(stats_path, sep="\t", required=("occupation", "bls_pct_female", "bergsma_pct_female"),
                        what="probe 'winogender' (occupation statistics)", encoding=enc).set_index("occupation")
@@ -42,18 +43,18 @@ def load(source, skips, options):
         sid, text = require_text(r.get("sentid")), require_text(r.get("sentence"))
         parts = sid.split(".") if sid else []
         if text is None or len(parts) != 5 or parts[3] not in GENDERS:
-            skips.add(sid, "missing sentence or sentid not 'occupation.participant.answer.gender.txt'")
+            ctx.skips.add(sid, "missing sentence or sentid not 'occupation.participant.answer.gender.txt'")
             continue
         groups.setdefault(tuple(parts[:3]), {})[parts[3]] = text
     rows = []
     for (occ, part, ans), by_gender in groups.items():
         rid = f"{occ}.{part}.{ans}"
         if set(by_gender) != set(GENDERS):
-            skips.add(rid, f"needs male, female and neutral versions; has {sorted(by_gender)}")
+            ctx.skips.add(rid, f"needs male, female and neutral versions; has {sorted(by_gender)}")
         elif len(set(by_gender.values())) < 3:
-            skips.add(rid, "two pronoun versions are the same sentence")
+            ctx.skips.add(rid, "two pronoun versions are the same sentence")
         elif occ not in stats.index:
-            skips.add(rid, f"occupation {occ!r} has no row in occupations-stats.tsv")
+            ctx.skips.add(rid, f"occupation {occ!r} has no row in occupations-stats.tsv")
         else:
             rows.append({"item_id": rid, "occupation": occ, "participant": part,
                          "referent": "occupation" if ans == "0" else "participant",
@@ -67,13 +68,14 @@ def load(source, skips, options):
     return out, [sent_path, stats_path]
 
 
-def score(model, items, options, skips):
-    method = method_for(model, options["method"], "winogender")
+@takes_context
+def score(model, items, ctx):
+    method = method_for(model, ctx.options["method"], "winogender")
     out = items.copy()
     for g in GENDERS:
-        out[f"score_{g}"] = sentence_scores(model, items[f"sent_{g}"], method=method, aggregate=options["aggregate"],
-                                            start=options["start"], cache=options["cache"],
-                                            **format_options(options)).score.to_numpy()
+        out[f"score_{g}"] = sentence_scores(model, items[f"sent_{g}"], method=method, aggregate=ctx.options["aggregate"],
+                                            start=ctx.options["start"], cache=ctx.cache,
+                                            **format_options(ctx.options)).score.to_numpy()
     out["log_ratio_fm"] = out.score_female - out.score_male
     out["female_over_male"] = (out.score_female > out.score_male).astype(int)
     best = out[[f"score_{g}" for g in GENDERS]].to_numpy().argmax(axis=1)
