@@ -225,3 +225,40 @@ def test_built_in_scorer_called_directly_both_ways():
         old = templated.score(m, prep.items, prep.opts, SkipLog())
     pd.testing.assert_frame_equal(new, old)
     assert ctx.with_skips(SkipLog()).legacy_options() is prep.opts
+
+
+def test_an_itemwise_registered_probe_resumes_item_by_item(data, tmp_path):
+    """``itemwise=True`` in a spec (not a list of built-in names) lets the runner score a
+    registered probe in chunks and resume an interrupted cell from the items it had stored."""
+    def load(source, ctx):
+        rows = [_item(i, p, g, b) for i, (p, g, b) in enumerate(_rows(source)) if p]
+        return pd.DataFrame(rows), [source]
+
+    calls = []
+
+    def score(model, items, ctx):
+        calls.append(len(items))
+        if len(calls) == 2 and stop:
+            raise KeyboardInterrupt  # Ctrl-C in the second chunk: the first one is stored
+        return _scores(model, items, ctx.options["aggregate"], ctx.cache)
+
+    spec = ProbeSpec(name="toy_itemwise", description="toy agreement, scored item by item", load=load, score=score,
+                     metrics=_metrics, categories=("subject",), kinds=("causal",), defaults={"aggregate": "sum"},
+                     itemwise=True)
+    wb.register_probe(spec, replace=True)
+    try:
+        m, cell, store = tiny_model("gpt2"), {"name": "toy_itemwise", "data": str(data)}, tmp_path / "r.db"
+        stop = False
+        direct = wb.run_probe("toy_itemwise", m, data=data, n_boot=200)
+        stop, calls[:] = True, []
+        with pytest.raises(KeyboardInterrupt):
+            wb.run({"gpt2": m}, [], store=store, probes=[cell], chunk_size=4, progress=False)
+        assert calls == [4, 4]
+        stop, calls[:] = False, []
+        resumed = wb.run({"gpt2": m}, [], store=store, probes=[cell], chunk_size=4, progress=False)
+        assert calls == [4, 2]            # only the 6 items the interrupted attempt had not stored
+        res = resumed.cells[0]["probe"]
+        pd.testing.assert_frame_equal(res.items[direct.items.columns].reset_index(drop=True),
+                                      direct.items.reset_index(drop=True), check_dtype=False)
+    finally:
+        unregister_probe("toy_itemwise")

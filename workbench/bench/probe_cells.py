@@ -23,12 +23,6 @@ import pandas as pd
 from workbench.errors import InvalidInputError, WorkbenchError
 from workbench.bench.lease import recorded_attempt
 
-# probes whose rows are a function of each item alone, so scoring them in chunks gives the rows of
-# one whole call (same item -> same requests -> same scores; the loader's selection is unchanged)
-ITEMWISE = frozenset({"crows_pairs", "stereoset", "bbq", "winobias", "winogender", "occupations_pronouns",
-                      "names_sentiment", "templated"})
-
-
 def parse_probe(probe) -> dict:
     """``{"name", "data", **options}`` from a probe argument, checked before any model is loaded."""
     if isinstance(probe, str):
@@ -130,7 +124,7 @@ def _score_cell(model, label, spec, key, task_hash, store, lease, *, limit, seed
             con.execute("UPDATE attempts SET n_requested=?, n_already_done=? WHERE attempt_id=?",
                         (len(keys), len(keys) - len(todo), attempt))
         # a probe whose scores depend on the other items (or on the batch) is scored whole
-        size = chunk_size if spec["name"] in ITEMWISE else max(len(keys), 1)
+        size = chunk_size if pspec.itemwise else max(len(keys), 1)
         group = pspec.categories[0] if pspec.categories else None
         for start in range(0, len(todo), size):
             positions = todo[start:start + size]
@@ -140,7 +134,7 @@ def _score_cell(model, label, spec, key, task_hash, store, lease, *, limit, seed
             score_s = time.perf_counter() - t0
             out_keys = _item_keys(scored, pspec.item_key)
             store.add_items(key, attempt, scored.to_dict(orient="records"), lease=lease,
-                            keys=list(zip(out_keys, _row_index(spec["name"], keys, positions, out_keys),
+                            keys=list(zip(out_keys, _row_index(pspec, keys, positions, out_keys),
                                           scored[group] if group in scored.columns else [None] * len(scored))),
                             probe_chunk={"first_index": positions[0], "item_keys": [keys[i] for i in positions],
                                          "skipped": skips.rows, "score_s": score_s})
@@ -158,16 +152,16 @@ def _score_cell(model, label, spec, key, task_hash, store, lease, *, limit, seed
                                     default=str), n_rows, key))
 
 
-def _row_index(name: str, keys: list[str], positions: list[int], out_keys: list[str]) -> list[int]:
+def _row_index(pspec, keys: list[str], positions: list[int], out_keys: list[str]) -> list[int]:
     """Where each scored row sorts in the cell: an item-wise probe's row at its item's position
     (so a resumed cell reads back in the order of an uninterrupted one); a whole-cell probe's rows
     in the order its scorer returned them."""
-    if name not in ITEMWISE:
+    if not pspec.itemwise:
         return list(range(len(out_keys)))
     where = {keys[i]: i for i in positions}
     unknown = [k for k in out_keys if k not in where]
     if unknown:
-        raise WorkbenchError(f"probe {name!r} returned rows for items it was not given ({unknown[:3]}); "
+        raise WorkbenchError(f"probe {pspec.name!r} returned rows for items it was not given ({unknown[:3]}); "
                              "it cannot be scored in chunks: please report this")
     return [where[k] for k in out_keys]
 

@@ -249,6 +249,10 @@ class ProbeSpec:
     # {"kind": "sentences", "a": column of the stereotyped side, "b": the other, "category": column,
     #  "sides": (label a, label b)} or {"kind": "bbq_answers"}; None: not a minimal-pair probe
     pairs: dict | None = None
+    # True when each item's rows depend on that item alone (same item -> same requests -> same
+    # scores), so the runner may score the items in chunks and resume a cell item by item; False
+    # (the safe default) when a score depends on the other items or the batch: scored whole
+    itemwise: bool = False
     # Why a signature read by default rather than an explicit contract=2 on every spec: a spec
     # written to the documented contract then just works, an old one keeps working unchanged
     # (nothing in it could say contract=1), and dataclasses.replace(spec, score=wrapper) (how the

@@ -111,6 +111,7 @@ def plot(res, ax=None):
 
 
 SPEC = ProbeSpec(
+    itemwise=True,
     name="crows_pairs", description="CrowS-Pairs: % of minimal pairs where the more stereotyping sentence is preferred",
     load=load, score=score, metrics=metrics, categories=("bias_type", "stereo_antistereo"),
     licence="CC BY-SA 4.0", defaults={"method": "auto", "aggregate": "sum", "start": "bos", "positions": "shared"},

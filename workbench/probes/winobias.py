@@ -146,6 +146,7 @@ def metrics(options):
 
 
 SPEC = ProbeSpec(
+    itemwise=True,
     name="winobias", description="WinoBias: pro- vs anti-stereotyped gap, types 1 and 2",
     load=load, score=score, metrics=metrics, categories=("type",), licence="MIT",
     defaults={"scoring": "sentence", "method": "auto", "aggregate": "sum", "start": "bos"},

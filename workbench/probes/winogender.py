@@ -133,6 +133,7 @@ def plot(res, ax=None, stat: str = "bls"):
 
 
 SPEC = ProbeSpec(
+    itemwise=True,
     name="winogender", description="Winogender: pronoun preference by occupation, correlation with BLS/Bergsma",
     load=load, score=score, metrics=metrics, categories=("occupation",), licence="MIT",
     defaults={"method": "auto", "aggregate": "sum", "start": "bos"}, plot=plot, paper="Rudinger et al. 2018, NAACL",
