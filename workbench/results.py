@@ -30,3 +30,102 @@ class Result:
     def _repr_html_(self) -> str:  # JupyterLab shows the summary, not a dataclass dump
         from workbench.display import readable  # tokens shown as everywhere else (␣ for a space)
         return readable(self.summary())._repr_html_()
+
+
+class ResultFrame(pd.DataFrame):
+    """The result shape for results that are tables first (scoring frames, the logit lens, paired
+    comparisons, attributions): it *is* a pandas DataFrame, so ``df.logprob``, ``df["prob"]``,
+    filtering and pandas' own ``df.plot.bar(...)`` work as before, and it adds what every result
+    has: ``.to_frame()`` (a plain DataFrame copy, attrs included), ``.summary()``, ``.plot()``
+    (with no arguments, or only ``ax=``: the result's own view; with pandas' arguments, pandas'
+    plot) and ``.provenance`` (``attrs["provenance"]``: the same record as every other result).
+
+    Any frame derived from it (a slice, ``sort_values``, ``merge``) is a plain DataFrame: it is
+    data, no longer the result (its ``attrs`` travel as pandas propagates them).
+
+    >>> import workbench as wb
+    >>> from workbench.testing import tiny_model
+    >>> df = wb.loglikelihood(tiny_model("gpt2"), [("The cat", " sat"), ("A dog", " ran")], cache=False)
+    >>> type(df).__name__, isinstance(df, pd.DataFrame), sorted(df.provenance)[:3]
+    ('ScoreFrame', True, ['backend', 'model', 'options'])
+    >>> int(df.summary().loc["logprob", "n"]), type(df[["logprob"]]).__name__
+    (2, 'DataFrame')
+    """
+
+    @property
+    def _constructor(self):
+        return pd.DataFrame
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame):
+        """``frame`` as this result type (its data is not copied; its attrs are kept)."""
+        out = cls(frame)
+        out.attrs = dict(frame.attrs)
+        return out
+
+    @property
+    def provenance(self) -> dict:
+        return self.attrs.get("provenance", {})
+
+    def to_frame(self) -> pd.DataFrame:
+        out = pd.DataFrame(self, copy=True)
+        out.attrs = dict(self.attrs)
+        return out
+
+    def summary(self) -> pd.DataFrame:
+        """One row per numeric column: n (non-missing), mean, std, min, median, max."""
+        num = pd.DataFrame(self).select_dtypes("number")
+        return pd.DataFrame({"n": num.count(), "mean": num.mean(), "std": num.std(), "min": num.min(),
+                             "median": num.median(), "max": num.max()}).rename_axis("column")
+
+    @property
+    def plot(self):
+        return _ResultPlot(self)
+
+    def default_plot(self, ax=None, **kwargs):
+        """The result's own view (what ``.plot()`` draws); subclasses say what it is."""
+        raise NotImplementedError(f"{type(self).__name__} has no default plot; use pandas' df.plot.<kind>(...)")
+
+
+def _plot_accessor():
+    from pandas.plotting._core import PlotAccessor  # pandas' own df.plot: kept for every other call
+    return PlotAccessor
+
+
+class _ResultPlot:
+    """``.plot()``: the result's own view; ``.plot(x=..., kind=...)`` and ``.plot.bar(...)``: pandas'."""
+
+    def __init__(self, frame: ResultFrame):
+        self._frame = frame
+
+    def __call__(self, *args, **kwargs):
+        if not args and set(kwargs) <= {"ax"}:
+            return self._frame.default_plot(**kwargs)
+        return _plot_accessor()(pd.DataFrame(self._frame))(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(_plot_accessor()(pd.DataFrame(self._frame)), name)
+
+
+class ScoreFrame(ResultFrame):
+    """What the scoring functions return (``wb.loglikelihood``, ``wb.perplexity``, ``wb.token_stats``,
+    ``wb.pseudo_loglikelihood``, ``wb.fill_mask``, ``wb.generate``): one row per request, with
+    ``attrs["scoring"]`` (the conventions used) and ``attrs["provenance"]``. ``.plot()``: a
+    histogram of the main score (log-probability, perplexity or pseudo-log-likelihood; for
+    generations, the number of new tokens)."""
+
+    SCORE_COLUMNS = ("logprob", "perplexity", "pll", "score", "mean_logprob", "n_new_tokens")
+
+    def default_plot(self, ax=None, **kwargs):
+        import matplotlib.pyplot as plt
+        column = next((c for c in self.SCORE_COLUMNS if c in self.columns), None)
+        if column is None:
+            return super().default_plot(ax=ax)
+        if ax is None:
+            _, ax = plt.subplots(figsize=(5, 3))
+        values = pd.to_numeric(self[column], errors="coerce").dropna()
+        ax.hist(values, bins=min(30, max(5, len(values) // 3)), **kwargs)
+        ax.set_xlabel(column)
+        ax.set_ylabel("requests")
+        ax.set_title(f"{self.attrs.get('model', '')}: {column} of {len(values)} requests", fontsize=10)
+        return ax

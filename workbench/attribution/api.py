@@ -147,4 +147,8 @@ def attribute(model, prompt: str, target: str, method: str = "feature_ablation",
         "time_s": elapsed, "time_random_s": elapsed_random,
         "sanity": sanity.to_dict("records"), "sequence": sequence,
     }
+    # the provenance record every result carries (the keys above stay for existing readers)
+    result.attrs["provenance"] = record(model, options={
+        "method": method, "prompt": prompt, "target": target, "contrast": contrast, "seed": seed,
+        "n_samples": result.attrs["n_samples"], "n_steps": result.attrs["n_steps"]})
     return result

@@ -10,7 +10,8 @@ plotting with pandas work as usual; any derived frame (a slice, ``sort_values``)
 * :meth:`summary`: the sanity checks as a frame (check, value, reference, ok, note);
 * :meth:`plot`: a bar chart per token (matplotlib; pandas' plot accessor stays reachable through
   ``.to_frame().plot``);
-* ``.attrs``: method, model, fingerprint, target, log-probabilities, timings, options.
+* ``.attrs``: method, model, fingerprint, target, log-probabilities, timings, options, and
+  ``.provenance`` (``attrs["provenance"]``), the record every result carries.
 """
 from __future__ import annotations
 
@@ -20,9 +21,10 @@ import pandas as pd
 
 from workbench.attribution.render import page, render_tokens
 from workbench.provenance import model_name
+from workbench.results import ResultFrame
 
 
-class AttributionFrame(pd.DataFrame):
+class AttributionFrame(ResultFrame):
     """Token attributions for one (prompt, target). See :func:`workbench.attribute`."""
 
     @property

@@ -80,31 +80,48 @@ class ActivationCache:
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.data.values())
 
+    def _real(self, t: torch.Tensor) -> torch.Tensor:
+        """Which [batch, seq] entries of ``t`` are real tokens (not padding)."""
+        if self.positions is None and tuple(self.attention_mask.shape) == tuple(t.shape[:2]):
+            return self.attention_mask.bool()
+        return torch.ones(t.shape[:2], dtype=torch.bool)
+
     def to_frame(self) -> pd.DataFrame:
-        """One row per captured tensor: site, layer, shape, dtype, megabytes, mean L2 norm per token."""
+        """One row per captured tensor: site, layer, shape, dtype, megabytes, mean L2 norm per
+        real token (padding left out; NaN for attention patterns)."""
         rows = []
         for (site, layer), t in self.data.items():
-            flat = t.float().reshape(t.shape[0], t.shape[1], -1) if site != "attn_pattern" else None
-            norm = float(flat.norm(dim=-1).mean()) if flat is not None else float("nan")
+            norm = (float(t.float().reshape(t.shape[0], t.shape[1], -1).norm(dim=-1)[self._real(t)].mean())
+                    if site != "attn_pattern" else float("nan"))
             rows.append(dict(site=site, layer=layer, shape=tuple(t.shape), dtype=str(t.dtype).replace("torch.", ""),
                              mb=t.numel() * t.element_size() / 2**20, mean_norm=norm))
         return pd.DataFrame(rows)
 
     def summary(self) -> pd.DataFrame:
-        return self.to_frame()
+        """One row per site: layers captured, megabytes, and the mean norm at the first and last
+        captured layer (how the activations grow through the model)."""
+        frame = self.to_frame()
+        if frame.empty:
+            return pd.DataFrame(columns=["site", "n_layers", "mb", "mean_norm_first", "mean_norm_last"])
+        frame = frame.assign(order=frame.layer.fillna(-1)).sort_values(["site", "order"])
+        return frame.groupby("site", sort=True).agg(
+            n_layers=("layer", "count"), mb=("mb", "sum"), mean_norm_first=("mean_norm", "first"),
+            mean_norm_last=("mean_norm", "last")).reset_index()
 
     def plot(self, site: str = "resid_post", ax=None):
         """Mean norm of ``site`` per layer (real tokens only)."""
         import matplotlib.pyplot as plt
+
+        from workbench.provenance import model_name
         layers = self.layers(site)
         if not layers:
-            raise KeyError(f"no layers of {site!r} captured")
-        mask = self.attention_mask.bool() if self.positions is None else torch.ones(self.data[(site, layers[0])].shape[:2], dtype=torch.bool)
-        norms = [float(self.data[(site, layer)].float().norm(dim=-1)[mask].mean()) for layer in layers]
+            raise KeyError(f"no layers of {site!r} captured; this cache holds {self.sites}")
+        frame = self.to_frame().set_index(["site", "layer"])
+        norms = [frame.loc[(site, layer), "mean_norm"] for layer in layers]
         if ax is None:
             _, ax = plt.subplots(figsize=(5, 3))
         ax.plot(layers, norms, marker="o")
-        ax.set(xlabel="layer", ylabel=f"mean ‖{site}‖", title=f"{self.provenance.get('model', '')} {site} norm")
+        ax.set(xlabel="layer", ylabel=f"mean ‖{site}‖", title=f"{model_name(self.provenance)} {site} norm")
         return ax
 
     def __repr__(self):

@@ -12,6 +12,7 @@ from workbench.inspect.capture import capture, encode
 from workbench.inspect.sites import adapter
 from workbench.validate import Int, check_token_id, checked
 from workbench.provenance import record
+from workbench.results import ResultFrame
 
 
 def _target_ids(model, targets) -> list[tuple[str, int]]:
@@ -42,8 +43,8 @@ def logit_lens(model, text: str, targets=None, k: int = 5, layers=None, position
 
     Returns a DataFrame with one row per (layer, position, target): layer, position, token (the
     input token there), top_tokens, top_probs (lists of k), target, target_id, rank (0 = top),
-    prob. ``attrs["provenance"]`` holds the model and options. Plot with
-    :func:`plot_logit_lens`.
+    prob: a :class:`LensFrame` (a DataFrame with the result shape: ``.summary()`` per layer,
+    ``.plot()`` the heatmap of :func:`plot_logit_lens`, ``.provenance`` the model and options).
 
     Example
     -------
@@ -88,11 +89,29 @@ def logit_lens(model, text: str, targets=None, k: int = 5, layers=None, position
                     pr = probs[j, tid]
                     rows.append({**base, "target": name, "target_id": tid,
                                  "rank": int((probs[j] > pr).sum()), "prob": float(pr)})
-    df = pd.DataFrame(rows)
+    df = LensFrame(rows)
     df.attrs["provenance"] = {**record(model), "state_id": model.state_id, "text": text, "k": k,
                               "targets": None if targets is None else list(map(str, targets)),
                               "readout": "final norm + LM head applied to resid_post of each layer"}
     return df
+
+
+class LensFrame(ResultFrame):
+    """What :func:`logit_lens` returns: its rows, plus ``.summary()`` (per layer: the targets'
+    mean probability, median rank and share ranked first) and ``.plot()`` (the heatmap)."""
+
+    def summary(self) -> pd.DataFrame:
+        """layer, n (positions with a target), mean_prob, median_rank, top1 (share of rank 0)."""
+        df = pd.DataFrame(self).dropna(subset=["target_id"])
+        if df.empty:
+            return pd.DataFrame(columns=["layer", "n", "mean_prob", "median_rank", "top1"])
+        rank = df["rank"].astype(float)
+        return (df.assign(rank=rank, top1=(rank == 0).astype(float), prob=df["prob"].astype(float))
+                .groupby("layer").agg(n=("prob", "size"), mean_prob=("prob", "mean"), median_rank=("rank", "median"),
+                                      top1=("top1", "mean")).reset_index())
+
+    def default_plot(self, ax=None, **kwargs):
+        return plot_logit_lens(self, ax=ax, **kwargs)
 
 
 def plot_logit_lens(frame: pd.DataFrame, value: str = "prob", target=None, ax=None):

@@ -491,6 +491,7 @@ def image_logit_lens(model, text: str, images, k: int = 5, layers=None):
                              top_tokens=conv(top.indices[p].tolist()), top_probs=top.values[p].tolist(),
                              next_token=conv(nxt) if nxt is not None else None,
                              next_prob=float(probs[p, nxt]) if nxt is not None else None))
-    df = pd.DataFrame(rows)
+    from workbench.results import ResultFrame
+    df = ResultFrame(rows)
     df.attrs["provenance"] = cache.provenance
     return df

@@ -20,6 +20,7 @@ from workbench.errors import ContextWindowError, InvalidInputError, InvalidTypeE
 from workbench.scoring import tokenize as T
 from workbench.scoring.cache import ScoreCache, request_key
 from workbench.provenance import record
+from workbench.results import ScoreFrame
 from workbench.scoring import engine
 from workbench.scoring.engine import DEFAULT_TOKEN_BUDGET
 from workbench.scoring.masked import fill_mask_rows, pseudo_loglikelihood_rows
@@ -58,8 +59,8 @@ def _cached(model, kind: str, options: dict, requests: list, compute, cache: boo
     return [found[k] for k in keys]
 
 
-def _frame(rows: list[dict], model, options: dict) -> pd.DataFrame:
-    df = pd.DataFrame(rows)
+def _frame(rows: list[dict], model, options: dict) -> ScoreFrame:
+    df = ScoreFrame(rows)
     df.attrs["model"] = model.name
     df.attrs["fingerprint_id"] = model.fingerprint_id
     df.attrs["state_id"] = model.state_id
@@ -178,7 +179,7 @@ def loglikelihood(model, requests, *, bos="auto", token_budget: int = DEFAULT_TO
            for (c, x), r in zip(reqs, rows)]
     cols = ["context", "continuation", "logprob", "n_tokens", "mean_logprob", "is_greedy", "token_logprobs", "tokens",
             "truncated_tokens"]
-    df = _frame(out, model, options)[cols] if out else pd.DataFrame(columns=cols)
+    df = ScoreFrame.of(_frame(out, model, options)[cols]) if out else ScoreFrame(columns=cols)
     cut = [i for i, r in enumerate(rows) if r["truncated_tokens"]]
     df.attrs["context_window"] = limit
     df.attrs["truncated_rows"] = cut

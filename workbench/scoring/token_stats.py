@@ -27,6 +27,7 @@ from workbench.scoring import engine
 from workbench.scoring import tokenize as T
 from workbench.scoring.api import _BOS, _COMMON, _cached, _frame
 from workbench.scoring.engine import DEFAULT_TOKEN_BUDGET
+from workbench.results import ScoreFrame
 from workbench.validate import BOOL, Int, Optional, check_model, check_texts, checked
 
 COLUMNS = ["text", "n_tokens", "logprob", "mean_logprob", "token_logprobs", "logp_mean", "logp_var",
@@ -77,4 +78,4 @@ def token_stats(model, texts, *, moments: bool = True, max_tokens: int | None = 
         out.append({"text": text, "n_tokens": len(lp), "logprob": float(sum(lp)),
                     "mean_logprob": float(sum(lp)) / max(len(lp), 1), **r})
     df = _frame(out, model, options)
-    return df[COLUMNS] if out else df.reindex(columns=COLUMNS)
+    return ScoreFrame.of(df[COLUMNS] if out else df.reindex(columns=COLUMNS))

@@ -214,6 +214,7 @@ def loglikelihood_images(model, requests, images, *, format: str = "raw", system
     """
     import pandas as pd
 
+    from workbench.results import ScoreFrame
     from workbench.scoring.api import _cached, _frame
     check_vlm(model, "loglikelihood")
     from workbench.validate import check_pairs
@@ -245,7 +246,7 @@ def loglikelihood_images(model, requests, images, *, format: str = "raw", system
                     "mean_logprob": r["logprob"] / r["n_tokens"], "images": h})
     cols = ["context", "continuation", "logprob", "n_tokens", "mean_logprob", "is_greedy", "token_logprobs", "tokens",
             "truncated_tokens", "images"]
-    df = _frame(out, model, options)[cols] if out else pd.DataFrame(columns=cols)
+    df = ScoreFrame.of(_frame(out, model, options)[cols]) if out else ScoreFrame(columns=cols)
     df.attrs["truncated_rows"] = []
     return df
 

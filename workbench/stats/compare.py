@@ -59,6 +59,8 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import InvalidInputError
+from workbench.provenance import versions
+from workbench.results import ResultFrame
 from workbench.stats.bootstrap import DEFAULT_N_BOOT
 from workbench.stats.inference import benjamini_hochberg, mcnemar_exact, paired_bootstrap_ci
 from workbench.stats.intervals import MIN_N, MIN_N_BOOTSTRAP, paired_proportion_ci
@@ -193,7 +195,7 @@ def compare(res_a, res_b, metrics=None, n_boot: int = DEFAULT_N_BOOT, level: flo
             rows.append([name, label, r["diff"], r["lo"], r["hi"], r["p"], np.nan, r["n"], r["test"], va, vb])
             info.append(dict(metric=name, category=label, exact=bool(r["exact"]), p_mc_se=float(r["p_mc_se"]),
                              interval=r["interval"], note=r["note"]))
-    out = pd.DataFrame(rows, columns=COLUMNS)
+    out = ComparisonFrame(rows, columns=COLUMNS)
     small = (out.n < MIN_N).to_numpy()
     for name in names:  # BH across categories, per metric, leaving out rows under MIN_N
         sel = ((out.metric == name) & (out.category != "all")).to_numpy() & ~small
@@ -204,7 +206,26 @@ def compare(res_a, res_b, metrics=None, n_boot: int = DEFAULT_N_BOOT, level: flo
                      name=a.name, level=level, n_boot=n_boot, n_perm=n_perm, seed=seed, min_n=MIN_N,
                      min_n_bootstrap=MIN_N_BOOTSTRAP, small_n=out.loc[small, ["metric", "category"]].values.tolist(),
                      rows=info)
+    out.attrs["provenance"] = {"model_a": {"name": a.label, "fingerprint_id": a.fingerprint},
+                               "model_b": {"name": b.label, "fingerprint_id": b.fingerprint}, "result": a.name,
+                               "versions": versions(), "options": {"level": level, "n_boot": n_boot,
+                                                                   "n_perm": n_perm, "seed": seed}}
     return out
+
+
+class ComparisonFrame(ResultFrame):
+    """What :func:`compare` returns: one row per (metric, category) with the paired difference,
+    its interval and p-values; ``.summary()``: the overall rows (category "all") with whether
+    the difference is significant; ``.plot()``: the forest plot of :func:`plot_comparison`."""
+
+    def summary(self) -> pd.DataFrame:
+        rows = pd.DataFrame(self)
+        rows = rows[rows.category == "all"] if (rows.category == "all").any() else rows
+        out = rows[["metric", "diff", "ci_low", "ci_high", "p_adjusted", "n"]].reset_index(drop=True)
+        return out.assign(significant=out.p_adjusted < 0.05)
+
+    def default_plot(self, ax=None, **kwargs):
+        return plot_comparison(self, ax=ax, **kwargs)
 
 
 def plot_comparison(frame: pd.DataFrame, metric: str | None = None, ax=None):
