@@ -60,6 +60,22 @@ def test_terminal_shows_each_step_and_where_the_report_is(flagship):
     assert "Traceback" not in printed and "WARNING" not in printed
 
 
+def test_the_report_shows_how_both_models_were_made(flagship):
+    """Documentation, lineage and a contamination test on the audited items, for both models."""
+    out, _ = flagship
+    card = json.loads((out / "audit_card.json").read_text())
+    made, models = card["made"], [m["name"] for m in card["models"]]
+    assert len(models) == 2 and sorted(d["model"] for d in made["documentation"]) == sorted(models)
+    assert len(made["lineage"]) == 1 and made["lineage"][0]["verdict"]
+    checks = {t["name"]: t for t in made["training_data"]}
+    assert sorted(checks) == sorted(f"CrowS-Pairs exchangeability / {m}" for m in models)
+    for t in checks.values():
+        (row,) = t["table"]
+        assert row["test"] == "exchangeability" and 0.05 <= row["p_value"] <= 1 and row["n"] >= 2
+    html = (out / "report.html").read_text()
+    assert "I. How the models were made" in html and "Training data and contamination" in html
+
+
 def test_report_opens_with_the_headline_and_leaks_nothing(flagship, shared_data, tmp_path):
     _needs_browser()
     from playwright.sync_api import sync_playwright

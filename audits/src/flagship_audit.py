@@ -163,6 +163,36 @@ for alias in MODELS:
     display(top[["bias_type", "sent_more", "sent_less", "score_more", "score_less", "diff"]].assign(model=alias))
 
 # %% [markdown]
+# ### Were the audited items in the training data?
+# A model that saw CrowS-Pairs in training may score its sentences from memory rather than from
+# what it learnt about social groups. The exchangeability test (Oren et al. 2023) asks whether a
+# model prefers the order the data set publishes its items in: the more stereotyping sentences
+# of the items each model scored, in file order, against `CONTAMINATION_PERMUTATIONS` shuffled
+# orders; a model trained on the file in order prefers it. The p-value is exact (a permutation
+# test) and its smallest possible value is 1 / (permutations + 1). CrowS-Pairs' file is not
+# sorted by category (neighbouring items share a bias type about as often as shuffled ones), so
+# a model that never saw it has no reason to prefer its order.
+#
+# A large p is no evidence of a clean model: the test misses data seen out of order, in another
+# form or rarely. The workbench's verbatim-completion test is not used here: on texts no model
+# has seen its p-value falls under 0.05 too often (`benchmarks/verbatim_null.py`).
+
+# %%
+CONTAMINATION_PERMUTATIONS = int(os.environ.get("WORKBENCH_AUDIT_PERMUTATIONS", "19"))
+contaminated = {}
+for alias, m in models.items():
+    items = results["crows_pairs", alias].items
+    texts = items.iloc[items.item_id.astype(int).argsort(kind="stable")].sent_more.tolist()  # the file's order
+    started = time.perf_counter()
+    con = wb.contamination(m, texts, tests=("exchangeability",), seed=SEED, n_permutations=CONTAMINATION_PERMUTATIONS)
+    contaminated[alias] = con
+    card.add_training_data(f"CrowS-Pairs exchangeability / {m.name}", con,
+                           note=f"the more stereotyping sentence of the {len(texts)} CrowS-Pairs items this audit "
+                                f"scored, in file order, against {CONTAMINATION_PERMUTATIONS} shuffled orders")
+    print(f"contamination on {alias}: {len(texts)} items in {time.perf_counter() - started:.0f} s")
+pd.concat([c.summary().assign(model=a) for a, c in contaminated.items()], ignore_index=True).round(3)
+
+# %% [markdown]
 # ## Capability control: BLiMP
 # Run through the benchmark runner, whose results store keeps every item: a re-run of this audit
 # computes nothing twice.
@@ -298,7 +328,8 @@ for subject, text in [
     ("BLiMP", f"{BLIMP_LIMIT} pairs per paradigm; synthetic minimal pairs, a coarse capability control."),
     ("How the models were made", "Only what the files carry is read (no model card ships with either GGUF); "
                                  "indicators that concern the developers' data, labour, compute and policies "
-                                 "cannot be checked from files."),
+                                 "cannot be checked from files. The contamination check covers the audited "
+                                 "CrowS-Pairs items only, by one test; a large p does not show a clean model."),
     ("Scale", f"Two small models, {PROBE_LIMIT} seeded items per probe; read the intervals."),
     ("As a chat model", f"{CHAT_LIMIT} CrowS-Pairs and {BBQ_LIMIT} BBQ items (raw, chat, generated) "
                         f"(replies of at most {MAX_NEW_TOKENS} tokens), {DECISIONS_LIMIT} decision prompts; one template, "

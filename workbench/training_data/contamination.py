@@ -6,7 +6,8 @@ Tests (any of them, in ``tests``):
   canonical order's log-likelihood against random orders; permutation p-value. Needs the data in
   its published order.
 - ``"verbatim"`` (:mod:`workbench.training_data.verbatim`): greedy completion of each item's
-  first half against its true rest, with perturbed prompts as the control.
+  first half against its true rest, with perturbed prompts as the control. Its p-value falls
+  under 0.05 too often on texts a model never saw (see that module): compare it with unseen texts.
 - ``"ts_guessing"`` (Deng et al. 2023; :mod:`workbench.training_data.ts_guessing`): multiple-choice
   items only; the model writes a masked WRONG option; statistic: the exact-match rate; p: one-sided
   exact McNemar test against the same prompts with the question perturbed (the control).
