@@ -231,7 +231,6 @@ class _Engine:
         """Decode each round on an empty cache; ``consume(rows, owners)`` gets every decode's
         flagged outputs with their owners, as soon as they arrive (so at most one decode's
         logits, ``OUTPUT_BYTES``, are held at a time)."""
-        mem = None
         for rnd in rounds:
             self.ensure(rnd.cells)
             self.clear()
