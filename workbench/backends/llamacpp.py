@@ -9,22 +9,32 @@ What it answers (token ids in, numbers out; tokenisation, truncation rules, cach
 frames stay above it, exactly as for the Hugging Face backend):
 
 * ``token_logprobs`` / ``token_moments``: every request's context and continuation are decoded
-  with logits requested at the scored positions only; log-softmax in float64 numpy. Requests are
-  packed several to one ``llama_decode`` as separate sequences of one unified KV cache (llama.cpp
-  masks attention between sequences), which keeps its matrix kernels busy on short items.
-  Inputs longer than the window lose context tokens from the left, like the HF engine.
+  with logits requested at the scored positions only; log-sum-exp from float32 exponentials
+  summed in float64 (within 1e-7 of a float64 log-softmax), read in place from llama.cpp's output
+  buffer. Requests are packed several to one ``llama_decode`` as separate sequences of one unified
+  KV cache (llama.cpp masks attention between sequences), which keeps its matrix kernels busy on
+  short items. Inputs longer than the window lose context tokens from the left, like the HF engine.
+* prefix sharing, as in the HF engine and with its grouping (:func:`workbench.scoring.shared.group_shared`):
+  requests whose tokens start alike (a multiple-choice question's choices) decode the common
+  prefix once, in the group's first member; ``llama_memory_seq_cp`` gives its cells to the other
+  members, which decode only their rest. ``share_contexts=False`` turns it off.
 * ``generate``: llama.cpp's samplers, seeded (greedy by default).
 * ``embed``: the last layer's hidden states (after the final norm, as ``base_model(...)[0]``),
   pooled above the engine's per-token output; other layers are not exposed by llama.cpp.
 
-Not done here: the HF engine's prefix sharing (a multiple-choice context decoded once for all its
-choices); each request decodes its whole context (``share_contexts`` is accepted and ignored).
+Numbers depend on how requests are batched: llama.cpp picks kernels by batch size (its CPU
+flash attention rounds queries to float16 below 64 tokens per micro-batch, not above), and the
+quantised kernels round activations to 8 bits, so a last-bit difference can flip a rounding
+and grow through the layers. Measured on SmolLM2 (max |diff| per token, same requests scored
+alone vs packed): 0.02-0.16 nats on the F16 re-quantisation, up to 0.4 (multiple choice) and 2.1
+(CrowS-Pairs) nats on the shipped Q4_1. Prefix sharing changes the batching, so it moves numbers
+by the same order, no more (``tests/test_backend_llamacpp.py``). A request's numbers depend on
+the other requests of its call within these bounds.
 
 Speed and memory (``benchmarks/backends.py``, one core): scoring many short requests is
 compute-bound, and on an AVX-512 CPU torch's float32 matrix products beat llama.cpp's quantised
-AVX2 kernels on a 135M-270M model (Q4_1 has no repacked kernel): llama.cpp is ~0.2-0.5x the
-float32 items/s on multiple choice and 0.5-1.3x on CrowS-Pairs, at 0.5-0.6x the memory above the
-interpreter. Its advantage is memory (a 70B Q4 file runs in ~40 GB) and token-by-token decoding.
+kernels on a 135M-270M model (Q4_1 has neither a repacked nor a llamafile kernel: ~160 tokens/s
+on one core against ~490 for torch float32); the benchmark prints the side-by-side table. Its advantage is memory (a 70B Q4 file runs in ~40 GB) and token-by-token decoding.
 
 Inspection (``hooks``) is not here: there are no in-process modules to hook, and asking for it
 raises :class:`~workbench.errors.BackendCapabilityError` naming the ``hf`` backend.
@@ -41,6 +51,7 @@ from __future__ import annotations
 import ctypes
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -49,10 +60,13 @@ from workbench.errors import (BackendCapabilityError, BackendUnavailableError, C
                               InvalidInputError, InvalidTypeError, WorkbenchError, WrongModelKindError)
 
 INSTALL = "pip install 'open-model-workbench[llamacpp]'  (builds llama.cpp from source: needs a C++ compiler and cmake)"
-N_BATCH = 512          # tokens per llama_decode (and per micro-batch)
-N_SEQ_MAX = 32         # requests packed into one llama_decode
-OUTPUT_BYTES = 64 << 20  # logits llama.cpp hands back per decode (its output buffer grows to this)
-SOFTMAX_ELEMENTS = 1 << 22  # logits per float64 log-softmax step (32 MB per temporary array)
+# Lean defaults, measured on one core (benchmarks/backends.py): against 512 tokens per decode,
+# 64 MB of logits and a 2048-cell cache they cut peak memory by ~90 MB at the same speed (+-5%).
+N_BATCH = 256          # tokens per llama_decode (and per micro-batch): sizes the compute buffer
+N_SEQ_MAX = 32         # sequences (requests) in the KV cache at once
+ROUND_CELLS = 512      # KV cells filled before the cache is cleared (a longer request gets its own)
+OUTPUT_BYTES = 16 << 20  # logits llama.cpp hands back per decode (held twice: graph and output buffer)
+SOFTMAX_ELEMENTS = 1 << 21  # logits per log-softmax step (8 MB per float32 temporary)
 _HF_ONLY = ("dtype", "device", "device_map", "max_memory", "offload_folder", "revision", "hub_cache_dir")
 
 
@@ -89,6 +103,26 @@ def _last_errors() -> str:
     return "; ".join(e for e in _LOG["errors"] if e) or "no message from llama.cpp"
 
 
+class _Piece(NamedTuple):
+    """Tokens of one sequence to decode at positions ``start...``; ``owners`` has one entry per
+    flagged token (in order): what its output row is for, handed back to the caller's consumer."""
+    seq: int
+    tokens: list
+    start: int
+    flags: list
+    owners: list
+
+
+class _Round(NamedTuple):
+    """One filling of the KV cache: ``first`` is decoded, then ``copies`` (src, dst, n) give
+    sequence dst the first n cells of src (a shared prefix), then ``second`` continues them."""
+    first: list
+    copies: list
+    second: list
+    cells: int
+    n_seqs: int
+
+
 class _Engine:
     """One llama.cpp model and context; the context is re-created larger when a request needs it."""
 
@@ -106,8 +140,11 @@ class _Engine:
         self.n_vocab = int(lib.llama_vocab_n_tokens(self.vocab))
         self.n_embd = int(lib.llama_model_n_embd(self.model))
         self.n_threads, self.limit, self.ctx, self.n_ctx = n_threads, limit, None, 0
-        self.max_outputs = max(1, min(N_BATCH, OUTPUT_BYTES // (4 * self.n_vocab)))
+        # llama.cpp aborts (not an error code) when a context may return fewer rows than it holds sequences
+        self.max_outputs = max(N_SEQ_MAX, min(N_BATCH, OUTPUT_BYTES // (4 * self.n_vocab)))
         self._embeddings = False
+        # a recurrent state is not per-token cells: a shared prefix cannot be copied out of it
+        self.can_share = not (lib.llama_model_is_recurrent(self.model) or lib.llama_model_is_hybrid(self.model))
         self.ensure(min(n_ctx, limit))
 
     def ensure(self, n_tokens: int) -> None:
@@ -144,7 +181,8 @@ class _Engine:
 
     def decode(self, seqs: list[tuple[int, list[int], int, list[bool]]], what: str = "logits") -> np.ndarray:
         """Decode ``(seq_id, tokens, first position, output flags)`` in one batch; returns the logits
-        (or embeddings) of the flagged tokens, in batch order, as float32 [n_flagged, width]."""
+        (or embeddings) of the flagged tokens, in batch order, as float32 [n_flagged, width].
+        Logits are a view of llama.cpp's output buffer: valid until the next decode."""
         lib = self.lib
         n = sum(len(t) for _, t, _, _ in seqs)
         batch = lib.llama_batch_init(n, 0, 1)
@@ -167,71 +205,70 @@ class _Engine:
             rc = lib.llama_decode(self.ctx, batch)
             if rc != 0:
                 raise WorkbenchError(f"llama_decode failed (code {rc}): {_last_errors()}")
+            n_out = int(np.count_nonzero(out))
+            if what == "logits":
+                # llama_get_logits puts the rows in batch order (llama.cpp reorders its output
+                # buffer when ubatches were split by sequence): no copy of up to OUTPUT_BYTES
+                ptr = lib.llama_get_logits(self.ctx)
+                if not ptr:
+                    raise WorkbenchError(f"llama.cpp returned no logits: {_last_errors()}")
+                return np.ctypeslib.as_array(ptr, shape=(n_out, self.n_vocab)) if n_out else \
+                    np.zeros((0, self.n_vocab), dtype=np.float32)
             # row by row through the batch index (*_ith): the contiguous llama_get_embeddings
             # buffer is not compacted to the flagged tokens (it gave token 0's row for any flag)
-            get, width = ((lib.llama_get_logits_ith, self.n_vocab) if what == "logits"
-                          else (lib.llama_get_embeddings_ith, self.n_embd))
             flagged = np.flatnonzero(out)
-            rows = np.empty((len(flagged), width), dtype=np.float32)
+            rows = np.empty((len(flagged), self.n_embd), dtype=np.float32)
             for r, j in enumerate(flagged):
-                ptr = get(self.ctx, int(j))
+                ptr = lib.llama_get_embeddings_ith(self.ctx, int(j))
                 if not ptr:
                     raise WorkbenchError(f"llama.cpp returned no {what} for batch position {j}: {_last_errors()}")
-                rows[r] = np.ctypeslib.as_array(ptr, shape=(width,))
+                rows[r] = np.ctypeslib.as_array(ptr, shape=(self.n_embd,))
             return rows
         finally:
             lib.llama_batch_free(batch)
 
-    def run_long(self, tokens: list[int], flags: list[bool], reduce, what: str = "logits") -> list:
-        """One sequence in chunks of at most N_BATCH tokens and ``max_outputs`` flagged ones;
-        ``reduce(rows, first)`` of each chunk's flagged outputs (``first``: the index of its first
-        flagged row within the sequence's), in order."""
-        self.ensure(len(tokens))
-        self.clear()
-        parts, start, done = [], 0, 0
-        while start < len(tokens):
-            end, flagged = start, 0
-            while end < len(tokens) and end - start < N_BATCH and flagged + flags[end] <= self.max_outputs:
-                flagged += flags[end]
-                end += 1
-            rows = self.decode([(0, tokens[start:end], start, flags[start:end])], what)
-            if len(rows):
-                parts.append(reduce(rows, done))
-            start, done = end, done + flagged
-        return parts
+    def run(self, rounds: list[_Round], consume, what: str = "logits") -> None:
+        """Decode each round on an empty cache; ``consume(rows, owners)`` gets every decode's
+        flagged outputs with their owners, as soon as they arrive (so at most one decode's
+        logits, ``OUTPUT_BYTES``, are held at a time)."""
+        for rnd in rounds:
+            self.ensure(rnd.cells)
+            self.clear()
+            self._run_pass(rnd.first, consume, what)
+            if rnd.copies:
+                mem = self.lib.llama_get_memory(self.ctx)
+                for src, dst, n in rnd.copies:
+                    self.lib.llama_memory_seq_cp(mem, src, dst, 0, n)
+            self._run_pass(rnd.second, consume, what)
 
-    def run_many(self, items: list[tuple[list[int], list[bool]]], reduce, what: str = "logits") -> list[list]:
-        """For each (tokens, flags) item, the list of ``reduce(i, rows, first)`` over its flagged
-        outputs, packing items into shared decodes. Outputs are reduced as soon as they arrive, so
-        at most one decode's logits (``OUTPUT_BYTES``) are held at a time."""
-        results: list = [[] for _ in items]
-        order = sorted(range(len(items)), key=lambda i: -len(items[i][0]))
-        batch, tokens, outputs = [], 0, 0
+    def _run_pass(self, pieces: list[_Piece], consume, what: str) -> None:
+        """Pieces cut into chunks of at most N_BATCH tokens and ``max_outputs`` flagged ones (a
+        long sequence continues its KV cache chunk by chunk), packed into decodes in order."""
+        batch, owners, tokens, outputs = [], [], 0, 0
 
         def flush():
-            nonlocal batch, tokens, outputs
+            nonlocal batch, owners, tokens, outputs
             if batch:
-                self.ensure(tokens)
-                self.clear()
-                rows = self.decode([(s, items[i][0], 0, items[i][1]) for s, i in enumerate(batch)], what)
-                k = 0
-                for i in batch:
-                    n = int(sum(items[i][1]))
-                    results[i].append(reduce(i, rows[k:k + n], 0))
-                    k += n
-            batch, tokens, outputs = [], 0, 0
+                rows = self.decode(batch, what)
+                if len(rows):
+                    consume(rows, owners)
+            batch, owners, tokens, outputs = [], [], 0, 0
 
-        for i in order:
-            n, f = len(items[i][0]), int(sum(items[i][1]))
-            if n > N_BATCH or f > self.max_outputs:
-                results[i] = self.run_long(*items[i], reduce=lambda rows, first, i=i: reduce(i, rows, first), what=what)
-                continue
-            if batch and (tokens + n > N_BATCH or outputs + f > self.max_outputs or len(batch) >= N_SEQ_MAX):
-                flush()
-            batch.append(i)
-            tokens, outputs = tokens + n, outputs + f
+        for p in pieces:
+            start, done = 0, 0
+            while start < len(p.tokens):
+                end, flagged = start, 0
+                while (end < len(p.tokens) and end - start < N_BATCH
+                       and flagged + p.flags[end] <= self.max_outputs):
+                    flagged += p.flags[end]
+                    end += 1
+                if batch and (tokens + end - start > N_BATCH or outputs + flagged > self.max_outputs):
+                    flush()
+                batch.append((p.seq, p.tokens[start:end], p.start + start, p.flags[start:end]))
+                owners += p.owners[done:done + flagged]
+                tokens, outputs = tokens + end - start, outputs + flagged
+                start, done = end, done + flagged
         flush()
-        return results
 
     def close(self) -> None:
         if getattr(self, "ctx", None):
@@ -248,24 +285,81 @@ class _Engine:
             pass
 
 
-def _log_softmax_pick(logits: np.ndarray, targets: list[int], moments: bool):
-    """Target log-probs, greedy flags (and mean/variance of log p under p) per row, float64."""
-    lps, greedy, mean, var = [], [], [], []
-    tgt = np.asarray(targets)
+def _pack(jobs: list[tuple[int, int, object]], build) -> list[_Round]:
+    """Jobs ``(n_seqs, cells, key)`` packed into rounds of at most N_SEQ_MAX sequences and
+    ROUND_CELLS cells (a larger job alone), largest first; ``build(key, first_seq)`` returns a
+    job's (first pieces, copies, second pieces) with its sequences numbered from first_seq."""
+    rounds, current, seqs, cells = [], [], 0, 0
+
+    def close():
+        if current:
+            first, copies, second = [], [], []
+            for key, s in current:
+                f, c, r = build(key, s)
+                first += f
+                copies += c
+                second += r
+            rounds.append(_Round(first, copies, second, cells, seqs))
+
+    for n_seqs, n_cells, key in sorted(jobs, key=lambda j: -j[1]):
+        if current and (seqs + n_seqs > N_SEQ_MAX or cells + n_cells > ROUND_CELLS):
+            close()
+            current, seqs, cells = [], 0, 0
+        current.append((key, seqs))
+        seqs, cells = seqs + n_seqs, cells + n_cells
+    close()
+    return rounds
+
+
+def _group_pieces(g, seq: int, full: list, n_cont: list, offset) -> tuple[list, list, list]:
+    """A group of requests sharing ``g.n_prefix`` input tokens (:func:`workbench.scoring.shared.group_shared`)
+    as sequences ``seq...``: the lead (first member) runs whole, with outputs at its own scored
+    positions and at the prefix positions any member scores (one row serves them all); its first
+    n_prefix cells are copied to the other members, whose rest continues at position n_prefix."""
+    n = g.n_prefix
+    lead = g.members[0]
+    first = {i: len(full[i]) - 1 - n_cont[i] for i in g.members}   # first scored input position
+    flags, owners = [], []
+    for p in range(len(full[lead]) - 1):
+        who = [i for i in g.members if first[i] <= p] if p < n else ([lead] if first[lead] <= p else [])
+        flags.append(bool(who))
+        if who:
+            owners.append([(offset[i] + p - first[i], full[i][p + 1]) for i in who])
+    pieces, copies, rests = [_Piece(seq, full[lead][:-1], 0, flags, owners)], [], []
+    for k, i in enumerate(g.members[1:], start=1):
+        positions = range(n, len(full[i]) - 1)
+        if positions:
+            copies.append((seq, seq + k, n))
+            rests.append(_Piece(seq + k, full[i][n:-1], n, [p >= first[i] for p in positions],
+                                [[(offset[i] + p - first[i], full[i][p + 1])] for p in positions if p >= first[i]]))
+    return pieces, copies, rests
+
+
+def _row_stats(logits: np.ndarray, moments: bool):
+    """Per row: log-sum-exp (float64), argmax, and with ``moments`` the mean and variance of
+    log p under p. The exponentials are taken in float32 on ``logit - max`` and summed in
+    float64: within 1e-7 of a float64 log-softmax (measured: ~1e-8 on a 262k vocabulary) at a
+    third of its cost, which on Gemma's vocabulary was 15% of CrowS-Pairs' time."""
+    n = logits.shape[0]
+    lse, amax = np.empty(n), np.empty(n, dtype=np.int64)
+    mean, var = (np.empty(n), np.empty(n)) if moments else (None, None)
     step = max(1, SOFTMAX_ELEMENTS // max(1, logits.shape[1]))
-    for s in range(0, logits.shape[0], step):
-        x = logits[s:s + step].astype(np.float64)
-        x -= x.max(axis=1, keepdims=True)
-        x -= np.log(np.exp(x).sum(axis=1, keepdims=True))
-        t = tgt[s:s + step]
-        lps += x[np.arange(len(t)), t].tolist()
-        greedy += (x.argmax(axis=1) == t).tolist()
-        if moments:
-            p = np.exp(x)
-            mu = (p * x).sum(axis=1)
-            mean += mu.tolist()
-            var += (p * (x - mu[:, None]) ** 2).sum(axis=1).tolist()
-    return lps, greedy, mean, var
+    buf = np.empty((min(step, n), logits.shape[1]), dtype=np.float32)
+    for s in range(0, n, step):
+        x = logits[s:s + step]
+        m = x.max(axis=1)
+        amax[s:s + len(x)] = x.argmax(axis=1)
+        b = buf[:len(x)]
+        np.subtract(x, m[:, None], out=b)
+        np.exp(b, out=b)
+        lse[s:s + len(x)] = m + np.log(b.sum(axis=1, dtype=np.float64))
+        if moments:  # exact float64, as before (Min-K%++ only)
+            y = x.astype(np.float64) - lse[s:s + len(x), None]
+            p = np.exp(y)
+            mu = (p * y).sum(axis=1)
+            mean[s:s + len(x)] = mu
+            var[s:s + len(x)] = (p * (y - mu[:, None]) ** 2).sum(axis=1)
+    return lse, amax, mean, var
 
 
 class LlamaCppBackend(Backend):
@@ -281,7 +375,7 @@ class LlamaCppBackend(Backend):
         self.n_gpu_layers = int(n_gpu_layers)
         self.limit = max_length(self)  # the scoring window, as for every backend
         threads = n_threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
-        self.engine = _Engine(gguf.path, int(threads or 1), self.n_gpu_layers, int(n_ctx or 2048), self.limit)
+        self.engine = _Engine(gguf.path, int(threads or 1), self.n_gpu_layers, int(n_ctx or ROUND_CELLS), self.limit)
         self.n_params = int(self.engine.lib.llama_model_n_params(self.engine.model))
         self.file_type = _file_type(self.engine)
 
@@ -298,29 +392,54 @@ class LlamaCppBackend(Backend):
         from tqdm.auto import tqdm
 
         from workbench.progress import show_progress
-        items, targets = [], []
-        for ctx, cont in requests:
-            seq = (list(ctx) + list(cont))[:-1][-self.limit:]
-            n = len(cont)
-            items.append((seq, [False] * (len(seq) - n) + [True] * n))
-            targets.append(list(cont))
-        show = show_progress(progress, default=len(items) > 64)
+        from workbench.scoring import shared
+        limit = self.limit
+        full = [list(ctx) + list(cont) for ctx, cont in requests]
+        n_cont = [len(cont) for _, cont in requests]
+        offset = np.concatenate([[0], np.cumsum(n_cont, dtype=np.int64)])  # each request's slice of the flat results
+        # the HF engine's grouping by common token prefix; a recurrent state cannot be shared by copying cells
+        if share_contexts and self.engine.can_share:
+            groups, rest = shared.group_shared(requests, limit, N_SEQ_MAX)
+        else:
+            groups, rest = [], list(range(len(requests)))
+        jobs = [(len(g.members), len(full[g.members[0]]) - 1 + sum(len(full[i]) - 1 - g.n_prefix for i in g.members[1:]), g)
+                for g in groups]
+        jobs += [(1, min(len(full[i]) - 1, limit), i) for i in rest]
 
-        def reduce(i, rows, first):
-            return _log_softmax_pick(rows, targets[i][first:first + len(rows)], moments)
+        def build(key, seq):
+            if isinstance(key, shared.Group):
+                return _group_pieces(key, seq, full, n_cont, offset)
+            i = key
+            tokens, n = full[i][:-1][-limit:], n_cont[i]  # too long: context lost from the left
+            owners = [[(offset[i] + k, t)] for k, t in enumerate(full[i][-n:])]
+            return [_Piece(seq, tokens, 0, [False] * (len(tokens) - n) + [True] * n, owners)], [], []
 
+        lp, greedy = np.empty(offset[-1]), np.zeros(offset[-1], dtype=bool)
+        mean, var = (np.empty(offset[-1]), np.empty(offset[-1])) if moments else (None, None)
+
+        def consume(rows, owners):
+            lse, amax, mu, sd = _row_stats(rows, moments)
+            r = np.array([k for k, own in enumerate(owners) for _ in own], dtype=np.int64)
+            f = np.array([f for own in owners for f, _ in own], dtype=np.int64)
+            t = np.array([t for own in owners for _, t in own], dtype=np.int64)
+            lp[f] = rows[r, t] - lse[r]  # float64: the float32 logit is exact in it
+            greedy[f] = amax[r] == t
+            if moments:
+                mean[f], var[f] = mu[r], sd[r]
+
+        rounds = _pack(jobs, build)
+        show = show_progress(progress, default=len(requests) > 64)
+        with tqdm(total=len(requests), desc=desc, disable=not show, leave=False) as bar:
+            for rnd in rounds:
+                self.engine.run([rnd], consume)
+                bar.update(rnd.n_seqs)
         results = []
-        step = N_SEQ_MAX * 4  # requests per engine call, so that the progress bar moves
-        with tqdm(total=len(items), desc=desc, disable=not show, leave=False) as bar:
-            for s in range(0, len(items), step):
-                parts = self.engine.run_many(items[s:s + step], lambda i, rows, first: reduce(s + i, rows, first))
-                for chunks in parts:
-                    lp, greedy, mean, var = ([x for c in chunks for x in c[k]] for k in range(4))
-                    r = {"token_logprobs": lp, "greedy": greedy}
-                    if moments:
-                        r.update(logp_mean=mean, logp_var=var)
-                    results.append(r)
-                bar.update(min(step, len(items) - s))
+        for i in range(len(requests)):
+            sl = slice(offset[i], offset[i + 1])
+            r = {"token_logprobs": lp[sl].tolist(), "greedy": greedy[sl].tolist()}
+            if moments:
+                r.update(logp_mean=mean[sl].tolist(), logp_var=var[sl].tolist())
+            results.append(r)
         return results
 
     # -- generation ----------------------------------------------------------------------------
@@ -395,14 +514,20 @@ class LlamaCppBackend(Backend):
                      [i == 0 for i in range(len(ids))] if pooling == "cls" else
                      [i == len(ids) - 1 for i in range(len(ids))])
             items.append((ids, flags))
+        jobs = [(1, len(ids), i) for i, (ids, _) in enumerate(items)]
+        build = lambda i, seq: ([_Piece(seq, items[i][0], 0, items[i][1], [i] * sum(items[i][1]))], [], [])
+        sums, counts = np.zeros((len(items), self.engine.n_embd)), np.zeros(len(items))
+
+        def consume(rows, owners):  # mean pooling over the chunks of a long sentence
+            np.add.at(sums, owners, rows.astype(np.float64))
+            np.add.at(counts, owners, 1)
+
         self.engine.set_embeddings(True)
-        try:  # (sum, count) of each chunk of rows: mean pooling over chunks of a long sentence
-            parts = self.engine.run_many(items, lambda i, rows, first: (rows.sum(axis=0, dtype=np.float64), len(rows)),
-                                         what="embeddings")
+        try:
+            self.engine.run(_pack(jobs, build), consume, what="embeddings")
         finally:
             self.engine.set_embeddings(False)
-        emb = (np.stack([sum(p[0] for p in ps) / sum(p[1] for p in ps) for ps in parts]).astype(np.float32)
-               if parts else np.zeros((0, self.engine.n_embd), dtype=np.float32))
+        emb = (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
         if normalize:
             emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
         return emb
