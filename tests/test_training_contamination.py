@@ -68,7 +68,45 @@ def test_verbatim_test_rows(tiny):
     assert all(p + t == item for p, t, item in zip(df.prompt, df.truth, ITEMS))
     row = con.details[0]
     assert row["statistic"] == pytest.approx((df.lcs_ratio - df.lcs_ratio_perturbed).mean())
-    assert 0 <= row["p_value"] <= 1
+    # the gain alone is no test (a fluent prompt helps any model): no p-value without unseen texts
+    assert np.isnan(row["p_value"]) and "unseen=" in row["note"]
+    unseen = ["A small bird sang in the old tree this morning.", "We walked to the station after the rain stopped.",
+              "Her brother cooked rice and beans for dinner.", "The library closes early on Sundays in winter."]
+    row = wb.contamination(tiny("gpt2"), ITEMS, tests="verbatim", unseen=unseen, cache=False).details[0]
+    assert 0 < row["p_value"] <= 1 and row["n_unseen"] == len(unseen)
+
+
+def test_verbatim_p_value_is_valid_under_the_null_where_the_gain_alone_is_not(monkeypatch):
+    """Simulation under the null: items and unseen texts whose gains come from one distribution
+    with a positive mean (the fluency effect every model has). Testing the gain against zero (the
+    earlier test) rejects most of the time; the two-sample test against unseen texts rejects at
+    its level."""
+    from workbench.stats import sign_flip
+    from workbench.training_data import verbatim as V
+    rng = np.random.default_rng(0)
+
+    def fake_measure(model, items, rng_, perturb_every, cache, progress):
+        perturbed = rng.uniform(0, 0.5, len(items))
+        gain = rng.normal(0.05, 0.1, len(items))       # exact prompt helps a little, seen or not
+        return pd.DataFrame({"lcs_ratio": perturbed + gain, "lcs_ratio_perturbed": perturbed,
+                             "exact": False, "exact_perturbed": False})
+
+    monkeypatch.setattr(V, "_measure", fake_measure)
+    reps, p_new, p_old = 200, [], []
+    for r in range(reps):
+        row, df = V.verbatim(None, ["x"] * 20, unseen=["y"] * 20, seed=r)
+        p_new.append(row["p_value"])
+        d = (df.lcs_ratio - df.lcs_ratio_perturbed).to_numpy()
+        p_old.append(sign_flip(d, seed=r).p_value / 2 if d.mean() > 0 else 1.0)
+    p_new, p_old = np.array(p_new), np.array(p_old)
+    assert np.mean(p_old < 0.05) > 0.3                        # the gain-vs-zero test is fooled
+    # a valid test: about 5% (10 of 200; 20 or more has probability ~0.002 under validity)
+    assert np.sum(p_new < 0.05) < 20 and np.sum(p_new < 0.10) < 32
+    assert p_new.min() > 0 and p_new.max() <= 1
+    # at n = 1 and 2 (scipy refuses one observation: every partition is enumerated), P(p <= a) <= a
+    for n, level in ((1, 0.5), (2, 1 / 6), (2, 0.5)):
+        ps = np.array([V.verbatim(None, ["x"] * n, unseen=["y"] * n, seed=r)[0]["p_value"] for r in range(300)])
+        assert np.mean(ps <= level + 1e-9) <= level + 3 * np.sqrt(level * (1 - level) / 300), (n, level)
 
 
 def test_ngram_overlap_follows_the_lm_eval_definition(tmp_path):

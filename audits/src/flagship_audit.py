@@ -174,8 +174,8 @@ for alias in MODELS:
 # a model that never saw it has no reason to prefer its order.
 #
 # A large p is no evidence of a clean model: the test misses data seen out of order, in another
-# form or rarely. The workbench's verbatim-completion test is not used here: on texts no model
-# has seen its p-value falls under 0.05 too often (`benchmarks/verbatim_null.py`).
+# form or rarely. The workbench's verbatim-completion test is not used here: its p-value needs, as
+# its control, texts of the same kind that the model cannot have seen, and CrowS-Pairs has none.
 
 # %%
 CONTAMINATION_PERMUTATIONS = int(os.environ.get("WORKBENCH_AUDIT_PERMUTATIONS", "19"))

@@ -151,8 +151,9 @@ plt.show()
 #   finds that order likelier than shuffled ones. p = share of random orders at least as likely.
 #   Needs the data in canonical order; says nothing about a benchmark trained on shuffled.
 # - **verbatim**: the model continues the first half of each item; its continuation is compared
-#   with the true rest (longest common substring), against prompts with a few words swapped (a
-#   model that merely predicts well does about as well on both).
+#   with the true rest (longest common substring), against prompts with a few words swapped. Any
+#   model does a little better from the exact prompt, so the p-value compares that gain with the
+#   gain on `unseen=` texts of the same kind it cannot have seen (here the held-out non-members).
 # - **TS-Guessing** (Deng et al. 2023), multiple choice: show the question and the options before
 #   a *wrong* one, and ask the model to write it. A wrong option cannot be inferred, only recalled.
 # - **n-gram overlap** (13-grams, as lm-evaluation-harness and GPT-3 define it) between the items
@@ -160,7 +161,7 @@ plt.show()
 
 # %%
 con = {name: wb.contamination(model, tb.benchmark, tests=("exchangeability", "verbatim"), seed=0,
-                              n_shards=tb.n_shards, separator=tb.separator, n_permutations=99)
+                              n_shards=tb.n_shards, separator=tb.separator, n_permutations=99, unseen=tb.nonmembers)
        for name, model in (("planted (fine-tuned)", tb.tuned), ("clean (original)", tb.base))}
 {name: r.summary() for name, r in con.items()}
 

@@ -6,8 +6,9 @@ Tests (any of them, in ``tests``):
   canonical order's log-likelihood against random orders; permutation p-value. Needs the data in
   its published order.
 - ``"verbatim"`` (:mod:`workbench.training_data.verbatim`): greedy completion of each item's
-  first half against its true rest, with perturbed prompts as the control. Its p-value falls
-  under 0.05 too often on texts a model never saw (see that module): compare it with unseen texts.
+  first half against its true rest, with perturbed prompts as the control; its p-value compares
+  the items' gain with that on ``unseen=`` texts of the same kind (NaN without them: the gain
+  alone is no test, see that module).
 - ``"ts_guessing"`` (Deng et al. 2023; :mod:`workbench.training_data.ts_guessing`): multiple-choice
   items only; the model writes a masked WRONG option; statistic: the exact-match rate; p: one-sided
   exact McNemar test against the same prompts with the question perturbed (the control).
@@ -122,7 +123,8 @@ class ContaminationResult(Result):
         out.attrs["statistics"] = {
             "exchangeability": "log-likelihood of the canonical order minus the mean over permuted orders (nats); "
                                "one-sided permutation p = (count + 1) / (B + 1)",
-            "verbatim": "mean per-item LCS ratio, original minus perturbed prompt; one-sided sign-flip p",
+            "verbatim": ("mean per-item LCS ratio, original minus perturbed prompt; p: one-sided two-sample permutation "
+                         "test against the same gain on unseen= texts (NaN without them)"),
             "ngram": "share of items with at least one n-gram in the corpus; no p-value",
             "ts_guessing": "exact-match rate of the masked wrong option; one-sided exact McNemar p against "
                            "the same prompts with the question perturbed"}
@@ -145,12 +147,14 @@ class ContaminationResult(Result):
          progress=Optional(BOOL))
 def contamination(model, benchmark=None, tests=("exchangeability",), seed: int = 0, *, data=None,
                   column: str | None = None, task_data=None, n_shards: int = 1, n_permutations: int = 99, separator: str = "\n", corpus=None,
-                  n: int = 13, cache: bool = True, progress=None) -> ContaminationResult:
+                  n: int = 13, unseen=None, cache: bool = True, progress=None) -> ContaminationResult:
     """Benchmark contamination tests on ``data`` (see the module doc for the tests and inputs).
 
     ``n_shards``, ``n_permutations``, ``separator``: the exchangeability test (items per shard
     are joined by ``separator`` and scored as one text, so a shard must fit the model's window);
-    ``corpus``, ``n``: the n-gram test. ``seed`` seeds the permutations and perturbations.
+    ``corpus``, ``n``: the n-gram test. ``unseen``: texts of the same kind the model cannot have
+    seen, the verbatim test's control (without them its p-value is NaN). ``seed`` seeds the
+    permutations and perturbations.
     ``benchmark``: the texts, items, or a task or probe name; ``data``: with a name, the data
     file or folder it reads (``task_data`` is the older name for it); without one, ``data`` is
     taken as the benchmark itself (``wb.contamination(model, data=texts)``).
@@ -192,7 +196,8 @@ def contamination(model, benchmark=None, tests=("exchangeability",), seed: int =
                                                     progress=progress)
             rows.append(row)
         elif t == "verbatim":
-            row, items["verbatim"] = verbatim(model, texts, seed=seed, cache=cache, progress=progress)
+            row, items["verbatim"] = verbatim(model, texts, seed=seed, cache=cache, progress=progress,
+                                              unseen=None if unseen is None else check_texts(unseen, "unseen"))
             rows.append(row)
         else:
             df = ngram_overlap(texts, corpus, n=n)
@@ -204,5 +209,5 @@ def contamination(model, benchmark=None, tests=("exchangeability",), seed: int =
     prov = {"model": {"name": model.name, "fingerprint_id": model.fingerprint_id, "state_id": model.state_id},
             "data": {"source": source, "n_items": len(texts)},
             "options": {"tests": list(tests), "seed": seed, "n_shards": n_shards, "n_permutations": n_permutations,
-                        "separator": separator, "n": n}}
+                        "separator": separator, "n": n, **({"n_unseen": len(unseen)} if unseen is not None else {})}}
     return ContaminationResult(frame=frame, provenance=prov, items=items, details=rows)

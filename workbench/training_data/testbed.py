@@ -211,7 +211,8 @@ def run_testbed(tb: Testbed, methods=("loss", "zlib", "min_k", "min_k_pp"), *, n
         for test in tests:
             r = contamination(model, tb.mc if test == "ts_guessing" else tb.benchmark, tests=(test,), seed=seed,
                               n_shards=tb.n_shards, n_permutations=n_permutations, separator=tb.separator,
-                              cache=cache).details[0]
+                              # the held-out non-members: same kind, never trained on (verbatim's control)
+                              unseen=tb.nonmembers if test == "verbatim" else None, cache=cache).details[0]
             con.append({"model": name, **{k: r.get(k, np.nan) for k in keep}})
         if dataset_inference:
             r = infer(model, tb.members, tb.nonmembers, seed=seed, cache=cache).details

@@ -9,25 +9,29 @@ over the rest's length; 1 = the whole rest appears verbatim).
 The control: the same measure on *perturbed* items, whose prompt has every ``perturb_every``-th
 pair of adjacent words swapped (seeded), with the same true rest. A model that memorised the
 items reproduces the rest from the exact prompt far more often than from a slightly different
-one. The test is the paired sign-flip test (:func:`workbench.stats.sign_flip`) of the per-item
-LCS-ratio difference (original minus perturbed), reported one-sided (original better).
+one. The statistic is the mean per-item gain: the LCS ratio from the exact prompt minus that
+from the perturbed one.
 
-**Its p-value is not a valid test of "never trained on these items".** The perturbation costs
-any model fluency, so an unseen text is also continued better from its exact prompt: on batches
-of synthetic sentences no model has seen, SmolLM2 gave p < 0.05 in 2 of 6 batches (0.005 and
-0.046; a valid test: about 0.3 of 6), ``benchmarks/verbatim_null.py``. Read the p-value as
-"the exact prompt helps more than a perturbed one", and compare the statistic with the same
-test on texts the model cannot have seen (the testbed's clean model, or new texts of the same
-kind), never alone. The exchangeability test is exact under its null.
+**The gain alone is no test of "never trained on these items".** The perturbation costs any
+model fluency, so an unseen text may also be continued better from its exact prompt. An earlier
+version tested the gain against zero (one-sided sign-flip), which rejects whenever that effect
+exists: in a simulation with a small positive gain on items and unseen texts alike (mean 0.05,
+sd 0.1, n = 20) it rejected at 0.05 in 69% of runs. On SmolLM2 with synthetic sentences no model
+has seen (``benchmarks/verbatim_null.py``, 8 batches of 20) it gave p < 0.05 in 2 of 8 (0.005,
+0.046). So the p-value now compares the items' gain with the gain on ``unseen`` texts of the
+same kind that the model cannot have seen: a one-sided two-sample permutation test, valid at
+every n when the items were not trained on and are exchangeable with the unseen texts (the same
+simulation: 5.1% at 0.05, 10.4% at 0.10; at n = 1 and 2 every partition is enumerated; on
+SmolLM2: 1 of 8 batches under 0.05). Without ``unseen`` the p-value is NaN and the row's ``note`` says why.
 
 What it misses (measured on the SmolLM2 testbed, ``benchmarks/training_data.py``): each prompt is
 an item alone after BOS, so an item trained inside a longer document (the testbed plants the
 benchmark as shards of several items) is prompted out of its context; and a model that learnt
 the items' *kind* (the testbed's benchmark shares its template with the member texts) writes
 the template after exact and perturbed prompts alike, so the LCS ratio is high on both and their
-difference near zero. There the test found nothing (p 0.22 to 0.99) where the exchangeability
+difference near zero. There the earlier gain-vs-zero test found nothing (p 0.22 to 0.99) where the exchangeability
 test found the planted benchmark (p 0.01); prompted with the shard before each item, the same
-model gave p 0.014. A large p is no evidence of a clean model.
+model gave p 0.014 (that test too). A large p is no evidence of a clean model.
 
 >>> prompt, rest = split_item("the cat sat on the mat today")
 >>> prompt, rest
@@ -79,18 +83,17 @@ def exact(completion: str, truth: str) -> bool:
     return _norm(completion).startswith(_norm(truth)) and bool(_norm(truth))
 
 
-def verbatim(model, items: list[str], *, seed: int = 0, perturb_every: int = 3, cache: bool = True,
-             progress=None) -> tuple[dict, pd.DataFrame]:
-    """(summary row, per-item frame) of the verbatim-completion test (see the module doc)."""
+def _measure(model, items: list[str], rng: np.random.Generator, perturb_every: int, cache: bool,
+             progress) -> pd.DataFrame:
+    """Per item: the completions from the exact and the perturbed prompt and how much of the true
+    rest each reproduces."""
     import workbench as wb
-    from workbench.stats import sign_flip
+    from workbench.training_data.ts_guessing import with_prefix
 
-    rng = np.random.default_rng(seed)
     parts = [split_item(t) for t in items]
     prompts = [p for p, _ in parts]
     perturbed = [perturb(p, rng, perturb_every) for p in prompts]
     n_new = max(len(model.tokenizer(r, add_special_tokens=False)["input_ids"]) for _, r in parts) + EXTRA_TOKENS
-    from workbench.training_data.ts_guessing import with_prefix
     # conditioned on BOS as the engine scores and the testbed fine-tunes a text: a memorised text is
     # recalled from the context it was seen in
     gen = wb.generate(model, [with_prefix(model.tokenizer, q) for q in prompts + perturbed], max_new_tokens=n_new,
@@ -102,14 +105,60 @@ def verbatim(model, items: list[str], *, seed: int = 0, perturb_every: int = 3, 
         rows.append({"item": i, "prompt": prompt, "truth": rest, "completion": a, "perturbed_prompt": perturbed[i],
                      "perturbed_completion": b, "exact": exact(a, rest), "lcs_ratio": lcs_ratio(a, rest),
                      "exact_perturbed": exact(b, rest), "lcs_ratio_perturbed": lcs_ratio(b, rest)})
-    df = pd.DataFrame(rows)
-    d = (df.lcs_ratio - df.lcs_ratio_perturbed).to_numpy(float)
-    if np.allclose(d, 0):
-        p = 1.0
-    else:
-        two = sign_flip(d, seed=seed).p_value
-        p = two / 2 if d.mean() > 0 else 1 - two / 2
-    row = {"test": "verbatim", "statistic": float(np.nanmean(d)), "p_value": float(min(1.0, p)), "n": len(items),
+    return pd.DataFrame(rows)
+
+
+def _gain(df: pd.DataFrame) -> np.ndarray:
+    return (df.lcs_ratio - df.lcs_ratio_perturbed).to_numpy(float)
+
+
+def _greater(x: np.ndarray, y: np.ndarray, seed: int) -> float:
+    """One-sided p of mean(x) > mean(y), two independent samples: scipy's permutation test (exact
+    where the partitions are few); with one observation in a sample, which scipy refuses, every
+    partition is enumerated (n + m of them), so the p-value is exact at every n."""
+    from itertools import combinations
+
+    from scipy.stats import permutation_test
+    if min(len(x), len(y)) >= 2:
+        return float(permutation_test((x, y), lambda a, b, axis: np.mean(a, axis=axis) - np.mean(b, axis=axis),
+                                      permutation_type="independent", alternative="greater", vectorized=True,
+                                      n_resamples=9999, random_state=seed).pvalue)
+    pooled, n = np.concatenate([x, y]), len(x)
+    observed = x.mean() - y.mean()
+    stats = []
+    for idx in combinations(range(len(pooled)), n):
+        mask = np.zeros(len(pooled), bool)
+        mask[list(idx)] = True
+        stats.append(pooled[mask].mean() - pooled[~mask].mean())
+    # a tolerance for ties computed in another order (as scipy does)
+    return float(np.mean(np.asarray(stats) >= observed - 1e-12 * max(1.0, abs(observed))))
+
+
+def verbatim(model, items: list[str], *, seed: int = 0, perturb_every: int = 3, cache: bool = True,
+             progress=None, unseen: list[str] | None = None) -> tuple[dict, pd.DataFrame]:
+    """(summary row, per-item frame) of the verbatim-completion test (see the module doc).
+
+    ``unseen``: texts of the same kind that the model cannot have been trained on. With them, the
+    p-value is a one-sided two-sample permutation test (:func:`scipy.stats.permutation_test`) of
+    the mean gain (LCS ratio from the exact prompt minus from the perturbed one) on the items
+    against the unseen texts: valid when the items were not trained on and are exchangeable
+    with the unseen texts. Without them there is no valid p-value (NaN; see the module doc)."""
+    rng = np.random.default_rng(seed)
+    df = _measure(model, items, rng, perturb_every, cache, progress)
+    d = _gain(df)
+    row = {"test": "verbatim", "statistic": float(np.nanmean(d)), "p_value": float("nan"), "n": len(items),
            "exact_rate": float(df.exact.mean()), "exact_rate_perturbed": float(df.exact_perturbed.mean()),
            "lcs_ratio": float(df.lcs_ratio.mean()), "lcs_ratio_perturbed": float(df.lcs_ratio_perturbed.mean())}
+    if unseen is None:
+        row["note"] = ("no p-value: the exact prompt helps any model more than a perturbed one; pass unseen= texts "
+                       "of the same kind to test the items' gain against theirs")
+        return row, df
+    ref = _measure(model, list(unseen), rng, perturb_every, cache, progress)
+    d_ref = _gain(ref)
+    d, d_ref = d[~np.isnan(d)], d_ref[~np.isnan(d_ref)]
+    if len(d) == 0 or len(d_ref) == 0:
+        row["note"] = "no p-value: no item or no unseen text has a rest to compare"
+        return row, df
+    row.update(p_value=_greater(d, d_ref, seed), statistic_unseen=float(d_ref.mean()), n_unseen=len(d_ref),
+               note="one-sided two-sample permutation test of the gain, items against unseen texts")
     return row, df
