@@ -76,6 +76,19 @@ def test_verbatim_test_rows(tiny):
     assert 0 < row["p_value"] <= 1 and row["n_unseen"] == len(unseen)
 
 
+def test_contamination_refuses_an_empty_benchmark_and_a_misplaced_unseen(tiny):
+    m = tiny("gpt2")
+    for test in ("verbatim", "ngram"):
+        with pytest.raises(InvalidInputError, match="no items"):
+            wb.contamination(m, [], tests=test, corpus=["a b c"], cache=False)
+    with pytest.raises(InvalidInputError, match="unseen= is empty"):
+        wb.contamination(m, ITEMS, tests="verbatim", unseen=[], cache=False)
+    with pytest.raises(InvalidInputError, match="verbatim test's control"):
+        wb.contamination(m, ITEMS, tests="exchangeability", unseen=ITEMS[:2], n_permutations=19, cache=False)
+    with pytest.raises(InvalidInputError, match="wrap a single string"):
+        wb.contamination(m, ITEMS, tests="verbatim", unseen="one text", cache=False)
+
+
 def test_verbatim_p_value_is_valid_under_the_null_where_the_gain_alone_is_not(monkeypatch):
     """Simulation under the null: items and unseen texts whose gains come from one distribution
     with a positive mean (the fluency effect every model has). Testing the gain against zero (the

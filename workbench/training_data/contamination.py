@@ -173,6 +173,14 @@ def contamination(model, benchmark=None, tests=("exchangeability",), seed: int =
         raise InvalidInputError(f"unknown contamination test(s) {bad}; choose from {TESTS}")
     if "ngram" in tests and corpus is None:
         raise InvalidInputError("the ngram test needs corpus= (corpus files, a folder, or an iterable of texts)")
+    if unseen is not None:
+        if "verbatim" not in tests:
+            raise InvalidInputError("unseen= is the verbatim test's control and no other test reads it; add "
+                                    "'verbatim' to tests, or leave unseen out")
+        unseen = check_texts(unseen, "unseen")
+        if not unseen:
+            raise InvalidInputError("unseen= is empty: give texts of the benchmark's kind that the model cannot have "
+                                    "seen, or leave it out (the verbatim p-value is then NaN)")
     if benchmark is None:
         benchmark, data = data, None
     elif data is not None:
@@ -186,6 +194,8 @@ def contamination(model, benchmark=None, tests=("exchangeability",), seed: int =
         raise InvalidInputError("contamination needs the benchmark: texts, items, or a task or probe name")
     data = benchmark
     texts, source = _texts(data, column, task_data, model)
+    if not texts:
+        raise InvalidInputError(f"contamination: the benchmark ({source}) has no items; give at least one text")
     rows, items = [], {}
     for t in tests:
         if t == "exchangeability":
@@ -197,7 +207,7 @@ def contamination(model, benchmark=None, tests=("exchangeability",), seed: int =
             rows.append(row)
         elif t == "verbatim":
             row, items["verbatim"] = verbatim(model, texts, seed=seed, cache=cache, progress=progress,
-                                              unseen=None if unseen is None else check_texts(unseen, "unseen"))
+                                              unseen=unseen)
             rows.append(row)
         else:
             df = ngram_overlap(texts, corpus, n=n)
