@@ -262,3 +262,10 @@ def test_an_itemwise_registered_probe_resumes_item_by_item(data, tmp_path):
                                       direct.items.reset_index(drop=True), check_dtype=False)
     finally:
         unregister_probe("toy_itemwise")
+
+
+def test_a_function_that_fits_neither_contract_is_refused_when_the_spec_is_made():
+    with pytest.raises(InvalidInputError, match=r"its load takes neither load\(source, ctx\)"):
+        ProbeSpec(name="bad", description="d", load=lambda source: None, score=lambda m, i, c: i, metrics=_metrics)
+    with pytest.raises(InvalidInputError, match=r"its score takes neither"):
+        ProbeSpec(name="bad", description="d", load=lambda s, c: None, score=lambda m: m, metrics=_metrics)

@@ -163,8 +163,8 @@ def takes_context(fn: Callable) -> Callable:
 
 def _contract_of(fn: Callable, new: int) -> int | None:
     """2 or 1 when ``fn``'s signature says which contract it follows (it can be called with
-    ``new`` positional arguments: the new one; with one more: the old one), else None (both
-    or neither, ``*args``, no signature)."""
+    ``new`` positional arguments: the new one; with one more: the old one), 0 when it can be
+    called with neither, else None (both, ``*args``, no signature)."""
     marked = getattr(fn, "__probe_contract__", None)
     if marked is not None:
         return marked
@@ -177,7 +177,7 @@ def _contract_of(fn: Callable, new: int) -> int | None:
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     n_req = len([p for p in positional if p.default is p.empty])
     fits = tuple(k for k in (new, new + 1) if n_req <= k <= len(positional))
-    return {(new,): 2, (new + 1,): 1}.get(fits)
+    return {(new,): 2, (new + 1,): 1, (): 0}.get(fits)
 
 
 @dataclass(frozen=True)
@@ -266,6 +266,13 @@ class ProbeSpec:
             raise InvalidInputError(f"probe {self.name!r}: contract must be 2 (load(source, ctx), score(model, "
                                     f"items, ctx)), 1 (the old (source, skips, options) one) or None (read from "
                                     f"the signatures), got {self.contract!r}")
+        if self.contract is None:  # a function that fits neither contract fails here, not mid-run
+            for what, fn, new, old in (("load", self.load, 2, "load(source, skips, options)"),
+                                       ("score", self.score, 3, "score(model, items, options, skips)")):
+                if _contract_of(fn, new) == 0:
+                    args = "(source, ctx)" if what == "load" else "(model, items, ctx)"
+                    raise InvalidInputError(f"probe {self.name!r}: its {what} takes neither {what}{args} nor the old "
+                                            f"{old}; write {what}{args}")
 
     @functools.cached_property
     def _contracts(self) -> tuple[int, int]:
