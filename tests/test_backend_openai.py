@@ -122,3 +122,14 @@ def test_inspection_and_errors(served, server):
     with pytest.raises(ServerError, match="did not answer"):
         wb.load_model(f"http://127.0.0.1:{port}/v1", backend="openai", model_name="x", tokenizer=SMOLLM,
                       max_retries=1, backoff=0.01, timeout=2)
+
+
+def test_how_a_served_model_was_made(served):
+    """A served model has no weights to hash: documentation says so, and lineage never reads two
+    missing hashes as "the same weights"."""
+    ind = wb.documentation(served).indicators().set_index("indicator")
+    assert ind.loc["weights available", "status"] == "not disclosed"
+    lin = wb.lineage(served, served)
+    table = lin.summary().set_index("evidence")
+    assert table.loc["weight hashes (fingerprint)", "value"] == "not measurable"
+    assert lin.verdict != "same weights"

@@ -6,6 +6,7 @@ import copy
 import hashlib
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -288,3 +289,31 @@ def test_fmti_mapping_uses_the_published_indicator_names_and_covers_the_index():
     assert set(ind.index) <= set(fmti.MAPPING)
     assert ind.loc["quantisation", "fmti_2025"] == "Release: Quantization"
     assert ind.loc["base model", "fmti_2025"] == "Model information: Model dependencies"
+
+
+MALFORMED = """---
+license: apache-2.0
+model-index:
+- name: x
+  results:
+  - not a result
+  - task: {type: text-generation}
+    dataset: {name: blimp, type: blimp}
+    metrics:
+    - {type: acc, value: N/A}
+    - {type: acc_norm, value: 0.5}
+- just a string
+---
+# A card written by hand, with mistakes
+"""
+
+
+def test_a_malformed_model_index_is_read_as_far_as_it_goes(tmp_path):
+    """Strings where the schema wants lists or mappings are passed over, and a claimed value that
+    is not a number is reported, not compared: no traceback from a hand-written card."""
+    doc = wb.documentation(_folder(tmp_path, "malformed", MALFORMED))
+    assert [(e["metric"], e["value"]) for e in doc.evaluations] == [("acc", "N/A"), ("acc_norm", 0.5)]
+    measured = pd.DataFrame([{"task": "blimp", "metric": "acc", "value": 0.6, "ci_low": 0.5, "ci_high": 0.7, "n": 100}])
+    claims = doc.claims(measured).set_index("metric")
+    assert "not a number" in claims.loc["acc", "reading"] and np.isnan(claims.loc["acc", "inside"])
+    assert _status(doc)["evaluation results"] == "disclosed"

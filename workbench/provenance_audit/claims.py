@@ -73,9 +73,14 @@ def claims_table(claims, measured=None, settings: dict | None = None) -> pd.Data
         row = {"task": c["task"], "metric": c["metric"], "claimed": c["value"], "measured": None, "ci_low": None,
                "ci_high": None, "n": None, "inside": float("nan"), "setting_differences": "",
                "reading": "no workbench measurement of this task and metric", "source": c.get("source", "entered")}
+        try:
+            claimed = float(c["value"])
+        except (TypeError, ValueError):
+            row["reading"] = f"the claimed value {c['value']!r} is not a number: not compared"
+            rows.append(row)
+            continue
         if len(hit):
             h = hit.iloc[0]
-            claimed = float(c["value"])
             if claimed > 1.5 and float(h.ci_high) <= 1.0:
                 claimed /= 100  # a percentage against a proportion
             lo, hi = float(h.ci_low), float(h.ci_high)

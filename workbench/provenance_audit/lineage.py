@@ -153,9 +153,14 @@ def lineage(model_a, model_b, texts=None) -> Lineage:
             raise InvalidTypeError(f"lineage needs two loaded models (wb.load_model(...)), got {type(m).__name__}")
     texts = list(texts or NEUTRAL_TEXTS)
     rows = []
-    same_files = model_a.fingerprint.get("weights_sha256") == model_b.fingerprint.get("weights_sha256")
-    rows.append({"evidence": "weight hashes (fingerprint)", "value": "identical" if same_files else "differ",
-                 "reading": "the same weight files or tensors" if same_files else "the weights are not byte-identical"})
+    hash_a, hash_b = model_a.fingerprint.get("weights_sha256"), model_b.fingerprint.get("weights_sha256")
+    same_files = bool(hash_a) and hash_a == hash_b   # a served model has no weights to hash (None)
+    if not (hash_a and hash_b):
+        rows.append({"evidence": "weight hashes (fingerprint)", "value": "not measurable",
+                     "reading": "a model's weights are not reachable (served): no hash to compare"})
+    else:
+        rows.append({"evidence": "weight hashes (fingerprint)", "value": "identical" if same_files else "differ",
+                     "reading": "the same weight files or tensors" if same_files else "the weights are not byte-identical"})
     hf_both = model_a.hf is not None and model_b.hf is not None
     w = weight_evidence(model_a, model_b) if hf_both else {"same_architecture": False, "n": 0, "of": 0}
     if w["same_architecture"]:

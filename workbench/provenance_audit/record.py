@@ -138,8 +138,10 @@ class Documentation(Result):
             add("evaluation reproduced", _reproduced(claims))
         add("prompt format", any_of("chat_template", "generation_config"))
         weights = [f for f in self.files if f["role"] == "weights"]
-        add("weights available", ("disclosed", "; ".join(f"{f['name']} sha256 {f['sha256'][:12]}…" for f in weights)) if weights else
-            ("disclosed", f"in memory only; tensors hashed: {self.model_info.get('weights_sha256', '')[:12]}…"))
+        tensors = self.model_info.get("weights_sha256") or ""
+        add("weights available", ("disclosed", "; ".join(f"{f['name']} sha256 {f['sha256'][:12]}…" for f in weights))
+            if weights else ("disclosed", f"in memory only; tensors hashed: {tensors[:12]}…") if tensors else
+            ("not disclosed", "served: the weights are not reachable from here, so none could be hashed"))
         return pd.DataFrame(rows, columns=["indicator", "fmti", "fmti_2025", "status", "evidence"])
 
     def not_checkable(self) -> pd.DataFrame:

@@ -81,16 +81,21 @@ def parse_card(text: str) -> tuple[dict, dict]:
 def model_index_results(front: dict) -> list[dict]:
     """The declared evaluation results of a card's ``model-index``: task, dataset, metric, value,
     and the settings the card states (shots, normalisation) where it states them."""
+    def dicts(value) -> list[dict]:  # a hand-written card may put a string or a dict where a list goes
+        return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+    def part(value) -> dict:
+        return value if isinstance(value, dict) else {}
+
     out = []
-    for entry in front.get("model-index") or []:
-        for res in (entry or {}).get("results") or []:
-            task = (res.get("task") or {})
-            data = (res.get("dataset") or {})
-            args = data.get("args") or {}
-            for m in res.get("metrics") or []:
-                if not isinstance(m, dict) or m.get("value") is None:
+    for entry in dicts(front.get("model-index")):
+        for res in dicts(entry.get("results")):
+            task, data = part(res.get("task")), part(res.get("dataset"))
+            args = part(data.get("args"))
+            for m in dicts(res.get("metrics")):
+                if m.get("value") is None:
                     continue
-                margs = m.get("args") or {}
+                margs = part(m.get("args"))
                 shots = margs.get("num_few_shot", args.get("num_few_shot"))
                 out.append({"task": str(data.get("name") or data.get("type") or task.get("type") or ""),
                             "dataset": str(data.get("type") or data.get("name") or ""),
