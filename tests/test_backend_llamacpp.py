@@ -234,3 +234,17 @@ def test_bad_options_are_clear_errors(tmp_path):
         wb.load_model(bad, backend="llama.cpp")
     with pytest.raises(InvalidInputError, match="transformers folder"):
         wb.load_model("all-minilm-l6-v2", backend="llama.cpp")
+
+
+def test_embedding_long_sentences(smollm):
+    """A long sentence makes the engine build a bigger context mid-call; embeddings stay on in it
+    (they came back as 'no embeddings for batch position ...')."""
+    fresh = wb.load_model(SMOLLM, backend="llama.cpp")    # its first context: 512 cells
+    long = " ".join(["word"] * 300 + ["cat"] * 400)
+    # every pooling: with one flagged token per sentence, a decode once held 200+ tokens and
+    # llama.cpp (which outputs every token when embedding) aborted the process
+    for pooling in ("last", "mean"):
+        sents = [long, "A short one.", " ".join(["dog"] * 200)]
+        ours, ref = wb.embed(fresh, sents, pooling=pooling), wb.embed(smollm, sents, pooling=pooling)
+        cos = (ours * ref).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(ref, axis=1)
+        assert np.isfinite(ours).all() and cos.min() > 0.99, (pooling, cos)

@@ -169,7 +169,8 @@ class _Engine:
         if not self.ctx:
             raise WorkbenchError(f"llama.cpp could not create a context of {size} tokens: {_last_errors()}")
         self.n_ctx = size
-        self._embeddings = False
+        if self._embeddings:  # a new context starts with embeddings off: keep what was asked for
+            lib.llama_set_embeddings(self.ctx, True)
 
     def clear(self) -> None:
         self.lib.llama_memory_clear(self.lib.llama_get_memory(self.ctx), True)
@@ -242,9 +243,13 @@ class _Engine:
             self._run_pass(rnd.second, consume, what)
 
     def _run_pass(self, pieces: list[_Piece], consume, what: str) -> None:
-        """Pieces cut into chunks of at most N_BATCH tokens and ``max_outputs`` flagged ones (a
-        long sequence continues its KV cache chunk by chunk), packed into decodes in order."""
+        """Pieces cut into chunks of at most N_BATCH tokens (``max_outputs`` for embeddings) and
+        ``max_outputs`` flagged ones (a long sequence continues its KV cache chunk by chunk),
+        packed into decodes in order."""
         batch, owners, tokens, outputs = [], [], 0, 0
+        # with embeddings on, llama.cpp outputs every token of a decode whatever the flags say, and
+        # aborts the process past n_outputs_max: a decode then holds at most max_outputs tokens
+        per_decode = N_BATCH if what == "logits" else min(N_BATCH, self.max_outputs)
 
         def flush():
             nonlocal batch, owners, tokens, outputs
@@ -258,11 +263,11 @@ class _Engine:
             start, done = 0, 0
             while start < len(p.tokens):
                 end, flagged = start, 0
-                while (end < len(p.tokens) and end - start < N_BATCH
+                while (end < len(p.tokens) and end - start < per_decode
                        and flagged + p.flags[end] <= self.max_outputs):
                     flagged += p.flags[end]
                     end += 1
-                if batch and (tokens + end - start > N_BATCH or outputs + flagged > self.max_outputs):
+                if batch and (tokens + end - start > per_decode or outputs + flagged > self.max_outputs):
                     flush()
                 batch.append((p.seq, p.tokens[start:end], p.start + start, p.flags[start:end]))
                 owners += p.owners[done:done + flagged]
