@@ -145,3 +145,15 @@ def test_memory_plan_covers_backends_and_precisions():
         wb.estimate_memory(LLAMA3_70B, backends=True, memory_gib=0)
     with pytest.raises(InvalidInputError, match="context"):
         wb.estimate_memory(LLAMA3_70B, backends=True, context=True)
+
+
+def test_param_count_of_a_vision_language_config():
+    """A vision-language config is counted with its vision tower and projector (it was a KeyError)."""
+    from workbench.testing import tiny_vlm
+    m = tiny_vlm("llava")
+    assert wb.estimate_memory(m.hf.config).attrs["params"] == sum(p.numel() for p in m.hf.parameters())
+
+
+def test_an_unknown_capability_is_named_not_a_key_error():
+    from workbench.backends.base import capability_message
+    assert "cannot do" in capability_message("openai", "no_such_capability")

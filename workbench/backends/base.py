@@ -103,7 +103,7 @@ def capability_message(backend: str, capability: str, caller: str | None = None)
     where = (f"load the model with backend={others[0]!r} for it" + (f" (or one of {others[1:]})" if others[1:] else "")
              if others else "no registered backend can")
     asked = f" that {caller} needs" if caller else ""
-    return f"the {backend!r} backend cannot do {_WHAT[capability]} ({capability!r}){asked}; {where}."
+    return f"the {backend!r} backend cannot do {_WHAT.get(capability, capability)} ({capability!r}){asked}; {where}."
 
 
 def require(model, capability: str, caller: str | None = None) -> None:

@@ -148,6 +148,13 @@ def _check_unused(model: Model, **given) -> None:
                                 "or use model.hf.to(...) yourself.")
 
 
+def auto_class(kind: str):
+    """The transformers Auto class that builds a model of ``kind`` (one of ``KINDS``)."""
+    import transformers as T
+    return {"causal": T.AutoModelForCausalLM, "masked": T.AutoModelForMaskedLM, "encoder": T.AutoModel,
+            "vision-language": T.AutoModelForImageTextToText}[kind]
+
+
 def detect_kind(config) -> str:
     """'causal', 'masked', 'encoder' or 'vision-language' from ``config.architectures`` (else from
     the model type)."""
@@ -224,7 +231,7 @@ def from_folder(folder: Path, *, weight_files=None, weight_hashes=None, use_safe
                                   use_safetensors=use_safetensors, source=source, dtype=dtype, device=device,
                                   device_map=device_map, max_memory=max_memory, offload_folder=offload_folder,
                                   trust_remote_code=trust_remote_code, name=name, licence=licence)
-    auto = {"causal": T.AutoModelForCausalLM, "masked": T.AutoModelForMaskedLM, "encoder": T.AutoModel}[kind]
+    auto = auto_class(kind)
     kwargs = dict(config=config, dtype=dtype, trust_remote_code=trust_remote_code, weights_only=True,
                   use_safetensors=use_safetensors, output_loading_info=True)
     if device_map is not None:

@@ -148,10 +148,10 @@ def _advice(frame, attrs, available: float) -> str:
 
 def count_params(config, kind: str) -> int:
     """Exact parameter count of the model ``config`` describes, built on the meta device."""
-    import transformers as T
     from accelerate import init_empty_weights
 
-    auto = {"causal": T.AutoModelForCausalLM, "masked": T.AutoModelForMaskedLM, "encoder": T.AutoModel}[kind]
+    from workbench.models.loading import auto_class
+    auto = auto_class(kind)
     with init_empty_weights():
         model = auto.from_config(config)
     # init_empty_weights re-wraps every parameter it registers, which undoes weight tying: tie

@@ -71,12 +71,12 @@ def from_folder(folder, config, *, weight_files, weight_hashes, use_safetensors,
     """Load a vision-language model and its processor from a ``save_pretrained`` folder."""
     import transformers as T
 
-    from workbench.models.loading import _display_name, licence_from_card
+    from workbench.models.loading import _display_name, auto_class, licence_from_card
     kwargs = dict(config=config, dtype=dtype, trust_remote_code=trust_remote_code, weights_only=True,
                   use_safetensors=use_safetensors, output_loading_info=True)
     if device_map is not None:
         kwargs.update(device_map=device_map, max_memory=max_memory, offload_folder=offload_folder)
-    hf, info = T.AutoModelForImageTextToText.from_pretrained(folder, **kwargs)
+    hf, info = auto_class("vision-language").from_pretrained(folder, **kwargs)
     missing = list(info.get("missing_keys", ()))
     if missing:
         raise CorruptModelError(f"{len(missing)} weights of {type(hf).__name__} are not in {folder} "
