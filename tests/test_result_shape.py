@@ -54,6 +54,8 @@ def test_table_results_stay_dataframes_with_the_same_numbers(model):
     data are the plain frame's, bit for bit."""
     res = _results(model)
     ll, lens = res["loglikelihood"], res["logit_lens"]
+    assert res["perplexity"].plot().get_xlabel() == "ppl"      # each score frame plots its main score
+    matplotlib.pyplot.close("all")
     for df in (ll, lens, res["attribute"], res["perplexity"]):
         assert isinstance(df, ResultFrame) and isinstance(df, pd.DataFrame)
         plain = df.to_frame()
@@ -85,6 +87,8 @@ def test_comparison_frame(model):
     assert cmp.provenance["model_b"]["fingerprint_id"] == other.fingerprint_id
     overall = cmp.summary()
     assert len(overall) == cmp[cmp.category == "all"].shape[0] and overall.significant.dtype == bool
+    loose = wb.compare(a, b, level=0.5).summary()     # significance at the level compare was asked for
+    assert (loose.significant == (loose.p_adjusted < 0.5)).all()
     assert isinstance(cmp.plot(), Axes)
     matplotlib.pyplot.close("all")
 
@@ -97,5 +101,7 @@ def test_a_capture_summary_leaves_padding_out(model):
     t, mask = both["resid_post", 1], both.attention_mask.bool()
     assert frame.loc[1, "mean_norm"] == pytest.approx(float(t.norm(dim=-1)[mask].mean()))
     assert frame.loc[1, "mean_norm"] > float(t.norm(dim=-1).mean())   # padding would have lowered it
+    assert both.plot(site="resid_post").get_lines()[0].get_ydata()[1] == pytest.approx(frame.loc[1, "mean_norm"])
+    matplotlib.pyplot.close("all")
     s = both.summary().set_index("site")
     assert s.loc["resid_post", "n_layers"] == len(both.layers("resid_post"))

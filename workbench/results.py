@@ -114,7 +114,7 @@ class ScoreFrame(ResultFrame):
     histogram of the main score (log-probability, perplexity or pseudo-log-likelihood; for
     generations, the number of new tokens)."""
 
-    SCORE_COLUMNS = ("logprob", "perplexity", "pll", "score", "mean_logprob", "n_new_tokens")
+    SCORE_COLUMNS = ("ppl", "logprob", "pll", "score", "mean_logprob", "n_new_tokens")  # the first present
 
     def default_plot(self, ax=None, **kwargs):
         import matplotlib.pyplot as plt

@@ -86,13 +86,16 @@ class ActivationCache:
             return self.attention_mask.bool()
         return torch.ones(t.shape[:2], dtype=torch.bool)
 
+    def _mean_norm(self, t: torch.Tensor) -> float:
+        """Mean L2 norm per real token of one captured tensor."""
+        return float(t.float().reshape(t.shape[0], t.shape[1], -1).norm(dim=-1)[self._real(t)].mean())
+
     def to_frame(self) -> pd.DataFrame:
         """One row per captured tensor: site, layer, shape, dtype, megabytes, mean L2 norm per
         real token (padding left out; NaN for attention patterns)."""
         rows = []
         for (site, layer), t in self.data.items():
-            norm = (float(t.float().reshape(t.shape[0], t.shape[1], -1).norm(dim=-1)[self._real(t)].mean())
-                    if site != "attn_pattern" else float("nan"))
+            norm = self._mean_norm(t) if site != "attn_pattern" else float("nan")
             rows.append(dict(site=site, layer=layer, shape=tuple(t.shape), dtype=str(t.dtype).replace("torch.", ""),
                              mb=t.numel() * t.element_size() / 2**20, mean_norm=norm))
         return pd.DataFrame(rows)
@@ -116,8 +119,7 @@ class ActivationCache:
         layers = self.layers(site)
         if not layers:
             raise KeyError(f"no layers of {site!r} captured; this cache holds {self.sites}")
-        frame = self.to_frame().set_index(["site", "layer"])
-        norms = [frame.loc[(site, layer), "mean_norm"] for layer in layers]
+        norms = [self._mean_norm(self.data[(site, layer)]) for layer in layers]
         if ax is None:
             _, ax = plt.subplots(figsize=(5, 3))
         ax.plot(layers, norms, marker="o")

@@ -216,13 +216,14 @@ def compare(res_a, res_b, metrics=None, n_boot: int = DEFAULT_N_BOOT, level: flo
 class ComparisonFrame(ResultFrame):
     """What :func:`compare` returns: one row per (metric, category) with the paired difference,
     its interval and p-values; ``.summary()``: the overall rows (category "all") with whether
-    the difference is significant; ``.plot()``: the forest plot of :func:`plot_comparison`."""
+    the difference is significant at the comparison's level (``1 - level``); ``.plot()``: the
+    forest plot of :func:`plot_comparison`."""
 
     def summary(self) -> pd.DataFrame:
         rows = pd.DataFrame(self)
         rows = rows[rows.category == "all"] if (rows.category == "all").any() else rows
         out = rows[["metric", "diff", "ci_low", "ci_high", "p_adjusted", "n"]].reset_index(drop=True)
-        return out.assign(significant=out.p_adjusted < 0.05)
+        return out.assign(significant=out.p_adjusted < 1 - self.attrs.get("level", 0.95))
 
     def default_plot(self, ax=None, **kwargs):
         return plot_comparison(self, ax=ax, **kwargs)
