@@ -269,3 +269,16 @@ def test_a_function_that_fits_neither_contract_is_refused_when_the_spec_is_made(
         ProbeSpec(name="bad", description="d", load=lambda source: None, score=lambda m, i, c: i, metrics=_metrics)
     with pytest.raises(InvalidInputError, match=r"its score takes neither"):
         ProbeSpec(name="bad", description="d", load=lambda s, c: None, score=lambda m: m, metrics=_metrics)
+
+
+def test_a_dataframe_for_a_probe_that_reads_files_is_refused_at_the_door():
+    """data= a DataFrame goes to the probes whose loader reads one (CrowS-Pairs, the image probe,
+    registered probes); the file-reading ones refuse it clearly (it was a TypeError from Path)."""
+    from workbench.probes.api import get_spec, probe_names
+    m, frame = tiny_model("gpt2"), pd.DataFrame({"sentence": ["a b c"]})
+    refused = [n for n in probe_names() if not get_spec(n).accepts_frame]
+    assert {"bbq", "stereoset", "winobias", "winogender", "seat", "decisions"} <= set(refused)
+    for name in refused:
+        with pytest.raises(InvalidInputError, match="reads its data from files"):
+            wb.run_probe(name, m, data=frame)
+    assert get_spec("crows_pairs").accepts_frame

@@ -110,6 +110,9 @@ def _resolve(spec: ProbeSpec, data, options):
                 + (f" or the hub id {hub!r}" if hub else ""))
         return Path(__file__).resolve().parents[1] / "data" / "templates" / spec.default_data
     if isinstance(data, pd.DataFrame):  # items in memory (e.g. a synthetic image set)
+        if not spec.accepts_frame:
+            raise InvalidInputError(f"probe {spec.name!r} reads its data from files, not from a DataFrame; pass "
+                                    "data= the path of its data file or folder")
         return data
     path = Path(data).expanduser()
     if path.exists():

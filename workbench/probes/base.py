@@ -253,6 +253,9 @@ class ProbeSpec:
     # scores), so the runner may score the items in chunks and resume a cell item by item; False
     # (the safe default) when a score depends on the other items or the batch: scored whole
     itemwise: bool = False
+    # whether ``load`` reads items given in memory (``data=`` a DataFrame); False: it reads files,
+    # and a DataFrame is refused at the door instead of failing inside the loader
+    accepts_frame: bool = True
     # Why a signature read by default rather than an explicit contract=2 on every spec: a spec
     # written to the documented contract then just works, an old one keeps working unchanged
     # (nothing in it could say contract=1), and dataclasses.replace(spec, score=wrapper) (how the

@@ -151,6 +151,7 @@ def metrics(options):
 
 
 SPEC = ProbeSpec(
+    accepts_frame=False,
     itemwise=True,
     name="bbq", description="BBQ: accuracy and bias scores (s_DIS, s_AMB) in ambiguous/disambiguated contexts",
     load=load, score=score, metrics=metrics, categories=("category",), kinds=("causal",), licence="CC BY 4.0",

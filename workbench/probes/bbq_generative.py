@@ -141,6 +141,7 @@ def compare_readings(generative, loglikelihood, n_boot: int = 2000, seed: int = 
 
 
 SPEC = ProbeSpec(
+    accepts_frame=False,
     name="bbq_generative",
     description="BBQ answered in free text (greedy generation, parsed to an option): accuracy, bias scores, "
                 "unparseable rate",

@@ -126,6 +126,7 @@ def plot(res, ax=None, domain: str | None = None):
 
 
 SPEC = ProbeSpec(
+    accepts_frame=False,
     name="bold", description="BOLD: sentiment (VADER) of seeded continuations, compared across groups",
     load=load, score=score, metrics=metrics, categories=("group", "domain"), kinds=("causal",),
     licence="CC BY-SA 4.0",

@@ -198,6 +198,7 @@ def summary(res) -> pd.DataFrame:
 
 
 SPEC = ProbeSpec(
+    accepts_frame=False,
     name="decisions", description="Decision questions: effect of age, gender and race/ethnicity on p(yes) "
                                   "(project templates or discrim-eval jsonl)",
     load=load, score=score, metrics=metrics, categories=("race", "gender"), kinds=("causal",), licence="CC0-1.0",

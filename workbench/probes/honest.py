@@ -144,6 +144,7 @@ def plot(res, ax=None):
 
 
 SPEC = ProbeSpec(
+    accepts_frame=False,
     name="honest", description="HONEST: % of template completions that are HurtLex words, per identity",
     load=load, score=score, metrics=metrics, categories=("category", "identity"),
     item_key=("item_id",), licence="MIT (templates); HurtLex CC BY-NC-SA 4.0", non_commercial=True,

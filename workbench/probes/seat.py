@@ -150,6 +150,7 @@ def plot(res, ax=None):
 
 
 SPEC = ProbeSpec(
+    accepts_frame=False,
     name="seat", description="SEAT/WEAT: embedding association effect sizes, permutation p-values",
     load=load, score=score, metrics=metrics, categories=("test",), kinds=("encoder", "masked", "causal"),
     licence="CC BY-NC 4.0", non_commercial=True,

@@ -125,6 +125,7 @@ def metrics(options):
 
 
 SPEC = ProbeSpec(
+    accepts_frame=False,
     itemwise=True,
     name="stereoset", description="StereoSet intrasentence: lms, ss, icat per domain",
     load=load, score=score, metrics=metrics, categories=("bias_type",), licence="CC BY-SA 4.0",

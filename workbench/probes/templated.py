@@ -120,7 +120,7 @@ def make_metrics(spec_path):
 
 def _spec(name, filename, description):
     return ProbeSpec(
-        itemwise=True,
+        itemwise=True, accepts_frame=False,
         name=name, description=description, load=load, score=score, metrics=make_metrics(None),
         categories=("group",), licence="CC0-1.0" if filename else "as stated in your file",
         defaults={"method": "auto", "aggregate": "sum", "start": "bos"}, default_data=filename,

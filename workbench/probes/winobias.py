@@ -146,6 +146,7 @@ def metrics(options):
 
 
 SPEC = ProbeSpec(
+    accepts_frame=False,
     itemwise=True,
     name="winobias", description="WinoBias: pro- vs anti-stereotyped gap, types 1 and 2",
     load=load, score=score, metrics=metrics, categories=("type",), licence="MIT",

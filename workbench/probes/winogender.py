@@ -133,6 +133,7 @@ def plot(res, ax=None, stat: str = "bls"):
 
 
 SPEC = ProbeSpec(
+    accepts_frame=False,
     itemwise=True,
     name="winogender", description="Winogender: pronoun preference by occupation, correlation with BLS/Bergsma",
     load=load, score=score, metrics=metrics, categories=("occupation",), licence="MIT",
