@@ -157,8 +157,10 @@ class OpenAIBackend(Backend):
         ids = list(tok("The capital of France is", add_special_tokens=False)["input_ids"])
         try:
             self._completions([ids], max_tokens=1, temperature=0, logprobs=1, echo=True, seed=0)
-        except (_Rejected, ServerError):
-            self.token_prompts = False  # text only (llama-cpp-python's server); a dead server fails below
+        except _Rejected:  # the server refuses token-id prompts (llama-cpp-python's): text only
+            self.token_prompts = False
+        # (a server that does not answer at all raises ServerError here: it must not be mistaken for
+        # one that takes text only, which would change how every later request is sent)
         self.bos_only = False
         if self._aligned(ids):
             return
