@@ -54,3 +54,16 @@ def test_the_randomised_model_check_says_what_to_do_on_a_split_model(saved, tmp_
     with pytest.raises(wb.errors.InvalidInputError, match="random_check=False"):
         wb.attribute(split, "The doctor said that", " he")
     assert wb.attribute(split, "The doctor said that", " he", random_check=False)["attribution"].notna().all()
+
+
+def test_how_a_split_model_was_made(saved, tmp_path):
+    """Documentation and lineage on a model whose weights sit on disk: the offloaded matrices are
+    said to be unread (they are meta tensors in the module), never a traceback."""
+    folder, whole, _ = saved
+    split = wb.load_model(folder, device_map={"": "disk"}, offload_folder=tmp_path / "off")
+    measured = wb.documentation(split).to_frame().set_index("field")
+    assert measured.loc["parameters", "value"] == whole.n_params
+    lin = wb.lineage(whole, split).summary().set_index("evidence")
+    assert lin.loc["weight hashes (fingerprint)", "value"] == "identical"
+    assert lin.loc["same architecture (tensor names and shapes)", "value"] == "not measurable"
+    assert lin.loc["verdict", "value"] == "same weights"

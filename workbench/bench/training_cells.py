@@ -240,14 +240,14 @@ def load_training_result(store, run_key: str):
     kind, saved, prov = spec["kind"], spec["saved"], spec["provenance"]
     prov = {**prov, "store": {"path": str(store.path), "run_key": info["run_key"], "task": info["task_name"],
                               "data_hash": info["task_hash"], "versions": json.loads(info["versions_json"])}}
-    items = store.items(run_key)
     if kind == "membership":
+        items = store.items(run_key)
         return MembershipResult(frame=_frame(items, saved["columns"]), provenance=prov,
                                 methods=tuple(saved["methods"]), n_boot=saved["n_boot"], seed=saved["seed"])
     if kind == "dataset_inference":
-        return DatasetInferenceResult(frame=_frame(items, saved["columns"]), provenance=prov, details=saved["details"],
+        return DatasetInferenceResult(frame=_frame(store.items(run_key), saved["columns"]), provenance=prov, details=saved["details"],
                                       weights=pd.Series(saved["weights"], dtype=float))
-    per_test = {}
+    per_test = {}  # contamination: each test's rows by group (store.items would parse them all once more)
     rows = store._con.execute("SELECT grp, record FROM items WHERE run_key=? ORDER BY item_index",
                               (run_key,)).fetchall()
     for test, cols in saved["columns"].items():

@@ -162,7 +162,9 @@ def lineage(model_a, model_b, texts=None) -> Lineage:
         rows.append({"evidence": "weight hashes (fingerprint)", "value": "identical" if same_files else "differ",
                      "reading": "the same weight files or tensors" if same_files else "the weights are not byte-identical"})
     hf_both = model_a.hf is not None and model_b.hf is not None
-    w = weight_evidence(model_a, model_b) if hf_both else {"same_architecture": False, "n": 0, "of": 0}
+    # weights offloaded to disk (device_map) are meta tensors in the module: no values to compare
+    resident = hf_both and not any(p.device.type == "meta" for m in (model_a, model_b) for p in m.hf.parameters())
+    w = weight_evidence(model_a, model_b) if resident else {"same_architecture": False, "n": 0, "of": 0}
     if w["same_architecture"]:
         rows.append({"evidence": "same architecture (tensor names and shapes)", "value": f"yes ({w['n']} matrices)",
                      "reading": "the weights can be compared tensor by tensor"})
@@ -174,7 +176,7 @@ def lineage(model_a, model_b, texts=None) -> Lineage:
                      "reading": "untouched by any training since the shared start" if w["equal"] else "every matrix changed"})
     else:
         rows.append({"evidence": "same architecture (tensor names and shapes)",
-                     "value": f"no ({model_a.architecture} vs {model_b.architecture})" if hf_both else "not measurable",
+                     "value": f"no ({model_a.architecture} vs {model_b.architecture})" if resident else "not measurable",
                      "reading": "no tensor-by-tensor comparison is possible; only the tests below apply"})
     t = tokenizer_evidence(model_a, model_b)
     rows.append({"evidence": "tokenizer vocabulary overlap (Jaccard)", "value": t["jaccard"],

@@ -48,7 +48,11 @@ def measure(model) -> dict:
                                          "rotary positions have no table to count)")
                 break
     by_width: dict = {}  # row length -> [4-bit matrices, matrices]
+    offloaded = 0          # weights on disk (device_map offload) are meta tensors here: not read
     for _, p in hf.named_parameters():
+        if p.device.type == "meta":
+            offloaded += p.ndim == 2
+            continue
         share = four_bit_share(p)
         if share is not None:
             tally = by_width.setdefault(int(p.shape[1]), [0, 0])
@@ -63,5 +67,6 @@ def measure(model) -> dict:
                 "super-block of K-quants, which llama.cpp then stores in another type") if odd and four else ""
         out["quantisation"] = ("4-bit levels" if four > total / 2 else "not 4-bit",
                                f"{four} of {total} weight matrices have at most 16 distinct values in 99% of their "
-                               f"{BLOCK}-weight blocks (by row length: {widths}){note}")
+                               f"{BLOCK}-weight blocks (by row length: {widths}){note}"
+                               + (f"; {offloaded} matrices offloaded to disk were not read" if offloaded else ""))
     return out
