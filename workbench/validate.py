@@ -31,7 +31,7 @@ import inspect
 import math
 import numbers
 
-from workbench.errors import ContextWindowError, InvalidInputError, InvalidTypeError, WrongModelKindError
+from workbench.errors import ContextWindowError, InvalidInputError, InvalidTypeError
 
 
 def _show(value) -> str:
@@ -160,28 +160,6 @@ def checked(**rules: Rule):
 
 # -- model-dependent checks -----------------------------------------------------------------------
 
-def check_model(model, kinds: tuple[str, ...], what: str, needs: str | None = None) -> None:
-    """``model`` is a workbench Model of one of ``kinds`` whose backend has capability ``needs``
-    (:mod:`workbench.backends.base`)."""
-    from workbench.models.model import Model
-    if not isinstance(model, Model):
-        raise InvalidInputError(f"{what} needs a workbench Model; got {type(model).__name__}. "
-                                "Load one with wb.load_model(...) or wrap transformers objects with "
-                                "wb.Model.from_hf(hf_model, tokenizer)")
-    if model.kind not in kinds:
-        hint = {"masked": "use wb.pseudo_loglikelihood for masked LMs",
-                "causal": "use wb.loglikelihood / wb.perplexity for causal LMs",
-                "encoder": "this model has no LM head (language-model head); load the model with its "
-                           "LM head",
-                "vision-language": "pass images= to wb.loglikelihood / wb.capture (workbench.scoring.vision, "
-                                   "workbench.inspect.vision)"}.get(model.kind, "")
-        raise WrongModelKindError(f"{what} needs a {' or '.join(kinds)} model, but {model.name} is a "
-                                  f"{model.kind} model: {hint}")
-    if needs is not None:
-        from workbench.backends.base import require
-        require(model, needs, what)
-
-
 def check_pairs(requests, what: str = "loglikelihood") -> list[tuple[str, str]]:
     """A list of (context, continuation) string pairs, every continuation non-empty."""
     if isinstance(requests, tuple) and len(requests) == 2 and all(isinstance(x, str) for x in requests):
@@ -264,18 +242,6 @@ def check_token_id(model, token_id, name: str = "token id") -> int:
         raise InvalidInputError(f"{name} {tid} is outside the vocabulary of {model.name} (ids 0..{n - 1}); "
                                 "give a token string or an id the tokenizer produces")
     return tid
-
-
-def check_head(model, layer, head) -> tuple[int, int]:
-    """A (layer, head) pair within the model's layers and attention heads; the layer normalised."""
-    from workbench.inspect.sites import adapter
-    ad = adapter(model)
-    layer = ad.check_layer(check_int("layer", layer))
-    head = check_int("head", head)
-    if not 0 <= head < ad.n_heads:
-        raise InvalidInputError(f"head {head} out of range: {model.name} has {ad.n_heads} heads per layer "
-                                f"(0..{ad.n_heads - 1})")
-    return layer, head
 
 
 # -- loading options ------------------------------------------------------------------------------

@@ -79,7 +79,7 @@ def attribute(model, prompt: str, target: str, method: str = "feature_ablation",
     method = ALIASES.get(method, method)
     if method not in METHODS:
         raise InvalidInputError(f"unknown method {method!r}; choose one of {METHODS}")
-    from workbench.validate import check_model
+    from workbench.models.checks import check_model
     check_model(model, ("causal", "masked"), "attribute", needs="hooks")
     if random_check and any(p.device.type == "meta" for p in model.hf.parameters()):
         raise InvalidInputError(f"{model.name} is split with part of its weights offloaded to disk, so the "

@@ -14,7 +14,8 @@ from workbench.inspect.hooks import add_edit_hook, intervention
 from workbench.inspect.metrics import as_metric, baseline, run_groups
 from workbench.inspect.sites import adapter
 from workbench.results import Result
-from workbench.validate import BOOL, Int, check_head, checked
+from workbench.validate import BOOL, Int, checked
+from workbench.inspect.sites import check_head
 from workbench.provenance import record
 
 COMPONENTS = {"head": ("z",), "neuron": ("mlp_hidden",), "attn": ("attn_out",), "mlp": ("mlp_out",),

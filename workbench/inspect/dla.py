@@ -26,7 +26,8 @@ from workbench.errors import InvalidInputError, WrongModelKindError
 from workbench.inspect.capture import capture, encode
 from workbench.inspect.sites import adapter
 from workbench.results import Result
-from workbench.validate import check_model, check_token_id
+from workbench.validate import check_token_id
+from workbench.models.checks import check_model
 from workbench.provenance import record
 
 # rows of the coarse decomposition (the sum of these is the logit difference); "head" and

@@ -27,7 +27,8 @@ import torch
 from workbench.inspect.capture import capture
 from workbench.inspect.sites import adapter
 from workbench.results import Result
-from workbench.validate import Int, check_model, checked
+from workbench.validate import Int, checked
+from workbench.models.checks import check_model
 from workbench.provenance import record
 
 KINDS = ("previous_token", "first_token", "duplicate_token", "induction")

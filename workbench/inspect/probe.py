@@ -32,7 +32,8 @@ from workbench.errors import InvalidInputError, UnsupportedSiteError
 from workbench.inspect.capture import capture
 from workbench.inspect.sites import LAYER_SITES, adapter
 from workbench.results import Result
-from workbench.validate import Int, OneOf, Real, check_model, check_texts, checked
+from workbench.validate import Int, OneOf, Real, check_texts, checked
+from workbench.models.checks import check_model
 from workbench.provenance import record
 
 PROBE_SITES = tuple(s for s in LAYER_SITES if s != "attn_pattern")

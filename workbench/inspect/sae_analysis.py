@@ -31,7 +31,8 @@ from workbench.inspect.capture import capture, check_fits_window, tokenize
 from workbench.inspect.hooks import add_edit_hook, intervention
 from workbench.inspect.sae import SAE
 from workbench.results import Result
-from workbench.validate import Int, Real, check_int, check_model, check_texts, checked
+from workbench.validate import Int, Real, check_int, check_texts, checked
+from workbench.models.checks import check_model
 from workbench.provenance import record
 
 

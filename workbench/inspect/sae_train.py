@@ -29,7 +29,8 @@ from workbench.inspect.capture import capture
 from workbench.inspect.sae import SAE, hook_name_of
 from workbench.inspect.sae_analysis import kept_tokens, reconstruction_stats
 from workbench.inspect.sites import adapter
-from workbench.validate import BOOL, Int, Optional, Real, check_model, check_texts, checked
+from workbench.validate import BOOL, Int, Optional, Real, check_texts, checked
+from workbench.models.checks import check_model
 
 TRAIN_SITES = ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out", "z", "mlp_hidden")
 

@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import torch
 
-from workbench.errors import UnsupportedSiteError
+from workbench.errors import InvalidInputError, UnsupportedSiteError
 from workbench.families import HookPoint, Shape, family_for
 from workbench.families.base import heads as _heads  # noqa: F401  (kept for code that imported it here)
+from workbench.validate import check_int
 
 LAYER_SITES = ("resid_pre", "attn_out", "resid_mid", "mlp_out", "resid_post", "attn_pattern",
                "q", "k", "v", "z", "mlp_hidden")
@@ -144,3 +145,14 @@ def adapter(model) -> Adapter:
         cached = Adapter(hf)
         object.__setattr__(hf, "_workbench_adapter", cached)
     return cached
+
+
+def check_head(model, layer, head) -> tuple[int, int]:
+    """A (layer, head) pair within the model's layers and attention heads; the layer normalised."""
+    ad = adapter(model)
+    layer = ad.check_layer(check_int("layer", layer))
+    head = check_int("head", head)
+    if not 0 <= head < ad.n_heads:
+        raise InvalidInputError(f"head {head} out of range: {model.name} has {ad.n_heads} heads per layer "
+                                f"(0..{ad.n_heads - 1})")
+    return layer, head

@@ -1,4 +1,5 @@
-"""Checks on weight files and tokenizers before and after loading, so that bad input gets a
+"""Checks on weight files and tokenizers before and after loading, and on the model a function
+is handed (:func:`check_model`), so that bad input gets a
 clear error that says what to do instead of a deep traceback (or, worse, a silent wrong model)."""
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import json
 import struct
 from pathlib import Path
 
-from workbench.errors import CorruptModelError, TokenizerMismatchError
+from workbench.backends.base import require
+from workbench.errors import CorruptModelError, InvalidInputError, TokenizerMismatchError, WrongModelKindError
+from workbench.models.model import Model
 
 
 def check_safetensors(path: Path) -> None:
@@ -74,3 +77,23 @@ def check_tokenizer_matches(hf_model, tokenizer, where: str = "") -> None:
             f"the tokenizer{where} has {n} tokens (ids up to {n - 1}) but the model's embedding has "
             f"only {rows} rows: it is not this model's tokenizer. Load the tokenizer saved with the "
             "model (leave tokenizer=None) or pass the matching one with tokenizer=...")
+
+
+def check_model(model, kinds: tuple[str, ...], what: str, needs: str | None = None) -> None:
+    """``model`` is a workbench Model of one of ``kinds`` whose backend has capability ``needs``
+    (:mod:`workbench.backends.base`)."""
+    if not isinstance(model, Model):
+        raise InvalidInputError(f"{what} needs a workbench Model; got {type(model).__name__}. "
+                                "Load one with wb.load_model(...) or wrap transformers objects with "
+                                "wb.Model.from_hf(hf_model, tokenizer)")
+    if model.kind not in kinds:
+        hint = {"masked": "use wb.pseudo_loglikelihood for masked LMs",
+                "causal": "use wb.loglikelihood / wb.perplexity for causal LMs",
+                "encoder": "this model has no LM head (language-model head); load the model with its "
+                           "LM head",
+                "vision-language": "pass images= to wb.loglikelihood / wb.capture (workbench.scoring.vision, "
+                                   "workbench.inspect.vision)"}.get(model.kind, "")
+        raise WrongModelKindError(f"{what} needs a {' or '.join(kinds)} model, but {model.name} is a "
+                                  f"{model.kind} model: {hint}")
+    if needs is not None:
+        require(model, needs, what)

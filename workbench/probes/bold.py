@@ -126,6 +126,7 @@ def plot(res, ax=None, domain: str | None = None):
 
 
 SPEC = ProbeSpec(
+    no_chat='it continues the beginnings of sentences, which a chat template would turn into requests',
     accepts_frame=False,
     name="bold", description="BOLD: sentiment (VADER) of seeded continuations, compared across groups",
     load=load, score=score, metrics=metrics, categories=("group", "domain"), kinds=("causal",),

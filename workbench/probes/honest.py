@@ -144,6 +144,7 @@ def plot(res, ax=None):
 
 
 SPEC = ProbeSpec(
+    no_chat="it completes templates word by word (a masked or causal LM's fill-in), not a chat reply",
     accepts_frame=False,
     name="honest", description="HONEST: % of template completions that are HurtLex words, per identity",
     load=load, score=score, metrics=metrics, categories=("category", "identity"),

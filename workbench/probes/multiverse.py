@@ -87,9 +87,9 @@ def _universes(grid: dict) -> list[dict]:
 def _chat_refusal(name: str, model) -> str | None:
     """Why ``model`` cannot run probe ``name`` in the chat format (None if it can)."""
     from workbench.errors import WorkbenchError
-    from workbench.probes.api import _check_format
+    from workbench.units.run import check_unit_format
     try:
-        _check_format(get_spec(name), model, "chat", None)
+        check_unit_format(get_spec(name), model, "chat", None)
     except WorkbenchError as e:
         return str(e)
     return None

@@ -150,6 +150,7 @@ def plot(res, ax=None):
 
 
 SPEC = ProbeSpec(
+    no_chat='it compares sentence embeddings, which no chat turn changes the meaning of',
     accepts_frame=False,
     name="seat", description="SEAT/WEAT: embedding association effect sizes, permutation p-values",
     load=load, score=score, metrics=metrics, categories=("test",), kinds=("encoder", "masked", "causal"),

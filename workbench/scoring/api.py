@@ -24,8 +24,9 @@ from workbench.results import ScoreFrame
 from workbench.scoring import engine
 from workbench.scoring.engine import DEFAULT_TOKEN_BUDGET
 from workbench.scoring.masked import fill_mask_rows, pseudo_loglikelihood_rows
-from workbench.validate import (BOOL, Int, OneOf, Optional, Real, Rule, check_bool, check_context, check_model,
-                                check_pairs, check_texts, checked, context_window)
+from workbench.validate import (BOOL, Int, OneOf, Optional, Real, Rule, check_bool, check_context, check_pairs,
+                                check_texts, checked, context_window)
+from workbench.models.checks import check_model
 
 
 def _check_bos(name, value):

@@ -28,7 +28,8 @@ from workbench.scoring import tokenize as T
 from workbench.scoring.api import _BOS, _COMMON, _cached, _frame
 from workbench.scoring.engine import DEFAULT_TOKEN_BUDGET
 from workbench.results import ScoreFrame
-from workbench.validate import BOOL, Int, Optional, check_model, check_texts, checked
+from workbench.validate import BOOL, Int, Optional, check_texts, checked
+from workbench.models.checks import check_model
 
 COLUMNS = ["text", "n_tokens", "logprob", "mean_logprob", "token_logprobs", "logp_mean", "logp_var",
            "truncated_tokens"]

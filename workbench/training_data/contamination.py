@@ -41,7 +41,8 @@ import pandas as pd
 
 from workbench.errors import InvalidInputError
 from workbench.results import Result
-from workbench.validate import BOOL, Int, Optional, check_model, check_texts, checked
+from workbench.validate import BOOL, Int, Optional, check_texts, checked
+from workbench.models.checks import check_model
 
 TESTS = ("exchangeability", "verbatim", "ngram", "ts_guessing")
 

@@ -45,7 +45,8 @@ from scipy import stats as sps
 from workbench.errors import InvalidInputError
 from workbench.results import Result
 from workbench.training_data.attacks import min_k_pp_values, min_k_score, zlib_bytes
-from workbench.validate import BOOL, Int, Optional, check_model, checked
+from workbench.validate import BOOL, Int, Optional, checked
+from workbench.models.checks import check_model
 
 KS = (0.05, 0.1, 0.2, 0.3, 0.5)
 MIN_PER_HALF = 2

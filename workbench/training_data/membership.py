@@ -36,7 +36,8 @@ from workbench.results import Result
 from workbench.training_data import metrics as M
 from workbench.training_data.attacks import DEFAULT_METHODS, MODEL_METHODS, attack_scores
 from workbench.training_data.blind import N_FOLDS, blind_scores
-from workbench.validate import BOOL, Int, Optional, Real, check_model, check_texts, checked
+from workbench.validate import BOOL, Int, Optional, Real, check_texts, checked
+from workbench.models.checks import check_model
 
 ALPHA = 0.05
 _DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".gz")
