@@ -30,6 +30,7 @@ import dataclasses, json, os, signal, sys, time
 from pathlib import Path
 import workbench as wb
 from workbench.bench import runner
+from workbench.tasks import unit as task_units
 from workbench.testing import tiny_model
 
 cfg = json.loads(sys.argv[1])
@@ -43,13 +44,13 @@ def on_call(n_items):  # what the test asked this process to do at its N-th scor
     if calls[0] == cfg.get("stall_at"):
         time.sleep(600)  # a chunk that takes forever: the test kills the process here
 
-real_score_items = runner.score_items
+real_score_items = task_units.score_items
 def score_items(model, task, items, **kw):  # the real scorer; counted per cell
     on_call(len(items))
-    key = runner.run_key_of(model, task, kw.get("seed", 0), cfg.get("tag", ""))
+    key = task_units.task_run_key(model, task, kw.get("seed", 0), cfg.get("tag", ""))
     scored[key] = scored.get(key, 0) + len(items)
     return real_score_items(model, task, items, **kw)
-runner.score_items = score_items
+task_units.score_items = score_items
 
 if cfg.get("probe"):
     from workbench.probes import templated
@@ -266,7 +267,10 @@ def test_a_killed_probe_cell_resumes_item_by_item(tmp_path, env, monkeypatch):
         seen.append(len(items))
         return spec.score(model, items, options, skips)
     monkeypatch.setitem(templated.SPECS, probe, dataclasses.replace(spec, score=counted))
-    resumed = wb.run({"gpt2": model}, [], store=cfg["store"], chunk_size=chunk, probes=[probe], progress=False)
+    # every run scores without the score cache, as the killed worker did (probes honour score_kwargs), so
+    # each chunk is computed from the same batch in all three: equal to the bit
+    resumed = wb.run({"gpt2": model}, [], store=cfg["store"], chunk_size=chunk, probes=[probe], progress=False,
+                     score_kwargs={"cache": False})
     assert sum(seen) == total - 3 * chunk and max(seen) == chunk  # only the missing items, in chunks
     found, duplicated = _rows(cfg["store"])
     assert (total, found, duplicated) == (100, 100, 0)
@@ -276,10 +280,10 @@ def test_a_killed_probe_cell_resumes_item_by_item(tmp_path, env, monkeypatch):
 
     seen.clear()
     whole = wb.run({"gpt2": model}, [], store=tmp_path / "whole.db", chunk_size=chunk, probes=[probe],
-                   progress=False)
+                   progress=False, score_kwargs={"cache": False})
     assert sum(seen) == total
     key = f"probe:{probe}"
-    a, b = resumed.cells[0]["probe"], whole.cells[0]["probe"]
+    a, b = resumed.cells[0]["result"], whole.cells[0]["result"]
     assert a.summary().equals(b.summary()) and resumed.table().equals(whole.table())
     assert a.items.equals(b.items)
     assert np.allclose(resumed.items("gpt2", key)["diff"], direct.items["diff"])
@@ -321,7 +325,7 @@ def test_probe_rows_skipped_by_the_scorer_are_kept_across_a_resume(tmp_path, iso
     resumed = wb.run({"bert": model}, [], store=store, probes=[probe], chunk_size=2, progress=False)
     assert calls == [2, 1] and _rows(store) == (5, 0)  # the last 3 pairs only
     assert wb.open_store(store).attempts().status.tolist() == ["interrupted", "finished"]
-    res = resumed.cells[0]["probe"]
+    res = resumed.cells[0]["result"]
     pd.testing.assert_frame_equal(res.skipped, direct.skipped)
     assert res.items.item_id.tolist() == direct.items.item_id.tolist()
     assert np.allclose(res.items.score_more, direct.items.score_more)

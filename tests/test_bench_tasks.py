@@ -6,7 +6,7 @@ import json
 import pytest
 
 import workbench as wb
-from workbench.bench.tasks import KINDS, Task, list_tasks
+from workbench.tasks.spec import KINDS, Task, list_tasks
 from workbench.errors import DataError, InvalidInputError
 
 

@@ -135,7 +135,7 @@ def test_multiverse_has_format_as_a_dimension(chat_model, tiny):
 def test_tasks_take_the_chat_format(chat_model, isolated_cache):
     raw, cht = wb.load_task("capitals"), wb.load_task("capitals", format="chat")
     assert raw.hash != cht.hash and raw.hash == wb.load_task("capitals").hash
-    from workbench.bench.scorers import score_items
+    from workbench.tasks.kinds import score_items
     items = cht.select(3)
     r_raw, r_chat = score_items(chat_model, raw, items), score_items(chat_model, cht, items)
     assert [r["logprobs"] for r in r_raw] != [r["logprobs"] for r in r_chat]

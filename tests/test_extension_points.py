@@ -170,7 +170,7 @@ def test_hf_backend_and_capability_errors(toy_family):
 def test_a_benchmark_task_is_a_probe_with_the_runners_numbers(tmp_path):
     """Tasks and probes share one contract: a task read as a probe spec gives, through
     wb.run_probe, the numbers the benchmark runner stores for it."""
-    from workbench.bench.task_probe import task_as_probe
+    from workbench.tasks.unit import task_as_probe
     m = wb.testing.tiny_model("gpt2")
     wb.register_probe(task_as_probe("capitals"), replace=True)
     try:

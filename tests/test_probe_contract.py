@@ -173,18 +173,18 @@ def test_runner_resumes_a_new_contract_probe_and_matches_the_old_one(probes, dat
     assert [s[0] for s in seen_new] == ["load", "score"]
     assert all(not (set(s[1]) & HIDDEN) for s in seen_new)       # hidden keys never reach the options
     assert wb.open_store(store).attempts().status.tolist() == ["interrupted", "finished"]
-    res = resumed.cells[0]["probe"]
+    res = resumed.cells[0]["result"]
     np.testing.assert_array_equal(res.items.lp_good, direct.items.lp_good)
     pd.testing.assert_frame_equal(res.summary(), direct.summary())
     assert res.provenance["options"] == direct.provenance["options"]
 
     seen_new.clear()  # a finished cell is rebuilt from the store without loading or scoring
     again = wb.run({"gpt2": m}, [], store=store, probes=[cell], chunk_size=4, progress=False)
-    assert seen_new == [] and again.cells[0]["probe"].items.equals(res.items)
+    assert seen_new == [] and again.cells[0]["result"].items.equals(res.items)
 
     # the old-contract twin through the runner: the same rows, options and stored probe options
     old_res = wb.run({"gpt2": m}, [], store=tmp_path / "old.db", progress=False,
-                     probes=[{**cell, "name": "toy_old"}]).cells[0]["probe"]
+                     probes=[{**cell, "name": "toy_old"}]).cells[0]["result"]
     pd.testing.assert_frame_equal(old_res.items, res.items)
     assert old_res.options == res.options and old_res.provenance["options"] == res.provenance["options"]
 
@@ -257,7 +257,7 @@ def test_an_itemwise_registered_probe_resumes_item_by_item(data, tmp_path):
         stop, calls[:] = False, []
         resumed = wb.run({"gpt2": m}, [], store=store, probes=[cell], chunk_size=4, progress=False)
         assert calls == [4, 2]            # only the 6 items the interrupted attempt had not stored
-        res = resumed.cells[0]["probe"]
+        res = resumed.cells[0]["result"]
         pd.testing.assert_frame_equal(res.items[direct.items.columns].reset_index(drop=True),
                                       direct.items.reset_index(drop=True), check_dtype=False)
     finally:

@@ -9,7 +9,10 @@ import pandas as pd
 import pytest
 
 import workbench as wb
-from workbench.bench import training_cells
+import dataclasses
+
+from workbench.bench.cells import check_unit_of, run_unit_cell
+from workbench.training_data import checks
 from workbench.errors import InvalidInputError
 from workbench.training_data.testbed import build_testbed, synthetic_mc, synthetic_texts
 from workbench.training_data.ts_guessing import render
@@ -33,19 +36,22 @@ def _checks(tb):
 
 
 def _count_calls(monkeypatch):
-    """How often each check's function really runs (the cells call them through _function)."""
-    calls = {k: 0 for k in training_cells.KINDS}
-    real = training_cells._function
+    """How often each check really runs (the cells call each check's spec's score)."""
+    calls = {k: 0 for k in checks.KINDS}
 
-    def counting(kind):
-        fn = real(kind)
-
-        def wrapped(*a, **kw):
+    def counting(kind, real):
+        def score(model, items, ctx):
             calls[kind] += 1
-            return fn(*a, **kw)
-        return wrapped
-    monkeypatch.setattr(training_cells, "_function", counting)
+            return real(model, items, ctx)
+        return score
+    for kind in checks.KINDS:
+        spec = checks.CHECKS[kind]
+        monkeypatch.setitem(checks.CHECKS, kind, dataclasses.replace(spec, score=counting(kind, spec.score)))
     return calls
+
+
+def run_training_cell(model, label, check, store):
+    return run_unit_cell(model, label, check_unit_of(check), store)
 
 
 def test_checks_are_stored_reloaded_equal_and_not_recomputed(testbed, tmp_path, monkeypatch):
@@ -57,7 +63,7 @@ def test_checks_are_stored_reloaded_equal_and_not_recomputed(testbed, tmp_path, 
     direct = wb.membership(tb.tuned, tb.members, tb.nonmembers, methods=["loss", "min_k"], n_boot=200, cache=False)
 
     # a fresh store object on the same file: every result back, equal to the one just computed
-    fresh = wb.open_store(path).results()
+    fresh = wb.bench.BenchResults.from_store(wb.open_store(path))
     assert calls == {"membership": 2, "dataset_inference": 2, "contamination": 2}
     for model in ("tuned", "base"):
         for task in ("membership", "dataset_inference", "contamination"):
@@ -108,7 +114,7 @@ def test_changed_data_or_options_is_a_new_cell(testbed, tmp_path, monkeypatch):
              "n_boot": 200, "cache": False}
     store = wb.open_store(tmp_path / "r.db")
     for c in (check, dict(check, methods=["zlib"]), dict(check, nonmembers=tb.nonmembers[:-1]), check):
-        training_cells.run_training_cell(tb.base, "base", c, store)
+        run_training_cell(tb.base, "base", c, store)
     assert calls["membership"] == 3 and len(store.runs()) == 3
 
 
@@ -120,15 +126,15 @@ def test_files_are_identified_by_content_and_mc_items_work(tmp_path, tiny):
     store = wb.open_store(tmp_path / "r.db")
     check = {"kind": "contamination", "benchmark": pd.read_json(f, lines=True), "tests": ["exchangeability"],
              "n_shards": 3, "n_permutations": 19, "cache": False}
-    a = training_cells.run_training_cell(m, "m", check, store)
+    a = run_training_cell(m, "m", check, store)
     by_file = {"kind": "membership", "name": None, "members": str(f)}
-    key_file = training_cells.training_run_key(m, by_file, 0, "")
+    key_file = checks.training_run_key(m, by_file, 0, "")
     f.write_text(f.read_text() + "\n")
-    assert training_cells.training_run_key(m, by_file, 0, "") != key_file      # same path, new content: new key
-    assert training_cells.canonical([".", str(f)]) == [".", str(f)]     # texts that name files stay texts
-    corpus = training_cells._ident({"kind": "contamination", "name": None, "corpus": [str(f)]})["arguments"]["corpus"]
+    assert checks.training_run_key(m, by_file, 0, "") != key_file      # same path, new content: new key
+    assert checks.canonical([".", str(f)]) == [".", str(f)]     # texts that name files stay texts
+    corpus = checks._ident({"kind": "contamination", "name": None, "corpus": [str(f)]})["arguments"]["corpus"]
     assert corpus[0]["sha256"]                                           # a corpus of files: read by content
-    mc = training_cells.run_training_cell(m, "m", {"kind": "contamination", "name": "mc", "benchmark": items,
+    mc = run_training_cell(m, "m", {"kind": "contamination", "name": "mc", "benchmark": items,
                                                    "tests": ["ts_guessing"], "cache": False}, store)
     assert mc["task"] == "contamination:mc" and len(mc["result"].items["ts_guessing"]) == 6
     assert a["result"].summary().test.tolist() == ["exchangeability"]
@@ -145,5 +151,5 @@ def test_bad_checks_fail_before_any_model_is_loaded(tmp_path):
     with pytest.raises(InvalidInputError, match="backend='local'"):
         wb.run(["never-loaded"], [], store=tmp_path / "r.db", training=two[:1], backend="ray")
     with pytest.raises(InvalidInputError, match="by content"):
-        training_cells.training_run_key(wb.testing.tiny_model("gpt2"), {"kind": "contamination", "name": None,
+        checks.training_run_key(wb.testing.tiny_model("gpt2"), {"kind": "contamination", "name": None,
                                                                         "corpus": (t for t in ["a"])}, 0, "")

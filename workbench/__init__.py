@@ -48,7 +48,9 @@ _API = {
     "multiverse": "workbench.probes.multiverse:multiverse",
     # benchmark runner
     "run": "workbench.bench.runner:run",
-    "load_task": "workbench.bench.tasks:load_task",
+    "load_task": "workbench.tasks.spec:load_task",
+    "register_task_kind": "workbench.tasks.kinds:register_task_kind",
+    "register_check": "workbench.training_data.checks:register_check",
     "open_store": "workbench.bench.store:open_store",
     # how the model was made: training data and contamination
     "membership": "workbench.training_data.membership:membership",
@@ -58,7 +60,8 @@ _API = {
     "documentation": "workbench.provenance_audit.record:documentation",
     "lineage": "workbench.provenance_audit.lineage:lineage",
 }
-_SUBMODULES = {"inspect", "scoring", "models", "probes", "stats", "bench", "attribution", "testing", "widgets",
+_SUBMODULES = {"inspect", "scoring", "models", "probes", "tasks", "units", "stats", "bench", "attribution", "testing",
+               "widgets",
                "training_data", "backends", "families",
                "provenance_audit"}
 

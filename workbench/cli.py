@@ -115,12 +115,13 @@ def _open_existing(path: str):
 
 @command("results", "print the results table of a store", _results_args)
 def _results(args) -> int:
+    from workbench.bench.results import BenchResults
     store = _open_existing(args.store)
     if args.runs:
         cols = ["run_key", "model_name", "task_name", "task_hash", "status", "n_items", "n_attempts", "wall_s"]
         _print_frame(store.runs()[cols], args.format)
         return 0
-    res = store.results(models=args.models, tasks=args.tasks)
+    res = BenchResults.from_store(store, models=args.models, tasks=args.tasks)
     if args.leaderboard:
         _print_frame(res.leaderboard(), args.format)
     else:
@@ -139,7 +140,8 @@ def _compare_args(p):
 
 @command("compare", "paired test of two models on the same items of a task", _compare_args)
 def _compare(args) -> int:
-    res = _open_existing(args.store).results(models=[args.model_a, args.model_b], tasks=[args.task])
+    from workbench.bench.results import BenchResults
+    res = BenchResults.from_store(_open_existing(args.store), models=[args.model_a, args.model_b], tasks=[args.task])
     _print_frame(res.compare(args.model_a, args.model_b, args.task), args.format)
     return 0
 
@@ -166,7 +168,7 @@ def _diff(args) -> int:
 # ---- tasks -----------------------------------------------------------------------------------
 @command("tasks", "list the built-in benchmark tasks", lambda p: None)
 def _tasks(args) -> int:
-    from workbench.bench.tasks import list_tasks
+    from workbench.tasks.spec import list_tasks
     _print_frame(list_tasks())
     return 0
 

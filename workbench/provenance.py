@@ -13,7 +13,7 @@ probes, tasks and audits:
 """
 from __future__ import annotations
 
-import platform
+from workbench.versions import versions
 
 
 def model_record(model, full: bool = False) -> dict:
@@ -24,11 +24,6 @@ def model_record(model, full: bool = False) -> dict:
     if full:
         out.update(fingerprint=model.fingerprint, interventions=list(model.interventions))
     return out
-
-
-def versions() -> dict:
-    from workbench.models.fingerprint import library_versions
-    return {**library_versions(), "python": platform.python_version()}
 
 
 def record(model, **fields) -> dict:

@@ -558,13 +558,10 @@ def load_llamacpp(spec, *, tokenizer=None, name: str | None = None, licence: str
     ``.gguf`` path or a folder holding one. ``n_threads`` (default: the CPUs this process may run
     on, so ``taskset`` pins it), ``n_gpu_layers`` (layers on a GPU build's device), ``n_ctx``
     (initial context size; it grows on demand up to the model's window)."""
-    import hashlib
-    import json
-
     import transformers as T
 
     from workbench.backends import gguf_files
-    from workbench.models.fingerprint import hash_config, hash_tokenizer, library_versions
+    from workbench.models.fingerprint import fingerprint_record, weights_hash
     from workbench.models.loading import _load_tokenizer, detect_kind
     from workbench.models.model import Model
 
@@ -593,22 +590,10 @@ def load_llamacpp(spec, *, tokenizer=None, name: str | None = None, licence: str
                                      f"{backend.engine.n_vocab}: it is not this model's tokenizer")
     meta = gguf_files.header_metadata(header)
     files = {gguf.file_name: gguf.sha256}  # the same weights hash as the HF route of this GGUF
-    template = getattr(tokenizer, "chat_template", None)
-    fp = {
-        "weights_sha256": hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest(),
-        "weight_files": files,
-        "tokenizer_sha256": hash_tokenizer(tokenizer),
-        "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest() if isinstance(template, str) else None,
-        "config_sha256": hash_config(config),
-        "architecture": config.model_type,
-        "dtype": backend.file_type,
-        "device": "gpu" if n_gpu_layers else "cpu",
-        "licence": licence or gguf.licence or meta.get("general.license") or "unknown (no licence in the GGUF header)",
-        "source": gguf.source,
-        **library_versions(),
-        "loaded_from": str(gguf.path),
-    }
-    import platform
-    fp["python"] = platform.python_version()
+    fp = fingerprint_record(weights_sha256=weights_hash(files), weight_files=files, tokenizer=tokenizer,
+                            config=config, dtype=backend.file_type, device="gpu" if n_gpu_layers else "cpu",
+                            licence=licence or gguf.licence or meta.get("general.license")
+                            or "unknown (no licence in the GGUF header)",
+                            source=gguf.source, loaded_from=str(gguf.path))
     return Model(hf=None, tokenizer=tokenizer, name=name or gguf.alias or Path(gguf.file_name).stem, kind="causal",
                  fingerprint=fp, licence=fp["licence"], source=gguf.source, backend=backend)

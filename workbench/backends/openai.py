@@ -272,9 +272,7 @@ def load_openai(spec, *, model_name: str | None = None, tokenizer=None, name: st
     ``/v1``); ``model_name`` the served model (default: the only one ``/v1/models`` lists);
     ``tokenizer`` (required) the served model's tokenizer: an embedded alias, a ``.gguf`` file or
     a transformers folder (its config gives the context window)."""
-    import hashlib
-
-    from workbench.models.fingerprint import hash_config, hash_tokenizer, library_versions
+    from workbench.models.fingerprint import fingerprint_record
     from workbench.models.model import Model
 
     if options:
@@ -300,21 +298,11 @@ def load_openai(spec, *, model_name: str | None = None, tokenizer=None, name: st
     tok, config, tok_source = _tokenizer_and_config(tokenizer)
     backend = OpenAIBackend(client, model_name, config, tok, batch_size=batch_size, concurrency=concurrency)
     backend.probe()
-    template = getattr(tok, "chat_template", None)
-    fp = {
-        # the served weights cannot be hashed from here: the server and model name stand for them
-        "weights_sha256": None,
-        "served_model": model_name,
-        "tokenizer_sha256": hash_tokenizer(tok),
-        "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest() if isinstance(template, str) else None,
-        "config_sha256": hash_config(config),
-        "architecture": config.model_type,
-        "dtype": "served",
-        "device": "server",
-        "licence": licence or "unknown (served model: check its source)",
-        "source": f"server:{client.base_url} ({model_name}); tokenizer {tok_source}",
-        **library_versions(),
-    }
+    # the served weights cannot be hashed from here: the server and model name stand for them
+    fp = fingerprint_record(weights_sha256=None, weight_files={}, tokenizer=tok, config=config, dtype="served",
+                            device="server", licence=licence or "unknown (served model: check its source)",
+                            source=f"server:{client.base_url} ({model_name}); tokenizer {tok_source}",
+                            served_model=model_name)
     return Model(hf=None, tokenizer=tok, name=name or model_name, kind="causal", fingerprint=fp,
                  licence=fp["licence"], source=fp["source"], backend=backend)
 

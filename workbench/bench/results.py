@@ -12,7 +12,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from workbench.bench.units import attach, table_frame, view
+from workbench.bench.cells import finished, rebuild
+from workbench.bench.view import table_frame, view
 from workbench.errors import InvalidInputError
 from workbench.results import Result
 from workbench.stats import Comparable, compare
@@ -33,7 +34,6 @@ class BenchResults(Result):
 
     def __init__(self, store, cells: list[dict], wall_s: float | None = None, seed: int = 0, n_boot: int = 2000):
         self.store, self.cells, self.seed, self.n_boot = store, cells, seed, n_boot
-        self._items: dict = {}
         super().__init__(frame=self.table(), provenance={
             "store": str(store.path), "wall_s": wall_s, "seed": seed,
             "runs": [{k: c.get(k) for k in ("model", "task", "run_key", "fingerprint", "task_hash")} for c in cells]})
@@ -49,13 +49,13 @@ class BenchResults(Result):
         cells = []
         for (model, task), g in runs.groupby(["model_name", "task_name"], sort=False):
             r = g.sort_values("updated_at").iloc[-1]
-            spec = json.loads(store.run_info(r.run_key)["task_spec_json"] or "{}")
-            cell = {"model": model, "task": task, "run_key": r.run_key, "kind": r.task_kind,
-                    "group": spec.get("group"), "fingerprint": r.model_fingerprint, "item_ids": None,
-                    "task_hash": r.task_hash, "format": spec.get("format", "raw"),
-                    "system_prompt": spec.get("system_prompt")}
-            if attach(store, cell):  # False: a check killed before it finished has nothing to show
-                cells.append(cell)
+            result = rebuild(store, r.run_key, label=model)
+            if getattr(result, "spec", None) is None and not finished(store, r.run_key):
+                continue  # a check killed before it finished has nothing to show
+            categories = getattr(getattr(result, "spec", None), "categories", ())
+            cells.append({"model": model, "task": task, "run_key": r.run_key, "kind": r.task_kind,
+                          "group": categories[0] if categories else None, "fingerprint": r.model_fingerprint,
+                          "item_ids": None, "task_hash": r.task_hash, "result": result})
         return cls(store, cells)
 
     # ---- lookup -------------------------------------------------------------------------------
@@ -78,14 +78,15 @@ class BenchResults(Result):
         """One row per item with the scores its metric used (BLiMP: ``UID``, ``logprob_good``,
         ``logprob_bad``, ``correct``; multiple choice: ``logprobs``, ``pred``, ``correct``, ...)."""
         c = self._cell(model, task)
-        out = view(c, self).items()
+        out = view(c).items()
         out.attrs.update(run_key=c["run_key"], task_hash=c.get("task_hash"), fingerprint=c["fingerprint"])
         return out
 
     def result(self, model: str, task: str):
-        """The result object of a probe or training-data cell (``ProbeResult``, ``MembershipResult``,
-        ``DatasetInferenceResult``, ``ContaminationResult``), as rebuilt from the store."""
-        return view(self._cell(model, task), self).result
+        """The result object of a cell (a task's ``TaskResult``, a probe's ``ProbeResult``, a check's
+        ``MembershipResult``, ``DatasetInferenceResult`` or ``ContaminationResult``), as rebuilt
+        from the store."""
+        return view(self._cell(model, task)).result
 
     def runs(self) -> pd.DataFrame:
         """The store's run rows for this grid (run keys, status, attempts, wall time)."""
@@ -99,7 +100,7 @@ class BenchResults(Result):
         ``"<task>/<group>"``. Probe rows are the probe's own ``summary()`` (its level: 0.95)."""
         if not groups and level == 0.95 and getattr(self, "frame", None) is not None:
             return self.frame.copy()  # (attrs too) computed once at construction (seeded: the same numbers)
-        frames = [table_frame(c, view(c, self).rows(groups, level)) for c in self.cells]
+        frames = [table_frame(c, view(c).rows(groups, level)) for c in self.cells]
         frames = [f for f in frames if not f.empty]
         out = pd.concat(frames, ignore_index=True)[TABLE_COLUMNS] if frames else pd.DataFrame(columns=TABLE_COLUMNS)
         # provenance travels with the table: which task content and model state each row is from
@@ -124,7 +125,7 @@ class BenchResults(Result):
         t = self.frame
         cols, ranks = {}, {}
         for c in self._task_cells():
-            metric, higher = view(c, self).primary
+            metric, higher = view(c).primary
             sel = t[(t.task == c["task"]) & (t.metric == metric)].set_index("model")["value"]
             cols[f"{c['task']}:{metric}"] = sel
             ranks[c["task"]] = sel.rank(ascending=not higher, method="min")
@@ -136,10 +137,10 @@ class BenchResults(Result):
     def _task_cells(self) -> list[dict]:
         """Cells with a better/worse direction (benchmark tasks; probes and training-data checks
         have none: no leaderboard or bar)."""
-        return [c for c in self.cells if view(c, self).primary is not None]
+        return [c for c in self.cells if view(c).primary is not None]
 
     def comparable(self, model: str, task: str) -> Comparable:
-        return view(self._cell(model, task), self).comparable()
+        return view(self._cell(model, task)).comparable()
 
     def compare(self, model_a: str, model_b: str, task: str, metrics=None, level: float = 0.95) -> pd.DataFrame:
         """Paired test of two models on the same items of ``task``: ``diff = a - b`` with a paired
@@ -189,7 +190,7 @@ class BenchResults(Result):
             raise InvalidInputError(f"kind must be 'bars' or 'forest', got {kind!r}")
         t = self.frame
         if metric is None:
-            keep = {(c["task"], view(c, self).primary[0]) for c in self._task_cells()}
+            keep = {(c["task"], view(c).primary[0]) for c in self._task_cells()}
             t = t[[(a, b) in keep for a, b in zip(t.task, t.metric)]]
         else:
             t = t[t.metric == metric]

@@ -1,118 +1,37 @@
-"""``wb.run``: a grid of models x tasks (x bias probes, x training-data checks), resumable, stored item by item.
+"""``wb.run``: a grid of models x units of work (benchmark tasks, bias probes, training-data
+checks), resumable, stored item by item.
 
 One model is in memory at a time: the grid walks models in the outer loop, loads each (when
-given as an alias or path), runs all its tasks, then lets it go before loading the next. Each
-(model, task) cell is identified by a *run key* (model state x task hash x seed x tag x workbench
-version); items already in the store under that key are not scored again.
+given as an alias or path), runs all its cells, then lets it go before loading the next. Every
+cell is the same kind of cell (:mod:`workbench.bench.cells`): identified by a *run key* (model
+state x unit content x seed x tag x workbench version), its items already in the store under that
+key not scored again.
 """
 from __future__ import annotations
 
 import gc
-import hashlib
-import json
-import platform
 import time
+import warnings
 from dataclasses import dataclass
-from typing import Callable
 
-from workbench.bench.probe_cells import parse_probe, run_probe_cell
-from workbench.bench.scorers import score_items
+from workbench.bench.cells import (WorkUnit, cell_description, complete, rebuild, resolve_unit, run_unit_cell,
+                                   selected_keys)
+from workbench.bench.executor_ray import run_grid_ray
+from workbench.bench.results import BenchResults
 from workbench.bench.store import open_store
-from workbench.bench.training_cells import parse_training, run_training_cell, training_task_name
-from workbench.bench.tasks import load_task
 from workbench.errors import InvalidInputError
+from workbench.models.loading import load_model
+from workbench.models.model import Model
+from workbench.tasks.spec import Task
+from workbench.units.run import check_limit
+from workbench.validate import check_bool, check_int
+from workbench.versions import package_versions  # noqa: F401  (its former home; kept for code that imported it here)
 
-BACKENDS = ("local", "ray")
-
-
-def package_versions() -> dict:
-    import numpy
-    import torch
-    import transformers
-
-    import workbench
-    return {"workbench": workbench.__version__, "torch": torch.__version__,
-            "transformers": transformers.__version__, "numpy": numpy.__version__,
-            "python": platform.python_version()}
-
-
-def run_key_of(model, task, seed: int, tag: str) -> str:
-    """The identity of a cell: same model state, same task content, same seed/tag, same
-    workbench version => same key (and its stored items are re-used)."""
-    import workbench
-    ident = [model.state_id, task.name, task.hash, int(seed), tag, workbench.__version__]
-    return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:16]
-
-
-def _chunks(seq, n):
-    for i in range(0, len(seq), n):
-        yield seq[i:i + n]
-
-
-def task_cell(label: str, task, key: str, fingerprint: str, items: list[dict]) -> dict:
-    """The description of a (model, task) cell that :class:`BenchResults` reads."""
-    return {"model": label, "task": task.name, "run_key": key, "kind": task.kind, "group": task.group,
-            "task_hash": task.hash, "fingerprint": fingerprint, "item_ids": [it["id"] for it in items],
-            "format": task.format, "system_prompt": task.system_prompt}
-
-
-def run_cell(model, label: str, task, store, *, limit=None, seed: int = 0, tag: str = "", chunk_size: int = 64,
-             backend: str = "local", progress: bool = True, score_kwargs: dict | None = None,
-             wait: bool = True) -> dict | None:
-    """Score the items of one (model, task) cell that the store does not have yet.
-
-    Each chunk of ``chunk_size`` items is committed in one transaction, so a kill loses at most
-    the chunk in flight. The cell's lease is taken first (:mod:`workbench.bench.lease`): while
-    another live process computes the cell, this one waits and then adopts what it stored
-    (``wait=True``), or returns None at once (``wait=False``: the grid runner takes other cells
-    first). Returns the cell description used by :class:`BenchResults`.
-    """
-    from workbench.bench.lease import under_lease
-
-    store = open_store(store)
-    items = task.select(limit)
-    key = run_key_of(model, task, seed, tag)
-
-    def compute(lease):  # resumes: only the items the store does not have are scored
-        _score_cell(model, label, task, store, items, key, lease, limit=limit, seed=seed, tag=tag,
-                    chunk_size=chunk_size, backend=backend, progress=progress, score_kwargs=score_kwargs)
-    if not under_lease(store, key, compute, wait=wait):
-        return None
-    return task_cell(label, task, key, model.state_id, items)
-
-
-def _score_cell(model, label, task, store, items, key, lease, *, limit, seed, tag, chunk_size, backend, progress,
-                score_kwargs) -> None:
-    import torch
-    from tqdm.auto import tqdm
-
-    versions = package_versions()
-    store.ensure_run(key, model_name=label, model_fingerprint=model.state_id,
-                     fingerprint_json=json.dumps({**model.fingerprint, "interventions": model.interventions},
-                                                 default=str),
-                     task_name=task.name, task_hash=task.hash, task_kind=task.kind,
-                     task_spec_json=json.dumps(task.spec(), default=str), seed=int(seed), tag=tag,
-                     versions_json=json.dumps(versions), n_items_task=len(task.all_items))
-    done = store.done_ids(key)
-    todo = [it for it in items if it["id"] not in done]
-    attempt = store.start_attempt(key, backend=backend, item_limit=limit, n_requested=len(items),
-                                  n_already_done=len(items) - len(todo), versions=versions)
-    lease.set_attempt(attempt)
-    torch.manual_seed(seed)
-    kwargs = {"progress": False, **(score_kwargs or {})}  # one bar per cell, not one per chunk
-    bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=f"{label} | {task.name}",
-               unit="item", disable=not progress, leave=False)
-    from workbench.bench.lease import recorded_attempt
-    with bar, recorded_attempt(store, attempt, lease):
-        for chunk in _chunks(todo, chunk_size):
-            store.add_items(key, attempt, score_items(model, task, chunk, seed=seed, **kwargs), lease=lease)
-            lease.check()
-            bar.update(len(chunk))
+EXECUTORS = ("local", "ray")
 
 
 def _model_specs(models) -> list[tuple[str, object]]:
     """(label, alias-or-Model) pairs from a list, a dict {label: model}, or one model."""
-    from workbench.models.model import Model
     if isinstance(models, (str, Model)):
         models = [models]
     pairs = list(models.items()) if isinstance(models, dict) else \
@@ -131,40 +50,69 @@ def _model_specs(models) -> list[tuple[str, object]]:
 
 def load_model_spec(spec):
     """A loaded Model from an alias/path (or the Model itself)."""
-    if not isinstance(spec, str):
-        return spec
-    from workbench.models.loading import load_model
-    return load_model(spec)
+    return load_model(spec) if isinstance(spec, str) else spec
 
 
-def run(models, tasks, store="results.db", limit=None, probes=None, seed: int = 0, backend: str | None = None,
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    if isinstance(value, (str, dict, Task, WorkUnit)) or hasattr(value, "kind"):
+        return [value]
+    return list(value)
+
+
+def grid_units(tasks=None, probes=None, training=None, units=None) -> list[WorkUnit]:
+    """The grid's units, in the order given: ``units`` (any mix), then the older keywords'
+    ``tasks``, ``probes`` (each a probe) and ``training`` (each a check), all resolved and checked
+    before any model is loaded."""
+    work = [resolve_unit(u) for u in _as_list(units)]
+    work += [resolve_unit(t) if not isinstance(t, str) or t.startswith("task:") else resolve_unit(f"task:{t}")
+             for t in _as_list(tasks)]
+    work += [resolve_unit(p if not isinstance(p, str) or "=" in p or p.startswith("probe:") else f"probe:{p}")
+             for p in _as_list(probes)]
+    work += [resolve_unit({"check": c["kind"], **{k: v for k, v in c.items() if k != "kind"}})
+             if isinstance(c, dict) and "kind" in c and "check" not in c else resolve_unit(c)
+             for c in _as_list(training)]
+    if not work:
+        raise InvalidInputError("there is nothing to run: pass units=[...] (task names such as 'blimp', probe "
+                                "names such as 'crows_pairs=../shared/data/crows_pairs', or training-data checks "
+                                "such as {'check': 'membership', ...}), or tasks=/probes=/training=")
+    names = [w.name for w in work]
+    if len(set(names)) != len(names):
+        raise InvalidInputError(f"unit names must be unique in a grid, got {names} (give training checks of one "
+                                "kind distinct 'name's)")
+    return work
+
+
+def run(models, tasks=None, store="results.db", limit=None, probes=None, seed: int = 0, backend: str | None = None,
         tag: str = "", chunk_size: int = 64, progress: bool = True, score_kwargs: dict | None = None,
-        ray_address: str | None = None, training=None, executor: str | None = None):
-    """Run every task (and bias probe) on every model; results land in a SQLite store.
+        ray_address: str | None = None, training=None, executor: str | None = None, units=None):
+    """Run every unit of work on every model; results land in a SQLite store.
 
     Parameters
     ----------
     models : aliases/paths (loaded one at a time), loaded :class:`~workbench.Model` objects, or a
         dict ``{label: model}``.
-    tasks : task names (``wb.bench.list_tasks()``), YAML/data paths, dict specs or Tasks.
+    units : the units of work, any mix: benchmark task names (``wb.tasks.list_tasks()``), YAML/data
+        paths, dict specs or Tasks (``"task:<name>"`` says it is a task); bias probes
+        (``"crows_pairs=<data path>"``, ``"probe:<name>"`` or ``{"name", "data", **options}``;
+        ``wb.list_probes()``); training-data checks (``{"check": "membership" |
+        "dataset_inference" | "contamination", "name": ..., **arguments}``, the arguments of
+        ``wb.membership`` etc.; see :mod:`workbench.training_data.checks`). A task appears in
+        ``table()`` under its name, a probe as ``"probe:<name>"``, a check as ``"<check>[:<name>]"``.
+    tasks, probes, training : the older keywords, still taken: each a list of tasks, of probes, of
+        training checks (``{"kind": ...}``), run after ``units``.
     store : path of the SQLite results database (created if missing) or an open Store.
-    limit : at most this many items per task (per group, i.e. per BLiMP paradigm); None = all.
-    probes : bias probes run on each model in the same grid (``wb.run_probe``): names
-        (``"occupations_pronouns"``), ``"crows_pairs=<data path>"`` or dicts ``{"name", "data",
-        **options}``; their items land in the same store, their summaries in ``table()`` as task
-        ``"probe:<name>"`` (see :mod:`workbench.bench.probe_cells`).
-    training : training-data checks run on each model in the same grid: dicts ``{"kind":
-        "membership" | "dataset_inference" | "contamination", "name": ..., **arguments}`` (the
-        arguments of ``wb.membership`` etc.); each is one cell, task ``"<kind>[:<name>]"``, its
-        result stored whole and reloaded on a rerun (``res.result(model, task)``; rows in
-        ``table()``). See :mod:`workbench.bench.training_cells`.
-    seed : seeds torch before each cell and is passed to generation; part of the run identity.
+    limit : at most this many items per task (per group, i.e. per BLiMP paradigm) and per probe
+        (a seeded sample); None = all.
+    seed : seeds torch before each cell and is passed to generation and checks; part of the run identity.
     executor : where cells run: ``"local"`` (this process, the default) or ``"ray"`` (one Ray task per
         cell; ``pip install .[ray]``). ``backend=`` is its former name, still accepted with a
         DeprecationWarning: "backend" now names a model's engine (``wb.load_model(backend=...)``).
     tag : a label that is part of the run identity: a new tag re-runs everything under it.
     chunk_size : items committed per transaction (a kill loses at most one chunk).
-    score_kwargs : passed to the scoring functions (e.g. ``{"batch_size": 16}``).
+    score_kwargs : passed to the scoring functions (e.g. ``{"batch_size": 16}``; ``{"cache": False}``
+        scores without the scoring engine's cache).
 
     Re-running the same call re-uses every stored item: an interrupted grid finishes where it
     stopped. The same grid started in two processes on one store splits the work: each cell is
@@ -176,54 +124,46 @@ def run(models, tasks, store="results.db", limit=None, probes=None, seed: int = 
     -------
     >>> import workbench as wb, tempfile, os
     >>> from workbench.testing import tiny_model
-    >>> res = wb.run([tiny_model("gpt2")], ["capitals"], store=os.path.join(tempfile.mkdtemp(), "r.db"),
+    >>> res = wb.run([tiny_model("gpt2")], units=["capitals"], store=os.path.join(tempfile.mkdtemp(), "r.db"),
     ...              limit=4, progress=False)
     >>> row = res.table().iloc[0]
     >>> row.model, row.task, row.metric, int(row.n)
     ('tiny-gpt2', 'capitals', 'acc', 4)
     """
-    from workbench.bench.results import BenchResults
+    executor = _executor(executor, backend)
+    limit = check_limit(limit)
+    seed = check_int("seed", seed, min=0)
+    chunk_size = check_int("chunk_size", chunk_size, min=1)
+    progress = check_bool("progress", progress)
+    work = grid_units(tasks, probes, training, units)
+    if executor == "ray" and any(w.spec.unit != "task" for w in work):
+        raise InvalidInputError("probes and training checks run with executor='local' (backend='local') only for "
+                                "now; run them in a separate wb.run call")
+    for w in work:
+        if w.spec.unit == "task":
+            w.spec.task.select(limit)  # validate groups and data before any model is loaded
+    specs = _model_specs(models)
+    store = open_store(store)
+    t0 = time.perf_counter()
+    options = dict(limit=limit, seed=seed, tag=tag, chunk_size=chunk_size, score_kwargs=score_kwargs)
+    if executor == "ray":
+        cells = run_grid_ray(specs, work, store.path, address=ray_address, **options)
+    else:
+        cells = _run_grid_local(specs, work, store, progress=progress, **options)
+    return BenchResults(store, cells, wall_s=time.perf_counter() - t0, seed=seed)
 
+
+def _executor(executor, backend) -> str:
     if backend is not None:
-        import warnings
         if executor is not None and executor != backend:
             raise InvalidInputError(f"executor={executor!r} and backend={backend!r} disagree: pass executor= only "
                                     "(backend= is its former name)")
         warnings.warn("wb.run(backend=...) is now executor=...: 'backend' names a model's engine "
-                      "(wb.load_model(backend=...))", DeprecationWarning, stacklevel=2)
-    backend = executor or backend or "local"  # the cells' executor (the store's attempts call it backend)
-    if backend not in BACKENDS:
-        raise InvalidInputError(f"executor (formerly backend) must be one of {BACKENDS}, got {backend!r}")
-    if (probes or training) and backend == "ray":
-        raise InvalidInputError("probes and training checks run with executor='local' (backend='local') only for now; "
-                                "run them in a separate wb.run call")
-    if isinstance(tasks, (str, dict)) or hasattr(tasks, "kind"):
-        tasks = [tasks]
-    task_objs = [load_task(t) for t in tasks]
-    if isinstance(training, dict):
-        training = [training]
-    training = [parse_training(c) for c in (training or [])]
-    if not task_objs and not probes and not training:
-        raise InvalidInputError("tasks is empty: pass e.g. tasks=['blimp'] (see wb.bench.list_tasks())")
-    names = [t.name for t in task_objs] + [training_task_name(c) for c in training]
-    if len(set(names)) != len(names):
-        raise InvalidInputError(f"task names must be unique in a grid, got {names} (give training checks of one "
-                                "kind distinct 'name's)")
-    probes = [parse_probe(p) for p in (probes or [])]
-    for t in task_objs:
-        t.select(limit)  # validate limit, groups and data before any model is loaded
-    specs = _model_specs(models)
-    if not isinstance(chunk_size, int) or chunk_size < 1:
-        raise InvalidInputError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    store = open_store(store)
-    t0 = time.perf_counter()
-    options = dict(limit=limit, seed=seed, tag=tag, chunk_size=chunk_size, score_kwargs=score_kwargs)
-    if backend == "ray":
-        from workbench.bench.ray_backend import run_grid_ray
-        cells = run_grid_ray(specs, task_objs, store.path, address=ray_address, **options)
-    else:
-        cells = _run_grid_local(specs, task_objs, probes, store, progress=progress, training=training, **options)
-    return BenchResults(store, cells, wall_s=time.perf_counter() - t0, seed=seed)
+                      "(wb.load_model(backend=...))", DeprecationWarning, stacklevel=3)
+    executor = executor or backend or "local"
+    if executor not in EXECUTORS:
+        raise InvalidInputError(f"executor (formerly backend) must be one of {EXECUTORS}, got {executor!r}")
+    return executor
 
 
 @dataclass
@@ -233,14 +173,12 @@ class _Pending:
     pos: int
     label: str
     spec: object          # the model alias/path or Model, reloaded only if the cell must be computed here
-    key: str
-    complete: Callable    # store -> bool: its results are all stored
-    adopt: Callable       # store -> the cell description, from the stored results
-    run: Callable         # (model, wait) -> the cell description, or None while leased elsewhere
+    work: WorkUnit
+    cell: dict            # its description (run key, ...)
+    item_keys: list | None   # a task cell's selected items (None: another unit, complete once finished)
 
 
-def _run_grid_local(specs, task_objs, probes, store, *, progress, limit, seed, tag, chunk_size,
-                    score_kwargs, training=()) -> list[dict]:
+def _run_grid_local(specs, work, store, *, progress, limit, seed, tag, chunk_size, score_kwargs) -> list[dict]:
     """Models outer, cells inner. A cell leased by another live process (the same grid started
     twice on one store) is skipped at first; once this process has done every free cell, it waits
     for those, adopting the stored results when the owner finishes, or computing the rest itself
@@ -248,81 +186,45 @@ def _run_grid_local(specs, task_objs, probes, store, *, progress, limit, seed, t
     from tqdm.auto import tqdm
 
     cells, pending = [], []
-    grid_bar = tqdm(total=len(specs) * (len(task_objs) + len(probes) + len(training)), desc="grid", unit="cell",
-                    disable=not progress)
-    opts = dict(limit=limit, seed=seed, tag=tag, chunk_size=chunk_size)
+    grid_bar = tqdm(total=len(specs) * len(work), desc="grid", unit="cell", disable=not progress)
+    opts = dict(limit=limit, seed=seed, tag=tag, chunk_size=chunk_size, score_kwargs=score_kwargs,
+                progress=progress)
     for label, spec in specs:
         model = load_model_spec(spec)
-        for task in task_objs:
-            def run_task(m, wait, label=label, task=task):
-                return run_cell(m, label, task, store, progress=progress, score_kwargs=score_kwargs, wait=wait,
-                                **opts)
-            cells.append(run_task(model, False))
-            if cells[-1] is None:  # another process is computing it: come back to it at the end
-                pending.append(_pending_task(len(cells) - 1, model, label, spec, task, run_task, limit, seed, tag))
-            grid_bar.update(cells[-1] is not None)
-        for probe in probes:  # bias probes in the same grid, same store
-            def run_probe(m, wait, label=label, probe=probe):
-                return run_probe_cell(m, label, probe, store, wait=wait, **opts)
-            cells.append(run_probe(model, False))
-            if cells[-1] is None:
-                pending.append(_pending_probe(len(cells) - 1, model, label, spec, probe, run_probe, limit, seed, tag))
-            grid_bar.update(cells[-1] is not None)
-        for check in training:  # training-data checks: one whole cell each, same store
-            def run_check(m, wait, label=label, check=check):
-                return run_training_cell(m, label, check, store, seed=seed, tag=tag, wait=wait)
-            cells.append(run_check(model, False))
-            if cells[-1] is None:
-                pending.append(_pending_training(len(cells) - 1, model, label, spec, check, run_check, seed, tag))
-            grid_bar.update(cells[-1] is not None)
+        for w in work:
+            cell = run_unit_cell(model, label, w, store, wait=False, **opts)
+            if cell is None:  # another process is computing it: come back to it at the end
+                desc = cell_description(model, label, w, limit, seed, tag)
+                pending.append(_Pending(len(cells), label, spec, w, desc, selected_keys(w, limit)))
+            cells.append(cell)
+            grid_bar.update(cell is not None)
         del model
         gc.collect()  # one model in memory at a time
-    _wait_for_pending(pending, cells, store, grid_bar)
+    _wait_for_pending(pending, cells, store, grid_bar, opts)
     grid_bar.close()
     return cells
 
 
-def _pending_task(pos, model, label, spec, task, run, limit, seed, tag) -> _Pending:
-    items, key = task.select(limit), run_key_of(model, task, seed, tag)
-    desc, ids = task_cell(label, task, key, model.state_id, items), {it["id"] for it in items}
-    return _Pending(pos, label, spec, key, complete=lambda store: ids <= store.done_ids(key),
-                    adopt=lambda store: desc, run=run)
-
-
-def _pending_probe(pos, model, label, spec, probe, run, limit, seed, tag) -> _Pending:
-    from workbench.bench.probe_cells import load_probe_result, probe_cell, probe_finished
-    desc = probe_cell(model, label, probe, limit, seed, tag)
-    key = desc["run_key"]
-    return _Pending(pos, label, spec, key, complete=lambda store: probe_finished(store, key),
-                    adopt=lambda store: {**desc, "probe": load_probe_result(store, key)}, run=run)
-
-
-def _pending_training(pos, model, label, spec, check, run, seed, tag) -> _Pending:
-    from workbench.bench.training_cells import load_training_result, training_cell, training_finished
-    desc = training_cell(model, label, {**check, "seed": check.get("seed", seed)}, seed, tag)
-    key = desc["run_key"]
-    return _Pending(pos, label, spec, key, complete=lambda store: training_finished(store, key),
-                    adopt=lambda store: {**desc, "result": load_training_result(store, key)}, run=run)
-
-
-def _wait_for_pending(pending: list[_Pending], cells: list, store, bar) -> None:
+def _wait_for_pending(pending: list[_Pending], cells: list, store, bar, opts) -> None:
     """Poll the cells other processes hold until each is adopted or computed here; a model is
     loaded again only for a cell whose owner died before finishing it."""
     loaded = (None, None)  # (label, model): one model in memory at a time
     while pending:
         waiting = []
         for p in pending:
-            if store.lease_holder(p.key) is not None:
+            key = p.cell["run_key"]
+            if store.lease_holder(key) is not None:
                 waiting.append(p)
                 continue
-            if p.complete(store):
-                cells[p.pos] = p.adopt(store)
+            if complete(store, key, p.work, p.item_keys):
+                cells[p.pos] = {**p.cell, "item_ids": p.item_keys,
+                                "result": rebuild(store, key, p.work.spec, item_ids=p.item_keys, label=p.label)}
             else:  # the owner stopped before the end (died, failed): compute the rest here
                 if loaded[0] != p.label:
                     loaded = (None, None)
                     gc.collect()
                     loaded = (p.label, load_model_spec(p.spec))
-                cells[p.pos] = p.run(loaded[1], False)
+                cells[p.pos] = run_unit_cell(loaded[1], p.label, p.work, store, wait=False, **opts)
                 if cells[p.pos] is None:  # a third process took it meanwhile
                     waiting.append(p)
                     continue

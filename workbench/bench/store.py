@@ -4,15 +4,20 @@ Tables
 ------
 - ``runs``: one row per run identity (model state x task hash x seed x tag): model name,
   fingerprint (full JSON and short id), task name/hash/spec, package versions, seed, status.
-- ``attempts``: the run log, one row each time a cell is (re)started: pid, host, backend, limit,
-  how many items were already done, how many this attempt scored and inserted, timings, status.
+- ``attempts``: the run log, one row each time a cell is (re)started: pid, host, executor
+  (``local`` or ``ray``), limit, how many items were already done, how many this attempt scored
+  and inserted, timings, status.
 - ``items``: one row per scored item, primary key ``(run_key, item_id)``; ``record`` is the JSON
   of the scores used (BLiMP: logprob_good, logprob_bad, correct).
 - ``leases``: which process is computing a cell now (owner host:pid:random, heartbeat, expiry);
   see :mod:`workbench.bench.lease`. A row exists only while a cell is being computed.
-- ``probe_chunks``: for probe cells, one row per committed chunk: the keys of the probe items it
-  covered (input items, some of which the probe's scorer may skip) and the rows it skipped, so
-  a resumed probe cell scores only the items no chunk covered.
+- ``chunks``: one row per committed chunk of a cell: the keys of the items it covered (input
+  items, some of which a probe's scorer may skip) and the rows it skipped, so a resumed cell
+  scores only the items no chunk (and no stored row) covers.
+
+Schema 2 (this version) renamed ``attempts.backend`` to ``executor`` ("backend" is a model's
+engine) and ``probe_chunks`` to ``chunks`` (every unit commits chunks); a store of schema 1 is
+migrated in place when opened (:func:`_migrate`), its runs resuming as they were.
 
 Why it survives being killed: the database is in WAL mode; items are written with ``INSERT OR
 IGNORE`` in chunks, each chunk in one ``BEGIN IMMEDIATE`` transaction together with the
@@ -33,6 +38,7 @@ import os
 import socket
 import sqlite3
 import time
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -42,7 +48,7 @@ from workbench.bench.lease import LEASE_SCHEMA, pid_alive
 from workbench.errors import InvalidInputError, StoreError
 from workbench.sqlite_wal import connect_wal, rollback_if_open
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS runs (
@@ -52,7 +58,7 @@ CREATE TABLE IF NOT EXISTS runs (
     status TEXT NOT NULL, created_at REAL, updated_at REAL);
 CREATE TABLE IF NOT EXISTS attempts (
     attempt_id INTEGER PRIMARY KEY AUTOINCREMENT, run_key TEXT NOT NULL REFERENCES runs(run_key),
-    pid INTEGER, host TEXT, backend TEXT, item_limit INTEGER, n_requested INTEGER,
+    pid INTEGER, host TEXT, executor TEXT, item_limit INTEGER, n_requested INTEGER,
     n_already_done INTEGER, n_scored INTEGER NOT NULL DEFAULT 0, n_inserted INTEGER NOT NULL DEFAULT 0,
     started_at REAL, finished_at REAL, wall_s REAL, status TEXT NOT NULL, error TEXT, versions_json TEXT);
 CREATE TABLE IF NOT EXISTS items (
@@ -60,7 +66,7 @@ CREATE TABLE IF NOT EXISTS items (
     grp TEXT, record TEXT NOT NULL, attempt_id INTEGER, created_at REAL,
     PRIMARY KEY (run_key, item_id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS attempts_by_run ON attempts(run_key);
-CREATE TABLE IF NOT EXISTS probe_chunks (
+CREATE TABLE IF NOT EXISTS chunks (
     run_key TEXT NOT NULL, first_index INTEGER NOT NULL, item_keys TEXT NOT NULL, skipped TEXT NOT NULL,
     attempt_id INTEGER, score_s REAL, created_at REAL, PRIMARY KEY (run_key, first_index)) WITHOUT ROWID;
 """ + LEASE_SCHEMA
@@ -97,6 +103,7 @@ class Store:
                                     "use a local file system, not a network share")
         self._con.execute("PRAGMA foreign_keys = ON")
         with self._write():
+            _migrate(self._con)
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     self._con.execute(stmt)
@@ -132,9 +139,11 @@ class Store:
             self._con.execute(f"INSERT OR IGNORE INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
                               vals)
 
-    def start_attempt(self, run_key: str, *, backend: str, item_limit, n_requested: int, n_already_done: int,
-                      versions: dict) -> int:
-        """Log a (re)start of a run; attempts left 'running' by a dead process become 'interrupted'."""
+    def start_attempt(self, run_key: str, *, executor: str | None = None, item_limit, n_requested: int,
+                      n_already_done: int, versions: dict, backend: str | None = None) -> int:
+        """Log a (re)start of a run; attempts left 'running' by a dead process become 'interrupted'.
+        ``executor``: where it runs (``local``, ``ray``); ``backend=`` is its former name."""
+        executor = _executor_name(executor, backend)
         host = socket.gethostname()
         with self._write():
             stale = self._con.execute("SELECT attempt_id, pid FROM attempts WHERE run_key=? AND status='running' "
@@ -143,33 +152,36 @@ class Store:
                 if not pid_alive(pid):
                     self._con.execute("UPDATE attempts SET status='interrupted' WHERE attempt_id=?", (attempt_id,))
             cur = self._con.execute(
-                "INSERT INTO attempts (run_key, pid, host, backend, item_limit, n_requested, n_already_done, "
+                "INSERT INTO attempts (run_key, pid, host, executor, item_limit, n_requested, n_already_done, "
                 "started_at, status, versions_json) VALUES (?,?,?,?,?,?,?,?, 'running', ?)",
-                (run_key, os.getpid(), host, backend, item_limit, n_requested, n_already_done, time.time(),
+                (run_key, os.getpid(), host, executor, item_limit, n_requested, n_already_done, time.time(),
                  json.dumps(versions)))
             return int(cur.lastrowid)
 
     def add_items(self, run_key: str, attempt_id: int, records: list[dict], keys: list[tuple] | None = None,
-                  lease=None, probe_chunk: dict | None = None) -> int:
+                  lease=None, chunk: dict | None = None, replace: bool = False) -> int:
         """Store one chunk of scored items in ONE transaction with the attempt's counters; returns
         how many rows were new. Each record's ``id``, ``index`` and ``group`` identify it, unless
         ``keys`` gives those as one ``(id, index, group)`` tuple per record. The same transaction
-        renews ``lease`` and, for a probe cell, records ``probe_chunk`` (``first_index``,
-        ``item_keys``, ``skipped``, ``score_s``)."""
+        renews ``lease`` and records ``chunk`` (``first_index``, ``item_keys``, ``skipped``,
+        ``score_s``). ``replace``: the run's earlier rows go first (a cell computed whole, whose
+        earlier, half-written attempt left rows)."""
         now = time.time()
         keys = keys or [(r["id"], r.get("index"), r.get("group")) for r in records]
         rows = [(run_key, str(k[0]), k[1], None if k[2] is None else str(k[2]),
                  json.dumps(r, default=_json_default), attempt_id, now) for r, k in zip(records, keys)]
         with self._write():
+            if replace:
+                self._con.execute("DELETE FROM items WHERE run_key=?", (run_key,))
             before = self._con.total_changes
             self._con.executemany("INSERT OR IGNORE INTO items VALUES (?,?,?,?,?,?,?)", rows)
             inserted = self._con.total_changes - before
             self._con.execute("UPDATE attempts SET n_scored = n_scored + ?, n_inserted = n_inserted + ? "
                               "WHERE attempt_id=?", (len(rows), inserted, attempt_id))
             self._con.execute("UPDATE runs SET updated_at=? WHERE run_key=?", (now, run_key))
-            if probe_chunk is not None:
-                c = probe_chunk
-                self._con.execute("INSERT OR IGNORE INTO probe_chunks VALUES (?,?,?,?,?,?,?)",
+            if chunk is not None:
+                c = chunk
+                self._con.execute("INSERT OR IGNORE INTO chunks VALUES (?,?,?,?,?,?,?)",
                                   (run_key, int(c["first_index"]), json.dumps(c["item_keys"]),
                                    json.dumps(c["skipped"], default=_json_default), attempt_id, c.get("score_s"), now))
             if lease is not None:
@@ -207,9 +219,21 @@ class Store:
         """Cells being computed now (live or stale leases), one row each."""
         return pd.read_sql_query("SELECT * FROM leases ORDER BY acquired_at", self._con)
 
-    def probe_chunks(self, run_key: str) -> list[dict]:
-        """The committed chunks of a probe cell, in item order (item_keys, skipped, score_s)."""
-        rows = self._con.execute("SELECT first_index, item_keys, skipped, score_s FROM probe_chunks "
+    def finish_run_spec(self, run_key: str, spec: dict, lease=None, n_items: int | None = None) -> None:
+        """Record what a cell keeps besides its rows (its unit's identity, provenance, options,
+        what rebuilds its result) and how many items the unit has (``n_items``; default: the rows
+        stored, so the run reads "complete"), in one transaction that renews ``lease``."""
+        with self._write() as con:
+            n = n_items if n_items is not None else \
+                con.execute("SELECT COUNT(*) FROM items WHERE run_key=?", (run_key,)).fetchone()[0]
+            con.execute("UPDATE runs SET task_spec_json=?, n_items_task=? WHERE run_key=?",
+                        (json.dumps(spec, default=_json_default), n, run_key))
+            if lease is not None:
+                lease.renew(con)
+
+    def chunks(self, run_key: str) -> list[dict]:
+        """The committed chunks of a cell, in item order (item_keys, skipped, score_s)."""
+        rows = self._con.execute("SELECT first_index, item_keys, skipped, score_s FROM chunks "
                                  "WHERE run_key=? ORDER BY first_index", (run_key,)).fetchall()
         return [{"first_index": r[0], "item_keys": json.loads(r[1]), "skipped": json.loads(r[2]), "score_s": r[3]}
                 for r in rows]
@@ -217,6 +241,16 @@ class Store:
     # ---- reading -----------------------------------------------------------------------------
     def done_ids(self, run_key: str) -> set[str]:
         return {r[0] for r in self._con.execute("SELECT item_id FROM items WHERE run_key=?", (run_key,))}
+
+    def done_keys(self, run_key: str) -> set[str]:
+        """The item keys a cell needs not score again: those of its committed chunks (items a
+        scorer skipped included) and of its stored rows (a cell stored before chunks were kept)."""
+        return self.done_ids(run_key) | {k for c in self.chunks(run_key) for k in c["item_keys"]}
+
+    def rows(self, run_key: str) -> list[tuple[str, str | None, dict]]:
+        """A run's stored rows in cell order: ``(item_id, group, record)``."""
+        return [(i, g, json.loads(r)) for i, g, r in self._con.execute(
+            "SELECT item_id, grp, record FROM items WHERE run_key=? ORDER BY item_index", (run_key,))]
 
     def count_items(self, run_key: str | None = None) -> int:
         if run_key is None:
@@ -258,11 +292,34 @@ class Store:
     def integrity_check(self) -> str:
         return self._con.execute("PRAGMA integrity_check").fetchone()[0]
 
-    def results(self, models=None, tasks=None):
-        """A :class:`~workbench.bench.results.BenchResults` over the stored runs (the latest run of
-        each model x task; all their stored items), e.g. to read a store written earlier."""
-        from workbench.bench.results import BenchResults
-        return BenchResults.from_store(self, models=models, tasks=tasks)
+
+
+def _executor_name(executor: str | None, backend: str | None) -> str:
+    """The attempt's executor, from ``executor=`` or its former name ``backend=`` (deprecated)."""
+    if backend is not None:
+        if executor is not None and executor != backend:
+            raise InvalidInputError(f"executor={executor!r} and backend={backend!r} disagree: pass executor= only")
+        warnings.warn("start_attempt(backend=...) is now executor=...: 'backend' names a model's engine",
+                      DeprecationWarning, stacklevel=3)
+    return executor or backend or "local"
+
+
+def _migrate(con) -> None:
+    """Bring a schema-1 store to schema 2 in place (inside the opening transaction): the attempts'
+    ``backend`` column becomes ``executor``, ``probe_chunks`` becomes ``chunks``. Every row stays;
+    a run stored by schema 1 resumes as before."""
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "meta" not in tables:
+        return  # a new store
+    found = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    if found is None or int(found[0]) != 1:
+        return
+    columns = {r[1] for r in con.execute("PRAGMA table_info(attempts)")}
+    if "backend" in columns:
+        con.execute("ALTER TABLE attempts RENAME COLUMN backend TO executor")
+    if "probe_chunks" in tables:
+        con.execute("ALTER TABLE probe_chunks RENAME TO chunks")
+    con.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
 
 
 class _Transaction:

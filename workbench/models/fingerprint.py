@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 from pathlib import Path
 
 import torch
+
+from workbench.versions import versions
 
 # keys that do not change what the model computes are left out of the short id
 _NOT_IN_ID = {"device", "source", "weight_files", "licence", "name", "python", "platform", "loaded_from"}
@@ -123,45 +124,52 @@ def hash_config(config) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def library_versions() -> dict:
-    import transformers
+def weights_hash(files: dict) -> str:
+    """The weights' hash from {file name: sha256} (the same for every backend that reads them)."""
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
 
-    from workbench._version import __version__
-    return {"torch": torch.__version__, "transformers": transformers.__version__, "workbench": __version__}
+
+def fingerprint_record(*, weights_sha256: str | None, weight_files: dict, tokenizer, config, dtype: str,
+                       device: str, licence: str, source: str, **extra) -> dict:
+    """The fingerprint every backend's loader builds, with the same keys: the weights (their hash
+    and files), the tokenizer, chat template and config hashes, the architecture, how the numbers
+    are computed (dtype, device), the licence, the source, the software versions
+    (:func:`workbench.versions.versions`), and what a backend adds (``extra``: a served model's
+    name, the file a GGUF was loaded from)."""
+    template = getattr(tokenizer, "chat_template", None)
+    return {
+        "weights_sha256": weights_sha256,
+        "weight_files": dict(weight_files),
+        "tokenizer_sha256": hash_tokenizer(tokenizer),
+        "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest() if isinstance(template, str) else None,
+        "config_sha256": hash_config(config),
+        "architecture": config.model_type,
+        "dtype": dtype,
+        "device": device,
+        "licence": licence,
+        "source": str(source),
+        **versions(),
+        **extra,
+    }
 
 
 def compute_fingerprint(hf_model, tokenizer, weight_files=None, licence: str = "unknown",
                         source: str = "in-memory", extra: dict | None = None,
                         weight_hashes: dict | None = None) -> dict:
-    """The complete fingerprint of a loaded model (see module docstring).
+    """The complete fingerprint of a loaded transformers model (see module docstring).
 
     ``weight_hashes`` ({file name: sha256}) stands in for ``weight_files`` when the hashes are
     already known (e.g. a GGUF split over several packages, hashed as one file)."""
     if weight_files or weight_hashes:
         files = dict(weight_hashes or {})
         files.update({Path(p).name: sha256_file(p) for p in weight_files or ()})
-        weights = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+        weights = weights_hash(files)
     else:
         files, weights = {}, hash_tensors(hf_model)
-    template = getattr(tokenizer, "chat_template", None)
     param = next(hf_model.parameters())
-    fp = {
-        "weights_sha256": weights,
-        "weight_files": files,
-        "tokenizer_sha256": hash_tokenizer(tokenizer),
-        "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest() if isinstance(template, str) else None,
-        "config_sha256": hash_config(hf_model.config),
-        "architecture": hf_model.config.model_type,
-        "dtype": str(param.dtype).replace("torch.", ""),
-        "device": str(param.device),
-        "licence": licence,
-        "source": str(source),
-        **library_versions(),
-        "python": platform.python_version(),
-    }
-    if extra:
-        fp.update(extra)
-    return fp
+    return fingerprint_record(weights_sha256=weights, weight_files=files, tokenizer=tokenizer, config=hf_model.config,
+                              dtype=str(param.dtype).replace("torch.", ""), device=str(param.device),
+                              licence=licence, source=source, **(extra or {}))
 
 
 def fingerprint_id(fp: dict) -> str:

@@ -59,7 +59,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import InvalidInputError
-from workbench.provenance import versions
+from workbench.versions import versions
 from workbench.results import ResultFrame
 from workbench.stats.bootstrap import DEFAULT_N_BOOT
 from workbench.stats.inference import benjamini_hochberg, mcnemar_exact, paired_bootstrap_ci

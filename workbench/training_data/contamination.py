@@ -49,7 +49,7 @@ TESTS = ("exchangeability", "verbatim", "ngram", "ts_guessing")
 
 def task_texts(task, task_data=None) -> list[str]:
     """The items of a benchmark task, in data order, each as one text (see the module doc)."""
-    from workbench.bench.tasks import load_task
+    from workbench.tasks.spec import load_task
     t = load_task(task, **({"data": task_data} if task_data is not None else {}))
     out = []
     for it in t.all_items:

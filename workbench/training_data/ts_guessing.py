@@ -70,7 +70,7 @@ def mc_items(data, task_data=None) -> list[dict]:
     if isinstance(data, pd.DataFrame):
         data = data.to_dict("records")
     elif isinstance(data, str) or type(data).__name__ == "Task" or (isinstance(data, dict)):
-        from workbench.bench.tasks import load_task
+        from workbench.tasks.spec import load_task
         t = load_task(data, **({"data": task_data} if task_data is not None else {}))
         if t.kind != "multiple_choice":
             raise InvalidInputError(f"the ts_guessing test needs multiple-choice items; task {t.name!r} is {t.kind}")

@@ -79,12 +79,13 @@ class UnitResult(Result):
         return s if groups else s[s.category == "all"]
 
     def comparable(self) -> Comparable:
-        """What :func:`workbench.compare` pairs. A chat-formatted run is identified by the model state
+        """What :func:`workbench.compare` pairs, named as the grid named the model (``provenance["label"]``)
+        or by the model's name. A chat-formatted run is identified by the model state
         *and* its format (and system prompt), so raw vs chat of one model compare as two readings
         (no ``allow_same_model`` needed); two runs of one model in one format are still refused."""
         prov = self.provenance
         cat = self.spec.categories[0] if self.spec.categories else None
-        ident, label = reading_identity(prov["model"]["state_id"], prov["model"]["name"],
+        ident, label = reading_identity(prov["model"]["state_id"], prov.get("label") or prov["model"]["name"],
                                         self.options.get("format", "raw"), self.options.get("system_prompt"))
         return Comparable(self.frame, self.metrics, list(self.spec.item_key), cat, ident, label, self.spec.name)
 
@@ -138,3 +139,47 @@ def plot_summary(summary: pd.DataFrame, metric: str | None = None, ax=None, titl
     ax.set_xlabel(metric)
     ax.set_title(title)
     return ax
+
+
+# ---- the three questions the runner asks of any unit's result ---------------------------------
+def result_items(result) -> pd.DataFrame:
+    """One row per item of any unit's result: its ``item_frame()``, else its ``items`` (a frame, or
+    a dict of per-test frames, stacked with a ``test`` column), else its ``frame``."""
+    if hasattr(result, "item_frame"):
+        return result.item_frame()
+    items = getattr(result, "items", result.frame)
+    if isinstance(items, dict):  # several tests, each with its own per-item frame
+        frames = [df.assign(test=t) for t, df in items.items()]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["test"])
+    return items.copy()
+
+
+def result_rows(result, groups: bool = False, level: float = 0.95) -> pd.DataFrame:
+    """The runner's table rows (metric, category, value, ci_low, ci_high, n) of any unit's result:
+    its ``table_rows()``, else read from its ``summary()``: rows with ``metric`` and ``value``
+    (a ``method`` column is prefixed: ``"loss/auroc"``), or rows of ``test``, ``statistic`` and
+    ``p_value`` (``"<test>/statistic"``, ``"<test>/p_value"``, no interval)."""
+    if hasattr(result, "table_rows"):
+        return result.table_rows(groups, level)
+    s = result.summary()
+    if {"metric", "value"} <= set(s.columns):
+        metric = s.method + "/" + s.metric if "method" in s else s.metric
+        out = pd.DataFrame({"metric": metric, "value": s.value,
+                            "ci_low": s.get("ci_low", np.nan), "ci_high": s.get("ci_high", np.nan),
+                            "n": s.get("n", np.nan)})
+    elif {"test", "statistic", "p_value"} <= set(s.columns):
+        out = pd.DataFrame([{"metric": f"{r.test}/{what}", "value": getattr(r, what), "ci_low": np.nan,
+                             "ci_high": np.nan, "n": getattr(r, "n", np.nan)}
+                            for r in s.itertuples() for what in ("statistic", "p_value")])
+    else:
+        raise InvalidInputError(f"a {type(result).__name__}'s summary has neither metric/value nor "
+                                "test/statistic/p_value columns: give the result a table_rows(groups, level) method")
+    return out.assign(category="all")
+
+
+def result_comparable(result, name: str) -> Comparable:
+    """What :func:`workbench.compare` pairs, for a result that has a paired per-item test."""
+    if not hasattr(result, "comparable"):
+        raise InvalidInputError(f"{name!r} is a training-data check: it has no paired per-item test between models; "
+                                "compare their rows in table() or side_by_side()")
+    return result.comparable()

@@ -142,10 +142,11 @@ class PreparedUnit:
         the machine's, not the method's."""
         return {k: v for k, v in self.public_options.items() if not k.startswith("_")}
 
-    def context(self, skips: SkipLog | None = None) -> UnitContext:
+    def context(self, skips: SkipLog | None = None, scoring: dict | None = None) -> UnitContext:
         """The context the unit's load and score get: the recorded options, the data path, the
-        cache switch, and ``skips`` (default: the loader's log, as :func:`run_unit` scores)."""
-        return UnitContext.from_options(self.opts, self.skips if skips is None else skips)
+        cache switch, ``skips`` (default: the loader's log, as :func:`run_unit` scores) and the
+        scoring engine's keywords (``scoring``: batch size, ...; they change no number)."""
+        return UnitContext.from_options(self.opts, self.skips if skips is None else skips, scoring)
 
 
 def prepare_unit(spec: UnitSpec, model, data=None, limit: int | None = None, seed: int = 0, categories=None,

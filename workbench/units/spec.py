@@ -76,6 +76,9 @@ class UnitContext:
     source: Path | None = None
     cache: bool = True
     skips: SkipLog = field(default_factory=SkipLog)
+    # keywords for the scoring engine that change no number (batch_size, progress), from the runner's
+    # score_kwargs: pass them on with ``**ctx.scoring`` where a unit wants them
+    scoring: Mapping = field(default_factory=dict)
     # the old contract's options dict (hidden keys included), passed as is to an old-contract spec
     _legacy: dict | None = field(default=None, repr=False, compare=False)
 
@@ -95,7 +98,7 @@ class UnitContext:
 
     def with_skips(self, skips: SkipLog) -> UnitContext:
         """The same context recording into ``skips`` (the runner gives each chunk its own)."""
-        return UnitContext(self.options, self.source, self.cache, skips, self._legacy)
+        return UnitContext(self.options, self.source, self.cache, skips, self.scoring, self._legacy)
 
     def legacy_options(self) -> dict:
         """The options dict of the old contract: the method's options plus the hidden keys
@@ -105,14 +108,15 @@ class UnitContext:
         return {**self.options, "cache": self.cache, **({"_source": str(self.source)} if self.source else {})}
 
     @classmethod
-    def from_options(cls, options: Mapping, skips: SkipLog | None = None) -> UnitContext:
+    def from_options(cls, options: Mapping, skips: SkipLog | None = None,
+                     scoring: Mapping | None = None) -> UnitContext:
         """A context from an old-contract options dict: the hidden keys become ``source`` and
         ``cache``, the rest (what provenance records) ``options``; an old-contract spec is handed
         ``options`` itself, the very dict (as it always was)."""
         source = options.get("_source")
         return cls({k: v for k, v in options.items() if k != "cache" and not str(k).startswith("_")},
                    Path(source) if source else None, options.get("cache", True),
-                   SkipLog() if skips is None else skips, options)
+                   SkipLog() if skips is None else skips, dict(scoring or {}), options)
 
 
 _OLD_CALL = ("calling a probe's {what} with the old arguments {old} is deprecated; pass a "
@@ -253,10 +257,11 @@ class UnitSpec:
     higher_is_better: bool | None = None   # the primary metric's direction (leaderboards); None: none
     # (items, limit, seed) -> the items a run with ``limit`` scores; None: a seeded random sample
     select: Callable | None = None
-    # (model, source, options, limit, seed, tag) -> (run key, unit hash); None: the probes' rule
+    # (model, work, limit, seed, tag) -> (run key, unit hash), ``work`` the grid's unit (its .data,
+    # .options, .name); None: the probes' rule (workbench.bench.cells.identity)
     identity: Callable | None = None
-    # rebuilds the result from stored rows: (rows, provenance, spec, options, skipped, saved, n_boot,
-    # seed) -> result; None: workbench.units.result.UnitResult
+    # the result type: for a unit with load, built as UnitResult is (frame, provenance, spec=, options=,
+    # skipped=, n_boot=, seed=; None: UnitResult); for a check, rebuild(rows, saved, provenance)
     result: Callable | None = None
     # a unit whose score returns a result object (load=None): result -> (records, saved)
     save: Callable | None = None

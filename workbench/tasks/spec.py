@@ -1,18 +1,13 @@
 """Benchmark task specs: one readable format (a YAML file or a dict) that loads into :class:`Task`.
 
-Four kinds, each scored through :mod:`workbench.scoring.api`:
+What each kind of task renders, checks, scores and reports is one row of the table in
+:mod:`workbench.tasks.kinds` (multiple choice, minimal pairs, perplexity, generation, and any
+kind registered with :func:`~workbench.tasks.kinds.register_task_kind`).
 
-- ``multiple_choice``: log-likelihood of each choice after a context; ``acc`` and the
-  length-normalised ``acc_norm`` (log-likelihood / characters of the choice, as lm-eval does).
-- ``minimal_pairs``: BLiMP style; the pair is right when the good sentence has the higher total
-  log-probability.
-- ``perplexity``: rolling log-likelihood of whole documents; token/word/byte perplexity and bits
-  per byte.
-- ``generation``: greedy completion scored by exact match or by a regex that extracts the answer.
-
-``format: chat`` (multiple_choice and generation; ``system_prompt`` optional): the context or
-prompt is the user turn of the model's chat template and the choice (or completion) the
-assistant's reply (:mod:`workbench.scoring.chat`); the default ``raw`` scores the text as given.
+``format: chat`` (kinds that list it: multiple_choice and generation; ``system_prompt``
+optional): the context or prompt is the user turn of the model's chat template and the choice (or
+completion) the assistant's reply (:mod:`workbench.scoring.chat`); the default ``raw`` scores the
+text as given.
 
 Templates use ``str.format`` fields (``"Question: {question}\\nAnswer:"``), plain field names only
 (no ``{x.attr}``, ``{x[0]}`` or ``{x!r}``). A task's hash covers its rendered items (data +
@@ -42,13 +37,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.bench.taskdata import read_rows, render, template_fields
-from workbench.errors import DataError, InvalidInputError, WorkbenchError
+import pandas as pd
+import yaml
 
-KINDS = ("multiple_choice", "minimal_pairs", "perplexity", "generation")
-_REQUIRED = {"multiple_choice": ("choices", "target"), "minimal_pairs": ("good", "bad"),
-             "perplexity": ("text",), "generation": ("prompt", "target")}
-# spec fields that change scores (besides the items themselves): part of the hash
+from workbench.datafiles import check_encoding
+from workbench.errors import DataError, InvalidInputError, WorkbenchError
+from workbench.scoring.chat import check_format
+from workbench.tasks.data import read_file_rows, read_rows, render, template_fields
+from workbench.tasks.kinds import KINDS, task_kind
+
+# spec fields that change scores (besides the items themselves): part of the hash (the options
+# of a registered kind are added to it, so the hashes of the built-in kinds stay as they were)
 _SCORING_OPTIONS = ("kind", "target_delimiter", "scoring", "regex", "ignore_case", "max_new_tokens", "stop")
 BUILTIN_DIR = Path(__file__).resolve().parents[1] / "data" / "tasks"
 
@@ -89,23 +88,27 @@ class Task:
     format: str = "raw"              # multiple_choice/generation: "raw" text or the model's "chat" template
     system_prompt: str | None = None  # format="chat": an optional system turn
     base_dir: str | None = field(default=None, repr=False, compare=False)
+    # a registered kind's own spec keys (its templates and options: workbench.tasks.kinds)
+    extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
-        if self.kind not in KINDS:
-            raise InvalidInputError(f"task {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
-        missing = [k for k in _REQUIRED[self.kind] if getattr(self, k) in (None, "")]
+        kind = task_kind(self.kind)  # an unknown kind names the known ones
+        unknown = sorted(set(self.extra) - set(kind.templates) - set(kind.options))
+        if unknown:
+            raise InvalidInputError(f"task {self.name!r}: unknown spec key(s) {unknown} for a {self.kind} task")
+        missing = [k for k in kind.required if self.template(k) in (None, "")]
         if missing:
             raise InvalidInputError(f"task {self.name!r} of kind {self.kind} needs {missing} in its spec")
         if self.kind == "generation" and self.scoring not in ("exact_match", "regex"):
             raise InvalidInputError(f"task {self.name!r}: scoring must be 'exact_match' or 'regex'")
         if self.scoring == "regex" and not self.regex:
             raise InvalidInputError(f"task {self.name!r}: scoring='regex' needs a 'regex' to extract the answer")
-        from workbench.scoring.chat import check_format
         check_format(self.format, None, f"task {self.name!r}", self.system_prompt)
-        if self.format == "chat" and self.kind not in ("multiple_choice", "generation"):
-            raise InvalidInputError(f"task {self.name!r}: format='chat' applies to multiple_choice and generation "
-                                    f"tasks (a question and its answer); a {self.kind} task scores text as it is: "
-                                    "use format='raw'")
+        if self.format not in kind.formats:
+            chat = [k.name for k in KINDS.values() if "chat" in k.formats]
+            raise InvalidInputError(f"task {self.name!r}: format='chat' applies to {' and '.join(chat)} tasks (a "
+                                    f"question and its answer); a {self.kind} task scores text as it is: use "
+                                    "format='raw'")
         if self.target_type not in ("index", "text"):
             raise InvalidInputError(f"task {self.name!r}: target_type must be 'index' or 'text'")
         for name in ("groups", "keep", "stop"):  # YAML gives lists; keep the dataclass hashable
@@ -113,7 +116,6 @@ class Task:
             if isinstance(value, (list, str)):
                 object.__setattr__(self, name, tuple([value] if isinstance(value, str) else value))
         if self.encoding is not None:
-            from workbench.datafiles import check_encoding
             check_encoding(self.encoding)
         for key, template in self._templates().items():
             try:
@@ -121,13 +123,15 @@ class Task:
             except DataError as e:
                 raise DataError(f"task {self.name!r}, {key}: {e}") from None
 
+    def template(self, key: str):
+        """The spec's value for ``key``: a field of this class, or a registered kind's own key."""
+        return getattr(self, key) if key in _fields() else self.extra.get(key)
+
     def _templates(self) -> dict:
         """The spec's templates by key (``choices.0`` for a list of choice templates)."""
-        keys = {"multiple_choice": ("context", "choices", "target"), "minimal_pairs": ("good", "bad"),
-                "perplexity": ("text",), "generation": ("prompt", "target")}[self.kind]
         out = {"id": self.id} if isinstance(self.id, str) else {}
-        for k in keys:
-            value = getattr(self, k)
+        for k in task_kind(self.kind).templates:
+            value = self.template(k)
             if isinstance(value, (list, tuple)):
                 out.update({f"{k}.{i}": v for i, v in enumerate(value) if isinstance(v, str)})
             elif isinstance(value, str):
@@ -195,16 +199,7 @@ class Task:
 
     def _unusable_item(self, item: dict) -> str | None:
         """Why a rendered item cannot be scored fairly (an empty text, equal pair), or None."""
-        texts = {"minimal_pairs": ("good", "bad"), "perplexity": ("text",), "generation": ("prompt",)}.get(self.kind, ())
-        empty = [k for k in texts if not item[k].strip()]
-        if empty:
-            return f"empty {' and '.join(empty)} text"
-        if self.kind == "minimal_pairs" and item["good"] == item["bad"]:
-            return "good and bad sentences are identical: nothing to compare"
-        if self.kind == "multiple_choice":
-            if any(c is None or not str(c).strip() for c in item["choices"]):
-                return "an empty or null choice"
-        return None
+        return task_kind(self.kind).unusable(item)
 
     def _render(self, i: int, row: dict) -> dict:
         where = f"task {self.name!r}, row {i}"
@@ -213,41 +208,8 @@ class Task:
         if self.group and self.group not in row:
             raise DataError(f"{where}: group field {self.group!r} is missing")
         item.update({k: row.get(k) for k in self.keep})
-        if self.kind == "minimal_pairs":
-            item.update(good=str(render(self.good, row, where)), bad=str(render(self.bad, row, where)))
-        elif self.kind == "perplexity":
-            item["text"] = str(render(self.text, row, where))
-        elif self.kind == "generation":
-            item.update(prompt=str(render(self.prompt, row, where)), target=str(render(self.target, row, where)))
-        else:
-            item.update(self._render_choices(row, where))
+        item.update(task_kind(self.kind).render_item(self, row, where))
         return item
-
-    def _render_choices(self, row: dict, where: str) -> dict:
-        choices = self.choices
-        choices = render(choices, row, where) if isinstance(choices, str) else [render(c, row, where) for c in choices]
-        if isinstance(choices, str):  # a field holding JSON text, e.g. from a CSV
-            try:
-                choices = json.loads(choices)
-            except json.JSONDecodeError:
-                raise DataError(f"{where}: choices must be a list, got {choices!r}") from None
-        if not isinstance(choices, (list, tuple)):
-            raise DataError(f"{where}: choices must be a list, got {type(choices).__name__} {choices!r}")
-        choices = [c if c is None else str(c) for c in choices]
-        target = render(self.target, row, where)
-        if self.target_type == "text":
-            if str(target) not in choices:
-                raise DataError(f"{where}: target {target!r} is not one of the choices {choices}")
-            target = choices.index(str(target))
-        else:
-            try:
-                target = int(target)
-            except (TypeError, ValueError):
-                raise DataError(f"{where}: target {target!r} is not a choice index; "
-                                "set target_type: text if the target is the answer's text") from None
-            if not 0 <= target < len(choices):
-                raise DataError(f"{where}: target index {target} is outside the {len(choices)} choices")
-        return {"context": str(render(self.context, row, where)), "choices": choices, "target": target}
 
     def select(self, limit: int | None = None) -> list[dict]:
         """The items a run scores: the chosen ``groups``, then the first ``limit`` of each group
@@ -284,6 +246,8 @@ class Task:
         """16 hex of sha256 over the rendered items and the scoring options (not the name, the
         data's location, nor the ``groups``/``limit`` selection)."""
         options = {k: getattr(self, k) for k in _SCORING_OPTIONS}
+        if self.extra:  # a registered kind's own keys (none for the built-in kinds: their hashes stay)
+            options["extra"] = self.extra
         if self.format != "raw":  # only then, so the hashes of raw tasks are as they always were
             options.update(format=self.format, system_prompt=self.system_prompt)
         h = hashlib.sha256(json.dumps(options, sort_keys=True, default=list).encode())
@@ -316,18 +280,23 @@ def _fields() -> set[str]:
 
 def task_from_dict(spec: dict, base_dir: Path | None = None, **overrides) -> Task:
     spec = {**spec, **overrides}
-    unknown = set(spec) - _fields()
-    if unknown:
-        raise InvalidInputError(f"unknown task spec key(s) {sorted(unknown)}; allowed: {sorted(_fields() - {'base_dir'})}")
     if "name" not in spec or "kind" not in spec:
-        raise InvalidInputError(f"a task spec needs 'name' and 'kind' (one of {KINDS}); got {sorted(spec)}")
+        raise InvalidInputError(f"a task spec needs 'name' and 'kind' (one of {tuple(KINDS)}); got {sorted(spec)}")
+    kind = task_kind(spec["kind"])
+    own = set(kind.templates) | set(kind.options)   # a registered kind's keys that are no Task field
+    unknown = set(spec) - _fields() - own
+    if unknown:
+        allowed = sorted((_fields() - {"base_dir", "extra"}) | own)
+        raise InvalidInputError(f"unknown task spec key(s) {sorted(unknown)}; allowed: {allowed}")
+    extra = {k: spec.pop(k) for k in list(spec) if k in own and k not in _fields()}
+    if extra:
+        spec["extra"] = extra
     if base_dir is not None and not spec.get("base_dir"):
         spec["base_dir"] = str(base_dir)
     return Task(**spec)
 
 
 def _from_yaml(path: Path, **overrides) -> Task:
-    import yaml
     try:
         spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
@@ -340,7 +309,6 @@ def _from_yaml(path: Path, **overrides) -> Task:
 
 def _infer_spec(path: Path, encoding: str | None = None) -> dict:
     """A spec for a bare data file from its columns (a user's own minimal pairs, corpus, ...)."""
-    from workbench.bench.taskdata import read_file_rows
     rows = read_file_rows(path, encoding) if path.exists() else []
     if path.exists() and not rows:
         raise DataError(f"task data file {str(path)!r} has no rows")
@@ -399,9 +367,8 @@ def load_task(task, **overrides) -> Task:
                            "a YAML spec, or a .jsonl/.csv file")
 
 
-def list_tasks():
+def list_tasks() -> pd.DataFrame:
     """DataFrame of the built-in tasks: name, kind, description."""
-    import pandas as pd
     rows = []
     for name, path in builtin_tasks().items():
         t = _from_yaml(path)

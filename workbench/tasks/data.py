@@ -1,7 +1,7 @@
 """Reading a task's rows (local files, in-memory tables, ``datasets`` data sets) and rendering
 them through the task's templates into items.
 
-Kept apart from :mod:`workbench.bench.tasks` so the spec (what a task *is*) and the I/O (where
+Kept apart from :mod:`workbench.tasks.spec` so the spec (what a task *is*) and the I/O (where
 its rows come from) can be read separately.
 """
 from __future__ import annotations
@@ -10,6 +10,7 @@ import os
 import string
 from pathlib import Path
 
+from workbench.datafiles import read_records
 from workbench.errors import DataError, InvalidInputError
 
 
@@ -63,7 +64,6 @@ def resolve_path(source: str, base_dir: Path | None) -> Path:
 def read_file_rows(path: Path, encoding: str | None = None) -> list[dict]:
     """Rows of a ``.jsonl``/``.json``/``.csv``/``.tsv`` file (each optionally ``.gz``), decoded
     with ``encoding`` (UTF-8 by default; see :mod:`workbench.datafiles`)."""
-    from workbench.datafiles import read_records
     return read_records(path, encoding, what="a task")
 
 

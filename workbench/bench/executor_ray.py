@@ -14,7 +14,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from workbench.bench.cells import run_unit_cell
 from workbench.errors import WorkbenchError
+from workbench.models.loading import load_model
 
 
 def import_ray():
@@ -26,20 +28,19 @@ def import_ray():
     return ray
 
 
-def _cell(label, spec, task, store_path, options):
+def _cell(label, spec, work, store_path, options):
     """Runs on a Ray worker: load one model, run one cell, return the cell description."""
-    from workbench.bench.runner import load_model_spec, run_cell
-    model = load_model_spec(spec)
-    return run_cell(model, label, task, store_path, backend="ray", progress=False, **options)
+    model = load_model(spec) if isinstance(spec, str) else spec
+    return run_unit_cell(model, label, work, store_path, executor="ray", progress=False, **options)
 
 
 def _package_root() -> str:
     return str(Path(__file__).resolve().parents[2])
 
 
-def run_grid_ray(specs, tasks, store_path, *, address=None, num_cpus_per_cell: float = 1, **options) -> list[dict]:
+def run_grid_ray(specs, units, store_path, *, address=None, num_cpus_per_cell: float = 1, **options) -> list[dict]:
     """Run the grid's cells as Ray tasks; returns the cell descriptions in grid order
-    (models outer, tasks inner), like the local backend.
+    (models outer, units inner), like the local executor.
 
     Connects to ``address`` (e.g. ``"auto"`` or ``"ray://host:10001"``) or, when Ray is not
     initialised yet, starts a local cluster for this call and shuts it down afterwards (call
@@ -58,8 +59,8 @@ def run_grid_ray(specs, tasks, store_path, *, address=None, num_cpus_per_cell: f
         refs = []
         for label, spec in specs:
             spec_ref = spec if isinstance(spec, str) else ray.put(spec)  # a loaded Model ships once
-            for task in tasks:
-                refs.append(remote.remote(label, spec_ref, task, str(store_path), options))
+            for work in units:
+                refs.append(remote.remote(label, spec_ref, work, str(store_path), options))
         return ray.get(refs)
     finally:
         if started:
