@@ -9,7 +9,8 @@ import argparse
 import os
 import time
 
-from workbench.audit_card import FLAGSHIP, build_report
+from workbench.audit import build_report
+from workbench.audit.command import FLAGSHIP
 
 
 def main() -> None:

@@ -10,8 +10,9 @@ import nbformat
 import pandas as pd
 import pytest
 
-from workbench.audit_card import AuditCard, build_report, main
-from workbench.audit_html import external_assets
+from workbench.audit import AuditCard, build_report
+from workbench.audit.command import main
+from workbench.audit.report import external_assets
 from workbench.errors import InvalidInputError, WorkbenchError
 from workbench.results import Result
 
@@ -99,7 +100,7 @@ def _notebook(tmp_path, cells, name="mini_audit.ipynb") -> Path:
 
 MINI_AUDIT = [
     "import matplotlib.pyplot as plt\n"
-    "from workbench.testing import tiny_model\nfrom workbench.audit_card import AuditCard",
+    "from workbench.testing import tiny_model\nfrom workbench.audit import AuditCard",
     "card = AuditCard('Mini audit', question='Does the report build?')\n"
     "model = tiny_model('gpt2')\ncard.add_model(model)\nprint(model.fingerprint_id)",
     "fig, ax = plt.subplots()\nax.bar(['a', 'b'], [1, 2])\nplt.show()",

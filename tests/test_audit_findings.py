@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 
 import workbench as wb
-from workbench.audit_card import AuditCard
-from workbench.audit_findings import finding, finding_from_frames, fmt_interval, fmt_p, headline, holm, reading
-from workbench.audit_html import card_html, readable
-from workbench.audit_progress import ProgressExecutor, sections
+from workbench.audit import AuditCard
+from workbench.audit.findings import finding, finding_from_frames, fmt_interval, fmt_p, headline, holm, reading
+from workbench.audit.report import card_html, readable
+from workbench.audit.progress import ProgressExecutor, sections
 from workbench.errors import InvalidInputError
 from workbench.portable import portable_path, portable_text, scrub
 
@@ -73,7 +73,7 @@ def test_headline_names_the_pair_per_row_when_rows_compare_different_pairs():
     assert list(mixed.columns[:6]) == ["probe or task", "metric", "ideal", "A vs B", "A", "B"]
     assert list(mixed["A vs B"]) == ["m vs g", "m (chat) vs m"] and not mixed.isna().any().any()
     assert "m (chat) and m" in mixed.reading.iloc[1]
-    from workbench.audit_figures import differences_svg
+    from workbench.audit.figures import differences_svg
     assert "m (chat) - m" in differences_svg([dict(_entry(9.0, 1.0, 17.0, 0.01, 80), model_a="m", model_b="g"), chat])
 
 

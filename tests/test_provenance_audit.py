@@ -245,7 +245,7 @@ def test_embedded_smollm2_documentation(smollm):
 
 
 def test_audit_card_shows_how_the_models_were_made(folders, tmp_path):
-    from workbench.audit_card import AuditCard
+    from workbench.audit import AuditCard
     from workbench.training_data.testbed import synthetic_texts
     card = AuditCard("How it was made")
     doc = wb.documentation(folders["contradictory"])

@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.real_model, pytest.mark.shared_data]
 @pytest.fixture(scope="module")
 def flagship(tmp_path_factory):
     from conftest import EMBEDDED_PACKAGES
-    from workbench.audit_card import main
+    from workbench.audit.command import main
     for alias in ("smollm2-135m-instruct", "gemma-3-270m"):
         if importlib.util.find_spec(EMBEDDED_PACKAGES[alias]) is None:
             pytest.skip(f"embedded model {alias!r} not installed: run the README's set-up command")

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from workbench.argtypes import non_negative_int, positive_int
+
 # name -> (help, add_arguments(parser), handler(args) -> exit code)
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {}
 
@@ -26,26 +28,6 @@ def command(name: str, help: str, add_arguments: Callable):
         COMMANDS[name] = (help, add_arguments, handler)
         return handler
     return wrap
-
-
-def _whole_number(text: str, minimum: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"must be {minimum} or more, got {value}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """argparse type: a whole number >= 1 (``--limit 0`` is refused, not read as "no limit")."""
-    return _whole_number(text, 1)
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: a whole number >= 0 (seeds)."""
-    return _whole_number(text, 0)
 
 
 def _print_frame(df, fmt: str = "table") -> None:
@@ -175,14 +157,14 @@ def _tasks(args) -> int:
 
 # ---- audit -----------------------------------------------------------------------------------
 def _audit_args(p):
-    from workbench.audit_card import add_audit_arguments
+    from workbench.audit.command import add_audit_arguments
     add_audit_arguments(p)
 
 
 @command("audit", "run an audit notebook headless (default: the flagship audit) and write its "
                   "HTML report and audit card", _audit_args)
 def _audit(args) -> int:
-    from workbench.audit_card import run_audit
+    from workbench.audit.command import run_audit
     return run_audit(args)
 
 

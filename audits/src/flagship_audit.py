@@ -37,8 +37,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 import workbench as wb
-from workbench.audit_card import AuditCard
-from workbench.audit_findings import finding_from_bench, fmt_interval
+from workbench.audit import AuditCard
+from workbench.audit.findings import finding_from_bench, fmt_interval
 from workbench.paths import cache_dir
 
 PROBE_LIMIT = int(os.environ.get("WORKBENCH_AUDIT_PROBE_LIMIT", "60"))  # items per probe
@@ -298,7 +298,7 @@ effects.assign(estimate=[fmt_interval(v, lo, hi, signed=True)
 
 # %%
 from IPython.display import HTML, display
-from workbench.audit_figures import differences_svg
+from workbench.audit.figures import differences_svg
 
 display(card.findings())
 display(HTML(differences_svg(card.data["findings"])))

@@ -12,7 +12,7 @@ import io
 
 import numpy as np
 
-from workbench.audit_findings import same_pair
+from workbench.audit.findings import same_pair
 from workbench.stats import MIN_N
 
 COLOURS = ("#1f5fa8", "#c2571a")  # model A, model B (colour-blind safe pair)

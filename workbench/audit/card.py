@@ -7,52 +7,34 @@ then executes the notebook headless (nbconvert), and writes the executed noteboo
 JSON, and one self-contained HTML page (card first, then the notebook) that needs no internet.
 
 >>> import workbench as wb
->>> from workbench.audit_card import AuditCard
+>>> from workbench.audit import AuditCard
 >>> card = AuditCard("Gender bias in small open models", question="Do they prefer stereotypes?")
 >>> model = wb.testing.tiny_model("gpt2")
 >>> card.add_model(model)
 >>> card.add_limitation("CrowS-Pairs", "Noisy pairs; US-centric categories.")
 >>> path = card.save("/tmp/example.card.json")                    # doctest: +SKIP
 
-From the command line (``workbench audit``) the flagship audit runs headless:
-``python -m workbench.audit_card audits/flagship_audit.ipynb --out out/audit``.
+From the command line (``workbench audit``) the flagship audit runs headless
+(:mod:`workbench.audit.command`; the notebook runner is :mod:`workbench.audit.notebook`).
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import hashlib
 import json
 import math
 import os
-import platform
-import time
-from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
 
-from workbench.errors import InvalidInputError, WorkbenchError
+from workbench.audit.findings import finding, headline
+from workbench.audit.report import card_html
+from workbench.errors import InvalidInputError
+from workbench.portable import scrub
+from workbench.versions import AUDIT_PACKAGES, versions
 
 CARD_ENV = "WORKBENCH_AUDIT_CARD"  # build_report tells the notebook where to save its card
 SCHEMA = "workbench.audit_card/1"
-VERSIONED = ["open-model-workbench", "torch", "transformers", "numpy", "pandas", "scipy",
-             "statsmodels", "captum", "datasets", "nbconvert"]
-ROOT = Path(__file__).resolve().parents[1]
-FLAGSHIP = ROOT / "audits" / "flagship_audit.ipynb"
-
-
-def _versions() -> dict:
-    found = {"python": platform.python_version(), "platform": platform.platform()}
-    for name in VERSIONED:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = None
-    from workbench._version import __version__
-    found["workbench"] = __version__
-    return found
 
 
 def _jsonable(value):
@@ -97,7 +79,7 @@ class AuditCard:
             raise InvalidInputError("an audit card needs a title, e.g. AuditCard('Bias in small LMs')")
         self.data = {"schema": SCHEMA, "title": title, "question": question, "authors": authors,
                      "method": method, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                     "versions": _versions(), "models": [], "fidelity": [], "tasks": [],
+                     "versions": versions(*AUDIT_PACKAGES, platform=True), "models": [], "fidelity": [], "tasks": [],
                      "results": [], "findings": [], "limitations": [], "report": {},
                      "made": {"documentation": [], "lineage": [], "training_data": []}}
 
@@ -146,8 +128,7 @@ class AuditCard:
         same items (model A, model B, their paired difference, test, n, minimum detectable
         effect, and the same per category). The report opens with these, one row each, with
         p-values adjusted across the findings. For other results build the ``entry`` with
-        :mod:`workbench.audit_findings` (``finding_from_frames``, ``finding_from_bench``)."""
-        from workbench.audit_findings import finding
+        :mod:`workbench.audit.findings` (``finding_from_frames``, ``finding_from_bench``)."""
         if entry is None:
             if res_a is None or res_b is None or not metric:
                 raise InvalidInputError("add_finding needs two results and a metric "
@@ -159,7 +140,6 @@ class AuditCard:
 
     def findings(self) -> pd.DataFrame:
         """The headline table: one row per finding, p-values adjusted across them (Holm)."""
-        from workbench.audit_findings import headline
         return headline(self.data.get("findings") or [])
 
     def _task_once(self, name, hash, **details) -> None:
@@ -208,7 +188,6 @@ class AuditCard:
     def to_dict(self) -> dict:
         """The card as plain JSON data, every absolute path made relative to a named root
         (:func:`workbench.portable.portable_path`)."""
-        from workbench.portable import scrub
         return scrub(json.loads(json.dumps(self.data, allow_nan=False, default=str)))
 
     def save(self, path: str | os.PathLike | None = None) -> Path:
@@ -233,112 +212,7 @@ class AuditCard:
 
     def to_html(self, page: bool = False) -> str:
         """The card as HTML: findings first, then the appendix (``page=True``: a whole page)."""
-        from workbench.audit_html import card_html
         return card_html(self.to_dict(), page=page)
 
     def _repr_html_(self) -> str:
         return self.to_html()
-
-
-@dataclass
-class Report:
-    html: Path
-    card: Path
-    notebook: Path
-    seconds: float
-
-
-def build_report(notebook: str | os.PathLike, out_dir: str | os.PathLike, timeout: int = 3600,
-                 kernel_name: str = "python3", progress: bool = True) -> Report:
-    """Execute ``notebook`` headless and write ``report.html`` (self-contained, offline: the
-    findings first, then an appendix, all rendered from the card), ``audit_card.json`` and the
-    executed ``notebook.ipynb`` into ``out_dir``. The notebook must save an :class:`AuditCard`
-    (``card.save()`` with no path goes where this function asks). With ``progress``, each
-    section and each line the notebook prints is shown on the terminal as it runs."""
-    import io
-
-    import nbformat
-    from nbconvert.preprocessors import CellExecutionError
-
-    from workbench.audit_progress import PROGRESS_ENV, ProgressExecutor
-
-    notebook, out_dir = Path(notebook).resolve(), Path(out_dir).resolve()
-    if not notebook.is_file():
-        raise InvalidInputError(f"notebook not found: {notebook} (give the path to an .ipynb file)")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    card_path, executed_path = out_dir / "audit_card.json", out_dir / "notebook.ipynb"
-    card_path.unlink(missing_ok=True)  # never report a card left over from an earlier run
-    nb = nbformat.read(notebook, as_version=4)
-    source_sha = hashlib.sha256(notebook.read_bytes()).hexdigest()
-    saved = {k: os.environ.get(k) for k in (CARD_ENV, PROGRESS_ENV)}
-    start = time.perf_counter()
-    os.environ[CARD_ENV] = str(card_path)  # the kernel inherits this environment
-    os.environ[PROGRESS_ENV] = "0"         # no progress bars frozen into the saved notebook
-    try:
-        ProgressExecutor(stream=None if progress else io.StringIO(), timeout=timeout,
-                         kernel_name=kernel_name).preprocess(nb, {"metadata": {"path": str(notebook.parent)}})
-    except CellExecutionError as err:
-        nbformat.write(nb, executed_path)
-        raise WorkbenchError(f"{notebook.name} failed while running headless; the partly executed "
-                             f"notebook is {executed_path}. The error:\n{err}") from None
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    seconds = time.perf_counter() - start
-    nbformat.write(nb, executed_path)
-    if not card_path.is_file():
-        raise WorkbenchError(f"{notebook.name} ran but saved no audit card: end it with "
-                             "`card.save()` (an AuditCard from workbench.audit_card)")
-    card = AuditCard.load(card_path)
-    card.data["report"] = {"notebook": notebook.name, "notebook_sha256": source_sha,
-                           "executed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                           "execution_seconds": round(seconds, 2), "html": "report.html",
-                           "executed_notebook": executed_path.name}
-    card.save(card_path)
-    html_path = out_dir / "report.html"
-    html_path.write_text(card.to_html(page=True))
-    return Report(html=html_path, card=card_path, notebook=executed_path, seconds=seconds)
-
-
-def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``workbench audit`` options (shared by :func:`main` and the package CLI)."""
-    from workbench.cli import positive_int
-    parser.add_argument("notebook", nargs="?", default=str(FLAGSHIP),
-                        help="audit notebook to run (default: the flagship audit)")
-    parser.add_argument("--out", default="out/audit", help="folder for the HTML, JSON and notebook")
-    parser.add_argument("--timeout", type=positive_int, default=3600, help="seconds allowed per cell")
-    parser.add_argument("--probe-limit", type=positive_int, help="items per bias probe (the notebook's default if unset)")
-    parser.add_argument("--blimp-limit", type=positive_int, help="pairs per BLiMP paradigm (the notebook's default if unset)")
-
-
-def run_audit(args: argparse.Namespace) -> int:
-    """Run the audit notebook headless and print where its report is."""
-    for flag, env in ((args.probe_limit, "WORKBENCH_AUDIT_PROBE_LIMIT"), (args.blimp_limit, "WORKBENCH_AUDIT_BLIMP_LIMIT")):
-        if flag is not None:
-            if flag < 1:
-                raise InvalidInputError(f"limits must be positive integers, got {flag}")
-            os.environ[env] = str(flag)  # the notebook's kernel inherits them
-    print(f"running {args.notebook} headless; each section is reported as it starts ...", flush=True)
-    report = build_report(args.notebook, args.out, timeout=args.timeout)
-    card = AuditCard.load(report.card).data
-    print(f"done in {report.seconds:.0f} s")
-    print(f"  report:   {report.html}\n  card:     {report.card}\n  notebook: {report.notebook}")
-    for m in card["models"]:
-        print(f"  model {m['name']}: fingerprint {m['fingerprint_id']}, licence {m['licence']}")
-    for f in card["fidelity"]:
-        print(f"  fidelity check on {f['model']}: {'ok' if f['ok'] else 'FAILED'}")
-    return 0
-
-
-def main(argv=None) -> int:
-    """``workbench audit [NOTEBOOK] [--out DIR]``: run an audit headless and write its report."""
-    parser = argparse.ArgumentParser(prog="workbench audit", description=main.__doc__)
-    add_audit_arguments(parser)
-    return run_audit(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

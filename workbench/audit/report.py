@@ -1,4 +1,4 @@
-"""HTML for audit cards and reports: Jinja2 templates (``workbench/templates``), no asset from the
+"""HTML for audit cards and reports: Jinja2 templates (``workbench/audit/templates``), no asset from the
 internet, numbers rounded to what their intervals support.
 
 The page leads with the findings (one headline row per probe or task, a plain-language reading,
@@ -20,7 +20,8 @@ import re
 
 import numpy as np
 
-from workbench.audit_findings import fmt_interval, fmt_p, headline, reading
+from workbench.audit.figures import differences_svg, finding_svg
+from workbench.audit.findings import fmt_interval, fmt_p, headline, reading
 from workbench.stats import MIN_N
 
 CSS = """
@@ -48,7 +49,7 @@ _HIDDEN_COLUMNS = {"index", "level_0"}
 
 def _environment():
     from jinja2 import Environment, PackageLoader, select_autoescape
-    return Environment(loader=PackageLoader("workbench", "templates"), autoescape=select_autoescape(["j2", "html"]),
+    return Environment(loader=PackageLoader("workbench.audit", "templates"), autoescape=select_autoescape(["j2", "html"]),
                        trim_blocks=False, lstrip_blocks=False)
 
 
@@ -128,7 +129,6 @@ def _fingerprint_table(fp: dict) -> dict:
 
 def card_html(card: dict, page: bool = False, figures: bool = True) -> str:
     """The card as HTML: a fragment with scoped CSS (notebooks), or a whole page (``page=True``)."""
-    from workbench.audit_figures import differences_svg, finding_svg
 
     entries = card.get("findings") or []
     table = headline(entries) if entries else None

@@ -30,7 +30,10 @@ import pandas as pd
 
 from workbench.errors import InvalidInputError
 
-from workbench.stats import MIN_N  # rows under this many items are marked
+from workbench.stats import MIN_N, compare, minimum_detectable_effect  # MIN_N: rows under it are marked
+from workbench.stats import holm as adjusted
+from workbench.stats.compare import _align, as_comparable
+from workbench.stats.metrics import columns_of
 
 
 # ---- formatting ---------------------------------------------------------------------------
@@ -112,7 +115,6 @@ def finding_from_frames(name: str, metric: str, summary_a, summary_b, comparison
     n = overall["n"]
     mde = None
     if sd_diff is not None and np.isfinite(sd_diff) and sd_diff > 0 and n >= 2:
-        from workbench.stats import minimum_detectable_effect
         mde = minimum_detectable_effect(n, sd=float(sd_diff)) * scale
     cats = [c for c in dict.fromkeys(cmp[cmp.metric == metric].category.astype(str)) if c != "all"]
     categories = [{"category": c, "a": _side(_row(sa, metric, c), scale), "b": _side(_row(sb, metric, c), scale),
@@ -127,8 +129,6 @@ def finding_from_frames(name: str, metric: str, summary_a, summary_b, comparison
 def _sd_of_differences(ca, cb, metric) -> float | None:
     """Standard deviation of the per-item paired differences of a mean-type metric (in its
     units), for the minimum detectable effect; None for derived metrics or fewer than 2 items."""
-    from workbench.stats.compare import _align
-    from workbench.stats.metrics import columns_of
     if metric.outcome is None:
         return None
     b_items = _align(ca, cb)      # b's items in a's order (it checks the item sets match)
@@ -140,9 +140,6 @@ def _sd_of_differences(ca, cb, metric) -> float | None:
 def finding(name: str, res_a, res_b, metric: str, comparison: pd.DataFrame | None = None,
             scale: float = 1.0, unit: str = "") -> dict:
     """A finding from two probe results (``wb.run_probe``) of the same probe on the same items."""
-    from workbench.stats import compare
-    from workbench.stats.compare import as_comparable
-
     ca, cb = as_comparable(res_a), as_comparable(res_b)
     by_name = {m.name: m for m in ca.metrics}
     if metric not in by_name:
@@ -176,7 +173,6 @@ def finding_from_bench(name: str, bench, model_a: str, model_b: str, task: str, 
 # ---- reading ------------------------------------------------------------------------------
 def holm(p_values) -> list:
     """Holm-adjusted p-values (:func:`workbench.stats.holm`) as a list, None where one is missing."""
-    from workbench.stats import holm as adjusted
     return [None if not np.isfinite(v) else float(v) for v in adjusted(p_values)]
 
 

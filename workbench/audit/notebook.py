@@ -1,0 +1,75 @@
+"""Running an audit notebook headless: :func:`build_report` executes it (nbconvert), with each
+section and printed line shown on the terminal as it runs, and writes the executed notebook, the
+card as JSON and one self-contained HTML page rendered from the card."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbconvert.preprocessors import CellExecutionError
+
+from workbench.audit.card import CARD_ENV, AuditCard
+from workbench.audit.progress import PROGRESS_ENV, ProgressExecutor
+from workbench.errors import InvalidInputError, WorkbenchError
+
+
+@dataclass
+class Report:
+    html: Path
+    card: Path
+    notebook: Path
+    seconds: float
+
+
+def build_report(notebook: str | os.PathLike, out_dir: str | os.PathLike, timeout: int = 3600,
+                 kernel_name: str = "python3", progress: bool = True) -> Report:
+    """Execute ``notebook`` headless and write ``report.html`` (self-contained, offline: the
+    findings first, then an appendix, all rendered from the card), ``audit_card.json`` and the
+    executed ``notebook.ipynb`` into ``out_dir``. The notebook must save an :class:`AuditCard`
+    (``card.save()`` with no path goes where this function asks). With ``progress``, each
+    section and each line the notebook prints is shown on the terminal as it runs."""
+    notebook, out_dir = Path(notebook).resolve(), Path(out_dir).resolve()
+    if not notebook.is_file():
+        raise InvalidInputError(f"notebook not found: {notebook} (give the path to an .ipynb file)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    card_path, executed_path = out_dir / "audit_card.json", out_dir / "notebook.ipynb"
+    card_path.unlink(missing_ok=True)  # never report a card left over from an earlier run
+    nb = nbformat.read(notebook, as_version=4)
+    source_sha = hashlib.sha256(notebook.read_bytes()).hexdigest()
+    saved = {k: os.environ.get(k) for k in (CARD_ENV, PROGRESS_ENV)}
+    start = time.perf_counter()
+    os.environ[CARD_ENV] = str(card_path)  # the kernel inherits this environment
+    os.environ[PROGRESS_ENV] = "0"         # no progress bars frozen into the saved notebook
+    try:
+        ProgressExecutor(stream=None if progress else io.StringIO(), timeout=timeout,
+                         kernel_name=kernel_name).preprocess(nb, {"metadata": {"path": str(notebook.parent)}})
+    except CellExecutionError as err:
+        nbformat.write(nb, executed_path)
+        raise WorkbenchError(f"{notebook.name} failed while running headless; the partly executed "
+                             f"notebook is {executed_path}. The error:\n{err}") from None
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    seconds = time.perf_counter() - start
+    nbformat.write(nb, executed_path)
+    if not card_path.is_file():
+        raise WorkbenchError(f"{notebook.name} ran but saved no audit card: end it with "
+                             "`card.save()` (an AuditCard from workbench.audit)")
+    card = AuditCard.load(card_path)
+    card.data["report"] = {"notebook": notebook.name, "notebook_sha256": source_sha,
+                           "executed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                           "execution_seconds": round(seconds, 2), "html": "report.html",
+                           "executed_notebook": executed_path.name}
+    card.save(card_path)
+    html_path = out_dir / "report.html"
+    html_path.write_text(card.to_html(page=True))
+    return Report(html=html_path, card=card_path, notebook=executed_path, seconds=seconds)
