@@ -57,6 +57,29 @@ def test_hooked_outputs_bitwise_and_residuals_equal_hidden_states(vlm):
     assert int(cache.image_tokens.sum()) > 0
 
 
+def test_verify_vision_checks_the_towers_resid_post_and_catches_a_broken_hook(vlm, monkeypatch):
+    """vision.resid_post is compared with the tower's hidden_states[L+1] at every layer; a hook
+    that reads the layer's input instead of its output (vision.resid_post wired like resid_pre)
+    must fail those rows, and only those."""
+    from workbench.families import HookPoint
+    from workbench.inspect.vision import VisionParts
+
+    res = verify_vision(vlm)
+    post = res.frame[res.frame.site == "vision.resid_post"]
+    assert res.ok and sorted(post.layer) == list(range(VisionParts(vlm).n_layers))
+    correct = VisionParts.hook_point
+
+    def broken(self, site, layer):
+        hp = correct(self, site, layer)
+        return HookPoint(hp.module, "in") if site == "vision.resid_post" else hp
+
+    monkeypatch.setattr(VisionParts, "hook_point", broken)
+    res = verify_vision(vlm)
+    failed = res.frame[~res.frame.ok]
+    assert not res.ok and set(failed.site) == {"vision.resid_post"}
+    assert sorted(failed.layer) == list(range(VisionParts(vlm).n_layers))
+
+
 def _manual_logprob(vlm, context, continuation, images):
     """From the model's logits on the processor's own output, without the workbench's batching."""
     marker = {"gemma3": "<start_of_image>", "qwen2_vl": "<|vision_start|><|image_pad|><|vision_end|>"}.get(
