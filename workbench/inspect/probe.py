@@ -237,11 +237,14 @@ def probe(model, texts, labels, site: str = "resid_post", layers=None, seed: int
     shuffled = [_shuffled_labels(codes, rng) for _ in range(n_controls)]
     type_rng = np.random.default_rng([seed, 1])
     controls = [_type_control_labels(codes, types, type_rng) for _ in range(n_controls)]
-    if controls[0] is None:
+    if any(c is None for c in controls):
         controls = []
-        warnings.warn(f"probe: the control task needs at least two types, and every text has the same "
-                      f"{type_info['type']}: control_accuracy and selectivity are NaN. Pass control_groups= "
-                      "(e.g. the word each text is about); shuffled_selectivity cannot detect memorisation.",
+        why = (f"every text has the same {type_info['type']}" if type_info["n_types"] < 2 else
+               f"its {type_info['n_types']} types drew one label for all in 1000 draws (one label is "
+               f"{np.bincount(codes).max() / len(codes):.1%} of the texts)")
+        warnings.warn(f"probe: the control task needs at least two types with different labels, and {why}: "
+                      "control_accuracy and selectivity are NaN. Pass control_groups= (e.g. the word each text is "
+                      "about); shuffled_selectivity cannot detect memorisation.",
                       UserWarning, stacklevel=3)  # the caller of the @checked wrapper
     elif type_info["texts_with_recurring_type"] == 0:
         warnings.warn(f"probe: no two texts share a type ({type_info['type']}), so memorising types cannot help "
