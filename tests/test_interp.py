@@ -2,6 +2,7 @@
 import random
 
 import matplotlib
+import numpy as np
 import pytest
 import torch
 
@@ -197,23 +198,31 @@ def _texts(n=96, seed=0):
 
 
 def test_probe_reads_a_learnable_label(tiny):
+    """The label (animal or thing) is a function of the last word, which is the token the probe
+    reads: accuracy is high, and so is Hewitt & Liang's control task (8 word types, each with one
+    random label, memorised by the same probe), so selectivity is near 0. Only the shuffled-labels
+    control, at chance by construction, would call this probe selective."""
     texts, labels, _ = _texts()
     res = wb.inspect.probe(tiny("gpt2"), texts, labels)
     s = res.summary()
     assert s.columns.tolist() == ["layer", "accuracy", "control_accuracy", "selectivity", "ci_low", "ci_high",
-                                  "majority_baseline", "n"]
+                                  "majority_baseline", "n", "shuffled_control_accuracy", "shuffled_selectivity"]
     assert (s["accuracy"] > 0.9).all()
-    assert (s["selectivity"] > 0.3).all()
+    assert (s["control_accuracy"] > 0.9).all() and (s["selectivity"].abs() < 0.1).all()
+    assert (s["shuffled_control_accuracy"] < 0.65).all() and (s["shuffled_selectivity"] > 0.3).all()
     assert (s["accuracy"] > s["majority_baseline"]).all()
     assert ((s["ci_low"] <= s["accuracy"]) & (s["accuracy"] <= s["ci_high"])).all()
     assert (s["n"] == len(texts)).all()
     p = res.provenance
     assert p["site"] == "resid_post" and p["seed"] == 0 and p["n"] == len(texts) and p["fingerprint"]
+    assert p["control_types"]["n_types"] == 8 and p["control_types"]["texts_with_recurring_type"] == len(texts)
 
 
 def test_probe_selectivity_is_near_zero_on_shuffled_labels(tiny):
-    """Labels shuffled across texts carry nothing to read: accuracy and control accuracy are both
-    chance, so selectivity is noise around 0 (n=120: about +-0.07 per run; averaged over 4)."""
+    """Labels shuffled across texts carry nothing to read: accuracy and the shuffled control are
+    both chance, so shuffled_selectivity is noise around 0 (n=120: about +-0.07 per run; averaged
+    over 4). The type control is memorised (the probe learns the 8 words), so selectivity is far
+    below 0: the probe could memorise, and the task gave it nothing to memorise."""
     texts, labels, _ = _texts(n=120)
     m = tiny("gpt2")
     sel = []
@@ -221,21 +230,86 @@ def test_probe_selectivity_is_near_zero_on_shuffled_labels(tiny):
         shuffled = list(labels)
         random.Random(seed).shuffle(shuffled)
         s = wb.inspect.probe(m, texts, shuffled).summary()
-        assert s["selectivity"].abs().max() < 0.15
+        assert s["shuffled_selectivity"].abs().max() < 0.15
         assert (s["accuracy"] < s["majority_baseline"] + 0.15).all()
-        sel.append(s["selectivity"].mean())
+        assert (s["selectivity"] < -0.2).all()
+        sel.append(s["shuffled_selectivity"].mean())
     assert abs(sum(sel) / len(sel)) < 0.06
 
 
-def test_probe_control_groups_give_a_memorisable_control(tiny):
-    """Hewitt & Liang's control task gives each word one random label: a probe can learn it by
-    memorising words, so its control accuracy is higher than with labels permuted per text."""
+def test_probe_control_task_catches_a_memorising_probe(tiny):
+    """Hewitt & Liang's control task as the paper defines it: a probe that memorises word types
+    scores high on it, the shuffled-labels control does not show it. First a 1-nearest-neighbour
+    classifier on word identity, on the module's own labellings and the probe's folds; then the
+    linear probe itself on layer 0 of a tiny GPT-2, where the read token's activation is its
+    word's embedding plus a little context (the type is the token at the probed position by default)."""
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.neighbors import KNeighborsClassifier
+    from workbench.inspect.probe import _shuffled_labels, _type_control_labels
+
     texts, labels, words = _texts()
+    codes = np.unique(labels, return_inverse=True)[1]
+    one_hot = (np.array(words)[:, None] == np.array(ANIMALS + THINGS)[None, :]).astype(float)
+    splits = list(StratifiedKFold(5, shuffle=True, random_state=0).split(one_hot, codes))
+
+    def nn_accuracy(y):
+        right = [(KNeighborsClassifier(1).fit(one_hot[tr], y[tr]).predict(one_hot[te]) == y[te]).sum() for tr, te in splits]
+        return sum(right) / len(y)
+
+    rng = np.random.default_rng(0)
+    type_control = np.mean([nn_accuracy(_type_control_labels(codes, words, rng)) for _ in range(5)])
+    shuffled = np.mean([nn_accuracy(_shuffled_labels(codes, rng)) for _ in range(5)])
+    assert nn_accuracy(codes) == 1.0
+    assert type_control == 1.0          # every held-out word was seen in training with its label
+    assert shuffled < 0.65              # chance: 1-NN memorised nothing it can use
+
     m = tiny("gpt2")
-    per_text = wb.inspect.probe(m, texts, labels, layers=[0]).summary()
-    per_word = wb.inspect.probe(m, texts, labels, layers=[0], control_groups=words).summary()
-    assert per_word["control_accuracy"].item() > per_text["control_accuracy"].item() + 0.1
-    assert per_word["accuracy"].item() == per_text["accuracy"].item()  # same folds, same probe
+    default = wb.inspect.probe(m, texts, labels, layers=[0]).summary()
+    by_word = wb.inspect.probe(m, texts, labels, layers=[0], control_groups=words).summary()
+    with pytest.warns(UserWarning, match="no two texts share a type"):
+        per_text = wb.inspect.probe(m, texts, labels, layers=[0], control_groups=list(range(len(texts)))).summary()
+    for s in (default, by_word):
+        assert s["control_accuracy"].item() > 0.9 and s["selectivity"].item() < 0.1
+        assert s["shuffled_control_accuracy"].item() < 0.65 and s["shuffled_selectivity"].item() > 0.3
+    assert by_word["accuracy"].item() == default["accuracy"].item() == per_text["accuracy"].item()  # same folds
+    assert per_text["control_accuracy"].item() < 0.65  # a type seen once cannot be memorised
+
+
+def test_probe_selectivity_is_high_for_a_linearly_encoded_property(tiny):
+    """The control can also pass: a label that is a linear function of the read activation (the
+    sign of a random direction at layer 0) generalises to word types never seen in training,
+    while one random label per type (88 types, many seen once, in 32 dimensions) does not, so
+    selectivity is clearly positive."""
+    m = tiny("gpt2")
+    tok = m.tokenizer
+    ends = sorted({e for t, i in tok.get_vocab().items() if (e := tok.convert_tokens_to_string([t])).strip().isalpha()
+                   and tok("The dog saw the" + e)["input_ids"][-1] == i})  # texts that end in that one token
+    rng = random.Random(0)
+    texts = [f"The dog saw the{rng.choice(ends)}" for _ in range(120)]
+    X = wb.capture(m, texts, sites=["resid_post"], layers=[0], positions="last", progress=False)["resid_post", 0]
+    score = X[:, 0].double().numpy() @ np.random.default_rng(0).standard_normal(X.shape[-1])
+    labels = np.where(score > np.median(score), "pos", "neg").tolist()
+    res = wb.inspect.probe(m, texts, labels)
+    s = res.summary()
+    assert res.provenance["control_types"]["n_types"] > 60
+    assert (s["accuracy"] > 0.8).all() and (s["control_accuracy"] < 0.7).all() and (s["selectivity"] > 0.15).all()
+
+
+def test_probe_control_task_without_types_says_so(tiny):
+    """Where every text has the same token at the probed position (an encoder's [SEP]) there is no
+    control task: NaN with a warning, never a constant labelling that any probe fits. Where no
+    type recurs (position="mean": the type is the whole text), the warning says the control is at
+    chance by construction."""
+    texts, labels, words = _texts(n=40)
+    with pytest.warns(UserWarning, match="at least two types"):
+        s = wb.inspect.probe(tiny("bert"), texts, labels, folds=4).summary()
+    assert s["control_accuracy"].isna().all() and s["selectivity"].isna().all()
+    assert s["shuffled_control_accuracy"].notna().all()
+    s = wb.inspect.probe(tiny("bert"), texts, labels, folds=4, control_groups=words).summary()
+    assert s["control_accuracy"].notna().all()
+    unique = [f"{t} number {i}" for i, t in enumerate(texts)]
+    with pytest.warns(UserWarning, match="no two texts share a type"):
+        wb.inspect.probe(tiny("gpt2"), unique, labels, position="mean", folds=4, layers=[0])
 
 
 def test_probe_mean_position_seed_and_plot(tiny):
@@ -271,6 +345,9 @@ def test_probe_refuses_bad_inputs(tiny):
         (dict(labels=labels, folds=1), InvalidInputError, "folds must be at least 2"),
         (dict(labels=labels[:10] + [None] * 10), InvalidInputError, "missing values"),
         (dict(labels=labels, control_groups=["x"] * 3), InvalidInputError, "one group"),
+        (dict(labels=labels, control_groups=["x"] * 20), InvalidInputError, "single group"),
+        (dict(labels=labels, control_groups=[None] + ["x", "y"] * 9 + ["x"]), InvalidInputError, "missing values"),
+        (dict(labels=labels, control_groups=[["x"]] * 20), InvalidInputError, "hashable"),
         (dict(labels=labels, C=0), InvalidInputError, "C must be greater than 0"),
     ]
     for kwargs, err, msg in cases:

@@ -57,6 +57,29 @@ def test_hooked_outputs_bitwise_and_residuals_equal_hidden_states(vlm):
     assert int(cache.image_tokens.sum()) > 0
 
 
+def test_verify_vision_checks_the_towers_resid_post_and_catches_a_broken_hook(vlm, monkeypatch):
+    """vision.resid_post is compared with the tower's hidden_states[L+1] at every layer; a hook
+    that reads the layer's input instead of its output (vision.resid_post wired like resid_pre)
+    must fail those rows, and only those."""
+    from workbench.families import HookPoint
+    from workbench.inspect.vision import VisionParts
+
+    res = verify_vision(vlm)
+    post = res.frame[res.frame.site == "vision.resid_post"]
+    assert res.ok and sorted(post.layer) == list(range(VisionParts(vlm).n_layers))
+    correct = VisionParts.hook_point
+
+    def broken(self, site, layer):
+        hp = correct(self, site, layer)
+        return HookPoint(hp.module, "in") if site == "vision.resid_post" else hp
+
+    monkeypatch.setattr(VisionParts, "hook_point", broken)
+    res = verify_vision(vlm)
+    failed = res.frame[~res.frame.ok]
+    assert not res.ok and set(failed.site) == {"vision.resid_post"}
+    assert sorted(failed.layer) == list(range(VisionParts(vlm).n_layers))
+
+
 def _manual_logprob(vlm, context, continuation, images):
     """From the model's logits on the processor's own output, without the workbench's batching."""
     marker = {"gemma3": "<start_of_image>", "qwen2_vl": "<|vision_start|><|image_pad|><|vision_end|>"}.get(
@@ -359,3 +382,105 @@ def test_image_counterfactual_probe_spec_matches_image_bias_and_compares():
         wb.run_probe("image_counterfactual", tiny_model("gpt2"), data=items, captions=captions, cache=False)
     with pytest.raises(InvalidInputError, match="captions"):
         wb.run_probe("image_counterfactual", vlm, data=items, cache=False)
+
+
+# -- bad image files: refused at the door, naming the file ------------------------------------------
+
+def _pairs_folder(root, damage=None):
+    """A PAIRS layout (two sets of two images); ``damage(path)`` spoils white_woman of set 'b'."""
+    for k, scenario in enumerate(("a", "b")):
+        for j, name in enumerate(("black_woman", "white_woman")):
+            f = root / "data" / "occupations" / scenario / f"{name}.png"
+            f.parent.mkdir(parents=True, exist_ok=True)
+            tiny_image(2 * k + j).save(f)
+    bad = root / "data" / "occupations" / "b" / "white_woman.png"
+    if damage:
+        damage(bad)
+    return root, bad
+
+
+def _flip_a_byte_in_the_pixels(f):
+    raw = bytearray(f.read_bytes())
+    raw[raw.index(b"IDAT") + 10] ^= 0xFF
+    f.write_bytes(bytes(raw))
+
+
+BAD_FILES = {
+    "truncated": (lambda f: f.write_bytes(f.read_bytes()[: f.stat().st_size // 2]), "corrupt"),
+    "a broken checksum": (_flip_a_byte_in_the_pixels, "corrupt"),
+    "text named .png": (lambda f: f.write_text("not a picture"), "not an image PIL can read"),
+    "empty": (lambda f: f.write_bytes(b""), "empty"),
+    "missing": (lambda f: f.unlink(), "does not exist"),
+    "a folder": (lambda f: (f.unlink(), f.mkdir()), "not a file"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_bad_image_files_are_refused_before_any_model_work(tmp_path, case):
+    from workbench.errors import DataError
+    from workbench.vision import image_bias, load_pairs
+    damage, says = BAD_FILES[case]
+    folder, bad = _pairs_folder(tmp_path / "PAIRS", damage)
+    vlm = tiny_vlm("llava")
+    forwards = []
+    hook = vlm.hf.register_forward_pre_hook(lambda *a: forwards.append(1))
+    captions = [("This person works as a", " doctor")]
+    try:
+        if case != "missing":  # load_pairs lists the files that are there
+            with pytest.raises(DataError, match=f"occupations/b/white_woman: .*{bad}.* {says}"):
+                image_bias(vlm, load_pairs(folder), captions, cache=False)
+            with pytest.raises(DataError, match=f"occupations/b/white_woman: .*{bad}.* {says}"):
+                wb.run_probe("image_counterfactual", vlm, data=folder, captions=captions, cache=False)
+        table = load_pairs(_pairs_folder(tmp_path / "ok")[0])
+        table.loc[table.path.str.endswith("b/white_woman.png"), "path"] = str(bad)  # a DataFrame of paths: same door
+        for run in (lambda: image_bias(vlm, table, captions, cache=False),
+                    lambda: wb.run_probe("image_counterfactual", vlm, data=table, captions=captions, cache=False)):
+            with pytest.raises(DataError, match=f"occupations/b/white_woman: .*{bad}.* {says}"):
+                run()
+    finally:
+        hook.remove()
+    assert forwards == []
+
+
+def test_bad_images_in_memory_and_in_parquet_are_refused_naming_them(tmp_path):
+    import io
+
+    import pandas as pd
+    from PIL import Image
+
+    from workbench.errors import DataError
+    from workbench.vision import image_bias, load_social_counterfactuals, synthetic_counterfactuals
+    vlm = tiny_vlm("llava")
+    _, bad = _pairs_folder(tmp_path / "PAIRS", BAD_FILES["truncated"][0])
+    lazy = Image.open(bad)  # PIL opens lazily: the damage shows only when the pixels are read
+    with pytest.raises(DataError, match=r"images\[0\]\[0\].*white_woman.png.*corrupt or truncated"):
+        wb.loglikelihood(vlm, [("A picture of", " a cat")], images=[[lazy]], cache=False)
+    items = synthetic_counterfactuals(n_sets=2).astype({"image": object})
+    items.at[3, "image"] = "face.png"
+    with pytest.raises(DataError, match="synthetic-1/dark: the image column holds str 'face.png'.*'path' column"):
+        image_bias(vlm, items, [("A", " b")], cache=False)
+    items.at[3, "image"] = Image.open(bad)
+    with pytest.raises(DataError, match="synthetic-1/dark .*white_woman.png.*corrupt or truncated"):
+        wb.run_probe("image_counterfactual", vlm, data=items, captions=[("A", " b")], cache=False)
+    good = io.BytesIO()
+    tiny_image(0).save(good, format="PNG")
+    cells = [{"bytes": good.getvalue(), "path": None}, {"bytes": b"\x89PNG but not really", "path": None}]
+    pd.DataFrame(dict(image=cells, counterfactual_set=["s1", "s1"], caption=["A doctor"] * 2, a1=["x", "y"],
+                      dataset_segment=["race"] * 2)).to_parquet(tmp_path / "sc.parquet")
+    with pytest.raises(DataError, match=r"sc.parquet row 1: the image bytes are not an image"):
+        load_social_counterfactuals(tmp_path / "sc.parquet")
+    (tmp_path / "not.parquet").write_text("hello")
+    with pytest.raises(DataError, match="not.parquet is not a readable parquet file"):
+        load_social_counterfactuals(tmp_path / "not.parquet")
+
+
+def test_wb_vision_is_reachable_from_a_bare_import():
+    """Notebook 09 and docs/vision_language.md write ``wb.vision.image_bias`` after ``import
+    workbench as wb``; run in a fresh interpreter so no earlier import has loaded the subpackage."""
+    import subprocess
+    import sys
+    code = "import workbench as wb; print(wb.vision.image_bias.__module__, 'vision' in dir(wb))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    assert out.returncode == 0, out.stderr[-500:]
+    assert out.stdout.split() == ["workbench.vision.counterfactual", "True"]

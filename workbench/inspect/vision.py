@@ -240,9 +240,17 @@ def verify_vision(model, texts=None, images=None, tol: float = 1e-4):
         kw = {"grid_thw": batch["image_grid_thw"].to(model.device)} if "image_grid_thw" in batch else {}
         vh = tower(tower_pixels(batch["pixel_values"]).to(model.device, model.dtype), output_hidden_states=True,
                    **kw).hidden_states
-    for layer in range(parts.n_layers):
+    if len(vh) != parts.n_layers + 1:  # one per layer input, plus the last layer's output
+        rows.append(_row(f"vision hidden_states count == {parts.n_layers} layers + 1", "vision.resid_post", None,
+                         torch.tensor([len(vh)]), torch.tensor([parts.n_layers + 1]), 0))
+    for layer in range(min(parts.n_layers, len(vh))):
         rows.append(_row("vision.resid_pre == vision hidden_states[L]", "vision.resid_pre", layer,
                          cache["vision.resid_pre", layer], vh[layer].cpu(), 0))
+    # the tower's hidden states are taken before any post-layernorm, so the last layer's output is
+    # hidden_states[-1] too (SigLIP's post_layernorm acts on last_hidden_state, not on these)
+    for layer in range(min(parts.n_layers, len(vh) - 1)):
+        rows.append(_row("vision.resid_post == vision hidden_states[L+1]", "vision.resid_post", layer,
+                         cache["vision.resid_post", layer], vh[layer + 1].cpu(), 0))
     img = cache.image_tokens
     n_img = int(img.sum())
     feats = cache["projector"].reshape(-1, cache["projector"].shape[-1])

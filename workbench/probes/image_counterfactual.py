@@ -57,6 +57,7 @@ def _table(source) -> tuple[pd.DataFrame, list]:
 
 @takes_context
 def load(source, ctx):
+    from workbench.vision.counterfactual import _image
     table, files = _table(source)
     captions = ctx.options.get("captions")
     if captions is not None:
@@ -72,7 +73,7 @@ def load(source, ctx):
     unknown = {v for p in pairs for v in p} - set(values)
     if unknown:
         raise InvalidInputError(f"pairs name attribute values {sorted(unknown)} that no item has; values: {values}")
-    rows = []
+    rows, used = [], {}
     for set_id, group in table.groupby("set_id", sort=False):
         by_attr = {}
         for _, r in group.iterrows():
@@ -85,12 +86,17 @@ def load(source, ctx):
             if a not in by_attr or b not in by_attr:
                 ctx.skips.add(f"{set_id}:{a}-{b}", "the set lacks one of the pair's images")
                 continue
+            used.update({(set_id, v): by_attr[v] for v in (a, b)})
             for context, continuation in texts:
                 caption = context + continuation
                 rows.append(dict(item_id=f"{set_id}|{a}-{b}|{caption}", set_id=str(set_id), pair=f"{a} - {b}",
                                  a=a, b=b, caption=caption, context=context, continuation=continuation,
                                  image_a=by_attr[a].get("image"), path_a=by_attr[a].get("path"),
                                  image_b=by_attr[b].get("image"), path_b=by_attr[b].get("path")))
+    # every image that will be scored is opened and decoded now, before any model work, so a
+    # missing, corrupt or non-image file is a DataError naming it (score opens them again)
+    for r in used.values():
+        _image(r.to_dict())
     return pd.DataFrame(rows), files
 
 

@@ -22,10 +22,11 @@ Conventions (recorded in ``attrs["scoring"]``):
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import torch
 
-from workbench.errors import InvalidInputError, WrongModelKindError
+from workbench.errors import DataError, InvalidInputError, WrongModelKindError
 
 # processor outputs with one row per text (padded together); every other tensor is per image
 ROW_KEYS = ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids")
@@ -58,8 +59,61 @@ def check_images(images, n: int, what: str) -> list[list]:
         if not entry or not all(isinstance(x, Image.Image) for x in entry):
             raise InvalidInputError(f"images[{i}] must be a PIL image or a non-empty list of PIL images, got {entry!r}"
                                     [:300])
-        out.append([x.convert("RGB") if x.mode != "RGB" else x for x in entry])
+        out.append([loaded_image(x, f"images[{i}][{j}]") for j, x in enumerate(entry)])
     return out
+
+
+def loaded_image(img, name: str):
+    """A PIL image with its pixels decoded, in RGB. PIL opens files lazily, so an image opened
+    from a corrupt or truncated file only fails when its pixels are first read: read them here,
+    at the door, and say which image it is (``name``) instead of failing inside the processor."""
+    try:
+        img.load()
+        return img.convert("RGB") if img.mode != "RGB" else img
+    except MemoryError:
+        raise
+    except Exception as e:  # PIL's decoders raise OSError, SyntaxError, ValueError, zlib/struct errors
+        where = f" (file {img.filename})" if getattr(img, "filename", "") else ""
+        raise DataError(f"{name}{where}: its pixels cannot be read ({type(e).__name__}: {e}); the image is corrupt "
+                        "or truncated: replace it or leave it out") from None
+
+
+def open_image_file(path, name: str = "image"):
+    """The image in file ``path`` (PIL, RGB, pixels decoded), checked before any model work: a
+    missing file, a folder, an empty file, a file that is not an image, and a corrupt or truncated
+    one each raise :class:`~workbench.errors.DataError` naming ``name`` and the file.
+
+    >>> import tempfile, pathlib
+    >>> bad = pathlib.Path(tempfile.mkdtemp()) / "face.png"
+    >>> _ = bad.write_text("not a picture")
+    >>> open_image_file(bad, "item s1/dark")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    workbench.errors.DataError: item s1/dark: .../face.png is not an image PIL can read ...
+    """
+    from PIL import Image, UnidentifiedImageError
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise DataError(f"{name}: image file {p} does not exist; check the path (relative paths are read from "
+                        f"{Path.cwd()})")
+    if not p.is_file():
+        raise DataError(f"{name}: {p} is not a file (a folder?); give the path of an image file")
+    size = p.stat().st_size
+    if size == 0:
+        raise DataError(f"{name}: image file {p} is empty (0 bytes); replace it (an interrupted download?)")
+    try:
+        with Image.open(p) as img:
+            img.verify()  # the format's own checks (PNG chunk checksums) without decoding pixels
+    except UnidentifiedImageError:
+        raise DataError(f"{name}: {p} is not an image PIL can read ({size} bytes; the file name says "
+                        f"{p.suffix or 'no format'}); replace it with a PNG or JPEG image") from None
+    except MemoryError:
+        raise
+    except Exception as e:
+        raise DataError(f"{name}: image file {p} is corrupt ({type(e).__name__}: {e}); replace it or leave it "
+                        "out") from None
+    img = Image.open(p)  # verify() leaves the image unusable: open again and decode every pixel
+    return loaded_image(img, name)
 
 
 def check_vlm(model, what: str) -> None:

@@ -61,7 +61,8 @@ def synthetic_counterfactuals(n_sets: int = 8, size: int = 48, seed: int = 0) ->
 def load_pairs(root, sections=None) -> pd.DataFrame:
     """PAIRS images under ``root`` (the repository's ``data`` folder, or its parent):
     ``<section>/<scenario>/<race>_<gender>.png`` -> rows with set_id ``section/scenario`` and
-    attribute ``race_gender`` (plus ``race``, ``gender``); images are opened lazily (``path``)."""
+    attribute ``race_gender`` (plus ``race``, ``gender``); images are opened later (``path``), and
+    checked before any model work by :func:`image_bias` and the ``image_counterfactual`` probe."""
     root = Path(root).expanduser()
     if (root / "data").is_dir():
         root = root / "data"
@@ -88,35 +89,79 @@ def load_social_counterfactuals(files, segments=None) -> pd.DataFrame:
 
     from PIL import Image
     paths = [Path(files)] if isinstance(files, (str, Path)) else [Path(f) for f in files]
-    frames = [pd.read_parquet(p) for p in paths]
+    frames = [_read_parquet(p).assign(source_file=str(p), row_in_file=lambda d: np.arange(len(d))) for p in paths]
     if not frames:
         raise DataError("no SocialCounterfactuals files given")
     df = pd.concat(frames, ignore_index=True)
     need = {"image", "counterfactual_set", "a1", "caption"}
     if not need <= set(df.columns):
-        raise DataError(f"{paths[0]} is not SocialCounterfactuals: columns {sorted(df.columns)} lack "
+        raise DataError(f"{paths[0]} is not SocialCounterfactuals: columns "
+                        f"{sorted(set(df.columns) - {'source_file', 'row_in_file'})} lack "
                         f"{sorted(need - set(df.columns))}")
     if segments is not None:
         df = df[df["dataset_segment"].isin(segments)]
 
-    def decode(v):
+    def decode(v, where):
+        from workbench.scoring.vision import loaded_image
         raw = v.get("bytes") if isinstance(v, dict) else v
-        return Image.open(io.BytesIO(raw)).convert("RGB")
+        if not isinstance(raw, (bytes, bytearray)) or not raw:
+            raise DataError(f"{where}: the image cell holds no image bytes ({type(raw).__name__}); the file is not "
+                            "SocialCounterfactuals as published, or it is damaged: download it again")
+        try:
+            img = Image.open(io.BytesIO(raw))
+        except Exception as e:  # PIL.UnidentifiedImageError and decoder errors
+            raise DataError(f"{where}: the image bytes are not an image PIL can read ({type(e).__name__}); the file "
+                            "is damaged: download it again") from None
+        return loaded_image(img, where)
+
     two = df.get("a2")
     attribute = df["a1"] if two is None else df["a1"].where(two.isna() | (two == ""), df["a1"] + " " + two.fillna(""))
     return pd.DataFrame(dict(set_id=df["counterfactual_set"].values, attribute=attribute.values,
-                             image=[decode(v) for v in df["image"]], caption=df["caption"].values,
+                             image=[decode(v, f"{f} row {i}")
+                                    for v, f, i in zip(df["image"], df["source_file"], df["row_in_file"])],
+                             caption=df["caption"].values,
                              segment=df.get("dataset_segment", pd.Series([None] * len(df))).values,
                              source="SocialCounterfactuals"))
 
 
+def _read_parquet(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"SocialCounterfactuals file {path} does not exist or is not a file")
+    try:
+        return pd.read_parquet(path)
+    except Exception as e:  # pyarrow's errors for a file that is not parquet, or is cut short
+        raise DataError(f"{path} is not a readable parquet file ({type(e).__name__}: {str(e)[:200]}); download it "
+                        "again") from None
+
+
 def _image(row):
+    """The row's image, checked (pixels decoded): its ``image`` (a PIL image) or the file at its
+    ``path``. Every failure is a DataError naming the item (set/attribute) and the file."""
     from PIL import Image
-    if isinstance(row.get("image"), Image.Image):
-        return row["image"]
-    if row.get("path"):
-        return Image.open(row["path"]).convert("RGB")
-    raise DataError(f"item {row.get('set_id')}/{row.get('attribute')} has neither an image nor a path")
+
+    from workbench.scoring.vision import loaded_image, open_image_file
+    name = f"item {row.get('set_id')}/{row.get('attribute')}"
+    img, path = row.get("image"), row.get("path")
+    if isinstance(img, Image.Image):
+        return loaded_image(img, name)
+    if not _absent(img):
+        raise DataError(f"{name}: the image column holds {type(img).__name__} {str(img)[:80]!r}, not a PIL image; "
+                        "put file paths in a 'path' column (or open them with PIL.Image.open)")
+    if isinstance(path, (str, Path)) and str(path):
+        return open_image_file(path, name)
+    if not _absent(path):
+        raise DataError(f"{name}: path must be a file path (a string), got {type(path).__name__} {path!r}")
+    raise DataError(f"{name} has neither an image nor a path")
+
+
+def _absent(value) -> bool:
+    """None or a missing cell (NaN) of a DataFrame column."""
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def open_item_images(rows) -> list:
+    """Every row's image, opened and checked before any model work (see :func:`_image`)."""
+    return [_image(r) for r in rows]
 
 
 @dataclass
@@ -165,7 +210,7 @@ def image_bias(model, items: pd.DataFrame, captions, pairs=None, format: str = "
     if unknown:
         raise InvalidInputError(f"pairs name attribute values {sorted(unknown)} that no item has; values: {values}")
     rows = items.to_dict("records")
-    imgs = [_image(r) for r in rows]
+    imgs = open_item_images(rows)  # every file opened and decoded before any scoring
     reqs = [c for _ in rows for c in captions]
     df = loglikelihood(model, reqs, images=[[im] for im in imgs for _ in captions], format=format, cache=cache)
     scored = pd.DataFrame([dict(set_id=r["set_id"], attribute=r["attribute"], caption=c + x)
