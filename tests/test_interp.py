@@ -203,7 +203,7 @@ def test_probe_reads_a_learnable_label(tiny):
     random label, memorised by the same probe), so selectivity is near 0. Only the shuffled-labels
     control, at chance by construction, would call this probe selective."""
     texts, labels, _ = _texts()
-    res = wb.inspect.probe(tiny("gpt2"), texts, labels)
+    res = wb.inspect.linear_probe(tiny("gpt2"), texts, labels)
     s = res.summary()
     assert s.columns.tolist() == ["layer", "accuracy", "control_accuracy", "selectivity", "ci_low", "ci_high",
                                   "majority_baseline", "n", "shuffled_control_accuracy", "shuffled_selectivity"]
@@ -229,7 +229,7 @@ def test_probe_selectivity_is_near_zero_on_shuffled_labels(tiny):
     for seed in range(4):
         shuffled = list(labels)
         random.Random(seed).shuffle(shuffled)
-        s = wb.inspect.probe(m, texts, shuffled).summary()
+        s = wb.inspect.linear_probe(m, texts, shuffled).summary()
         assert s["shuffled_selectivity"].abs().max() < 0.15
         assert (s["accuracy"] < s["majority_baseline"] + 0.15).all()
         assert (s["selectivity"] < -0.2).all()
@@ -245,7 +245,7 @@ def test_probe_control_task_catches_a_memorising_probe(tiny):
     word's embedding plus a little context (the type is the token at the probed position by default)."""
     from sklearn.model_selection import StratifiedKFold
     from sklearn.neighbors import KNeighborsClassifier
-    from workbench.inspect.probe import _shuffled_labels, _type_control_labels
+    from workbench.inspect.linear_probe import _shuffled_labels, _type_control_labels
 
     texts, labels, words = _texts()
     codes = np.unique(labels, return_inverse=True)[1]
@@ -264,10 +264,10 @@ def test_probe_control_task_catches_a_memorising_probe(tiny):
     assert shuffled < 0.65              # chance: 1-NN memorised nothing it can use
 
     m = tiny("gpt2")
-    default = wb.inspect.probe(m, texts, labels, layers=[0]).summary()
-    by_word = wb.inspect.probe(m, texts, labels, layers=[0], control_groups=words).summary()
+    default = wb.inspect.linear_probe(m, texts, labels, layers=[0]).summary()
+    by_word = wb.inspect.linear_probe(m, texts, labels, layers=[0], control_groups=words).summary()
     with pytest.warns(UserWarning, match="no two texts share a type"):
-        per_text = wb.inspect.probe(m, texts, labels, layers=[0], control_groups=list(range(len(texts)))).summary()
+        per_text = wb.inspect.linear_probe(m, texts, labels, layers=[0], control_groups=list(range(len(texts)))).summary()
     for s in (default, by_word):
         assert s["control_accuracy"].item() > 0.9 and s["selectivity"].item() < 0.1
         assert s["shuffled_control_accuracy"].item() < 0.65 and s["shuffled_selectivity"].item() > 0.3
@@ -289,7 +289,7 @@ def test_probe_selectivity_is_high_for_a_linearly_encoded_property(tiny):
     X = wb.capture(m, texts, sites=["resid_post"], layers=[0], positions="last", progress=False)["resid_post", 0]
     score = X[:, 0].double().numpy() @ np.random.default_rng(0).standard_normal(X.shape[-1])
     labels = np.where(score > np.median(score), "pos", "neg").tolist()
-    res = wb.inspect.probe(m, texts, labels)
+    res = wb.inspect.linear_probe(m, texts, labels)
     s = res.summary()
     assert res.provenance["control_types"]["n_types"] > 60
     assert (s["accuracy"] > 0.8).all() and (s["control_accuracy"] < 0.7).all() and (s["selectivity"] > 0.15).all()
@@ -302,21 +302,21 @@ def test_probe_control_task_without_types_says_so(tiny):
     chance by construction."""
     texts, labels, words = _texts(n=40)
     with pytest.warns(UserWarning, match="at least two types"):
-        s = wb.inspect.probe(tiny("bert"), texts, labels, folds=4).summary()
+        s = wb.inspect.linear_probe(tiny("bert"), texts, labels, folds=4).summary()
     assert s["control_accuracy"].isna().all() and s["selectivity"].isna().all()
     assert s["shuffled_control_accuracy"].notna().all()
-    s = wb.inspect.probe(tiny("bert"), texts, labels, folds=4, control_groups=words).summary()
+    s = wb.inspect.linear_probe(tiny("bert"), texts, labels, folds=4, control_groups=words).summary()
     assert s["control_accuracy"].notna().all()
     unique = [f"{t} number {i}" for i, t in enumerate(texts)]
     with pytest.warns(UserWarning, match="no two texts share a type"):
-        wb.inspect.probe(tiny("gpt2"), unique, labels, position="mean", folds=4, layers=[0])
+        wb.inspect.linear_probe(tiny("gpt2"), unique, labels, position="mean", folds=4, layers=[0])
 
 
 def test_probe_mean_position_seed_and_plot(tiny):
     texts, labels, _ = _texts(n=40)
     m = tiny("llama")
-    a = wb.inspect.probe(m, texts, labels, position="mean", layers=-1, folds=4, seed=2)
-    b = wb.inspect.probe(m, texts, labels, position="mean", layers=[1], folds=4, seed=2)
+    a = wb.inspect.linear_probe(m, texts, labels, position="mean", layers=-1, folds=4, seed=2)
+    b = wb.inspect.linear_probe(m, texts, labels, position="mean", layers=[1], folds=4, seed=2)
     assert a.summary().equals(b.summary())
     assert a.summary()["layer"].tolist() == [1]
     assert a.provenance["position"] == "mean"
@@ -327,7 +327,7 @@ def test_probe_mean_position_seed_and_plot(tiny):
 
 def test_probe_per_head_site(tiny):
     texts, labels, _ = _texts(n=40)
-    s = wb.inspect.probe(tiny("gpt2"), texts, labels, site="z", folds=4).summary()
+    s = wb.inspect.linear_probe(tiny("gpt2"), texts, labels, site="z", folds=4).summary()
     assert len(s) == 2 and s["accuracy"].between(0, 1).all()
 
 
@@ -352,12 +352,12 @@ def test_probe_refuses_bad_inputs(tiny):
     ]
     for kwargs, err, msg in cases:
         with pytest.raises(err, match=msg):
-            wb.inspect.probe(m, texts, **kwargs)
+            wb.inspect.linear_probe(m, texts, **kwargs)
         assert issubclass(err, WorkbenchError)
     with pytest.raises(InvalidInputError, match="list of strings"):
-        wb.inspect.probe(m, "one text", ["a"])
+        wb.inspect.linear_probe(m, "one text", ["a"])
     with pytest.raises(UnsupportedSiteError, match="resid_mid"):
-        wb.inspect.probe(tiny("phi"), texts, labels, site="resid_mid")
+        wb.inspect.linear_probe(tiny("phi"), texts, labels, site="resid_mid")
 
 
 # -- embedded models (facts established with benchmarks/interp.py) ---------------------------------

@@ -9,8 +9,8 @@ import torch
 
 import workbench as wb
 from workbench.errors import InvalidInputError, WrongModelKindError
-from workbench.inspect.vision import edit_image_tokens, image_attention, verify_vision
-from workbench.scoring.vision import collate, forward
+from workbench.vision.capture import edit_image_tokens, image_attention, verify_vision
+from workbench.vision.scoring import collate, forward
 from workbench.testing import save_tiny_vlm, tiny_image, tiny_model, tiny_vlm, vlm_families
 
 FAMILIES = ("llava", "paligemma", "gemma3_vl", "idefics3", "qwen2_vl")
@@ -62,7 +62,7 @@ def test_verify_vision_checks_the_towers_resid_post_and_catches_a_broken_hook(vl
     that reads the layer's input instead of its output (vision.resid_post wired like resid_pre)
     must fail those rows, and only those."""
     from workbench.families import HookPoint
-    from workbench.inspect.vision import VisionParts
+    from workbench.vision.capture import VisionParts
 
     res = verify_vision(vlm)
     post = res.frame[res.frame.site == "vision.resid_post"]
@@ -121,7 +121,7 @@ def test_scoring_equals_manual_computation_and_batching(vlm):
 def test_cache_is_keyed_on_pixels(monkeypatch, tmp_path):
     monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
     vlm = tiny_vlm("llava")
-    from workbench.scoring import vision
+    from workbench.vision import scoring as vision
     calls = []
     real = vision.score_pairs
     monkeypatch.setattr(vision, "score_pairs", lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -167,8 +167,8 @@ def test_errors_say_what_to_do():
 
 
 def test_patch_attribution_ablation_matches_scoring_and_shapley_is_complete():
-    from workbench.attribution.vision import image_patch_attribution
-    from workbench.inspect.vision import image_features_replaced
+    from workbench.vision.attribution import image_patch_attribution
+    from workbench.vision.capture import image_features_replaced
     vlm, img = tiny_vlm("llava"), tiny_image(0, pattern="split")
     res = image_patch_attribution(vlm, "A picture of", " a cat", img)
     assert res.grid.shape == (4, 4)
@@ -239,7 +239,7 @@ def test_loaders_read_the_published_layouts(tmp_path):
 
 
 def test_logit_lens_at_image_and_text_positions_ends_at_the_logits(vlm):
-    from workbench.inspect.vision import image_logit_lens
+    from workbench.vision.capture import image_logit_lens
     img = tiny_image(2)
     df = image_logit_lens(vlm, "A cat", [img], k=1)
     last = df[df.layer == vlm.n_layers - 1]
@@ -261,8 +261,8 @@ def test_capture_with_images_refuses_what_it_cannot_do(tmp_path):
 def test_idefics3_tiles_map_to_the_mosaic_in_the_processors_order():
     """Idefics3 splits an image into 2x2 tiles plus a global tile: the mosaic cell of each local
     tile holds the tokens that follow that tile's <row_r_col_c> marker in the text."""
-    from workbench.attribution.vision import image_patch_attribution
-    from workbench.inspect.vision_layout import image_token_layout
+    from workbench.vision.attribution import image_patch_attribution
+    from workbench.vision.layout import image_token_layout
     vlm, img = tiny_vlm("idefics3"), tiny_image(0, pattern="split")
     cache = wb.capture(vlm, ["A cat"], images=[[img]], sites=["projector", "vision.embed"])
     assert cache["projector"].shape[:2] == (5, 4) and cache["vision.embed"].shape[0] == 5
@@ -285,7 +285,7 @@ def test_idefics3_tiles_map_to_the_mosaic_in_the_processors_order():
         x = x.clone()
         x.reshape(-1, x.shape[-1])[5] = 0
         return x
-    from workbench.inspect.vision import image_features_replaced
+    from workbench.vision.capture import image_features_replaced
     with image_features_replaced(vlm, zero_token_5):
         without = wb.loglikelihood(vlm, [("A picture of", " a cat")], images=[[img]], cache=False).logprob[0]
     cell = res.frame.query("token == 5").iloc[0]
@@ -297,7 +297,7 @@ def test_qwen2_vl_keeps_the_aspect_ratio_and_uses_multimodal_positions():
     """Qwen2-VL: a wide image gets a wide token grid (heat map and attribution follow it); the
     model's M-RoPE positions of the image tokens are not the plain 0..n-1, and the workbench's
     scores equal the model's own forward (which computes them) within 1e-4."""
-    from workbench.attribution.vision import image_patch_attribution
+    from workbench.vision.attribution import image_patch_attribution
     vlm, wide = tiny_vlm("qwen2_vl"), tiny_image(1, size=(64, 16), pattern="split")
     res = image_patch_attribution(vlm, "A picture of", " a cat", wide)
     rows, cols = res.grid.shape
@@ -316,8 +316,8 @@ def test_qwen2_vl_keeps_the_aspect_ratio_and_uses_multimodal_positions():
 def test_prompt_token_attribution_beside_the_image(family):
     """Features are the context's text tokens only (not image, tile or marker tokens); ablating
     one equals rescoring with that token replaced by the baseline; Shapley is complete."""
-    from workbench.attribution.vision_prompt import prompt_token_attribution
-    from workbench.scoring.vision import encode_pairs
+    from workbench.vision.prompt import prompt_token_attribution
+    from workbench.vision.scoring import encode_pairs
     vlm, img = tiny_vlm(family), tiny_image(0)
     res = prompt_token_attribution(vlm, "The doctor said", " hello", img, random_check=False)
     assert "".join(res.frame.token) == "The doctor said"
@@ -340,7 +340,7 @@ def test_prompt_token_attribution_beside_the_image(family):
 def test_image_attribution_randomised_model_check():
     """The randomised-model check of text attribution, on image patches: a weight-randomised copy
     (the model itself untouched) gives other attributions, and their rank correlation is reported."""
-    from workbench.attribution.vision import image_patch_attribution
+    from workbench.vision.attribution import image_patch_attribution
     vlm, img = tiny_vlm("llava"), tiny_image(0, pattern="split")
     before = wb.loglikelihood(vlm, [("A picture of", " a cat")], images=[[img]], cache=False).logprob[0]
     res = image_patch_attribution(vlm, "A picture of", " a cat", img)
@@ -483,4 +483,4 @@ def test_wb_vision_is_reachable_from_a_bare_import():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
     assert out.returncode == 0, out.stderr[-500:]
-    assert out.stdout.split() == ["workbench.vision.counterfactual", "True"]
+    assert out.stdout.split() == ["workbench.vision.bias", "True"]

@@ -280,7 +280,7 @@ def compare_suites(reference: dict, other: dict) -> "pd.DataFrame":
 def vlm_families() -> tuple:
     """Names of the registered vision-language families that have a tiny test model."""
     from workbench.families import families
-    return tuple(n for n, f in families().items() if f.extra.get("vision_language") and f.extra.get("tiny"))
+    return tuple(n for n, f in families().items() if f.vision is not None and f.vision.tiny is not None)
 
 
 def tokenizer_with(named: dict):
@@ -303,7 +303,7 @@ def tiny_vlm_parts(family: str = "llava", seed: int = 0):
     from workbench.families import families
     if family not in vlm_families():
         raise ValueError(f"unknown tiny vision-language family {family!r}; choose one of {vlm_families()}")
-    return families()[family].extra["tiny"](tokenizer_with, seed)
+    return families()[family].vision.tiny(tokenizer_with, seed)
 
 
 def tiny_vlm(family: str = "llava", seed: int = 0, chat_template: str | None = None):
@@ -312,7 +312,7 @@ def tiny_vlm(family: str = "llava", seed: int = 0, chat_template: str | None = N
     >>> tiny_vlm("gemma3_vl").kind
     'vision-language'
     """
-    from workbench.models.vision import from_hf
+    from workbench.vision.loading import from_hf
     hf, proc = tiny_vlm_parts(family, seed)
     if chat_template is not None:
         proc.chat_template = chat_template

@@ -422,7 +422,7 @@ for i, (one, many) in enumerate(nouns):
             texts.append(f"The {subject} near the {attractor}")
             labels.append(number)
 probe_layers = list(range(0, model.n_layers, 3))
-probe = wb.inspect.probe(model, texts, labels, layers=probe_layers, seed=0)
+probe = wb.inspect.linear_probe(model, texts, labels, layers=probe_layers, seed=0)
 probe.plot();
 
 # %% [markdown]

@@ -40,21 +40,21 @@ cache = wb.capture(vlm, ["Describe the picture."], images=[[img]], sites=["resid
 wb.inspect.verify(vlm).summary()
 
 # %%
-att = wb.inspect.image_attention(vlm, "What is shown in the picture?", img, layer=0)
+att = wb.vision.image_attention(vlm, "What is shown in the picture?", img, layer=0)
 att  # an offline widget: click a token to see where it attends in the image
 
 # %%
 import torch
 
-clean, same = wb.inspect.edit_image_tokens(vlm, "A picture", [img], source_images=[img.copy()])
-clean2, other = wb.inspect.edit_image_tokens(vlm, "A picture", [img], source_images=[tiny_image(5)])
+clean, same = wb.vision.edit_image_tokens(vlm, "A picture", [img], source_images=[img.copy()])
+clean2, other = wb.vision.edit_image_tokens(vlm, "A picture", [img], source_images=[tiny_image(5)])
 torch.equal(clean, same), float((clean2 - other).abs().max())
 
 # %% [markdown]
 # ## Attribution over image patches
 
 # %%
-from workbench.attribution.vision import image_patch_attribution
+from workbench.vision.attribution import image_patch_attribution
 
 attr = image_patch_attribution(vlm, "A picture of", " a cat", img, method="shapley", n_samples=4)
 attr.plot();
@@ -65,7 +65,7 @@ attr.provenance["completeness_gap"]
 # attribution: completeness and the rank correlation with a weight-randomised copy.
 
 # %%
-from workbench.attribution.vision_prompt import prompt_token_attribution
+from workbench.vision.prompt import prompt_token_attribution
 
 tokens = prompt_token_attribution(vlm, "The doctor said", " hello", img)
 tokens.frame, tokens.sanity

@@ -83,6 +83,29 @@ def masked_head(hf, hidden: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
+class VisionParts:
+    """What a vision-language family adds to its text family (module paths relative to the base
+    model): the vision tower's ``layers`` and ``embed``dings, the ``projector``; ``tiny(
+    make_tokenizer, seed) -> (hf, processor)`` builds its tiny test model; ``prefix_lm``: the
+    prompt is attended bidirectionally, so a scored continuation must be the processor's suffix
+    (PaliGemma); ``tiled``: the processor cuts an image into tiles, each one row of the projector's
+    output (Idefics3); ``flat_vision``: all images' patches run as one sequence, the vision sites
+    and the projector are ``[all patches, d]`` (Qwen2-VL); ``load_processor(folder,
+    trust_remote_code)`` instead of ``AutoProcessor``; ``image_marker``: the text that stands for
+    one image in a raw prompt."""
+
+    layers: str = "vision_tower.encoder.layers"
+    embed: str = "vision_tower.embeddings"
+    projector: str = "multi_modal_projector"
+    tiny: Callable | None = None
+    prefix_lm: bool = False
+    tiled: bool = False
+    flat_vision: bool = False
+    load_processor: Callable | None = None
+    image_marker: str | None = None
+
+
+@dataclass(frozen=True)
 class Family:
     """One architecture family. ``sites(shape) -> {site: HookPoint or why-not text}`` covers the
     sites besides resid_pre/resid_post/logits (which every family has: the layer's input and
@@ -105,7 +128,9 @@ class Family:
     positions_after_embed: bool = False
     attn_out_normed: bool = False
     notes: str = ""
-    extra: dict = field(default_factory=dict)
+    # a vision-language family: where its vision tower, projector and language model live, and how
+    # its tiny test model is built (families/vlm.py: vision_language_family); None for text families
+    vision: VisionParts | None = None
 
     def unembed(self, hf, hidden: torch.Tensor, final_norm_module=None) -> torch.Tensor:
         """Residual stream -> logits: final norm (pre-norm families) then the head."""

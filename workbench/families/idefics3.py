@@ -9,7 +9,7 @@ into ``rows x cols`` tiles of ``max_image_size`` and appends the whole image shr
 global tile; per image, images in order), and each tile has ``image_seq_len`` image tokens (a
 square grid of ``(tile / patch / scale_factor)^2``). Heat maps and patch attribution put the
 local tiles' grids side by side into one mosaic over the image and report the global tile's
-grid separately (:func:`workbench.inspect.vision.image_token_layout`)."""
+grid separately (:func:`workbench.vision.capture.image_token_layout`)."""
 from workbench.families import llama
 from workbench.families.vlm import tiny_text, tiny_vision, vision_language_family
 

@@ -2,7 +2,7 @@
 language model live, and how its tiny test model is built. Used by ``llava.py``,
 ``paligemma.py``, ``gemma3_vl.py``; this module defines no family itself.
 
-Site scheme (one scheme for every vision-language family; see :mod:`workbench.inspect.vision`):
+Site scheme (one scheme for every vision-language family; see :mod:`workbench.vision.capture`):
 
 * the language model's sites keep their text names (``resid_post``, ``attn_pattern``,
   ``logits``, ...): a vision-language model *is* a language model whose input embeddings hold
@@ -12,16 +12,16 @@ Site scheme (one scheme for every vision-language family; see :mod:`workbench.in
 * ``projector`` is the projector's output, the image features that replace the image tokens'
   embeddings, ``[images, image_tokens, d_text]`` (what image ablation and patching edit).
 
-Tiling families (Idefics3: ``extra["tiled"]``) give each tile of an image one row of the vision
+Tiling families (Idefics3: ``vision.tiled``) give each tile of an image one row of the vision
 sites and of ``projector`` ("images" above are tiles there; see ``idefics3.py``). Families with
-``extra["flat_vision"]`` (Qwen2-VL) run all images' patches as one sequence: their vision sites
-and ``projector`` are ``[patches or tokens of all images, d]`` (``qwen2_vl.py``).
+``vision.flat_vision`` (Qwen2-VL) run all images' patches as one sequence: their vision sites and
+``projector`` are ``[patches or tokens of all images, d]`` (``qwen2_vl.py``).
 """
 from __future__ import annotations
 
 from dataclasses import replace
 
-from workbench.families.base import Family, Shape
+from workbench.families.base import Family, Shape, VisionParts
 
 
 def language_model_sites(text_sites, where: str = "language_model."):
@@ -35,22 +35,23 @@ def vision_language_family(name: str, model_types: tuple, text: Family, *, tiny=
                            vision_layers: str = "vision_tower.encoder.layers",
                            vision_embed: str = "vision_tower.embeddings",
                            projector: str = "multi_modal_projector", where: str = "language_model.",
-                           prefix_lm: bool = False, tiled: bool = False, **more) -> Family:
-    """A :class:`Family` whose language-model sites come from ``text`` and whose ``extra`` names
-    the vision parts (module paths relative to the base model), ``prefix_lm`` (the prompt is
-    attended bidirectionally, so a scored continuation must be the processor's ``suffix``) and
-    the tiny-model builder
-    ``tiny(make_tokenizer, seed) -> (hf, processor)``; ``tiled``: the processor splits an image
-    into tiles (Idefics3), each tile one row of the projector's output. ``more``: further
-    entries of ``extra``: ``flat_vision`` (vision sites and projector are ``[all patches, d]``,
-    Qwen2-VL), ``load_processor(folder, trust_remote_code)`` (instead of ``AutoProcessor``),
-    ``image_marker`` (the text that stands for one image in a raw prompt). ``tiny_config`` stays None: the shared
-    text tests build causal LMs, so VLMs have their own tiny models (``workbench.testing.tiny_vlm``)."""
+                           prefix_lm: bool = False, tiled: bool = False, flat_vision: bool = False,
+                           load_processor=None, image_marker: str | None = None) -> Family:
+    """A :class:`Family` whose language-model sites come from ``text`` (re-rooted at ``where``)
+    and whose ``vision`` (:class:`~workbench.families.base.VisionParts`) says where the vision
+    tower and projector are and how the family's tiny model is built (``tiny(make_tokenizer,
+    seed) -> (hf, processor)``); the other keywords are the fields of ``VisionParts``.
+    ``tiny_config`` stays None: the shared text tests build causal LMs, so VLMs have their own
+    tiny models (``workbench.testing.tiny_vlm``).
+
+    A new vision-language family is one file, ``workbench/families/<name>.py``, ending in
+    ``FAMILY = vision_language_family(...)`` (see ``llava.py``; ``docs/vision_language.md``)."""
     return Family(name=name, model_types=model_types, layers=where + text.layers,
                   sites=language_model_sites(text.sites, where), final_norm=where + (text.final_norm or ""),
                   pre_norm=text.pre_norm, head=text.head, attn_out_normed=text.attn_out_normed, notes=notes,
-                  extra=dict(vision_language=True, vision_layers=vision_layers, vision_embed=vision_embed,
-                             projector=projector, tiny=tiny, prefix_lm=prefix_lm, tiled=tiled, **more))
+                  vision=VisionParts(layers=vision_layers, embed=vision_embed, projector=projector, tiny=tiny,
+                                     prefix_lm=prefix_lm, tiled=tiled, flat_vision=flat_vision,
+                                     load_processor=load_processor, image_marker=image_marker))
 
 
 def tiny_text(**extra):

@@ -17,7 +17,7 @@ from workbench.inspect.heads import HeadScoresResult, head_scores
 from workbench.inspect.lens import logit_lens, plot_logit_lens
 from workbench.inspect.metrics import InterventionMetric, Logprob, LogprobDiff, Metric
 from workbench.inspect.patching import PatchingResult, patch
-from workbench.inspect.probe import ProbeResult, ProbingResult, probe
+from workbench.inspect.linear_probe import ProbeResult, ProbingResult, linear_probe, probe
 from workbench.inspect.sae import SAE
 from workbench.inspect.sae_analysis import (FeatureExamplesResult, SAEEvalResult, ablate_feature, evaluate_sae,
                                             splice_sae, steer_feature, top_activating)
@@ -28,8 +28,6 @@ from workbench.inspect.sites import EDITABLE, SITES, adapter
 from workbench.inspect.steering import SteeringVector, steer, steering_vector
 from workbench.inspect.stream import ShardedCache
 from workbench.inspect.verify import VerifyResult, verify
-from workbench.inspect.vision import (ImageAttention, edit_image_tokens, image_attention, image_logit_lens,
-                                      verify_vision)
 
 __all__ = ["AblationResult", "ActivationCache", "AttentionResult", "CKAResult", "DLAResult", "EDITABLE",
            "FeatureExamplesResult", "HeadScoresResult", "InterventionMetric", "Logprob", "LogprobDiff", "Metric",
@@ -37,5 +35,4 @@ __all__ = ["AblationResult", "ActivationCache", "AttentionResult", "CKAResult", 
            "SteeringVector", "VerifyResult", "ablate", "ablate_feature", "ablated_heads", "adapter",
            "attention", "capture", "capture_generation", "capture_stream", "cka", "direct_logit_attribution", "evaluate_sae", "head_scores",
            "linear_cka", "load_sae", "logit_lens", "patch", "plot_logit_lens", "probe", "splice_sae",
-           "steer", "steer_feature", "steering_vector", "top_activating", "train_sae", "verify",
-           "ImageAttention", "edit_image_tokens", "image_attention", "image_logit_lens", "verify_vision"]
+           "steer", "steer_feature", "steering_vector", "top_activating", "train_sae", "verify", "linear_probe"]

@@ -274,7 +274,7 @@ def capture(model, inputs, sites=("resid_post",), layers=None, positions=None, d
     max_memory : bytes allowed for the capture; default 90% of available RAM. Refused before running
         (:class:`~workbench.errors.DoesNotFitError`) if the estimate is larger.
     images, vision_layers : vision-language models: one list of PIL images per text, and the
-        vision tower's layers for the ``vision.*`` sites (:mod:`workbench.inspect.vision`).
+        vision tower's layers for the ``vision.*`` sites (:mod:`workbench.vision.capture`).
 
     Example
     -------
@@ -289,7 +289,7 @@ def capture(model, inputs, sites=("resid_post",), layers=None, positions=None, d
         if out is not None or max_new_tokens is not None:
             raise InvalidInputError("out= and max_new_tokens= are not supported with images yet; capture the "
                                     "texts with their images in one call (or in parts) instead")
-        from workbench.inspect.vision import capture_images
+        from workbench.vision.capture import capture_images
         return capture_images(model, inputs, images, sites=sites, layers=layers, positions=positions, dtype=dtype,
                               batch_size=batch_size, vision_layers=vision_layers)
     # out= and max_new_tokens= are kept for existing code; capture_stream and capture_generation

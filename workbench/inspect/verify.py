@@ -79,8 +79,8 @@ def verify(model, texts=None, tol: float = 1e-4) -> VerifyResult:
     >>> res.ok, list(res.report.columns)[:3]
     (True, ['check', 'site', 'layer'])
     """
-    if getattr(model, "kind", None) == "vision-language":  # with images: workbench.inspect.vision
-        from workbench.inspect.vision import verify_vision
+    if getattr(model, "kind", None) == "vision-language":  # with images: workbench.vision.capture
+        from workbench.vision.capture import verify_vision
         return verify_vision(model, tol=tol)
     ad = adapter(model)
     texts = texts or DEFAULT_TEXTS

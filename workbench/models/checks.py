@@ -91,8 +91,8 @@ def check_model(model, kinds: tuple[str, ...], what: str, needs: str | None = No
                 "causal": "use wb.loglikelihood / wb.perplexity for causal LMs",
                 "encoder": "this model has no LM head (language-model head); load the model with its "
                            "LM head",
-                "vision-language": "pass images= to wb.loglikelihood / wb.capture (workbench.scoring.vision, "
-                                   "workbench.inspect.vision)"}.get(model.kind, "")
+                "vision-language": "pass images= to wb.loglikelihood / wb.capture (workbench.vision.scoring, "
+                                   "workbench.vision.capture)"}.get(model.kind, "")
         raise WrongModelKindError(f"{what} needs a {' or '.join(kinds)} model, but {model.name} is a "
                                   f"{model.kind} model: {hint}")
     if needs is not None:

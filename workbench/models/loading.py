@@ -46,7 +46,7 @@ def load_model(spec, *, revision: str | None = None, dtype=None, device=None, de
     allow_pickle : pickle weight files (``pytorch_model.bin``) can run code when unpickled and are
         refused unless you pass True; they are then loaded with ``torch.load(weights_only=True)``.
     kind : "causal", "masked", "encoder" or "vision-language" (model + processor,
-        :mod:`workbench.models.vision`); detected from the config when None.
+        :mod:`workbench.vision.loading`); detected from the config when None.
     tokenizer : a tokenizer object or folder to use instead of the one saved with the model.
     name, licence : override the display name and licence (otherwise from the registry, the
         GGUF header or the model card).
@@ -158,7 +158,7 @@ def auto_class(kind: str):
 def detect_kind(config) -> str:
     """'causal', 'masked', 'encoder' or 'vision-language' from ``config.architectures`` (else from
     the model type)."""
-    from workbench.models.vision import is_vision_language
+    from workbench.vision.loading import is_vision_language
     if is_vision_language(config):
         return "vision-language"
     for arch in getattr(config, "architectures", None) or []:
@@ -225,8 +225,8 @@ def from_folder(folder: Path, *, weight_files=None, weight_hashes=None, use_safe
         raise CorruptModelError(f"the config of {folder} cannot be read ({e}). Re-save the model "
                                 "(model.save_pretrained) or re-download it.") from e
     kind = kind or detect_kind(config)
-    if kind == "vision-language":  # model + processor (workbench.models.vision)
-        from workbench.models import vision
+    if kind == "vision-language":  # model + processor (workbench.vision.loading)
+        from workbench.vision import loading as vision
         return vision.from_folder(folder, config, weight_files=weight_files, weight_hashes=weight_hashes,
                                   use_safetensors=use_safetensors, source=source, dtype=dtype, device=device,
                                   device_map=device_map, max_memory=max_memory, offload_folder=offload_folder,

@@ -64,7 +64,7 @@ class Model:
     # when not given. Other backends (llama.cpp, a server) have ``hf = None``.
     backend: Any = field(default=None, repr=False)
     # vision-language models: the transformers processor (image processor + tokenizer); see
-    # workbench.models.vision. None for text models.
+    # workbench.vision.loading. None for text models.
     processor: Any = field(default=None, repr=False)
 
     def __post_init__(self):

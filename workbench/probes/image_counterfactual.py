@@ -40,7 +40,7 @@ from workbench.stats.metrics import mean_metric
 def _table(source) -> tuple[pd.DataFrame, list]:
     """Rows with set_id, attribute, image or path (+ caption): from a DataFrame, a PAIRS folder
     or SocialCounterfactuals parquet files."""
-    from workbench.vision.counterfactual import load_pairs, load_social_counterfactuals
+    from workbench.vision.bias import load_pairs, load_social_counterfactuals
     if isinstance(source, pd.DataFrame):
         missing = {"set_id", "attribute"} - set(source.columns)
         if missing or not ({"image", "path"} & set(source.columns)):
@@ -57,7 +57,7 @@ def _table(source) -> tuple[pd.DataFrame, list]:
 
 @takes_context
 def load(source, ctx):
-    from workbench.vision.counterfactual import _image
+    from workbench.vision.bias import _image
     table, files = _table(source)
     captions = ctx.options.get("captions")
     if captions is not None:
@@ -103,8 +103,8 @@ def load(source, ctx):
 @takes_context
 def score(model, items, ctx):
     from workbench.scoring.api import loglikelihood
-    from workbench.scoring.vision import check_vlm, image_hash
-    from workbench.vision.counterfactual import _image
+    from workbench.vision.scoring import check_vlm, image_hash
+    from workbench.vision.bias import _image
     check_vlm(model, "probe 'image_counterfactual'")
     out = items.copy()
     reqs, imgs = [], []

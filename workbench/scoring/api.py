@@ -113,7 +113,7 @@ def loglikelihood(model, requests, *, bos="auto", token_budget: int = DEFAULT_TO
         assistant's reply; see :mod:`workbench.scoring.chat` for the exact token accounting.
         The ``context`` column then holds the rendered prompt that was scored.
     images : vision-language models only: one list of PIL images per request, scored through
-        the model's processor (:mod:`workbench.scoring.vision` has the conventions; the cache
+        the model's processor (:mod:`workbench.vision.scoring` has the conventions; the cache
         keys on the pixels). Adds an ``images`` column (the images' hashes).
 
     Over-long requests: a context that does not fit in the model's window with its continuation
@@ -129,7 +129,7 @@ def loglikelihood(model, requests, *, bos="auto", token_budget: int = DEFAULT_TO
     model fingerprint, the scoring options and the window.
     """
     if images is not None or getattr(model, "kind", None) == "vision-language":
-        from workbench.scoring import vision
+        from workbench.vision import scoring as vision
         vision.check_vlm(model, "loglikelihood")
         return vision.loglikelihood_images(model, requests, images, format=format, system_prompt=system_prompt,
                                            cache=cache)
@@ -317,9 +317,9 @@ def generate(model, prompts, *, max_new_tokens: int = 32, seed: int = 0, do_samp
 
     A prompt whose tokens plus ``max_new_tokens`` do not fit in the model's window is refused
     before anything runs (:class:`~workbench.errors.ContextWindowError`). ``images``: for
-    vision-language models, one list of PIL images per prompt (:mod:`workbench.scoring.vision`)."""
-    if images is not None or getattr(model, "kind", None) == "vision-language":  # workbench.scoring.vision
-        from workbench.scoring import vision
+    vision-language models, one list of PIL images per prompt (:mod:`workbench.vision.scoring`)."""
+    if images is not None or getattr(model, "kind", None) == "vision-language":  # workbench.vision.scoring
+        from workbench.vision import scoring as vision
         vision.check_vlm(model, "generate")
         if num_return_sequences != 1:
             raise InvalidInputError("num_return_sequences > 1 is not supported with images; call again with other seeds")

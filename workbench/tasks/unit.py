@@ -9,9 +9,9 @@ written before tasks were units resumes); its table rows are computed at the lev
 (:class:`TaskResult`).
 
 >>> import workbench as wb
->>> from workbench.tasks.unit import task_unit
+>>> from workbench.tasks.unit import task_as_probe
 >>> from workbench.testing import tiny_model
->>> spec = wb.register_probe(task_unit("capitals"), replace=True)
+>>> spec = wb.register_probe(task_as_probe("capitals"), replace=True)
 >>> res = wb.run_probe("task:capitals", tiny_model("gpt2"), limit=4, n_boot=200)
 >>> sorted(res.summary().metric.unique())
 ['acc', 'acc_norm', 'n_skipped']

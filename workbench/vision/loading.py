@@ -86,7 +86,8 @@ def from_folder(folder, config, *, weight_files, weight_hashes, use_safetensors,
     from workbench.errors import UnsupportedSiteError
     from workbench.families import family_for
     try:  # a family may know how to build its processor where AutoProcessor cannot (Qwen2-VL)
-        load = family_for(config.model_type).extra.get("load_processor")
+        vision = family_for(config.model_type).vision
+        load = vision.load_processor if vision is not None else None
     except UnsupportedSiteError:
         load = None
     load = load or T.AutoProcessor.from_pretrained

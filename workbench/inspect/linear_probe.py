@@ -174,7 +174,7 @@ def _cv_correct(X: np.ndarray, y: np.ndarray, splits, C: float, max_iter: int) -
 
 @checked(site=OneOf(*PROBE_SITES), seed=Int(min=0), position=OneOf("last", "mean"), folds=Int(min=2),
          n_controls=Int(min=1), C=Real(gt=0), max_iter=Int(min=1), batch_size=Int(min=1))
-def probe(model, texts, labels, site: str = "resid_post", layers=None, seed: int = 0, position: str = "last",
+def linear_probe(model, texts, labels, site: str = "resid_post", layers=None, seed: int = 0, position: str = "last",
           folds: int = 5, n_controls: int = 3, control_groups=None, C: float = 1.0, max_iter: int = 2000,
           batch_size: int = 8) -> ProbingResult:
     """Fit a linear probe from ``site`` at each layer to ``labels`` (one per text), cross-validated,
@@ -193,7 +193,7 @@ def probe(model, texts, labels, site: str = "resid_post", layers=None, seed: int
     >>> from workbench.testing import tiny_model
     >>> words = ["cat", "dog"] * 6
     >>> texts = [f"The {w} sat on the mat" for w in words]
-    >>> res = probe(tiny_model("gpt2"), texts, words, folds=3, control_groups=words)
+    >>> res = linear_probe(tiny_model("gpt2"), texts, words, folds=3, control_groups=words)
     >>> res.summary().columns.tolist()[:6]
     ['layer', 'accuracy', 'control_accuracy', 'selectivity', 'ci_low', 'ci_high']
     >>> bool((res.summary()["accuracy"] == 1.0).all())  # the word is in the residual stream
@@ -309,6 +309,15 @@ def _mean_cv_accuracy(X: np.ndarray, labellings: list, splits, C: float, max_ite
     if not labellings:
         return float("nan")
     return float(np.mean([_cv_correct(X, y, splits, C, max_iter).mean() for y in labellings]))
+
+
+def probe(*args, **kwargs) -> ProbingResult:
+    """The former name of :func:`linear_probe` (deprecated: "probe" names a bias probe,
+    ``wb.run_probe``)."""
+    import warnings
+    warnings.warn("wb.inspect.probe is now wb.inspect.linear_probe ('probe' names a bias probe, wb.run_probe)",
+                  DeprecationWarning, stacklevel=2)
+    return linear_probe(*args, **kwargs)
 
 
 ProbeResult = ProbingResult  # the former name (a bias probe's result is workbench.probes.ProbeResult)

@@ -102,7 +102,7 @@ def load_social_counterfactuals(files, segments=None) -> pd.DataFrame:
         df = df[df["dataset_segment"].isin(segments)]
 
     def decode(v, where):
-        from workbench.scoring.vision import loaded_image
+        from workbench.vision.scoring import loaded_image
         raw = v.get("bytes") if isinstance(v, dict) else v
         if not isinstance(raw, (bytes, bytearray)) or not raw:
             raise DataError(f"{where}: the image cell holds no image bytes ({type(raw).__name__}); the file is not "
@@ -139,7 +139,7 @@ def _image(row):
     ``path``. Every failure is a DataError naming the item (set/attribute) and the file."""
     from PIL import Image
 
-    from workbench.scoring.vision import loaded_image, open_image_file
+    from workbench.vision.scoring import loaded_image, open_image_file
     name = f"item {row.get('set_id')}/{row.get('attribute')}"
     img, path = row.get("image"), row.get("path")
     if isinstance(img, Image.Image):

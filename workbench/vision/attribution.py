@@ -2,8 +2,8 @@
 language model sees) adds to ``log p(continuation | images, prompt)``.
 
 Features are the image tokens' features (the projector's output; every tile's tokens for
-tiling families such as Idefics3, laid out by :mod:`workbench.inspect.vision_layout`); a feature is "removed" by
-replacing it with ``baseline`` (zeros by default), as :func:`workbench.inspect.vision.edit_image_tokens`
+tiling families such as Idefics3, laid out by :mod:`workbench.vision.layout`); a feature is "removed" by
+replacing it with ``baseline`` (zeros by default), as :func:`workbench.vision.capture.edit_image_tokens`
 does. ``method="ablation"`` is captum's ``FeatureAblation`` (one token removed at a time);
 ``method="shapley"`` captum's ``ShapleyValueSampling`` (``n_samples`` random orders).
 
@@ -12,7 +12,7 @@ completeness (Shapley values sum to ``logp(all tokens) - logp(all removed)``; th
 ``completeness_gap``, and judged for Shapley only: ablation is not complete by construction) and
 the randomised model (the same attribution on a weight-randomised copy; a high rank correlation
 means the map explains the input, not the model). Prompt tokens beside the image:
-:func:`workbench.attribution.vision_prompt.prompt_token_attribution`.
+:func:`workbench.vision.prompt.prompt_token_attribution`.
 
 >>> from workbench.testing import tiny_vlm, tiny_image
 >>> res = image_patch_attribution(tiny_vlm("gemma3_vl"), "A picture of", " a cat", tiny_image(0, pattern="split"))
@@ -62,7 +62,7 @@ def random_model(model):
     """The weight-randomised copy of a vision-language model (:func:`workbench.attribution.sanity.randomized_copy`,
     cached per model) wrapped with the same processor, for the randomised-model sanity check."""
     from workbench.attribution.sanity import randomized_copy
-    from workbench.models.vision import from_hf
+    from workbench.vision.loading import from_hf
     return from_hf(randomized_copy(model.hf, seed=0), model.processor, name=f"{model.name} (randomised)",
                    source="workbench.attribution.sanity.randomized_copy")
 
@@ -93,9 +93,9 @@ def sanity(method: str, attr: torch.Tensor, full: float, empty: float, random_at
 
 def _patch_scores(model, context, continuation, image, method, n_samples, baseline, seed):
     """Attribution of every image token (text order) on ``model``: (attr, full, empty)."""
-    from workbench.inspect.vision import VisionParts, image_features_replaced
+    from workbench.vision.capture import VisionParts, image_features_replaced
     from workbench.scoring.padding import pad_id
-    from workbench.scoring.vision import collate, encode_pairs, forward
+    from workbench.vision.scoring import collate, encode_pairs, forward
     (whole, n_ctx, _), = encode_pairs(model, [(context, continuation)], [[image]])
     batch = collate([whole], pad_id(model.tokenizer))
     ids = whole["input_ids"][0]
@@ -128,9 +128,9 @@ def image_patch_attribution(model, context: str, continuation: str, image, *, me
     """Attribute ``log p(continuation | image, context)`` to the image's tokens (see module docstring).
     ``random_check``: also attribute on the weight-randomised copy of the model (the frame's
     ``attribution_random``; ``sanity`` has the rank correlation, as for text attribution)."""
-    from workbench.inspect.vision_layout import image_token_layout
+    from workbench.vision.layout import image_token_layout
     from workbench.provenance import record
-    from workbench.scoring.vision import check_vlm, image_hash
+    from workbench.vision.scoring import check_vlm, image_hash
     check_vlm(model, "image_patch_attribution")
     if method not in ("ablation", "shapley"):
         raise InvalidInputError(f"method must be 'ablation' or 'shapley', got {method!r}")

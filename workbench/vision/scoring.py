@@ -148,7 +148,8 @@ def render(model, text: str, n_images: int, format: str = "raw", system_prompt: 
         msgs = [] if system_prompt is None else [{"role": "system", "content": [{"type": "text", "text": system_prompt}]}]
         msgs.append({"role": "user", "content": [{"type": "image"}] * n_images + [{"type": "text", "text": text}]})
         return proc.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
-    marker = getattr(_family(model), "extra", {}).get("image_marker") or image_marker(proc)
+    vision = getattr(_family(model), "vision", None)
+    marker = (vision.image_marker if vision is not None else None) or image_marker(proc)
     have = text.count(marker)
     if have == n_images:
         return text
@@ -207,7 +208,8 @@ def forward(model, batch: dict, **kwargs):
 def encode_pairs(model, requests, images, format="raw", system_prompt=None):
     """Per request: the processed whole (dict, batch 1) and the number of context tokens."""
     from workbench.scoring.padding import pad_id  # noqa: F401  (keeps padding conventions in one place)
-    prefix_lm = bool(getattr(_family(model), "extra", {}).get("prefix_lm"))
+    vision = getattr(_family(model), "vision", None)
+    prefix_lm = bool(vision is not None and vision.prefix_lm)
     out = []
     for (ctx, cont), imgs in zip(requests, images):
         n_sp = len(ctx) - len(ctx.rstrip())

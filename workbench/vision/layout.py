@@ -1,7 +1,7 @@
 """Where an image's tokens lie on the image: the patch grid behind heat maps and patch attribution.
 
 Most families give an image one square grid of image tokens (LLaVA 4x4, Gemma 3 2x2 pooled in
-the tiny models); Qwen2-VL one grid of the image's aspect ratio (``image_grid_thw`` / merge size). Tiling families (Idefics3 / SmolVLM, ``family.extra["tiled"]``) cut the resized
+the tiny models); Qwen2-VL one grid of the image's aspect ratio (``image_grid_thw`` / merge size). Tiling families (Idefics3 / SmolVLM, ``family.vision.tiled``) cut the resized
 image into ``rows x cols`` tiles and add the whole image shrunk to one "global" tile; the text
 holds each tile's tokens in that order (local tiles row by row, then the global tile), and each
 tile has its own square grid. :meth:`TokenLayout.grids` puts the local tiles' grids side by side
@@ -58,15 +58,15 @@ def image_token_layout(model, image, n_tokens: int) -> TokenLayout:
     """The layout of ``image``'s ``n_tokens`` image tokens in ``model`` (see the module docstring)."""
     from workbench.inspect.sites import adapter
     rows = cols = 0
-    extra = adapter(model).family.extra
-    if extra.get("flat_vision"):  # one grid per image: image_grid_thw (t, h, w) patches, merged
+    vision = adapter(model).family.vision
+    if vision.flat_vision:  # one grid per image: image_grid_thw (t, h, w) patches, merged
         ip = model.processor.image_processor
         t, h, w = (int(v) for v in ip([image], return_tensors="pt")["image_grid_thw"][0])
         shape = (h // ip.merge_size, w // ip.merge_size)
         if t * shape[0] * shape[1] != n_tokens:
             raise UnsupportedSiteError(f"{n_tokens} image tokens, but the image's grid is {shape}")
         return TokenLayout(0, 0, 0, 1, shape=shape)
-    if extra.get("tiled"):
+    if vision.tiled:
         info = model.processor.image_processor([[image]], return_row_col_info=True)
         rows, cols = int(info["rows"][0][0]), int(info["cols"][0][0])
     n_tiles = rows * cols + 1 if rows * cols else 1

@@ -24,7 +24,7 @@ from workbench.errors import InvalidInputError, UnsupportedSiteError
 from workbench.families import HookPoint
 from workbench.inspect.cache import ActivationCache
 from workbench.inspect.sites import adapter
-from workbench.inspect.vision_layout import image_token_layout
+from workbench.vision.layout import image_token_layout
 
 VISION_LAYER_SITES = ("vision.resid_pre", "vision.resid_post")
 VISION_MODEL_SITES = ("vision.embed", "projector")
@@ -36,14 +36,14 @@ class VisionParts:
 
     def __init__(self, model):
         ad = adapter(model)
-        extra = ad.family.extra
-        if not extra.get("vision_language"):
+        vision = ad.family.vision
+        if vision is None:
             raise UnsupportedSiteError(f"{model.architecture} is not a vision-language family: it has no vision "
                                        f"sites {list(VISION_SITES)}")
         self.model, self.ad = model, ad
-        self.layers_path = self._find(ad.base + extra["vision_layers"])
-        self.embed_path = self._find(ad.base + extra["vision_embed"])
-        self.projector_path = self._find(ad.base + extra["projector"])
+        self.layers_path = self._find(ad.base + vision.layers)
+        self.embed_path = self._find(ad.base + vision.embed)
+        self.projector_path = self._find(ad.base + vision.projector)
         self.n_layers = len(ad.module(self.layers_path))
 
     def _find(self, path: str) -> str:
@@ -119,7 +119,7 @@ def image_token_id(model) -> int:
 
 def prepare(model, texts, images, format: str = "raw"):
     """Texts + images -> (per-text encodings, prompts, checked images)."""
-    from workbench.scoring.vision import check_images, check_vlm, process, render
+    from workbench.vision.scoring import check_images, check_vlm, process, render
     check_vlm(model, "capture")
     if isinstance(texts, str):
         texts = [texts]
@@ -138,7 +138,7 @@ def capture_images(model, texts, images, sites=("resid_post",), layers=None, pos
     from workbench.inspect.capture import Recorder, SiteBlocks, _provenance, _str_tokens, resolve_positions, resolve_sites
     from workbench.inspect.hooks import attention_implementation, hooks_removed_after
     from workbench.scoring.padding import pad_id
-    from workbench.scoring.vision import collate, forward, image_hash
+    from workbench.vision.scoring import collate, forward, image_hash
     encs, prompts, imgs = prepare(model, texts, images, format)
     sites = [sites] if isinstance(sites, str) else list(sites)
     lm_sites = [s for s in sites if s not in VISION_SITES]
@@ -211,7 +211,7 @@ def verify_vision(model, texts=None, images=None, tol: float = 1e-4):
     from workbench.inspect.verify import VerifyResult, _row
     from workbench.provenance import record
     from workbench.scoring.padding import pad_id
-    from workbench.scoring.vision import collate, forward
+    from workbench.vision.scoring import collate, forward
     texts = texts or ["Describe the picture.", "Two pictures of a cat"]
     images = images or [[_noise_image(0)], [_noise_image(1), _noise_image(2)]]
     encs, _, _ = prepare(model, texts, images)
@@ -305,7 +305,7 @@ def edit_image_tokens(model, text, images, *, source_images=None, how: str = "pa
     >>> torch.equal(clean, same)
     True
     """
-    from workbench.scoring.vision import collate, forward
+    from workbench.vision.scoring import collate, forward
     from workbench.scoring.padding import pad_id
     if how not in ("patch", "zero", "mean"):
         raise InvalidInputError(f"how must be 'patch', 'zero' or 'mean', got {how!r}")
@@ -358,7 +358,7 @@ def image_attention(model, text: str, image, layer: int = -1, head: int | None =
     whose frame's ``image_share`` says what fraction of the position's attention went to the
     image at all. ``head`` None averages the heads. Tiling families (Idefics3): ``maps`` is the
     mosaic of the local tiles, ``global_maps`` the global tile's grid, each renormalised over
-    its own tokens (:mod:`workbench.inspect.vision_layout`).
+    its own tokens (:mod:`workbench.vision.layout`).
 
     >>> from workbench.testing import tiny_vlm, tiny_image
     >>> att = image_attention(tiny_vlm("gemma3_vl"), "What is shown?", tiny_image(0))
@@ -367,7 +367,7 @@ def image_attention(model, text: str, image, layer: int = -1, head: int | None =
     """
     from workbench.inspect.capture import capture
     from workbench.provenance import record
-    from workbench.scoring.vision import image_hash
+    from workbench.vision.scoring import image_hash
     ad = adapter(model)
     layer = ad.check_layer(layer)
     cache = capture(model, [text], images=[[image]], sites=["attn_pattern"], layers=[layer])

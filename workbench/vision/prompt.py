@@ -7,7 +7,7 @@ are the context's text tokens (found where the context, tokenised alone, lies in
 prompt): image tokens and everything the processor or chat template adds (BOS, image markers,
 tile markers such as ``<row_1_col_1>``, role tokens) stay fixed, since removing them is not a
 change of the text a user wrote. Methods and sanity checks as for image patches
-(:mod:`workbench.attribution.vision`): captum feature ablation or Shapley sampling; completeness
+(:mod:`workbench.vision.attribution`): captum feature ablation or Shapley sampling; completeness
 and the randomised-model rank correlation in ``.sanity``.
 
 >>> from workbench.testing import tiny_vlm, tiny_image
@@ -48,7 +48,7 @@ def _context_positions(model, context: str, ids: torch.Tensor, n_ctx: int) -> to
     """Positions of the user's context text in ``ids[:n_ctx]``: where the context, tokenised
     alone, occurs (its last occurrence); else every token that is not an image, special or added
     token (processors insert markers such as ``<row_1_col_1>`` and newlines around images)."""
-    from workbench.inspect.vision import image_token_id
+    from workbench.vision.capture import image_token_id
     tok = model.tokenizer
     alone = tok(context.rstrip(), add_special_tokens=False)["input_ids"]
     seq = ids[:n_ctx].tolist()
@@ -61,9 +61,9 @@ def _context_positions(model, context: str, ids: torch.Tensor, n_ctx: int) -> to
 
 def _token_scores(model, context, continuation, images, method, n_samples, baseline_id, seed):
     """(attr per feature, full, empty, feature positions, whole encoding) on ``model``."""
-    from workbench.attribution.vision import run_captum
+    from workbench.vision.attribution import run_captum
     from workbench.scoring.padding import pad_id
-    from workbench.scoring.vision import collate, encode_pairs, forward
+    from workbench.vision.scoring import collate, encode_pairs, forward
     (whole, n_ctx, _), = encode_pairs(model, [(context, continuation)], [list(images)])
     ids = whole["input_ids"][0]
     feats = _context_positions(model, context, ids, n_ctx)
@@ -95,9 +95,9 @@ def prompt_token_attribution(model, context: str, continuation: str, images, *, 
     """Attribute ``log p(continuation | images, context)`` to the context's text tokens (see the
     module docstring). ``images``: a PIL image or a list of them."""
     from workbench.attribution.inputs import resolve_baseline
-    from workbench.attribution.vision import random_model, sanity
+    from workbench.vision.attribution import random_model, sanity
     from workbench.provenance import record
-    from workbench.scoring.vision import check_images, check_vlm, image_hash
+    from workbench.vision.scoring import check_images, check_vlm, image_hash
     check_vlm(model, "prompt_token_attribution")
     if method not in ("ablation", "shapley"):
         raise InvalidInputError(f"method must be 'ablation' or 'shapley', got {method!r}")
