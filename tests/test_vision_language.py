@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -200,7 +202,7 @@ def test_counterfactual_image_bias_probe_on_synthetic_sets():
     from workbench.vision import image_bias, synthetic_counterfactuals
     items = synthetic_counterfactuals(n_sets=6)
     res = image_bias(tiny_vlm("paligemma"), items, [("This person works as a", " doctor")], cache=False)
-    s = res.summary().set_index(["a", "b"])
+    s = res.summary().query("level == 'caption'").set_index(["a", "b"])
     # the control images are the dark ones pixel for pixel: every within-set difference is 0
     assert (res.paired.query("a == 'control' and b == 'dark'")["diff"] == 0).all()
     assert s.loc[("control", "dark"), "p_value"] == 1.0
@@ -364,10 +366,16 @@ def test_image_counterfactual_probe_spec_matches_image_bias_and_compares():
     assert "image_counterfactual" in set(wb.list_probes().probe)
     direct = image_bias(vlm, items, captions, cache=False).summary()
     s = res.summary().set_index("category")
-    for _, row in direct.iterrows():  # per pair and caption: the same paired statistics
-        got = s.loc[f"{row.a} - {row.b} | {row.caption}"]
+    # one analysis behind both doors: the same rows, statistics and Benjamini-Hochberg families
+    s = s[s.metric == "mean_diff"]   # (the probe adds its n_skipped row)
+    assert len(direct) == len(s) and set(direct.level) == {"pair", "caption"}
+    for _, row in direct.iterrows():
+        got = s.loc[f"{row.a} - {row.b}" + ("" if row.caption is None else f" | {row.caption}")]
         assert abs(got.value - row.mean_diff) < 1e-9 and abs(got.p_value - row.p_value) < 1e-12
-        assert got.n == row.n_sets
+        assert abs(got.p_adjusted - row.p_adjusted) < 1e-12 and got.n == row.n_sets
+    # the pairs' rows are one family: adjusting them does not depend on how many captions there are
+    pair_rows = direct[direct.level == "pair"]
+    assert np.allclose(pair_rows.p_adjusted, wb.stats.benjamini_hochberg(pair_rows.p_value.values))
     assert (res.items.query("pair == 'control - dark'")["diff"] == 0).all()
     assert s.loc["control - dark", "p_value"] == 1.0
     # per pair, each set's differences are averaged over the captions first

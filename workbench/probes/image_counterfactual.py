@@ -33,14 +33,16 @@ from pathlib import Path
 import pandas as pd
 
 from workbench.errors import DataError, InvalidInputError
-from workbench.probes.base import ProbeSpec, takes_context
+from workbench.probes.base import ProbeSpec, plot_summary, takes_context
+from workbench.scoring.api import loglikelihood
 from workbench.stats.metrics import mean_metric
+from workbench.vision.bias import _image, load_pairs, load_social_counterfactuals, within_set_statistics
+from workbench.vision.scoring import check_vlm, image_hash
 
 
 def _table(source) -> tuple[pd.DataFrame, list]:
     """Rows with set_id, attribute, image or path (+ caption): from a DataFrame, a PAIRS folder
     or SocialCounterfactuals parquet files."""
-    from workbench.vision.bias import load_pairs, load_social_counterfactuals
     if isinstance(source, pd.DataFrame):
         missing = {"set_id", "attribute"} - set(source.columns)
         if missing or not ({"image", "path"} & set(source.columns)):
@@ -57,7 +59,6 @@ def _table(source) -> tuple[pd.DataFrame, list]:
 
 @takes_context
 def load(source, ctx):
-    from workbench.vision.bias import _image
     table, files = _table(source)
     captions = ctx.options.get("captions")
     if captions is not None:
@@ -102,9 +103,6 @@ def load(source, ctx):
 
 @takes_context
 def score(model, items, ctx):
-    from workbench.scoring.api import loglikelihood
-    from workbench.vision.scoring import check_vlm, image_hash
-    from workbench.vision.bias import _image
     check_vlm(model, "probe 'image_counterfactual'")
     out = items.copy()
     reqs, imgs = [], []
@@ -132,28 +130,22 @@ def metrics(options):
 
 
 def summary(res) -> pd.DataFrame:
-    """Per pair (captions averaged within each set) and per pair and caption: the mean difference,
-    the exact sign-flip interval and p-value, BH across rows."""
-    from workbench.stats.inference import benjamini_hochberg
-    from workbench.stats.permutation import sign_flip
-    it, level = res.items, 0.95
-    rows = []
-    for pair, part in it.groupby("pair", sort=False):
-        groups = [(pair, part.groupby("set_id", sort=False)["diff"].mean())]
-        groups += [(f"{pair} | {c}", p.set_index("set_id")["diff"]) for c, p in part.groupby("caption", sort=False)]
-        for category, d in groups:
-            t = sign_flip(d.values, level=level)
-            rows.append(dict(metric="mean_diff", category=category, value=t.diff, ci_low=t.ci_low, ci_high=t.ci_high,
-                             n=len(d), p_value=t.p_value, exact=t.exact))
-    out = pd.DataFrame(rows)
-    out["p_adjusted"] = benjamini_hochberg(out["p_value"].values) if len(out) else []
-    out.attrs = {"notes": [], "small_n": [],
-                 "rules": "exact sign-flip test of the mean within-set difference; BH across rows"}
+    """The one image-bias analysis (:func:`workbench.vision.bias.within_set_statistics`) as summary
+    rows: category ``"<a> - <b>"`` per pair (captions averaged within each set) and
+    ``"<a> - <b> | <caption>"`` per pair and caption, with ``p_value`` and ``p_adjusted``
+    (Benjamini-Hochberg within each of the two levels), the numbers ``wb.vision.image_bias`` gives."""
+    stats = within_set_statistics(res.items[["a", "b", "caption", "set_id", "diff"]])
+    out = pd.DataFrame({"metric": "mean_diff",
+                        "category": [f"{a} - {b}" + ("" if c is None else f" | {c}")
+                                     for a, b, c in zip(stats.a, stats.b, stats.caption)],
+                        "value": stats.mean_diff, "ci_low": stats.ci_low, "ci_high": stats.ci_high,
+                        "n": stats.n_sets, "p_value": stats.p_value, "exact": stats.exact,
+                        "p_adjusted": stats.p_adjusted})
+    out.attrs = {"notes": [], "small_n": [], "rules": stats.attrs["rules"]}
     return out
 
 
 def plot(res, ax=None):
-    from workbench.probes.base import plot_summary
     ax = plot_summary(res.summary(), "mean_diff", ax=ax, ideal=0.0,
                       title=f"counterfactual images: {res.provenance['model']['name']}")
     return ax

@@ -5,10 +5,13 @@ Items are a table with one row per image: ``set_id`` (images of one set differ o
 attribute), ``attribute`` (its value in this image) and ``image`` (a PIL image, or ``path``).
 :func:`image_bias` scores every caption ``(context, continuation)`` with every image
 (``wb.loglikelihood(vlm, ..., images=...)``: batching, caching by pixels) and compares each pair
-of attribute values **within sets**: per caption, the per-set difference of log-probabilities
+of attribute values **within sets**: the per-set difference of log-probabilities
 ``logp(caption | image with a) - logp(caption | image with b)`` and the exact sign-flip test of
-its mean (:func:`workbench.stats.permutation.sign_flip`, with the inverted interval), p-values
-adjusted over captions with Benjamini-Hochberg: the paired statistics the text probes report.
+its mean (:func:`workbench.stats.permutation.sign_flip`, with the inverted interval), the
+paired statistics the text probes report. :func:`within_set_statistics` is the one analysis
+behind both doors (:func:`image_bias` and the ``image_counterfactual`` probe): one row per pair
+(each set's differences averaged over the captions first) and one per pair and caption,
+Benjamini-Hochberg adjusted within each of those two families.
 
 Loaders: :func:`load_pairs` (PAIRS, Fraser & Kiritchenko 2024: ``data/<section>/<scenario>/
 <race>_<gender>.png``) and :func:`load_social_counterfactuals` (SocialCounterfactuals, Howard
@@ -24,8 +27,8 @@ bias (the figures are not people, and tiny test models have random weights).
 >>> from workbench.testing import tiny_vlm
 >>> items = synthetic_counterfactuals(n_sets=6)
 >>> res = image_bias(tiny_vlm("llava"), items, [("This person works as a", " doctor")], pairs=[("dark", "light")])
->>> res.summary()[["caption", "a", "b", "n_sets"]].values.tolist()
-[['This person works as a doctor', 'dark', 'light', 6]]
+>>> res.summary()[["level", "caption", "a", "b", "n_sets"]].values.tolist()
+[['pair', None, 'dark', 'light', 6], ['caption', 'This person works as a doctor', 'dark', 'light', 6]]
 """
 from __future__ import annotations
 
@@ -37,7 +40,11 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import DataError, InvalidInputError
+from workbench.provenance import record
 from workbench.results import Result
+from workbench.scoring.api import loglikelihood
+from workbench.stats.inference import benjamini_hochberg
+from workbench.stats.permutation import sign_flip
 
 
 def synthetic_counterfactuals(n_sets: int = 8, size: int = 48, seed: int = 0) -> pd.DataFrame:
@@ -164,6 +171,37 @@ def open_item_images(rows) -> list:
     return [_image(r) for r in rows]
 
 
+def within_set_statistics(diffs: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """The one image-bias analysis (both doors use it). ``diffs``: one row per (``a``, ``b``,
+    ``caption``, ``set_id``) with the within-set ``diff`` (a - b). One row per pair (``level``
+    "pair": each set's differences averaged over the captions, so a set counts once) and one per
+    pair and caption (``level`` "caption"): ``n_sets``, ``mean_diff``, the exact sign-flip
+    interval and p-value, ``share_a_higher``; ``p_adjusted``: Benjamini-Hochberg within each level
+    (the pairs' rows are one family, the per-caption rows another, so adding a caption does not
+    change how a pair's overall row reads)."""
+    rows = []
+    for (a, b), part in diffs.groupby(["a", "b"], sort=False):
+        groups = [("pair", None, part.groupby("set_id", sort=False)["diff"].mean())]
+        groups += [("caption", c, p.set_index("set_id")["diff"]) for c, p in part.groupby("caption", sort=False)]
+        for lvl, caption, d in groups:
+            t = sign_flip(d.values, level=level)
+            rows.append(dict(level=lvl, caption=caption, a=a, b=b, n_sets=len(d), mean_diff=t.diff, ci_low=t.ci_low,
+                             ci_high=t.ci_high, p_value=t.p_value, exact=t.exact,
+                             share_a_higher=float((d > 0).mean())))
+    out = pd.DataFrame(rows, columns=["level", "caption", "a", "b", "n_sets", "mean_diff", "ci_low", "ci_high",
+                                      "p_value", "exact", "share_a_higher"])
+    out["p_adjusted"] = np.nan
+    for lvl in ("pair", "caption"):
+        mask = (out.level == lvl).to_numpy()
+        if mask.any():
+            out.loc[mask, "p_adjusted"] = benjamini_hochberg(out.loc[mask, "p_value"].values)
+    out = out.astype({"caption": object})
+    out.loc[out.level == "pair", "caption"] = None
+    out.attrs["rules"] = ("exact sign-flip test of the mean within-set difference; Benjamini-Hochberg within the "
+                          "pairs' rows and within the per-caption rows")
+    return out
+
+
 @dataclass
 class ImageBiasResult(Result):
     """``frame``: one row per (set, attribute, caption) with its logprob; ``paired``: one row per
@@ -180,7 +218,8 @@ class ImageBiasResult(Result):
         s = self.stats
         if ax is None:
             _, ax = plt.subplots(figsize=(6, 0.4 * len(s) + 1))
-        labels = [f"{c} | {a} - {b}" for c, a, b in zip(s.caption, s.a, s.b)]
+        labels = [f"{a} - {b}" + (f" | {c}" if c is not None else " (all captions)")
+                  for c, a, b in zip(s.caption, s.a, s.b)]
         ax.errorbar(s["mean_diff"], range(len(s)), xerr=[s.mean_diff - s.ci_low, s.ci_high - s.mean_diff], fmt="o")
         ax.axvline(0, color="grey", lw=1)
         ax.set(yticks=range(len(s)), yticklabels=labels, xlabel="mean logprob difference within sets (a - b)")
@@ -194,10 +233,6 @@ def image_bias(model, items: pd.DataFrame, captions, pairs=None, format: str = "
     ``captions``: (context, continuation) pairs, e.g. ``("This person works as a", " nurse")``.
     ``pairs``: attribute value pairs (a, b) to compare (default: every pair of values present).
     """
-    from workbench.provenance import record
-    from workbench.scoring.api import loglikelihood
-    from workbench.stats.inference import benjamini_hochberg
-    from workbench.stats.permutation import sign_flip
     if not isinstance(items, pd.DataFrame) or not {"set_id", "attribute"} <= set(items.columns):
         raise InvalidInputError("items must be a DataFrame with set_id, attribute and image (or path) columns, as "
                                 "synthetic_counterfactuals / load_pairs / load_social_counterfactuals return")
@@ -209,7 +244,14 @@ def image_bias(model, items: pd.DataFrame, captions, pairs=None, format: str = "
     unknown = {v for p in pairs for v in p} - set(values)
     if unknown:
         raise InvalidInputError(f"pairs name attribute values {sorted(unknown)} that no item has; values: {values}")
-    rows = items.to_dict("records")
+    rows, skipped, seen = [], [], set()
+    for r in items.to_dict("records"):  # one image per attribute and set, as the probe reads them
+        if (r["set_id"], r["attribute"]) in seen:
+            skipped.append({"row": f"{r['set_id']}/{r['attribute']}",
+                            "reason": "a second image with this attribute in the set (first kept)"})
+            continue
+        seen.add((r["set_id"], r["attribute"]))
+        rows.append(r)
     imgs = open_item_images(rows)  # every file opened and decoded before any scoring
     reqs = [c for _ in rows for c in captions]
     df = loglikelihood(model, reqs, images=[[im] for im in imgs for _ in captions], format=format, cache=cache)
@@ -217,21 +259,15 @@ def image_bias(model, items: pd.DataFrame, captions, pairs=None, format: str = "
                            for r in rows for c, x in captions])
     scored["logprob"] = df["logprob"].values
     scored["image"] = [h[0] for h in df["images"]]
-    wide = scored.pivot_table(index=["caption", "set_id"], columns="attribute", values="logprob", aggfunc="mean")
-    paired, stats = [], []
+    wide = scored.pivot_table(index=["caption", "set_id"], columns="attribute", values="logprob", aggfunc="first")
+    paired = []
     for caption in dict.fromkeys(scored["caption"]):
         part = wide.loc[caption]
         for a, b in pairs:
             d = (part[a] - part[b]).dropna() if a in part and b in part else pd.Series(dtype=float)
             paired += [dict(caption=caption, a=a, b=b, set_id=s, diff=float(v)) for s, v in d.items()]
-            if len(d):
-                t = sign_flip(d.values, level=level)
-                stats.append(dict(caption=caption, a=a, b=b, n_sets=len(d), mean_diff=t.diff, ci_low=t.ci_low,
-                                  ci_high=t.ci_high, p_value=t.p_value, exact=t.exact,
-                                  share_a_higher=float((d > 0).mean())))
-    stats = pd.DataFrame(stats)
-    if len(stats):
-        stats["p_adjusted"] = benjamini_hochberg(stats["p_value"].values)
-    prov = record(model, captions=captions, pairs=pairs, n_items=len(rows), level=level,
-                  test="exact sign-flip test of the mean within-set difference; BH over captions and pairs")
-    return ImageBiasResult(frame=scored, provenance=prov, paired=pd.DataFrame(paired), stats=stats)
+    paired = pd.DataFrame(paired, columns=["caption", "a", "b", "set_id", "diff"])
+    stats = within_set_statistics(paired, level=level)
+    prov = record(model, captions=captions, pairs=pairs, n_items=len(rows), level=level, skipped=skipped,
+                  test=stats.attrs["rules"])
+    return ImageBiasResult(frame=scored, provenance=prov, paired=paired, stats=stats)
