@@ -52,7 +52,7 @@ def test_crows_pairs_swapped_pairs_give_100_minus_pct(tiny, shared_data, tmp_pat
 
 
 def test_crows_pairs_masked_is_pll_over_shared_tokens(tiny, shared_data):
-    from workbench.scoring.masked import shared_token_positions
+    from workbench.engine.masked import shared_token_positions
     m = tiny("bert")
     res = wb.run_probe("crows_pairs", m, data=shared_data / "crows_pairs", limit=4, n_boot=N_BOOT)
     it = res.items

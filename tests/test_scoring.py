@@ -8,7 +8,7 @@ import torch
 import workbench as wb
 from workbench.errors import InvalidInputError, WrongModelKindError
 from workbench.scoring import tokenize as T
-from workbench.scoring.masked import shared_token_positions
+from workbench.engine.masked import shared_token_positions
 
 REQS = [("The doctor said", " hello"), ("", "The cat sat on the mat."), ("Paris is the capital of", " France"),
         ("The nurse told him ", "that the results were good"), ("A", " b c d e f g h i j k l m n o p")]
@@ -45,7 +45,7 @@ def test_results_do_not_depend_on_batching_or_order(tiny, budget):
 
 
 def test_is_greedy_matches_argmax(tiny):
-    from workbench.scoring.engine import score_token_requests
+    from workbench.engine.causal import score_token_requests
     m = tiny("gpt2")
     ids = T.encode(m.tokenizer, "The doctor")
     with torch.no_grad():

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import workbench as wb
-from workbench.scoring import shared
+from workbench.engine import shared
 from workbench.scoring import tokenize as T
-from workbench.scoring.engine import score_token_requests
+from workbench.engine.causal import score_token_requests
 
 # contexts of different token lengths, one longer than gemma3_text's sliding window (16)
 CONTEXTS = ["The doctor said that she would arrive soon because", "Paris is the capital of",

@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 import workbench as wb
 from workbench.errors import ContextWindowError, InvalidInputError
-from workbench.scoring.engine import score_token_requests
+from workbench.engine.causal import score_token_requests
 from workbench.scoring.token_stats import token_stats
 from workbench.training_data import metrics as M
 from workbench.training_data.attacks import min_k_pp_values, min_k_score, zlib_bytes

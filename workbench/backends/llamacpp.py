@@ -14,7 +14,7 @@ frames stay above it, exactly as for the Hugging Face backend):
   buffer. Requests are packed several to one ``llama_decode`` as separate sequences of one unified
   KV cache (llama.cpp masks attention between sequences), which keeps its matrix kernels busy on
   short items. Inputs longer than the window lose context tokens from the left, like the HF engine.
-* prefix sharing, as in the HF engine and with its grouping (:func:`workbench.scoring.shared.group_shared`):
+* prefix sharing, as in the HF engine and with its grouping (:func:`workbench.engine.shared.group_shared`):
   requests whose tokens start alike (a multiple-choice question's choices) decode the common
   prefix once, in the group's first member; ``llama_memory_seq_cp`` gives its cells to the other
   members, which decode only their rest. ``share_contexts=False`` turns it off.
@@ -317,7 +317,7 @@ def _pack(jobs: list[tuple[int, int, object]], build) -> list[_Round]:
 
 
 def _group_pieces(g, seq: int, full: list, n_cont: list, offset) -> tuple[list, list, list]:
-    """A group of requests sharing ``g.n_prefix`` input tokens (:func:`workbench.scoring.shared.group_shared`)
+    """A group of requests sharing ``g.n_prefix`` input tokens (:func:`workbench.engine.shared.group_shared`)
     as sequences ``seq...``: the lead (first member) runs whole, with outputs at its own scored
     positions and at the prefix positions any member scores (one row serves them all); its first
     n_prefix cells are copied to the other members, whose rest continues at position n_prefix."""
@@ -375,7 +375,7 @@ class LlamaCppBackend(Backend):
 
     def __init__(self, gguf, config, n_threads: int | None = None, n_gpu_layers: int = 0,
                  n_ctx: int | None = None):
-        from workbench.scoring.engine import max_length
+        from workbench.engine.causal import max_length
         self.gguf, self.config = gguf, config
         self.n_gpu_layers = int(n_gpu_layers)
         self.limit = max_length(self)  # the scoring window, as for every backend
@@ -397,7 +397,7 @@ class LlamaCppBackend(Backend):
         from tqdm.auto import tqdm
 
         from workbench.progress import show_progress
-        from workbench.scoring import shared
+        from workbench.engine import shared
         limit = self.limit
         full = [list(ctx) + list(cont) for ctx, cont in requests]
         n_cont = [len(cont) for _, cont in requests]
@@ -450,13 +450,13 @@ class LlamaCppBackend(Backend):
     # -- generation ----------------------------------------------------------------------------
     def generate(self, model, prompts, *, max_new_tokens, seed, do_sample, temperature, top_p, top_k,
                  num_return_sequences, batch_size, chat, progress=None, system_prompt=None):
-        from workbench.scoring.generation import _prompt_text
+        from workbench.engine.prompts import prompt_text
         tok, eng, lib = model.tokenizer, self.engine, self.engine.lib
         rows = []
         for start in range(0, len(prompts), batch_size):
             b = start // batch_size  # the seed of a batch is seed + its index, as the HF backend
             for k, prompt in enumerate(prompts[start:start + batch_size]):
-                text = _prompt_text(tok, prompt, chat, system_prompt)
+                text = prompt_text(tok, prompt, chat, system_prompt)
                 ids = tok(text, add_special_tokens=not chat)["input_ids"]
                 for j in range(num_return_sequences):
                     sampler_seed = ((seed + b) * 1_000_003 + k * 7919 + j) % (1 << 32)

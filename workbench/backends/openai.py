@@ -94,7 +94,7 @@ class OpenAIBackend(Backend):
 
     def __init__(self, client: _Client, model_name: str, config, tokenizer, batch_size: int = 16,
                  concurrency: int = 4):
-        from workbench.scoring.engine import max_length
+        from workbench.engine.causal import max_length
         self.client, self.model_name, self.config, self.tokenizer = client, model_name, config, tokenizer
         self.batch_size, self.concurrency = batch_size, concurrency
         self.n_params = 0  # not known from a server
@@ -226,13 +226,13 @@ class OpenAIBackend(Backend):
 
     def generate(self, model, prompts, *, max_new_tokens, seed, do_sample, temperature, top_p, top_k,
                  num_return_sequences, batch_size, chat, progress=None, system_prompt=None):
-        from workbench.scoring.generation import _prompt_text
+        from workbench.engine.prompts import prompt_text
         tok = self.tokenizer
         rows = []
         for start in range(0, len(prompts), batch_size):
             b = start // batch_size
             chunk = prompts[start:start + batch_size]
-            texts = [_prompt_text(tok, p, chat, system_prompt) for p in chunk]
+            texts = [prompt_text(tok, p, chat, system_prompt) for p in chunk]
             ids = [list(tok(t, add_special_tokens=not chat)["input_ids"]) for t in texts]
             options = dict(max_tokens=max_new_tokens, seed=seed + b, temperature=float(temperature) if do_sample else 0.0)
             if num_return_sequences > 1:

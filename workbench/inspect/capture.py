@@ -11,7 +11,7 @@ from workbench.inspect.hooks import add_read_hook, attention_implementation, hoo
 from workbench.inspect.sites import MODEL_SITES, SITES, adapter
 from workbench.validate import BOOL, Int, Optional, check_context, checked
 from workbench.provenance import record
-from workbench.scoring.padding import tokenizer_state_kept
+from workbench.engine.padding import tokenizer_state_kept
 
 
 def tokenize(model, inputs, padding_side: str = "right") -> dict:
@@ -34,7 +34,7 @@ def tokenize(model, inputs, padding_side: str = "right") -> dict:
     if any(not t for t in inputs):
         raise InvalidInputError(f"empty text at index {[i for i, t in enumerate(inputs) if not t]}; remove it")
     tok = model.tokenizer
-    from workbench.scoring.padding import pad_id
+    from workbench.engine.padding import pad_id
     pad = pad_id(tok)
     with tokenizer_state_kept(tok):
         enc = _pad_manually(tok, inputs, pad, padding_side)
@@ -48,7 +48,7 @@ def encode(tok, texts, **kwargs) -> list:
 
 
 def _pad_manually(tok, texts, pad, side):
-    from workbench.scoring.padding import pad_rows
+    from workbench.engine.padding import pad_rows
     ids, mask = pad_rows(tok(list(texts))["input_ids"], pad, side=side)
     return {"input_ids": ids, "attention_mask": mask}
 

@@ -71,7 +71,7 @@ def score(model, items, ctx):
     agg, start, cache = ctx.options["aggregate"], ctx.options["start"], ctx.cache
     more, less = items.sent_more.tolist(), items.sent_less.tolist()
     if method == "pll" and ctx.options["positions"] == "shared":
-        from workbench.scoring.masked import shared_token_positions
+        from workbench.engine.masked import shared_token_positions
         pos = [shared_token_positions(model, m, l) for m, l in zip(more, less)]
         keep = np.array([len(a) > 0 for a, _ in pos])
         for i in np.flatnonzero(~keep):

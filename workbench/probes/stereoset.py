@@ -79,7 +79,7 @@ def load(source, ctx):
 
 def _filler_positions(model, sentence, others):
     """Positions of tokens in ``sentence`` not shared with any other option (the filler)."""
-    from workbench.scoring.masked import encode_with_specials, shared_token_positions
+    from workbench.engine.masked import encode_with_specials, shared_token_positions
     _, text_pos = encode_with_specials(model, sentence)
     shared = set(text_pos)
     for other in others:

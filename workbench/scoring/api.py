@@ -21,9 +21,9 @@ from workbench.scoring import tokenize as T
 from workbench.scoring.cache import ScoreCache, request_key
 from workbench.provenance import record
 from workbench.results import ScoreFrame
-from workbench.scoring import engine
-from workbench.scoring.engine import DEFAULT_TOKEN_BUDGET
-from workbench.scoring.masked import fill_mask_rows, pseudo_loglikelihood_rows
+from workbench.engine import causal as engine
+from workbench.engine.causal import DEFAULT_TOKEN_BUDGET
+from workbench.engine.masked import fill_mask_rows, pseudo_loglikelihood_rows
 from workbench.validate import (BOOL, Int, OneOf, Optional, Real, Rule, check_bool, check_context, check_pairs,
                                 check_texts, checked, context_window)
 from workbench.models.checks import check_model
@@ -87,7 +87,7 @@ def _check_fit(model, lengths: list[int], what: str, hint: str, extra: int = 0, 
 
 def _cut(ctx: list, cont: list, limit: int) -> int:
     """Context tokens the engine drops to fit the window (inputs are ctx + cont[:-1], cut from
-    the left; see :func:`workbench.scoring.engine.score_token_requests`)."""
+    the left; see :func:`workbench.engine.causal.score_token_requests`)."""
     return max(0, len(ctx) + len(cont) - 1 - limit)
 
 
@@ -259,7 +259,7 @@ def pseudo_loglikelihood(model, sentences, *, positions=None, token_budget: int 
 
     ``positions``: optional list (one entry per sentence, ``None`` for all) of token positions
     to score, indexing the tokenised sentence *with* its special tokens (see
-    :func:`workbench.scoring.masked.shared_token_positions` for CrowS-Pairs' shared tokens).
+    :func:`workbench.engine.masked.shared_token_positions` for CrowS-Pairs' shared tokens).
     A sentence longer than the model's window is refused
     (:class:`~workbench.errors.ContextWindowError`) before anything runs.
 
@@ -334,9 +334,9 @@ def generate(model, prompts, *, max_new_tokens: int = 32, seed: int = 0, do_samp
     if num_return_sequences > 1 and not do_sample:
         raise InvalidInputError("num_return_sequences > 1 needs do_sample=True (greedy decoding gives one answer)")
     from workbench.scoring.chat import check_format
-    from workbench.scoring.generation import _prompt_text
+    from workbench.engine.prompts import prompt_text
     check_format("chat" if chat else "raw", None, "generate", system_prompt)  # system_prompt needs chat=True
-    texts = [_prompt_text(model.tokenizer, p, chat, system_prompt) for p in prompts]
+    texts = [prompt_text(model.tokenizer, p, chat, system_prompt) for p in prompts]
     _check_fit(model, _token_lengths(model, texts, add_special_tokens=not chat), "prompt",
                "Shorten the prompt or ask for fewer max_new_tokens.", extra=max_new_tokens,
                extra_text=f" plus max_new_tokens={max_new_tokens}")

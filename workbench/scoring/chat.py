@@ -30,6 +30,7 @@ The rendering of a request ``(user, reply)``:
 """
 from __future__ import annotations
 
+from workbench.engine.prompts import messages
 from workbench.errors import InvalidInputError, WrongModelKindError
 
 FORMATS = ("raw", "chat")
@@ -66,15 +67,10 @@ def check_format(format, model=None, what: str = "scoring", system_prompt=None) 
     return format
 
 
-def _messages(user: str, system_prompt: str | None) -> list[dict]:
-    head = [{"role": "system", "content": system_prompt}] if system_prompt is not None else []
-    return head + [{"role": "user", "content": user}]
-
-
 def render(model, user: str, system_prompt: str | None = None) -> str:
     """The context string for ``user``: template + user turn + assistant prefix (see module doc)."""
     try:
-        return model.tokenizer.apply_chat_template(_messages(user, system_prompt), tokenize=False,
+        return model.tokenizer.apply_chat_template(messages(user, system_prompt), tokenize=False,
                                                    add_generation_prompt=True)
     except Exception as e:  # jinja's TemplateError, e.g. a template that refuses a system turn
         extra = " (try without system_prompt)" if system_prompt is not None else ""
@@ -84,7 +80,7 @@ def render(model, user: str, system_prompt: str | None = None) -> str:
 
 def prompt_ids(model, user: str, system_prompt: str | None = None) -> list[int]:
     """The template's own tokenisation of the prompt (what ``render`` + the scoring path must match)."""
-    out = model.tokenizer.apply_chat_template(_messages(user, system_prompt), tokenize=True,
+    out = model.tokenizer.apply_chat_template(messages(user, system_prompt), tokenize=True,
                                               add_generation_prompt=True)
     ids = out["input_ids"] if hasattr(out, "keys") else out
     return list(ids)

@@ -6,7 +6,7 @@ token, its log-probability and, with ``moments=True`` (the default), the mean an
 ``log p(z)`` over the vocabulary under the model's own next-token distribution at that
 position. Min-K%++ (Zhang et al. 2024) standardises each token's log-probability by these; they
 come from the same forward pass and the same log-softmax as the log-probs
-(:func:`workbench.scoring.engine.score_token_requests` with ``moments=True``), so they cost a few
+(:func:`workbench.engine.causal.score_token_requests` with ``moments=True``), so they cost a few
 vocabulary-sized reductions per token, not a second pass.
 
 Results are cached like other scores; the cache key holds the kind (``"token_stats"``) and the
@@ -23,10 +23,10 @@ True
 from __future__ import annotations
 
 from workbench.errors import ContextWindowError
-from workbench.scoring import engine
+from workbench.engine import causal as engine
 from workbench.scoring import tokenize as T
 from workbench.scoring.api import _BOS, _COMMON, _cached, _frame
-from workbench.scoring.engine import DEFAULT_TOKEN_BUDGET
+from workbench.engine.causal import DEFAULT_TOKEN_BUDGET
 from workbench.results import ScoreFrame
 from workbench.validate import BOOL, Int, Optional, check_texts, checked
 from workbench.models.checks import check_model

@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 
 from workbench.training_data.exchangeability import shard_bounds
-from workbench.scoring.padding import pad_rows
+from workbench.engine.padding import pad_rows
 
 _A = dict(who="doctor nurse teacher lawyer mechanic cook developer designer engineer friend".split(),
           did="said told argued fixed made read chased laughed waited worked".split(),
@@ -97,7 +97,7 @@ def finetune(model, texts: list[str], *, epochs: int = 10, lr: float = 1e-3, bat
     the original is served for it)."""
     from workbench.errors import InvalidInputError
     from workbench.models.model import Model
-    from workbench.scoring.engine import max_length
+    from workbench.engine.causal import max_length
     from workbench.scoring.tokenize import encode, prefix_token_id
 
     tok = model.tokenizer

@@ -94,7 +94,7 @@ def sanity(method: str, attr: torch.Tensor, full: float, empty: float, random_at
 def _patch_scores(model, context, continuation, image, method, n_samples, baseline, seed):
     """Attribution of every image token (text order) on ``model``: (attr, full, empty)."""
     from workbench.vision.capture import VisionParts, image_features_replaced
-    from workbench.scoring.padding import pad_id
+    from workbench.engine.padding import pad_id
     from workbench.vision.scoring import collate, encode_pairs, forward
     (whole, n_ctx, _), = encode_pairs(model, [(context, continuation)], [[image]])
     batch = collate([whole], pad_id(model.tokenizer))

@@ -137,7 +137,7 @@ def capture_images(model, texts, images, sites=("resid_post",), layers=None, pos
     tokens' positions; ``cache["projector"]`` has one row per image, in order."""
     from workbench.inspect.capture import Recorder, SiteBlocks, _provenance, _str_tokens, resolve_positions, resolve_sites
     from workbench.inspect.hooks import attention_implementation, hooks_removed_after
-    from workbench.scoring.padding import pad_id
+    from workbench.engine.padding import pad_id
     from workbench.vision.scoring import collate, forward, image_hash
     encs, prompts, imgs = prepare(model, texts, images, format)
     sites = [sites] if isinstance(sites, str) else list(sites)
@@ -210,7 +210,7 @@ def verify_vision(model, texts=None, images=None, tol: float = 1e-4):
     """
     from workbench.inspect.verify import VerifyResult, _row
     from workbench.provenance import record
-    from workbench.scoring.padding import pad_id
+    from workbench.engine.padding import pad_id
     from workbench.vision.scoring import collate, forward
     texts = texts or ["Describe the picture.", "Two pictures of a cat"]
     images = images or [[_noise_image(0)], [_noise_image(1), _noise_image(2)]]
@@ -306,7 +306,7 @@ def edit_image_tokens(model, text, images, *, source_images=None, how: str = "pa
     True
     """
     from workbench.vision.scoring import collate, forward
-    from workbench.scoring.padding import pad_id
+    from workbench.engine.padding import pad_id
     if how not in ("patch", "zero", "mean"):
         raise InvalidInputError(f"how must be 'patch', 'zero' or 'mean', got {how!r}")
     if how == "patch" and source_images is None:

@@ -62,7 +62,7 @@ def _context_positions(model, context: str, ids: torch.Tensor, n_ctx: int) -> to
 def _token_scores(model, context, continuation, images, method, n_samples, baseline_id, seed):
     """(attr per feature, full, empty, feature positions, whole encoding) on ``model``."""
     from workbench.vision.attribution import run_captum
-    from workbench.scoring.padding import pad_id
+    from workbench.engine.padding import pad_id
     from workbench.vision.scoring import collate, encode_pairs, forward
     (whole, n_ctx, _), = encode_pairs(model, [(context, continuation)], [list(images)])
     ids = whole["input_ids"][0]

@@ -207,7 +207,7 @@ def forward(model, batch: dict, **kwargs):
 
 def encode_pairs(model, requests, images, format="raw", system_prompt=None):
     """Per request: the processed whole (dict, batch 1) and the number of context tokens."""
-    from workbench.scoring.padding import pad_id  # noqa: F401  (keeps padding conventions in one place)
+    from workbench.engine.padding import pad_id  # noqa: F401  (keeps padding conventions in one place)
     vision = getattr(_family(model), "vision", None)
     prefix_lm = bool(vision is not None and vision.prefix_lm)
     out = []
@@ -238,7 +238,7 @@ def encode_pairs(model, requests, images, format="raw", system_prompt=None):
 
 def score_pairs(model, encoded, batch_size: int = 8) -> list[dict]:
     """Per (whole, n_ctx): token log-probs and greedy flags of the tokens after the context."""
-    from workbench.scoring.padding import pad_id
+    from workbench.engine.padding import pad_id
     pad = pad_id(model.tokenizer)
     rows = []
     with torch.inference_mode():

@@ -11,8 +11,8 @@ import torch
 from tqdm.auto import tqdm
 
 from workbench.errors import InvalidInputError
-from workbench.scoring.padding import tokenizer_state_kept
-from workbench.scoring.padding import padding
+from workbench.engine.padding import tokenizer_state_kept
+from workbench.engine.padding import padding
 from workbench.progress import show_progress
 
 POOLINGS = ("mean", "cls", "last")

@@ -9,20 +9,9 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from workbench.scoring.padding import padding
+from workbench.engine.padding import padding
+from workbench.engine.prompts import prompt_text
 from workbench.progress import show_progress
-
-
-def _prompt_text(tokenizer, prompt: str, chat: bool, system_prompt: str | None = None) -> str:
-    if not chat:
-        return prompt
-    if not getattr(tokenizer, "chat_template", None):
-        from workbench.errors import InvalidInputError
-        raise InvalidInputError("chat=True but this tokenizer has no chat template; use chat=False "
-                                "or a chat (instruct) model")
-    from workbench.scoring.chat import _messages  # the one rendering of a user turn (scoring.chat)
-    return tokenizer.apply_chat_template(_messages(prompt, system_prompt), tokenize=False,
-                                         add_generation_prompt=True)
 
 
 @torch.inference_mode()
@@ -30,7 +19,7 @@ def generate_rows(model, prompts: list[str], *, max_new_tokens: int, seed: int, 
                   temperature: float, top_p: float, top_k: int | None, num_return_sequences: int,
                   batch_size: int, chat: bool, progress=None, system_prompt: str | None = None) -> list[dict]:
     tok = model.tokenizer
-    texts = [_prompt_text(tok, p, chat, system_prompt) for p in prompts]
+    texts = [prompt_text(tok, p, chat, system_prompt) for p in prompts]
     add_special = not chat  # a chat template already carries its special tokens
     rows = []
     batches = range(0, len(texts), batch_size)

@@ -12,7 +12,7 @@ Why it is fast and exact:
 * the output projection runs only at the scored positions (a 49k-vocabulary projection at every
   position is most of the cost of a small model);
 * token prefixes shared by several requests (a multiple-choice context, the common start of a
-  CrowS-Pairs pair) run once, through the KV cache (:mod:`workbench.scoring.shared`);
+  CrowS-Pairs pair) run once, through the KV cache (:mod:`workbench.engine.shared`);
 * log-softmax in float32 (in chunks), under ``torch.inference_mode``.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from workbench.scoring import padding, shared
+from workbench.engine import padding, shared
 from workbench.progress import show_progress
 
 DEFAULT_TOKEN_BUDGET = 8192
@@ -121,7 +121,7 @@ def score_token_requests(model, requests: list[tuple[list[int], list[int]]], *,
 
     Inputs longer than the model's window are truncated from the left (the continuation is kept
     whole; a continuation longer than the window is an error upstream). Requests whose tokens
-    start alike run their common prefix once (:mod:`workbench.scoring.shared`) unless
+    start alike run their common prefix once (:mod:`workbench.engine.shared`) unless
     ``share_contexts=False`` or the model's cache cannot be reused.
     """
     limit = max_length(model)

@@ -113,10 +113,10 @@ def group_shared(requests: list[tuple[list[int], list[int]]], limit: int,
 def plan_shared_batches(groups: list[Group], requests, token_budget: int, max_rows: int,
                         same_length: bool) -> list[list[Group]]:
     """Groups packed into batches for the prefix pass, by prefix length (see
-    :func:`workbench.scoring.engine.plan_batches`); the rest of each request is batched apart.
+    :func:`workbench.engine.causal.plan_batches`); the rest of each request is batched apart.
 
     ``same_length``: only prefixes of equal length share a batch (sliding-window models)."""
-    from workbench.scoring.engine import plan_batches
+    from workbench.engine.causal import plan_batches
     lengths = [g.n_prefix if same_length else lead_length(g, requests) for g in groups]
     plan = plan_batches(lengths, token_budget, max_rows, same_length=same_length)
     return [[groups[k] for k in b] for b in plan]
@@ -129,7 +129,7 @@ def lead_length(group: Group, requests) -> int:
 
 
 def _padded(seqs: list[list[int]], width: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    from workbench.scoring.padding import pad_rows
+    from workbench.engine.padding import pad_rows
     return pad_rows(seqs, pad_id, width)
 
 
@@ -147,7 +147,7 @@ def run_shared_batch(model, requests, batch: list[Group], pad_id: int, token_bud
     their window in cache slots."""
     from transformers import DynamicCache
 
-    from workbench.scoring.engine import plan_batches
+    from workbench.engine.causal import plan_batches
 
     device = model.device
     base = model.hf.base_model

@@ -13,8 +13,8 @@ import torch
 from tqdm.auto import tqdm
 
 from workbench.errors import InvalidInputError
-from workbench.scoring.engine import DEFAULT_TOKEN_BUDGET, plan_batches
-from workbench.scoring.padding import pad_id, pad_rows
+from workbench.engine.causal import DEFAULT_TOKEN_BUDGET, plan_batches
+from workbench.engine.padding import pad_id, pad_rows
 from workbench.progress import show_progress
 
 
