@@ -1,5 +1,6 @@
 """The ``workbench`` command line (also ``python -m workbench``).
 
+    workbench run --models smollm2-135m-instruct gemma-3-270m --units blimp crows_pairs=DATA --store results.db
     workbench run --models smollm2-135m-instruct gemma-3-270m --tasks blimp --store results.db --limit 20
     workbench results --store results.db [--groups] [--runs] [--format csv]
     workbench compare --store results.db --task blimp smollm2-135m-instruct gemma-3-270m
@@ -43,7 +44,10 @@ def _print_frame(df, fmt: str = "table") -> None:
 def _run_args(p):
     p.add_argument("--models", nargs="+", required=True, metavar="MODEL",
                    help="model aliases, local folders or hub ids (loaded one at a time)")
-    p.add_argument("--tasks", nargs="+", required=True, metavar="TASK",
+    p.add_argument("--units", nargs="+", default=None, metavar="UNIT",
+                   help="units of work, any mix: task names (see `workbench tasks`), YAML specs or data files, "
+                        "and bias probes as NAME=DATA_PATH or probe:NAME")
+    p.add_argument("--tasks", nargs="+", default=None, metavar="TASK",
                    help="built-in task names (see `workbench tasks`), YAML specs or data files")
     p.add_argument("--store", default="results.db", help="SQLite results file (default: results.db)")
     p.add_argument("--limit", type=positive_int, default=None, help="items per task (per BLiMP paradigm)")
@@ -63,8 +67,8 @@ def _run_args(p):
 @command("run", "run models x tasks; results land in the store (resumable)", _run_args)
 def _run(args) -> int:
     import workbench as wb
-    res = wb.run(models=args.models, tasks=args.tasks, store=args.store, limit=args.limit, probes=args.probes,
-                 seed=args.seed, tag=args.tag, executor=args.executor, ray_address=args.ray_address,
+    res = wb.run(models=args.models, units=args.units, tasks=args.tasks, store=args.store, limit=args.limit,
+                 probes=args.probes, seed=args.seed, tag=args.tag, executor=args.executor, ray_address=args.ray_address,
                  chunk_size=args.chunk_size, progress=not args.no_progress,
                  score_kwargs={"cache": False} if args.no_score_cache else None)
     _print_frame(res.table(), args.format)
