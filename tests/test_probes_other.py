@@ -32,8 +32,9 @@ def test_bbq_predictions_and_bias_scores_from_items(tiny, shared_data):
     amb, dis = it[it.context_condition == "ambig"], it[it.context_condition == "disambig"]
     s = res.summary().set_index(["metric", "category"])
     assert s.loc[("acc_ambig", "all"), "value"] == pytest.approx(100 * amb.correct.mean())
-    assert s.loc[("acc_ambig", "all"), "n"] == len(amb) and s.loc[("s_dis", "all"), "n"] == len(dis)
     nonunk = dis[dis.pred_unknown == 0]
+    # n is what each metric counts: s_dis is a share of the disambiguated answers that name a person
+    assert s.loc[("acc_ambig", "all"), "n"] == len(amb) and s.loc[("s_dis", "all"), "n"] == len(nonunk)
     s_dis = 100 * (2 * nonunk.pred_biased.mean() - 1)
     assert s.loc[("s_dis", "all"), "value"] == pytest.approx(s_dis)
     amb_nonunk = amb[amb.pred_unknown == 0]

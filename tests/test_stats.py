@@ -157,3 +157,39 @@ def test_summarise_overall_and_per_category():
     assert got.loc["a", "ci_low"] == pytest.approx(100 * 0.025 ** 0.5)
     assert got.loc["b", "n"] == 4
     assert (out.ci_low <= out.value).all() and (out.value <= out.ci_high).all()
+
+
+def test_a_mean_over_a_subset_counts_only_that_subset():
+    m = mean_metric("acc_ambig", "correct", scale=100, where={"is_ambig": 1})
+    cols = {"correct": np.array([1, 0, 1, 1, np.nan]), "is_ambig": np.array([1, 1, 0, 0, 1])}
+    assert float(m(cols)) == 50 and m.n_counted(cols) == 2   # the NaN outcome is not counted
+    assert m.columns == ("correct", "is_ambig") and m.where == (("is_ambig", 1.0),)
+    resampled = {k: np.stack([v, v[::-1]]) for k, v in cols.items()}   # vectorised over resamples
+    np.testing.assert_allclose(m(resampled), [50, 50])
+    with pytest.raises(ValueError, match="derived metric"):
+        Metric("x", lambda c: c["a"].mean(-1), ("a", "b"), where={"b": 1})
+    with pytest.raises(ValueError, match="among the metric's columns"):
+        Metric("x", lambda c: c["a"].mean(-1), ("a",), kind="binary", outcome="a", where={"b": 1})
+    with pytest.raises(ValueError, match="map column names to numbers"):
+        mean_metric("x", "a", where={"b": "yes"})
+
+
+def test_compare_of_a_subset_mean_whose_subset_depends_on_the_model_falls_back_to_permutation():
+    # s_dis counts the answers that name a person: a model output, so the two models count
+    # different items and McNemar on a common subset would test another quantity
+    from workbench.probes import bbq
+    rng = np.random.default_rng(3)
+    n = 40
+    base = pd.DataFrame({"id": range(n), "is_ambig": np.arange(n) % 2, "correct": rng.integers(0, 2, n),
+                         "pred_biased": rng.integers(0, 2, n), "pred_unknown": 0})
+    a = base.assign(pred_biased=base.pred_biased * (np.arange(n) % 3 > 0), pred_unknown=(np.arange(n) % 3 == 0) * 1)
+    b = base.assign(pred_unknown=(np.arange(n) % 5 == 0) * 1)
+    b["pred_biased"] *= 1 - b.pred_unknown
+    out = compare(Comparable(a, bbq.metrics({}), "id", None, "fa", "A", "bbq"),
+                  Comparable(b, bbq.metrics({}), "id", None, "fb", "B", "bbq"))
+    rows = out.set_index("metric")
+    notes = {r["metric"]: r["note"] for r in out.attrs["rows"]}
+    assert rows.loc["s_dis", "test"] == "paired_permutation" and "differ between the models" in notes["s_dis"]
+    assert rows.loc["acc_ambig", "test"] == "mcnemar_exact" and rows.loc["acc_ambig", "n"] == n // 2
+    assert rows.loc["s_dis", "diff"] == pytest.approx(rows.loc["s_dis", "value_a"] - rows.loc["s_dis", "value_b"])
+

@@ -161,10 +161,12 @@ def bootstrap_frame(frame: pd.DataFrame, fn: Callable[[pd.DataFrame], float], n_
 
 
 def _is_binary(metric, cols) -> bool:
-    """A binary metric whose outcome column holds only 0/1 (the Clopper-Pearson case)."""
+    """A binary metric whose outcome holds only 0/1 on the items it counts (the Clopper-Pearson
+    case)."""
     if metric.kind != "binary" or metric.outcome not in cols:
         return False
-    x = cols[metric.outcome]
+    x = metric.counted(cols)
+    x = x[~np.isnan(x)]
     return bool(np.all((x == 0) | (x == 1)))
 
 
@@ -172,19 +174,23 @@ def summary_row(metric: Metric, cols: Mapping[str, np.ndarray], n_boot: int = DE
                 method: str = "bca", seed=0) -> tuple[float, float, float, int, str, str | None]:
     """``(value, ci_low, ci_high, n, interval, note)`` for one metric on complete items ``cols``.
 
-    ``interval`` names the method used; ``note`` says why the interval is NaN (else None).
+    ``n`` is the number of items the metric counts (:meth:`Metric.n_counted`: a mean over a
+    subset counts the subset); ``interval`` names the method used; ``note`` says why the
+    interval is NaN (else None).
     """
     n = _n_items(cols) if cols else 0
     if n == 0:
         return float("nan"), float("nan"), float("nan"), 0, "none", "no items"
     with np.errstate(invalid="ignore", divide="ignore"):
         value = float(metric(cols))
-    if metric.count is not None:
-        n = int(metric.count(cols))
+    n = metric.n_counted(cols)
     if _is_binary(metric, cols):
-        x = cols[metric.outcome]
-        low, high = proportion_ci(int(x.sum()), len(x), level)
-        return value, metric.scale * low, metric.scale * high, n, "clopper_pearson", None
+        x = metric.counted(cols)
+        x = x[~np.isnan(x)]
+        if len(x) == 0:
+            return value, float("nan"), float("nan"), 0, "none", "no items in the subset the metric counts"
+        low, high = sorted(metric.scale * b + metric.offset for b in proportion_ci(int(x.sum()), len(x), level))
+        return value, low, high, n, "clopper_pearson", None
     if n < MIN_N_BOOTSTRAP:
         return (value, float("nan"), float("nan"), n, "none",
                 f"n = {n} < MIN_N_BOOTSTRAP = {MIN_N_BOOTSTRAP}: a bootstrap interval would under-cover")
