@@ -193,3 +193,36 @@ def test_compare_of_a_subset_mean_whose_subset_depends_on_the_model_falls_back_t
     assert rows.loc["acc_ambig", "test"] == "mcnemar_exact" and rows.loc["acc_ambig", "n"] == n // 2
     assert rows.loc["s_dis", "diff"] == pytest.approx(rows.loc["s_dis", "value_a"] - rows.loc["s_dis", "value_b"])
 
+
+@pytest.mark.parametrize("bad, match", [(dict(n_boot=0), "n_boot must be at least 100"),
+                                        (dict(n_boot=-5), "n_boot must be at least 100"),
+                                        (dict(n_boot=2.5), "n_boot must be an int"),
+                                        (dict(level=5), r"level must be in \(0, 1\)"),
+                                        (dict(level=0), r"level must be in \(0, 1\)"),
+                                        (dict(level="0.95"), "level must be a number"),
+                                        (dict(n_perm=5), "n_perm must be at least 99"),
+                                        (dict(allow_same_model="yes"), "allow_same_model must be True or False")])
+def test_compare_refuses_bad_settings_at_the_door_for_every_metric_kind(bad, match):
+    # n_boot and level were passed on unchecked to scipy for derived metrics: n_boot=0 was a raw
+    # scipy ValueError, level=5 NaN intervals with a "degenerate bootstrap" note
+    rng = np.random.default_rng(0)
+    n = 120   # enough items for the bootstrap interval of the derived metric to be computed
+    ca, cb = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    for metric in (None, ["odds"], ["accuracy"]):
+        with pytest.raises(InvalidInputError, match=match):
+            compare(_toy("A", ca, "fa"), _toy("B", cb, "fb"), metrics=metric, **bad)
+
+
+def test_level_and_shares_are_refused_alike_across_the_statistics():
+    from workbench.stats import paired_proportion_ci, proportion_ci, sign_flip
+    for call in (lambda lv: proportion_ci(1, 2, level=lv), lambda lv: paired_proportion_ci([1, 0], [0, 1], level=lv),
+                 lambda lv: bootstrap_ci([1.0, 2.0, 3.0], level=lv), lambda lv: sign_flip([1.0, 2.0], level=lv),
+                 lambda lv: summarise(pd.DataFrame({"x": [1, 0]}), [mean_metric("a", "x")], level=lv)):
+        for bad in (5, 1, 0, -0.5, "0.95", True):
+            with pytest.raises(InvalidInputError, match="level must be"):
+                call(bad)
+    with pytest.raises(InvalidInputError, match="got 5"):   # not the 3.0 it was split into
+        paired_proportion_ci([1, 0], [0, 1], level=5)
+    for bad in (dict(alpha=5), dict(power=0), dict(p=1.5), dict(sd=-1.0)):
+        with pytest.raises(InvalidInputError):   # was scipy's "f(a) and f(b) must have different signs"
+            minimum_detectable_effect(100, **bad)

@@ -28,6 +28,7 @@ from scipy import stats as sps
 from workbench.errors import InvalidInputError
 from workbench.stats.intervals import MIN_N, MIN_N_BOOTSTRAP, proportion_ci
 from workbench.stats.metrics import Metric, columns_of
+from workbench.validate import check_level
 
 METHODS = ("percentile", "bca")
 SCIPY_METHODS = {"percentile": "percentile", "bca": "BCa"}
@@ -61,10 +62,9 @@ def _default_stat(cols):
 
 
 def _validate(n_boot, level, method):
-    if not isinstance(n_boot, (int, np.integer)) or n_boot < 100:
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 100:
         raise InvalidInputError(f"n_boot must be an integer >= 100 (got {n_boot!r}); 2000 is a good default")
-    if not 0 < level < 1:
-        raise InvalidInputError(f"level must be in (0, 1), e.g. 0.95; got {level!r}")
+    check_level("level", level)
     if method not in METHODS:
         raise InvalidInputError(f"method must be one of {METHODS}, got {method!r}")
 

@@ -70,6 +70,7 @@ from workbench.stats.inference import benjamini_hochberg, mcnemar_exact, paired_
 from workbench.stats.intervals import MIN_N, MIN_N_BOOTSTRAP, paired_proportion_ci
 from workbench.stats.metrics import Metric, columns_of
 from workbench.stats.permutation import N_RESAMPLES, N_RESAMPLES_DERIVED, paired_permutation, sign_flip
+from workbench.validate import BOOL, LEVEL, Int, checked
 
 COLUMNS = ["metric", "category", "diff", "ci_low", "ci_high", "p_value", "p_adjusted", "n", "test",
            "value_a", "value_b"]
@@ -168,6 +169,7 @@ def _one_mean(metric: Metric, ca, cb, n_perm, level, seed) -> dict:
                 p_mc_se=r.mc_se, interval="inverted_sign_flip", note=note)
 
 
+@checked(n_boot=Int(min=100), level=LEVEL, seed=Int(min=0), allow_same_model=BOOL, n_perm=Int(min=99))
 def compare(res_a, res_b, metrics=None, n_boot: int = DEFAULT_N_BOOT, level: float = 0.95, seed=0,
             allow_same_model: bool = False, n_perm: int = N_RESAMPLES) -> pd.DataFrame:
     """Paired comparison of two models' results on the same items.
