@@ -112,8 +112,23 @@ def _scipy_ci(cols: Mapping[str, np.ndarray], stat: Callable, n_boot: int, level
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
+def _below_min_n(n: int, min_n) -> bool:
+    """True (with a warning saying why the interval is NaN) when ``n < min_n``."""
+    if isinstance(min_n, bool) or not isinstance(min_n, (int, np.integer)) or min_n < 1:
+        raise InvalidInputError(f"min_n must be an integer >= 1 (got {min_n!r}); MIN_N_BOOTSTRAP = "
+                                f"{MIN_N_BOOTSTRAP} is the default")
+    if n >= min_n:
+        return False
+    warnings.warn(f"n = {n} < min_n = {min_n}: no bootstrap interval (NaN). Below MIN_N_BOOTSTRAP = "
+                  f"{MIN_N_BOOTSTRAP} items a bootstrap interval covers less than it says (a 95% percentile "
+                  "interval of a mean covers about half the time at n = 2); for a proportion use proportion_ci, "
+                  "for a mean difference sign_flip. Pass min_n to study the bootstrap itself.", UserWarning,
+                  stacklevel=3)
+    return True
+
+
 def bootstrap_ci(data, stat: Callable | Metric | None = None, n_boot: int = DEFAULT_N_BOOT,
-                 level: float = 0.95, method: str = "percentile", seed=0) -> CI:
+                 level: float = 0.95, method: str = "percentile", seed=0, min_n: int = MIN_N_BOOTSTRAP) -> CI:
     """Point estimate and bootstrap confidence interval of ``stat`` over items (scipy.stats.bootstrap).
 
     Parameters
@@ -124,12 +139,17 @@ def bootstrap_ci(data, stat: Callable | Metric | None = None, n_boot: int = DEFA
     method : ``"percentile"`` (default) or ``"bca"`` (bias-corrected and accelerated; better for
         skewed statistics).
 
-    The interval is NaN with one item or a degenerate bootstrap (BCa with all values equal).
-    This is the raw tool: it applies no minimum n (see :func:`summarise` for the rules), and the
-    bootstrap under-covers at small n (``benchmarks/stats_calibration.py``).
+    min_n : below this many items the interval is NaN, with a warning (default
+        ``MIN_N_BOOTSTRAP``, as every summary): the bootstrap under-covers at small n (a 95%
+        percentile interval of a mean covers about half the time at n = 2;
+        ``benchmarks/stats_calibration.py`` prints the table). Lower it only to study the
+        bootstrap itself.
 
-    >>> bootstrap_ci([0, 1, 1, 1], n_boot=500, seed=1).estimate
-    0.75
+    The interval is also NaN with one item or a degenerate bootstrap (BCa with all values equal).
+
+    >>> ci = bootstrap_ci([0, 1, 1, 1] * 25, n_boot=500, seed=1)
+    >>> ci.estimate, ci.low < 0.75 < ci.high
+    (0.75, True)
     """
     _validate(n_boot, level, method)
     cols = _as_cols(data)
@@ -139,22 +159,27 @@ def bootstrap_ci(data, stat: Callable | Metric | None = None, n_boot: int = DEFA
     stat = stat or _default_stat
     with np.errstate(invalid="ignore", divide="ignore"):
         estimate = float(stat(cols))
+    if _below_min_n(n, min_n):
+        return CI(estimate, float("nan"), float("nan"), n)
     low, high = _scipy_ci(cols, stat, n_boot, level, method, seed)
     return CI(estimate, low, high, n)
 
 
 def bootstrap_frame(frame: pd.DataFrame, fn: Callable[[pd.DataFrame], float], n_boot: int = 1000,
-                    level: float = 0.95, seed=0) -> CI:
+                    level: float = 0.95, seed=0, min_n: int = MIN_N_BOOTSTRAP) -> CI:
     """Percentile CI of ANY function of an item frame (``fn(frame) -> float``), resampling rows.
 
     Slower than :func:`bootstrap_ci` (one Python call per resample); use it for statistics that
-    cannot be written vectorised. Same seed, same resamples as :func:`bootstrap_ci`.
+    cannot be written vectorised. Same seed, same resamples and the same ``min_n`` rule as
+    :func:`bootstrap_ci`.
     """
     _validate(n_boot, level, "percentile")
     n = len(frame)
     if n == 0:
         raise InvalidInputError("cannot bootstrap an empty item frame")
     estimate = float(fn(frame))
+    if _below_min_n(n, min_n):
+        return CI(estimate, float("nan"), float("nan"), n)
     low, high = _scipy_ci({"row": np.arange(n)}, lambda c: fn(frame.iloc[c["row"].astype(int)]), n_boot, level,
                           "percentile", seed, vectorized=False)
     return CI(estimate, low, high, n)
