@@ -55,6 +55,77 @@ def test_effects_recover_a_planted_effect(spec):
     assert (null.loc[list(planted), "ci_low"] < 0).all() and (null.loc[list(planted), "ci_high"] > 0).all()
 
 
+
+@pytest.fixture(scope="module")
+def small_design(spec):
+    """The templates' scenarios with explicit fill and ages 20 and 80 only (30 items each)."""
+    items = decisions.build_items(dict(spec, ages=[20, 80]))
+    return items[items.fill_type == "explicit"]
+
+
+def _null_items(items, rng, n_scenarios, tau=0.3, frac=1.0):
+    """Items of ``n_scenarios`` scenarios whose logit_yes has no average demographic effect, but
+    effects that differ from scenario to scenario (sd ``tau``): the reason to cluster by
+    scenario. ``frac`` < 1 keeps a random share of the items (unbalanced, as ``limit=`` does)."""
+    chosen = rng.choice(items.scenario.unique(), n_scenarios, replace=False)
+    items = items[items.scenario.isin(chosen)].copy()
+    if frac < 1:
+        items = items[rng.random(len(items)) < frac]
+    per_scenario = lambda: items.scenario.map(dict(zip(chosen, rng.normal(0, tau, n_scenarios))))  # noqa: E731
+    y = items.scenario.map(dict(zip(chosen, rng.normal(0, 1, n_scenarios)))) + rng.normal(0, 0.5, len(items))
+    y += per_scenario() * (items.age - 60) / 10
+    for col, base in (("gender", "male"), ("race", "white")):
+        for level in set(items[col]) - {base}:
+            y += per_scenario() * (items[col] == level)
+    return items.assign(logit_yes=y)
+
+
+@pytest.mark.parametrize("n_scenarios, frac", [(2, 1.0), (3, 0.5), (5, 1.0), (10, 1.0)])
+def test_effect_intervals_cover_under_the_null_with_few_scenarios(small_design, n_scenarios, frac):
+    # per-item HC3 errors (under 10 scenarios) covered 0.84, 0.90 and 0.88 here at 2, 3 and 5,
+    # normal critical values (10-24) 0.93 at 10; t on (scenarios - 1) degrees of freedom 0.95-0.96
+    from threadpoolctl import threadpool_limits
+    rng = np.random.default_rng(n_scenarios)
+    n_sim, covered, given = 200, [], 0
+    with threadpool_limits(1):   # many small least-squares fits: threads only contend
+        for _ in range(n_sim):
+            eff = decisions.estimate_effects(_null_items(small_design, rng, n_scenarios, frac=frac))
+            assert eff.ci_low.notna().all(), eff.attrs["notes"]
+            covered.append(((eff.ci_low <= 0) & (0 <= eff.ci_high)).mean())
+    coverage = float(np.mean(covered))   # over the 7 terms and the simulations
+    assert coverage >= 0.95 - 3 * np.sqrt(0.05 * 0.95 / n_sim), coverage
+
+
+def test_effect_intervals_use_t_on_clusters_minus_one_and_say_when_there_is_none(small_design):
+    import statsmodels.formula.api as smf
+    rng = np.random.default_rng(1)
+    items = _null_items(small_design, rng, 12)
+    eff = decisions.estimate_effects(items).set_index("category")
+    d = items.assign(y=items.logit_yes, age_decade=(items.age - 60) / 10)
+    ref = smf.ols("y ~ C(scenario) + age_decade + C(gender, Treatment('male')) + C(race, Treatment('white'))",
+                  data=d).fit(cov_type="cluster", cov_kwds={"groups": pd.factorize(d.scenario)[0]}, use_t=True)
+    assert ref.df_resid_inference == 11                      # 12 scenarios: t on 11 degrees of freedom
+    np.testing.assert_allclose(eff.loc["age_per_decade", ["ci_low", "ci_high"]].to_numpy(float),
+                               ref.conf_int().loc["age_decade"].to_numpy(), rtol=1e-10)
+    # one scenario: point estimates, no interval across scenarios, and the reason
+    one = decisions.estimate_effects(_null_items(small_design, rng, 1))
+    assert one.value.notna().all() and one.ci_low.isna().all()
+    assert {n["note"] for n in one.attrs["notes"]} == {"one scenario: no interval for an effect across scenarios"}
+    # a term seen within one scenario only gets no interval (its cluster-robust variance is 0 by construction)
+    lone = items[(items.gender != "non-binary") | (items.scenario == items.scenario.iloc[0])]
+    eff = decisions.estimate_effects(lone).set_index("category")
+    assert np.isnan(eff.loc["gender:non-binary", "ci_low"]) and np.isfinite(eff.loc["gender:female", "ci_low"])
+    # terms the items cannot separate get no value at all (a pseudo-inverse would invent one):
+    # here every Asian person is 80 and every white person 20
+    confounded = items[((items.race == "Asian") & (items.age == 80)) | ((items.race == "white") & (items.age == 20))]
+    eff = decisions.estimate_effects(confounded).set_index("category")
+    assert eff.loc[["race:Asian", "age_per_decade"], "value"].isna().all()
+    assert np.isfinite(eff.loc["gender:female", "value"]) and np.isfinite(eff.loc["gender:female", "ci_low"])
+    assert "cannot separate" in {n["category"]: n["note"] for n in eff.attrs["notes"]}["race:Asian"]
+    with pytest.raises(wb.errors.InvalidInputError, match="level"):
+        decisions.estimate_effects(items, level=95)
+
+
 def _discrim_file(tmp_path):
     rows = []
     for q in (1, 2):

@@ -32,8 +32,9 @@ def test_bbq_predictions_and_bias_scores_from_items(tiny, shared_data):
     amb, dis = it[it.context_condition == "ambig"], it[it.context_condition == "disambig"]
     s = res.summary().set_index(["metric", "category"])
     assert s.loc[("acc_ambig", "all"), "value"] == pytest.approx(100 * amb.correct.mean())
-    assert s.loc[("acc_ambig", "all"), "n"] == len(amb) and s.loc[("s_dis", "all"), "n"] == len(dis)
     nonunk = dis[dis.pred_unknown == 0]
+    # n is what each metric counts: s_dis is a share of the disambiguated answers that name a person
+    assert s.loc[("acc_ambig", "all"), "n"] == len(amb) and s.loc[("s_dis", "all"), "n"] == len(nonunk)
     s_dis = 100 * (2 * nonunk.pred_biased.mean() - 1)
     assert s.loc[("s_dis", "all"), "value"] == pytest.approx(s_dis)
     amb_nonunk = amb[amb.pred_unknown == 0]
@@ -176,3 +177,29 @@ def test_encoder_model_only_runs_seat(request, shared_data):
     res = wb.run_probe("seat", minilm, data=shared_data / "seat", categories=["weat1", "weat6"], n_boot=N_BOOT)
     assert set(res.items.pooling) == {"mean"}
     assert res.items.effect_size.abs().max() > 0
+
+
+def test_seat_overall_interval_is_given_only_where_it_covers():
+    # the mean effect size across tests had a percentile bootstrap interval over the tests run
+    # (2 to 10 in practice): at 2 tests it covered the true mean about half the time
+    from types import SimpleNamespace
+    from workbench.probes import seat
+    rng = np.random.default_rng(0)
+    for n_tests in (2, 5, 10):
+        covered, given, n_sim = 0, 0, 300
+        for _ in range(n_sim):
+            d = rng.normal(0.3, 1.0, n_tests)   # effect sizes of tests drawn around a true mean of 0.3
+            items = pd.DataFrame({"test": [f"t{i}" for i in range(n_tests)], "effect_size": d,
+                                  "abs_effect_size": np.abs(d), "ci_low": d - 1, "ci_high": d + 1, "n_x": 8,
+                                  "n_y": 8, "p_value": 0.5, "p_adjusted": 0.5})
+            res = SimpleNamespace(items=items, metrics=seat.metrics({}), n_boot=N_BOOT, seed=0)
+            out = seat.summary(res)
+            row = out[(out.metric == "mean_effect_size") & (out.category == "all")].iloc[0]
+            assert row.value == pytest.approx(d.mean()) and row.n == n_tests
+            if np.isfinite(row.ci_low):
+                given += 1
+                covered += row.ci_low <= 0.3 <= row.ci_high
+            else:
+                assert any(n["metric"] == "mean_effect_size" and "MIN_N_BOOTSTRAP" in n["note"]
+                           for n in out.attrs["notes"])
+        assert given == 0 or covered / given >= 0.95 - 3 * np.sqrt(0.05 * 0.95 / given), (n_tests, covered, given)

@@ -32,7 +32,7 @@ def test_mcnemar_no_discordant_pairs_and_bad_input():
 
 
 def test_bootstrap_is_seeded_and_percentile_matches_quantiles():
-    x = np.random.default_rng(3).normal(size=50)
+    x = np.random.default_rng(3).normal(size=100)   # MIN_N_BOOTSTRAP: an interval is given
     assert bootstrap_ci(x, seed=7) == bootstrap_ci(x, seed=7)
     assert bootstrap_ci(x, seed=7) != bootstrap_ci(x, seed=8)
     # the frame-function path draws the same resamples: identical interval for the mean
@@ -54,7 +54,7 @@ def test_bootstrap_coverage_on_simulated_proportions(method):
 
 
 def test_bca_close_to_scipy_on_skewed_data():
-    x = np.random.default_rng(1).exponential(size=80)
+    x = np.random.default_rng(1).exponential(size=120)
     ours = bootstrap_ci(x, method="bca", n_boot=4000, seed=0)
     ref = sps.bootstrap((x,), np.mean, n_resamples=4000, method="BCa", random_state=0).confidence_interval
     assert ours.low == pytest.approx(ref.low, abs=0.03)
@@ -62,6 +62,25 @@ def test_bca_close_to_scipy_on_skewed_data():
     # skewed data: BCa moves the interval right compared with the percentile one
     pct = bootstrap_ci(x, method="percentile", n_boot=4000, seed=0)
     assert ours.high > pct.high
+
+
+def test_bootstrap_gives_no_interval_below_min_n_and_says_why():
+    # a percentile bootstrap of 2 items is [min, max]: its "95%" interval of the mean covered the
+    # true mean about half the time; below MIN_N_BOOTSTRAP the raw tools give none, like summarise
+    rng = np.random.default_rng(2)
+    for data, call in ((rng.normal(size=2), bootstrap_ci), (rng.normal(size=40), bootstrap_ci),
+                       (pd.DataFrame({"x": rng.normal(size=2)}), lambda f: bootstrap_frame(f, lambda g: g.x.mean()))):
+        with pytest.warns(UserWarning, match="MIN_N_BOOTSTRAP"):
+            ci = call(data)
+        assert np.isnan(ci.low) and np.isnan(ci.high) and np.isfinite(ci.estimate)
+    covered = n_sim = 0   # what min_n=2 still gives, to study it: the under-coverage it guards against
+    for i in range(400):
+        ci = bootstrap_ci(rng.normal(size=2), n_boot=200, seed=i, min_n=2)
+        covered += ci.low <= 0 <= ci.high
+        n_sim += 1
+    assert covered / n_sim < 0.6
+    with pytest.raises(InvalidInputError, match="min_n"):
+        bootstrap_ci([1.0, 2.0], min_n=0)
 
 
 def test_bootstrap_rejects_bad_parameters():
@@ -157,3 +176,72 @@ def test_summarise_overall_and_per_category():
     assert got.loc["a", "ci_low"] == pytest.approx(100 * 0.025 ** 0.5)
     assert got.loc["b", "n"] == 4
     assert (out.ci_low <= out.value).all() and (out.value <= out.ci_high).all()
+
+
+def test_a_mean_over_a_subset_counts_only_that_subset():
+    m = mean_metric("acc_ambig", "correct", scale=100, where={"is_ambig": 1})
+    cols = {"correct": np.array([1, 0, 1, 1, np.nan]), "is_ambig": np.array([1, 1, 0, 0, 1])}
+    assert float(m(cols)) == 50 and m.n_counted(cols) == 2   # the NaN outcome is not counted
+    assert m.columns == ("correct", "is_ambig") and m.where == (("is_ambig", 1.0),)
+    resampled = {k: np.stack([v, v[::-1]]) for k, v in cols.items()}   # vectorised over resamples
+    np.testing.assert_allclose(m(resampled), [50, 50])
+    with pytest.raises(ValueError, match="derived metric"):
+        Metric("x", lambda c: c["a"].mean(-1), ("a", "b"), where={"b": 1})
+    with pytest.raises(ValueError, match="among the metric's columns"):
+        Metric("x", lambda c: c["a"].mean(-1), ("a",), kind="binary", outcome="a", where={"b": 1})
+    with pytest.raises(ValueError, match="map column names to numbers"):
+        mean_metric("x", "a", where={"b": "yes"})
+
+
+def test_compare_of_a_subset_mean_whose_subset_depends_on_the_model_falls_back_to_permutation():
+    # s_dis counts the answers that name a person: a model output, so the two models count
+    # different items and McNemar on a common subset would test another quantity
+    from workbench.probes import bbq
+    rng = np.random.default_rng(3)
+    n = 40
+    base = pd.DataFrame({"id": range(n), "is_ambig": np.arange(n) % 2, "correct": rng.integers(0, 2, n),
+                         "pred_biased": rng.integers(0, 2, n), "pred_unknown": 0})
+    a = base.assign(pred_biased=base.pred_biased * (np.arange(n) % 3 > 0), pred_unknown=(np.arange(n) % 3 == 0) * 1)
+    b = base.assign(pred_unknown=(np.arange(n) % 5 == 0) * 1)
+    b["pred_biased"] *= 1 - b.pred_unknown
+    out = compare(Comparable(a, bbq.metrics({}), "id", None, "fa", "A", "bbq"),
+                  Comparable(b, bbq.metrics({}), "id", None, "fb", "B", "bbq"))
+    rows = out.set_index("metric")
+    notes = {r["metric"]: r["note"] for r in out.attrs["rows"]}
+    assert rows.loc["s_dis", "test"] == "paired_permutation" and "differ between the models" in notes["s_dis"]
+    assert rows.loc["acc_ambig", "test"] == "mcnemar_exact" and rows.loc["acc_ambig", "n"] == n // 2
+    assert rows.loc["s_dis", "diff"] == pytest.approx(rows.loc["s_dis", "value_a"] - rows.loc["s_dis", "value_b"])
+
+
+@pytest.mark.parametrize("bad, match", [(dict(n_boot=0), "n_boot must be at least 100"),
+                                        (dict(n_boot=-5), "n_boot must be at least 100"),
+                                        (dict(n_boot=2.5), "n_boot must be an int"),
+                                        (dict(level=5), r"level must be in \(0, 1\)"),
+                                        (dict(level=0), r"level must be in \(0, 1\)"),
+                                        (dict(level="0.95"), "level must be a number"),
+                                        (dict(n_perm=5), "n_perm must be at least 99"),
+                                        (dict(allow_same_model="yes"), "allow_same_model must be True or False")])
+def test_compare_refuses_bad_settings_at_the_door_for_every_metric_kind(bad, match):
+    # n_boot and level were passed on unchecked to scipy for derived metrics: n_boot=0 was a raw
+    # scipy ValueError, level=5 NaN intervals with a "degenerate bootstrap" note
+    rng = np.random.default_rng(0)
+    n = 120   # enough items for the bootstrap interval of the derived metric to be computed
+    ca, cb = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    for metric in (None, ["odds"], ["accuracy"]):
+        with pytest.raises(InvalidInputError, match=match):
+            compare(_toy("A", ca, "fa"), _toy("B", cb, "fb"), metrics=metric, **bad)
+
+
+def test_level_and_shares_are_refused_alike_across_the_statistics():
+    from workbench.stats import paired_proportion_ci, proportion_ci, sign_flip
+    for call in (lambda lv: proportion_ci(1, 2, level=lv), lambda lv: paired_proportion_ci([1, 0], [0, 1], level=lv),
+                 lambda lv: bootstrap_ci([1.0, 2.0, 3.0], level=lv), lambda lv: sign_flip([1.0, 2.0], level=lv),
+                 lambda lv: summarise(pd.DataFrame({"x": [1, 0]}), [mean_metric("a", "x")], level=lv)):
+        for bad in (5, 1, 0, -0.5, "0.95", True):
+            with pytest.raises(InvalidInputError, match="level must be"):
+                call(bad)
+    with pytest.raises(InvalidInputError, match="got 5"):   # not the 3.0 it was split into
+        paired_proportion_ci([1, 0], [0, 1], level=5)
+    for bad in (dict(alpha=5), dict(power=0), dict(p=1.5), dict(sd=-1.0)):
+        with pytest.raises(InvalidInputError):   # was scipy's "f(a) and f(b) must have different signs"
+            minimum_detectable_effect(100, **bad)

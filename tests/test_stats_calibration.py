@@ -142,3 +142,80 @@ def test_model_compared_with_itself_under_item_resampling_is_never_significant()
         assert (out["diff"] == 0).all()
         covered = (out.ci_low <= 0) & (0 <= out.ci_high)
         assert (covered | out.ci_low.isna()).all()
+
+
+# -- proportions on a subset of the items (BBQ's acc_ambig, acc_disambig, s_dis) -------------------
+
+def _bbq_items(n, rng, p_correct=(0.3, 0.8), p_unknown=0.3, p_biased=0.6, difficulty=None):
+    """A scored BBQ frame: context condition an item property, answers drawn at known rates
+    (``difficulty``: per-item P(correct), to pair two models through the items)."""
+    amb = (rng.random(n) < 0.5).astype(int)
+    p = difficulty if difficulty is not None else np.where(amb == 1, *p_correct)
+    unknown = (rng.random(n) < p_unknown).astype(int)
+    return pd.DataFrame({"id": range(n), "category": "Age", "is_ambig": amb,
+                         "correct": (rng.random(n) < p).astype(int), "pred_unknown": unknown,
+                         "pred_biased": ((rng.random(n) < p_biased) & (unknown == 0)).astype(int)})
+
+
+def test_bbq_subset_proportions_get_exact_intervals_that_cover_at_every_n():
+    from workbench.probes import bbq
+    metrics = bbq.metrics({})
+    truth = {"acc_ambig": 30.0, "acc_disambig": 80.0, "s_dis": 200 * 0.6 - 100}
+    rng = np.random.default_rng(11)
+    for n in (1, 2, 5, 12):
+        covered, given = {k: 0 for k in truth}, {k: 0 for k in truth}
+        for _ in range(250):
+            items = _bbq_items(n, rng)
+            s = summarise(items, metrics, n_boot=100).set_index("metric")
+            amb = items[items.is_ambig == 1]
+            assert s.loc["acc_ambig", "n"] == len(amb)   # n: the items the proportion counts
+            named = items[(items.is_ambig == 0) & (items.pred_unknown == 0)]
+            assert s.loc["s_dis", "n"] == len(named)
+            for k in truth:
+                if s.loc[k, "n"] == 0:
+                    continue
+                given[k] += 1
+                lo, hi = s.loc[k, "ci_low"], s.loc[k, "ci_high"]
+                assert np.isfinite(lo) and np.isfinite(hi), (n, k)   # an interval at every n
+                covered[k] += lo <= truth[k] <= hi
+        for k in truth:
+            tol = 3 * np.sqrt(0.05 * 0.95 / given[k])
+            assert covered[k] / given[k] >= 0.95 - tol, (n, k, covered[k] / given[k])
+
+
+def test_bbq_subset_proportion_at_12_items_is_its_clopper_pearson_interval():
+    from workbench.probes import bbq
+    from workbench.stats import proportion_ci
+    items = pd.DataFrame({"category": "Age", "is_ambig": [1] * 12 + [0] * 5, "correct": [1] * 3 + [0] * 9 + [1] * 5,
+                          "pred_unknown": [0] * 17, "pred_biased": [0] * 17})
+    s = summarise(items, bbq.metrics({}), by="category", n_boot=100).set_index(["metric", "category"])
+    row = s.loc[("acc_ambig", "all")]
+    low, high = proportion_ci(3, 12)
+    assert (row.value, row.n) == (25.0, 12)
+    assert (row.ci_low, row.ci_high) == pytest.approx((100 * low, 100 * high))   # [5.5, 57.2], not NaN
+    assert s.attrs["intervals"]["acc_ambig"] == "clopper_pearson"
+
+
+def test_bbq_subset_proportion_comparison_is_mcnemar_on_the_counted_items_and_calibrated():
+    from workbench.probes import bbq
+    from workbench.stats import mcnemar_exact
+    metrics = [m for m in bbq.metrics({}) if m.name in ("acc_ambig", "acc_disambig")]
+    rng = np.random.default_rng(12)
+    for n in (2, 12, 30):
+        rejected = covered = tested = 0
+        for _ in range(200):
+            difficulty = rng.beta(2, 2, n)   # the null: both models have the same rate on every item
+            a = _bbq_items(n, rng, difficulty=difficulty)
+            b = a.assign(correct=(rng.random(n) < difficulty).astype(int))
+            out = compare(Comparable(a, metrics, "id", None, "fa", "A", "bbq"),
+                          Comparable(b, metrics, "id", None, "fb", "B", "bbq")).set_index("metric")
+            row = out.loc["acc_ambig"]
+            amb = (a.is_ambig == 1).to_numpy()
+            assert row.test == "mcnemar_exact" and row.n == amb.sum()
+            if amb.any():
+                assert row.p_value == mcnemar_exact(a.correct[amb], b.correct[amb]).p_value
+                tested += 1
+                rejected += row.p_value <= 0.05
+                covered += row.ci_low <= 0 <= row.ci_high
+        tol = 3 * np.sqrt(0.05 * 0.95 / tested)
+        assert rejected / tested <= 0.05 + tol and covered / tested >= 0.95 - tol, (n, rejected, covered, tested)

@@ -79,6 +79,15 @@ def check_real(name: str, value, *, gt=None, ge=None, lt=None, le=None) -> float
     return value
 
 
+def check_level(name: str, value) -> float:
+    """A confidence level (or a share such as a test's alpha or power): a number strictly
+    between 0 and 1. Every interval and test of the workbench takes ``level`` this way."""
+    value = check_real(name, value)
+    if not 0 < value < 1:
+        raise InvalidInputError(f"{name} must be in (0, 1), e.g. 0.95 for a 95% interval; got {value:g}")
+    return value
+
+
 def check_choice(name: str, value, choices) -> object:
     """One of ``choices`` (compared with ``==``; unhashable values are refused the same way)."""
     if not any(value == c and type(value) is type(c) for c in choices):
@@ -113,6 +122,9 @@ class Rule:
 
 
 BOOL = Rule(check_bool, "bool")
+
+
+LEVEL = Rule(check_level, "level in (0, 1)")
 
 
 def Int(min: int | None = None, max: int | None = None) -> Rule:

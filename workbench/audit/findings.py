@@ -129,10 +129,11 @@ def finding_from_frames(name: str, metric: str, summary_a, summary_b, comparison
 def _sd_of_differences(ca, cb, metric) -> float | None:
     """Standard deviation of the per-item paired differences of a mean-type metric (in its
     units), for the minimum detectable effect; None for derived metrics or fewer than 2 items."""
-    if metric.outcome is None:
+    if metric.outcome is None or metric.kind == "derived":
         return None
     b_items = _align(ca, cb)      # b's items in a's order (it checks the item sets match)
-    d = (columns_of(ca.items, [metric])[metric.outcome] - columns_of(b_items, [metric])[metric.outcome]) * metric.scale
+    # only the items the metric counts (a mean over a subset, e.g. BBQ's ambiguous contexts)
+    d = (metric.counted(columns_of(ca.items, [metric])) - metric.counted(columns_of(b_items, [metric]))) * metric.scale
     d = d[np.isfinite(d)]
     return float(np.std(d, ddof=1)) if len(d) > 1 else None
 

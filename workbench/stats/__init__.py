@@ -5,7 +5,7 @@ intervals for proportions, bootstrap intervals only where n supports them (``MIN
 and a stated minimum n for tests (``MIN_N``). ``benchmarks/stats_calibration.py`` checks them all.
 
 >>> from workbench.stats import bootstrap_ci, mcnemar_exact, minimum_detectable_effect
->>> bootstrap_ci([1, 0, 1, 1], n_boot=200).estimate
+>>> bootstrap_ci([1, 0, 1, 1] * 25, n_boot=200).estimate    # 100 items: MIN_N_BOOTSTRAP
 0.75
 """
 from workbench.stats.bootstrap import CI, bootstrap_ci, bootstrap_distribution, bootstrap_frame, summarise

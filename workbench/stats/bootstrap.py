@@ -28,6 +28,7 @@ from scipy import stats as sps
 from workbench.errors import InvalidInputError
 from workbench.stats.intervals import MIN_N, MIN_N_BOOTSTRAP, proportion_ci
 from workbench.stats.metrics import Metric, columns_of
+from workbench.validate import check_level
 
 METHODS = ("percentile", "bca")
 SCIPY_METHODS = {"percentile": "percentile", "bca": "BCa"}
@@ -61,10 +62,9 @@ def _default_stat(cols):
 
 
 def _validate(n_boot, level, method):
-    if not isinstance(n_boot, (int, np.integer)) or n_boot < 100:
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 100:
         raise InvalidInputError(f"n_boot must be an integer >= 100 (got {n_boot!r}); 2000 is a good default")
-    if not 0 < level < 1:
-        raise InvalidInputError(f"level must be in (0, 1), e.g. 0.95; got {level!r}")
+    check_level("level", level)
     if method not in METHODS:
         raise InvalidInputError(f"method must be one of {METHODS}, got {method!r}")
 
@@ -112,8 +112,23 @@ def _scipy_ci(cols: Mapping[str, np.ndarray], stat: Callable, n_boot: int, level
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
+def _below_min_n(n: int, min_n) -> bool:
+    """True (with a warning saying why the interval is NaN) when ``n < min_n``."""
+    if isinstance(min_n, bool) or not isinstance(min_n, (int, np.integer)) or min_n < 1:
+        raise InvalidInputError(f"min_n must be an integer >= 1 (got {min_n!r}); MIN_N_BOOTSTRAP = "
+                                f"{MIN_N_BOOTSTRAP} is the default")
+    if n >= min_n:
+        return False
+    warnings.warn(f"n = {n} < min_n = {min_n}: no bootstrap interval (NaN). Below MIN_N_BOOTSTRAP = "
+                  f"{MIN_N_BOOTSTRAP} items a bootstrap interval covers less than it says (a 95% percentile "
+                  "interval of a mean covers about half the time at n = 2); for a proportion use proportion_ci, "
+                  "for a mean difference sign_flip. Pass min_n to study the bootstrap itself.", UserWarning,
+                  stacklevel=3)
+    return True
+
+
 def bootstrap_ci(data, stat: Callable | Metric | None = None, n_boot: int = DEFAULT_N_BOOT,
-                 level: float = 0.95, method: str = "percentile", seed=0) -> CI:
+                 level: float = 0.95, method: str = "percentile", seed=0, min_n: int = MIN_N_BOOTSTRAP) -> CI:
     """Point estimate and bootstrap confidence interval of ``stat`` over items (scipy.stats.bootstrap).
 
     Parameters
@@ -124,12 +139,17 @@ def bootstrap_ci(data, stat: Callable | Metric | None = None, n_boot: int = DEFA
     method : ``"percentile"`` (default) or ``"bca"`` (bias-corrected and accelerated; better for
         skewed statistics).
 
-    The interval is NaN with one item or a degenerate bootstrap (BCa with all values equal).
-    This is the raw tool: it applies no minimum n (see :func:`summarise` for the rules), and the
-    bootstrap under-covers at small n (``benchmarks/stats_calibration.py``).
+    min_n : below this many items the interval is NaN, with a warning (default
+        ``MIN_N_BOOTSTRAP``, as every summary): the bootstrap under-covers at small n (a 95%
+        percentile interval of a mean covers about half the time at n = 2;
+        ``benchmarks/stats_calibration.py`` prints the table). Lower it only to study the
+        bootstrap itself.
 
-    >>> bootstrap_ci([0, 1, 1, 1], n_boot=500, seed=1).estimate
-    0.75
+    The interval is also NaN with one item or a degenerate bootstrap (BCa with all values equal).
+
+    >>> ci = bootstrap_ci([0, 1, 1, 1] * 25, n_boot=500, seed=1)
+    >>> ci.estimate, ci.low < 0.75 < ci.high
+    (0.75, True)
     """
     _validate(n_boot, level, method)
     cols = _as_cols(data)
@@ -139,32 +159,39 @@ def bootstrap_ci(data, stat: Callable | Metric | None = None, n_boot: int = DEFA
     stat = stat or _default_stat
     with np.errstate(invalid="ignore", divide="ignore"):
         estimate = float(stat(cols))
+    if _below_min_n(n, min_n):
+        return CI(estimate, float("nan"), float("nan"), n)
     low, high = _scipy_ci(cols, stat, n_boot, level, method, seed)
     return CI(estimate, low, high, n)
 
 
 def bootstrap_frame(frame: pd.DataFrame, fn: Callable[[pd.DataFrame], float], n_boot: int = 1000,
-                    level: float = 0.95, seed=0) -> CI:
+                    level: float = 0.95, seed=0, min_n: int = MIN_N_BOOTSTRAP) -> CI:
     """Percentile CI of ANY function of an item frame (``fn(frame) -> float``), resampling rows.
 
     Slower than :func:`bootstrap_ci` (one Python call per resample); use it for statistics that
-    cannot be written vectorised. Same seed, same resamples as :func:`bootstrap_ci`.
+    cannot be written vectorised. Same seed, same resamples and the same ``min_n`` rule as
+    :func:`bootstrap_ci`.
     """
     _validate(n_boot, level, "percentile")
     n = len(frame)
     if n == 0:
         raise InvalidInputError("cannot bootstrap an empty item frame")
     estimate = float(fn(frame))
+    if _below_min_n(n, min_n):
+        return CI(estimate, float("nan"), float("nan"), n)
     low, high = _scipy_ci({"row": np.arange(n)}, lambda c: fn(frame.iloc[c["row"].astype(int)]), n_boot, level,
                           "percentile", seed, vectorized=False)
     return CI(estimate, low, high, n)
 
 
 def _is_binary(metric, cols) -> bool:
-    """A binary metric whose outcome column holds only 0/1 (the Clopper-Pearson case)."""
+    """A binary metric whose outcome holds only 0/1 on the items it counts (the Clopper-Pearson
+    case)."""
     if metric.kind != "binary" or metric.outcome not in cols:
         return False
-    x = cols[metric.outcome]
+    x = metric.counted(cols)
+    x = x[~np.isnan(x)]
     return bool(np.all((x == 0) | (x == 1)))
 
 
@@ -172,19 +199,23 @@ def summary_row(metric: Metric, cols: Mapping[str, np.ndarray], n_boot: int = DE
                 method: str = "bca", seed=0) -> tuple[float, float, float, int, str, str | None]:
     """``(value, ci_low, ci_high, n, interval, note)`` for one metric on complete items ``cols``.
 
-    ``interval`` names the method used; ``note`` says why the interval is NaN (else None).
+    ``n`` is the number of items the metric counts (:meth:`Metric.n_counted`: a mean over a
+    subset counts the subset); ``interval`` names the method used; ``note`` says why the
+    interval is NaN (else None).
     """
     n = _n_items(cols) if cols else 0
     if n == 0:
         return float("nan"), float("nan"), float("nan"), 0, "none", "no items"
     with np.errstate(invalid="ignore", divide="ignore"):
         value = float(metric(cols))
-    if metric.count is not None:
-        n = int(metric.count(cols))
+    n = metric.n_counted(cols)
     if _is_binary(metric, cols):
-        x = cols[metric.outcome]
-        low, high = proportion_ci(int(x.sum()), len(x), level)
-        return value, metric.scale * low, metric.scale * high, n, "clopper_pearson", None
+        x = metric.counted(cols)
+        x = x[~np.isnan(x)]
+        if len(x) == 0:
+            return value, float("nan"), float("nan"), 0, "none", "no items in the subset the metric counts"
+        low, high = sorted(metric.scale * b + metric.offset for b in proportion_ci(int(x.sum()), len(x), level))
+        return value, low, high, n, "clopper_pearson", None
     if n < MIN_N_BOOTSTRAP:
         return (value, float("nan"), float("nan"), n, "none",
                 f"n = {n} < MIN_N_BOOTSTRAP = {MIN_N_BOOTSTRAP}: a bootstrap interval would under-cover")

@@ -85,7 +85,7 @@ def _one_sim(proc, dist, n, rng, n_perm, n_boot):
     if proc == "bca_bootstrap":
         if n < 2:
             return np.nan, np.nan, np.nan, TRUE_MEAN[dist]
-        ci = bootstrap_ci(_noise(dist, rng, n), n_boot=n_boot, method="bca", seed=seed)
+        ci = bootstrap_ci(_noise(dist, rng, n), n_boot=n_boot, method="bca", seed=seed, min_n=2)  # to show why
         return np.nan, ci.low, ci.high, TRUE_MEAN[dist]
     raise ValueError(f"unknown procedure {proc!r}")
 

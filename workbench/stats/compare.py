@@ -27,6 +27,10 @@ Tests (the ``test`` column names the one used):
 - derived metrics (any function of the columns): ``paired_permutation``, the same test with the
   two models' columns swapped within items (at most 1,999 Monte Carlo patterns); interval: a
   paired BCa bootstrap (items resampled jointly) from ``MIN_N_BOOTSTRAP`` items, NaN below it.
+- a binary or continuous mean over a subset of the items (``where``, e.g. BBQ's accuracy in
+  ambiguous contexts): the test and interval of its kind on the items both models count (``n``);
+  when the subset depends on the models' outputs (the two count different items) it is tested as
+  a derived metric, and ``attrs["rows"]`` says so.
 
 One item always gives p = 1, and below ``MIN_N`` (6) items no test can reach p < 0.05.
 ``p_adjusted`` is Benjamini-Hochberg across the categories of each metric; the overall row, one
@@ -66,6 +70,7 @@ from workbench.stats.inference import benjamini_hochberg, mcnemar_exact, paired_
 from workbench.stats.intervals import MIN_N, MIN_N_BOOTSTRAP, paired_proportion_ci
 from workbench.stats.metrics import Metric, columns_of
 from workbench.stats.permutation import N_RESAMPLES, N_RESAMPLES_DERIVED, paired_permutation, sign_flip
+from workbench.validate import BOOL, LEVEL, Int, checked
 
 COLUMNS = ["metric", "category", "diff", "ci_low", "ci_high", "p_value", "p_adjusted", "n", "test",
            "value_a", "value_b"]
@@ -117,34 +122,54 @@ def _align(a: Comparable, b: Comparable) -> pd.DataFrame:
     return b.items.iloc[pos.loc[ka].to_numpy()].reset_index(drop=True)
 
 
+def _same_subset(metric: Metric, ca, cb) -> bool:
+    """Both models count the same items: every ``where`` column is equal on both sides (an item
+    property such as BBQ's context condition, not a model output)."""
+    return all(np.array_equal(ca[c], cb[c], equal_nan=True) for c, _ in metric.where)
+
+
 def _one(metric: Metric, ca, cb, n_boot, n_perm, level, seed) -> dict:
     """The test and interval for one metric on one group of paired items."""
-    if metric.kind == "binary":
-        a, b = ca[metric.outcome], cb[metric.outcome]
-        test = mcnemar_exact(a, b)
-        diff, lo, hi, n = paired_proportion_ci(a, b, level)
-        return dict(diff=metric.scale * diff, lo=metric.scale * lo, hi=metric.scale * hi,
-                    p=test.p_value if n else np.nan, n=n,
-                    test="mcnemar_exact", exact=True, p_mc_se=0.0, interval="paired_clopper_pearson", note=None)
-    if metric.kind == "continuous":
-        d = metric.scale * (ca[metric.outcome] - cb[metric.outcome])
-        if not np.isfinite(d).any():
-            return dict(diff=np.nan, lo=np.nan, hi=np.nan, p=np.nan, n=0, test="sign_flip", exact=True, p_mc_se=0.0,
-                        interval="none", note="no item has both outcomes")
-        r = sign_flip(d, n_resamples=n_perm, level=level, seed=seed)
-        note = None
-        if np.isinf(r.ci_low) or np.isinf(r.ci_high):
-            note = f"n = {r.n}: too few items for a finite distribution-free interval"
-        elif np.isnan(r.ci_low):
-            note = "every per-item difference is equal: no spread to build an interval from"
-        return dict(diff=r.diff, lo=r.ci_low, hi=r.ci_high, p=r.p_value, n=r.n, test="sign_flip", exact=r.exact,
-                    p_mc_se=r.mc_se, interval="inverted_sign_flip", note=note)
+    mean_kind = metric.kind in ("binary", "continuous")
+    if mean_kind and _same_subset(metric, ca, cb):
+        return _one_mean(metric, ca, cb, n_perm, level, seed)
     r = paired_permutation(ca, cb, metric, n_resamples=min(n_perm, N_RESAMPLES_DERIVED), seed=seed)
     lo, hi, note = paired_bootstrap_ci(ca, cb, metric, n_boot=n_boot, level=level, seed=seed)
+    if mean_kind:  # a subset that depends on the model's outputs: the two sides count different items
+        why = (f"the items {metric.name} counts (where {dict(metric.where)}) differ between the models, so "
+               "the paired exact test of a mean does not apply: paired permutation test of the whole metric")
+        note = f"{why}; {note}" if note else why
     return dict(diff=r.diff, lo=lo, hi=hi, p=r.p_value, n=r.n, test="paired_permutation", exact=r.exact,
-                p_mc_se=r.mc_se, interval="none" if note else "paired_bca_bootstrap", note=note)
+                p_mc_se=r.mc_se, interval="none" if np.isnan(lo) else "paired_bca_bootstrap", note=note)
 
 
+def _one_mean(metric: Metric, ca, cb, n_perm, level, seed) -> dict:
+    """Binary or continuous mean, on the items both sides count (outside ``where`` or missing: NaN,
+    left out by the exact tests)."""
+    a, b = metric.counted(ca), metric.counted(cb)
+    if metric.kind == "binary":
+        test = mcnemar_exact(a, b)
+        diff, lo, hi, n = paired_proportion_ci(a, b, level)
+        lo, hi = sorted((metric.scale * lo, metric.scale * hi))
+        return dict(diff=metric.scale * diff, lo=lo, hi=hi,
+                    p=test.p_value if n else np.nan, n=n,
+                    test="mcnemar_exact", exact=True, p_mc_se=0.0, interval="paired_clopper_pearson",
+                    note=None if n else "no item is counted by both sides")
+    d = metric.scale * (a - b)
+    if not np.isfinite(d).any():
+        return dict(diff=np.nan, lo=np.nan, hi=np.nan, p=np.nan, n=0, test="sign_flip", exact=True, p_mc_se=0.0,
+                    interval="none", note="no item has both outcomes")
+    r = sign_flip(d, n_resamples=n_perm, level=level, seed=seed)
+    note = None
+    if np.isinf(r.ci_low) or np.isinf(r.ci_high):
+        note = f"n = {r.n}: too few items for a finite distribution-free interval"
+    elif np.isnan(r.ci_low):
+        note = "every per-item difference is equal: no spread to build an interval from"
+    return dict(diff=r.diff, lo=r.ci_low, hi=r.ci_high, p=r.p_value, n=r.n, test="sign_flip", exact=r.exact,
+                p_mc_se=r.mc_se, interval="inverted_sign_flip", note=note)
+
+
+@checked(n_boot=Int(min=100), level=LEVEL, seed=Int(min=0), allow_same_model=BOOL, n_perm=Int(min=99))
 def compare(res_a, res_b, metrics=None, n_boot: int = DEFAULT_N_BOOT, level: float = 0.95, seed=0,
             allow_same_model: bool = False, n_perm: int = N_RESAMPLES) -> pd.DataFrame:
     """Paired comparison of two models' results on the same items.

@@ -25,6 +25,7 @@ from workbench.errors import InvalidInputError
 from workbench.stats.bootstrap import DEFAULT_N_BOOT, _scipy_ci, _validate
 from workbench.stats.intervals import MIN_N_BOOTSTRAP, binary_outcomes
 from workbench.stats.permutation import N_RESAMPLES, paired_permutation
+from workbench.validate import Int, Optional, Real, checked
 
 
 class McNemarResult(NamedTuple):
@@ -79,6 +80,7 @@ def paired_bootstrap_ci(cols_a, cols_b, stat: Callable, n_boot: int = DEFAULT_N_
     jointly (scipy.stats.bootstrap on the item indices). NaN with the reason in ``note`` below
     ``min_n`` items (default ``MIN_N_BOOTSTRAP``; lower it only to study calibration) or when
     the bootstrap is degenerate."""
+    _validate(n_boot, level, method)   # also below min_n: a bad setting is refused whatever n is
     ca, cb = _joint(cols_a, cols_b)
     n = len(next(iter(ca.values())))
     if n < min_n:
@@ -147,6 +149,7 @@ def holm(p_values, alpha: float = 0.05) -> np.ndarray:
     return _adjusted(p_values, "holm", alpha)
 
 
+@checked(n=Int(min=2), sd=Optional(Real(gt=0)), p=Real(gt=0, lt=1), alpha=Real(gt=0, lt=1), power=Real(gt=0, lt=1))
 def minimum_detectable_effect(n: int, sd: float | None = None, p: float = 0.5, alpha: float = 0.05,
                               power: float = 0.8) -> float:
     """Smallest true difference a two-sided test at ``alpha`` detects with ``power`` on n items.
@@ -160,11 +163,7 @@ def minimum_detectable_effect(n: int, sd: float | None = None, p: float = 0.5, a
     >>> round(minimum_detectable_effect(1508) * 100, 1)   # CrowS-Pairs: +-3.6 points around 50%
     3.6
     """
-    if n < 2:
-        raise InvalidInputError(f"need at least 2 items for a minimum detectable effect, got n={n}")
     if sd is None:
-        if not 0 < p < 1:
-            raise InvalidInputError(f"p must be in (0, 1), got {p}")
         sd = float(np.sqrt(p * (1 - p)))
     d = TTestPower().solve_power(effect_size=None, nobs=n, alpha=alpha, power=power, alternative="two-sided")
     return float(abs(np.ravel(d)[0]) * sd)  # solve_power may return the negative root

@@ -39,6 +39,7 @@ import numpy as np
 from statsmodels.stats.proportion import proportion_confint
 
 from workbench.errors import InvalidInputError
+from workbench.validate import check_level
 
 MIN_N = 6
 MIN_N_BOOTSTRAP = 100
@@ -46,8 +47,7 @@ MIN_N_BOOTSTRAP = 100
 
 def proportion_ci(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
     """Clopper-Pearson (exact) interval of a proportion ``successes / n``; NaN for n = 0."""
-    if not 0 < level < 1:
-        raise InvalidInputError(f"level must be in (0, 1), e.g. 0.95; got {level!r}")
+    check_level("level", level)
     if n == 0:
         return float("nan"), float("nan")
     if not 0 <= successes <= n:
@@ -71,6 +71,7 @@ def paired_proportion_ci(a, b, level: float = 0.95) -> tuple[float, float, float
     Items where either outcome is NaN are left out. Coverage is at least ``level`` for every n
     and every pair of true rates (conservative: Bonferroni over two exact intervals).
     """
+    check_level("level", level)   # before it is split in two (the message must name the level given)
     a, b = binary_outcomes(a, "a"), binary_outcomes(b, "b")
     if a.shape != b.shape:
         raise InvalidInputError(f"paired outcomes need the same items: shapes {a.shape} and {b.shape}")

@@ -37,6 +37,7 @@ from typing import Callable, Mapping, NamedTuple
 import numpy as np
 
 from workbench.errors import InvalidInputError
+from workbench.validate import check_level
 
 N_RESAMPLES = 9999
 # a derived metric is recomputed from all its columns for every pattern (~100x the cost of a
@@ -92,10 +93,9 @@ def _mc_se(p: float, exact: bool, b: int) -> float:
 
 
 def _check(n_resamples, level):
-    if not isinstance(n_resamples, (int, np.integer)) or n_resamples < 99:
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 99:
         raise InvalidInputError(f"n_resamples must be an integer >= 99 (got {n_resamples!r}); 9999 is a good default")
-    if not 0 < level < 1:
-        raise InvalidInputError(f"level must be in (0, 1), e.g. 0.95; got {level!r}")
+    check_level("level", level)
 
 
 def sign_flip(d, n_resamples: int = N_RESAMPLES, level: float = 0.95, seed=0) -> PermutationResult:
