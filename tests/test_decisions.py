@@ -14,7 +14,8 @@ from workbench.scoring.chat import CHATML
 
 @pytest.fixture(scope="module")
 def spec():
-    from workbench.probes.api import _resolve, get_spec
+    from workbench.probes.api import get_spec
+    from workbench.units.run import _resolve
     return json.loads(_resolve(get_spec("decisions"), None, {}).read_text())
 
 
