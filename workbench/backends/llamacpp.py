@@ -32,9 +32,10 @@ by the same order, no more (``tests/test_backend_llamacpp.py``). A request's num
 the other requests of its call within these bounds.
 
 Speed and memory (``benchmarks/backends.py``, one core): scoring many short requests is
-compute-bound, and on an AVX-512 CPU torch's float32 matrix products beat llama.cpp's quantised
-kernels on a 135M-270M model (Q4_1 has neither a repacked nor a llamafile kernel: ~160 tokens/s
-on one core against ~490 for torch float32); the benchmark prints the side-by-side table. Its advantage is memory (a 70B Q4 file runs in ~40 GB) and token-by-token decoding.
+compute-bound, and on an AVX-512 CPU torch's float32 matrix products keep up with llama.cpp's
+quantised kernels on a 135M-270M model (Q4_1 has neither a repacked nor a llamafile kernel); the
+benchmark prints the side-by-side table, with each backend's items/s as a multiple of float32's
+(two runs on a shared machine: 0.7-1.7x). Its advantage is memory (a 70B Q4 file runs in ~40 GB) and token-by-token decoding.
 
 Inspection (``hooks``) is not here: there are no in-process modules to hook, and asking for it
 raises :class:`~workbench.errors.BackendCapabilityError` naming the ``hf`` backend.
