@@ -20,7 +20,8 @@ from workbench.bench.scorers import score_items
 from workbench.bench.store import open_store
 from workbench.bench.training_cells import parse_training, run_training_cell, training_task_name
 from workbench.bench.tasks import load_task
-from workbench.errors import InvalidInputError
+from workbench.errors import InvalidInputError, InvalidTypeError
+from workbench.validate import BOOL, Int, Optional, checked
 
 BACKENDS = ("local", "ray")
 
@@ -137,6 +138,9 @@ def load_model_spec(spec):
     return load_model(spec)
 
 
+# the whole door checked here, so that limit=True is refused (a bool is an int to Python: it ran one
+# item), not read as 1, and seed/chunk_size/progress are what they say before any model is loaded
+@checked(limit=Optional(Int(min=1)), seed=Int(min=0), chunk_size=Int(min=1), progress=BOOL)
 def run(models, tasks, store="results.db", limit=None, probes=None, seed: int = 0, backend: str | None = None,
         tag: str = "", chunk_size: int = 64, progress: bool = True, score_kwargs: dict | None = None,
         ray_address: str | None = None, training=None, executor: str | None = None):
@@ -184,6 +188,11 @@ def run(models, tasks, store="results.db", limit=None, probes=None, seed: int = 
     """
     from workbench.bench.results import BenchResults
 
+    if not isinstance(tag, str):
+        raise InvalidTypeError(f"tag must be a string (part of the run identity), got the {type(tag).__name__} {tag!r}")
+    if score_kwargs is not None and not isinstance(score_kwargs, dict):
+        raise InvalidTypeError(f"score_kwargs must be a dict of scoring options such as {{'token_budget': 4096}}, "
+                               f"got the {type(score_kwargs).__name__} {score_kwargs!r}")
     if backend is not None:
         import warnings
         if executor is not None and executor != backend:
@@ -213,8 +222,6 @@ def run(models, tasks, store="results.db", limit=None, probes=None, seed: int = 
     for t in task_objs:
         t.select(limit)  # validate limit, groups and data before any model is loaded
     specs = _model_specs(models)
-    if not isinstance(chunk_size, int) or chunk_size < 1:
-        raise InvalidInputError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     store = open_store(store)
     t0 = time.perf_counter()
     options = dict(limit=limit, seed=seed, tag=tag, chunk_size=chunk_size, score_kwargs=score_kwargs)

@@ -139,7 +139,7 @@ def _subset(items: pd.DataFrame, spec: ProbeSpec, categories, limit, seed) -> pd
             raise InvalidInputError(f"unknown {col} value(s) {unknown} for probe {spec.name!r}; known: {known}")
         items = items[items[col].astype(str).isin(wanted)]
     if limit is not None:
-        if not isinstance(limit, (int, np.integer)) or limit < 1:
+        if isinstance(limit, (bool, np.bool_)) or not isinstance(limit, (int, np.integer)) or limit < 1:
             raise InvalidInputError(f"limit must be a positive integer or None, got {limit!r}")
         if limit < len(items):  # a seeded random sample (kept in data order), so categories stay mixed
             keep = np.sort(np.random.default_rng(seed).choice(len(items), size=limit, replace=False))
