@@ -6,7 +6,8 @@ For each embedded model and backend, in a fresh subprocess pinned to one CPU (``
 one thread) so that peak memory is that backend's own:
 
 * items/s on a multiple-choice workload (the built-in ``capitals`` task: 24 questions x 4 choices
-  by log-likelihood, plus ``--bbq`` BBQ items) and on CrowS-Pairs (``--crows`` items);
+  by log-likelihood, plus ``--bbq`` BBQ items) and on CrowS-Pairs (``--crows`` items), and each
+  as a multiple of float32 HF's items/s (``MC x f32``, ``CP x f32``: the ratios the README quotes);
 * load time and peak RSS (``ru_maxrss``: weights, memory-mapped GGUF pages included), whole and
   above the process's RSS before loading (Python with torch, transformers and pandas imported,
   which every backend pays: ~0.5 GB, most of a 135M model's total);
@@ -150,12 +151,17 @@ def main() -> None:
         results = {b: run_pinned(spec, BACKENDS[b], args.crows, args.bbq) for b in args.backends}
         ref = results.get("hf-float32")
         print(f"\n{spec} (one core, one thread)")
-        head = (f"{'backend':12} {'load s':>6} {'MC it/s':>8} {'Crows it/s':>10} {'peak MiB':>8} {'model MiB':>9} {'MC acc':>6} {'%stereo':>7} "
+        head = (f"{'backend':12} {'load s':>6} {'MC it/s':>8} {'MC x f32':>8} {'Crows it/s':>10} {'CP x f32':>8} "
+                f"{'peak MiB':>8} {'model MiB':>9} {'MC acc':>6} {'%stereo':>7} "
                 f"{'MC max|d|':>9} {'MC med|d|':>9} {'CP max|d|':>9} {'CP med|d|':>9}  CrowS metrics that differ")
         print(head)
         for b, r in results.items():
             ag = agreement(ref, r) if ref is not None and b != "hf-float32" else None
-            cols = (f"{b:12} {r['load_s']:6.1f} {r['mc_items'] / r['mc_s']:8.2f} {r['crows_items'] / r['crows_s']:10.2f} "
+            mc, cp = r["mc_items"] / r["mc_s"], r["crows_items"] / r["crows_s"]
+            # speed as a multiple of float32 HF's, on the same machine in the same run
+            mc_x, cp_x = ((f"{mc / (ref['mc_items'] / ref['mc_s']):8.2f}", f"{cp / (ref['crows_items'] / ref['crows_s']):8.2f}")
+                          if ref is not None else (f"{'-':>8}", f"{'-':>8}"))
+            cols = (f"{b:12} {r['load_s']:6.1f} {mc:8.2f} {mc_x} {cp:10.2f} {cp_x} "
                     f"{r['peak_rss_mib']:8.0f} {r['model_rss_mib']:9.0f} {r['mc_acc']:6.3f} {_metric(r['crows']):7.1f} ")
             if ag:
                 cols += (f"{ag['mc_max_diff']:9.4f} {ag['mc_median_diff']:9.4f} {ag['crows_max_diff']:9.4f} "

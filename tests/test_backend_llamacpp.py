@@ -177,6 +177,104 @@ def test_token_moments(lcpp):
     assert r["logp_mean"][0] < 0 and r["logp_var"][0] > 0
 
 
+MOMENT_TEXTS = ["The quick brown fox jumps over the lazy dog.",
+                "Paris is the capital of France, and Berlin is the capital of Germany.",
+                "In 1905 Einstein published four papers that changed physics.",
+                "def add(a, b):\n    return a + b\n",
+                "She said that the results were surprising, but the committee was not convinced."]
+# max |difference| per token against a float64 log-softmax of the same logits, measured on these
+# texts: log-prob 4e-8, mean 6e-8, variance 1.4e-7 (SmolLM2, 49k vocabulary); 3e-8, 4e-8, 1.4e-7
+# (Gemma 3, 262k vocabulary, 8 rows per softmax step). The exponentials are float32, summed in float64.
+BRUTE_TOL = 1e-6
+
+
+@pytest.mark.parametrize("alias", [SMOLLM, "gemma-3-270m"])
+def test_token_moments_equal_a_brute_force_log_softmax(alias, monkeypatch):
+    """Min-K%++'s moments (mean and variance of log p under p), the log-probs and greedy flags
+    from llama.cpp's own pass, against scipy's float64 log-softmax over the full logits that the
+    backend read: the same numbers within BRUTE_TOL (a formula or row-order slip is off by far more)."""
+    from scipy.special import log_softmax
+
+    from workbench.backends import llamacpp
+    m = wb.load_model(alias, backend="llama.cpp")
+    real, seen = llamacpp._row_stats, []
+    monkeypatch.setattr(llamacpp, "_row_stats", lambda rows, moments: seen.append(np.array(rows, dtype=np.float64))
+                        or real(rows, moments))
+    tok = m.tokenizer
+    for text in MOMENT_TEXTS:  # one request per call: the captured rows are its tokens, in order
+        seen.clear()
+        bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
+        target = tok(text, add_special_tokens=False)["input_ids"]
+        [r] = m.backend.score_tokens(m, [(bos, target)], moments=True)
+        logits = np.concatenate(seen)
+        assert logits.shape == (len(target), m.backend.engine.n_vocab)
+        ls = log_softmax(logits, axis=1)
+        p = np.exp(ls)
+        mu = (p * ls).sum(1)
+        var = (p * (ls - mu[:, None]) ** 2).sum(1)
+        assert np.abs(ls[np.arange(len(target)), target] - r["token_logprobs"]).max() < BRUTE_TOL
+        assert np.abs(mu - r["logp_mean"]).max() < BRUTE_TOL
+        assert np.abs(var - r["logp_var"]).max() < BRUTE_TOL
+        assert r["greedy"] == (logits.argmax(1) == target).tolist()
+
+
+# per-token max |difference| against the HF backend on the same GGUF (de-quantised to float32),
+# token_stats on MOMENT_TEXTS (67 tokens), measured:
+#   F16 re-quantisation (activations stay 16-bit): log-prob 0.017, mean 0.0088, sd 0.0061 (medians 0.0013, 0.0013, 0.0009)
+#   shipped Q4_1 (8-bit activations, see the module docstring): log-prob 0.52, mean 0.31, sd 0.13 (medians 0.038, 0.065, 0.021)
+# bounds with about 2x headroom; the sd of log p ranges 0.9-3.3 and the mean -7.6 to -0.2 on these tokens
+MOMENT_BOUNDS = {"F16": dict(lp=0.035, mu=0.02, sd=0.015, median=0.003), "Q4_1": dict(lp=1.0, mu=0.6, sd=0.3, median=0.15)}
+
+
+@pytest.mark.parametrize("weights", ["F16", "Q4_1"])
+def test_token_moments_agree_with_hf_on_the_same_gguf(weights, smollm):
+    from workbench.backends.quantize import quantize_gguf
+    from workbench.scoring.token_stats import token_stats
+    m = wb.load_model(SMOLLM if weights == "Q4_1" else quantize_gguf(SMOLLM, "F16"), backend="llama.cpp")
+    assert m.backend.settings()["weights"] == weights
+    ours, ref = token_stats(m, MOMENT_TEXTS, cache=False), token_stats(smollm, MOMENT_TEXTS, cache=False)
+    assert (ours.n_tokens == ref.n_tokens).all()
+    flat = lambda df, col: np.concatenate([np.asarray(x, dtype=float) for x in df[col]])
+    bound = MOMENT_BOUNDS[weights]
+    for col, key, f in (("token_logprobs", "lp", None), ("logp_mean", "mu", None), ("logp_var", "sd", np.sqrt)):
+        a, b = flat(ours, col), flat(ref, col)
+        d = np.abs(f(a) - f(b)) if f else np.abs(a - b)
+        assert d.max() < bound[key] and np.median(d) < bound["median"], (weights, col, d.max(), np.median(d))
+
+
+def test_another_models_tokenizer_is_refused(tmp_path):
+    """llama.cpp takes token ids as they are: a tokenizer of another vocabulary (here SmolLM2's,
+    smaller than Gemma's, so the size check passed) scored other tokens without an error."""
+    from workbench.backends import gguf_files
+    from workbench.errors import TokenizerMismatchError
+    from workbench.testing import tiny_model
+    smollm_tokenizer = gguf_files.header_folder(gguf_files.resolve(SMOLLM))
+    with pytest.raises(TokenizerMismatchError, match="not this GGUF's: 491.. of its 49152 token ids"):
+        wb.load_model("gemma-3-270m", backend="llama.cpp", tokenizer=smollm_tokenizer)
+    tiny = tmp_path / "tiny"
+    tiny_model("llama").tokenizer.save_pretrained(tiny)
+    with pytest.raises(TokenizerMismatchError, match="not this GGUF's"):
+        wb.load_model(SMOLLM, backend="llama.cpp", tokenizer=tiny)
+
+
+def test_a_tokenizer_with_a_few_other_tokens_is_warned_about(tmp_path):
+    """Two tokens swapped in an otherwise identical tokenizer: a warning naming them."""
+    import json
+    import shutil
+
+    from workbench.backends import gguf_files
+    folder = tmp_path / "swapped"
+    shutil.copytree(gguf_files.header_folder(gguf_files.resolve(SMOLLM)), folder)
+    spec = json.loads((folder / "tokenizer.json").read_text())
+    vocab = spec["model"]["vocab"]
+    a, b = [t for t, i in vocab.items() if i in (1000, 1001)]
+    vocab[a], vocab[b] = vocab[b], vocab[a]
+    (folder / "tokenizer.json").write_text(json.dumps(spec))
+    with pytest.warns(UserWarning, match="spell 2 of 49152 tokens differently.*id 1000"):
+        m = wb.load_model(SMOLLM, backend="llama.cpp", tokenizer=folder)
+    assert m.backend.name == "llama.cpp"
+
+
 def test_crows_pairs_runs_unchanged(lcpp, shared_data):
     res = wb.run_probe("crows_pairs", lcpp, data=shared_data / "crows_pairs", limit=20)
     assert len(res.items) > 0 and res.provenance["model"]["fingerprint"]["backend"]["name"] == "llama.cpp"

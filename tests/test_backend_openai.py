@@ -6,11 +6,15 @@ tokens line up with the workbench's); its echoed log-probs line up with the prom
 BOS token, which the load-time probe finds and the backend enforces."""
 from __future__ import annotations
 
+import http.server
+import json
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -133,3 +137,63 @@ def test_how_a_served_model_was_made(served):
     table = lin.summary().set_index("evidence")
     assert table.loc["weight hashes (fingerprint)", "value"] == "not measurable"
     assert lin.verdict != "same weights"
+
+
+def _proxy(upstream: str, edit):
+    """An HTTP server on 127.0.0.1 that forwards to ``upstream`` and passes each JSON answer
+    through ``edit(choice)`` for every choice: the real server's numbers, with a field missing as
+    another server would leave it out. Returns (base URL, server)."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _forward(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0))) if self.command == "POST" else None
+            req = urllib.request.Request(upstream.removesuffix("/v1") + self.path, data=body, method=self.command,
+                                         headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=120) as resp:
+                    status, answer = resp.status, json.loads(resp.read())
+            except urllib.error.HTTPError as e:
+                status, answer = e.code, json.loads(e.read() or b"{}")
+            for choice in answer.get("choices", []) if isinstance(answer, dict) else []:
+                edit(choice)
+            data = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = _forward
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/v1", server
+
+
+def test_a_server_without_top_logprobs_leaves_greedy_unknown(server, served):
+    """Log-probs but no top_logprobs: the same log-probs, and is_greedy None (unknown), where
+    every token was reported greedy before."""
+    url, proxy = _proxy(server, lambda choice: (choice.get("logprobs") or {}).pop("top_logprobs", None))
+    try:
+        m = wb.load_model(url, backend="openai", model_name="smollm2", tokenizer=SMOLLM, timeout=60)
+        pairs = [("The capital of France is", " Paris"), ("The capital of France is", " a banana split")]
+        ours = wb.loglikelihood(m, pairs, bos=True, cache=False)
+    finally:
+        proxy.shutdown()
+    ref = wb.loglikelihood(served, pairs, bos=True, cache=False)
+    assert ref.is_greedy.tolist() == [True, False]  # what the full answer says
+    assert ours.is_greedy.tolist() == [None, None]
+    assert np.allclose(ours.logprob, ref.logprob, atol=1e-6)
+
+
+def test_a_server_without_logprobs_says_it_gives_none(server):
+    """No logprobs at all: "gives no log-probs", not "misaligned" (the message before)."""
+    url, proxy = _proxy(server, lambda choice: choice.update(logprobs=None))
+    try:
+        with pytest.raises(ServerError, match="gives no log-probs") as info:
+            wb.load_model(url, backend="openai", model_name="smollm2", tokenizer=SMOLLM, timeout=60)
+    finally:
+        proxy.shutdown()
+    assert "not the log-probs" not in str(info.value)

@@ -84,6 +84,19 @@ CASES = [
      InvalidInputError, "dtype must be one of"),
     ("kind not a model kind", lambda c: wb.load_model(c.folder, kind="seq2seq"),
      InvalidInputError, "kind must be one of"),
+    # device_map reached accelerate unchecked: a raw ValueError / RuntimeError from deep inside
+    ("device_map='nonsense'", lambda c: wb.load_model(c.folder, device_map="nonsense"),
+     InvalidInputError, "device_map='nonsense' is neither a placement strategy .*not a device name"),
+    ("device_map={'': 'tpu'}", lambda c: wb.load_model(c.folder, device_map={"": "tpu"}),
+     InvalidInputError, r"device_map\[''\]='tpu': device 'tpu' is not a device name"),
+    ("device_map={'': 99} without that GPU", lambda c: wb.load_model(c.folder, device_map={"": 99}),
+     InvalidInputError, r"device_map\[''\]=99 names GPU 99"),
+    ("device_map=5", lambda c: wb.load_model(c.folder, device_map=5),
+     InvalidTypeError, "device_map must be None, a strategy"),
+    # "" is Path("."): it read the current folder (". has no config.json")
+    ("load_model('')", lambda c: wb.load_model(""), InvalidInputError, "spec is an empty string"),
+    ("load_model('', backend='llama.cpp')", lambda c: wb.load_model("", backend="llama.cpp"),
+     InvalidInputError, "spec is an empty string"),
     ("Model.from_hf with an unknown kind", lambda c: wb.Model.from_hf(c.gpt2.hf, c.gpt2.tokenizer, kind="seq2seq"),
      InvalidInputError, "kind must be one of"),
     # -- scoring: generation parameters --------------------------------------------------------
@@ -147,6 +160,18 @@ CASES = [
      ContextWindowError, "text 0 is .* tokens"),
     ("scoring with a non-Model", lambda c: wb.loglikelihood("gpt2", [(SHORT, " she")]),
      InvalidInputError, "needs a workbench Model"),
+    # a lone surrogate (bytes read with errors='surrogateescape') was a tokenizers TypeError
+    ("loglikelihood context with a lone surrogate", lambda c: wb.loglikelihood(c.gpt2, [("caf\udce9 au", " lait")], **G),
+     InvalidInputError, r"loglikelihood: request 0's context has a lone surrogate '\\udce9' at character 3"),
+    ("loglikelihood continuation with a lone surrogate",
+     lambda c: wb.loglikelihood(c.gpt2, [(SHORT, " she"), (SHORT, " \udcff")], **G),
+     InvalidInputError, "request 1's continuation has a lone surrogate .* at character 1"),
+    ("perplexity with a lone surrogate", lambda c: wb.perplexity(c.gpt2, [SHORT, "a \udcff b"], **G),
+     InvalidInputError, "perplexity: item 1 has a lone surrogate .* at character 2.*errors='replace'"),
+    ("embed with a lone surrogate", lambda c: wb.embed(c.gpt2, ["\udcff"]),
+     InvalidInputError, "embed: item 0 has a lone surrogate .* at character 0"),
+    ("generate with a lone surrogate", lambda c: wb.generate(c.gpt2, ["x\ud800"], **G),
+     InvalidInputError, "generate: item 0 has a lone surrogate"),
     # -- inspection ----------------------------------------------------------------------------
     ("capture text past the window", lambda c: wb.capture(c.gpt2, [SHORT, LONG], progress=False),
      ContextWindowError, "text 1 is .* tokens, longer than .*256"),
@@ -239,6 +264,18 @@ def test_safety_switches_accept_real_booleans(ctx):
     m = wb.load_model(ctx.folder, trust_remote_code=False, allow_pickle=np.bool_(False), device="cpu")
     assert m.kind == "causal"
     assert wb.load_model(ctx.folder, device=torch.device("cpu"), dtype=torch.bfloat16).dtype == torch.bfloat16
+
+
+def test_text_outside_ascii_is_still_scored(ctx):
+    """The surrogate check refuses only what cannot be encoded: accents, CJK and emoji score."""
+    texts = ["café au lait", "東京は日本の首都です", "a 🙂 b"]
+    assert len(wb.perplexity(ctx.gpt2, texts, **G)) == 3
+    assert len(wb.loglikelihood(ctx.gpt2, [(t, " ok") for t in texts], **G)) == 3
+
+
+def test_device_map_that_this_machine_has_is_accepted(ctx):
+    m = wb.load_model(ctx.folder, device_map={"": "cpu"})
+    assert m.kind == "causal" and str(next(m.hf.parameters()).device) == "cpu"
 
 
 def test_numpy_scalars_are_accepted_as_ints_and_bools(ctx):

@@ -233,6 +233,64 @@ def test_store_full_disk_during_a_chunk_keeps_the_committed_rows(tmp_path):
     assert store.count_items("k") == 10 and store.integrity_check() == "ok"
 
 
+@pytest.fixture(params=[0, 16], ids=["no byte free", "16 KiB free"])
+def full_disk(tmp_path, request):
+    """A 64 KiB tmpfs filled but for ``request.param`` KiB, else skip (mounting needs root). With a
+    few KiB left, SQLite fails with a plain "disk I/O error" after writing part of the store."""
+    folder = tmp_path / "full"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        with open(folder / "filler", "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"\0" * 1024)
+            except OSError:
+                pass
+        with open(folder / "filler", "r+b") as f:
+            f.truncate((folder / "filler").stat().st_size - request.param * 1024)
+        yield folder
+    finally:  # lazily if a file there is still open (a store that failed to close its connection)
+        if subprocess.run(["umount", str(folder)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+def test_a_store_that_cannot_be_created_on_a_full_disk_leaves_nothing(full_disk):
+    """A StoreError that says the disk is full, and no results.db (it was left with 0 bytes, or
+    4 KiB and its -wal and -shm files), nor a folder made for it, left behind."""
+    before = sorted(p.name for p in full_disk.iterdir())
+    for path in (full_disk / "results.db", full_disk / "new" / "folder" / "results.db"):
+        with pytest.raises(StoreError, match="disk is full"):
+            wb.open_store(path)
+        assert sorted(p.name for p in full_disk.iterdir()) == before
+
+
+def test_a_store_whose_creation_fails_midway_leaves_nothing(tmp_path, monkeypatch):
+    """The same where no tmpfs can be mounted: SQLite makes the (empty) file, then its first
+    write fails as on a full disk. An existing store is never removed by a failed open."""
+    import workbench.bench.store as store_module
+    real = store_module.connect_wal
+
+    def full(path, *args, **kwargs):
+        Path(path).touch()  # what sqlite3.connect leaves when nothing more can be written
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store_module, "connect_wal", full)
+    with pytest.raises(StoreError, match="disk is full"):
+        wb.open_store(tmp_path / "made" / "for" / "it" / "results.db")
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(store_module, "connect_wal", real)
+    wb.open_store(tmp_path / "kept.db").close()
+    monkeypatch.setattr(store_module, "connect_wal", full)
+    with pytest.raises(StoreError, match="disk is full"):
+        wb.open_store(tmp_path / "kept.db")
+    assert (tmp_path / "kept.db").stat().st_size > 0
+    monkeypatch.setattr(store_module, "connect_wal", real)
+    assert wb.open_store(tmp_path / "kept.db").count_items() == 0
+
+
 def test_cache_dir_does_not_raise_when_it_cannot_create_the_folder(tmp_path, monkeypatch):
     (tmp_path / "afile").write_text("x")
     monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "afile" / "cache"))

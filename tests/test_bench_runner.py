@@ -162,6 +162,27 @@ def test_bad_arguments_fail_before_any_work(tiny, tmp_path):
     assert wb.open_store(store).attempts().status.tolist() == ["failed"]  # the failure is logged
 
 
+@pytest.mark.parametrize("option, value, message", [
+    ("limit", True, "limit must be an int, got the bool True"),   # ran one item: True is 1 to Python
+    ("limit", 2.0, "limit must be an int"), ("chunk_size", True, "chunk_size must be an int"),
+    ("seed", True, "seed must be an int"), ("seed", "3", "seed must be an int.*without quotes"),
+    ("seed", -1, "seed must be at least 0"), ("progress", "no", "progress must be True or False"),
+    ("tag", 5, "tag must be a string"), ("score_kwargs", "fast", "score_kwargs must be a dict")])
+def test_the_runners_door_refuses_what_is_not_its_type(option, value, message, tiny, tmp_path):
+    """Nothing is scored and no store is written: the whole door is checked before any work."""
+    store = tmp_path / "door.db"
+    with pytest.raises(wb.errors.InvalidInputError, match=message):
+        wb.run([tiny("gpt2")], ["capitals"], store=store, **{option: value})
+    assert not store.exists()
+
+
+def test_a_task_or_probe_limit_is_not_a_bool(tiny):
+    with pytest.raises(InvalidInputError, match="limit must be a positive integer"):
+        wb.load_task("capitals").select(True)
+    with pytest.raises(InvalidInputError, match="limit must be a positive integer"):
+        wb.run_probe("occupations_pronouns", tiny("gpt2"), limit=True, n_boot=20)
+
+
 def test_bias_probes_run_in_the_same_grid_and_store(tmp_path, isolated_cache):
     from workbench.testing import tiny_model
     models = {"a": tiny_model("gpt2"), "b": tiny_model("llama")}

@@ -111,6 +111,10 @@ def test_bad_specs_say_what_to_do(tmp_path):
         wb.load_task(dict(name="t", kind="cloze", data=rows))
     with pytest.raises(KeyError, match="unknown task 'nonesuch'"):
         wb.load_task("nonesuch")
+    # a data file that is not there is a missing file, not an unknown task name
+    for missing in [tmp_path / "missing.jsonl", "data/items.csv.gz", "sub/folder/task"]:
+        with pytest.raises(DataError, match=f"task data file '{missing}' does not exist"):
+            wb.load_task(str(missing))
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "ok"}\n{not json\n')
     with pytest.raises(DataError, match="line 2 is not valid JSON"):

@@ -134,3 +134,62 @@ def test_embedded_file_changed_after_install_is_refused(tmp_path, monkeypatch):
     importlib.invalidate_caches()
     with pytest.raises(CorruptModelError, match="not the pinned release"):
         wb.load_model("all-minilm-l6-v2")
+
+
+def test_a_malicious_pickle_is_refused_and_nothing_runs(tmp_path):
+    """allow_pickle=True loads with torch.load(weights_only=True), which refuses a pickle that asks
+    for a function to call: a clear UnsafeWeightsError naming what it asked for (it was torch's
+    raw UnpicklingError), and the command never ran."""
+    import os
+
+    import torch
+
+    from workbench.errors import UnsafeWeightsError
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    folder = tmp_path / "evil"
+    tiny = tiny_model("llama")
+    tiny.hf.config.save_pretrained(folder)
+    tiny.tokenizer.save_pretrained(folder)
+    torch.save({"model.embed_tokens.weight": Payload()}, folder / "pytorch_model.bin")
+    with pytest.raises(UnsafeWeightsError) as info:
+        wb.load_model(folder, allow_pickle=True)
+    msg = str(info.value)
+    assert "pytorch_model.bin" in msg and "posix.system" in msg and "nothing in it was run" in msg
+    assert "weights_only=False" not in msg  # torch's own advice to turn the check off is not passed on
+    assert not marker.exists()
+
+
+def _with_config(tmp_path, name, **changes):
+    import json
+    folder = save(tiny_model("llama"), tmp_path / name)
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg.update(changes)
+    (folder / "config.json").write_text(json.dumps(cfg))
+    return folder
+
+
+def test_a_model_with_its_own_code_says_to_pass_trust_remote_code(tmp_path):
+    """It said "the config cannot be read ... re-download it", with the trust_remote_code hint
+    buried in transformers' quoted text. Nothing is run either way."""
+    from workbench.errors import UnsafeWeightsError
+    folder = _with_config(tmp_path, "custom", model_type="my-arch",
+                          auto_map={"AutoConfig": "configuration_my.MyConfig",
+                                    "AutoModelForCausalLM": "modeling_my.MyForCausalLM"})
+    (folder / "modeling_my.py").write_text("raise SystemExit('remote code ran')\n")
+    with pytest.raises(UnsafeWeightsError) as info:
+        wb.load_model(folder)
+    msg = str(info.value)
+    assert msg.startswith(f"{folder} needs its own Python code to load")
+    assert "Pass trust_remote_code=True if you trust its source" in msg and "modeling_my.py" in msg
+    assert "re-download" not in msg and "corrupt" not in msg
+
+
+def test_a_model_type_transformers_does_not_know_says_to_upgrade(tmp_path):
+    folder = _with_config(tmp_path, "newer", model_type="my-arch")
+    with pytest.raises(CorruptModelError, match="model_type 'my-arch', which transformers .* does not know.*pip install -U"):
+        wb.load_model(folder)

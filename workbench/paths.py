@@ -59,6 +59,19 @@ def describe_os_error(err: BaseException, folder: Path) -> tuple[str, str]:
         cause = "read-only"
     else:
         cause = "unusable"
+    if cause in ("unusable", causes[errno.EIO]):
+        # SQLite reports a disk with a few KiB left as a plain "disk I/O error" (its shared-memory
+        # file cannot grow), and an empty file can still be made there: ask for the free space
+        import shutil
+        probe = folder
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        try:
+            free = shutil.disk_usage(probe).free
+        except OSError:
+            free = None
+        if free is not None and free < 1 << 20:
+            cause = f"disk is full (only {free // 1024} KiB free)"
     fix = {"disk is full": f"free space on the disk holding {folder}",
            "read-only": f"make {folder} writable",
            "not a folder": f"remove the file in the way of {folder}"}.get(cause.split(" (")[0], "use a writable folder")

@@ -186,8 +186,32 @@ def check_pairs(requests, what: str = "loglikelihood") -> list[tuple[str, str]]:
             raise InvalidInputError(f"request {i} must be a (context, continuation) pair of strings, got {r!r}")
         if not r[1]:
             raise InvalidInputError(f"request {i} has an empty continuation: there is nothing to score")
+        check_unicode(f"{what}: request {i}'s context", r[0])
+        check_unicode(f"{what}: request {i}'s continuation", r[1])
         reqs.append((r[0], r[1]))
     return reqs
+
+
+def check_unicode(what: str, text: str) -> str:
+    """A string a tokenizer can encode: no lone surrogate (``"\\udcff"``), which is not a
+    character and which no UTF-8 tokenizer takes. They come from bytes that are not UTF-8 read
+    with ``errors="surrogateescape"`` (``os.listdir``, ``sys.argv``, some CSV readers).
+
+    >>> check_unicode("text 0", "caf\\udce9")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.InvalidInputError: text 0 has a lone surrogate '\\udce9' at character 3: it is not a character ...
+    """
+    if text.isascii():  # the common case, without encoding anything
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InvalidInputError(
+            f"{what} has a lone surrogate {text[e.start]!r} at character {e.start}: it is not a character and "
+            "cannot be tokenised. It comes from bytes that are not UTF-8 decoded with errors='surrogateescape'; "
+            "read the source with its real encoding (e.g. encoding='latin-1') or with errors='replace'") from None
+    return text
 
 
 def check_texts(texts, what: str, allow_empty: bool = False) -> list[str]:
@@ -203,6 +227,7 @@ def check_texts(texts, what: str, allow_empty: bool = False) -> list[str]:
             raise InvalidInputError(f"{what}: item {i} is {type(t).__name__}, not a string")
         if not allow_empty and not t.strip():
             raise InvalidInputError(f"{what}: item {i} is empty; remove it or give text to score")
+        check_unicode(f"{what}: item {i}", t)
     return texts
 
 
@@ -300,3 +325,60 @@ def check_device(device) -> str:
     if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
         raise InvalidInputError(f"device={device!r} but Apple's MPS backend is not available here; use 'cpu'")
     return str(device) if isinstance(device, str) else str(dev)
+
+
+DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
+
+
+def check_device_map(device_map):
+    """None, one of accelerate's strategies (``"auto"``, ``"balanced"``, ...), a device this
+    machine has, or a dict ``{module name: device}`` whose devices are a GPU index, ``"cpu"``,
+    ``"disk"`` or a device this machine has. Checked here so that ``"nonsense"`` or
+    ``{"": "tpu"}`` is refused before any weight is read, with what to pass instead.
+
+    >>> check_device_map({"": "cpu"})
+    {'': 'cpu'}
+    >>> check_device_map("tpu")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.InvalidInputError: device_map='tpu' is neither a placement strategy ('auto', 'balanced', ...
+    """
+    import torch
+    if device_map is None:
+        return None
+    if isinstance(device_map, str) and device_map in DEVICE_MAP_STRATEGIES:
+        return device_map
+    if isinstance(device_map, (str, torch.device)):
+        try:
+            return check_device(device_map)
+        except InvalidInputError as e:
+            raise InvalidInputError(
+                f"device_map={_show(device_map)} is neither a placement strategy "
+                f"({', '.join(map(repr, DEVICE_MAP_STRATEGIES))}) nor a device this machine has ({e}). Pass "
+                "device_map='auto' (with max_memory=, offload_folder= for models larger than memory), a device "
+                "such as 'cpu', or a dict {module name: device}") from None
+    if not isinstance(device_map, dict):
+        raise InvalidTypeError(f"device_map must be None, a strategy such as 'auto', a device or a dict "
+                               f"{{module name: device}}, got the {type(device_map).__name__} {_show(device_map)}")
+    if not device_map:
+        raise InvalidInputError("device_map is an empty dict: map module names to devices, e.g. {'': 'cpu'}, "
+                                "or pass device_map='auto'")
+    for module, where in device_map.items():
+        if not isinstance(module, str):
+            raise InvalidTypeError(f"device_map's keys are module names (str, '' for the whole model), got "
+                                   f"{_show(module)}")
+        label = f"device_map[{module!r}]"
+        if isinstance(where, bool) or not isinstance(where, (int, str, torch.device)):
+            raise InvalidTypeError(f"{label} must be a GPU index, 'cpu', 'disk' or a device name, got the "
+                                   f"{type(where).__name__} {_show(where)}")
+        if isinstance(where, int):
+            n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if not 0 <= where < n:
+                raise InvalidInputError(f"{label}={where} names GPU {where}, but this machine has {n} CUDA "
+                                        "device(s): use 'cpu' or an index below that")
+        elif not (isinstance(where, str) and where == "disk"):
+            try:
+                check_device(where)
+            except InvalidInputError as e:
+                raise InvalidInputError(f"{label}={_show(where)}: {e}") from None
+    return device_map

@@ -32,9 +32,10 @@ by the same order, no more (``tests/test_backend_llamacpp.py``). A request's num
 the other requests of its call within these bounds.
 
 Speed and memory (``benchmarks/backends.py``, one core): scoring many short requests is
-compute-bound, and on an AVX-512 CPU torch's float32 matrix products beat llama.cpp's quantised
-kernels on a 135M-270M model (Q4_1 has neither a repacked nor a llamafile kernel: ~160 tokens/s
-on one core against ~490 for torch float32); the benchmark prints the side-by-side table. Its advantage is memory (a 70B Q4 file runs in ~40 GB) and token-by-token decoding.
+compute-bound, and on an AVX-512 CPU torch's float32 matrix products keep up with llama.cpp's
+quantised kernels on a 135M-270M model (Q4_1 has neither a repacked nor a llamafile kernel); the
+benchmark prints the side-by-side table, with each backend's items/s as a multiple of float32's
+(two runs on a shared machine: 0.7-1.7x). Its advantage is memory (a 70B Q4 file runs in ~40 GB) and token-by-token decoding.
 
 Inspection (``hooks``) is not here: there are no in-process modules to hook, and asking for it
 raises :class:`~workbench.errors.BackendCapabilityError` naming the ``hf`` backend.
@@ -538,6 +539,50 @@ class LlamaCppBackend(Backend):
         return emb
 
 
+VOCAB_TOLERANCE = 0.01  # share of ids whose token text may differ (with a warning) before a tokenizer is refused
+
+
+def _token_text(text: str) -> str:
+    """A token's text in one spelling: SentencePiece writes a space as '▁', which the GGUF keeps
+    for most tokens but not for runs of spaces (Gemma 3: token 138 is '  ' in the GGUF, '▁▁' in
+    transformers' tokenizer of the same file)."""
+    return text.replace("\u2581", " ")
+
+
+def check_vocabulary(engine: _Engine, tokenizer, where: str = "") -> None:
+    """Every id the tokenizer gives must be the GGUF's token of the same text: llama.cpp takes the
+    ids as they are, so another model's tokenizer would score other tokens without any error.
+    All ids are compared (0.2 s for a 262k vocabulary). Measured on the embedded GGUFs with their
+    own tokenizers: 0 differences once a space is spelled one way (:func:`_token_text`); with the
+    other embedded model's tokenizer, 2 of 49,152 ids agree. A few differences (up to
+    ``VOCAB_TOLERANCE`` of the ids: a converter's spelling of control tokens) are warned about;
+    more are refused."""
+    import warnings
+
+    from workbench.errors import TokenizerMismatchError
+    n = min(len(tokenizer), engine.n_vocab)
+    ours = tokenizer.convert_ids_to_tokens(list(range(n)))
+    get = engine.lib.llama_vocab_get_text
+    differ = []
+    for i, text in enumerate(ours):
+        if text is None:  # an id the tokenizer never produces
+            continue
+        theirs = (get(engine.vocab, i) or b"").decode("utf-8", "replace")
+        if _token_text(theirs) != _token_text(text):
+            differ.append((i, text, theirs))
+    if not differ:
+        return
+    examples = ", ".join(f"id {i}: {a!r} here, {b!r} in the GGUF" for i, a, b in differ[:3])
+    if len(differ) > VOCAB_TOLERANCE * n:
+        raise TokenizerMismatchError(
+            f"the tokenizer{where} is not this GGUF's: {len(differ)} of its {n} token ids name other tokens in the "
+            f"GGUF's vocabulary ({examples}), so its ids would score other tokens. Leave tokenizer=None (the GGUF's "
+            "own tokenizer) or pass the tokenizer of the model this GGUF was converted from.")
+    warnings.warn(f"the tokenizer{where} and the GGUF's vocabulary spell {len(differ)} of {n} tokens differently "
+                  f"({examples}); texts that tokenise to those ids are scored with the GGUF's tokens",
+                  UserWarning, stacklevel=3)
+
+
 def _file_type(engine: _Engine) -> str:
     """The GGUF's weight type as llama.cpp names it (e.g. 'Q4_1', 'Q4_K - Medium')."""
     lib = engine.lib
@@ -581,13 +626,16 @@ def load_llamacpp(spec, *, tokenizer=None, name: str | None = None, licence: str
     if (kind or found) != "causal":
         raise WrongModelKindError(f"the llama.cpp backend scores causal language models; this GGUF is a "
                                   f"{kind or found} model ({config.model_type}): load it with backend='hf'")
+    where = f" from {tokenizer}" if isinstance(tokenizer, (str, os.PathLike)) else (
+        " passed as tokenizer=" if tokenizer is not None else " read from the GGUF header")
     if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
         tokenizer = _load_tokenizer(tokenizer or header, False)
     backend = LlamaCppBackend(gguf, config, n_threads=n_threads, n_gpu_layers=n_gpu_layers, n_ctx=n_ctx)
     if len(tokenizer) > backend.engine.n_vocab:
         from workbench.errors import TokenizerMismatchError
-        raise TokenizerMismatchError(f"the tokenizer has {len(tokenizer)} tokens but the GGUF's vocabulary has "
+        raise TokenizerMismatchError(f"the tokenizer{where} has {len(tokenizer)} tokens but the GGUF's vocabulary has "
                                      f"{backend.engine.n_vocab}: it is not this model's tokenizer")
+    check_vocabulary(backend.engine, tokenizer, where)
     meta = gguf_files.header_metadata(header)
     files = {gguf.file_name: gguf.sha256}  # the same weights hash as the HF route of this GGUF
     fp = fingerprint_record(weights_sha256=weights_hash(files), weight_files=files, tokenizer=tokenizer,

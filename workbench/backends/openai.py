@@ -26,9 +26,17 @@ token (it drops a leading BOS and shifts the rest otherwise); the backend then r
 prompts with an error that says so, instead of returning shifted numbers.
 
 Requests are retried with exponential backoff on connection errors, timeouts, 429 and 5xx.
+The first contact (``GET /v1/models``, at load) has its own short limit, ``connect_timeout``
+(10 s, all attempts together): a wrong address, a port that is not an HTTP server, an HTTP server
+that is not OpenAI-compatible, or one that accepts the connection and never answers is a clear
+:class:`~workbench.errors.ServerError` within seconds; scoring requests keep the long ``timeout``.
+
+Greedy flags (``is_greedy``) come from the echoed ``top_logprobs``; a server that sends none
+leaves them unknown (``None``), never "greedy".
 """
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import time
@@ -49,21 +57,34 @@ class _Client:
         self.base_url = base_url.rstrip("/")
         self.api_key, self.timeout, self.max_retries, self.backoff = api_key, timeout, max_retries, backoff
 
-    def request(self, path: str, payload: dict | None = None) -> dict:
+    def request(self, path: str, payload: dict | None = None, *, within: float | None = None) -> dict:
         """The decoded JSON answer. A 4xx other than 429 is raised at once as
-        :class:`_Rejected` (the request itself is wrong, retrying cannot help)."""
+        :class:`_Rejected` (the request itself is wrong, retrying cannot help); an answer that is
+        not HTTP at all (another service on the port) as :class:`ServerError`.
+
+        ``within``: seconds for all attempts together (the first contact); each attempt then
+        waits at most what is left, and the error says that nothing answered in that time."""
         url = self.base_url + path
         data = json.dumps(payload).encode() if payload is not None else None
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        last = None
+        what = f"{'POST' if data else 'GET'} {url}"
+        deadline = None if within is None else time.monotonic() + within
+        last, attempts = None, 0
         for attempt in range(self.max_retries + 1):
             if attempt:
-                time.sleep(min(self.backoff * 2 ** (attempt - 1), 30.0))
+                pause = min(self.backoff * 2 ** (attempt - 1), 30.0)
+                if deadline is not None and time.monotonic() + pause >= deadline:
+                    break
+                time.sleep(pause)
+            timeout = self.timeout if deadline is None else min(self.timeout, deadline - time.monotonic())
+            if timeout <= 0:
+                break
+            attempts += 1
             req = urllib.request.Request(url, data=data, headers=headers, method="POST" if data else "GET")
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                with urllib.request.urlopen(req, timeout=timeout) as resp:
                     return json.loads(resp.read().decode("utf-8"))
             except urllib.error.HTTPError as e:
                 body = e.read().decode("utf-8", "replace")[:500]
@@ -71,13 +92,29 @@ class _Client:
                 if (e.code != 429 and e.code < 500) or "validation error" in body:
                     raise _Rejected(e.code, body) from None
                 last = f"HTTP {e.code}: {body}"
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
-                last = f"{type(e).__name__}: {getattr(e, 'reason', e)}"
+            except (TimeoutError, ConnectionError) as e:  # before OSError: RemoteDisconnected is retried
+                last = (f"connected, but no answer within {timeout:.3g} s" if isinstance(e, TimeoutError)
+                        else f"{type(e).__name__}: {e}")
+            except (urllib.error.URLError, OSError) as e:
+                reason = getattr(e, "reason", e)
+                last = (f"could not connect within {timeout:.3g} s" if isinstance(reason, TimeoutError)
+                        else f"{type(e).__name__}: {reason}")
+            except http.client.HTTPException as e:  # e.g. BadStatusLine: what answered does not speak HTTP
+                raise ServerError(f"what answers at {self.base_url} is not an HTTP server ({what} got "
+                                  f"{type(e).__name__}: {str(e).strip()[:120]!r}): check the address and port of "
+                                  "the model server (e.g. http://127.0.0.1:8000/v1)") from None
             except ValueError as e:  # not JSON
                 last = f"the answer is not JSON ({e})"
-        raise ServerError(f"the server at {self.base_url} did not answer {path} after {self.max_retries + 1} "
-                          f"attempts (timeout {self.timeout:g} s each; last: {last}). Is it running and is the "
-                          "address right? Raise timeout=/max_retries= for a slow server.")
+        limit = (f"connect_timeout={within:g} s for the first contact, all attempts together" if within is not None
+                 else f"timeout {self.timeout:g} s each")
+        raise ServerError(f"the server at {self.base_url} did not answer {what} after {attempts} attempt(s) "
+                          f"({limit}; last: {last}). Is it running, has it finished loading, and is the address "
+                          "right? Raise connect_timeout= (first contact), timeout= or max_retries= for a slow "
+                          "server.")
+
+
+class _Misaligned(ServerError):
+    """An echo whose length is not the prompt's: the server tokenised the text another way."""
 
 
 class _Rejected(Exception):
@@ -128,14 +165,19 @@ class OpenAIBackend(Backend):
                               "server needs logits_all; OpenAI's hosted chat models have none); vLLM and SGLang "
                               "give them.") from None
 
+    def _no_logprobs(self, what: str) -> ServerError:
+        return ServerError(f"the server at {self.client.base_url} gives no log-probs: {what}. It cannot score "
+                           "text (llama-cpp-python's server needs --logits_all true; vLLM and SGLang give prompt "
+                           "log-probs with echo=True, logprobs=1)")
+
     def _prompt_logprobs(self, prompt: list[int], choice: dict) -> tuple[list, list]:
-        """(log p(t_i | t_<i), greedy?) for i = 1 .. len(prompt)-1, from an echoed choice."""
+        """(log p(t_i | t_<i), greedy?) for i = 1 .. len(prompt)-1, from an echoed choice. A
+        greedy flag is None (unknown) where the server sent no ``top_logprobs`` to compare with."""
         lp = choice.get("logprobs") or {}
         tokens, top = lp.get("token_logprobs"), lp.get("top_logprobs")
-        if not tokens:
-            raise ServerError(f"the server at {self.client.base_url} answered without prompt log-probs "
-                              "(no logprobs.token_logprobs with echo=True): it cannot score text; use a server "
-                              "that echoes prompt log-probs (vLLM, SGLang)")
+        if not tokens or all(t is None for t in tokens):
+            raise self._no_logprobs("its answer to a prompt log-prob request (echo=True, logprobs=1) holds no "
+                                    "logprobs.token_logprobs")
         n = len(prompt)
         # the echo holds the prompt then the generated token; a server may drop a leading BOS
         if len(tokens) == n + 1:
@@ -143,11 +185,12 @@ class OpenAIBackend(Backend):
         elif len(tokens) == n and prompt[0] == self.tokenizer.bos_token_id:
             tokens, top = tokens[0:n - 1], (top or [None] * n)[0:n - 1]
         else:
-            raise ServerError(f"the server echoed {len(tokens) - 1} prompt tokens for a prompt of {n} tokens: it "
+            raise _Misaligned(f"the server echoed {len(tokens) - 1} prompt tokens for a prompt of {n} tokens: it "
                               "tokenised the text differently from the workbench's tokenizer, so its log-probs "
                               "cannot be matched to the scored tokens. Pass the served model's own tokenizer, "
                               "or use a server that accepts token-id prompts (vLLM, SGLang)")
-        greedy = [t is not None and (not d or t >= max(d.values()) - 1e-9) for t, d in zip(tokens, top)]
+        greedy = [None if t is None or not isinstance(d, dict) or not d else bool(t >= max(d.values()) - 1e-9)
+                  for t, d in zip(tokens, top)]
         return tokens, greedy
 
     def probe(self) -> None:
@@ -157,17 +200,24 @@ class OpenAIBackend(Backend):
         ids = list(tok("The capital of France is", add_special_tokens=False)["input_ids"])
         try:
             self._completions([ids], max_tokens=1, temperature=0, logprobs=1, echo=True, seed=0)
-        except _Rejected:  # the server refuses token-id prompts (llama-cpp-python's): text only
-            self.token_prompts = False
+        except _Rejected as e:  # the server refuses token-id prompts (llama-cpp-python's): text only
+            self.token_prompts, refused = False, e
+        else:
+            refused = None
         # (a server that does not answer at all raises ServerError here: it must not be mistaken for
         # one that takes text only, which would change how every later request is sent)
         self.bos_only = False
-        if self._aligned(ids):
-            return
-        bos = tok.bos_token_id
-        if bos is not None and self._aligned([bos] + ids):
-            self.bos_only = True
-            return
+        try:
+            if self._aligned(ids):
+                return
+            bos = tok.bos_token_id
+            if bos is not None and self._aligned([bos] + ids):
+                self.bos_only = True
+                return
+        except _Rejected as e:  # refused as text too: nothing this backend can send is taken
+            raise ServerError(f"the server at {self.client.base_url} refused completion requests for model "
+                              f"{self.model_name!r}, with token-id prompts ({refused}) and with text prompts ({e}). "
+                              "Is model_name= one it serves (GET /v1/models lists them)?") from None
         raise ServerError(f"the server at {self.client.base_url} echoes prompt log-probs that are not the "
                           "log-probs of the prompt's tokens given the tokens before them (checked against its own "
                           "greedy next token): its numbers cannot be used for scoring")
@@ -176,12 +226,14 @@ class OpenAIBackend(Backend):
         [gen] = self._completions([ids], max_tokens=1, temperature=0, logprobs=1, seed=0)
         glp = (gen.get("logprobs") or {}).get("token_logprobs") or []
         g_ids = tok_ids(self.tokenizer, gen.get("text", ""))
-        if not glp or glp[-1] is None or len(g_ids) != 1:
+        if not glp or all(x is None for x in glp):  # none at all: not a question of alignment
+            raise self._no_logprobs("asked for logprobs=1, its completion came back without logprobs.token_logprobs")
+        if glp[-1] is None or len(g_ids) != 1:
             return False
         [echo] = self._echo([ids + g_ids])
         try:
             got, _ = self._prompt_logprobs(ids + g_ids, echo)
-        except ServerError:  # an echo of another length than the prompt's: not usable as is
+        except _Misaligned:  # an echo of another length than the prompt's: not usable as is
             return False
         return got[-1] is not None and abs(got[-1] - glp[-1]) < ALIGN_TOLERANCE
 
@@ -267,18 +319,23 @@ def _choices(answer: dict, expected: int, url: str) -> list[dict]:
 def load_openai(spec, *, model_name: str | None = None, tokenizer=None, name: str | None = None,
                 licence: str | None = None, kind: str | None = None, batch_size: int = 16, concurrency: int = 4,
                 timeout: float = 120.0, max_retries: int = 4, backoff: float = 0.5, api_key: str | None = None,
-                **options):
+                connect_timeout: float = 10.0, **options):
     """The registry's loader for ``backend="openai"``: ``spec`` is the server's base URL (ending in
     ``/v1``); ``model_name`` the served model (default: the only one ``/v1/models`` lists);
     ``tokenizer`` (required) the served model's tokenizer: an embedded alias, a ``.gguf`` file or
-    a transformers folder (its config gives the context window)."""
+    a transformers folder (its config gives the context window). ``connect_timeout``: seconds the
+    first contact (``GET /v1/models``) may take, all attempts together; ``timeout`` (per attempt)
+    and ``max_retries`` apply to every later request."""
     from workbench.models.fingerprint import fingerprint_record
     from workbench.models.model import Model
 
     if options:
         raise InvalidTypeError(f"load_model(backend='openai') got options it does not take: {sorted(options)}; it "
                                "takes model_name, tokenizer, name, licence, batch_size, concurrency, timeout, "
-                               "max_retries, backoff and api_key")
+                               "connect_timeout, max_retries, backoff and api_key")
+    from workbench.validate import check_int, check_real
+    timeout, connect_timeout = check_real("timeout", timeout, gt=0), check_real("connect_timeout", connect_timeout, gt=0)
+    backoff, max_retries = check_real("backoff", backoff, ge=0), check_int("max_retries", max_retries, min=0)
     if not isinstance(spec, str) or not spec.startswith(("http://", "https://")):
         raise InvalidInputError(f"backend='openai' needs the server's base URL, e.g. 'http://127.0.0.1:8000/v1', "
                                 f"got {spec!r}")
@@ -289,9 +346,9 @@ def load_openai(spec, *, model_name: str | None = None, tokenizer=None, name: st
                                 "a .gguf file or a transformers folder), because the workbench tokenises and sends "
                                 "token ids, so that scores use its own tokenisation conventions")
     client = _Client(spec, api_key if api_key is not None else os.environ.get("OPENAI_API_KEY"),
-                     float(timeout), int(max_retries), float(backoff))
+                     timeout, max_retries, backoff)
+    served = _served_models(client, connect_timeout)  # the first contact: seconds, not timeout x attempts
     if model_name is None:
-        served = [m.get("id") for m in client.request("/models").get("data", [])]
         if len(served) != 1:
             raise InvalidInputError(f"the server at {spec} serves {served}: pass model_name= (one of them)")
         model_name = served[0]
@@ -305,6 +362,27 @@ def load_openai(spec, *, model_name: str | None = None, tokenizer=None, name: st
                             served_model=model_name)
     return Model(hf=None, tokenizer=tok, name=name or model_name, kind="causal", fingerprint=fp,
                  licence=fp["licence"], source=fp["source"], backend=backend)
+
+
+def _served_models(client: _Client, within: float) -> list:
+    """The model ids ``GET /models`` lists: the first contact, which also shows that an
+    OpenAI-compatible API answers at this address."""
+    url = client.base_url
+    try:
+        answer = client.request("/models", within=within)
+    except _Rejected as e:
+        if e.code in (401, 403):
+            raise ServerError(f"the server at {url} refused GET {url}/models (HTTP {e.code}: {e.body[:200]}): it needs "
+                              "an API key; pass api_key= or set OPENAI_API_KEY") from None
+        raise ServerError(f"GET {url}/models answered HTTP {e.code} ({e.body[:200]!r}): there is no OpenAI-compatible "
+                          f"API at {url}. Check the address: the base URL ends in /v1, e.g. "
+                          "'http://127.0.0.1:8000/v1', and the server must be a completions server (vLLM, SGLang, "
+                          "llama.cpp's or llama-cpp-python's)") from None
+    data = answer.get("data") if isinstance(answer, dict) else None
+    if not isinstance(data, list) or not all(isinstance(m, dict) for m in data):
+        raise ServerError(f"GET {url}/models answered {str(answer)[:200]!r}, which is not an OpenAI model list "
+                          "({'data': [{'id': ...}]}): is this the address of an OpenAI-compatible server?")
+    return [m.get("id") for m in data]
 
 
 def _tokenizer_and_config(spec):

@@ -19,13 +19,11 @@ from workbench.bench.cells import (WorkUnit, cell_description, complete, rebuild
 from workbench.bench.executor_ray import run_grid_ray
 from workbench.bench.results import BenchResults
 from workbench.bench.store import open_store
-from workbench.errors import InvalidInputError
+from workbench.errors import InvalidInputError, InvalidTypeError
 from workbench.models.loading import load_model
 from workbench.models.model import Model
 from workbench.tasks.spec import Task
-from workbench.units.run import check_limit
-from workbench.validate import check_bool, check_int
-from workbench.versions import package_versions  # noqa: F401  (its former home; kept for code that imported it here)
+from workbench.validate import BOOL, Int, Optional, checked
 
 EXECUTORS = ("local", "ray")
 
@@ -84,6 +82,9 @@ def grid_units(tasks=None, probes=None, training=None, units=None) -> list[WorkU
     return work
 
 
+# the whole door checked here, so that limit=True is refused (a bool is an int to Python: it ran one
+# item), not read as 1, and seed/chunk_size/progress are what they say before any model is loaded
+@checked(limit=Optional(Int(min=1)), seed=Int(min=0), chunk_size=Int(min=1), progress=BOOL)
 def run(models, tasks=None, store="results.db", limit=None, probes=None, seed: int = 0, backend: str | None = None,
         tag: str = "", chunk_size: int = 64, progress: bool = True, score_kwargs: dict | None = None,
         ray_address: str | None = None, training=None, executor: str | None = None, units=None):
@@ -130,11 +131,12 @@ def run(models, tasks=None, store="results.db", limit=None, probes=None, seed: i
     >>> row.model, row.task, row.metric, int(row.n)
     ('tiny-gpt2', 'capitals', 'acc', 4)
     """
+    if not isinstance(tag, str):
+        raise InvalidTypeError(f"tag must be a string (part of the run identity), got the {type(tag).__name__} {tag!r}")
+    if score_kwargs is not None and not isinstance(score_kwargs, dict):
+        raise InvalidTypeError(f"score_kwargs must be a dict of scoring options such as {{'token_budget': 4096}}, "
+                               f"got the {type(score_kwargs).__name__} {score_kwargs!r}")
     executor = _executor(executor, backend)
-    limit = check_limit(limit)
-    seed = check_int("seed", seed, min=0)
-    chunk_size = check_int("chunk_size", chunk_size, min=1)
-    progress = check_bool("progress", progress)
     work = grid_units(tasks, probes, training, units)
     if executor == "ray" and any(w.spec.unit != "task" for w in work):
         raise InvalidInputError("probes and training checks run with executor='local' (backend='local') only for "

@@ -24,7 +24,8 @@ IGNORE`` in chunks, each chunk in one ``BEGIN IMMEDIATE`` transaction together w
 attempt's counters, so a chunk is either fully stored (and counted) or not at all. A rerun scores
 only the item ids that are missing. Two processes can write at once: writers queue on SQLite's
 lock (``busy_timeout``) instead of failing; the lease on a cell keeps them from computing the
-same cell twice.
+same cell twice. A new store is built beside its path and linked into place whole, so a store
+that cannot be created (a full disk) leaves no file behind.
 
 >>> import workbench as wb, tempfile, os
 >>> store = wb.open_store(os.path.join(tempfile.mkdtemp(), "results.db"))
@@ -86,28 +87,26 @@ class Store:
         if self.path.is_dir():
             raise StoreError(f"the results store {str(self.path)!r} is a folder, not a file: pass a file path "
                              f"such as {str(self.path / 'results.db')!r}")
+        self._con = None
         try:
+            if not self.path.exists():
+                _create(self.path, timeout_s)
             self._open(timeout_s)
-        except (sqlite3.Error, OSError) as err:
-            if isinstance(err, StoreError):
+        except BaseException as err:
+            if self._con is not None:
+                self._con.close()
+            if isinstance(err, StoreError) or not isinstance(err, (sqlite3.Error, OSError)):
                 raise
             raise _store_error(self.path, err, "open") from err
 
     def _open(self, timeout_s: float) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         # autocommit mode: every write below opens its own explicit transaction
         self._con = connect_wal(self.path, timeout_s=timeout_s, check_same_thread=False)
-        mode = self._con.execute("PRAGMA journal_mode").fetchone()[0]  # a network share may refuse WAL
-        if mode.lower() != "wal":
-            raise InvalidInputError(f"could not put {self.path} in WAL mode (got {mode!r}); "
-                                    "use a local file system, not a network share")
+        _check_wal(self._con, self.path)
         self._con.execute("PRAGMA foreign_keys = ON")
         with self._write():
             _migrate(self._con)
-            for stmt in _SCHEMA.split(";"):
-                if stmt.strip():
-                    self._con.execute(stmt)
-            self._con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            _write_schema(self._con)
         found = int(self._con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
         if found != SCHEMA_VERSION:
             raise InvalidInputError(f"{self.path} has store schema {found}, this workbench writes {SCHEMA_VERSION}: "
@@ -345,6 +344,66 @@ class _Transaction:
             path = self.con.execute("PRAGMA database_list").fetchone()[2]
             raise _store_error(Path(path), exc, "write to") from exc
         return False
+
+
+def _check_wal(con, path: Path) -> None:
+    mode = con.execute("PRAGMA journal_mode").fetchone()[0]  # a network share may refuse WAL
+    if mode.lower() != "wal":
+        raise InvalidInputError(f"could not put {path} in WAL mode (got {mode!r}); "
+                                "use a local file system, not a network share")
+
+
+def _write_schema(con) -> None:
+    for stmt in _SCHEMA.split(";"):
+        if stmt.strip():
+            con.execute(stmt)
+    con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+
+def _create(path: Path, timeout_s: float) -> None:
+    """A new store at ``path``, made whole or not at all: its schema is written into a temporary
+    file beside it, which is then hard-linked to ``path`` (the link fails if another process
+    created the store meanwhile: that one is used). A failure (a full disk) removes the
+    temporary files and the folders made for it, so no empty ``results.db`` is left behind."""
+    import secrets
+    made = [p for p in path.parents if not p.exists()]  # innermost first
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.creating")
+    created = False
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = connect_wal(tmp, timeout_s=timeout_s)
+        try:
+            _check_wal(con, path)
+            con.execute("BEGIN IMMEDIATE")  # errors name the store's path, not this file's (Store.__init__)
+            try:
+                _write_schema(con)
+                con.execute("COMMIT")
+            finally:
+                rollback_if_open(con)
+            busy, _, _ = con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if busy:  # nobody else knows the file: a checkpoint cannot be blocked
+                raise sqlite3.OperationalError("could not checkpoint the new store")
+        finally:
+            con.close()
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # created by another process meanwhile: open that one
+        except OSError:  # a file system without hard links: rename, unless a store appeared meanwhile
+            if not path.exists():
+                os.replace(tmp, path)
+        created = True
+    finally:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            try:
+                Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+            except OSError:
+                pass
+        for folder in [] if created else made:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (another process wrote there) or never made
+                pass
 
 
 def _store_error(path: Path, err: BaseException, action: str) -> StoreError:

@@ -14,7 +14,7 @@ from pathlib import Path
 from workbench.errors import (CorruptModelError, InvalidInputError, InvalidTypeError, ModelNotFoundError,
                               UnsafeWeightsError, WrongModelKindError)
 from workbench.models.model import KINDS, Model
-from workbench.validate import BOOL, check_bool, check_device, check_dtype, checked
+from workbench.validate import BOOL, check_bool, check_device, check_device_map, check_dtype, checked
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
@@ -74,6 +74,12 @@ def load_model(spec, *, revision: str | None = None, dtype=None, device=None, de
     """
     if not isinstance(backend, str):
         raise InvalidInputError(f"backend must be a backend name such as 'hf', got {backend!r}")
+    if isinstance(spec, (str, os.PathLike)) and not os.fspath(spec).strip():
+        # Path("") is the current folder: an empty string must not load whatever lies there
+        raise InvalidInputError(f"spec is an empty string ({spec!r}): pass an alias from wb.list_models(), a "
+                                "folder holding config.json and weights, the path of a .gguf file, a hub id "
+                                "'owner/name' or (backend='openai') the server's URL; for the current folder "
+                                "write '.'")
     if backend != "hf":
         from workbench.backends import get_backend
         entry = get_backend(backend)
@@ -129,7 +135,7 @@ def load_options(*, dtype=None, device=None, device_map=None, max_memory=None, o
     if kind is not None and kind not in KINDS:
         raise InvalidInputError(f"kind must be one of {KINDS} or None, got {kind!r}")
     return dict(dtype=check_dtype(dtype), device=check_device(device) if device_map is None else (device or "cpu"),
-                device_map=device_map, max_memory=max_memory, offload_folder=offload_folder,
+                device_map=check_device_map(device_map), max_memory=max_memory, offload_folder=offload_folder,
                 trust_remote_code=check_bool("trust_remote_code", trust_remote_code),
                 allow_pickle=check_bool("allow_pickle", allow_pickle),
                 kind=kind, tokenizer=tokenizer, name=name, licence=licence)
@@ -219,6 +225,8 @@ def from_folder(folder: Path, *, weight_files=None, weight_hashes=None, use_safe
 
     from workbench.models.checks import check_tokenizer_matches
 
+    if not trust_remote_code:
+        _check_needs_own_code(folder)
     try:
         config = T.AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
@@ -244,6 +252,9 @@ def from_folder(folder: Path, *, weight_files=None, weight_hashes=None, use_safe
                                       "pass another kind ('causal', 'masked' or 'encoder').") from e
         raise
     except Exception as e:  # safetensors/torch errors on a torn file that passed the size check
+        import pickle
+        if isinstance(e, pickle.UnpicklingError):
+            raise _refused_pickle(folder, weight_files, e) from None
         if "deserializ" in str(e) or "safetensor" in type(e).__name__.lower():
             raise CorruptModelError(f"the weights in {folder} could not be read ({e}); "
                                     "re-download or re-save them.") from e
@@ -269,6 +280,50 @@ def from_folder(folder: Path, *, weight_files=None, weight_hashes=None, use_safe
     return Model.from_hf(hf, tokenizer, name=name or _display_name(folder, config), kind=kind,
                          licence=licence, source=source, weight_files=weight_files,
                          weight_hashes=weight_hashes, extra={"loaded_from": str(folder)})
+
+
+def _check_needs_own_code(folder: Path) -> None:
+    """Refuse, before transformers does (with a message that says the folder is corrupt), a model
+    whose config needs the Python code shipped with it: an ``auto_map`` for a ``model_type`` this
+    transformers does not know. Unreadable or plain configs are left to transformers' reader."""
+    import json
+
+    import transformers as T
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+    try:
+        raw = json.loads((Path(folder) / "config.json").read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(raw, dict):
+        return
+    model_type, auto_map = raw.get("model_type"), raw.get("auto_map")
+    if model_type in CONFIG_MAPPING_NAMES:
+        return  # transformers' own class is used (an auto_map beside it is ignored without trust_remote_code)
+    code = sorted({str(v).split(".")[0] + ".py" for v in (auto_map or {}).values() if isinstance(v, str)})
+    if auto_map:
+        raise UnsafeWeightsError(
+            f"{folder} needs its own Python code to load: its config.json names model_type {model_type!r}, which "
+            f"transformers {T.__version__} does not have, and an auto_map to the code shipped with it "
+            f"({', '.join(code) or 'auto_map'}). Pass trust_remote_code=True if you trust its source (that runs "
+            "those files in this process); nothing was run.")
+    raise CorruptModelError(
+        f"{folder}'s config.json names model_type {model_type!r}, which transformers {T.__version__} does not "
+        "know, and ships no code for it (no auto_map): upgrade transformers (pip install -U transformers) if "
+        "the model is newer than this version, or check that config.json is the model's own.")
+
+
+def _refused_pickle(folder: Path, weight_files, err) -> UnsafeWeightsError:
+    names = ", ".join(Path(f).name for f in weight_files or []) or "the pickle weights"
+    # torch's message: a preamble, the line that names what was refused, a link to its docs
+    lines = [x.strip() for x in str(err).splitlines() if x.strip()]
+    why = next((x for x in lines if not x.startswith(("Weights only load failed", "Check the documentation"))),
+               lines[0] if lines else type(err).__name__)
+    return UnsafeWeightsError(
+        f"{names} in {folder} holds more than tensors: torch.load(weights_only=True) refused to unpickle it "
+        f"({why[:200]}), so nothing in it was run. A weights file that asks for "
+        "other objects (such as a function to call) is malicious or was saved with objects that are not "
+        "weights. Get safetensors weights from the source, or convert the file in an isolated environment "
+        "you trust.")
 
 
 def _load_tokenizer(where, trust_remote_code: bool):

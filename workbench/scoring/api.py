@@ -85,6 +85,14 @@ def _check_fit(model, lengths: list[int], what: str, hint: str, extra: int = 0, 
         check_context(model, lengths[i] + extra, label, hint)
 
 
+def _all_greedy(flags: list) -> bool | None:
+    """Whether every token is the argmax: False as soon as one is not, None (unknown) when the
+    backend could not tell for some token (``None`` flags) and none is known not to be."""
+    if any(f is not None and not f for f in flags):
+        return False
+    return None if any(f is None for f in flags) else True
+
+
 def _cut(ctx: list, cont: list, limit: int) -> int:
     """Context tokens the engine drops to fit the window (inputs are ctx + cont[:-1], cut from
     the left; see :func:`workbench.engine.causal.score_token_requests`)."""
@@ -124,7 +132,8 @@ def loglikelihood(model, requests, *, bos="auto", token_budget: int = DEFAULT_TO
     Returns
     -------
     DataFrame, one row per request in order: context, continuation, logprob (sum), n_tokens,
-    mean_logprob, is_greedy, token_logprobs (list), tokens (list), truncated_tokens (context
+    mean_logprob, is_greedy (None where the backend cannot tell: a server that sends no
+    ``top_logprobs``), token_logprobs (list), tokens (list), truncated_tokens (context
     tokens dropped to fit the window; 0 for almost every request). ``df.attrs`` records the
     model fingerprint, the scoring options and the window.
     """
@@ -162,7 +171,7 @@ def loglikelihood(model, requests, *, bos="auto", token_budget: int = DEFAULT_TO
         rows = []
         for (ctx, cont), s in zip(pairs, scored):
             lp = s["token_logprobs"]
-            rows.append({"logprob": float(sum(lp)), "n_tokens": len(lp), "is_greedy": bool(all(s["greedy"])),
+            rows.append({"logprob": float(sum(lp)), "n_tokens": len(lp), "is_greedy": _all_greedy(s["greedy"]),
                          "token_logprobs": lp,
                          "tokens": model.tokenizer.convert_ids_to_tokens(cont),
                          "truncated_tokens": _cut(ctx, cont, limit)})

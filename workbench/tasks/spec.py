@@ -214,7 +214,7 @@ class Task:
     def select(self, limit: int | None = None) -> list[dict]:
         """The items a run scores: the chosen ``groups``, then the first ``limit`` of each group
         (of the whole task when it has no groups), in data order."""
-        if limit is not None and (not isinstance(limit, int) or limit < 1):
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
             raise InvalidInputError(f"limit must be a positive integer or None, got {limit!r}")
         items = self.all_items
         if self.groups:
@@ -363,6 +363,11 @@ def load_task(task, **overrides) -> Task:
         if "kind" not in overrides:
             spec.update(_infer_spec(path, overrides.get("encoding")))
         return task_from_dict(spec, **overrides)
+    data_suffixes = (".jsonl", ".json", ".csv", ".tsv")
+    if path.name.lower().removesuffix(".gz").endswith(data_suffixes) or "/" in text or "\\" in text:
+        # a file name: say the file is missing (not that the name is an unknown task)
+        raise DataError(f"task data file {text!r} does not exist (resolved to {path.resolve()}): check the "
+                        "path; a task is a built-in name, a YAML spec or a .jsonl/.json/.csv/.tsv data file")
     raise UnknownTaskError(f"unknown task {text!r}: use a built-in name ({', '.join(builtin)}), "
                            "a YAML spec, or a .jsonl/.csv file")
 
