@@ -15,14 +15,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from workbench.errors import DataError, InvalidInputError, OfflineError
+from workbench.errors import DataError, InvalidInputError, InvalidTypeError, OfflineError
 from workbench.models.model import Model
 from workbench.portable import portable_path
 from workbench.provenance import model_record, record
 from workbench.scoring.chat import check_format, has_template
 from workbench.units.result import UnitResult
 from workbench.units.spec import SkipLog, UnitContext, UnitSpec, hash_files
-from workbench.validate import check_int
 
 # where a unit's packaged data lives (``UnitSpec.default_data`` is relative to it)
 PACKAGE_DATA = Path(__file__).resolve().parents[1] / "data" / "templates"
@@ -57,7 +56,12 @@ def _resolve(spec: UnitSpec, data, options):
 
 def check_limit(limit) -> int | None:
     """``limit`` as a positive int or None (a bool, a float or a string is refused, not read)."""
-    return None if limit is None else check_int("limit", limit, min=1)
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
+        kind = f"the {type(limit).__name__} " if not isinstance(limit, (int, np.integer)) or isinstance(limit, bool) else ""
+        raise InvalidTypeError(f"limit must be a positive integer or None, got {kind}{limit!r}")
+    return int(limit)
 
 
 def select_sample(items: pd.DataFrame, limit, seed) -> pd.DataFrame:
