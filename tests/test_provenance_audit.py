@@ -189,6 +189,15 @@ def test_documentation_refuses_what_is_not_a_model():
         wb.documentation("smollm2-135m-instruct")
     with pytest.raises(InvalidTypeError, match="two loaded models"):
         wb.lineage(tiny_model("llama"), "gpt2")
+    m = tiny_model("llama")
+    with pytest.raises(InvalidInputError, match="wrap a single string"):  # it compared the letters one by one
+        wb.lineage(m, m, texts="The train leaves at nine.")
+    with pytest.raises(InvalidInputError, match="at least 2 texts"):
+        wb.lineage(m, m, texts=["The train leaves at nine."])
+
+
+MEDIAN_ROW = "per-tensor weight correlation, median (matrices, rows scaled to unit length)"
+FUNCTION_ROW = "per-token log-prob agreement, 1 − mean squared difference / variance"
 
 
 def test_lineage_on_tiny_models_reads_each_relation():
@@ -201,15 +210,16 @@ def test_lineage_on_tiny_models_reads_each_relation():
     tuned = finetune(base, synthetic_texts(16, "a"), epochs=2, lr=1e-3)
     lin = wb.lineage(base, tuned).summary().set_index("evidence")
     assert list(wb.lineage(base, tuned).summary().columns) == ["evidence", "value", "reading"]
-    assert lin.loc["verdict", "value"] == "fine-tuned from"
+    assert lin.loc["verdict", "value"] == "fine-tuned from, or both from one base"
     assert lin.loc["weight hashes (fingerprint)", "value"] == "differ"
     torch.manual_seed(1)
     reinit = wb.Model.from_hf(AutoModelForCausalLM.from_config(copy.deepcopy(base.hf.config)), base.tokenizer,
                               name="re-initialised")
     r = wb.lineage(base, reinit).summary().set_index("evidence")
     assert r.loc["verdict", "value"] == "same tokenizer only"
-    assert abs(r.loc["per-tensor weight correlation, median (rows scaled to unit length)", "value"]) < 0.2
-    assert lin.loc["per-tensor weight correlation, median (rows scaled to unit length)", "value"] > 0.9
+    assert abs(r.loc[MEDIAN_ROW, "value"]) < 0.2
+    assert r.loc[FUNCTION_ROW, "value"] < 0.5  # independent random models do not compute the same function
+    assert lin.loc[MEDIAN_ROW, "value"] > 0.9
     bert = wb.lineage(base, tiny_model("bert")).summary().set_index("evidence")
     assert bert.loc["verdict", "value"] == "unrelated"
     assert bert.loc["same architecture (tensor names and shapes)", "value"].startswith("no")
@@ -225,7 +235,7 @@ def test_lineage_weights_survive_rescaling():
     other = wb.Model.from_hf(scaled, base.tokenizer, name="rescaled")
     lin = wb.lineage(base, other).summary().set_index("evidence")
     assert lin.loc["per-tensor weight correlation, minimum", "value"] > 0.999
-    assert lin.loc["verdict", "value"] == "fine-tuned from"
+    assert lin.loc["verdict", "value"] == "fine-tuned from, or both from one base"
 
 
 def test_embedded_smollm2_documentation(smollm):
@@ -317,3 +327,4 @@ def test_a_malformed_model_index_is_read_as_far_as_it_goes(tmp_path):
     claims = doc.claims(measured).set_index("metric")
     assert "not a number" in claims.loc["acc", "reading"] and np.isnan(claims.loc["acc", "inside"])
     assert _status(doc)["evaluation results"] == "disclosed"
+
