@@ -56,6 +56,22 @@ def served():
         log.close()
 
 
+def test_a_served_model_has_no_parameter_count_and_says_so(served):
+    """It read "measured: 0" parameters, and the ML-BOM carried "0"."""
+    doc = wb.documentation(served)
+    assert "parameters" not in doc.measured and "not zero" in doc.not_measurable["parameters"]
+    size = doc.indicators().set_index("indicator").loc["model size"]
+    assert "measured: 0" not in size.evidence and "not measurable" in size.evidence
+    rows = doc.to_frame().query("field == 'parameters'")
+    assert rows.value.tolist() == ["not measurable"]
+    properties = {p["name"]: p["value"] for p in doc.to_cyclonedx()["metadata"]["component"]["properties"]}
+    assert "workbench:measured:parameters" not in properties
+    assert "workbench:measured:architecture" not in properties  # the config given with tokenizer= is no measurement
+    # the served model's config comes with the tokenizer: a declaration, named as such
+    context = doc.indicators().set_index("indicator").loc["context length", "evidence"]
+    assert context.startswith("declared, not measured") and "config given with tokenizer=" in context
+
+
 def test_lineage_of_a_served_model_reads_what_can_be_measured(served):
     """Against the same GGUF loaded in process it read "same tokenizer only ... different
     architectures" while its rows said the architecture was not measurable."""
