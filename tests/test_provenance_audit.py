@@ -122,7 +122,11 @@ def test_empty_folder_discloses_only_what_config_and_tokenizer_carry(folders):
     for name in ("model card", "developer named", "licence", "base model", "training data", "languages",
                  "intended use", "limitations", "evaluation results"):
         assert status[name] == "not disclosed", name
-    assert status["context length"] == "disclosed"  # config.json says it, and the loaded model agrees
+    assert status["context length"] == "disclosed"  # config.json says it; rotary positions cannot measure it
+    evidence = doc.indicators().set_index("indicator").evidence
+    assert evidence["context length"].startswith("declared, not measured")
+    assert "agrees with the measurement" not in evidence["context length"]
+    assert "agrees with the measurement 400 (rows of the input embedding" in evidence["vocabulary size"]
     assert "contradicted" not in status.values()
     assert doc.evaluations == []
 
@@ -148,8 +152,10 @@ def test_claims_against_measurements(folders):
     assert blimp.claimed == 71.0 and blimp.inside == False  # noqa: E712  (71% against [45%, 55%])
     assert "shots: claimed 5, measured 0" in blimp.setting_differences and "above" in blimp.reading
     arc = claims.set_index("task").loc["arc_easy"]
-    assert arc.inside == True and "length-normalised" in arc.setting_differences  # noqa: E712
-    assert _status(doc, claims)["evaluation reproduced"] == "contradicted"
+    # the card states no shots for arc_easy; both sides are length-normalised acc_norm
+    assert arc.inside == True and arc.setting_differences == "shots: not stated by the claim, measured 0"  # noqa: E712
+    # a 5-shot claim against a 0-shot measurement is not comparable (this read "contradicted")
+    assert _status(doc, claims)["evaluation reproduced"] == "not comparable"
     none = doc.claims(None)  # no measurement: said so, nothing invented
     assert none.inside.isna().all() and none.measured.isna().all()
     with pytest.raises(InvalidInputError, match="task, metric and value"):
@@ -189,6 +195,15 @@ def test_documentation_refuses_what_is_not_a_model():
         wb.documentation("smollm2-135m-instruct")
     with pytest.raises(InvalidTypeError, match="two loaded models"):
         wb.lineage(tiny_model("llama"), "gpt2")
+    m = tiny_model("llama")
+    with pytest.raises(InvalidInputError, match="wrap a single string"):  # it compared the letters one by one
+        wb.lineage(m, m, texts="The train leaves at nine.")
+    with pytest.raises(InvalidInputError, match="at least 2 texts"):
+        wb.lineage(m, m, texts=["The train leaves at nine."])
+
+
+MEDIAN_ROW = "per-tensor weight correlation, median (matrices, rows scaled to unit length)"
+FUNCTION_ROW = "per-token log-prob agreement, 1 − mean squared difference / variance"
 
 
 def test_lineage_on_tiny_models_reads_each_relation():
@@ -201,15 +216,16 @@ def test_lineage_on_tiny_models_reads_each_relation():
     tuned = finetune(base, synthetic_texts(16, "a"), epochs=2, lr=1e-3)
     lin = wb.lineage(base, tuned).summary().set_index("evidence")
     assert list(wb.lineage(base, tuned).summary().columns) == ["evidence", "value", "reading"]
-    assert lin.loc["verdict", "value"] == "fine-tuned from"
+    assert lin.loc["verdict", "value"] == "fine-tuned from, or both from one base"
     assert lin.loc["weight hashes (fingerprint)", "value"] == "differ"
     torch.manual_seed(1)
     reinit = wb.Model.from_hf(AutoModelForCausalLM.from_config(copy.deepcopy(base.hf.config)), base.tokenizer,
                               name="re-initialised")
     r = wb.lineage(base, reinit).summary().set_index("evidence")
     assert r.loc["verdict", "value"] == "same tokenizer only"
-    assert abs(r.loc["per-tensor weight correlation, median (rows scaled to unit length)", "value"]) < 0.2
-    assert lin.loc["per-tensor weight correlation, median (rows scaled to unit length)", "value"] > 0.9
+    assert abs(r.loc[MEDIAN_ROW, "value"]) < 0.2
+    assert r.loc[FUNCTION_ROW, "value"] < 0.5  # independent random models do not compute the same function
+    assert lin.loc[MEDIAN_ROW, "value"] > 0.9
     bert = wb.lineage(base, tiny_model("bert")).summary().set_index("evidence")
     assert bert.loc["verdict", "value"] == "unrelated"
     assert bert.loc["same architecture (tensor names and shapes)", "value"].startswith("no")
@@ -225,7 +241,7 @@ def test_lineage_weights_survive_rescaling():
     other = wb.Model.from_hf(scaled, base.tokenizer, name="rescaled")
     lin = wb.lineage(base, other).summary().set_index("evidence")
     assert lin.loc["per-tensor weight correlation, minimum", "value"] > 0.999
-    assert lin.loc["verdict", "value"] == "fine-tuned from"
+    assert lin.loc["verdict", "value"] == "fine-tuned from, or both from one base"
 
 
 def test_embedded_smollm2_documentation(smollm):
@@ -317,3 +333,83 @@ def test_a_malformed_model_index_is_read_as_far_as_it_goes(tmp_path):
     claims = doc.claims(measured).set_index("metric")
     assert "not a number" in claims.loc["acc", "reading"] and np.isnan(claims.loc["acc", "inside"])
     assert _status(doc)["evaluation results"] == "disclosed"
+
+
+# --- issue 28: indicators and claims built to be fooled --------------------------------------
+def test_context_length_from_the_config_alone_is_declared_not_measured():
+    """Rotary positions leave nothing in the weights that measures the window: the config's number
+    is "declared, not measured" (it read "agrees with the measurement" by comparing the config with
+    itself). Learned position tables are measured, and an edited config contradicts them."""
+    llama = wb.documentation(tiny_model("llama")).indicators().set_index("indicator")
+    assert llama.loc["context length", "status"] == "disclosed"
+    assert llama.loc["context length", "evidence"].startswith("declared, not measured: 256")
+    assert "agrees with the measurement" not in llama.loc["context length", "evidence"]
+    gpt2 = tiny_model("gpt2")
+    assert "agrees with the measurement 256 (rows of the learned position embeddings)" in \
+        wb.documentation(gpt2).indicators().set_index("indicator").loc["context length", "evidence"]
+    gpt2.hf.config.n_positions = 4096
+    assert wb.documentation(gpt2).indicators().set_index("indicator").loc["context length", "status"] == "contradicted"
+
+
+def test_vocabulary_size_declared_by_the_config_is_the_embedding_row_count():
+    """A config whose vocab_size equals the tokenizer's length but not the embedding's rows is
+    contradicted (it was read as agreeing, because the tokenizer length was accepted for it)."""
+    m = tiny_model("llama")
+    m.hf.resize_token_embeddings(512, mean_resizing=False)
+    m.hf.config.vocab_size = len(m.tokenizer)  # 400
+    ind = wb.documentation(m).indicators().set_index("indicator")
+    assert ind.loc["vocabulary size", "status"] == "contradicted"
+    assert "measured 512 (rows of the input embedding matrix)" in ind.loc["vocabulary size", "evidence"]
+
+
+def test_weights_in_memory_only_are_not_available():
+    ind = wb.documentation(tiny_model("llama")).indicators().set_index("indicator")
+    assert ind.loc["weights available", "status"] == "not disclosed"
+    assert ind.loc["weights available", "evidence"].startswith("in memory only: no weight files")
+
+
+def test_evaluation_reproduced_is_contradicted_only_under_the_same_settings(folders):
+    """A claim outside the interval contradicts the card only when its stated settings match the
+    measurement's; a 5-shot claim against a 0-shot measurement is "not comparable", with the
+    differences (it was "contradicted")."""
+    doc = wb.documentation(folders["complete"])
+    measured = pd.DataFrame([{"task": "blimp", "metric": "acc", "value": 0.5, "ci_low": 0.45, "ci_high": 0.55,
+                              "n": 400}])
+    ind = lambda claims: doc.indicators(doc.claims(measured, claims=claims)).set_index("indicator").loc[  # noqa: E731
+        "evaluation reproduced"]
+    five_shot = ind([{"task": "blimp", "metric": "acc", "value": 71.0, "shots": 5}])
+    assert five_shot.status == "not comparable" and "shots: claimed 5, measured 0" in five_shot.evidence
+    assert ind([{"task": "blimp", "metric": "acc", "value": 71.0}]).status == "not comparable"  # shots unstated
+    zero_shot = ind([{"task": "blimp", "metric": "acc", "value": 71.0, "shots": 0}])
+    assert zero_shot.status == "contradicted" and "same settings" in zero_shot.evidence
+    assert ind([{"task": "blimp", "metric": "acc", "value": 52.0, "shots": 0}]).status == "disclosed"
+    both = ind([{"task": "blimp", "metric": "acc", "value": 71.0, "shots": 0},
+                {"task": "blimp", "metric": "acc", "value": 71.0, "shots": 5}])
+    assert both.status == "contradicted" and "not comparable (the settings differ)" in both.evidence
+    # an acc_norm claim against the workbench's acc_norm: the same normalisation, no difference
+    norm = pd.DataFrame([{"task": "arc_easy", "metric": "acc_norm", "value": 0.28, "ci_low": 0.24, "ci_high": 0.32}])
+    row = doc.claims(norm, claims=[{"task": "arc_easy", "metric": "acc_norm", "value": 0.5, "shots": 0}]).iloc[0]
+    assert row.setting_differences == "" and row.inside == False  # noqa: E712
+    # a measurement without an interval places no claim
+    nan = measured.assign(ci_low=float("nan"), ci_high=float("nan"))
+    row = doc.claims(nan, claims=[{"task": "blimp", "metric": "acc", "value": 71.0, "shots": 0}]).iloc[0]
+    assert np.isnan(row.inside) and "no interval" in row.reading
+    from workbench.audit_card import AuditCard  # the report counts the new status
+    card = AuditCard("claims")
+    card.add_documentation(doc, doc.claims(measured, claims=[{"task": "blimp", "metric": "acc", "value": 71.0,
+                                                             "shots": 5}]))
+    assert "1 not comparable" in card.to_html()
+
+
+def test_claims_refuse_what_is_not_a_measurement(folders):
+    doc = wb.documentation(folders["complete"])
+    for bad in ("nonsense", 42, [1, 2], {"task": "blimp"}):
+        with pytest.raises(InvalidInputError, match="wb.run"):
+            doc.claims(measured=bad)
+    frame = pd.DataFrame([{"task": "blimp", "metric": "acc", "value": 0.5, "ci_low": "low", "ci_high": 0.55}])
+    with pytest.raises(InvalidInputError, match="'ci_low' must hold numbers"):
+        doc.claims(measured=frame)
+    with pytest.raises(InvalidTypeError, match="list of dicts"):
+        doc.claims(claims="blimp 71")
+    with pytest.raises(InvalidTypeError, match="settings must be a dict"):
+        doc.claims(settings="5-shot")

@@ -88,9 +88,10 @@ for m in models.values():
 # ## How the models were made
 # What each model's files declare about it (GGUF header, config, tokenizer, licence files, the
 # metadata of the packages that ship it), each statement with its source, set against what is
-# measured on the loaded weights: parameter count, architecture, context window, vocabulary and
-# quantisation. An indicator is *contradicted* when a declared fact disagrees with a measured one
-# or two sources disagree. Then the lineage evidence between the two models (weights, tokenizer,
+# measured on the loaded weights: parameter count, architecture, vocabulary and quantisation (the
+# context window only where a learned position table measures it; both models use rotary
+# positions, so theirs is "declared, not measured"). An indicator is *contradicted* when a
+# declared fact disagrees with a measured one or two sources disagree. Then the lineage evidence between the two models (weights, tokenizer,
 # representations, predictions). Neither GGUF names a base model or any training data.
 
 # %%

@@ -157,7 +157,8 @@ def _made(card: dict) -> dict:
     """The "how it was made" section: documentation and indicators per model, lineage, training data."""
     made = card.get("made") or {}
     docs = [{"model": d["model"], "fingerprint_id": d.get("fingerprint_id"),
-             "counts": {s: sum(r["status"] == s for r in d["indicators"]) for s in ("disclosed", "not disclosed", "contradicted")},
+             "counts": {s: sum(r["status"] == s for r in d["indicators"])
+                        for s in ("disclosed", "not disclosed", "contradicted", "not comparable")},
              "indicators": readable(d["indicators"]), "fields": readable(d.get("fields")),
              "claims": readable(d.get("claims"))} for d in made.get("documentation") or []]
     lineage = [dict(x, table=readable(x["table"])) for x in made.get("lineage") or []]

@@ -1,6 +1,10 @@
 """What the loaded model *is*, measured from its weights and tokenizer, to set beside what its
-documentation declares: parameter count, architecture, context window, vocabulary size and
-whether the weights carry the fingerprint of 4-bit quantisation.
+documentation declares: parameter count, architecture, context window (the rows of a learned
+position table; rotary positions leave nothing to count), vocabulary size (the rows of the input
+embedding) and whether the weights carry the fingerprint of 4-bit quantisation. A fact that
+cannot be measured on the loaded model (a served model's parameter count, a rotary model's
+window) is left out with the reason (:func:`not_measurable`), so that no declaration is ever
+"checked" against itself and nothing unknown is entered as 0.
 
 The quantisation test: a 4-bit block quantiser (GGUF Q4_0/Q4_1/Q4_K) stores each block of 32
 weights as 16 levels times a scale, so every 32-weight block of a de-quantised matrix takes at
@@ -25,11 +29,22 @@ def four_bit_share(weight: torch.Tensor, max_rows: int = 256) -> float | None:
     return float((distinct <= 16).float().mean())
 
 
+def weights_reachable(model) -> bool:
+    """False for a served model: no weights, no parameter count, nothing to hash."""
+    return model.hf is not None or bool(model.fingerprint.get("weights_sha256"))
+
+
 def measure(model) -> dict:
-    """{fact: (value, how it was measured)} for the facts the indicators check."""
-    out = {"parameters": (int(model.n_params), "count of the loaded model's parameters (tied weights once)"),
-           "architecture": (model.architecture, "model_type of the loaded model" + (
-               f" ({type(model.hf).__name__})" if model.hf is not None else ""))}
+    """{fact: (value, how it was measured)} for the facts the indicators check; a fact that
+    cannot be measured on this model is left out (:func:`not_measurable` says why), never 0."""
+    out = {}
+    n_params = int(model.n_params or 0)
+    if n_params > 0:  # a served model's count is unknown, which is not zero
+        out["parameters"] = (n_params, "count of the loaded model's parameters (tied weights once)"
+                             if model.hf is not None else f"the {model.backend.name} engine's count of the weights")
+    if weights_reachable(model):  # a served model's config is the one given with tokenizer=, a declaration
+        out["architecture"] = (model.architecture, "model_type of the loaded model" + (
+            f" ({type(model.hf).__name__})" if model.hf is not None else f" ({model.backend.name} engine)"))
     out["tokenizer_size"] = (len(model.tokenizer), "len(tokenizer)")
     if model.hf is None:
         return out
@@ -37,16 +52,9 @@ def measure(model) -> dict:
     emb = hf.get_input_embeddings()
     if emb is not None and hasattr(emb, "weight"):
         out["vocab_size"] = (int(emb.weight.shape[0]), "rows of the input embedding matrix")
-    pos = getattr(getattr(hf, "transformer", hf), "wpe", None)  # learned positions: the table's rows
-    cfg = getattr(model.config, "text_config", model.config)
-    if pos is not None and hasattr(pos, "weight"):
-        out["context_length"] = (int(pos.weight.shape[0]), "rows of the learned position embeddings")
-    else:
-        for attr in ("max_position_embeddings", "n_positions"):
-            if isinstance(getattr(cfg, attr, None), int):
-                out["context_length"] = (int(getattr(cfg, attr)), f"the window the loaded model runs with ({attr}; "
-                                         "rotary positions have no table to count)")
-                break
+    table = _position_table(hf)
+    if table is not None:
+        out["context_length"] = (int(table.weight.shape[0]), "rows of the learned position embeddings")
     by_width: dict = {}  # row length -> [4-bit matrices, matrices]
     offloaded = 0          # weights on disk (device_map offload) are meta tensors here: not read
     for _, p in hf.named_parameters():
@@ -70,3 +78,33 @@ def measure(model) -> dict:
                                f"{BLOCK}-weight blocks (by row length: {widths}){note}"
                                + (f"; {offloaded} matrices offloaded to disk were not read" if offloaded else ""))
     return out
+
+
+def _position_table(hf):
+    """The learned position-embedding table (GPT-2's ``wpe``, BERT's ``position_embeddings``), or
+    None: rotary and other computed positions have no table whose rows count the window."""
+    for owner, name in ((getattr(hf, "transformer", hf), "wpe"),
+                        (getattr(getattr(hf, hf.base_model_prefix, hf), "embeddings", None), "position_embeddings")):
+        table = getattr(owner, name, None) if owner is not None else None
+        if table is not None and hasattr(table, "weight") and table.weight.ndim == 2:
+            return table
+    return None
+
+
+def not_measurable(model, measured: dict) -> dict:
+    """{fact: why it could not be measured} for the checked facts :func:`measure` left out."""
+    served = not weights_reachable(model)
+    where = (f"{model.name} is served ({model.backend.name} backend): its weights are not reachable from here"
+             if served else f"the {model.backend.name} backend's weights are not read as tensors here")
+    why = {}
+    if served:
+        why["parameters"] = f"{where}, so its parameter count is unknown (not zero)"
+        why["architecture"] = f"{where}; the config given with tokenizer= declares one, it does not measure it"
+    if model.hf is None:
+        why["vocab_size"] = why["context_length"] = why["quantisation"] = where
+    else:
+        why["context_length"] = ("no learned position table: rotary (or other computed) positions leave nothing in "
+                                 "the weights whose size is the window, which is the configuration's own number")
+        why["vocab_size"] = "the model has no input embedding matrix to count"
+        why["quantisation"] = "no weight matrix has rows of a multiple of 32 weights to test"
+    return {k: v for k, v in why.items() if k not in measured}

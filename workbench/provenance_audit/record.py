@@ -17,13 +17,13 @@ import pandas as pd
 
 from workbench.provenance_audit.fmti import MAPPING, not_checkable
 from workbench.provenance_audit.licences import spdx_id
-from workbench.provenance_audit.measure import measure
+from workbench.provenance_audit.measure import measure, not_measurable
 from workbench.provenance_audit.sources import collect, quantisation_bits
 from workbench.errors import InvalidTypeError
 from workbench.provenance import record
 from workbench.results import Result
 
-STATUSES = ("disclosed", "not disclosed", "contradicted")
+STATUSES = ("disclosed", "not disclosed", "contradicted", "not comparable")
 SIZE_TOLERANCE = 0.10  # a size label ("135M") is a rounded number: within 10% of the count agrees
 
 
@@ -46,6 +46,18 @@ def parse_count(value, k: int = 1000) -> float | None:
     return n * {"": 1, "k": k, "m": k ** 2, "b": k ** 3, "t": k ** 4}[m.group(2)]
 
 
+def same_count(a, b, tolerance: float = 0.0) -> bool:
+    """Count ``a`` agrees with count ``b``: equal within ``tolerance`` of ``b``, read in thousands
+    of 1000 or of 1024 ("8k" is 8000 or 8192).
+
+    >>> same_count("8k", 8192), same_count("135M", 134_515_008, 0.1), same_count(4096, 256)
+    (True, True, False)
+    """
+    xs = {parse_count(a), parse_count(a, 1024)} - {None}
+    ys = {parse_count(b), parse_count(b, 1024)} - {None}
+    return any(abs(x - y) <= tolerance * abs(y) for x in xs for y in ys)
+
+
 def _arch_agrees(declared, measured_type: str, class_name: str) -> bool:
     d, m = _norm(declared), _norm(measured_type.replace("_text", ""))
     return bool(d) and (d.startswith(m) or m.startswith(d) or d == _norm(class_name))
@@ -53,14 +65,16 @@ def _arch_agrees(declared, measured_type: str, class_name: str) -> bool:
 
 @dataclass
 class Documentation(Result):
-    """``frame``: field, value, source (declared statements, then ``measured`` facts).
-    ``evaluations``: the declared evaluation results; ``files``: files with their sha256;
-    ``measured``: {fact: (value, how)}."""
+    """``frame``: field, value, source (declared statements, then ``measured`` facts, and the
+    facts that are "not measurable" on this model). ``evaluations``: the declared evaluation
+    results; ``files``: files with their sha256; ``measured``: {fact: (value, how)};
+    ``not_measurable``: {fact: why}."""
 
     evaluations: list = field(default_factory=list)
     files: list = field(default_factory=list)
     measured: dict = field(default_factory=dict)
     model_info: dict = field(default_factory=dict)
+    not_measurable: dict = field(default_factory=dict)  # {fact: why the loaded model cannot measure it}
 
     def summary(self) -> pd.DataFrame:
         return self.indicators()
@@ -74,29 +88,37 @@ class Documentation(Result):
         f = self.frame
         return f[(f.field == name) & ~f.source.str.startswith("measured")].source.tolist()
 
-    def _check(self, name: str, agrees) -> tuple[str, str]:
+    def _check(self, name: str, agrees, same=None) -> tuple[str, str]:
+        """Status and evidence of a declared fact: each declaration against the measurement
+        (``agrees(value, measured, source)``); where nothing measures it, the declarations against
+        each other (``same(a, b)``) and the evidence says "declared, not measured", never that a
+        measurement agrees."""
         values, sources = self.declared(name), self.sources(name)
+        got, why = self.measured.get(name), self.not_measurable.get(name)
         if not values:
-            got = self.measured.get(name)
             return "not disclosed", ("nothing in the artifact declares it" + (
-                f"; measured: {got[0]} ({got[1]})" if got else ""))
+                f"; measured: {got[0]} ({got[1]})" if got else f"; not measurable: {why}" if why else ""))
         said = "; ".join(f"{v} ({s})" for v, s in zip(values, sources))
-        got = self.measured.get(name)
-        if got is None or agrees is None:
-            return "disclosed", said
-        bad = [(v, s) for v, s in zip(values, sources) if not agrees(v, got[0])]
-        if bad:
-            return "contradicted", (f"declared {'; '.join(f'{v} ({s})' for v, s in bad)} but measured {got[0]} "
-                                    f"({got[1]})")
-        return "disclosed", f"{said}; agrees with the measurement {got[0]} ({got[1]})"
+        if got is not None:
+            bad = [(v, s) for v, s in zip(values, sources) if not agrees(v, got[0], s)]
+            if bad:
+                return "contradicted", (f"declared {'; '.join(f'{v} ({s})' for v, s in bad)} but measured {got[0]} "
+                                        f"({got[1]})")
+            return "disclosed", f"{said}; agrees with the measurement {got[0]} ({got[1]})"
+        if same is not None and any(not same(v, values[0]) for v in values[1:]):
+            return "contradicted", f"the sources disagree: {said}"
+        return "disclosed", f"declared, not measured: {said}" + (f"; not measurable: {why}" if why else "")
 
     def indicators(self, claims: pd.DataFrame | None = None) -> pd.DataFrame:
         """indicator, fmti and fmti_2025 (the FMTI indicator it corresponds to in the 2023 and the
         2025 index, "Subdomain: Indicator"; empty where that version has none: see
         :mod:`workbench.provenance_audit.fmti`), status (disclosed, not disclosed, contradicted),
-        evidence. ``claims``: a :meth:`claims` table adds whether the declared evaluation results
-        were reproduced. FMTI indicators no artifact can show:
-        :meth:`not_checkable`."""
+        evidence. A declared fact is checked against what the weights and tokenizer measure, or
+        against the other sources where nothing measures it (the evidence then says "declared, not
+        measured"). ``claims``: a :meth:`claims` table adds whether the declared evaluation results
+        were reproduced: disclosed (reproduced), contradicted (outside the interval under the same
+        settings) or not comparable (other or unstated settings). FMTI indicators no artifact can
+        show: :meth:`not_checkable`."""
         arch_cls = self.model_info.get("class_name", "")
         rows = []
 
@@ -118,13 +140,17 @@ class Documentation(Result):
                 if self.declared("description") else "")))
         add("developer named", any_of("organisation"))
         add("name and version", any_of("name", "version", "finetune"))
-        add("model size", self._check(
-            "parameters", lambda v, m: (p := parse_count(v)) is not None and abs(p - m) <= SIZE_TOLERANCE * m))
-        add("architecture", self._check("architecture", lambda v, m: _arch_agrees(v, m, arch_cls)))
-        add("context length", self._check("context_length", lambda v, m: parse_count(v, 1024) == m or parse_count(v) == m))
+        add("model size", self._check("parameters", lambda v, m, s: same_count(v, m, SIZE_TOLERANCE),
+                                      lambda a, b: same_count(a, b, SIZE_TOLERANCE)))
+        add("architecture", self._check("architecture", lambda v, m, s: _arch_agrees(v, m, arch_cls)))
+        add("context length", self._check("context_length", lambda v, m, s: same_count(v, m), same_count))
         tok = self.measured.get("tokenizer_size", (None,))[0]
-        add("vocabulary size", self._check("vocab_size", lambda v, m: parse_count(v) in (m, tok)))
-        add("quantisation", self._check("quantisation", _quant_agrees))
+        # a config's vocab_size is the embedding's row count by definition; a card or header may
+        # mean the tokenizer's length, which padding makes smaller than the embedding
+        add("vocabulary size", self._check(
+            "vocab_size", lambda v, m, s: parse_count(v) == m or (not s.startswith("config") and parse_count(v) == tok),
+            same_count))
+        add("quantisation", self._check("quantisation", lambda v, m, s: _quant_agrees(v, m)))
         add("licence", self._licence())
         add("base model", any_of("base_models"))
         add("training data", any_of("training_datasets", "training_data_description"))
@@ -140,7 +166,8 @@ class Documentation(Result):
         weights = [f for f in self.files if f["role"] == "weights"]
         tensors = self.model_info.get("weights_sha256") or ""
         add("weights available", ("disclosed", "; ".join(f"{f['name']} sha256 {f['sha256'][:12]}…" for f in weights))
-            if weights else ("disclosed", f"in memory only; tensors hashed: {tensors[:12]}…") if tensors else
+            if weights else ("not disclosed", f"in memory only: no weight files to point to (the tensors hash to "
+                                              f"{tensors[:12]}…)") if tensors else
             ("not disclosed", "served: the weights are not reachable from here, so none could be hashed"))
         return pd.DataFrame(rows, columns=["indicator", "fmti", "fmti_2025", "status", "evidence"])
 
@@ -176,7 +203,8 @@ class Documentation(Result):
         """The indicators as a strip coloured by status."""
         import matplotlib.pyplot as plt
         ind = self.indicators()
-        colour = {"disclosed": "#2e7d32", "not disclosed": "#bdbdbd", "contradicted": "#c62828"}
+        colour = {"disclosed": "#2e7d32", "not disclosed": "#bdbdbd", "contradicted": "#c62828",
+                  "not comparable": "#f9a825"}
         if ax is None:
             _, ax = plt.subplots(figsize=(5, 0.28 * len(ind) + 1))
         ax.barh(ind.indicator, 1, color=[colour[s] for s in ind.status])
@@ -202,13 +230,27 @@ def _quant_agrees(declared, measured) -> bool:
 
 
 def _reproduced(claims: pd.DataFrame) -> tuple[str, str]:
+    """Contradicted only by a claim outside the workbench's interval whose stated settings match
+    the measurement's; a claim made under other settings (5-shot against 0-shot) is not
+    comparable, whichever side of the interval it falls, and the differences are listed."""
     checked = claims[claims["inside"].notna()]
     if checked.empty:
         return "not disclosed", "no declared result has a workbench measurement of the same task"
-    out = checked[checked["inside"] == False]  # noqa: E712 (a boolean column with NaN)
-    text = "; ".join(f"{r.task} {r.metric}: claimed {r.claimed}, measured {r.measured} [{r.ci_low:.3g}, {r.ci_high:.3g}]"
-                     for r in (out if len(out) else checked).itertuples())
-    return ("contradicted" if len(out) else "disclosed"), text
+    differs = checked["setting_differences"].fillna("").astype(str).str.len() > 0
+    comparable, other = checked[~differs], checked[differs]
+
+    def said(rows, settings=False):
+        return "; ".join(f"{r.task} {r.metric}: claimed {r.claimed}, measured {r.measured} [{r.ci_low:.3g}, "
+                         f"{r.ci_high:.3g}]" + (f" ({r.setting_differences})" if settings else "")
+                         for r in rows.itertuples())
+
+    aside = f"; not comparable (the settings differ): {said(other, True)}" if len(other) else ""
+    out = comparable[comparable["inside"] == False]  # noqa: E712 (a boolean column with NaN)
+    if len(out):
+        return "contradicted", f"outside the interval with the same settings: {said(out)}{aside}"
+    if len(comparable):
+        return "disclosed", f"reproduced (inside the interval, the same settings): {said(comparable)}{aside}"
+    return "not comparable", f"every measured claim was made under other settings: {said(other, True)}"
 
 
 def fmti_not_checkable() -> pd.DataFrame:
@@ -242,6 +284,9 @@ def documentation(model) -> Documentation:
                      + (f" ({e['shots']}-shot)" if e.get("shots") is not None else ""), "source": e["source"]})
     got = measure(model)
     rows += [{"field": k, "value": v, "source": f"measured: {how}"} for k, (v, how) in got.items()]
+    missing = not_measurable(model, got)  # said so, never entered as a value (a served model's 0 parameters)
+    rows += [{"field": k, "value": "not measurable", "source": f"measured: not measurable ({why})"}
+             for k, why in missing.items()]
     frame = pd.DataFrame([{k: r[k] for k in ("field", "value", "source")} for r in rows],
                          columns=["field", "value", "source"])
     info = {"name": model.name, "kind": model.kind, "fingerprint_id": model.fingerprint_id,
@@ -249,4 +294,4 @@ def documentation(model) -> Documentation:
             "weights_sha256": model.fingerprint.get("weights_sha256", ""), "licence": model.licence,
             "source": model.source, "folder": str(folder) if folder else None}
     return Documentation(frame, record(model, folder=info["folder"]), evaluations=evals, files=files,
-                         measured=got, model_info=info)
+                         measured=got, model_info=info, not_measurable=missing)

@@ -177,23 +177,34 @@ def quantisation_bits(name) -> int | None:
 
 
 # --- config, tokenizer, generation config, licence files ----------------------------------------
-def config_rows(model) -> list[dict]:
+def config_label(model, folder: Path | None) -> str:
+    """Where the model's config came from, as its rows' source names it."""
+    if model.hf is None:
+        return ("config given with tokenizer=" if not model.fingerprint.get("weights_sha256")
+                else "config from the GGUF header")
+    return "config.json" if folder is not None and (folder / "config.json").is_file() else "config (in memory)"
+
+
+def config_rows(model, label: str = "config.json") -> list[dict]:
+    """The config's declarations. Its ``vocab_size`` is by definition the input embedding's row
+    count, and ``max_position_embeddings`` the window the model is run with: declarations that the
+    indicators check against the weights where the weights can measure them."""
     cfg = model.config
     rows = []
     archs = getattr(cfg, "architectures", None)
     if archs:
-        rows.append(_row("architecture", ", ".join(archs), "config.json (architectures)"))
+        rows.append(_row("architecture", ", ".join(archs), f"{label} (architectures)"))
     text_cfg = getattr(cfg, "text_config", cfg)
     for attr, field in (("max_position_embeddings", "context_length"), ("n_positions", "context_length"),
                         ("vocab_size", "vocab_size")):
         v = getattr(text_cfg, attr, None)
         if isinstance(v, int):
-            rows.append(_row(field, v, f"config.json ({attr})"))
+            rows.append(_row(field, v, f"{label} ({attr})"))
     q = getattr(cfg, "quantization_config", None)
     if q:
         q = q if isinstance(q, dict) else q.to_dict()
         rows.append(_row("quantisation", f"{q.get('quant_method', '?')} {q.get('bits', '')}".strip(),
-                         "config.json (quantization_config)"))
+                         f"{label} (quantization_config)"))
     return rows
 
 
@@ -293,7 +304,7 @@ def collect(model) -> tuple[list[dict], list[dict], list[dict], Path | None]:
         from workbench.models.gguf_cache import MARKER, gguf_info
         if (folder / MARKER).is_file():
             rows += gguf_rows(gguf_info(folder).get("gguf_metadata") or {})
-    rows += config_rows(model)
+    rows += config_rows(model, config_label(model, folder))
     rows += tokenizer_rows(model)
     if folder is not None:
         rows += generation_rows(folder)
