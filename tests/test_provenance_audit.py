@@ -394,7 +394,7 @@ def test_evaluation_reproduced_is_contradicted_only_under_the_same_settings(fold
     nan = measured.assign(ci_low=float("nan"), ci_high=float("nan"))
     row = doc.claims(nan, claims=[{"task": "blimp", "metric": "acc", "value": 71.0, "shots": 0}]).iloc[0]
     assert np.isnan(row.inside) and "no interval" in row.reading
-    from workbench.audit_card import AuditCard  # the report counts the new status
+    from workbench.audit import AuditCard  # the report counts the new status
     card = AuditCard("claims")
     card.add_documentation(doc, doc.claims(measured, claims=[{"task": "blimp", "metric": "acc", "value": 71.0,
                                                              "shots": 5}]))

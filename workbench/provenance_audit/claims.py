@@ -17,7 +17,7 @@ import pandas as pd
 
 from workbench.errors import InvalidInputError, InvalidTypeError
 
-# how the workbench's tasks are scored (workbench/bench/tasks.py): zero-shot, the raw text (or
+# how the workbench's tasks are scored (workbench/tasks/kinds.py): zero-shot, the raw text (or
 # the model's chat template when the task says so), log-likelihood of each choice; acc_norm
 # divides it by the characters of the choice, as lm-evaluation-harness does
 WORKBENCH_SETTINGS = {"shots": 0, "prompt_format": "raw", "normalisation": None}
