@@ -160,3 +160,13 @@ def test_ts_guessing_in_the_testbed_needs_planted_items(testbed):
     tb, _ = testbed
     with pytest.raises(InvalidInputError, match="mc="):
         run_testbed(tb, ("loss",), tests=("ts_guessing",))
+
+
+def test_sharding_finds_the_planted_benchmark_with_few_shuffled_orders(testbed):
+    """4 shards with 4 shuffled orders each: 5 passes over the benchmark. The joint permutation
+    test this replaces could not go below p = 1/5 with 4 orders; the randomization over shards
+    reaches 5 ** -4."""
+    from workbench.training_data.exchangeability import exchangeability
+    tb, _ = testbed
+    planted = exchangeability(tb.tuned, tb.benchmark, n_shards=tb.n_shards, n_permutations=4, cache=False)
+    assert planted["min_p_value"] == 5 ** -4 and planted["p_value"] < 0.05 and planted["statistic"] > 0
