@@ -247,9 +247,10 @@ def test_power_is_alpha_without_a_preference_and_grows_with_it():
 def test_contamination_findings_state_the_power(tiny):
     con = wb.contamination(tiny("gpt2"), ITEMS * 2, n_shards=6, n_permutations=3, cache=False)
     f = con.findings()
-    assert list(f.columns) == ["test", "statistic", "p_value", "n", "reading"]
+    assert list(f.columns) == ["test", "statistic", "p_value", "n", "delta_80", "reading"]
     assert "80% of the time" in f.reading[0] or "power stays below 80%" in f.reading[0]
     pw = con.power()
+    assert f.delta_80[0] == pw.attrs["delta_80"] or np.isnan(pw.attrs["delta_80"])
     assert len(pw) >= 5 and pw.attrs["n_items"] == 12 and pw.attrs["n_shards"] == 6
     with pytest.raises(InvalidInputError, match="exchangeability"):
         wb.contamination(tiny("gpt2"), ITEMS, tests="ngram", corpus=[ITEMS[0]], cache=False).power()

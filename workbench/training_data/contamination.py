@@ -153,14 +153,19 @@ class ContaminationResult(Result):
         return out
 
     def findings(self, alpha: float = 0.05) -> pd.DataFrame:
-        """One row per test: ``test, statistic, p_value, n, reading``. A large p is never read as
-        "clean": the exchangeability reading gives the preference the run could have found
-        (80% power at ``alpha``)."""
+        """One row per test: ``test, statistic, p_value, n, delta_80, reading``. A large p is never
+        read as "clean": ``delta_80`` is the canonical-order preference (nats per item) the
+        exchangeability run would have found 80% of the time at ``alpha`` (:meth:`power`)."""
         rows = []
         for d in self.details:
+            d80 = (self.power(alpha).attrs["delta_80"] if d["test"] == "exchangeability" and "shard_logprobs" in d
+                   else np.nan)
             rows.append({"test": d["test"], "statistic": d["statistic"], "p_value": d["p_value"], "n": d["n"],
-                         "reading": self._reading(d, alpha)})
-        return pd.DataFrame(rows, columns=["test", "statistic", "p_value", "n", "reading"])
+                         "delta_80": d80, "reading": self._reading(d, alpha)})
+        out = pd.DataFrame(rows, columns=["test", "statistic", "p_value", "n", "delta_80", "reading"])
+        out.attrs["delta_80"] = ("exchangeability: the canonical-order preference (nats per item) this run finds 80% "
+                                 f"of the time at {alpha} (power()); NaN for the other tests")
+        return out
 
     def _reading(self, d: dict, alpha: float) -> str:
         p, test = d["p_value"], d["test"]
