@@ -278,6 +278,8 @@ def test_a_missing_file_is_named_as_missing(tiny, tmp_path, monkeypatch):
         with pytest.raises(InvalidInputError, match="does not exist") as e:
             wb.membership(m, members=bad, nonmembers=TEXTS[2:])
         assert "wrap" not in str(e.value)
+    with pytest.raises(InvalidInputError, match="is a folder"):
+        wb.membership(m, members=tmp_path, nonmembers=TEXTS[2:])
     with pytest.raises(InvalidInputError, match="wrap a single string"):   # a text is still a text
         wb.membership(m, members="The cat sat on the mat.", nonmembers=TEXTS[2:])
 
@@ -352,3 +354,17 @@ def test_control_model_scores_every_attack_on_the_same_texts(tiny):
     assert f.beyond_control.notna().all() and mia.provenance["control"]["fingerprint_id"] == c.fingerprint_id
     with pytest.raises(InvalidInputError, match="model under test itself"):
         wb.membership(m, TEXTS[:2], TEXTS[2:], control=m)
+
+
+def test_p_vs_chance_is_valid_at_every_n_with_ties():
+    """The one-sided test of AUROC > 0.5 under the null (members and non-members from one
+    distribution of tied scores): P(p <= a) <= a from 1 text a class up. (A guard: scipy's
+    Mann-Whitney test, unchanged, already holds here; findings() now lead with it.)"""
+    from workbench.training_data.membership import _p_vs_chance
+    rng = np.random.default_rng(5)
+    for n1, n0 in [(1, 1), (1, 5), (4, 1), (2, 2), (3, 6), (12, 12)]:
+        y = np.r_[np.ones(n1, bool), np.zeros(n0, bool)]
+        ps = np.array([_p_vs_chance(rng.integers(0, 3, n1 + n0).astype(float), y) for r in range(400)])
+        assert ps.min() > 0 and ps.max() <= 1
+        for a in (0.05, 0.2, 0.5):
+            assert np.mean(ps <= a) <= a + 3 * np.sqrt(a * (1 - a) / len(ps)), (n1, n0, a, np.mean(ps <= a))

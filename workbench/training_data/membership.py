@@ -76,6 +76,9 @@ def read_texts(data, what: str, column: str = "text") -> list[str]:
     """Texts from a list, a pandas Series or DataFrame (``column``), or a .jsonl/.json/.csv/.tsv file."""
     from workbench.datafiles import read_table
     if isinstance(data, (str, Path)) and not os.path.isfile(data):
+        if os.path.isdir(data):
+            raise InvalidInputError(f"{what}: {str(data)!r} is a folder; give the path of a .jsonl/.json/.csv/.tsv "
+                                    "file in it, or the texts as a list")
         if isinstance(data, Path) or _looks_like_path(data):
             raise InvalidInputError(f"{what}: the file {str(data)!r} does not exist (looked from {os.getcwd()!r}); "
                                     "give the path of a .jsonl/.json/.csv/.tsv file, or the texts as a list")
@@ -239,15 +242,12 @@ def _verdict(auc, lo, hi, p_chance, beats_chance, blind, shifted, blind_is_bar, 
             f"(Holm p = {row['p_vs_control_holm']:.3g})")
 
 
-def _p_vs_chance(scores: np.ndarray, y: np.ndarray, seed=0) -> float:
-    """One-sided Mann-Whitney p of AUROC > 0.5; exact (permutation) below 10 texts in a class."""
+def _p_vs_chance(scores: np.ndarray, y: np.ndarray) -> float:
     ok = np.isfinite(scores)
     pos, neg = scores[ok & y], scores[ok & ~y]
     if len(pos) == 0 or len(neg) == 0:
         return float("nan")
-    method = ("auto" if min(len(pos), len(neg)) >= M.MIN_PER_CLASS_DELONG
-              else sps.PermutationMethod(n_resamples=9999, rng=np.random.default_rng(seed)))
-    return float(sps.mannwhitneyu(pos, neg, alternative="greater", method=method).pvalue)
+    return float(sps.mannwhitneyu(pos, neg, alternative="greater").pvalue)
 
 
 def _summary(items: pd.DataFrame, methods, n_boot: int, seed, control: bool = False) -> pd.DataFrame:
@@ -272,7 +272,7 @@ def _summary(items: pd.DataFrame, methods, n_boot: int, seed, control: bool = Fa
         ok = np.isfinite(s)
         for r in M.metric_rows(s[ok], y[ok], n_boot=n_boot, seed=seed):
             add(m, r)
-        add(m, {"metric": "p_vs_chance", "value": _p_vs_chance(s, y, seed), "ci_low": np.nan, "ci_high": np.nan,
+        add(m, {"metric": "p_vs_chance", "value": _p_vs_chance(s, y), "ci_low": np.nan, "ci_high": np.nan,
                 "n": int(ok.sum())})
         if m == "blind":
             continue
@@ -290,7 +290,7 @@ def _summary(items: pd.DataFrame, methods, n_boot: int, seed, control: bool = Fa
                                                       "the differences); only from 50 texts per class"},
                      tests={"p_vs_blind, p_vs_control": "DeLong (two-sided), or an interval-overlap test where "
                                                         "DeLong does not hold (see workbench.training_data.metrics)",
-                            "p_vs_chance": "Mann-Whitney U (one-sided; exact below 10 texts per class)"},
+                            "p_vs_chance": "Mann-Whitney U (one-sided)"},
                      test_used=tests, orientation="every score: higher = more likely a member")
     return out
 
@@ -322,7 +322,7 @@ def membership(model, members, nonmembers, methods=DEFAULT_METHODS, reference=No
         (paired, on the same texts). Without it, a verdict is about this model alone.
     k : share of lowest-scoring tokens for Min-K% and Min-K%++ (0.2 as the papers' default).
     n_folds, seed : the blind baseline's cross-fitting (stratified, seeded); ``seed`` also seeds
-        the bootstrap and the exact Mann-Whitney test at small n.
+        the bootstrap.
     max_tokens : score only each text's first tokens (texts longer than the window are refused
         otherwise).
 
