@@ -368,3 +368,21 @@ def test_p_vs_chance_is_valid_at_every_n_with_ties():
         assert ps.min() > 0 and ps.max() <= 1
         for a in (0.05, 0.2, 0.5):
             assert np.mean(ps <= a) <= a + 3 * np.sqrt(a * (1 - a) / len(ps)), (n1, n0, a, np.mean(ps <= a))
+
+
+def test_beating_chance_needs_the_test_and_the_interval_to_agree():
+    """AUROC 0.63 on 60 + 60 texts: the Mann-Whitney test rejects (p = 0.007) but the AUROC's own
+    interval [0.496, 0.751] holds 0.5. A verdict must agree with every row it rests on: no evidence."""
+    f = _result(_scores_with_auroc(0.6, 60, 39), _scores_with_auroc(0.5, 60, 8)).findings().iloc[0]
+    assert f.p_vs_chance_holm < 0.05 and f.auroc_ci_low < 0.5
+    assert not f.beyond_blind and "interval holds 0.5" in f.verdict
+
+
+def test_a_control_that_is_the_reference_model_gives_the_reference_attack_no_comparison(tiny):
+    m, base = tiny("gpt2"), tiny("gpt2", seed=1)
+    mia = wb.membership(m, TEXTS[:2] + MORE[:4], TEXTS[2:] + MORE[4:8], methods=("loss",), reference=base,
+                        control=base, cache=False)
+    assert mia.items.control_reference.isna().all() and mia.items.control_loss.notna().all()
+    f = mia.findings().set_index("method")
+    assert np.isnan(f.loc["reference", "control_auroc"]) and f.loc["reference", "beyond_control"] is None
+    assert f.loc["loss", "beyond_control"] is not None

@@ -6,7 +6,8 @@ sets apart. How to read it (``findings()``), in this order:
 
 1. **Each attack against chance**: its AUROC with its own interval (valid at every n, see
    :mod:`workbench.training_data.metrics`) and a one-sided test of AUROC > 0.5, Holm-adjusted
-   across the attacks. This is the headline.
+   across the attacks. This is the headline; "beats chance" needs both (the interval is
+   conservative, so near 0.5 the test may reject while the interval still holds 0.5: no verdict).
 2. **The blind baseline is a detector of distribution shift**, not a bar to subtract: if its
    interval lies above 0.5, the sets can be told apart without the model, so any attack may be
    measuring that, and there is no verdict. If it lies below 0.5, the blind classifier leans away
@@ -134,8 +135,8 @@ class MembershipResult(Result):
         (``auroc_minus_blind`` with ``diff_ci_low``/``diff_ci_high``, ``p_vs_blind_holm``; NaN where
         the blind AUROC is at or below 0.5, or its interval excludes 0.5), with ``control=`` the
         control model (``control_auroc`` [...], ``auroc_minus_control`` [...], ``p_vs_control_holm``),
-        then ``beyond_blind`` (the attack beats chance, the blind check passes and the attack beats
-        a blind baseline above chance), ``beyond_control`` (also beats the control model; None
+        then ``beyond_blind`` (the attack beats chance: Holm p < alpha AND its interval above 0.5;
+        the blind check passes; and the attack beats a blind baseline above chance), ``beyond_control`` (also beats the control model; None
         without one) and the ``verdict`` in words. p-values are Holm-adjusted across the attacks,
         one family per comparison. ``attrs["note"]``: what a verdict without a control cannot see."""
         from workbench.stats import holm
@@ -160,7 +161,8 @@ class MembershipResult(Result):
         rows = []
         for m in self.methods:
             auc, lo, hi = get(m, "auroc"), get(m, "auroc", "ci_low"), get(m, "auroc", "ci_high")
-            beats_chance = bool(auc > 0.5 and p_chance[m] < alpha)
+            # both rows the reading rests on must say so: the test (Holm) and the AUROC's own interval
+            beats_chance = bool(auc > 0.5 and p_chance[m] < alpha and lo > 0.5)
             diff = {k: get(m, "auroc_minus_blind", c) for k, c in
                     (("auroc_minus_blind", "value"), ("diff_ci_low", "ci_low"), ("diff_ci_high", "ci_high"))}
             beats_blind = bool(diff["auroc_minus_blind"] > 0 and p_blind[m] < alpha)
@@ -180,7 +182,8 @@ class MembershipResult(Result):
                      "control_diff_ci_high": get(m, "auroc_minus_control", "ci_high"),
                      "p_vs_control_holm": p_control[m]}
                 row.update(c)
-                beyond_control = bool(beyond and c["auroc_minus_control"] > 0 and p_control[m] < alpha)
+                if np.isfinite(c["control_auroc"]):
+                    beyond_control = bool(beyond and c["auroc_minus_control"] > 0 and p_control[m] < alpha)
             row.update(beyond_blind=beyond, beyond_control=beyond_control,
                        verdict=_verdict(auc, lo, hi, p_chance[m], beats_chance, blind, shifted, blind_is_bar,
                                         beats_blind, p_blind[m], beyond, beyond_control, row, alpha))
@@ -225,13 +228,17 @@ def _verdict(auc, lo, hi, p_chance, beats_chance, blind, shifted, blind_is_bar, 
         return (f"no verdict: the blind baseline separates the sets without the model (AUROC {_fmt(*blind)}); they "
                 "differ in distribution, and the attack may measure that")
     if not beats_chance:
-        return f"no evidence: AUROC {_fmt(auc, lo, hi)} does not beat chance (Holm p = {p_chance:.3g})"
+        return (f"no evidence: AUROC {_fmt(auc, lo, hi)} does not beat chance (Holm p = {p_chance:.3g}"
+                f"{'; its interval holds 0.5' if lo <= 0.5 < auc and p_chance < alpha else ''})")
     if blind_is_bar and not beats_blind:
         return (f"no evidence beyond the blind baseline: AUROC {auc:.3f} beats chance, but not the blind "
                 f"{blind[0]:.3f} (Holm p = {p_blind:.3g})")
-    words = f"AUROC {_fmt(auc, lo, hi)} beats chance (Holm p = {p_chance:.2g})"
+    words = f"AUROC {_fmt(auc, lo, hi)} beats chance (interval above 0.5, Holm p = {p_chance:.2g})"
     if blind_is_bar:
         words += " and the blind baseline"
+    if beyond_control is None and "control_auroc" in row:   # the control is this attack's own reference model
+        return (f"evidence relative to the reference model, which is also the control: {words}; the score already "
+                "subtracts what the control gives each text")
     if beyond_control is None:
         return (f"evidence on this model alone: {words}; what the attack scores on a model that never saw the texts "
                 "is not known (pass control=)")
@@ -376,6 +383,9 @@ def membership(model, members, nonmembers, methods=DEFAULT_METHODS, reference=No
         on_control = attack_scores(control, texts, methods, k, reference, max_tokens=max_tokens, cache=cache,
                                    progress=progress)
         columns.update({f"{CONTROL}{m}": on_control[m] for m in methods})
+        if reference is not None and reference.state_id == control.state_id and "reference" in methods:
+            # the reference attack on its own reference model is 0 for every text: no comparison, not a 0.5
+            columns[f"{CONTROL}reference"] = np.full(len(texts), np.nan)
     prov = {"model": _model_info(model),
             "reference": None if reference is None else {"name": reference.name,
                                                          "fingerprint_id": reference.fingerprint_id},
