@@ -347,7 +347,8 @@ def test_control_model_scores_every_attack_on_the_same_texts(tiny):
     mia = wb.membership(m, TEXTS[:2] + MORE[:4], TEXTS[2:] + MORE[4:8], methods=("loss", "min_k"), control=c,
                         cache=False)
     assert [col for col in mia.items.columns if col.startswith("control_")] == ["control_loss", "control_min_k"]
-    np.testing.assert_allclose(mia.items.control_loss, token_stats(c, mia.items.text.tolist(), cache=False).mean_logprob)
+    on_control = token_stats(c, mia.items.text.tolist(), cache=False).mean_logprob
+    np.testing.assert_allclose(mia.items.control_loss, on_control)
     s = mia.summary()
     assert {"control_auroc", "auroc_minus_control", "p_vs_control"} <= set(s[s.method == "loss"].metric)
     f = mia.findings()

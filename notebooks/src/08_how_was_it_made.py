@@ -118,8 +118,8 @@ shift.findings()[["method", "auroc", "blind_auroc", "blind_ci_low", "blind_ci_hi
 # far *below*: the records are likelier per token than the sentences, so the members look like
 # non-members; with other sources they would look like members just as wrongly). The number
 # measures the difference between the two sources, not membership. The blind baseline, which
-# never saw the model, separates them perfectly, and the report gives no verdict on membership. This is what an audit must rule out before claiming anything from a
-# membership score.
+# never saw the model, separates them perfectly, and the report gives no verdict on membership.
+# This is what an audit must rule out before claiming anything from a membership score.
 
 # %% [markdown]
 # ## 2. Dataset inference: was this *collection* trained on?

@@ -171,7 +171,8 @@ class ContaminationResult(Result):
         p, test = d["p_value"], d["test"]
         if test == "ngram":
             return (f"{d.get('n_flagged', 0)} of {d['n']} items share a {d.get('ngram_n', '')}-gram with the corpus "
-                    f"sample ({d.get('n_too_short', 0)} too short to have one); no flag means only 'not in this sample'")
+                    f"sample ({d.get('n_too_short', 0)} too short to have one); no flag means only 'not in this "
+                    "sample'")
         if not np.isfinite(p):
             return d.get("note") or "no p-value"
         found = p < alpha

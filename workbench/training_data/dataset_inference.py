@@ -135,9 +135,9 @@ def dataset_inference(model, suspect, validation, reference=None, *, seed: int =
     sus, dropped_sus = _unique(read_texts(suspect, "dataset_inference suspect", text_column))
     val, dropped_val = _unique(read_texts(validation, "dataset_inference validation", text_column))
     if dropped_sus or dropped_val:
-        warnings.warn(f"dataset_inference: {dropped_sus} repeated suspect text(s) and {dropped_val} repeated validation "
-                      f"text(s) were dropped; each text counts once ({len(sus)} suspect, {len(val)} validation "
-                      "remain), so no text is both in the half that fits the combination and the half that tests it",
+        warnings.warn(f"dataset_inference: {dropped_sus} repeated suspect text(s) and {dropped_val} repeated "
+                      f"validation text(s) were dropped; each text counts once ({len(sus)} suspect, {len(val)} "
+                      "validation remain), so no text is both in the half that fits the combination and the half that tests it",
                       UserWarning, stacklevel=3)
     if min(len(sus), len(val)) < 2 * MIN_PER_HALF:
         raise InvalidInputError(f"dataset_inference needs at least {2 * MIN_PER_HALF} texts in each collection (each "

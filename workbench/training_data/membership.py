@@ -136,8 +136,9 @@ class MembershipResult(Result):
         the blind AUROC is at or below 0.5, or its interval excludes 0.5), with ``control=`` the
         control model (``control_auroc`` [...], ``auroc_minus_control`` [...], ``p_vs_control_holm``),
         then ``beyond_blind`` (the attack beats chance: Holm p < alpha AND its interval above 0.5;
-        the blind check passes; and the attack beats a blind baseline above chance), ``beyond_control`` (also beats the control model; None
-        without one) and the ``verdict`` in words. p-values are Holm-adjusted across the attacks,
+        the blind check passes; and the attack beats a blind baseline above chance),
+        ``beyond_control`` (also beats the control model; None without one) and the ``verdict`` in
+        words. p-values are Holm-adjusted across the attacks,
         one family per comparison. ``attrs["note"]``: what a verdict without a control cannot see."""
         from workbench.stats import holm
 
