@@ -6,7 +6,8 @@
    a planted 24-item benchmark (canonical order, 6 shards) and on ``--n-mc`` planted
    multiple-choice items; prints the testbed table
    (:func:`workbench.training_data.testbed.run_testbed`): per scenario and method AUROC [CI],
-   TPR@1%FPR, blind AUROC, attack minus blind [CI], DeLong p; and the collection-level tests on
+   its p against chance, TPR@1%FPR, blind AUROC [CI], attack minus blind [CI] where the blind is a
+   bar, the verdict; and the collection-level tests on
    the planted and the clean model: exchangeability and verbatim completion (planted benchmark),
    TS-Guessing (planted multiple-choice items), dataset inference (members as the suspect
    collection, non-members as validation; and the shifted texts as a wrong validation set).

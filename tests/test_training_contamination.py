@@ -21,22 +21,24 @@ ITEMS = ["The cat sat on the mat and looked at the dog.", "Paris is the capital 
 
 
 def test_exchangeability_statistic_and_permutation_p_value(tiny):
+    import itertools
     m = tiny("gpt2")
-    r = exchangeability(m, ITEMS, n_shards=2, n_permutations=19, seed=3, cache=False)
-    # rebuild the same orders and score them independently through wb.loglikelihood
+    r = exchangeability(m, ITEMS, n_shards=2, n_permutations=4, seed=3, cache=False)
+    # rebuild the same orders (shard by shard, canonical first) and score them through wb.loglikelihood
     rng = np.random.default_rng(3)
-    totals = []
-    for b in range(20):
-        texts = []
-        for a, z in shard_bounds(len(ITEMS), 2):
-            order = np.arange(a, z) if b == 0 else a + rng.permutation(z - a)
-            texts.append("\n".join(ITEMS[i] for i in order))
-        totals.append(wb.loglikelihood(m, [("", t) for t in texts], cache=False).logprob.sum())
-    totals = np.array(totals)
-    assert r["logprob_canonical"] == pytest.approx(totals[0])
-    assert r["statistic"] == pytest.approx(totals[0] - totals[1:].mean())
-    assert r["p_value"] == pytest.approx((1 + (totals[1:] >= totals[0]).sum()) / 20)
-    assert (r["n"], r["n_shards"], r["n_permutations"]) == (6, 2, 19)
+    scores = []
+    for a, z in shard_bounds(len(ITEMS), 2):
+        texts = ["\n".join(ITEMS[i] for i in (np.arange(a, z) if b == 0 else a + rng.permutation(z - a)))
+                 for b in range(5)]
+        scores.append(wb.loglikelihood(m, [("", t) for t in texts], cache=False).logprob.to_numpy())
+    scores = np.array(scores)                                            # (2 shards, 5 orders)
+    np.testing.assert_allclose(r["shard_logprobs"], scores, rtol=1e-6)
+    assert r["logprob_canonical"] == pytest.approx(scores[:, 0].sum())
+    assert r["statistic"] == pytest.approx((scores[:, 0] - scores[:, 1:].mean(1)).sum())
+    # the randomization distribution, by brute force: every choice of "canonical" order per shard
+    sums = [scores[0, i] + scores[1, j] for i, j in itertools.product(range(5), repeat=2)]
+    assert r["p_value"] == pytest.approx(np.mean(np.array(sums) >= scores[:, 0].sum() - 1e-9))
+    assert (r["n"], r["n_shards"], r["n_permutations"], r["min_p_value"]) == (6, 2, 4, 1 / 25)
     with pytest.raises(InvalidInputError, match="n_shards"):
         exchangeability(m, ITEMS, n_shards=4)
 
@@ -192,3 +194,80 @@ def test_probe_names_as_data(crows_slice):
     with pytest.raises(InvalidInputError, match="data= names the data file"):
         wb.contamination(m, ITEMS, data=crows_slice)
     assert wb.contamination(m, data=ITEMS, n_permutations=19, cache=False).summary().n[0] == len(ITEMS)
+
+
+# --- the exchangeability test's reach and validity (issue 28, items 7 and 9) --------------------
+
+def test_sharded_randomization_p_is_valid_under_the_null_at_every_size():
+    """Under exchangeability every scored order of a shard is an independent draw of one order:
+    the canonical column is just one of them. P(p <= a) <= a for 1 to 60 shards and 1 to 19
+    shuffled orders, with ties (a 2-item shard has only 2 orders, so columns repeat)."""
+    from workbench.training_data.exchangeability import randomization_p
+    rng = np.random.default_rng(0)
+    reps = 600
+    for m, k, tied in [(1, 2, False), (1, 20, False), (2, 2, True), (2, 5, False), (3, 4, True), (60, 2, False),
+                       (25, 5, True)]:
+        ps = []
+        for r in range(reps):
+            x = rng.normal(size=(m, k))
+            if tied:   # each shard has 2 possible orders: every column is one of two values
+                x = np.where(rng.random((m, k)) < 0.5, x[:, :1], x[:, 1:2])
+            ps.append(randomization_p(x, n_resamples=499, seed=r)[0])
+        ps = np.array(ps)
+        assert ps.min() > 0 and ps.max() <= 1
+        for a in (0.05, 0.2, 0.5):
+            assert np.mean(ps <= a) <= a + 3 * np.sqrt(a * (1 - a) / reps), (m, k, a, np.mean(ps <= a))
+
+
+def test_many_shards_reach_small_p_with_one_shuffled_order(tiny):
+    """19 shuffled orders of one shard could not give p < 0.05; 24 shards with one shuffled order
+    each can give 2 ** -24 (the cost is 2 passes over the items, not 20)."""
+    items = [f"Item number {i} says the {w} is {c}." for i, (w, c) in
+             enumerate(zip(("cat", "dog", "sky", "sea", "tree", "road") * 8, ("red", "blue", "green", "old") * 12))]
+    r = exchangeability(tiny("gpt2"), items, n_shards=24, n_permutations=1, cache=False)
+    assert r["min_p_value"] == 1 / (1 + 9999) and "note" not in r      # 2**24 labellings: Monte Carlo
+    one = exchangeability(tiny("gpt2"), items[:6], n_shards=1, n_permutations=19, cache=False)
+    assert one["min_p_value"] == 0.05 and "cannot reject at 0.05" in one["note"]
+
+
+def test_power_is_alpha_without_a_preference_and_grows_with_it():
+    from workbench.training_data.exchangeability import exchangeability_power
+    rng = np.random.default_rng(1)
+    scores = rng.normal(-400, 4.0, (50, 2))                  # 50 shards of 20 items, one shuffled order each
+    pw = exchangeability_power(scores, [20] * 50, deltas=[0.0, 0.01, 0.03, 0.15], n_sim=300, seed=2)
+    assert pw.power[0] <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 300)  # no bonus: the test's level
+    assert list(pw.power) == sorted(pw.power) and pw.power.iloc[-1] > 0.95
+    assert (pw.power_ci_low <= pw.power).all() and (pw.power <= pw.power_ci_high).all()
+    auto = exchangeability_power(scores, [20] * 50, n_sim=200)
+    assert auto.delta.iloc[0] == 0 and np.isfinite(auto.attrs["delta_80"]) and auto.power.iloc[-1] > 0.8
+    with pytest.raises(InvalidInputError, match="shard"):
+        exchangeability_power(scores[:, :1], [20] * 50)
+
+
+def test_contamination_findings_state_the_power(tiny):
+    con = wb.contamination(tiny("gpt2"), ITEMS * 2, n_shards=6, n_permutations=3, cache=False)
+    f = con.findings()
+    assert list(f.columns) == ["test", "statistic", "p_value", "n", "delta_80", "reading"]
+    assert "80% of the time" in f.reading[0] or "power stays below 80%" in f.reading[0]
+    pw = con.power()
+    assert f.delta_80[0] == pw.attrs["delta_80"] or np.isnan(pw.attrs["delta_80"])
+    assert len(pw) >= 5 and pw.attrs["n_items"] == 12 and pw.attrs["n_shards"] == 6
+    with pytest.raises(InvalidInputError, match="exchangeability"):
+        wb.contamination(tiny("gpt2"), ITEMS, tests="ngram", corpus=[ITEMS[0]], cache=False).power()
+
+
+def test_a_corpus_that_is_not_there_is_refused(tiny, tmp_path, monkeypatch):
+    m = tiny("gpt2")
+    monkeypatch.chdir(tmp_path)
+    for corpus, match in [("missing/path", "no such file or folder"), (tmp_path / "nope.txt", "no such file"),
+                          ([], "empty"), (["missing/corpus.jsonl", "a text"], "looks like a path"),
+                          (iter(["", "  "]), "no words")]:
+        with pytest.raises(InvalidInputError, match=match):
+            wb.contamination(m, ITEMS, tests=["ngram"], corpus=corpus, cache=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InvalidInputError, match="no words"):
+        ngram_overlap(ITEMS, tmp_path / "empty")
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "a.txt").write_text(ITEMS[0])
+    r = wb.contamination(m, ITEMS, tests="ngram", corpus="corpus", n=5, cache=False).details[0]   # a real folder
+    assert r["n_flagged"] == 1 and r["corpus_words"] > 0

@@ -70,3 +70,13 @@ def test_bad_inputs():
         wb.dataset_inference(m, suspect=tx[:3], validation=tx[3:], cache=False)
     with pytest.raises(InvalidInputError, match="both the suspect and the validation"):
         wb.dataset_inference(m, suspect=tx[:6], validation=tx[5:], cache=False)
+
+
+def test_repeated_texts_count_once_and_are_said():
+    """A text repeated within a collection could sit in both halves (fitted on, then tested)."""
+    m = tiny_model("gpt2")
+    texts = synthetic_texts(16, "a", seed=2)
+    with pytest.warns(UserWarning, match="3 repeated suspect text"):
+        di = wb.dataset_inference(m, suspect=texts[:8] + texts[:3], validation=texts[8:], cache=False)
+    assert len(di.items) == 16 and di.details["duplicates_dropped"] == {"suspect": 3, "validation": 0}
+    assert di.details["n_suspect"] == 8

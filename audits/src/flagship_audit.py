@@ -167,31 +167,50 @@ for alias in MODELS:
 # ### Were the audited items in the training data?
 # A model that saw CrowS-Pairs in training may score its sentences from memory rather than from
 # what it learnt about social groups. The exchangeability test (Oren et al. 2023) asks whether a
-# model prefers the order the data set publishes its items in: the more stereotyping sentences
-# of the items each model scored, in file order, against `CONTAMINATION_PERMUTATIONS` shuffled
-# orders; a model trained on the file in order prefers it. The p-value is exact (a permutation
-# test) and its smallest possible value is 1 / (permutations + 1). CrowS-Pairs' file is not
-# sorted by category (neighbouring items share a bias type about as often as shuffled ones), so
-# a model that never saw it has no reason to prefer its order.
+# model prefers the order the data set publishes its items in. Here: the more stereotyping
+# sentence of every CrowS-Pairs item (`WORKBENCH_AUDIT_CONTAMINATION_ITEMS`, all 1,508 by
+# default), in file order, cut into shards of about `ITEMS_PER_SHARD` items; each shard is scored
+# as one text in file order and in `WORKBENCH_AUDIT_PERMUTATIONS` shuffled order(s) (one by
+# default: two passes over the items). For a model that never saw the file, which of a shard's
+# orders is the file's is a fair draw, independently across shards, so the p-value is exact (a
+# randomization test over the shards) and, with 75 shards, can go far below 0.05. CrowS-Pairs'
+# file is not sorted by category (neighbouring items share a bias type about as often as
+# shuffled ones), so a model that never saw it has no reason to prefer its order.
 #
-# A large p is no evidence of a clean model: the test misses data seen out of order, in another
-# form or rarely. The workbench's verbatim-completion test is not used here: its p-value needs, as
-# its control, texts of the same kind that the model cannot have seen, and CrowS-Pairs has none.
+# **Power.** A large p is no evidence of a clean model, so the run states what it could have
+# found: `power()` plants a preference for the file's order in simulation, on each model's own
+# scores (one of each shard's orders plays the file's, with a bonus of `delta` nats per item),
+# and counts how often the test rejects at 0.05. The report gives `delta_80`, the preference
+# found 80% of the time. The verbatim-completion test is not used: its p-value needs, as its
+# control, texts of the same kind that the model cannot have seen, and CrowS-Pairs has none.
 
 # %%
-CONTAMINATION_PERMUTATIONS = int(os.environ.get("WORKBENCH_AUDIT_PERMUTATIONS", "19"))
-contaminated = {}
+CONTAMINATION_ITEMS = int(os.environ.get("WORKBENCH_AUDIT_CONTAMINATION_ITEMS", "1508"))
+CONTAMINATION_PERMUTATIONS = int(os.environ.get("WORKBENCH_AUDIT_PERMUTATIONS", "1"))   # shuffled orders per shard
+ITEMS_PER_SHARD = 20
+crows_file = pd.read_csv(DATA / "crows_pairs" / "crows_pairs_anonymized.csv")         # the file's order
+contamination_texts = crows_file.sent_more.tolist()[:CONTAMINATION_ITEMS]
+n_shards = max(1, len(contamination_texts) // ITEMS_PER_SHARD)
+contaminated, power = {}, {}
 for alias, m in models.items():
-    items = results["crows_pairs", alias].items
-    texts = items.iloc[items.item_id.astype(int).argsort(kind="stable")].sent_more.tolist()  # the file's order
     started = time.perf_counter()
-    con = wb.contamination(m, texts, tests=("exchangeability",), seed=SEED, n_permutations=CONTAMINATION_PERMUTATIONS)
-    contaminated[alias] = con
+    con = wb.contamination(m, contamination_texts, tests=("exchangeability",), seed=SEED, n_shards=n_shards,
+                           n_permutations=CONTAMINATION_PERMUTATIONS)
+    contaminated[alias], power[alias] = con, con.power()
     card.add_training_data(f"CrowS-Pairs exchangeability / {m.name}", con,
-                           note=f"the more stereotyping sentence of the {len(texts)} CrowS-Pairs items this audit "
-                                f"scored, in file order, against {CONTAMINATION_PERMUTATIONS} shuffled orders")
-    print(f"contamination on {alias}: {len(texts)} items in {time.perf_counter() - started:.0f} s")
-pd.concat([c.summary().assign(model=a) for a, c in contaminated.items()], ignore_index=True).round(3)
+                           note=f"the more stereotyping sentence of {len(contamination_texts)} CrowS-Pairs items in "
+                                f"file order, {n_shards} shards, each against {CONTAMINATION_PERMUTATIONS} shuffled "
+                                "order(s); delta_80: the preference for the file's order (nats per item) found 80% "
+                                "of the time at 0.05, simulated on the model's own scores")
+    print(f"contamination on {alias}: {len(contamination_texts)} items in {time.perf_counter() - started:.0f} s")
+pd.concat([c.findings().assign(model=a) for a, c in contaminated.items()], ignore_index=True)
+
+# %% [markdown]
+# The power of each run (share of simulated runs rejecting at 0.05, with its 95% interval), against
+# a planted preference of `delta` nats per item for the file's order:
+
+# %%
+pd.concat([p.assign(model=a) for a, p in power.items()], ignore_index=True).round(4)
 
 # %% [markdown]
 # ## Capability control: BLiMP
@@ -317,6 +336,10 @@ display(HTML(differences_svg(card.data["findings"])))
 #   capability control, not a measure of usefulness.
 # * **Scale**: two small models, seeded subsets of each data set; the intervals say how far the
 #   numbers can be trusted. Nothing here says how larger models, other languages or other prompts behave.
+# * **Contamination check**: one test, on the more stereotyping sentences in file order; its power
+#   (the preference for the file's order it finds 80% of the time) is in the report. It cannot see
+#   CrowS-Pairs seen shuffled, split up or deduplicated, in another form or paraphrased, or seen too
+#   rarely to leave a preference that large; a large p does not show a clean model.
 # * **As a chat model**: small samples (wide intervals); one chat template, no system prompt, greedy
 #   replies of a few tokens; the parser maps replies to options by fixed rules and counts the rest as
 #   unparseable (wrong); the decision scenarios are the project's own, not a deployment's.
@@ -329,8 +352,15 @@ for subject, text in [
     ("BLiMP", f"{BLIMP_LIMIT} pairs per paradigm; synthetic minimal pairs, a coarse capability control."),
     ("How the models were made", "Only what the files carry is read (no model card ships with either GGUF); "
                                  "indicators that concern the developers' data, labour, compute and policies "
-                                 "cannot be checked from files. The contamination check covers the audited "
-                                 "CrowS-Pairs items only, by one test; a large p does not show a clean model."),
+                                 "cannot be checked from files."),
+    ("Contamination check", f"One test (exchangeability) on the more stereotyping sentence of "
+                            f"{len(contamination_texts)} CrowS-Pairs items in file order. It finds a preference for "
+                            "the file's order of " + " and ".join(f"{p.attrs['delta_80']:.2g} ({a})"
+                                                                  for a, p in power.items()) +
+                            " nats per item 80% of the time; it cannot see a smaller one, nor CrowS-Pairs seen "
+                            "shuffled, split up or deduplicated, in another form (the CSV row with both sentences, "
+                            "a page quoting items), paraphrased, or too rarely to leave such a preference. A large "
+                            "p does not show a clean model; a small one does not say how the items got in."),
     ("Scale", f"Two small models, {PROBE_LIMIT} seeded items per probe; read the intervals."),
     ("As a chat model", f"{CHAT_LIMIT} CrowS-Pairs and {BBQ_LIMIT} BBQ items (raw, chat, generated) "
                         f"(replies of at most {MAX_NEW_TOKENS} tokens), {DECISIONS_LIMIT} decision prompts; one template, "

@@ -22,23 +22,25 @@ reference     mean log-likelihood under the model minus under the reference mode
               2021 / MIMIR "ref"): the reference model discounts texts that are simply easy
 ============  ======================================================================================
 
-**The lowercase score is mostly a function of a text's case structure** (how many words are
-capitalised, which ones), since that is what lowercasing changes. On the testbed's template
-sentences it correlates with the number of capitalised words (Spearman -0.25 to -0.40 on
-SmolLM2), more than any other score does, and only case structure, not memorisation, on a model
-that saw none of the texts. So a member set that happens to hold more sentences of one case
-shape than the non-member set moves its AUROC. That happened on the testbed's split for seed 0 on
-the ORIGINAL SmolLM2: lowercase AUROC 0.62, declared beyond the blind baseline, a false
-positive. ``benchmarks/lowercase_control.py`` shows it is chance, not a bug: by chance, that split
-put more "... soon." (no weekday: nothing but "The" to lowercase) and fewer "... on Friday."
-sentences among the members, and the template fields alone explain 0.60 of the 0.62; over 300
-other random splits of the same texts (5 text seeds x 60) the lowercase AUROC on the original
-model is 0.496 (sd 0.038, max 0.59) and never beyond the blind baseline; over 25 text seeds
-with the testbed's own split, 0.511 (sd 0.048; 0.62 is the largest). One-sided p about 0.002 for
-that split: about one split in 500 does it. The blind baseline cannot catch such a chance
-imbalance (cross-fitted, it only finds differences that hold across folds); the intervals and
-the Holm-adjusted p-values are what bound how often it fools the verdict. Read a single split's
-"beyond the blind baseline" for lowercase with its interval, and re-draw the split where you can.
+**The lowercase score depends on a text's case structure** (how many words are capitalised,
+which ones), since that is what lowercasing changes. Every number here is printed by
+``benchmarks/lowercase_control.py --text-seeds 0 ... 24 --splits 12`` (SmolLM2-135M-Instruct, 200
+testbed sentences per text seed, the ORIGINAL model, which saw none of them). The lowercase score
+correlates with the number of capitalised words (Spearman -0.19 to -0.45 over 25 text seeds;
+loss and zlib are tied to it too, +0.39 to +0.61 and +0.59 to +0.76). So a member set that
+happens to hold more sentences of one case shape than the non-member set moves its AUROC. That
+happened on the testbed's split for text seed 0: lowercase AUROC 0.620, which ``findings()``
+reads as "evidence on this model alone", a false positive. It is chance, not a bug: that split
+put more "... soon." (no weekday: nothing but "The" to lowercase; 26 members, 17 non-members) and
+fewer "... on Friday." (10 and 17) sentences among the members, and the template fields alone
+give AUROC 0.583. Over 25 text seeds with the testbed's own split, the lowercase AUROC is 0.511
+(sd 0.048, 0.422 to 0.620); an AUROC of 0.620 has one-sided p 0.0018 under chance, about one
+split in 571. Over 300 independent random splits of the same texts (25 text seeds x 12) it is
+0.502 (sd 0.040, max 0.601) and never read as evidence (min_k once, min_k_pp twice). The blind
+baseline cannot catch such a chance imbalance (cross-fitted, it only finds differences that hold
+across folds); what bounds how often it fools a verdict is the test's level, and what exposes it
+is a control: the same attack on a model that never saw the texts (``wb.membership(...,
+control=)``), or the split re-drawn where you can.
 
 >>> import numpy as np
 >>> round(min_k_score(np.array([-1.0, -5.0, -2.0, -0.5]), 0.5), 2)   # the 2 lowest: -5 and -2

@@ -8,8 +8,15 @@ sublinear term frequency, case kept: formatting is a shift too) and an L2-regula
 regression, **cross-fitted**: stratified
 ``k``-fold (seeded shuffle), each text scored by the model fitted on the other folds (TF-IDF
 vocabulary included), so no text is scored by a classifier that saw it. Its out-of-fold
-probability of "member" is the blind score; an attack is evidence of training-data membership
-only as far as it beats this score on the same texts.
+probability of "member" is the blind score, and its AUROC is a **detector of distribution
+shift**: an interval above 0.5 says the sets can be told apart without the model, which voids a
+membership verdict on them. It is not a bar to subtract: on two random halves of one source it
+scatters around 0.5 (``benchmarks/lowercase_control.py`` prints its mean over random splits), so
+now and then it lands well below (0.35 on notebook 08's split), and "attack minus blind" would
+then flatter any attack; :meth:`MembershipResult.findings
+<workbench.training_data.membership.MembershipResult.findings>` reads it accordingly. Each text
+must appear once: ``wb.membership`` drops repeats before fitting (a copy in another fold would
+be a text the classifier saw).
 
 >>> texts = ["a cat sat"] * 6 + ["THE DOG RAN"] * 6
 >>> s = blind_scores(texts, [True] * 6 + [False] * 6, seed=0)

@@ -3,8 +3,9 @@
 Tests (any of them, in ``tests``):
 
 - ``"exchangeability"`` (Oren et al. 2023; :mod:`workbench.training_data.exchangeability`): the
-  canonical order's log-likelihood against random orders; permutation p-value. Needs the data in
-  its published order.
+  canonical order's log-likelihood against random orders, shard by shard; randomization p-value
+  over the shards. Needs the data in its published order. ``power()`` simulates a planted
+  canonical-order preference on the model's own scores and says how large a one the run could find.
 - ``"verbatim"`` (:mod:`workbench.training_data.verbatim`): greedy completion of each item's
   first half against its true rest, with perturbed prompts as the control; its p-value compares
   the items' gain with that on ``unseen=`` texts of the same kind (NaN without them: the gain
@@ -13,8 +14,9 @@ Tests (any of them, in ``tests``):
   items only; the model writes a masked WRONG option; statistic: the exact-match rate; p: one-sided
   exact McNemar test against the same prompts with the question perturbed (the control).
 - ``"ngram"`` (:mod:`workbench.training_data.ngram`): 13-gram overlap with a corpus sample you
-  give as ``corpus=`` (files, a folder, or an iterable of strings / ``datasets`` rows). Model-free;
-  its statistic is the share of items flagged and it has no p-value (NaN).
+  give as ``corpus=`` (files, a folder, or an iterable of strings / ``datasets`` rows; a path that
+  does not exist and an empty corpus are refused). Model-free; its statistic is the share of items
+  flagged and it has no p-value (NaN).
 
 ``data``: a list of strings in canonical order; a DataFrame (``column`` names the text column,
 default ``"text"``); or a benchmark task name or spec as :func:`wb.load_task` takes it (its items
@@ -22,8 +24,9 @@ in data order, each rendered as one text: a multiple-choice item as context + de
 choice, a minimal pair as its good sentence, a generation item as prompt + target), with
 ``task_data=`` for the task's data file where it needs one. Probes are not read yet.
 
-``summary()``: ``test, statistic, p_value, n`` (one row per test); ``items[test]`` the per-item
-frames of the tests that have them (verbatim, ngram).
+``summary()``: ``test, statistic, p_value, n`` (one row per test); ``findings()``: the same with a
+``reading`` in words (the exchangeability test's with its power); ``power()``: the exchangeability
+test's power table; ``items[test]`` the per-item frames of the tests that have them (verbatim, ngram).
 
 >>> import workbench as wb
 >>> from workbench.testing import tiny_model
@@ -113,23 +116,79 @@ def _texts(data, column, task_data, model=None) -> tuple[list[str], str]:
 
 @dataclass
 class ContaminationResult(Result):
-    """``summary()`` (test, statistic, p_value, n), ``items`` ({test: per-item frame}), ``details``
+    """``summary()`` (test, statistic, p_value, n), ``findings()`` (the same, read in words),
+    ``power()`` (the exchangeability test's), ``items`` ({test: per-item frame}), ``details``
     (every test's full row), ``provenance``."""
 
     items: dict = field(default_factory=dict)
     details: list = field(default_factory=list)
+    _power: pd.DataFrame | None = field(default=None, repr=False)
 
     def summary(self) -> pd.DataFrame:
         out = self.frame[["test", "statistic", "p_value", "n"]].copy()
         out.attrs["statistics"] = {
-            "exchangeability": "log-likelihood of the canonical order minus the mean over permuted orders (nats); "
-                               "one-sided permutation p = (count + 1) / (B + 1)",
+            "exchangeability": "log-likelihood of the canonical order minus the mean over shuffled orders, summed over "
+                               "shards (nats); one-sided randomization p over the shards (exact or "
+                               "(count + 1) / (B + 1))",
             "verbatim": ("mean per-item LCS ratio, original minus perturbed prompt; p: one-sided two-sample permutation "
                          "test against the same gain on unseen= texts (NaN without them)"),
             "ngram": "share of items with at least one n-gram in the corpus; no p-value",
             "ts_guessing": "exact-match rate of the masked wrong option; one-sided exact McNemar p against "
                            "the same prompts with the question perturbed"}
         return out
+
+    def power(self, alpha: float = 0.05) -> pd.DataFrame:
+        """The exchangeability test's power against a planted canonical-order preference of
+        ``delta`` nats per item (:func:`~workbench.training_data.exchangeability.exchangeability_power`,
+        on this run's own shard scores). ``attrs["delta_80"]``: the preference found 80% of the time."""
+        from workbench.training_data.exchangeability import exchangeability_power
+        row = next((d for d in self.details if d.get("test") == "exchangeability"), None)
+        if row is None or "shard_logprobs" not in row:
+            raise InvalidInputError("power() is the exchangeability test's: this result has no exchangeability run "
+                                    "with its shard scores (run wb.contamination(..., tests=['exchangeability']))")
+        if self._power is None or self._power.alpha.iloc[0] != alpha:
+            self._power = exchangeability_power(row["shard_logprobs"], row["shard_sizes"], alpha=alpha,
+                                                seed=self.provenance.get("options", {}).get("seed", 0))
+        out = self._power.copy()
+        out.attrs = dict(self._power.attrs)
+        return out
+
+    def findings(self, alpha: float = 0.05) -> pd.DataFrame:
+        """One row per test: ``test, statistic, p_value, n, delta_80, reading``. A large p is never
+        read as "clean": ``delta_80`` is the canonical-order preference (nats per item) the
+        exchangeability run would have found 80% of the time at ``alpha`` (:meth:`power`)."""
+        rows = []
+        for d in self.details:
+            d80 = (self.power(alpha).attrs["delta_80"] if d["test"] == "exchangeability" and "shard_logprobs" in d
+                   else np.nan)
+            rows.append({"test": d["test"], "statistic": d["statistic"], "p_value": d["p_value"], "n": d["n"],
+                         "delta_80": d80, "reading": self._reading(d, alpha)})
+        out = pd.DataFrame(rows, columns=["test", "statistic", "p_value", "n", "delta_80", "reading"])
+        out.attrs["delta_80"] = ("exchangeability: the canonical-order preference (nats per item) this run finds 80% "
+                                 f"of the time at {alpha} (power()); NaN for the other tests")
+        return out
+
+    def _reading(self, d: dict, alpha: float) -> str:
+        p, test = d["p_value"], d["test"]
+        if test == "ngram":
+            return (f"{d.get('n_flagged', 0)} of {d['n']} items share a {d.get('ngram_n', '')}-gram with the corpus "
+                    f"sample ({d.get('n_too_short', 0)} too short to have one); no flag means only 'not in this "
+                    "sample'")
+        if not np.isfinite(p):
+            return d.get("note") or "no p-value"
+        found = p < alpha
+        words = (f"evidence of contamination (p = {p:.2g} < {alpha})" if found else
+                 f"no evidence of contamination at {alpha} (p = {p:.2g}), which does not show a clean model")
+        if test == "exchangeability" and "shard_logprobs" in d:
+            pw = self.power(alpha)
+            d80 = pw.attrs["delta_80"]
+            reach = (f"a canonical-order preference of {d80:.2g} nats per item would be found 80% of the time"
+                     if np.isfinite(d80) else f"power stays below 80% up to {pw.delta.max():.2g} nats per item")
+            words += (f"; this run ({d['n']} items, {d['n_shards']} shards, {d['n_permutations']} shuffled order(s) "
+                      f"each): {reach}; observed {d['statistic'] / d['n']:+.3g} nats per item")
+        if d.get("note"):
+            words += f" ({d['note']})"
+        return words
 
     def plot(self, ax=None, **kwargs):
         """Each test's p-value (log scale) against 0.05."""
@@ -144,7 +203,7 @@ class ContaminationResult(Result):
         return ax
 
 
-@checked(seed=Int(min=0), n_shards=Int(min=1), n_permutations=Int(min=19), n=Int(min=1), cache=BOOL,
+@checked(seed=Int(min=0), n_shards=Int(min=1), n_permutations=Int(min=1), n=Int(min=1), cache=BOOL,
          progress=Optional(BOOL))
 def contamination(model, benchmark=None, tests=("exchangeability",), seed: int = 0, *, data=None,
                   column: str | None = None, task_data=None, n_shards: int = 1, n_permutations: int = 99, separator: str = "\n", corpus=None,
@@ -152,7 +211,9 @@ def contamination(model, benchmark=None, tests=("exchangeability",), seed: int =
     """Benchmark contamination tests on ``data`` (see the module doc for the tests and inputs).
 
     ``n_shards``, ``n_permutations``, ``separator``: the exchangeability test (items per shard
-    are joined by ``separator`` and scored as one text, so a shard must fit the model's window);
+    are joined by ``separator`` and scored as one text, so a shard must fit the model's window;
+    ``n_permutations`` shuffled orders of every shard; the smallest p is
+    ``(n_permutations + 1) ** -n_shards``, so many shards need few orders);
     ``corpus``, ``n``: the n-gram test. ``unseen``: texts of the same kind the model cannot have
     seen, the verbatim test's control (without them its p-value is NaN). ``seed`` seeds the
     permutations and perturbations.
@@ -161,7 +222,7 @@ def contamination(model, benchmark=None, tests=("exchangeability",), seed: int =
     taken as the benchmark itself (``wb.contamination(model, data=texts)``).
     """
     from workbench.training_data.exchangeability import exchangeability
-    from workbench.training_data.ngram import ngram_overlap
+    from workbench.training_data.ngram import check_corpus, ngram_overlap
     from workbench.training_data.ts_guessing import mc_items, ts_guessing
     from workbench.training_data.verbatim import verbatim
 
@@ -172,8 +233,10 @@ def contamination(model, benchmark=None, tests=("exchangeability",), seed: int =
     bad = [t for t in tests if t not in TESTS]
     if bad or not tests:
         raise InvalidInputError(f"unknown contamination test(s) {bad}; choose from {TESTS}")
-    if "ngram" in tests and corpus is None:
-        raise InvalidInputError("the ngram test needs corpus= (corpus files, a folder, or an iterable of texts)")
+    if "ngram" in tests:
+        if corpus is None:
+            raise InvalidInputError("the ngram test needs corpus= (corpus files, a folder, or an iterable of texts)")
+        corpus = check_corpus(corpus)
     if unseen is not None:
         if "verbatim" not in tests:
             raise InvalidInputError("unseen= is the verbatim test's control and no other test reads it; add "
@@ -215,7 +278,8 @@ def contamination(model, benchmark=None, tests=("exchangeability",), seed: int =
             items["ngram"] = df
             rows.append({"test": "ngram", "statistic": float(df.contaminated.mean()), "p_value": np.nan,
                          "n": len(df), "n_flagged": int(df.contaminated.sum()),
-                         "n_too_short": int((df.n_ngrams == 0).sum()), "ngram_n": n})
+                         "n_too_short": int((df.n_ngrams == 0).sum()), "ngram_n": n,
+                         "corpus_documents": df.attrs["corpus_documents"], "corpus_words": df.attrs["corpus_words"]})
     frame = pd.DataFrame(rows)
     prov = {"model": {"name": model.name, "fingerprint_id": model.fingerprint_id, "state_id": model.state_id},
             "data": {"source": source, "n_items": len(texts)},

@@ -36,6 +36,7 @@ collections together), with the mean difference and the halves' sizes in ``detai
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -125,13 +126,20 @@ def dataset_inference(model, suspect, validation, reference=None, *, seed: int =
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from workbench.training_data.membership import read_texts
+    from workbench.training_data.membership import _unique, read_texts
 
     check_model(model, ("causal",), "dataset_inference")
     if reference is not None:
         check_model(reference, ("causal",), "dataset_inference reference")
-    sus = read_texts(suspect, "dataset_inference suspect", text_column)
-    val = read_texts(validation, "dataset_inference validation", text_column)
+    # a text repeated within a collection could fall in both halves: the combination would be
+    # tested on a text it was fitted on. Each text counts once, and the drop is said.
+    sus, dropped_sus = _unique(read_texts(suspect, "dataset_inference suspect", text_column))
+    val, dropped_val = _unique(read_texts(validation, "dataset_inference validation", text_column))
+    if dropped_sus or dropped_val:
+        warnings.warn(f"dataset_inference: {dropped_sus} repeated suspect text(s) and {dropped_val} repeated "
+                      f"validation text(s) were dropped; each text counts once ({len(sus)} suspect, {len(val)} "
+                      "validation remain), so no text is both in the half that fits the combination and the half that tests it",
+                      UserWarning, stacklevel=3)
     if min(len(sus), len(val)) < 2 * MIN_PER_HALF:
         raise InvalidInputError(f"dataset_inference needs at least {2 * MIN_PER_HALF} texts in each collection (each "
                                 f"is split in two halves), got {len(sus)} suspect and {len(val)} validation; the "
@@ -166,7 +174,8 @@ def dataset_inference(model, suspect, validation, reference=None, *, seed: int =
                           "combined": np.where(train, np.nan, combined)})
     details = {"test": "dataset_inference", "statistic": t, "p_value": p, "n": int(len(a) + len(b)),
                "mean_difference": float(a.mean() - b.mean()), "n_suspect_test": len(a), "n_validation_test": len(b),
-               "n_suspect": len(sus), "n_validation": len(val)}
+               "n_suspect": len(sus), "n_validation": len(val),
+               "duplicates_dropped": {"suspect": dropped_sus, "validation": dropped_val}}
     prov = {"model": {"name": model.name, "fingerprint_id": model.fingerprint_id, "state_id": model.state_id},
             "reference": None if reference is None else {"name": reference.name,
                                                          "fingerprint_id": reference.fingerprint_id},

@@ -169,7 +169,9 @@ def run_testbed(tb: Testbed, methods=("loss", "zlib", "min_k", "min_k_pp"), *, n
                 seed: int = 0, cache: bool = True, tests=("exchangeability",),
                 dataset_inference: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(membership table, collection table). Membership: one row per scenario and method with
-    AUROC [CI], TPR@1%FPR, blind AUROC, attack minus blind [CI], DeLong p and the verdict.
+    AUROC [CI] and its Holm p against chance, TPR@1%FPR, blind AUROC [CI], attack minus blind [CI]
+    and its Holm p (NaN where the blind baseline is no bar: see ``MembershipResult.findings``),
+    ``beyond_blind`` and the verdict.
     Collection table: one row per model and test (``model, test, statistic, p_value, n``, and
     ``exact_rate`` / ``exact_rate_perturbed`` for verbatim and TS-Guessing): each contamination
     test in ``tests`` ("exchangeability", "verbatim" on the planted benchmark; "ts_guessing" on
@@ -200,11 +202,13 @@ def run_testbed(tb: Testbed, methods=("loss", "zlib", "min_k", "min_k_pp"), *, n
         for f in mia.findings().to_dict("records"):
             get = lambda k, col="value": float(s[(s.method == f["method"]) & (s.metric == k)][col].iloc[0])  # noqa: E731
             rows.append({"scenario": name, "method": f["method"], "auroc": f["auroc"],
-                         "auroc_ci_low": get("auroc", "ci_low"), "auroc_ci_high": get("auroc", "ci_high"),
-                         "tpr@1%fpr": get("tpr@1%fpr"), "blind_auroc": f["blind_auroc"],
-                         "attack_minus_blind": f["auroc_minus_blind"], "diff_ci_low": f["ci_low"],
-                         "diff_ci_high": f["ci_high"], "p_vs_blind": f["p_vs_blind"],
-                         "beyond_blind": f["beyond_blind"], "n": len(mem) + len(non)})
+                         "auroc_ci_low": f["auroc_ci_low"], "auroc_ci_high": f["auroc_ci_high"],
+                         "p_vs_chance_holm": f["p_vs_chance_holm"], "tpr@1%fpr": get("tpr@1%fpr"),
+                         "blind_auroc": f["blind_auroc"], "blind_ci_low": f["blind_ci_low"],
+                         "blind_ci_high": f["blind_ci_high"], "attack_minus_blind": f["auroc_minus_blind"],
+                         "diff_ci_low": f["diff_ci_low"], "diff_ci_high": f["diff_ci_high"],
+                         "p_vs_blind_holm": f["p_vs_blind_holm"], "beyond_blind": f["beyond_blind"],
+                         "verdict": f["verdict"], "n": len(mem) + len(non)})
     con = []
     keep = ("test", "statistic", "p_value", "n", "exact_rate", "exact_rate_perturbed")
     for name, model in (("planted (fine-tuned)", tb.tuned), ("clean (original)", tb.base)):
