@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from workbench.errors import InvalidInputError
-from workbench.engine.causal import DEFAULT_TOKEN_BUDGET, plan_batches
+from workbench.engine.batches import DEFAULT_TOKEN_BUDGET, plan_batches
 from workbench.engine.padding import pad_id, pad_rows
 from workbench.progress import show_progress
 

@@ -22,7 +22,7 @@ from workbench.scoring.cache import ScoreCache, request_key
 from workbench.provenance import record
 from workbench.results import ScoreFrame
 from workbench.engine import causal as engine
-from workbench.engine.causal import DEFAULT_TOKEN_BUDGET
+from workbench.engine.batches import DEFAULT_TOKEN_BUDGET
 from workbench.engine.masked import fill_mask_rows, pseudo_loglikelihood_rows
 from workbench.validate import (BOOL, Int, OneOf, Optional, Real, Rule, check_bool, check_context, check_pairs,
                                 check_texts, checked, context_window)

@@ -26,7 +26,7 @@ from workbench.errors import ContextWindowError
 from workbench.engine import causal as engine
 from workbench.scoring import tokenize as T
 from workbench.scoring.api import _BOS, _COMMON, _cached, _frame
-from workbench.engine.causal import DEFAULT_TOKEN_BUDGET
+from workbench.engine.batches import DEFAULT_TOKEN_BUDGET
 from workbench.results import ScoreFrame
 from workbench.validate import BOOL, Int, Optional, check_texts, checked
 from workbench.models.checks import check_model
