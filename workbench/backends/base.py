@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workbench.backends.registry import CAPABILITIES, backends_with
+from workbench.backends.registry import CAPABILITIES, backends_with  # noqa: F401  (CAPABILITIES kept here too)
 from workbench.errors import BackendCapabilityError
 
 # what each capability lets a user do, for error messages
