@@ -22,7 +22,9 @@ from tqdm.auto import tqdm
 
 from workbench.engine import padding, shared
 from workbench.engine.batches import DEFAULT_TOKEN_BUDGET, MAX_BATCH, plan_batches
+from workbench.families import GENERIC, family_for
 from workbench.progress import show_progress
+from workbench.validate import context_window
 
 PROJECTION_ROWS = 128  # scored positions per output projection: 128 x 49k float32 = 25 MB
 # rows per moments step (token_stats): 16 x 49k float32 = 3 MB stays in cache across the five
@@ -33,7 +35,6 @@ MOMENT_ROWS = 16
 def max_length(model) -> int:
     """The scoring window: the model's context window (:func:`workbench.validate.context_window`),
     at most 32,768 tokens (memory), 2,048 when the config does not say."""
-    from workbench.validate import context_window
     window = context_window(model)
     return min(window, 1 << 15) if window else 2048
 
@@ -41,7 +42,6 @@ def max_length(model) -> int:
 def output_logits(model, hidden: torch.Tensor) -> torch.Tensor:
     """The model's own head on chosen hidden states (with Gemma-style final soft-capping): its
     family's head (:mod:`workbench.families`), the generic causal head for any other causal LM."""
-    from workbench.families import GENERIC, family_for
     return family_for(model.hf.config.model_type, GENERIC).head(model.hf, hidden)
 
 
