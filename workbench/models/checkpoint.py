@@ -1,8 +1,9 @@
 """What a checkpoint folder says about itself, read without building the model: the Auto class of
 its kind, its weight files, its licence, its display name, whether it needs its own code.
 
-Below :mod:`workbench.models.folder` and :mod:`workbench.vision.loading`, which both load a folder
-with these; the one holds the other's route for vision-language models.
+It sits below :mod:`workbench.models.folder` and :mod:`workbench.vision.loading`, which both use
+it: ``folder`` hands vision-language models on to ``vision.loading``, so neither can hold the
+other's helpers.
 
 >>> from workbench.models.checkpoint import auto_class
 >>> auto_class("causal").__name__

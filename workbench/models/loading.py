@@ -22,8 +22,9 @@ from workbench.models.model import KINDS, Model
 from workbench.models.registry import EMBEDDED, get_entry
 from workbench.validate import BOOL, check_bool, check_device, check_device_map, check_dtype, checked
 
-# where these were defined before they moved below load_model (models/checkpoint.py, models/folder.py),
-# for code that imports them from here
+# Loading a folder moved below load_model (models/checkpoint.py, models/folder.py); its names stay
+# importable from here, and load_tokenizer under its former name too (the llama.cpp and server
+# backends import it so)
 _load_tokenizer = load_tokenizer
 __all__ = ["auto_class", "detect_kind", "from_folder", "licence_from_card", "load_folder", "load_model",
            "load_options", "weight_files_in"]
