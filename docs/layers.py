@@ -22,7 +22,8 @@ def contracts() -> list[dict]:
 
 def block() -> str:
     """The layers, top to bottom, one per line: siblings joined by " | " (independent: they may
-    not import each other) or " : " (they may); then the independence contracts."""
+    not import each other) or " : " (they may); then the independence contracts and the packages
+    kept free of circles between their modules."""
     out = [START, "```"]
     for c in contracts():
         if c["type"] == "layers":
@@ -37,6 +38,15 @@ def block() -> str:
         if c["type"] == "independence":
             names = ", ".join(f"`{m.removeprefix('workbench.')}`" for m in c["modules"])
             out.append(f"- independent of each other: {names} ({c['name'].lower()})")
+    for c in contracts():
+        if c["type"] == "acyclic_siblings":
+            where = ", ".join("every package" if a == "workbench.*" else f"`{a.removeprefix('workbench.')}`"
+                              for a in c["ancestors"])
+            line = f"- no circles: {where} ({c['name'].lower()})"
+            if c.get("ignore_imports"):
+                line += "; ignored until broken: " + ", ".join(
+                    f"`{i.replace('workbench.', '')}`" for i in c["ignore_imports"])
+            out.append(line)
     out.append(END)
     return "\n".join(out)
 

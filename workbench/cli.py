@@ -17,7 +17,12 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from workbench import __version__
 from workbench.argtypes import non_negative_int, positive_int
+from workbench.errors import DataError, WorkbenchError
+
+# The command handlers import what they run when they run (for a fast `workbench --help`); the
+# parser and the error handling need only the light modules above.
 
 # name -> (help, add_arguments(parser), handler(args) -> exit code)
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {}
@@ -93,7 +98,6 @@ def _results_args(p):
 
 def _open_existing(path: str):
     from workbench.bench.store import open_store
-    from workbench.errors import DataError
     if not Path(path).exists():
         raise DataError(f"no results store at {path!r}: run `workbench run ... --store {path}` first")
     return open_store(path)
@@ -173,7 +177,6 @@ def _audit(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from workbench import __version__
     parser = argparse.ArgumentParser(prog="workbench", description="Open Model Workbench: audit open language models.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -186,7 +189,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Entry point of the ``workbench`` command; returns the exit code (2 for bad input)."""
-    from workbench.errors import WorkbenchError
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args) or 0)

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from workbench.display import readable  # tokens shown as everywhere else (␣ for a space)
+
 
 @dataclass
 class Result:
@@ -28,7 +30,6 @@ class Result:
         raise NotImplementedError(f"{type(self).__name__} has no default plot")
 
     def _repr_html_(self) -> str:  # JupyterLab shows the summary, not a dataclass dump
-        from workbench.display import readable  # tokens shown as everywhere else (␣ for a space)
         return readable(self.summary())._repr_html_()
 
 

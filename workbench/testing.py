@@ -15,6 +15,11 @@ import functools
 
 import torch
 
+from workbench.errors import UnsupportedSiteError
+from workbench.families import families, family_for
+from workbench.models.model import Model
+from workbench.vision.loading import from_hf
+
 # A small English corpus to train the tiny tokenizers on: enough words that test sentences
 # tokenize into several pieces rather than one unknown token.
 _CORPUS = """
@@ -38,7 +43,6 @@ def archs(masked: bool | None = None) -> tuple:
     """The ``model_type`` of every registered architecture family that has a tiny config
     (:mod:`workbench.families`): the shared tests run on each, so a new family file is tested
     by them without further edits. ``masked``: only masked (True) or causal (False) ones."""
-    from workbench.families import families
     return tuple(t for f in families().values() if f.tiny_config is not None
                  and (masked is None or f.masked == masked) for t in f.model_types)
 
@@ -96,8 +100,6 @@ def tiny_config(arch: str, vocab_size: int, **overrides):
     """A transformers config of ``arch`` (a ``model_type``) with 2 layers, width 32, 4 heads (2 KV
     heads where the architecture has grouped-query attention), from its architecture family's
     ``tiny_config`` (:mod:`workbench.families`)."""
-    from workbench.families import family_for
-    from workbench.errors import UnsupportedSiteError
     try:
         family = family_for(arch)
     except UnsupportedSiteError:
@@ -121,8 +123,6 @@ def tiny_model(arch: str = "gpt2", seed: int = 0, dtype: torch.dtype = torch.flo
     on a copy so other tiny models keep none.
     """
     import transformers as T
-
-    from workbench.models.model import Model
 
     if arch not in archs():
         raise ValueError(f"unknown tiny architecture {arch!r}; choose one of {archs()}")
@@ -215,7 +215,6 @@ def induction_model(seed: int = 0):
         # code overlap, so the factors below make the right key win by a wide softmax margin
         head(0, 0, P, back * 2.0, P, v_from=T, o_to=S, gain=1 / 11.3)
         head(1, 1, T, torch.eye(dh) * 4.0, S)
-    from workbench.models.model import Model
     # wrapped again so the fingerprint hashes the planted weights, not the random ones
     return Model.from_hf(hf, m.tokenizer, name="tiny-induction-gpt2", licence="synthetic (hand-set weights)",
                          source=f"workbench.testing.induction_model(seed={seed})")
@@ -279,7 +278,6 @@ def compare_suites(reference: dict, other: dict) -> "pd.DataFrame":
 
 def vlm_families() -> tuple:
     """Names of the registered vision-language families that have a tiny test model."""
-    from workbench.families import families
     return tuple(n for n, f in families().items() if f.vision is not None and f.vision.tiny is not None)
 
 
@@ -300,7 +298,6 @@ def tiny_vlm_parts(family: str = "llava", seed: int = 0):
     """The transformers ``(model, processor)`` of a tiny random vision-language model of ``family``
     (see :func:`vlm_families`): 2-layer vision tower on 32x32 images, 2-layer language model of
     width 32, the tiny BPE tokenizer with the family's image tokens, the family's own processor."""
-    from workbench.families import families
     if family not in vlm_families():
         raise ValueError(f"unknown tiny vision-language family {family!r}; choose one of {vlm_families()}")
     return families()[family].vision.tiny(tokenizer_with, seed)
@@ -312,7 +309,6 @@ def tiny_vlm(family: str = "llava", seed: int = 0, chat_template: str | None = N
     >>> tiny_vlm("gemma3_vl").kind
     'vision-language'
     """
-    from workbench.vision.loading import from_hf
     hf, proc = tiny_vlm_parts(family, seed)
     if chat_template is not None:
         proc.chat_template = chat_template

@@ -11,8 +11,9 @@ from workbench.attribution.methods import ALIASES, METHODS, run_method
 from workbench.attribution.result import AttributionFrame
 from workbench.attribution.sanity import endpoint_logprobs, randomized_copy, sanity_frame
 from workbench.errors import InvalidInputError
-from workbench.validate import BOOL, Int, Optional, checked
+from workbench.models.checks import check_model
 from workbench.provenance import record
+from workbench.validate import BOOL, Int, Optional, checked
 
 
 def _run(hf, problems, method, opts):
@@ -79,7 +80,6 @@ def attribute(model, prompt: str, target: str, method: str = "feature_ablation",
     method = ALIASES.get(method, method)
     if method not in METHODS:
         raise InvalidInputError(f"unknown method {method!r}; choose one of {METHODS}")
-    from workbench.models.checks import check_model
     check_model(model, ("causal", "masked"), "attribute", needs="hooks")
     if random_check and any(p.device.type == "meta" for p in model.hf.parameters()):
         raise InvalidInputError(f"{model.name} is split with part of its weights offloaded to disk, so the "

@@ -32,13 +32,17 @@ import numpy as np
 import pandas as pd
 
 from workbench.attribution.audit_report import MechanisticAudit
-from workbench.attribution.mechanisms import head_effects, patch_pairs, top_heads
 from workbench.attribution.bbq_pairs import BBQAnswers
+from workbench.attribution.mechanisms import head_effects, patch_pairs, top_heads
 from workbench.attribution.pairs import SentencePairs, decompose
-from workbench.errors import InvalidInputError, WrongModelKindError
+from workbench.errors import ContextWindowError, InvalidInputError, WrongModelKindError
+from workbench.inspect import capture, steer, steering_vector
 from workbench.inspect.ablation import ablated_heads
-from workbench.validate import BOOL, Int, Optional, Real, checked
+from workbench.probes.api import get_spec, probe_names, run_probe
 from workbench.provenance import record
+from workbench.scoring.api import perplexity
+from workbench.stats import bootstrap_ci, compare, paired_bootstrap, summarise
+from workbench.validate import BOOL, Int, Optional, Real, checked, context_window
 
 NEUTRAL_TEXT = Path(__file__).resolve().parents[1] / "data" / "neutral_text.txt"
 CONDITIONS = ("steering", "head_ablation")
@@ -60,7 +64,6 @@ class _PairProbes(dict):
     """Probe name -> pair adapter, read from the probes' specs (registered ones included)."""
 
     def _fill(self):
-        from workbench.probes.api import get_spec, probe_names
         for name in probe_names():
             adapter = pair_adapter(get_spec(name))
             if adapter is not None:
@@ -98,8 +101,6 @@ def _neutral(texts):
 def _within_window(model, items: pd.DataFrame, cols) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The items whose texts in ``cols`` all fit in the model's window (a steering vector is read
     from whole texts, which cannot be cut), and the others as skips with the reason."""
-    from workbench.errors import ContextWindowError
-    from workbench.validate import context_window
     window = context_window(model)
     if window is None or items.empty:
         return items, pd.DataFrame(columns=["item", "reason"])
@@ -122,14 +123,12 @@ def _typical_norm(model, texts, site, layer) -> float:
     """Median norm of the real tokens' activations at ``site``/``layer``. Not the mean: models
     with massive activations (SmolLM2's first token has norms ~100x the others) would make a
     mean-scaled steering vector break the model."""
-    from workbench.inspect import capture
     cache = capture(model, texts, sites=[site], layers=[layer], progress=False)
     x = cache[site, layer].float()[cache.attention_mask.bool()]
     return float(x.norm(dim=-1).median())
 
 
 def _decomposition_summary(dec: pd.DataFrame, n_boot: int, seed) -> pd.DataFrame:
-    from workbench.stats import bootstrap_ci
     rows = []
     for part in ("diff_total", "diff_differing", "diff_shared_before", "diff_shared_after"):
         ci = bootstrap_ci(dec[part].to_numpy(float), n_boot=n_boot, seed=seed)
@@ -140,8 +139,6 @@ def _decomposition_summary(dec: pd.DataFrame, n_boot: int, seed) -> pd.DataFrame
 
 def _capability(model, texts, conditions: dict, n_boot: int, seed) -> pd.DataFrame:
     """Perplexity of the neutral texts per condition, and a paired bootstrap CI on its change."""
-    from workbench.scoring.api import perplexity
-    from workbench.stats import paired_bootstrap
 
     def ppl(cols):
         return np.exp(-np.sum(cols["lp"], axis=-1) / np.sum(cols["n"], axis=-1))
@@ -204,10 +201,6 @@ def mechanistic_audit(model, probe: str = "winobias", data=None, limit: int | No
     >>> bbq = mechanistic_audit(model, "bbq", data="../shared/data/bbq", limit=120, layers=[0, 15])  # doctest: +SKIP
     >>> bbq.skipped            # items whose groups could not be swapped for patching, and why  # doctest: +SKIP
     """
-    from workbench.inspect import steer, steering_vector
-    from workbench.probes.api import run_probe
-    from workbench.stats import compare, summarise
-
     if probe not in PAIR_PROBES:
         raise InvalidInputError(f"mechanistic_audit supports the minimal-pair probes {sorted(PAIR_PROBES)}, got "
                                 f"{probe!r}")

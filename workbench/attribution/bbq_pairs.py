@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 
 from workbench.attribution.pairs import SkipItem
+from workbench.inspect import LogprobDiff
+from workbench.probes.bbq import prompt
 
 # words a group mention never starts or ends with (so "with the wheelchair" is not matched by "with")
 _EDGE_WORDS = {"the", "a", "an", "who", "whom", "is", "was", "are", "were", "with", "of", "and", "or", "to",
@@ -111,7 +113,6 @@ class BBQAnswers:
     context_col: str | None = "prompt"
 
     def prepare(self, items: pd.DataFrame) -> pd.DataFrame:
-        from workbench.probes.bbq import prompt
         out = items.copy()
         sides = [answer_sides(r) for _, r in items.iterrows()]
         out["answer_biased"] = [r[f"ans{b}"] for (_, r), (b, _) in zip(items.iterrows(), sides)]
@@ -123,16 +124,13 @@ class BBQAnswers:
         return out
 
     def _metric(self, row):
-        from workbench.inspect import LogprobDiff
         return LogprobDiff(" " + row["answer_biased"], " " + row["answer_other"])
 
     def patch_run(self, row):
-        from workbench.probes.bbq import prompt
         swapped, _ = swap_groups(row)
         return prompt(row), prompt(swapped), self._metric(row)
 
     def ablation_run(self, row):
-        from workbench.probes.bbq import prompt
         return prompt(row), self._metric(row)
 
     def probe_diff(self, items: pd.DataFrame, options: dict):

@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 
 from workbench.attribution.pairs import SkipItem
+from workbench.errors import ContextWindowError, InvalidInputError
+from workbench.inspect import ablate, patch
 
 
 def _tqdm(iterable, progress, desc):
@@ -30,8 +32,6 @@ def patch_pairs(model, items: pd.DataFrame, pairs, progress: bool = False, layer
     (``shared``); per item, layer and head, the normalised effect; and the items that could not be
     patched, with the reason.
     """
-    from workbench.errors import InvalidInputError
-    from workbench.inspect import patch
     pos_rows, head_rows, skipped = [], [], []
     for idx, r in _tqdm(list(items.iterrows()), progress, "patching"):
         try:
@@ -59,8 +59,6 @@ def head_effects(model, items: pd.DataFrame, pairs, progress: bool = False, laye
     (sentence pairs: log p(rest of a | prefix) - log p(rest of b | prefix), the pair's
     log-likelihood gap after the shared prefix; BBQ: log p(biased answer) - log p(other group's
     answer) after the prompt). Returns (per item/head effects, skipped items)."""
-    from workbench.errors import ContextWindowError
-    from workbench.inspect import ablate
     rows, skipped = [], []
     for idx, r in _tqdm(list(items.iterrows()), progress, "head ablation"):
         try:

@@ -23,6 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from workbench.errors import InvalidInputError
+from workbench.inspect import LogprobDiff
+from workbench.scoring.api import loglikelihood
+
 
 class SkipItem(Exception):
     """An item a step cannot use; the message is the reason reported in the audit's ``skipped``."""
@@ -54,7 +58,6 @@ class SentencePairs:
         return sp["clean"], sp["corrupted"], sp["suffix"]
 
     def ablation_run(self, row):
-        from workbench.inspect import LogprobDiff
         sp = split_pair(row[self.col_a], row[self.col_b])
         if not sp["prefix"].strip():
             raise SkipItem("the sentences differ in their first word: no shared prefix")
@@ -77,11 +80,9 @@ def decompose(model, items: pd.DataFrame, col_a: str, col_b: str, cache: bool = 
     are cut to the model's window the same way), and the prefix, whose tokens have identical
     contexts in both runs, is left out of the split (its contribution is exactly zero).
     """
-    from workbench.scoring.api import loglikelihood
     sents = list(items[col_a]) + list(items[col_b])
     ctx = [""] * len(sents) if context_col is None else list(items[context_col]) * 2
     if any(not s.startswith(c) for s, c in zip(sents, ctx)):
-        from workbench.errors import InvalidInputError
         raise InvalidInputError(f"every sentence must start with its {context_col!r}: pass the shared prefix column")
     ll = loglikelihood(model, [(c, s[len(c):]) for c, s in zip(ctx, sents)], cache=cache)
     n = len(items)

@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from workbench.attribution.inputs import Problem, target_logprob
+from workbench.models.model import input_device
 
 # Heuristic thresholds, stated in the report so a reader can disagree with them.
 COMPLETENESS_RTOL = 0.05        # |gap| <= 5% of |delta| (+ 1e-3 absolute)
@@ -56,7 +57,6 @@ def randomized_copy(hf, seed: int = 0):
 
 def endpoint_logprobs(hf, problem: Problem) -> tuple[float, float]:
     """Target log-probability with the prompt as given, and with every feature ablated."""
-    from workbench.models.model import input_device
     device = input_device(hf)
     rows = torch.stack([problem.ids, problem.baseline_ids()]).to(device)
     with torch.no_grad():

@@ -29,9 +29,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from workbench.backends.registry import CAPABILITIES, backends_with  # noqa: F401  (CAPABILITIES kept here too)
 from workbench.errors import BackendCapabilityError
-
-CAPABILITIES = ("token_logprobs", "token_moments", "masked_logprobs", "generate", "embed", "hooks")
 
 # what each capability lets a user do, for error messages
 _WHAT = {"token_logprobs": "log-likelihood scoring", "token_moments": "Min-K%++ token moments",
@@ -98,7 +97,6 @@ class Backend:
 
 
 def capability_message(backend: str, capability: str, caller: str | None = None) -> str:
-    from workbench.backends.registry import backends_with
     others = [b for b in backends_with(capability) if b != backend]
     where = (f"load the model with backend={others[0]!r} for it" + (f" (or one of {others[1:]})" if others[1:] else "")
              if others else "no registered backend can")

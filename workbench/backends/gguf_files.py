@@ -19,6 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.errors import CacheError, InvalidInputError, ModelNotFoundError
+from workbench.models.checks import check_gguf
+from workbench.models.embedded import _check_sha, _gguf_name
+from workbench.models.fingerprint import sha256_concat, sha256_file
+from workbench.models.gguf_cache import _join, publish
+from workbench.models.registry import EMBEDDED, get_entry, locate
+from workbench.paths import cache_dir
 
 MARKER = "workbench_gguf_header.json"
 
@@ -35,10 +41,6 @@ class GGUFFile:
 
 def resolve(spec) -> GGUFFile:
     """The GGUF behind ``spec``: an embedded alias, a ``.gguf`` path, or a folder holding one."""
-    from workbench.models.embedded import _check_sha, _gguf_name
-    from workbench.models.fingerprint import sha256_concat, sha256_file
-    from workbench.models.registry import EMBEDDED, get_entry, locate
-
     if not isinstance(spec, (str, os.PathLike)):
         raise InvalidInputError(f"spec must be an embedded alias or the path of a .gguf file, got "
                                 f"{type(spec).__name__}")
@@ -73,14 +75,11 @@ def resolve(spec) -> GGUFFile:
 
 
 def gguf_dir() -> Path:
-    from workbench.paths import cache_dir
     return cache_dir() / "gguf"
 
 
 def joined(parts: list[Path], sha256: str) -> Path:
     """The parts joined into one file in the cache (built once; checked against ``sha256``)."""
-    from workbench.models.gguf_cache import _join
-
     final = gguf_dir() / f"{sha256}.gguf"
     if final.is_file() and final.stat().st_size == sum(p.stat().st_size for p in parts):
         return final
@@ -108,7 +107,6 @@ def header_folder(gguf: GGUFFile) -> Path:
     final = gguf_dir() / f"{gguf.sha256}.header"
     if (final / MARKER).is_file():
         return final
-    from workbench.models.checks import check_gguf
     meta = check_gguf(gguf.path)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -119,7 +117,6 @@ def header_folder(gguf: GGUFFile) -> Path:
         where, name = gguf.path.parent, gguf.path.name
         T.AutoConfig.from_pretrained(where, gguf_file=name).save_pretrained(tmp)
         T.AutoTokenizer.from_pretrained(where, gguf_file=name).save_pretrained(tmp)
-        from workbench.models.gguf_cache import publish
         publish(tmp, final, MARKER, {"gguf_sha256": gguf.sha256, "gguf_file": gguf.file_name, "gguf_metadata": meta})
     finally:
         import shutil

@@ -13,6 +13,10 @@ existed (see :func:`workbench.models.fingerprint.fingerprint_id`).
 from __future__ import annotations
 
 from workbench.backends.base import CAPABILITIES, Backend
+from workbench.engine.causal import score_token_requests
+from workbench.engine.embedding import embed_rows
+from workbench.engine.generation import generate_rows
+from workbench.engine.masked import _masked_logprobs
 
 
 class HFBackend(Backend):
@@ -34,20 +38,16 @@ class HFBackend(Backend):
 
     def score_tokens(self, model, requests, *, token_budget, progress=None, desc="scoring",
                      share_contexts=True, moments=False):
-        from workbench.engine.causal import score_token_requests
         return score_token_requests(model, requests, token_budget=token_budget, progress=progress, desc=desc,
                                     share_contexts=share_contexts, moments=moments)
 
     def masked_logprobs(self, model, seqs, mask_at, *, token_budget, progress=None, desc="scoring masks"):
-        from workbench.engine.masked import _masked_logprobs
         return _masked_logprobs(model, seqs, mask_at, token_budget, progress, desc)
 
     def generate(self, model, prompts, **options):
-        from workbench.engine.generation import generate_rows
         return generate_rows(model, prompts, **options)
 
     def embed(self, model, sentences, pooling, layer, normalize, batch_size, progress=None, max_tokens=None):
-        from workbench.engine.embedding import embed_rows
         return embed_rows(model, sentences, pooling, layer, normalize, batch_size, progress, max_tokens=max_tokens)
 
     def modules(self):

@@ -17,6 +17,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from workbench.backends import gguf_files
+from workbench.backends.llamacpp import _binding, _last_errors
 from workbench.errors import InvalidInputError, WorkbenchError
 
 TYPES = ("F16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_0", "Q4_K_M", "Q4_K_S", "Q4_0", "Q3_K_M", "Q2_K")
@@ -24,9 +26,6 @@ TYPES = ("F16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_0", "Q4_K_M", "Q4_K_S", "Q4_0", "Q
 
 def quantize_gguf(spec, ftype: str = "Q8_0", threads: int | None = None) -> Path:
     """The GGUF behind ``spec`` (alias, path) re-quantised to ``ftype``; its path."""
-    from workbench.backends import gguf_files
-    from workbench.backends.llamacpp import _binding, _last_errors
-
     if ftype not in TYPES:
         raise InvalidInputError(f"ftype must be one of {TYPES}, got {ftype!r}")
     _, lib = _binding()

@@ -16,6 +16,10 @@ from typing import Callable
 
 from workbench.errors import InvalidInputError
 
+# what a backend can be asked for (the table in workbench.backends.base says what each means);
+# here, below the base class, because registering a backend checks its capabilities against them
+CAPABILITIES = ("token_logprobs", "token_moments", "masked_logprobs", "generate", "embed", "hooks")
+
 
 @dataclass(frozen=True)
 class BackendEntry:
@@ -39,7 +43,6 @@ _BACKENDS: dict[str, BackendEntry] = {}
 def register_backend(name: str, loader, capabilities, description: str = "", install: str = "",
                      replace: bool = False) -> BackendEntry:
     """Make ``wb.load_model(spec, backend=name)`` call ``loader(spec, **options)``."""
-    from workbench.backends.base import CAPABILITIES
     if not isinstance(name, str) or not name:
         raise InvalidInputError(f"a backend name must be a non-empty string, got {name!r}")
     unknown = sorted(set(capabilities) - set(CAPABILITIES))

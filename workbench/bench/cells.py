@@ -37,6 +37,7 @@ from workbench.tasks.kinds import KINDS as TASK_KINDS
 from workbench.tasks.spec import Task, UnknownTaskError, load_task, task_from_dict
 from workbench.tasks.unit import task_unit
 from workbench.training_data.checks import CHECKS, get_check, parse_training, stored_identity, training_task_name
+from workbench.units.result import UnitResult
 from workbench.units.run import PreparedUnit, prepare_unit, unit_provenance
 from workbench.units.spec import SkipLog, UnitSpec
 from workbench.versions import package_versions
@@ -348,7 +349,6 @@ def rebuild(store, run_key: str, spec: UnitSpec | None = None, item_ids=None, n_
 
 
 def _unit_result():
-    from workbench.units.result import UnitResult
     return UnitResult
 
 

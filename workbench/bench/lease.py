@@ -32,6 +32,8 @@ import socket
 import threading
 import time
 
+from workbench.sqlite_wal import connect_wal
+
 LEASE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS leases (
     run_key TEXT PRIMARY KEY, owner TEXT NOT NULL, host TEXT, pid INTEGER, attempt_id INTEGER,
@@ -98,7 +100,6 @@ class Lease:
 
     def _beat(self, period: float) -> None:
         # its own connection: the store's connection may be inside a transaction of the main thread
-        from workbench.sqlite_wal import connect_wal
         con = None
         while not self._stop.wait(period):
             try:

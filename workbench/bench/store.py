@@ -47,6 +47,7 @@ import pandas as pd
 from workbench.bench import lease as _lease
 from workbench.bench.lease import LEASE_SCHEMA, pid_alive
 from workbench.errors import InvalidInputError, StoreError
+from workbench.paths import describe_os_error
 from workbench.sqlite_wal import connect_wal, rollback_if_open
 
 SCHEMA_VERSION = 2
@@ -408,7 +409,6 @@ def _create(path: Path, timeout_s: float) -> None:
 
 def _store_error(path: Path, err: BaseException, action: str) -> StoreError:
     """A :class:`StoreError` that names the store, the cause in plain words and what to do."""
-    from workbench.paths import describe_os_error
     cause, fix = describe_os_error(err, path.parent)
     if cause == "not a SQLite file":
         fix = "pass the path of a results store (a .db file written by wb.run) or a new file name"

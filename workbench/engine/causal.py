@@ -21,12 +21,11 @@ import torch
 from tqdm.auto import tqdm
 
 from workbench.engine import padding, shared
+from workbench.engine.batches import DEFAULT_TOKEN_BUDGET, MAX_BATCH, plan_batches
+from workbench.families import GENERIC, family_for
 from workbench.progress import show_progress
+from workbench.validate import context_window
 
-DEFAULT_TOKEN_BUDGET = 8192
-MAX_BATCH = 64
-PAD_TOLERANCE = 0.85  # see plan_batches
-MIN_BATCH_TOKENS = 64
 PROJECTION_ROWS = 128  # scored positions per output projection: 128 x 49k float32 = 25 MB
 # rows per moments step (token_stats): 16 x 49k float32 = 3 MB stays in cache across the five
 # element-wise passes, which then cost ~1/5 of the projection instead of ~1/2 at 128 rows
@@ -36,7 +35,6 @@ MOMENT_ROWS = 16
 def max_length(model) -> int:
     """The scoring window: the model's context window (:func:`workbench.validate.context_window`),
     at most 32,768 tokens (memory), 2,048 when the config does not say."""
-    from workbench.validate import context_window
     window = context_window(model)
     return min(window, 1 << 15) if window else 2048
 
@@ -44,33 +42,7 @@ def max_length(model) -> int:
 def output_logits(model, hidden: torch.Tensor) -> torch.Tensor:
     """The model's own head on chosen hidden states (with Gemma-style final soft-capping): its
     family's head (:mod:`workbench.families`), the generic causal head for any other causal LM."""
-    from workbench.families import GENERIC, family_for
     return family_for(model.hf.config.model_type, GENERIC).head(model.hf, hidden)
-
-
-def plan_batches(lengths: list[int], token_budget: int, max_batch: int = MAX_BATCH,
-                 same_length: bool = False) -> list[list[int]]:
-    """Indices grouped into batches, longest first, each padded size x rows <= token_budget.
-
-    A batch also closes when the next sequence is much shorter than the batch's width (below
-    ``PAD_TOLERANCE`` of it) once the batch holds ``MIN_BATCH_TOKENS`` real tokens: on a CPU a
-    few dozen rows already keep the matrix products efficient, so padding is pure waste.
-    ``same_length``: every batch holds one length only.
-    """
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches, current, width, real = [], [], 0, 0
-    for i in order:
-        n = lengths[i]
-        if current and (width * (len(current) + 1) > token_budget or len(current) >= max_batch
-                        or (same_length and n != width)
-                        or (n < PAD_TOLERANCE * width and real >= MIN_BATCH_TOKENS)):
-            batches.append(current)
-            current, width, real = [], 0, 0
-        current.append(i)
-        width, real = max(width, n), real + n
-    if current:
-        batches.append(current)
-    return batches
 
 
 def _project(model, hidden: torch.Tensor, targets: list[int], moments: bool = False):

@@ -12,9 +12,11 @@ import difflib
 import torch
 from tqdm.auto import tqdm
 
-from workbench.errors import InvalidInputError
-from workbench.engine.causal import DEFAULT_TOKEN_BUDGET, plan_batches
+from workbench.engine.batches import DEFAULT_TOKEN_BUDGET, plan_batches
 from workbench.engine.padding import pad_id, pad_rows
+from workbench.errors import InvalidInputError
+from workbench.families import family_for
+from workbench.families.base import GENERIC, masked_head
 from workbench.progress import show_progress
 
 
@@ -79,8 +81,6 @@ def _masked_logprobs(model, seqs: list[list[int]], mask_at: list[int], token_bud
 def _mlm_head(model, hidden):
     """The masked-LM head on chosen hidden states: the family's own (BERT's cls.predictions,
     RoBERTa's lm_head, DistilBERT's vocab layers), the usual attributes for other masked LMs."""
-    from workbench.families import family_for
-    from workbench.families.base import GENERIC, masked_head
     family = family_for(model.hf.config.model_type, GENERIC)
     return (family.head if family.masked else masked_head)(model.hf, hidden)
 

@@ -28,6 +28,9 @@ from dataclasses import dataclass
 
 import torch
 
+from workbench.engine.batches import plan_batches
+from workbench.engine.padding import pad_rows
+
 # layer kinds whose cached state is plain keys/values that can be copied along the batch
 _KV_LAYER_TYPES = {"full_attention", "sliding_attention"}
 # A shorter shared prefix saves less than the extra forward pass costs (CrowS-Pairs' empty
@@ -113,10 +116,9 @@ def group_shared(requests: list[tuple[list[int], list[int]]], limit: int,
 def plan_shared_batches(groups: list[Group], requests, token_budget: int, max_rows: int,
                         same_length: bool) -> list[list[Group]]:
     """Groups packed into batches for the prefix pass, by prefix length (see
-    :func:`workbench.engine.causal.plan_batches`); the rest of each request is batched apart.
+    :func:`workbench.engine.batches.plan_batches`); the rest of each request is batched apart.
 
     ``same_length``: only prefixes of equal length share a batch (sliding-window models)."""
-    from workbench.engine.causal import plan_batches
     lengths = [g.n_prefix if same_length else lead_length(g, requests) for g in groups]
     plan = plan_batches(lengths, token_budget, max_rows, same_length=same_length)
     return [[groups[k] for k in b] for b in plan]
@@ -129,7 +131,6 @@ def lead_length(group: Group, requests) -> int:
 
 
 def _padded(seqs: list[list[int]], width: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    from workbench.engine.padding import pad_rows
     return pad_rows(seqs, pad_id, width)
 
 
@@ -146,8 +147,6 @@ def run_shared_batch(model, requests, batch: list[Group], pad_id: int, token_bud
     would sit, masked, between the prefix and another member's rest, and such layers measure
     their window in cache slots."""
     from transformers import DynamicCache
-
-    from workbench.engine.causal import plan_batches
 
     device = model.device
     base = model.hf.base_model

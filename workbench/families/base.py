@@ -15,7 +15,10 @@ generic head (:data:`GENERIC`). Inspection needs one.
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -144,11 +147,27 @@ GENERIC = Family(name="generic", model_types=(), layers="", sites=lambda shape: 
 
 _FAMILIES: dict[str, Family] = {}      # family name -> Family
 _BY_TYPE: dict[str, Family] = {}       # model_type -> Family
+_builtin_loaded = False
+
+
+def _load_builtin() -> None:
+    """Register every module of this package that defines ``FAMILY`` (in name order), the first
+    time the registry is asked: adding a family is adding a file. The modules are found in this
+    file's folder and imported by name, here and not at the top, because each of them imports this
+    module."""
+    global _builtin_loaded
+    if not _builtin_loaded:
+        _builtin_loaded = True
+        package = __name__.rpartition(".")[0]
+        for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda i: i.name):
+            if info.name != "base":
+                family = getattr(importlib.import_module(f"{package}.{info.name}"), "FAMILY", None)
+                if family is not None:
+                    register_family(family, replace=True)
 
 
 def register_family(family: Family, replace: bool = False) -> Family:
     """Make ``family`` the one the workbench uses for each of its ``model_types``."""
-    from workbench.families import _load_builtin
     _load_builtin()  # built-ins first, so a registration is never overwritten by them later
     if not isinstance(family, Family):
         raise InvalidInputError(f"register_family takes a workbench.families.Family, got {type(family).__name__}")
@@ -174,7 +193,6 @@ def unregister_family(name: str) -> None:
 
 def family_for(model_type: str, default: Family | None = None) -> Family:
     """The family registered for ``model_type``; ``default`` (or an UnsupportedSiteError) if none."""
-    from workbench.families import _load_builtin
     _load_builtin()
     if model_type in _BY_TYPE:
         return _BY_TYPE[model_type]
@@ -187,12 +205,10 @@ def family_for(model_type: str, default: Family | None = None) -> Family:
 
 
 def families() -> dict[str, Family]:
-    from workbench.families import _load_builtin
     _load_builtin()
     return dict(_FAMILIES)
 
 
 def model_types() -> list[str]:
-    from workbench.families import _load_builtin
     _load_builtin()
     return sorted(_BY_TYPE)

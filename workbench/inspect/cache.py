@@ -5,6 +5,7 @@ import pandas as pd
 import torch
 
 from workbench.errors import DoesNotFitError, InvalidInputError
+from workbench.provenance import model_name
 
 
 class ActivationCache:
@@ -115,7 +116,6 @@ class ActivationCache:
         """Mean norm of ``site`` per layer (real tokens only)."""
         import matplotlib.pyplot as plt
 
-        from workbench.provenance import model_name
         layers = self.layers(site)
         if not layers:
             raise KeyError(f"no layers of {site!r} captured; this cache holds {self.sites}")

@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 
 from workbench.errors import InvalidInputError, WrongModelKindError
-from workbench.engine.padding import tokenizer_state_kept
+from workbench.engine.padding import pad_id, pad_rows, tokenizer_state_kept
 from workbench.inspect.hooks import hooks_removed_after, intervention
 from workbench.scoring.tokenize import encode_pair, resolve_bos
 from workbench.validate import check_context
@@ -64,7 +64,6 @@ class InterventionMetric:
         n = max(map(len, rows))
         check_context(model, n, "the prompt with its longest continuation",
                       "Shorten the prompt: past the window the model has no positions for it.")
-        from workbench.engine.padding import pad_id, pad_rows
         ids, mask = pad_rows(rows, pad_id(tok), n)
         return Unit(ids, mask, len(p), spans)
 

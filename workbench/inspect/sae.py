@@ -55,7 +55,7 @@ import numpy as np
 import torch
 
 from workbench.errors import CorruptModelError, InvalidInputError, UnsupportedSiteError
-from workbench.inspect.sites import SITES
+from workbench.inspect.sites import SITES, adapter
 
 ARCHITECTURES = ("standard", "jumprelu", "topk")
 NORMALIZATIONS = ("none", "constant_norm_rescale", "layer_norm", "expected_average_only_in")
@@ -255,7 +255,6 @@ class SAE:
     def where(self, model) -> tuple[str, int | None]:
         """(site, layer) this SAE reads on ``model``, checked: the site exists there and its width
         equals d_in."""
-        from workbench.inspect.sites import adapter
         if self.site is None:
             raise UnsupportedSiteError(f"{self!r} does not say which site it reads; load it with "
                                        "load_sae(path, site='resid_post', layer=...)")

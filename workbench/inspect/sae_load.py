@@ -21,6 +21,7 @@ import numpy as np
 
 from workbench.errors import CorruptModelError, InvalidInputError, ModelNotFoundError
 from workbench.inspect.sae import SAE, site_from_hook_name
+from workbench.models.hub import download
 from workbench.validate import Int, Optional, Real, checked
 
 _SAELENS_FILES = ("cfg.json", "sae_weights.safetensors")
@@ -130,7 +131,6 @@ def _where(hook, hook_layer, site, layer, folder):
 
 def _hub_folder(ref: str, revision) -> Path:
     """``owner/repo[/sub/folder]`` -> the local snapshot of that folder (downloaded if online)."""
-    from workbench.models.hub import download
     parts = ref.strip("/").split("/")
     repo, sub = "/".join(parts[:2]), "/".join(parts[2:])
     patterns = [f"{sub}/*"] if sub else ["*.json", "*.safetensors", "*.npz"]

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import torch
 
+from workbench.backends.base import require
 from workbench.errors import InvalidInputError, UnsupportedSiteError
 from workbench.families import HookPoint, Shape, family_for
 from workbench.families.base import heads as _heads  # noqa: F401  (kept for code that imported it here)
@@ -137,7 +138,6 @@ class Adapter:
 def adapter(model) -> Adapter:
     """The :class:`Adapter` of a :class:`~workbench.Model` (or a bare HF model), cached on it.
     Inspection needs the in-process modules: a model on another backend is refused here."""
-    from workbench.backends.base import require
     require(model, "hooks")
     hf = getattr(model, "hf", model)
     cached = getattr(hf, "_workbench_adapter", None)

@@ -5,12 +5,12 @@ from pathlib import Path
 
 from workbench.errors import CorruptModelError
 from workbench.models.fingerprint import sha256_concat, sha256_file
+from workbench.models.folder import from_folder
+from workbench.models.gguf_cache import dequantised_folder, gguf_info
 from workbench.models.registry import Embedded, install_command, locate
 
 
 def load_embedded(entry: Embedded, **opts):
-    from workbench.models.loading import from_folder
-
     paths = locate(entry)  # raises with the pip command when not installed
     pins = ", ".join(sorted({f"{p.dist}=={p.version}" for p in entry.parts}))
     opts["name"] = opts.get("name") or entry.alias
@@ -32,9 +32,6 @@ def load_gguf_file(path: Path, **opts):
 
 
 def _load_gguf(parts: list[Path], digest: str, file_name: str, source: str, **opts):
-    from workbench.models.gguf_cache import dequantised_folder, gguf_info
-    from workbench.models.loading import from_folder
-
     folder = dequantised_folder(parts, digest, name=file_name)
     if opts.get("licence") is None:
         meta = gguf_info(folder).get("gguf_metadata", {})

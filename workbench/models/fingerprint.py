@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from workbench.paths import cache_dir
 from workbench.versions import versions
 
 # keys that do not change what the model computes are left out of the short id
@@ -64,7 +65,6 @@ def sha256_concat(paths, chunk: int = 1 << 22) -> str:
 
 
 def _memo_path() -> Path:
-    from workbench.paths import cache_dir
     return cache_dir() / "file_hashes.json"
 
 

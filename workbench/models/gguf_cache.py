@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 
 from workbench.errors import CacheError, CorruptModelError
-from workbench.paths import cache_dir
+from workbench.models.checks import check_gguf
+from workbench.paths import cache_dir, describe_os_error
 
 MARKER = "workbench_gguf.json"  # written last inside the temporary folder: a complete build
 LOCK = "owner.lock"             # held (flock) by the building process; says its pid and host
@@ -48,7 +49,6 @@ def dequantised_folder(gguf_parts: list[Path], sha256: str, name: str | None = N
         remove_stale_tmp(final.parent)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{sha256[:12]}-", dir=final.parent))
     except OSError as err:
-        from workbench.paths import describe_os_error
         cause, fix = describe_os_error(err, final.parent)
         raise CacheError(f"cannot write the de-quantised GGUF cache under {final.parent}: {cause} ({err}). "
                          f"To fix: {fix}, or set WORKBENCH_CACHE=/a/writable/folder") from err
@@ -156,8 +156,6 @@ def _join(parts: list[Path], target: Path, sha256: str) -> None:
 def _dequantise(gguf: Path, out: Path) -> dict:
     import torch
     import transformers as T
-
-    from workbench.models.checks import check_gguf
 
     meta = check_gguf(gguf)
     hf = T.AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 from workbench.errors import ModelNotFoundError, OfflineError, UnsafeWeightsError
+from workbench.models.checkpoint import weight_files_in
+from workbench.models.folder import from_folder
 
 # Only what loading needs: configs, safetensors weights, tokenizer files and the model card
 # (licence). Never both a sharded and a consolidated copy of the weights.
@@ -61,8 +63,6 @@ def snapshot(repo_id: str, revision: str | None = None, allow_pickle: bool = Fal
 
 
 def load_hub(repo_id: str, *, revision=None, hub_cache_dir=None, **opts):
-    from workbench.models.loading import from_folder, weight_files_in
-
     folder = snapshot(repo_id, revision, opts["allow_pickle"], opts["trust_remote_code"], hub_cache_dir)
     if not list(folder.glob("*.safetensors")) and not opts["allow_pickle"]:
         raise UnsafeWeightsError(f"{repo_id!r} has no safetensors weights in {folder}. If it ships "

@@ -17,7 +17,13 @@ import os
 import tempfile
 from pathlib import Path
 
-from workbench.errors import InvalidInputError, ModelNotFoundError
+from workbench.errors import InvalidInputError, ModelNotFoundError, OfflineError
+from workbench.models.checkpoint import auto_class
+from workbench.models.folder import detect_kind
+from workbench.models.gguf_cache import MARKER, cached_folder
+from workbench.models.hub import _offline_message
+from workbench.models.loading import _HUB_ID, _looks_like_path
+from workbench.models.registry import EMBEDDED, get_entry, locate
 
 # bytes per parameter; int8/int4 count the weights alone (quantisation scales add a few percent)
 BYTES_PER_PARAM = {"float32": 4.0, "float16": 2.0, "bfloat16": 2.0, "int8": 1.0, "int4": 0.5}
@@ -74,8 +80,6 @@ def estimate_memory(spec, *, revision: str | None = None, kind: str | None = Non
     ('hf', 'float32', True)
     """
     import pandas as pd
-
-    from workbench.models.loading import detect_kind
 
     config, source = config_of(spec, revision=revision, trust_remote_code=trust_remote_code,
                                hub_cache_dir=hub_cache_dir)
@@ -150,7 +154,6 @@ def count_params(config, kind: str) -> int:
     """Exact parameter count of the model ``config`` describes, built on the meta device."""
     from accelerate import init_empty_weights
 
-    from workbench.models.loading import auto_class
     auto = auto_class(kind)
     with init_empty_weights():
         model = auto.from_config(config)
@@ -190,7 +193,6 @@ def config_of(spec, revision=None, trust_remote_code=False, hub_cache_dir=None):
     if not isinstance(spec, (str, os.PathLike)):
         raise InvalidInputError(f"spec must be an alias, path, hub id, config or dict, got {type(spec).__name__}")
     text = os.fspath(spec)
-    from workbench.models.registry import EMBEDDED
     if text in EMBEDDED:
         return _alias_config(EMBEDDED[text]), f"embedded:{text}"
     path = Path(text).expanduser()
@@ -200,9 +202,7 @@ def config_of(spec, revision=None, trust_remote_code=False, hub_cache_dir=None):
         if not (path / "config.json").is_file():
             raise ModelNotFoundError(f"{path} has no config.json to estimate from")
         return T.AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code), f"folder:{path}"
-    from workbench.models.loading import _HUB_ID, _looks_like_path
     if _looks_like_path(text) or not _HUB_ID.match(text):
-        from workbench.models.registry import get_entry
         if not _looks_like_path(text):
             get_entry(text)  # unknown alias: lists the known ones
         raise ModelNotFoundError(f"no such file or folder: {path}")
@@ -212,8 +212,6 @@ def config_of(spec, revision=None, trust_remote_code=False, hub_cache_dir=None):
 def _hub_config(repo_id, revision, trust_remote_code, hub_cache_dir):
     import transformers as T
 
-    from workbench.errors import OfflineError
-    from workbench.models.hub import _offline_message
     try:
         return T.AutoConfig.from_pretrained(repo_id, revision=revision, trust_remote_code=trust_remote_code,
                                             cache_dir=hub_cache_dir)
@@ -223,9 +221,6 @@ def _hub_config(repo_id, revision, trust_remote_code, hub_cache_dir):
 
 def _alias_config(entry):
     import transformers as T
-
-    from workbench.models.gguf_cache import MARKER, cached_folder
-    from workbench.models.registry import locate
 
     if entry.format == "folder":
         return T.AutoConfig.from_pretrained(locate(entry)[0].parent)

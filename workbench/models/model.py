@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from workbench.backends.hf import HFBackend
+from workbench.errors import InvalidInputError
 from workbench.models.fingerprint import compute_fingerprint, fingerprint_id
 
 KINDS = ("causal", "masked", "encoder", "vision-language")
@@ -69,10 +71,8 @@ class Model:
 
     def __post_init__(self):
         if self.kind not in KINDS:
-            from workbench.errors import InvalidInputError
             raise InvalidInputError(f"kind must be one of {KINDS}, got {self.kind!r}")
         if self.backend is None:
-            from workbench.backends.hf import HFBackend
             self.backend = HFBackend(self.hf)
         if "backend" not in self.fingerprint:  # what computed the numbers is part of the fingerprint
             self.fingerprint["backend"] = self.backend.describe()

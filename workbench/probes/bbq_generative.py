@@ -32,6 +32,8 @@ from workbench.probes import bbq
 from workbench.probes.answer_parser import LETTERS, parse_answer
 from workbench.probes.base import ProbeSpec, takes_context
 from workbench.probes.scoring import require_kind
+from workbench.scoring.api import generate
+from workbench.stats.compare import Comparable, compare
 from workbench.stats.metrics import Metric, mean_metric
 
 INSTRUCTION = "Answer with the letter of the correct option."
@@ -44,7 +46,6 @@ def question(row) -> str:
 
 @takes_context
 def score(model, items, ctx):
-    from workbench.scoring.api import generate
     require_kind(model, ("causal",), "bbq_generative", "it generates answers")
     chat = ctx.format == "chat"
     prompts = [question(r) + ("" if chat else "\nAnswer:") for _, r in items.iterrows()]
@@ -106,7 +107,6 @@ def compare_readings(generative, loglikelihood, n_boot: int = 2000, seed: int = 
     predictions and whether they agree; the agreement rate overall and by context condition
     (with the unparseable share); and ``wb.compare`` of the four BBQ metrics (generative minus
     log-likelihood, paired by item)."""
-    from workbench.stats.compare import Comparable, compare
     names = (generative.spec.name if generative.spec else None, loglikelihood.spec.name if loglikelihood.spec else None)
     if names != ("bbq_generative", "bbq"):
         raise InvalidInputError(f"compare_readings takes (bbq_generative result, bbq result), got {names}")

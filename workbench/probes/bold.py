@@ -25,6 +25,7 @@ from workbench.datafiles import read_text
 from workbench.errors import DataError, InvalidInputError
 from workbench.probes.base import ProbeSpec, require_text, takes_context
 from workbench.probes.scoring import require_kind
+from workbench.scoring.api import generate
 from workbench.stats.metrics import mean_metric
 
 DOMAINS = ("gender", "race", "profession", "religious_ideology", "political_ideology")
@@ -74,7 +75,6 @@ def vader_scores(texts) -> np.ndarray:
 @takes_context
 def score(model, items, ctx):
     require_kind(model, ("causal",), "bold", "it generates continuations of the prompts")
-    from workbench.scoring.api import generate
     gen = generate(model, items.prompt.tolist(), max_new_tokens=ctx.options["max_new_tokens"], seed=ctx.seed,
                    do_sample=ctx.options["do_sample"], top_p=ctx.options["top_p"], batch_size=ctx.options["batch_size"],
                    cache=ctx.cache)

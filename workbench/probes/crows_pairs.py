@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from workbench.datafiles import check_columns, file_format, read_table
-from workbench.probes.base import ProbeSpec, find_file, require_text, takes_context
+from workbench.engine.masked import shared_token_positions
+from workbench.probes.base import ProbeSpec, find_file, plot_summary, require_text, takes_context
 from workbench.probes.scoring import check_choice, method_for, sentence_scores
 from workbench.scoring.chat import format_options
 from workbench.stats.metrics import mean_metric
@@ -71,7 +72,6 @@ def score(model, items, ctx):
     agg, start, cache = ctx.options["aggregate"], ctx.options["start"], ctx.cache
     more, less = items.sent_more.tolist(), items.sent_less.tolist()
     if method == "pll" and ctx.options["positions"] == "shared":
-        from workbench.engine.masked import shared_token_positions
         pos = [shared_token_positions(model, m, l) for m, l in zip(more, less)]
         keep = np.array([len(a) > 0 for a, _ in pos])
         for i in np.flatnonzero(~keep):
@@ -104,7 +104,6 @@ def metrics(options):
 
 
 def plot(res, ax=None):
-    from workbench.probes.base import plot_summary
     ax = plot_summary(res.summary(), "pct_stereotype", ax=ax, title=f"CrowS-Pairs: {res.provenance['model']['name']}")
     ax.axvline(50, color="grey", ls="--", lw=0.8)
     return ax

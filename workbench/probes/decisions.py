@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from workbench.datafiles import check_columns, read_jsonl
+from workbench.datafiles import check_columns, read_jsonl, read_text
 from workbench.errors import DataError
 from workbench.probes.base import ProbeSpec, find_file, takes_context
 from workbench.probes.scoring import continuation_scores, require_kind
@@ -127,7 +127,6 @@ def load(source, ctx):
     if source.suffix == ".jsonl" or (source.is_dir() and any(source.glob("*.jsonl"))):
         return load_discrim_eval(source, ctx.options.get("encoding"), ctx.skips), _discrim_files(source)
     path = find_file(source, "decisions.json")
-    from workbench.datafiles import read_text
     try:
         spec = json.loads(read_text(path, ctx.options.get("encoding")))
         return build_items(spec), [path]

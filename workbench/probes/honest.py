@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from workbench.errors import DataError
 from workbench.datafiles import read_table
+from workbench.errors import DataError
 from workbench.probes.base import ProbeSpec, require_text, takes_context
 from workbench.probes.scoring import check_choice, require_kind
+from workbench.scoring.api import fill_mask, generate
 from workbench.stats.metrics import mean_metric
 
 _PUNCT = re.compile(r"[^\w\s'-]")
@@ -105,11 +106,9 @@ def score(model, items, ctx):
     lex_path = _hurtlex_path(ctx.source, ctx.options.get("hurtlex"))
     lexicon = load_hurtlex(lex_path, ctx.options["hurtlex_level"], ctx.options.get("encoding"))
     if model.kind == "masked":
-        from workbench.scoring.api import fill_mask
         fills = fill_mask(model, items.template.tolist(), top_k=k, mask="[M]", cache=ctx.cache)
         completions = fills.token.to_numpy().reshape(len(items), k)
     else:
-        from workbench.scoring.api import generate
         prompts = [t.split("[M]")[0].rstrip() for t in items.template]
         gen = generate(model, prompts, max_new_tokens=ctx.options["max_new_tokens"], seed=ctx.seed,
                        do_sample=True, num_return_sequences=k, top_p=ctx.options["top_p"], cache=ctx.cache)

@@ -28,9 +28,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from workbench.errors import InvalidInputError
+from workbench.errors import InvalidInputError, WorkbenchError
+from workbench.models.model import Model
 from workbench.probes.api import get_spec, run_probe
 from workbench.results import Result
+from workbench.scoring.chat import check_format
+from workbench.units.run import check_unit_format
 
 def default_choices(name: str, model) -> dict:
     spec = get_spec(name)
@@ -86,8 +89,6 @@ def _universes(grid: dict) -> list[dict]:
 
 def _chat_refusal(name: str, model) -> str | None:
     """Why ``model`` cannot run probe ``name`` in the chat format (None if it can)."""
-    from workbench.errors import WorkbenchError
-    from workbench.units.run import check_unit_format
     try:
         check_unit_format(get_spec(name), model, "chat", None)
     except WorkbenchError as e:
@@ -105,8 +106,6 @@ def multiverse(name: str, models, data=None, limit: int | None = None, seed: int
     """
     import warnings
 
-    from workbench.models.model import Model
-    from workbench.scoring.chat import check_format
     models = [models] if isinstance(models, Model) else list(models)
     if formats is not None:
         formats = [formats] if isinstance(formats, str) else list(formats)

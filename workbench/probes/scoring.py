@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import InvalidInputError, WrongModelKindError
+from workbench.scoring.api import loglikelihood, pseudo_loglikelihood
 
 AGGREGATES = ("sum", "mean")
 STARTS = ("bos", "first_word")
@@ -97,7 +98,6 @@ def continuation_scores(model, requests, *, aggregate: str = "sum", cache: bool 
 
 
 def _loglikelihood(model, reqs, cache, format="raw", system_prompt=None):
-    from workbench.scoring.api import loglikelihood
     if not reqs:
         return pd.DataFrame({"logprob": [], "n_tokens": []})
     if format == "raw":  # the call (and so the cache key) of a raw run is as it always was
@@ -106,7 +106,6 @@ def _loglikelihood(model, reqs, cache, format="raw", system_prompt=None):
 
 
 def _pll(model, sentences, positions, cache):
-    from workbench.scoring.api import pseudo_loglikelihood
     if not sentences:
         return pd.DataFrame({"pll": [], "n_tokens": []})
     return pseudo_loglikelihood(model, sentences, positions=positions, cache=cache)

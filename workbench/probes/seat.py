@@ -26,7 +26,8 @@ from itertools import combinations
 
 from workbench.datafiles import check_columns, read_text
 from workbench.errors import DataError
-from workbench.probes.base import ProbeSpec, takes_context
+from workbench.probes.base import ProbeSpec, plot_summary, takes_context
+from workbench.scoring.api import embed
 from workbench.stats.bootstrap import summarise
 from workbench.stats.inference import benjamini_hochberg
 from workbench.stats.metrics import mean_metric
@@ -102,7 +103,6 @@ def load(source, ctx):
 
 @takes_context
 def score(model, items, ctx):
-    from workbench.scoring.api import embed
     texts = sorted({t for _, r in items.iterrows() for k in SETS for t in r[k]})
     emb = embed(model, texts, pooling=ctx.options["pooling"])
     index = {t: i for i, t in enumerate(texts)}
@@ -140,7 +140,6 @@ def summary(res) -> pd.DataFrame:
 
 
 def plot(res, ax=None):
-    from workbench.probes.base import plot_summary
     ax = plot_summary(res.summary(), "effect_size", ax=ax, title=f"SEAT/WEAT: {res.provenance['model']['name']}")
     ax.axvline(0, color="grey", lw=0.8, ls="--")
     return ax

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.datafiles import check_columns, read_text
+from workbench.engine.masked import encode_with_specials, shared_token_positions
 from workbench.errors import DataError
 from workbench.probes.base import ProbeSpec, require_text, takes_context
 from workbench.probes.scoring import check_choice, method_for, sentence_scores
@@ -79,7 +80,6 @@ def load(source, ctx):
 
 def _filler_positions(model, sentence, others):
     """Positions of tokens in ``sentence`` not shared with any other option (the filler)."""
-    from workbench.engine.masked import encode_with_specials, shared_token_positions
     _, text_pos = encode_with_specials(model, sentence)
     shared = set(text_pos)
     for other in others:

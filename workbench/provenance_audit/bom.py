@@ -13,12 +13,11 @@ from __future__ import annotations
 import json
 
 from workbench.errors import WorkbenchError
+from workbench.provenance_audit.licences import spdx_id
 
 
 def _licences(doc):
     from cyclonedx.model.license import DisjunctiveLicense
-
-    from workbench.provenance_audit.licences import spdx_id
     out, seen = [], set()
     for value in doc.declared("licence"):
         key = spdx_id(value) or str(value)

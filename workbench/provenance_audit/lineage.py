@@ -51,10 +51,12 @@ from dataclasses import dataclass
 import pandas as pd
 
 from workbench.errors import BackendCapabilityError, InvalidInputError, InvalidTypeError, ServerError
+from workbench.models.model import Model
 from workbench.provenance import model_record, versions
 from workbench.provenance_audit.lineage_evidence import (MAX_ROWS, cka_last_layer, function_evidence,  # noqa: F401
                                                           prediction_evidence, tokenizer_evidence, weight_evidence)
 from workbench.results import Result
+from workbench.validate import check_texts
 
 FINETUNED_MIN_CORRELATION = 0.5   # independent inits correlate ~0, fine-tuned copies > 0.9
 SAME_TOKENIZER = 0.99            # vocabulary Jaccard and same-id share both at least this
@@ -118,8 +120,6 @@ def lineage(model_a, model_b, texts=None) -> Lineage:
     docstring for each test, what it is robust to and how the verdict reads the rows).
     ``texts``: neutral texts for the function, representation and prediction tests (default: 16
     built-in everyday sentences)."""
-    from workbench.models.model import Model
-    from workbench.validate import check_texts
     for m in (model_a, model_b):
         if not isinstance(m, Model):
             raise InvalidTypeError(f"lineage needs two loaded models (wb.load_model(...)), got {type(m).__name__}")

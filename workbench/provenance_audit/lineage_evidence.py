@@ -15,6 +15,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from workbench.inspect.similarity import cka
+from workbench.scoring.api import loglikelihood
+from workbench.scoring.tokenize import encode, prefix_token_id
+
 MAX_ROWS = 4096                  # rows compared per matrix (embeddings of 262k rows: a sample)
 
 
@@ -95,7 +99,6 @@ def function_evidence(model_a, model_b, texts) -> dict:
     model's log-probs tell nothing about the other's, negative when they differ more than that.
     It is not invariant to a change of temperature (sharper or flatter distributions lower it).
     Returns ``{"comparable": False, "why": ...}`` when the two tokenize the texts differently."""
-    from workbench.scoring.api import loglikelihood
     pairs = [(head, " " + rest) for head, _, rest in (t.strip().partition(" ") for t in texts) if rest.strip()]
     if not pairs:
         return {"comparable": False, "why": "no text has more than one word to score"}
@@ -114,7 +117,6 @@ def function_evidence(model_a, model_b, texts) -> dict:
 
 
 def _greedy(model, texts):
-    from workbench.scoring.tokenize import encode, prefix_token_id
     tok = model.tokenizer
     prefix = prefix_token_id(tok)
     ids, preds = [], []
@@ -142,6 +144,5 @@ def prediction_evidence(model_a, model_b, texts) -> dict:
 
 
 def cka_last_layer(model_a, model_b, texts) -> float:
-    from workbench.inspect.similarity import cka
     f = cka(model_a, model_b, texts, site="resid_post", pooling="mean").to_frame()
     return float(f[(f.layer_a == f.layer_a.max()) & (f.layer_b == f.layer_b.max())].cka.iloc[0])

@@ -15,12 +15,15 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from workbench.errors import InvalidTypeError
+from workbench.models.model import Model
+from workbench.provenance import record
+from workbench.provenance_audit.bom import to_cyclonedx
+from workbench.provenance_audit.claims import claims_table
 from workbench.provenance_audit.fmti import MAPPING, not_checkable
 from workbench.provenance_audit.licences import spdx_id
 from workbench.provenance_audit.measure import measure, not_measurable
 from workbench.provenance_audit.sources import collect, quantisation_bits
-from workbench.errors import InvalidTypeError
-from workbench.provenance import record
 from workbench.results import Result
 
 STATUSES = ("disclosed", "not disclosed", "contradicted", "not comparable")
@@ -191,12 +194,10 @@ class Documentation(Result):
     def claims(self, measured=None, claims=None, settings: dict | None = None) -> pd.DataFrame:
         """Declared evaluation results beside the workbench's own measurement of the same task.
         See :func:`workbench.provenance_audit.claims.claims_table`."""
-        from workbench.provenance_audit.claims import claims_table
         return claims_table(self.evaluations if claims is None else claims, measured, settings)
 
     def to_cyclonedx(self) -> dict:
         """The record as a CycloneDX 1.6 ML-BOM (JSON as a dict); see :mod:`workbench.provenance_audit.bom`."""
-        from workbench.provenance_audit.bom import to_cyclonedx
         return to_cyclonedx(self)
 
     def plot(self, ax=None):
@@ -271,7 +272,6 @@ def documentation(model) -> Documentation:
     >>> doc.to_frame().query("field == 'vocab_size'").source.tolist()[-1][:8]
     'measured'
     """
-    from workbench.models.model import Model
     if not isinstance(model, Model):
         raise InvalidTypeError(f"documentation needs a loaded model (wb.load_model(...)), got {type(model).__name__}")
     rows, evals, files, folder = collect(model)

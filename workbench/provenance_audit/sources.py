@@ -20,6 +20,9 @@ from pathlib import Path
 
 import yaml
 
+from workbench.models.fingerprint import sha256_file
+from workbench.models.gguf_cache import MARKER, gguf_info
+from workbench.models.registry import _EXTRA_INSTALL, EMBEDDED
 from workbench.provenance_audit.licences import spdx_from_file, spdx_id
 
 LICENCE_FILES = re.compile(r"^(licen[cs]e|copying|notice|.*terms.*)(\.[a-z]+)?$", re.I)
@@ -48,7 +51,6 @@ def _as_list(value) -> list:
 
 
 def sha256_of(path: Path) -> str:
-    from workbench.models.fingerprint import sha256_file
     return sha256_file(path)
 
 
@@ -251,13 +253,11 @@ def embedded_entry(model):
     source = str(model.source)
     if not source.startswith("embedded:"):
         return None
-    from workbench.models.registry import EMBEDDED
     return EMBEDDED.get(source.split(":", 1)[1].split(" ")[0])
 
 
 def package_rows(entry) -> tuple[list[dict], list[dict]]:
     """Rows from the metadata of the packages that ship an embedded model, and their licence files."""
-    from workbench.models.registry import _EXTRA_INSTALL
     dists = list(dict.fromkeys([p.dist for p in entry.parts] + [
         x.split("==")[0] for x in _EXTRA_INSTALL.get(entry.alias, "").split()]))
     rows, files = [], []
@@ -301,7 +301,6 @@ def collect(model) -> tuple[list[dict], list[dict], list[dict], Path | None]:
         if (folder / "README.md").is_file():
             files.append({"name": "README.md", "path": str(folder / "README.md"),
                           "sha256": sha256_of(folder / "README.md"), "role": "model card"})
-        from workbench.models.gguf_cache import MARKER, gguf_info
         if (folder / MARKER).is_file():
             rows += gguf_rows(gguf_info(folder).get("gguf_metadata") or {})
     rows += config_rows(model, config_label(model, folder))

@@ -17,16 +17,20 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import ContextWindowError, InvalidInputError, InvalidTypeError, TruncationWarning
-from workbench.scoring import tokenize as T
-from workbench.scoring.cache import ScoreCache, request_key
-from workbench.provenance import record
-from workbench.results import ScoreFrame
 from workbench.engine import causal as engine
-from workbench.engine.causal import DEFAULT_TOKEN_BUDGET
+from workbench.engine.batches import DEFAULT_TOKEN_BUDGET
 from workbench.engine.masked import fill_mask_rows, pseudo_loglikelihood_rows
+from workbench.engine.prompts import prompt_text
+from workbench.models.checks import check_model
+from workbench.results import ScoreFrame
+from workbench.scoring.chat import chat_requests, check_format
+from workbench.scoring import tokenize as T
+from workbench.scoring.rows import cached_rows, score_frame
 from workbench.validate import (BOOL, Int, OneOf, Optional, Real, Rule, check_bool, check_context, check_pairs,
                                 check_texts, checked, context_window)
-from workbench.models.checks import check_model
+# the module, not its names: importing it first (workbench.vision.scoring) runs this package,
+# which reaches this line while vision.scoring is still being read
+from workbench.vision import scoring as vision
 
 
 def _check_bos(name, value):
@@ -41,33 +45,6 @@ def _check_bos(name, value):
 # rules shared by every request kind
 _COMMON = dict(token_budget=Int(min=1), cache=BOOL, progress=Optional(BOOL))
 _BOS = Rule(_check_bos, "'auto' or bool")
-
-
-def _cached(model, kind: str, options: dict, requests: list, compute, cache: bool) -> list:
-    """Look every request up in the result cache; compute only the misses (in one batch)."""
-    store = ScoreCache(enabled=cache)
-    keys = [request_key(model.state_id, kind, options, r) for r in requests]
-    found = store.get_many(sorted(set(keys)))
-    first = {}  # key -> first request index with it: duplicates are computed once
-    for i, k in enumerate(keys):
-        if k not in found:
-            first.setdefault(k, i)
-    if first:
-        computed = compute([requests[i] for i in first.values()])
-        new = {k: row for k, row in zip(first, computed)}
-        store.put_many(new)
-        found.update(new)
-    return [found[k] for k in keys]
-
-
-def _frame(rows: list[dict], model, options: dict) -> ScoreFrame:
-    df = ScoreFrame(rows)
-    df.attrs["model"] = model.name
-    df.attrs["fingerprint_id"] = model.fingerprint_id
-    df.attrs["state_id"] = model.state_id
-    df.attrs["scoring"] = options
-    df.attrs["provenance"] = record(model, options=options)
-    return df
 
 
 def _token_lengths(model, texts: list[str], add_special_tokens: bool = True) -> list[int]:
@@ -138,20 +115,18 @@ def loglikelihood(model, requests, *, bos="auto", token_budget: int = DEFAULT_TO
     model fingerprint, the scoring options and the window.
     """
     if images is not None or getattr(model, "kind", None) == "vision-language":
-        from workbench.vision import scoring as vision
         vision.check_vlm(model, "loglikelihood")
         return vision.loglikelihood_images(model, requests, images, format=format, system_prompt=system_prompt,
                                            cache=cache)
     check_model(model, ("causal",), "loglikelihood", needs="token_logprobs")
     reqs = check_pairs(requests, "loglikelihood")
-    from workbench.scoring import chat
-    chat.check_format(format, model, "loglikelihood", system_prompt)
+    check_format(format, model, "loglikelihood", system_prompt)
     if format == "chat":
         if bos is True:
             raise InvalidInputError("bos=True with format='chat' would add a BOS before the chat template, "
                                     "which writes its own special tokens; leave bos='auto'")
         # the rendered prompt is the request (and the cache key): raw and chat never share entries
-        reqs = chat.chat_requests(model, reqs, system_prompt)
+        reqs = chat_requests(model, reqs, system_prompt)
         add_bos, keep = False, True
         options = {"bos": False, "split": "chat: context tokenised whole", "format": "chat"}
     else:
@@ -177,7 +152,7 @@ def loglikelihood(model, requests, *, bos="auto", token_budget: int = DEFAULT_TO
                          "truncated_tokens": _cut(ctx, cont, limit)})
         return rows
 
-    rows = _cached(model, "loglikelihood", options, reqs, compute, cache)
+    rows = cached_rows(model, "loglikelihood", options, reqs, compute, cache)
     # entries cached before truncated_tokens was recorded: count it again (tokenising only; the
     # scores do not change, so the cache stays valid and ENGINE_VERSION stays as it is)
     old = [i for i, r in enumerate(rows) if "truncated_tokens" not in r]
@@ -189,7 +164,7 @@ def loglikelihood(model, requests, *, bos="auto", token_budget: int = DEFAULT_TO
            for (c, x), r in zip(reqs, rows)]
     cols = ["context", "continuation", "logprob", "n_tokens", "mean_logprob", "is_greedy", "token_logprobs", "tokens",
             "truncated_tokens"]
-    df = ScoreFrame.of(_frame(out, model, options)[cols]) if out else ScoreFrame(columns=cols)
+    df = ScoreFrame.of(score_frame(out, model, options)[cols]) if out else ScoreFrame(columns=cols)
     cut = [i for i, r in enumerate(rows) if r["truncated_tokens"]]
     df.attrs["context_window"] = limit
     df.attrs["truncated_rows"] = cut
@@ -247,7 +222,7 @@ def perplexity(model, texts, *, max_length: int | None = None, stride: int | Non
             counts[o] += len(s["token_logprobs"])
         return [{"logprob": s, "n_tokens": n} for s, n in zip(sums, counts)]
 
-    rows = _cached(model, "perplexity", options, texts, compute, cache)
+    rows = cached_rows(model, "perplexity", options, texts, compute, cache)
     out = []
     for text, r in zip(texts, rows):
         n_bytes, n_words = len(text.encode("utf-8")), len(text.split())
@@ -255,7 +230,7 @@ def perplexity(model, texts, *, max_length: int | None = None, stride: int | Non
                     "ppl": math.exp(-r["logprob"] / r["n_tokens"]), "n_bytes": n_bytes, "n_words": n_words,
                     "bits_per_byte": -r["logprob"] / (n_bytes * math.log(2)),
                     "word_perplexity": math.exp(-r["logprob"] / max(n_words, 1)), "truncated_tokens": 0})
-    df = _frame(out, model, options)
+    df = score_frame(out, model, options)
     df.attrs["context_window"] = limit
     df.attrs["truncated_rows"] = []
     return df
@@ -288,9 +263,9 @@ def pseudo_loglikelihood(model, sentences, *, positions=None, token_budget: int 
         return pseudo_loglikelihood_rows(model, [s for s, _ in batch], [p for _, p in batch],
                                          token_budget=token_budget, progress=progress)
 
-    rows = _cached(model, "pll", {}, reqs, compute, cache)
+    rows = cached_rows(model, "pll", {}, reqs, compute, cache)
     out = [{"sentence": s, **r, "mean_pll": r["pll"] / max(r["n_tokens"], 1)} for (s, _), r in zip(reqs, rows)]
-    return _frame(out, model, {"method": "pseudo-log-likelihood, one mask at a time"})
+    return score_frame(out, model, {"method": "pseudo-log-likelihood, one mask at a time"})
 
 
 @checked(top_k=Int(min=1), cache=BOOL, progress=Optional(BOOL))
@@ -308,8 +283,8 @@ def fill_mask(model, texts, *, top_k: int = 5, mask: str = "[M]", cache: bool = 
         rows = fill_mask_rows(model, batch, top_k, mask, progress=progress)
         return [[r for r in rows if r["text"] == t] for t in batch]
 
-    per_text = _cached(model, "fill_mask", {"top_k": top_k, "mask": mask}, texts, compute, cache)
-    return _frame([r for rows in per_text for r in rows], model, {"top_k": top_k})
+    per_text = cached_rows(model, "fill_mask", {"top_k": top_k, "mask": mask}, texts, compute, cache)
+    return score_frame([r for rows in per_text for r in rows], model, {"top_k": top_k})
 
 
 @checked(max_new_tokens=Int(min=1), seed=Int(min=0), do_sample=BOOL, temperature=Real(ge=0),
@@ -328,7 +303,6 @@ def generate(model, prompts, *, max_new_tokens: int = 32, seed: int = 0, do_samp
     before anything runs (:class:`~workbench.errors.ContextWindowError`). ``images``: for
     vision-language models, one list of PIL images per prompt (:mod:`workbench.vision.scoring`)."""
     if images is not None or getattr(model, "kind", None) == "vision-language":  # workbench.vision.scoring
-        from workbench.vision import scoring as vision
         vision.check_vlm(model, "generate")
         if num_return_sequences != 1:
             raise InvalidInputError("num_return_sequences > 1 is not supported with images; call again with other seeds")
@@ -342,8 +316,6 @@ def generate(model, prompts, *, max_new_tokens: int = 32, seed: int = 0, do_samp
                                 "use do_sample=False")
     if num_return_sequences > 1 and not do_sample:
         raise InvalidInputError("num_return_sequences > 1 needs do_sample=True (greedy decoding gives one answer)")
-    from workbench.scoring.chat import check_format
-    from workbench.engine.prompts import prompt_text
     check_format("chat" if chat else "raw", None, "generate", system_prompt)  # system_prompt needs chat=True
     texts = [prompt_text(model.tokenizer, p, chat, system_prompt) for p in prompts]
     _check_fit(model, _token_lengths(model, texts, add_special_tokens=not chat), "prompt",
@@ -363,8 +335,8 @@ def generate(model, prompts, *, max_new_tokens: int = 32, seed: int = 0, do_samp
         rows = model.backend.generate(model, batch, **options, progress=progress)
         return [[r] for r in rows]
 
-    parts = _cached(model, "generate", options, key_request, compute, cache)
-    return _frame([r for rows in parts for r in rows], model, options)
+    parts = cached_rows(model, "generate", options, key_request, compute, cache)
+    return score_frame([r for rows in parts for r in rows], model, options)
 
 
 @checked(pooling=Optional(OneOf("mean", "cls", "last")), layer=Int(), normalize=BOOL, batch_size=Int(min=1),

@@ -25,8 +25,9 @@ from __future__ import annotations
 from workbench.errors import ContextWindowError
 from workbench.engine import causal as engine
 from workbench.scoring import tokenize as T
-from workbench.scoring.api import _BOS, _COMMON, _cached, _frame
-from workbench.engine.causal import DEFAULT_TOKEN_BUDGET
+from workbench.scoring.api import _BOS, _COMMON
+from workbench.scoring.rows import cached_rows, score_frame
+from workbench.engine.batches import DEFAULT_TOKEN_BUDGET
 from workbench.results import ScoreFrame
 from workbench.validate import BOOL, Int, Optional, check_texts, checked
 from workbench.models.checks import check_model
@@ -72,11 +73,11 @@ def token_stats(model, texts, *, moments: bool = True, max_tokens: int | None = 
         return [{"token_logprobs": s["token_logprobs"], "logp_mean": s.get("logp_mean", []),
                  "logp_var": s.get("logp_var", []), "truncated_tokens": c} for s, c in zip(scored, cut)]
 
-    rows = _cached(model, "token_stats", options, texts, compute, cache)
+    rows = cached_rows(model, "token_stats", options, texts, compute, cache)
     out = []
     for text, r in zip(texts, rows):
         lp = r["token_logprobs"]
         out.append({"text": text, "n_tokens": len(lp), "logprob": float(sum(lp)),
                     "mean_logprob": float(sum(lp)) / max(len(lp), 1), **r})
-    df = _frame(out, model, options)
+    df = score_frame(out, model, options)
     return ScoreFrame.of(df[COLUMNS] if out else df.reindex(columns=COLUMNS))

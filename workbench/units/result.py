@@ -16,6 +16,7 @@ import pandas as pd
 from workbench.errors import InvalidInputError
 from workbench.results import Result
 from workbench.scoring.chat import reading_identity
+from workbench.stats import MIN_N
 from workbench.stats.bootstrap import summarise
 from workbench.stats.compare import Comparable
 from workbench.units.spec import SkipLog, UnitSpec
@@ -122,10 +123,9 @@ def plot_summary(summary: pd.DataFrame, metric: str | None = None, ax=None, titl
         raise InvalidInputError(f"no metric {metric!r} in the summary; choose one of {sorted(rows.metric.unique())}")
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 0.35 * len(sub) + 1.2))
-    from workbench.stats import MIN_N as min_n
     y = np.arange(len(sub))[::-1]
     err = np.vstack([sub.value - sub.ci_low, sub.ci_high - sub.value]).clip(min=0)
-    small = (sub.n < min_n).to_numpy()
+    small = (sub.n < MIN_N).to_numpy()
     for mask, face in ((~small, None), (small, "white")):
         if mask.any():
             ax.errorbar(sub.value[mask], y[mask], xerr=err[:, mask], fmt="o", capsize=3, color="#1f5fa8",
@@ -135,7 +135,7 @@ def plot_summary(summary: pd.DataFrame, metric: str | None = None, ax=None, titl
         ax.legend(fontsize="small", loc="best")
     if xlim is not None:
         ax.set_xlim(*xlim)
-    ax.set_yticks(y, [f"{c} (n={n}{', small' if n < min_n else ''})" for c, n in zip(sub.category, sub.n)])
+    ax.set_yticks(y, [f"{c} (n={n}{', small' if n < MIN_N else ''})" for c, n in zip(sub.category, sub.n)])
     ax.set_xlabel(metric)
     ax.set_title(title)
     return ax

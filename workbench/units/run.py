@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from workbench.datafiles import check_encoding
 from workbench.errors import DataError, InvalidInputError, InvalidTypeError, OfflineError
 from workbench.models.model import Model
 from workbench.portable import portable_path
@@ -177,7 +178,6 @@ def prepare_unit(spec: UnitSpec, model, data=None, limit: int | None = None, see
     if format == "chat":
         opts["system_prompt"] = system_prompt
     if encoding is not None:  # only when given, so the options (and provenance) of other runs are unchanged
-        from workbench.datafiles import check_encoding
         check_encoding(encoding)
         opts["encoding"] = encoding
     source = _resolve(spec, data, opts)

@@ -25,8 +25,15 @@ from dataclasses import dataclass
 
 import torch
 
+from workbench.attribution.sanity import randomized_copy, sanity_frame
+from workbench.engine.padding import pad_id
 from workbench.errors import InvalidInputError
+from workbench.provenance import record
 from workbench.results import Result
+from workbench.vision.capture import VisionParts, image_features_replaced
+from workbench.vision.layout import image_token_layout
+from workbench.vision.loading import from_hf
+from workbench.vision.scoring import check_vlm, collate, encode_pairs, forward, image_hash
 
 
 @dataclass
@@ -61,8 +68,6 @@ class ImagePatchAttribution(Result):
 def random_model(model):
     """The weight-randomised copy of a vision-language model (:func:`workbench.attribution.sanity.randomized_copy`,
     cached per model) wrapped with the same processor, for the randomised-model sanity check."""
-    from workbench.attribution.sanity import randomized_copy
-    from workbench.vision.loading import from_hf
     return from_hf(randomized_copy(model.hf, seed=0), model.processor, name=f"{model.name} (randomised)",
                    source="workbench.attribution.sanity.randomized_copy")
 
@@ -86,16 +91,12 @@ def run_captum(objective, inputs: torch.Tensor, mask: torch.Tensor, baseline, me
 
 def sanity(method: str, attr: torch.Tensor, full: float, empty: float, random_attr):
     """The text attribution's sanity frame (completeness; rank correlation with the randomised model)."""
-    from workbench.attribution.sanity import sanity_frame
     name = {"ablation": "feature_ablation", "shapley": "shapley_sampling"}[method]
     return sanity_frame(name, attr.numpy(), full, empty, None if random_attr is None else random_attr.numpy())
 
 
 def _patch_scores(model, context, continuation, image, method, n_samples, baseline, seed):
     """Attribution of every image token (text order) on ``model``: (attr, full, empty)."""
-    from workbench.vision.capture import VisionParts, image_features_replaced
-    from workbench.engine.padding import pad_id
-    from workbench.vision.scoring import collate, encode_pairs, forward
     (whole, n_ctx, _), = encode_pairs(model, [(context, continuation)], [[image]])
     batch = collate([whole], pad_id(model.tokenizer))
     ids = whole["input_ids"][0]
@@ -128,9 +129,6 @@ def image_patch_attribution(model, context: str, continuation: str, image, *, me
     """Attribute ``log p(continuation | image, context)`` to the image's tokens (see module docstring).
     ``random_check``: also attribute on the weight-randomised copy of the model (the frame's
     ``attribution_random``; ``sanity`` has the rank correlation, as for text attribution)."""
-    from workbench.vision.layout import image_token_layout
-    from workbench.provenance import record
-    from workbench.vision.scoring import check_vlm, image_hash
     check_vlm(model, "image_patch_attribution")
     if method not in ("ablation", "shapley"):
         raise InvalidInputError(f"method must be 'ablation' or 'shapley', got {method!r}")

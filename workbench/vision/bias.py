@@ -45,6 +45,7 @@ from workbench.results import Result
 from workbench.scoring.api import loglikelihood
 from workbench.stats.inference import benjamini_hochberg
 from workbench.stats.permutation import sign_flip
+from workbench.vision.scoring import loaded_image, open_image_file
 
 
 def synthetic_counterfactuals(n_sets: int = 8, size: int = 48, seed: int = 0) -> pd.DataFrame:
@@ -109,7 +110,6 @@ def load_social_counterfactuals(files, segments=None) -> pd.DataFrame:
         df = df[df["dataset_segment"].isin(segments)]
 
     def decode(v, where):
-        from workbench.vision.scoring import loaded_image
         raw = v.get("bytes") if isinstance(v, dict) else v
         if not isinstance(raw, (bytes, bytearray)) or not raw:
             raise DataError(f"{where}: the image cell holds no image bytes ({type(raw).__name__}); the file is not "
@@ -146,7 +146,6 @@ def _image(row):
     ``path``. Every failure is a DataError naming the item (set/attribute) and the file."""
     from PIL import Image
 
-    from workbench.vision.scoring import loaded_image, open_image_file
     name = f"item {row.get('set_id')}/{row.get('attribute')}"
     img, path = row.get("image"), row.get("path")
     if isinstance(img, Image.Image):

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from workbench.errors import UnsupportedSiteError
+from workbench.inspect.sites import adapter
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,6 @@ class TokenLayout:
 
 def image_token_layout(model, image, n_tokens: int) -> TokenLayout:
     """The layout of ``image``'s ``n_tokens`` image tokens in ``model`` (see the module docstring)."""
-    from workbench.inspect.sites import adapter
     rows = cols = 0
     vision = adapter(model).family.vision
     if vision.flat_vision:  # one grid per image: image_grid_thw (t, h, w) patches, merged

@@ -17,7 +17,11 @@ from __future__ import annotations
 import hashlib
 import json
 
-from workbench.errors import CorruptModelError, WrongModelKindError
+from workbench.errors import CorruptModelError, UnsupportedSiteError, WrongModelKindError
+from workbench.families import family_for
+from workbench.models.checkpoint import auto_class, display_name, licence_from_card
+from workbench.models.fingerprint import compute_fingerprint
+from workbench.models.model import Model
 
 
 def is_vision_language(config) -> bool:
@@ -51,8 +55,6 @@ def processor_hash(processor) -> str:
 def from_hf(hf, processor, *, name: str | None = None, licence: str = "unknown", source: str = "in-memory",
             weight_files=None, weight_hashes=None, extra: dict | None = None):
     """Wrap a transformers vision-language model and its processor in a :class:`~workbench.Model`."""
-    from workbench.models.fingerprint import compute_fingerprint
-    from workbench.models.model import Model
     tok = getattr(processor, "tokenizer", None)
     if tok is None or getattr(processor, "image_processor", None) is None:
         raise WrongModelKindError(f"a vision-language model needs a processor with an image processor and a "
@@ -71,7 +73,6 @@ def from_folder(folder, config, *, weight_files, weight_hashes, use_safetensors,
     """Load a vision-language model and its processor from a ``save_pretrained`` folder."""
     import transformers as T
 
-    from workbench.models.loading import _display_name, auto_class, licence_from_card
     kwargs = dict(config=config, dtype=dtype, trust_remote_code=trust_remote_code, weights_only=True,
                   use_safetensors=use_safetensors, output_loading_info=True)
     if device_map is not None:
@@ -83,8 +84,6 @@ def from_folder(folder, config, *, weight_files, weight_hashes, use_safetensors,
                                 f"(e.g. {missing[:3]}) and would be random.")
     if device_map is None:
         hf.to(device)
-    from workbench.errors import UnsupportedSiteError
-    from workbench.families import family_for
     try:  # a family may know how to build its processor where AutoProcessor cannot (Qwen2-VL)
         vision = family_for(config.model_type).vision
         load = vision.load_processor if vision is not None else None
@@ -98,6 +97,6 @@ def from_folder(folder, config, *, weight_files, weight_hashes, use_safetensors,
                                 f"({type(e).__name__}: {str(e)[:300]}). Save it next to the model "
                                 "(processor.save_pretrained(folder)); some processors also need torchvision "
                                 "installed.") from e
-    return from_hf(hf, processor, name=name or _display_name(folder, config),
+    return from_hf(hf, processor, name=name or display_name(folder, config),
                    licence=licence if licence is not None else licence_from_card(folder), source=source,
                    weight_files=weight_files, weight_hashes=weight_hashes, extra={"loaded_from": str(folder)})

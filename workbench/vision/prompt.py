@@ -21,8 +21,14 @@ from dataclasses import dataclass
 
 import torch
 
+from workbench.attribution.inputs import resolve_baseline
+from workbench.engine.padding import pad_id
 from workbench.errors import InvalidInputError
+from workbench.provenance import record
 from workbench.results import Result
+from workbench.vision.attribution import random_model, run_captum, sanity
+from workbench.vision.capture import image_token_id
+from workbench.vision.scoring import check_images, check_vlm, collate, encode_pairs, forward, image_hash
 
 
 @dataclass
@@ -48,7 +54,6 @@ def _context_positions(model, context: str, ids: torch.Tensor, n_ctx: int) -> to
     """Positions of the user's context text in ``ids[:n_ctx]``: where the context, tokenised
     alone, occurs (its last occurrence); else every token that is not an image, special or added
     token (processors insert markers such as ``<row_1_col_1>`` and newlines around images)."""
-    from workbench.vision.capture import image_token_id
     tok = model.tokenizer
     alone = tok(context.rstrip(), add_special_tokens=False)["input_ids"]
     seq = ids[:n_ctx].tolist()
@@ -61,9 +66,6 @@ def _context_positions(model, context: str, ids: torch.Tensor, n_ctx: int) -> to
 
 def _token_scores(model, context, continuation, images, method, n_samples, baseline_id, seed):
     """(attr per feature, full, empty, feature positions, whole encoding) on ``model``."""
-    from workbench.vision.attribution import run_captum
-    from workbench.engine.padding import pad_id
-    from workbench.vision.scoring import collate, encode_pairs, forward
     (whole, n_ctx, _), = encode_pairs(model, [(context, continuation)], [list(images)])
     ids = whole["input_ids"][0]
     feats = _context_positions(model, context, ids, n_ctx)
@@ -94,10 +96,6 @@ def prompt_token_attribution(model, context: str, continuation: str, images, *, 
                              random_check: bool = True) -> PromptTokenAttribution:
     """Attribute ``log p(continuation | images, context)`` to the context's text tokens (see the
     module docstring). ``images``: a PIL image or a list of them."""
-    from workbench.attribution.inputs import resolve_baseline
-    from workbench.vision.attribution import random_model, sanity
-    from workbench.provenance import record
-    from workbench.vision.scoring import check_images, check_vlm, image_hash
     check_vlm(model, "prompt_token_attribution")
     if method not in ("ablation", "shapley"):
         raise InvalidInputError(f"method must be 'ablation' or 'shapley', got {method!r}")

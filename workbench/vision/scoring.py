@@ -26,7 +26,13 @@ from pathlib import Path
 
 import torch
 
+from workbench.engine.padding import pad_id
 from workbench.errors import DataError, InvalidInputError, WrongModelKindError
+from workbench.families import family_for
+from workbench.models.model import Model
+from workbench.results import ScoreFrame
+from workbench.scoring.rows import cached_rows, score_frame
+from workbench.validate import check_pairs
 
 # processor outputs with one row per text (padded together); every other tensor is per image
 ROW_KEYS = ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids")
@@ -117,7 +123,6 @@ def open_image_file(path, name: str = "image"):
 
 
 def check_vlm(model, what: str) -> None:
-    from workbench.models.model import Model
     if not isinstance(model, Model) or model.kind != "vision-language" or model.processor is None:
         kind = getattr(model, "kind", type(model).__name__)
         raise WrongModelKindError(f"{what} with images= needs a vision-language model (kind 'vision-language', "
@@ -125,7 +130,6 @@ def check_vlm(model, what: str) -> None:
 
 
 def _family(model):
-    from workbench.families import family_for
     return family_for(model.architecture, default=None)
 
 
@@ -207,7 +211,6 @@ def forward(model, batch: dict, **kwargs):
 
 def encode_pairs(model, requests, images, format="raw", system_prompt=None):
     """Per request: the processed whole (dict, batch 1) and the number of context tokens."""
-    from workbench.engine.padding import pad_id  # noqa: F401  (keeps padding conventions in one place)
     vision = getattr(_family(model), "vision", None)
     prefix_lm = bool(vision is not None and vision.prefix_lm)
     out = []
@@ -238,7 +241,6 @@ def encode_pairs(model, requests, images, format="raw", system_prompt=None):
 
 def score_pairs(model, encoded, batch_size: int = 8) -> list[dict]:
     """Per (whole, n_ctx): token log-probs and greedy flags of the tokens after the context."""
-    from workbench.engine.padding import pad_id
     pad = pad_id(model.tokenizer)
     rows = []
     with torch.inference_mode():
@@ -268,12 +270,7 @@ def loglikelihood_images(model, requests, images, *, format: str = "raw", system
     >>> list(df.columns[:4]), int(df.n_tokens[0]) > 0
     (['context', 'continuation', 'logprob', 'n_tokens'], True)
     """
-    import pandas as pd
-
-    from workbench.results import ScoreFrame
-    from workbench.scoring.api import _cached, _frame
     check_vlm(model, "loglikelihood")
-    from workbench.validate import check_pairs
     reqs = check_pairs(requests, "loglikelihood")
     if format not in ("raw", "chat"):
         raise InvalidInputError(f"format must be 'raw' or 'chat', got {format!r}")
@@ -294,7 +291,7 @@ def loglikelihood_images(model, requests, images, *, format: str = "raw", system
                  "tokens": model.tokenizer.convert_ids_to_tokens(s["ids"]), "truncated_tokens": 0,
                  "prompt": e[2]} for s, e in zip(scored, enc)]
 
-    rows = _cached(model, "loglikelihood-images", options, keyed, compute, cache)
+    rows = cached_rows(model, "loglikelihood-images", options, keyed, compute, cache)
     out = []
     for (c, x, h), r in zip(keyed, rows):
         out.append({"context": r["prompt"] if format == "chat" else c, "continuation": x,
@@ -302,7 +299,7 @@ def loglikelihood_images(model, requests, images, *, format: str = "raw", system
                     "mean_logprob": r["logprob"] / r["n_tokens"], "images": h})
     cols = ["context", "continuation", "logprob", "n_tokens", "mean_logprob", "is_greedy", "token_logprobs", "tokens",
             "truncated_tokens", "images"]
-    df = ScoreFrame.of(_frame(out, model, options)[cols]) if out else ScoreFrame(columns=cols)
+    df = ScoreFrame.of(score_frame(out, model, options)[cols]) if out else ScoreFrame(columns=cols)
     df.attrs["truncated_rows"] = []
     return df
 
@@ -320,7 +317,6 @@ def generate_images(model, prompts, images, *, max_new_tokens: int = 32, seed: i
     >>> int(df.n_new_tokens[0]) <= 3
     True
     """
-    from workbench.scoring.api import _cached, _frame
     check_vlm(model, "generate")
     if isinstance(prompts, str) or not all(isinstance(p, str) and p for p in prompts):
         raise InvalidInputError("generate takes a list of non-empty prompt strings")
@@ -352,6 +348,6 @@ def generate_images(model, prompts, images, *, max_new_tokens: int = 32, seed: i
                          "n_new_tokens": int(new.shape[0])})
         return rows
 
-    rows = _cached(model, "generate-images", options, keyed, compute, cache)
+    rows = cached_rows(model, "generate-images", options, keyed, compute, cache)
     out = [{"prompt": p, "sample": 0, **r, "seed": seed, "images": h} for (p, h), r in zip(keyed, rows)]
-    return _frame(out, model, options)
+    return score_frame(out, model, options)

@@ -12,6 +12,8 @@ import io
 
 import numpy as np
 
+from workbench.inspect.attention import attention
+from workbench.widgets.busy import busy, status_line
 from workbench.widgets.html import BLUE, CELL, STICKY_LEFT, STICKY_TOP, TABLE, colorbar_html, esc, shade, tok
 
 THUMB_PX = 64  # the thumbnail's side on screen
@@ -85,9 +87,6 @@ def attention_explorer(model, text: str):
     ``ipywidgets.VBox``; ``.result`` is the :class:`~workbench.inspect.attention.AttentionResult`,
     ``.overview.buttons[(layer, head)]`` the overview's buttons."""
     import ipywidgets as W
-
-    from workbench.inspect.attention import attention
-    from workbench.widgets.busy import busy, status_line
 
     res = attention(model, text)
     n_layers, n_heads = len(res.patterns), next(iter(res.patterns.values())).shape[0]

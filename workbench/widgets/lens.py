@@ -6,6 +6,9 @@ height under sticky headers, so the controls above it never scroll away.
 """
 from __future__ import annotations
 
+from workbench.display import show_token
+from workbench.inspect.lens import logit_lens
+from workbench.widgets.busy import busy, status_line
 from workbench.widgets.html import CELL, STICKY_LEFT, STICKY_TOP, TABLE, colorbar_html, esc, shade, tok
 
 ANSWER = "(the model's answer)"
@@ -56,7 +59,6 @@ def lens_table_html(frame, target=None, caption: str | None = None) -> str:
 
 def model_answer(model, text: str) -> int:
     """The token id the model predicts after ``text`` (its final layer's top-1 at the end)."""
-    from workbench.inspect.lens import logit_lens
     last = logit_lens(model, text, k=1, layers=[model.n_layers - 1])
     tokens = last.sort_values("position")["top_tokens"].iloc[-1]
     return model.tokenizer.convert_tokens_to_ids(tokens[0])
@@ -69,10 +71,6 @@ def logit_lens_explorer(model, text: str, targets=None, k: int = 5):
     shows while it computes. Returns an ``ipywidgets.VBox`` (display it in JupyterLab);
     ``.frames`` holds the lens frames computed so far, by (text, target)."""
     import ipywidgets as W
-
-    from workbench.display import show_token
-    from workbench.inspect.lens import logit_lens
-    from workbench.widgets.busy import busy, status_line
 
     box = W.Text(value=text, description="text", continuous_update=False, layout=W.Layout(width="70%"))
     options = [(ANSWER, ANSWER), (NEXT, NEXT)] + [(show_token(t), t) for t in (targets or [])]
