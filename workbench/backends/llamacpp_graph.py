@@ -106,14 +106,14 @@ def ggml(lib) -> Ggml:
 
 def graph_support(lib) -> str | None:
     """None when this llama-cpp-python build can capture activations, else why it cannot."""
-    if "ggml" in _GGML:
-        return None
     fields = {f[0] for f in getattr(getattr(lib, "llama_context_params", None), "_fields_", [])}
     version = getattr(__import__("llama_cpp"), "__version__", "?")
     if "cb_eval" not in fields or not hasattr(lib, "ggml_backend_sched_eval_callback"):
         return (f"this llama-cpp-python build ({version}) has no graph evaluation callback (cb_eval in "
                 "llama_context_params), so the 'llama.cpp' backend cannot capture activations with it; install "
                 "the pinned version (pip install 'open-model-workbench[llamacpp]') or load the model with backend='hf'")
+    if "ggml" in _GGML:
+        return None
     try:
         _GGML["ggml"] = Ggml(lib)
     except (OSError, AttributeError, FileNotFoundError, RuntimeError) as e:
