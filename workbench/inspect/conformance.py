@@ -259,6 +259,8 @@ class ConformanceResult(Result):
     def plot(self, ax=None):
         """Relative error of resid_post per layer, one line per compared model (log scale)."""
         import matplotlib.pyplot as plt
+
+        from workbench.provenance import model_name
         if ax is None:
             _, ax = plt.subplots(figsize=(6, 3.5))
         lay = self._layers
@@ -268,7 +270,7 @@ class ConformanceResult(Result):
             ax.plot(part["layer"], part["rel_error"], marker="o", ms=3, label=name)
         ax.set_yscale("log")
         ax.set(xlabel="layer", ylabel="relative error of resid_post",
-               title=f"divergence from {self.provenance['reference'].get('model', 'the reference')}")
+               title=f"divergence from {model_name(self.provenance['reference']) or 'the reference'}")
         ax.legend(fontsize=8)
         return ax
 
