@@ -16,12 +16,15 @@ every variant alike) of:
 * ``wb.capture (all layers)``: the public call end to end (tokenisation, a context made and
   freed, the ActivationCache filled).
 
-Then the memory of one ``wb.capture`` of every layer: its peak resident memory above the
-loaded model (sampled every millisecond) against the bytes of the tensors it returns.
+Then memory, each in a fresh process (an allocator keeps what a process freed, so deltas in a
+used one mean nothing): the peak resident memory above the loaded model (sampled every
+millisecond) of a plain forward pass and of ``wb.capture`` of every layer, with the bytes of the
+tensors the capture returns.
 """
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import threading
 import time
@@ -29,10 +32,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's workbench, not an installed one
+WORDS = "The quick brown fox jumps over the lazy dog while the children laugh and play in the garden. "
 
 
 def _decoder(model, ids, keys, callback: bool, all_rows: bool):
     """A function decoding ``ids`` as capture_rows does (context made once, outside the timing)."""
+    import torch
+
     from workbench.backends.llamacpp import N_BATCH, OUTPUT_BYTES
     from workbench.backends.llamacpp_capture import TextCapture
     from workbench.backends.llamacpp_graph import CaptureContext
@@ -41,11 +47,12 @@ def _decoder(model, ids, keys, callback: bool, all_rows: bool):
     per = max(32, min(N_BATCH, OUTPUT_BYTES // (4 * ad.vocab))) if all_rows else N_BATCH
     cc = CaptureContext(model.backend, max(N_BATCH, -(-len(ids) // 256) * 256), per, per if all_rows else 1, True,
                         callback=callback)
-    text = TextCapture(ad, keys, None)
+    dest = {key: torch.zeros(1, len(ids), ad.d_model) for key in keys}  # where wb.capture would write
+    text = TextCapture(ad, keys, lambda i, key, shape: dest[key], None)
 
     def run():
         cc.clear()
-        text.begin(len(ids))
+        text.begin(0, len(ids))
         for s in range(0, len(ids), per):
             chunk = ids[s:s + per]
             flags = [True] * len(chunk) if all_rows else [False] * (len(chunk) - 1) + [True]
@@ -83,11 +90,14 @@ def main() -> None:
     ap.add_argument("--tokens", nargs="+", type=int, default=[16, 64, 256])
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--memory-child", choices=["plain", "capture"], help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.memory_child:
+        return memory_child(args)
     spec = args.model if args.format == "shipped" else quantize_gguf(args.model, args.format)
     m = wb.load_model(spec, backend="llama.cpp", n_threads=args.threads)
     L = m.n_layers
-    words = "The quick brown fox jumps over the lazy dog while the children laugh and play in the garden. "
+    words = WORDS
     print(f"{args.model} ({m.backend.settings()['weights']}), {args.threads} thread(s), best of {args.repeats}")
     print(f"{'tokens':>6}  {'plain all':>10}  {'plain last':>10}  {'cap all L':>10}  {'cap L/2':>10}  "
           f"{'wb.capture':>10}  {'all L / plain all':>17}  {'L/2 / plain last':>16}")
@@ -112,12 +122,34 @@ def main() -> None:
         print(f"{n:>6}  " + "  ".join(f"{ms[k]:>8.1f}ms" for k in fns) +
               f"  {best['cap all L'] / best['plain all']:>17.2f}  {best['cap L/2'] / best['plain last']:>16.2f}")
     n = max(args.tokens)
-    ids = m.tokenizer(words * (n // 10 + 2))["input_ids"][:n]
-    cache, peak = _peak_rss_during(lambda: wb.capture(m, {"input_ids": torch.tensor([ids])}, sites=["resid_post"],
-                                                      progress=False))
-    print(f"\nmemory, wb.capture of resid_post x {L} layers on {n} tokens: peak RSS +{peak / 2**20:.1f} MiB above the "
-          f"loaded model; tensors returned {cache.nbytes / 2**20:.1f} MiB")
+    print(f"\nmemory on {n} tokens (each in a fresh process; peak RSS above the loaded model, sampled every ms):")
+    for what in ("plain", "capture"):
+        out = subprocess.run([sys.executable, __file__, "--model", args.model, "--format", args.format,
+                              "--threads", str(args.threads), "--memory-child", what, "--tokens", str(n)],
+                             capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+        print("  " + out)
 
+
+def memory_child(args) -> None:
+    """One measurement in this fresh process: a plain forward pass (every token's logits) or a
+    wb.capture of resid_post at every layer, on the same tokens."""
+    import torch
+
+    import workbench as wb
+    from workbench.backends.quantize import quantize_gguf
+    spec = args.model if args.format == "shipped" else quantize_gguf(args.model, args.format)
+    m = wb.load_model(spec, backend="llama.cpp", n_threads=args.threads)
+    n = args.tokens[0]
+    ids = m.tokenizer(WORDS * (n // 10 + 2))["input_ids"][:n]
+    if args.memory_child == "plain":
+        run, cc = _decoder(m, ids, [("resid_post", 0)], False, True)
+        _, peak = _peak_rss_during(run)
+        print(f"plain forward (every token's logits): +{peak / 2**20:.1f} MiB")
+    else:
+        cache, peak = _peak_rss_during(lambda: wb.capture(m, {"input_ids": torch.tensor([ids])}, sites=["resid_post"],
+                                                          progress=False))
+        print(f"wb.capture resid_post x {m.n_layers} layers: +{peak / 2**20:.1f} MiB, of which the returned tensors "
+              f"{cache.nbytes / 2**20:.1f} MiB")
 
 if __name__ == "__main__":
     main()

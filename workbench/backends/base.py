@@ -98,9 +98,10 @@ class Backend:
         widths, ``hook_point``, ``check_layer``, ``unembed``)."""
         raise self._missing("capture")
 
-    def capture(self, model, keys, rows, positions, dtype, progress, place) -> list:
-        """Capture ``keys`` ((site, layer)) on each row of token ids, handing each text's tensors
-        to ``place(i, {key: tensor})``; returns notes (``capture``)."""
+    def capture(self, model, keys, rows, positions, progress, slot) -> list:
+        """Capture ``keys`` ((site, layer)) on each row of token ids (``positions``: the token
+        indices to keep per row, or None), writing text ``i``'s tensor of a key into
+        ``slot(i, key, shape)`` (its place in the result); returns notes (``capture``)."""
         raise self._missing("capture")
 
     def control_vector(self, model, site: str, layer: int, vector) -> Any:

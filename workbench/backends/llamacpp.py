@@ -36,8 +36,12 @@ compute-bound, and on an AVX-512 CPU torch's float32 matrix products beat llama.
 kernels on a 135M-270M model (Q4_1 has neither a repacked nor a llamafile kernel: ~160 tokens/s
 on one core against ~490 for torch float32); the benchmark prints the side-by-side table. Its advantage is memory (a 70B Q4 file runs in ~40 GB) and token-by-token decoding.
 
-Inspection (``hooks``) is not here: there are no in-process modules to hook, and asking for it
-raises :class:`~workbench.errors.BackendCapabilityError` naming the ``hf`` backend.
+Inspection: ``capture`` (activations from llama.cpp's compute graph through its evaluation
+callback, :mod:`workbench.backends.llamacpp_graph`; the logit lens and DLA read the GGUF's own
+weights, :mod:`workbench.backends.llamacpp_sites`) and ``steer`` (control vectors,
+:mod:`workbench.backends.llamacpp_steer`). There are no in-process modules to hook, so what
+needs ``hooks`` (patching, ablation, attribution) raises
+:class:`~workbench.errors.BackendCapabilityError` naming the ``hf`` backend.
 
 Why ``llama-cpp-python`` and not ``llama-cpp-py-sync``: the latter's prebuilt CPU wheels (every
 release) link against glibc 2.38 despite their ``manylinux2014`` tag, so they cannot load on
@@ -403,9 +407,9 @@ class LlamaCppBackend(Backend):
         from workbench.backends.llamacpp_sites import graph_adapter
         return graph_adapter(model)
 
-    def capture(self, model, keys, rows, positions, dtype, progress, place):
+    def capture(self, model, keys, rows, positions, progress, slot):
         from workbench.backends.llamacpp_capture import capture_rows
-        return capture_rows(model, keys, rows, positions, dtype, progress, place)
+        return capture_rows(model, keys, rows, positions, progress, slot)
 
     def control_vector(self, model, site, layer, vector):
         from workbench.backends.llamacpp_steer import control_vector, cvec_layer

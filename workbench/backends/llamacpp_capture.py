@@ -38,10 +38,13 @@ def to_site(arr: np.ndarray, layout: str, heads: int, width: int, n_tokens: int)
 
 
 class TextCapture:
-    """Per-text buffers of the captured keys and the callback sinks filling them."""
+    """The callback sinks of one capture: each node's data goes straight into its place in the
+    result (``slot(i, key, shape)``, a view of the cache's block) as its decode computes it. Only
+    attention patterns and captures at chosen positions are held per text first (a pattern's
+    chunks fill a square; positions are picked once the text is whole)."""
 
-    def __init__(self, ad, keys, torch_dtype):
-        self.ad, self.keys, self.dtype = ad, keys, torch_dtype
+    def __init__(self, ad, keys, slot, positions: torch.Tensor | None):
+        self.keys, self.slot, self.positions = keys, slot, positions
         self.by_name: dict[bytes, list] = {}
         self.ops: dict[bytes, bytes | None] = {}
         for key in keys:
@@ -50,11 +53,12 @@ class TextCapture:
             name = node.name.encode()
             self.by_name.setdefault(name, []).append((key, node.layout, ad.heads_of(site), ad.site_width(site)))
             self.ops[name] = None if node.op is None else node.op.encode()
-        self.start, self.n_tokens, self.length = 0, 0, 0
+        self.i, self.start, self.n_tokens, self.length = 0, 0, 0, 0
         self.parts: dict = {}
+        self.views: dict = {}
 
-    def begin(self, length: int) -> None:
-        self.length, self.parts = length, {key: [] for key in self.keys}
+    def begin(self, i: int, length: int) -> None:
+        self.i, self.length, self.parts, self.views = i, length, {key: [] for key in self.keys}, {}
 
     def wanted(self, start: int, n_tokens: int) -> dict:
         from workbench.backends.llamacpp_graph import Wanted
@@ -63,36 +67,40 @@ class TextCapture:
 
     def _sink(self, name: bytes, arr: np.ndarray) -> None:
         for key, layout, heads, width in self.by_name[name]:
-            self.parts[key].append(to_site(arr, layout, heads, width, self.n_tokens))
+            part = to_site(arr, layout, heads, width, self.n_tokens)
+            if layout == "pattern" or self.positions is not None:
+                self.parts[key].append(part)
+                continue
+            if key not in self.views:  # [1, seq, ...] of this text in the result, the rest stays zero padding
+                self.views[key] = self.slot(self.i, key, (1, self.length) + part.shape[1:])
+            self.views[key][0, self.start:self.start + self.n_tokens].copy_(torch.from_numpy(part))
 
-    def result(self, key, positions: torch.Tensor | None) -> torch.Tensor:
-        """One text's tensor of ``key`` as the HF capture has it for a batch of one: ``[1, seq,
-        ...]`` (``attn_pattern``: ``[1, heads, seq, seq]``), at ``positions`` if given."""
-        parts = self.parts[key]
-        if key[0] == "attn_pattern":
-            h = parts[0].shape[0]
-            full = np.zeros((h, self.length, self.length), dtype=np.float32)
-            row = 0
-            for p in parts:  # a chunk's queries see KV cells 0 .. its last position
-                end = row + p.shape[1]
-                full[:, row:end, :end] = p[:, :, :end]
-                row = end
-            x = torch.from_numpy(full)[None]
-            if positions is not None:
-                x = x[:, :, positions]
-        else:
-            x = torch.from_numpy(np.concatenate(parts, axis=0) if len(parts) > 1 else np.ascontiguousarray(parts[0]))[None]
-            if positions is not None:
-                x = x[:, positions]
-        return x.to(self.dtype)
+    def finish(self) -> None:
+        """Place what was held per text (patterns, chosen positions)."""
+        for key, parts in self.parts.items():
+            if not parts:
+                continue
+            if key[0] == "attn_pattern":
+                h = parts[0].shape[0]
+                full = np.zeros((h, self.length, self.length), dtype=np.float32)
+                row = 0
+                for p in parts:  # a chunk's queries see KV cells 0 .. its last position
+                    end = row + p.shape[1]
+                    full[:, row:end, :end] = p[:, :, :end]
+                    row = end
+                x = torch.from_numpy(full)[None]
+                if self.positions is not None:
+                    x = x[:, :, self.positions[self.i]]
+            else:
+                x = torch.from_numpy(np.concatenate(parts, axis=0))[None][:, self.positions[self.i]]
+            self.slot(self.i, key, tuple(x.shape)).copy_(x)
 
 
-def capture_rows(model, keys, rows: list[list[int]], positions: torch.Tensor | None, dtype, progress: bool,
-                 place) -> list[str]:
-    """Capture ``keys`` ((site, layer) pairs, validated) on each token row (a text's real tokens),
-    handing each text's ``{key: tensor [1, ...]}`` (laid out as
-    :class:`~workbench.inspect.cache.ActivationCache` has a batch of one) to ``place(i, tensors)``
-    as soon as it is done. Returns notes for the cache."""
+def capture_rows(model, keys, rows: list[list[int]], positions: torch.Tensor | None, progress: bool, slot) -> list:
+    """Capture ``keys`` ((site, layer) pairs, validated) on each token row (a text's real tokens)
+    into ``slot(i, key, shape)``: the writable place of text ``i``'s tensor of ``key``, shaped as
+    :class:`~workbench.inspect.cache.ActivationCache` has a batch of one (``[1, seq, ...]``;
+    ``attn_pattern``: ``[1, heads, seq, seq]``; ``seq`` = the positions kept). Returns notes."""
     from workbench.backends.llamacpp import N_BATCH, OUTPUT_BYTES
     from workbench.backends.llamacpp_graph import CaptureContext
     from workbench.backends.llamacpp_sites import graph_adapter
@@ -104,7 +112,7 @@ def capture_rows(model, keys, rows: list[list[int]], positions: torch.Tensor | N
     flash = not any(site == "attn_pattern" for site, _ in keys)
     longest = max(len(r) for r in rows)
     n_ctx = max(N_BATCH, -(-longest // 256) * 256)
-    text = TextCapture(ad, keys, dtype or torch.float32)
+    text = TextCapture(ad, keys, slot, positions)
     notes = [] if flash else ["flash attention off in the capture context, to read attn_pattern"]
     it = range(len(rows))
     if progress and len(rows) > 4:
@@ -114,11 +122,10 @@ def capture_rows(model, keys, rows: list[list[int]], positions: torch.Tensor | N
         for i in it:
             ids = rows[i]
             cc.clear()
-            text.begin(len(ids))
+            text.begin(i, len(ids))
             for start in range(0, len(ids), per_decode):
                 chunk = ids[start:start + per_decode]
                 flags = [True] * len(chunk) if all_rows else [False] * (len(chunk) - 1) + [True]
                 cc.decode(chunk, start, flags, text.wanted(start, len(chunk)))
-            pos = None if positions is None else positions[i]
-            place(i, {key: text.result(key, pos) for key in keys})
+            text.finish()
     return notes

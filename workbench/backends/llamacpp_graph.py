@@ -256,8 +256,12 @@ class ControlVectors:
         return data, min(layers), max(layers)
 
     def apply(self, ctx) -> None:
-        if not ctx:
-            return
+        """Set the vectors in force on a new context (nothing to do, and nothing done, when none
+        is: a context starts without control vectors)."""
+        if ctx and self.active:
+            self._set(ctx)
+
+    def _set(self, ctx) -> None:
         data, first, last = self.buffer()
         if data is None:
             rc = self.lib.llama_set_adapter_cvec(ctx, None, 0, self.n_embd, -1, -1)
@@ -271,7 +275,11 @@ class ControlVectors:
     def push(self, layer: int, vector: np.ndarray, contexts) -> tuple:
         entry = (layer, np.ascontiguousarray(vector, dtype=np.float32))
         self.active.append(entry)
-        self._refresh(contexts)
+        try:
+            self._refresh(contexts)
+        except BaseException:
+            self.pop(entry, contexts)
+            raise
         return entry
 
     def pop(self, entry, contexts) -> None:
@@ -280,4 +288,5 @@ class ControlVectors:
 
     def _refresh(self, contexts) -> None:
         for ctx in contexts:
-            self.apply(ctx)
+            if ctx:
+                self._set(ctx)  # an empty set clears what a left block had set

@@ -35,7 +35,8 @@ def capture_on_backend(model, inputs, sites, layers, positions, dtype, max_memor
     check_fits_window(model, mask)
     idx = resolve_positions(positions, mask)
     el = torch.empty((), dtype=dtype or torch.float32).element_size()
-    # one text at a time: the transient is one text's tensors plus llama.cpp's own buffers
+    # one text at a time, written into the result as computed: the transient is at most one text's
+    # tensors (held for attention patterns and chosen positions) plus llama.cpp's own buffers
     est = estimate_bytes(ad, keys, ids.shape[0], ids.shape[1], None if idx is None else idx.shape[1], el, 1, False)
     est["forward"] = estimate_bytes(ad, keys, 1, ids.shape[1], None, 4, 1, False)["stored"]
     check_fits(est, max_memory, "fewer sites or layers, positions='last' (or a list), dtype=torch.float16, "
@@ -43,12 +44,12 @@ def capture_on_backend(model, inputs, sites, layers, positions, dtype, max_memor
     lengths = mask.sum(1).tolist()
     rows = [ids[i, :n].tolist() for i, n in enumerate(lengths)]
     blocks = SiteBlocks(keys, ids.shape[0], ids.shape[1], idx is not None)
+    store = dtype or torch.float32
 
-    def place(i, tensors):
-        for key, x in tensors.items():
-            blocks.slot(key, x, i, x.dtype).copy_(x)
+    def slot(i, key, shape):  # the backend writes each text's tensors straight into the result
+        return blocks.slot(key, torch.empty(shape, device="meta"), i, store)
 
-    notes = model.backend.capture(model, keys, rows, idx, dtype, progress, place)
+    notes = model.backend.capture(model, keys, rows, idx, progress, slot)
     prov = capture_provenance(model, keys, dtype or torch.float32, est,
                               capture=f"{name} compute graph (graph evaluation callback), one text per decode")
     return ActivationCache(blocks.result(), ids, mask, str_tokens(model, ids, mask), idx, notes, prov)
