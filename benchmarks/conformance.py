@@ -56,6 +56,10 @@ def main() -> None:
         for _, row in res.summary().iterrows():
             print(f"  {row['model']}: {row['verdict']}: {row['reason']}")
         print("  chat prompt: " + "; ".join(f"{m}: {c}" for m, c in zip(res.frame.model, res.frame.chat_prompt)))
+        if "llamacpp_renderer" in res.frame:
+            native = res.frame.dropna(subset=["llamacpp_renderer"])
+            print("  llama.cpp's built-in renderer: " + "; ".join(
+                f"{m}: {c}" for m, c in zip(native.model, native.llamacpp_renderer)))
         if args.layers:
             grid = res.layers().pivot(index="layer", columns="model", values="rel_error")
             print(grid[[m.name for m in models[1:]]].to_string(float_format=lambda v: f"{v:.1e}"))

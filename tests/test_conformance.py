@@ -145,6 +145,9 @@ def test_the_verdict_ladder():
     assert judge(served, tol) == ("conforms", "next-token KL not available, top-1 agreement 1, max |log p diff| "
                                               "0.01 within the float16-level bounds")
     assert judge({k: float("nan") for k in ok}, tol)[0] == "silently wrong"
+    # what llama.cpp's own renderer would send is told, and leaves the verdict alone
+    v, reason = judge({**ok, "llamacpp_renderer": "first difference at character 12: ..."}, tol)
+    assert v == "conforms" and "built-in chat renderer" in reason
 
 
 def test_bad_input_is_refused_before_any_work(ref):

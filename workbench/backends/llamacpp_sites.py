@@ -172,3 +172,23 @@ def unembedding(backend) -> dict:
         cached = backend._unembedding = {"norm": torch.from_numpy(norm), "eps": float(eps),
                                          "output": torch.from_numpy(out)}
     return cached
+
+
+def native_chat(backend, messages: list[dict]) -> tuple[str | None, str]:
+    """The chat prompt llama.cpp's own renderer (``llama_chat_apply_template``: what llama-cli
+    and llama-server without ``--jinja`` send) makes of ``messages`` with the GGUF's embedded
+    template, or None and why not. It recognises known templates rather than running them, so it
+    can differ from the template itself, which the workbench renders."""
+    eng = backend.engine
+    lib = eng.lib
+    tmpl = lib.llama_model_chat_template(eng.model, None)
+    if not tmpl:
+        return None, "the GGUF embeds no chat template"
+    keep = [(str(m["role"]).encode(), str(m["content"]).encode()) for m in messages]  # alive during the calls
+    arr = (lib.llama_chat_message * len(keep))(*[lib.llama_chat_message(r, c) for r, c in keep])
+    n = lib.llama_chat_apply_template(tmpl, arr, len(keep), True, None, 0)
+    if n < 0:
+        return None, "llama.cpp's built-in renderer does not recognise this template"
+    buf = ctypes.create_string_buffer(n + 1)
+    lib.llama_chat_apply_template(tmpl, arr, len(keep), True, buf, n + 1)
+    return buf.raw[:n].decode("utf-8", "replace"), "llama.cpp built-in renderer (llama-server without --jinja)"

@@ -12,6 +12,9 @@ model) and some texts. Against the first (the reference), on the *reference's to
   log-prob difference and each text's log-likelihood difference;
 * what numbers do not show: whether the model's tokenizer makes the same ids for each text, and
   whether the chat prompt it renders is the reference's (with the first differing character);
+  for a GGUF on llama.cpp also what llama.cpp's own renderer would send (``llamacpp_renderer``:
+  llama-cli and llama-server without ``--jinja`` recognise the embedded template instead of
+  running it; information, not part of the verdict, since the workbench runs the template);
 * a verdict per model (:mod:`workbench.inspect.conformance_verdict`).
 
 >>> import workbench as wb
@@ -172,6 +175,11 @@ def _compare(models, texts, rows, k, chat, tol, bos_id, progress):
         layers += stats[j]["layers"].rows(m.name)
         chats.append({"model": m.name, "backend": _backend(m), "reference": False, "how": row.pop("_chat_how"),
                       "prompt": row.pop("_chat")})
+        if m.backend.name == "llama.cpp" and ref_chat is not None:  # what a llama.cpp server would render
+            from workbench.backends.llamacpp_sites import native_chat
+            native, how = native_chat(m.backend, chat)
+            chats.append({"model": m.name, "backend": _backend(m), "reference": False, "how": how, "prompt": native})
+            row["llamacpp_renderer"] = describe_difference(ref_chat, native) if native is not None else how
     from workbench.provenance import record
     prov = {"reference": record(ref), "models": [record(m) for m in models], "n_texts": len(texts),
             "tolerance": tol.record(), "first_scored_token": k, "bos_prepended": bos_id is not None,

@@ -53,7 +53,17 @@ def _finite(x) -> bool:
 
 def judge(row: dict, tol: Tolerance) -> tuple[str, str]:
     """(verdict, reason) from one summary row: ``scoring_error``, ``tokenization``,
-    ``chat_prompt``, ``next_token_kl``, ``top1_agreement``, ``max_abs_logprob_diff``."""
+    ``chat_prompt``, ``next_token_kl``, ``top1_agreement``, ``max_abs_logprob_diff`` (and
+    ``llamacpp_renderer``, which adds a note to the reason, never changes the verdict)."""
+    verdict, reason = _judge(row, tol)
+    native = row.get("llamacpp_renderer")
+    if isinstance(native, str) and native != "same":
+        reason += (f"; note: llama.cpp's built-in chat renderer (llama-cli, llama-server without --jinja) sends "
+                   f"another prompt than the template: {native}")
+    return verdict, reason
+
+
+def _judge(row: dict, tol: Tolerance) -> tuple[str, str]:
     wrong = []
     if row.get("scoring_error"):
         wrong.append(f"no prompt log-probs ({row['scoring_error']})")
