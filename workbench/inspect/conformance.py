@@ -169,10 +169,6 @@ def _compare(models, texts, rows, k, chat, tol, bos_id, progress):
                                                     "how": ref_chat_how, "prompt": ref_chat}]
     for j, m in others:
         row, req = _row(ref, m, texts, rows, k, ref_lp, ref_greedy, ref_chat, chat, stats[j], bos_id)
-        row["verdict"], row["reason"] = judge(row, tol)
-        summary.append(row)
-        requests += req
-        layers += stats[j]["layers"].rows(m.name)
         chats.append({"model": m.name, "backend": _backend(m), "reference": False, "how": row.pop("_chat_how"),
                       "prompt": row.pop("_chat")})
         if m.backend.name == "llama.cpp" and ref_chat is not None:  # what a llama.cpp server would render
@@ -180,6 +176,10 @@ def _compare(models, texts, rows, k, chat, tol, bos_id, progress):
             native, how = native_chat(m.backend, chat)
             chats.append({"model": m.name, "backend": _backend(m), "reference": False, "how": how, "prompt": native})
             row["llamacpp_renderer"] = describe_difference(ref_chat, native) if native is not None else how
+        row["verdict"], row["reason"] = judge(row, tol)
+        summary.append(row)
+        requests += req
+        layers += stats[j]["layers"].rows(m.name)
     from workbench.provenance import record
     prov = {"reference": record(ref), "models": [record(m) for m in models], "n_texts": len(texts),
             "tolerance": tol.record(), "first_scored_token": k, "bos_prepended": bos_id is not None,
