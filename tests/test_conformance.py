@@ -133,6 +133,19 @@ def test_a_model_without_prompt_logprobs_is_silently_wrong(ref, backend):
         wb.conformance([served, ref], TEXTS, progress=False)
 
 
+def test_a_model_whose_vocabulary_lacks_the_reference_ids_is_not_run_and_is_silently_wrong(ref):
+    import transformers as T
+
+    from workbench.families import family_for
+    cfg = family_for("llama").tiny_config("llama", vocab_size=50)
+    small = wb.Model.from_hf(T.AutoModelForCausalLM.from_config(cfg), ref.tokenizer, name="50-token vocabulary")
+    res = wb.conformance([ref, small], TEXTS, progress=False)
+    row = res.summary().iloc[0]
+    assert row["verdict"] == "silently wrong" and "outside 50-token vocabulary's vocabulary of 50" in row["reason"]
+    assert np.isnan(row["next_token_kl"]) and np.isnan(row["max_abs_logprob_diff"])
+    _consistent(res)
+
+
 def test_the_verdict_ladder():
     tol = Tolerance()
     ok = {"next_token_kl": 1e-5, "top1_agreement": 1.0, "max_abs_logprob_diff": 0.01}

@@ -43,6 +43,12 @@ def _can_capture(model) -> bool:
     return model.backend.supports("hooks") or model.backend.supports("capture")
 
 
+def _vocab(model) -> int | None:
+    cfg = model.config
+    n = getattr(getattr(cfg, "text_config", None) or cfg, "vocab_size", None)
+    return int(n) if isinstance(n, int) else None
+
+
 def _ids(model, text: str, bos_id: int | None) -> list[int]:
     from workbench.inspect.capture import encode
     ids = encode(model.tokenizer, text)
@@ -146,11 +152,16 @@ def _compare(models, texts, rows, k, chat, tol, bos_id, progress):
         raise InvalidInputError(f"the reference {ref.name} cannot score the texts ({ref_err}); put a model that "
                                 "can first")
     stats = {j: {"kl": [], "top1": [], "layers": _Layers(), "layer_note": None} for j, _ in others}
+    top_id = max(max(r) for r in rows)
+    for j, m in others:  # the reference's ids must exist in the model's embeddings to be run at all
+        if _vocab(m) is not None and top_id >= _vocab(m):
+            stats[j]["skip"] = (f"the reference's token id {top_id} is outside {m.name}'s vocabulary of {_vocab(m)}: "
+                                "not run")
     show = progress if progress is not None else len(texts) * len(models) > 8
     for i in tqdm(range(len(rows)), desc="conformance", disable=not show, leave=False):
         ref_cap = _capture(ref, rows[i], layers=True) if _can_capture(ref) else None
         for j, m in others:
-            if ref_cap is None or not _can_capture(m):
+            if ref_cap is None or not _can_capture(m) or "skip" in stats[j]:
                 continue
             cap = _capture(m, rows[i], layers=True)
             s = stats[j]
@@ -196,7 +207,7 @@ def _backend(model) -> str:
 
 
 def _row(ref, m, texts, rows, k, ref_lp, ref_greedy, ref_chat, chat, s, bos_id):
-    lp, greedy, err = _score(m, rows, k)
+    lp, greedy, err = _score(m, rows, k) if "skip" not in s else (None, None, None)
     diffs = [np.abs(a - b) for a, b in zip(lp, ref_lp)] if lp is not None else None
     requests = [{"model": m.name, "text": i, "n_tokens": len(rows[i]) - k,
                  "loglik_reference": float(ref_lp[i].sum()),
@@ -233,7 +244,7 @@ def _row(ref, m, texts, rows, k, ref_lp, ref_greedy, ref_chat, chat, s, bos_id):
              "max_abs_loglik_diff": float(max(abs(r["loglik_diff"]) for r in requests)) if lp is not None else float("nan"),
              "resid_rel_error_max": max((r["rel_error"] for r in s["layers"].rows(m.name)), default=float("nan")),
              "tokenization": "same" if not problems else "; ".join(problems[:3]),
-             "chat_prompt": chat_cmp, "scoring_error": err, "layer_note": s["layer_note"],
+             "chat_prompt": chat_cmp, "scoring_error": err, "not_run": s.get("skip"), "layer_note": s["layer_note"],
              "_chat": chat_text, "_chat_how": chat_how}, requests)
 
 

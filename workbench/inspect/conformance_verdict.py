@@ -52,7 +52,7 @@ def _finite(x) -> bool:
 
 
 def judge(row: dict, tol: Tolerance) -> tuple[str, str]:
-    """(verdict, reason) from one summary row: ``scoring_error``, ``tokenization``,
+    """(verdict, reason) from one summary row: ``not_run``, ``scoring_error``, ``tokenization``,
     ``chat_prompt``, ``next_token_kl``, ``top1_agreement``, ``max_abs_logprob_diff`` (and
     ``llamacpp_renderer``, which adds a note to the reason, never changes the verdict)."""
     verdict, reason = _judge(row, tol)
@@ -65,6 +65,8 @@ def judge(row: dict, tol: Tolerance) -> tuple[str, str]:
 
 def _judge(row: dict, tol: Tolerance) -> tuple[str, str]:
     wrong = []
+    if isinstance(row.get("not_run"), str):
+        wrong.append(row["not_run"])
     if row.get("scoring_error"):
         wrong.append(f"no prompt log-probs ({row['scoring_error']})")
     if row.get("tokenization", "same") != "same":
