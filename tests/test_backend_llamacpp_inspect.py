@@ -373,3 +373,19 @@ def test_gemma3_sites_lens_and_dla_match_hf_on_f32(gemma):
     b = wb.inspect.direct_logit_attribution(gemma, "The doctor said that", " he", " she")
     assert abs(a.error) < 1e-4 and abs(a.total - b.total) < 5e-3
     assert np.abs(a.frame.contribution.to_numpy() - b.frame.contribution.to_numpy()).max() < 5e-3
+
+
+def test_a_long_text_is_captured_in_chunks_through_the_kv_cache(f32, smollm):
+    """300 tokens: decoded in chunks (85 tokens when every row is an output, 256 otherwise),
+    each continuing the KV cache; the chunks line up with one HF forward pass, the attention
+    pattern's rows included."""
+    text = " ".join(["The quick brown fox jumps over the lazy dog while the children laugh."] * 25)
+    ids = smollm.tokenizer(text)["input_ids"][:300]
+    batch = {"input_ids": torch.tensor([ids])}
+    sites = ["resid_post", "attn_pattern"]
+    ours = wb.capture(f32, batch, sites=sites, layers=[3, 29], progress=False)
+    ref = wb.capture(smollm, batch, sites=sites, layers=[3, 29], progress=False)
+    mask = ref.attention_mask.bool()
+    for L in (3, 29):
+        assert _rel(ours["resid_post", L], ref["resid_post", L], mask) < F32_REL
+        assert float((ours["attn_pattern", L] - ref["attn_pattern", L]).abs().max()) < 3e-3
