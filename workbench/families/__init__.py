@@ -7,7 +7,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from workbench.families.base import (GENERIC, Family, HookPoint, Shape, families, family_for, heads, model_types,
+from workbench.families.base import (GENERIC, Family, GraphSites, GraphTensor, HookPoint, Shape, families,
+                                     family_for, heads, model_types,
                                      register_family, unregister_family)
 
 _loaded = False
@@ -26,5 +27,5 @@ def _load_builtin() -> None:
                     register_family(family, replace=True)
 
 
-__all__ = ["GENERIC", "Family", "HookPoint", "Shape", "families", "family_for", "heads", "model_types",
+__all__ = ["GENERIC", "Family", "GraphSites", "GraphTensor", "HookPoint", "Shape", "families", "family_for", "heads", "model_types",
            "register_family", "unregister_family"]

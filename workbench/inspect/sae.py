@@ -255,11 +255,11 @@ class SAE:
     def where(self, model) -> tuple[str, int | None]:
         """(site, layer) this SAE reads on ``model``, checked: the site exists there and its width
         equals d_in."""
-        from workbench.inspect.sites import adapter
+        from workbench.inspect.sites import site_adapter
         if self.site is None:
             raise UnsupportedSiteError(f"{self!r} does not say which site it reads; load it with "
                                        "load_sae(path, site='resid_post', layer=...)")
-        ad = adapter(model)
+        ad = site_adapter(model)  # llama.cpp: the sites of its compute graph
         ad.hook_point(self.site, self.layer)          # refuses a site/layer the model lacks
         width = ad.site_width(self.site)
         if width != self.d_in:
