@@ -300,9 +300,11 @@ def test_embeddings_match_hf_last_layer(lcpp, smollm):
         wb.embed(lcpp, sents, layer=3)
 
 
-def test_inspection_is_a_capability_error_naming_hf(lcpp):
+def test_hook_based_inspection_is_a_capability_error_naming_hf(lcpp):
+    """Capture, the lens, DLA and steering run on llama.cpp now (tests/test_backend_llamacpp_inspect.py);
+    what needs in-process hooks (ablation, patching, attribution) still names the 'hf' backend."""
     with pytest.raises(BackendCapabilityError, match="'hf'"):
-        wb.capture(lcpp, ["hello"], sites=("resid_post",), layers=[0])
+        wb.inspect.ablate(lcpp, "The doctor said that", (" he", " she"), component="head")
 
 
 def test_fingerprint_differs_from_hf_and_is_stable(lcpp, smollm):

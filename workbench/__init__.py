@@ -35,6 +35,8 @@ _API = {
     # activation inspection
     "capture": "workbench.inspect.capture:capture",
     "logit_lens": "workbench.inspect.lens:logit_lens",
+    # one network through several backends or precisions: where does deployment change it?
+    "conformance": "workbench.inspect.conformance:conformance",
     # one token display (␣ for a space) for tables and plots
     "show_token": "workbench.display:show_token",
     "readable": "workbench.display:readable",

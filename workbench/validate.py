@@ -273,8 +273,12 @@ def check_token_id(model, token_id, name: str = "token id") -> int:
     """A token id that has a row in the model's output (or input) embeddings."""
     tid = check_int(name, token_id)
     hf = model.hf
-    emb = hf.get_output_embeddings() if hf.get_output_embeddings() is not None else hf.get_input_embeddings()
-    n = int(emb.weight.shape[0])
+    if hf is None:  # another backend (llama.cpp): the vocabulary its config declares
+        cfg = model.config
+        n = int((getattr(cfg, "text_config", None) or cfg).vocab_size)
+    else:
+        emb = hf.get_output_embeddings() if hf.get_output_embeddings() is not None else hf.get_input_embeddings()
+        n = int(emb.weight.shape[0])
     if not 0 <= tid < n:
         raise InvalidInputError(f"{name} {tid} is outside the vocabulary of {model.name} (ids 0..{n - 1}); "
                                 "give a token string or an id the tokenizer produces")

@@ -11,7 +11,7 @@ from workbench.backends.registry import (BackendEntry, backend_names, backends_w
 register_backend("hf", "workbench.models.loading:load_model", CAPABILITIES,
                  description="the unmodified transformers model in process (reference; every capability)")
 register_backend("llama.cpp", "workbench.backends.llamacpp:load_llamacpp",
-                 ("token_logprobs", "token_moments", "generate", "embed"),
+                 ("token_logprobs", "token_moments", "generate", "embed", "capture", "steer"),
                  description="a GGUF file as deployed: quantised weights, llama.cpp kernels, memory-mapped",
                  install="pip install 'open-model-workbench[llamacpp]'")
 register_backend("openai", "workbench.backends.openai:load_openai", ("token_logprobs", "generate"),

@@ -20,6 +20,11 @@ capability                  request
 ``embed``                   pooled hidden states: ``embed``
 ``hooks``                   the unmodified in-process modules, for inspection (capture, lens,
                             attention, ablation, patching, steering, attribution, SAEs)
+``capture``                 activations at named sites without hooks (``sites``/``capture``: the
+                            llama.cpp compute graph): ``wb.capture``, the logit lens, direct logit
+                            attribution, steering vectors
+``steer``                   adding a vector to the residual stream (``control_vector``: llama.cpp's
+                            control vectors): ``wb.inspect.steer``, ``steer_feature``
 ==========================  ==========================================================================
 
 Asking a backend for what it cannot do raises :class:`~workbench.errors.BackendCapabilityError`
@@ -35,7 +40,9 @@ from workbench.errors import BackendCapabilityError
 # what each capability lets a user do, for error messages
 _WHAT = {"token_logprobs": "log-likelihood scoring", "token_moments": "Min-K%++ token moments",
          "masked_logprobs": "masked-LM scoring", "generate": "generation", "embed": "embeddings",
-         "hooks": "inspection (activations, hooks, interventions)"}
+         "hooks": "in-process hooks (patching, ablation, attribution, gradients, SAE splicing, any site edit)",
+         "capture": "activation capture (wb.capture, logit lens, direct logit attribution)",
+         "steer": "steering (adding a vector to the residual stream)"}
 
 
 class Backend:
@@ -83,6 +90,23 @@ class Backend:
     def embed(self, model, sentences: list[str], pooling: str, layer: int, normalize: bool, batch_size: int,
               progress=None, max_tokens: int | None = None):
         raise self._missing("embed")
+
+    def sites(self, model) -> Any:
+        """The site map of ``model`` (``capture``): an object with the interface of
+        :class:`workbench.inspect.sites.Adapter` that capture, the lens and DLA read (layers,
+        widths, ``hook_point``, ``check_layer``, ``unembed``)."""
+        raise self._missing("capture")
+
+    def capture(self, model, keys, rows, positions, progress, slot) -> list:
+        """Capture ``keys`` ((site, layer)) on each row of token ids (``positions``: the token
+        indices to keep per row, or None), writing text ``i``'s tensor of a key into
+        ``slot(i, key, shape)`` (its place in the result); returns notes (``capture``)."""
+        raise self._missing("capture")
+
+    def control_vector(self, model, site: str, layer: int, vector) -> Any:
+        """A context manager adding ``vector`` to ``site`` (the residual stream) at ``layer`` in
+        every request while open (``steer``)."""
+        raise self._missing("steer")
 
     def modules(self) -> Any:
         """The in-process module tree inspection hooks into (``hooks`` capability)."""

@@ -37,8 +37,12 @@ quantised kernels on a 135M-270M model (Q4_1 has neither a repacked nor a llamaf
 benchmark prints the side-by-side table, with each backend's items/s as a multiple of float32's
 (two runs on a shared machine: 0.7-1.7x). Its advantage is memory (a 70B Q4 file runs in ~40 GB) and token-by-token decoding.
 
-Inspection (``hooks``) is not here: there are no in-process modules to hook, and asking for it
-raises :class:`~workbench.errors.BackendCapabilityError` naming the ``hf`` backend.
+Inspection: ``capture`` (activations from llama.cpp's compute graph through its evaluation
+callback, :mod:`workbench.backends.llamacpp_graph`; the logit lens and DLA read the GGUF's own
+weights, :mod:`workbench.backends.llamacpp_sites`) and ``steer`` (control vectors,
+:mod:`workbench.backends.llamacpp_steer`). There are no in-process modules to hook, so what
+needs ``hooks`` (patching, ablation, attribution) raises
+:class:`~workbench.errors.BackendCapabilityError` naming the ``hf`` backend.
 
 Why ``llama-cpp-python`` and not ``llama-cpp-py-sync``: the latter's prebuilt CPU wheels (every
 release) link against glibc 2.38 despite their ``manylinux2014`` tag, so they cannot load on
@@ -144,6 +148,7 @@ class _Engine:
         # llama.cpp aborts (not an error code) when a context may return fewer rows than it holds sequences
         self.max_outputs = max(N_SEQ_MAX, min(N_BATCH, OUTPUT_BYTES // (4 * self.n_vocab)))
         self._embeddings = False
+        self.on_new_context = None  # called with each new context (control vectors in force)
         # a recurrent state is not per-token cells: a shared prefix cannot be copied out of it
         self.can_share = not (lib.llama_model_is_recurrent(self.model) or lib.llama_model_is_hybrid(self.model))
         self.ensure(min(n_ctx, limit))
@@ -172,6 +177,8 @@ class _Engine:
         self.n_ctx = size
         if self._embeddings:  # a new context starts with embeddings off: keep what was asked for
             lib.llama_set_embeddings(self.ctx, True)
+        if self.on_new_context is not None:
+            self.on_new_context(self.ctx)
 
     def clear(self) -> None:
         self.lib.llama_memory_clear(self.lib.llama_get_memory(self.ctx), True)
@@ -372,7 +379,7 @@ class LlamaCppBackend(Backend):
     """Answers token log-prob, generation and embedding requests with llama.cpp on a GGUF file."""
 
     name = "llama.cpp"
-    capabilities = frozenset({"token_logprobs", "token_moments", "generate", "embed"})
+    capabilities = frozenset({"token_logprobs", "token_moments", "generate", "embed", "capture", "steer"})
 
     def __init__(self, gguf, config, n_threads: int | None = None, n_gpu_layers: int = 0,
                  n_ctx: int | None = None):
@@ -384,6 +391,10 @@ class LlamaCppBackend(Backend):
         self.engine = _Engine(gguf.path, int(threads or 1), self.n_gpu_layers, int(n_ctx or ROUND_CELLS), self.limit)
         self.n_params = int(self.engine.lib.llama_model_n_params(self.engine.model))
         self.file_type = _file_type(self.engine)
+        from workbench.backends.llamacpp_graph import ControlVectors
+        lib = self.engine.lib
+        self.control = ControlVectors(lib, self.engine.n_embd, int(lib.llama_model_n_layer(self.engine.model)))
+        self.engine.on_new_context = self.control.apply
 
     def settings(self) -> dict:
         out = {"binding": "llama-cpp-python", "version": self.engine.version.__version__,
@@ -391,6 +402,19 @@ class LlamaCppBackend(Backend):
         if self.n_gpu_layers:  # GPU kernels give other numbers than the CPU ones
             out["n_gpu_layers"] = self.n_gpu_layers
         return out
+
+    # -- inspection: the compute graph and control vectors (workbench.backends.llamacpp_graph) --
+    def sites(self, model):
+        from workbench.backends.llamacpp_sites import graph_adapter
+        return graph_adapter(model)
+
+    def capture(self, model, keys, rows, positions, progress, slot):
+        from workbench.backends.llamacpp_capture import capture_rows
+        return capture_rows(model, keys, rows, positions, progress, slot)
+
+    def control_vector(self, model, site, layer, vector):
+        from workbench.backends.llamacpp_steer import control_vector, cvec_layer
+        return control_vector(self, cvec_layer(self, site, layer, self.control.n_layers), vector)
 
     # -- token log-probs ----------------------------------------------------------------------
     def score_tokens(self, model, requests, *, token_budget=None, progress=None, desc="scoring",

@@ -21,7 +21,7 @@ from workbench.backends import gguf_files
 from workbench.backends.llamacpp import _binding, _last_errors
 from workbench.errors import InvalidInputError, WorkbenchError
 
-TYPES = ("F16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_0", "Q4_K_M", "Q4_K_S", "Q4_0", "Q3_K_M", "Q2_K")
+TYPES = ("F32", "F16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_0", "Q4_K_M", "Q4_K_S", "Q4_0", "Q3_K_M", "Q2_K")
 
 
 def quantize_gguf(spec, ftype: str = "Q8_0", threads: int | None = None) -> Path:
@@ -39,7 +39,7 @@ def quantize_gguf(spec, ftype: str = "Q8_0", threads: int | None = None) -> Path
     os.close(fd)
     try:
         params = lib.llama_model_quantize_default_params()
-        params.ftype = getattr(lib, f"LLAMA_FTYPE_MOSTLY_{ftype}" if ftype != "F16" else "LLAMA_FTYPE_MOSTLY_F16")
+        params.ftype = getattr(lib, "LLAMA_FTYPE_ALL_F32" if ftype == "F32" else f"LLAMA_FTYPE_MOSTLY_{ftype}")
         params.allow_requantize = True
         params.nthread = int(threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
         import ctypes

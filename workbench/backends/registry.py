@@ -18,7 +18,7 @@ from workbench.errors import InvalidInputError
 
 # what a backend can be asked for (the table in workbench.backends.base says what each means);
 # here, below the base class, because registering a backend checks its capabilities against them
-CAPABILITIES = ("token_logprobs", "token_moments", "masked_logprobs", "generate", "embed", "hooks")
+CAPABILITIES = ("token_logprobs", "token_moments", "masked_logprobs", "generate", "embed", "hooks", "capture", "steer")
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@ has the recipe.
 """
 from __future__ import annotations
 
-from workbench.families.base import (GENERIC, Family, HookPoint, Shape, VisionParts, families, family_for, heads,
-                                     model_types, register_family, unregister_family)
+from workbench.families.base import (GENERIC, Family, GraphSites, GraphTensor, HookPoint, Shape, VisionParts, families,
+                                     family_for, heads, model_types, register_family, unregister_family)
 
-__all__ = ["GENERIC", "Family", "HookPoint", "Shape", "VisionParts", "families", "family_for", "heads", "model_types",
+__all__ = ["GENERIC", "Family", "GraphSites", "GraphTensor", "HookPoint", "Shape", "VisionParts", "families",
+           "family_for", "heads", "model_types",
            "register_family", "unregister_family"]

@@ -109,6 +109,33 @@ class VisionParts:
 
 
 @dataclass(frozen=True)
+class GraphTensor:
+    """One tensor of llama.cpp's compute graph: its ``name`` (``{L}`` stands for the layer) and,
+    where llama.cpp gives one name to several nodes (``Qcur-L`` names the projection, its reshape
+    and its rotation), the ``op`` of the one meant (``None``: the first node of that name in the
+    graph). ``layout`` maps its data to the site's shape: ``"rows"`` (one row per token),
+    ``"heads"`` (``[tokens, heads, head_dim]``), ``"heads_interleaved"`` (the same, with each
+    head's dimensions in llama.cpp's interleaved rotary order, put back in Hugging Face's) or
+    ``"pattern"`` (``[heads, queries, keys]``)."""
+
+    name: str
+    op: str | None = None
+    layout: str = "rows"
+
+
+@dataclass(frozen=True)
+class GraphSites:
+    """Where the activation sites are in the graph one llama.cpp builder makes (``arch``: the
+    GGUF's ``general.architecture``, e.g. ``"llama"``, ``"gemma3"``): ``tensors`` maps a site to
+    its :class:`GraphTensor`, or to a text saying why the graph has no such tensor.
+    ``resid_pre`` is not listed: it is ``embed`` at layer 0 and ``resid_post`` of the layer
+    before elsewhere. Read by :mod:`workbench.backends.llamacpp_sites`."""
+
+    arch: str
+    tensors: dict
+
+
+@dataclass(frozen=True)
 class Family:
     """One architecture family. ``sites(shape) -> {site: HookPoint or why-not text}`` covers the
     sites besides resid_pre/resid_post/logits (which every family has: the layer's input and
@@ -130,10 +157,17 @@ class Family:
     # Gemma 3 normalises the attention output (after o_proj) before adding it
     positions_after_embed: bool = False
     attn_out_normed: bool = False
+    # the same sites in llama.cpp's compute graph, one entry per llama.cpp architecture whose
+    # graph builds this family's network (backend="llama.cpp"; empty: not inspectable there)
+    llamacpp: tuple = ()
     notes: str = ""
     # a vision-language family: where its vision tower, projector and language model live, and how
     # its tiny test model is built (families/vlm.py: vision_language_family); None for text families
     vision: VisionParts | None = None
+
+    def graph_sites(self, arch: str) -> GraphSites | None:
+        """The :class:`GraphSites` of llama.cpp architecture ``arch``, or None."""
+        return next((g for g in self.llamacpp if g.arch == arch), None)
 
     def unembed(self, hf, hidden: torch.Tensor, final_norm_module=None) -> torch.Tensor:
         """Residual stream -> logits: final norm (pre-norm families) then the head."""

@@ -1,7 +1,7 @@
 """Llama-style decoders: pre-norm blocks (RMSNorm), rotary attention with q/k/v/o projections
 (grouped-query where ``num_key_value_heads`` < heads), gated MLP. Llama, Mistral, Qwen2, Gemma
 (Gemma also scales its embeddings; its tiny config sets ``head_dim``)."""
-from workbench.families.base import Family, HookPoint, Shape, heads
+from workbench.families.base import Family, GraphSites, GraphTensor, HookPoint, Shape, heads
 
 
 def sites(s: Shape) -> dict:
@@ -25,5 +25,18 @@ def tiny_config(model_type: str, vocab_size: int, **common):
                num_key_value_heads=2, max_position_embeddings=256, vocab_size=vocab_size, **extra, **common)
 
 
+# llama.cpp's "llama" graph (src/models/llama.cpp of the pinned llama-cpp-python). Its GGUF
+# converter permutes q/k rows into the interleaved rotary order; the reshape node is after the
+# bias (if any) and before the rotation, like Hugging Face's q_proj output.
+LLAMACPP = GraphSites("llama", dict(
+    embed=GraphTensor("embd"), attn_out=GraphTensor("attn_out-{L}"), resid_mid=GraphTensor("ffn_inp-{L}"),
+    # the first "ffn_out-L" is the MLP's output; under a control vector the residual sum after it is named so too
+    mlp_out=GraphTensor("ffn_out-{L}"), resid_post=GraphTensor("l_out-{L}"),
+    attn_pattern=GraphTensor("kq_soft_max-{L}", layout="pattern"),
+    q=GraphTensor("Qcur-{L}", "RESHAPE", "heads_interleaved"), k=GraphTensor("Kcur-{L}", "RESHAPE", "heads_interleaved"),
+    v=GraphTensor("Vcur-{L}", "RESHAPE", "heads"), z=GraphTensor("kqv_out-{L}", layout="heads"),
+    mlp_hidden=GraphTensor("ffn_swiglu-{L}"), final_norm=GraphTensor("result_norm"),
+    logits=GraphTensor("result_output")))
+
 FAMILY = Family(name="llama", model_types=("llama", "mistral", "qwen2", "gemma"), layers="layers", sites=sites,
-                final_norm="norm", tiny_config=tiny_config)
+                final_norm="norm", tiny_config=tiny_config, llamacpp=(LLAMACPP,))

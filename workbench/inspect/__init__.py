@@ -1,6 +1,9 @@
 """Activation inspection on the unmodified Hugging Face model: capture, logit lens, attention,
 ablation, patching, steering, representation similarity, linear probes, direct logit
 attribution, head-type scores and sparse-autoencoder features, all through forward hooks.
+Capture, the logit lens, direct logit attribution and steering also run on a GGUF through
+llama.cpp (its compute graph and control vectors), and ``wb.conformance``
+(:mod:`workbench.inspect.conformance`) compares one network across backends and precisions.
 
 >>> import workbench as wb
 >>> from workbench.testing import tiny_model

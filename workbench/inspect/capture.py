@@ -8,7 +8,7 @@ import torch
 from workbench.errors import InvalidInputError, UnsupportedSiteError
 from workbench.inspect.cache import ActivationCache, check_fits, estimate_bytes
 from workbench.inspect.hooks import add_read_hook, attention_implementation, hooks_removed_after
-from workbench.inspect.sites import MODEL_SITES, SITES, adapter
+from workbench.inspect.sites import MODEL_SITES, SITES, adapter, on_graph_backend, site_adapter
 from workbench.validate import BOOL, Int, Optional, check_context, checked
 from workbench.provenance import record
 from workbench.engine.padding import tokenizer_state_kept
@@ -53,9 +53,10 @@ def _pad_manually(tok, texts, pad, side):
     return {"input_ids": ids, "attention_mask": mask}
 
 
-def resolve_sites(model, sites, layers):
-    """Validate sites/layers at the door; returns the list of (site, layer) keys."""
-    ad = adapter(model)
+def resolve_sites(model, sites, layers, ad=None):
+    """Validate sites/layers at the door; returns the list of (site, layer) keys. ``ad``: the site
+    map to check against (default: the model's :class:`~workbench.inspect.sites.Adapter`)."""
+    ad = ad or adapter(model)
     if isinstance(sites, str):
         sites = ad.available() if sites == "all" else [sites]
     sites = list(sites)
@@ -292,6 +293,10 @@ def capture(model, inputs, sites=("resid_post",), layers=None, positions=None, d
         from workbench.vision.capture import capture_images
         return capture_images(model, inputs, images, sites=sites, layers=layers, positions=positions, dtype=dtype,
                               batch_size=batch_size, vision_layers=vision_layers)
+    if on_graph_backend(model):  # llama.cpp: its compute graph, not hooks (a server: refused there)
+        from workbench.inspect.graph_capture import capture_on_backend
+        return capture_on_backend(model, inputs, sites, layers, positions, dtype, max_memory, progress,
+                                  out=out, max_new_tokens=max_new_tokens)
     # out= and max_new_tokens= are kept for existing code; capture_stream and capture_generation
     # are the entry points with one return type each
     if out is not None:
@@ -346,7 +351,7 @@ def str_tokens(model, ids, mask):
 
 def capture_provenance(model, keys, dtype, est, **extra):
     return {**record(model), "state_id": model.state_id, "architecture": model.architecture,
-            "n_layers": adapter(model).n_layers, "sites": sorted({s for s, _ in keys}),
+            "n_layers": site_adapter(model).n_layers, "sites": sorted({s for s, _ in keys}),
             "dtype": str(dtype or model.dtype), "estimate_bytes": est, **extra}
 
 

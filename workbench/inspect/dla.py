@@ -24,7 +24,7 @@ import torch
 from workbench.display import show_token
 from workbench.errors import InvalidInputError, WrongModelKindError
 from workbench.inspect.capture import capture, encode
-from workbench.inspect.sites import adapter
+from workbench.inspect.sites import adapter, on_graph_backend
 from workbench.results import Result
 from workbench.validate import check_token_id
 from workbench.models.checks import check_model
@@ -153,7 +153,9 @@ def direct_logit_attribution(model, prompt: str, target=" he", baseline=" she") 
     with a final logit soft-cap (Gemma 2 style) are decomposed before the cap (provenance says so).
 
     Works on the causal families of :mod:`workbench.inspect.sites` (GPT-2, Llama/Mistral/Qwen2/
-    Gemma, Gemma 3, GPT-NeoX, Phi); masked and encoder models are refused.
+    Gemma, Gemma 3, GPT-NeoX, Phi); masked and encoder models are refused. On
+    ``backend="llama.cpp"`` the activations come from llama.cpp's graph and the weights from the
+    GGUF (:mod:`workbench.inspect.graph_dla`).
 
     Example
     -------
@@ -175,6 +177,9 @@ def direct_logit_attribution(model, prompt: str, target=" he", baseline=" she") 
     if b_id is not None and b_id == t_id:
         raise InvalidInputError(f"target and baseline are the same token ({t_id}): their difference is 0; "
                                 "give two different tokens or baseline=None for the plain logit")
+    if on_graph_backend(model):  # llama.cpp: its graph's activations and the GGUF's weights
+        from workbench.inspect.graph_dla import graph_dla
+        return graph_dla(model, prompt, t_id, b_id)
     ad = adapter(model)
     L = ad.n_layers
     cache = capture(model, [prompt], sites=["embed", "resid_pre", "attn_out", "mlp_out", "z", "resid_post", "logits"],

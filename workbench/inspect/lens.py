@@ -9,7 +9,7 @@ import torch
 from workbench.display import show_token
 from workbench.errors import InvalidInputError
 from workbench.inspect.capture import capture, encode
-from workbench.inspect.sites import adapter
+from workbench.inspect.sites import on_graph_backend, site_adapter
 from workbench.validate import Int, check_token_id, checked
 from workbench.provenance import record
 from workbench.results import ResultFrame
@@ -37,7 +37,9 @@ def logit_lens(model, text: str, targets=None, k: int = 5, layers=None, position
 
     Each layer's ``resid_post`` goes through the model's final norm and LM head (Gemma's logit
     soft-capping included; masked LMs: their MLM head), so the last layer reproduces the model's
-    own prediction. ``targets``: strings (their first token is used) or token ids; by default the
+    own prediction (on ``backend="llama.cpp"``: the GGUF's final norm and output matrix,
+    de-quantised to float32 once, so the last layer matches llama.cpp's logits up to its
+    kernels' rounding). ``targets``: strings (their first token is used) or token ids; by default the
     target of a position is the token that actually comes next in ``text`` (none at the end; for
     masked LMs the token at the position itself).
 
@@ -55,7 +57,7 @@ def logit_lens(model, text: str, targets=None, k: int = 5, layers=None, position
     """
     if not isinstance(text, str) or not text:
         raise InvalidInputError("text must be a non-empty string")
-    ad = adapter(model)
+    ad = site_adapter(model)  # llama.cpp: the GGUF's own final norm and output matrix
     tok = model.tokenizer
     if k > ad.vocab:
         raise InvalidInputError(f"k={k} is more than the {ad.vocab} tokens of {model.name}'s vocabulary")
@@ -92,7 +94,8 @@ def logit_lens(model, text: str, targets=None, k: int = 5, layers=None, position
     df = LensFrame(rows)
     df.attrs["provenance"] = {**record(model), "state_id": model.state_id, "text": text, "k": k,
                               "targets": None if targets is None else list(map(str, targets)),
-                              "readout": "final norm + LM head applied to resid_post of each layer"}
+                              "readout": "final norm + LM head applied to resid_post of each layer" + (
+                                  " (the GGUF's own, de-quantised to float32)" if on_graph_backend(model) else "")}
     return df
 
 

@@ -55,7 +55,7 @@ import numpy as np
 import torch
 
 from workbench.errors import CorruptModelError, InvalidInputError, UnsupportedSiteError
-from workbench.inspect.sites import SITES, adapter
+from workbench.inspect.sites import SITES, adapter, site_adapter
 
 ARCHITECTURES = ("standard", "jumprelu", "topk")
 NORMALIZATIONS = ("none", "constant_norm_rescale", "layer_norm", "expected_average_only_in")
@@ -258,7 +258,7 @@ class SAE:
         if self.site is None:
             raise UnsupportedSiteError(f"{self!r} does not say which site it reads; load it with "
                                        "load_sae(path, site='resid_post', layer=...)")
-        ad = adapter(model)
+        ad = site_adapter(model)  # llama.cpp: the sites of its compute graph
         ad.hook_point(self.site, self.layer)          # refuses a site/layer the model lacks
         width = ad.site_width(self.site)
         if width != self.d_in:

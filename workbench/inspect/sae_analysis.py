@@ -30,6 +30,7 @@ from workbench.errors import InvalidInputError
 from workbench.inspect.capture import capture, check_fits_window, tokenize
 from workbench.inspect.hooks import add_edit_hook, intervention
 from workbench.inspect.sae import SAE
+from workbench.inspect.sites import on_graph_backend
 from workbench.results import Result
 from workbench.validate import Int, Real, check_int, check_texts, checked
 from workbench.models.checks import check_model
@@ -137,8 +138,31 @@ def steer_feature(model, sae: SAE, feature, alpha: float = 1.0):
     site's norm; for an SAE that normalises its input, ``W_dec`` is in that normalised scale."""
     feats = _features(_check_sae(sae), feature)
     direction = sae.W_dec[feats].sum(0)
+    if on_graph_backend(model):  # llama.cpp: the same addition as a control vector
+        return _steered_on_backend(model, sae, feats, float(alpha), direction)
     return _edited(model, sae, lambda x, s: x.float() + float(alpha) * direction.to(x.device),
                    {"kind": "sae_feature_steering", "features": feats, "alpha": float(alpha)})
+
+
+@contextlib.contextmanager
+def _steered_on_backend(model, sae: SAE, feats: list, alpha: float, direction: torch.Tensor):
+    """:func:`steer_feature` on a backend that steers with control vectors (llama.cpp): they add
+    at every position, so an SAE that leaves the first token alone is refused."""
+    from workbench.backends.base import require
+    from workbench.errors import BackendCapabilityError
+    from workbench.validate import check_finite
+    require(model, "steer", "steer_feature")
+    site, layer = sae.where(model)  # the site exists there and is d_in wide
+    if sae.skip_first:
+        raise BackendCapabilityError(
+            f"{sae!r} leaves each text's first token alone (skip_first), which the {model.backend.name!r} "
+            "backend's control vectors (added at every position) cannot do; load the model with backend='hf'")
+    delta = alpha * direction.detach().float().cpu()
+    check_finite("the feature's decoder direction", delta)
+    desc = {"kind": "sae_feature_steering", "features": feats, "alpha": alpha, "site": site, "layer": layer,
+            "sae": sae.source or repr(sae), "skip_first": False}
+    with model.backend.control_vector(model, site, layer, delta.numpy()), intervention(model, desc, []):
+        yield desc
 
 
 # -- loss and reconstruction -----------------------------------------------------------------

@@ -156,3 +156,23 @@ def check_head(model, layer, head) -> tuple[int, int]:
         raise InvalidInputError(f"head {head} out of range: {model.name} has {ad.n_heads} heads per layer "
                                 f"(0..{ad.n_heads - 1})")
     return layer, head
+
+
+def site_adapter(model):
+    """The site map inspection reads for ``model``: its :class:`Adapter` (the Hugging Face
+    modules), or for a backend that captures without in-process hooks (llama.cpp) that backend's
+    map of its compute graph (same names, layers, widths and ``unembed``). A backend that can do
+    neither (a server) is refused with a :class:`~workbench.errors.BackendCapabilityError` naming
+    the backends that can."""
+    backend = getattr(model, "backend", None)
+    if backend is not None and not backend.supports("hooks"):
+        require(model, "capture")
+        return backend.sites(model)
+    return adapter(model)
+
+
+def on_graph_backend(model) -> bool:
+    """True for a model whose backend has no in-process modules to hook (llama.cpp, a server):
+    inspection then goes through :func:`site_adapter` and the backend's own capture."""
+    backend = getattr(model, "backend", None)
+    return backend is not None and not backend.supports("hooks")

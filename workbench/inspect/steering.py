@@ -21,7 +21,7 @@ import torch
 from workbench.errors import InvalidInputError
 from workbench.inspect.capture import capture
 from workbench.inspect.hooks import add_edit_hook, intervention
-from workbench.inspect.sites import adapter
+from workbench.inspect.sites import on_graph_backend, site_adapter
 from workbench.validate import Real, check_finite, checked
 
 
@@ -68,7 +68,7 @@ def steering_vector(model, positive, negative, layer: int, site: str = "resid_po
     if site not in ("resid_pre", "resid_post", "attn_out", "mlp_out"):
         raise InvalidInputError(f"steer the residual stream or a block output (resid_pre, resid_post, attn_out, "
                                 f"mlp_out), got {site!r}")
-    layer = adapter(model).check_layer(layer)
+    layer = site_adapter(model).check_layer(layer)
     pos, n1 = _mean_activation(model, list(positive), site, layer)
     neg, n2 = _mean_activation(model, list(negative), site, layer)
     return SteeringVector(pos - neg, layer, site, (n1 + n2) / 2, len(positive), len(negative))
@@ -84,6 +84,11 @@ def steer(model, vector, strength: float = 1.0, layer: int | None = None, site: 
     ``model.interventions`` (so cached scores are not reused) and removed on exit, even after an
     error. ``vector``: a :class:`SteeringVector` (carries its layer and site) or a tensor [d_model]
     (then give ``layer``; site defaults to resid_post).
+
+    On ``backend="llama.cpp"`` the vector is a llama.cpp control vector (float32, added to
+    ``resid_post`` of the layer, :mod:`workbench.backends.llamacpp_steer`), so a vector found on
+    the Hugging Face model steers the deployed GGUF: scoring, generation and capture inside the
+    block are steered there too. It steers resid_post at layers >= 1 (resid_pre at >= 2) only.
     """
     if isinstance(vector, SteeringVector):
         layer = vector.layer if layer is None else layer
@@ -101,13 +106,20 @@ def steer(model, vector, strength: float = 1.0, layer: int | None = None, site: 
             direction = direction.float()
         site = site or "resid_post"
         sha = hashlib.sha256(direction.float().cpu().numpy().tobytes()).hexdigest()[:12]
-    ad = adapter(model)
+    ad = site_adapter(model)
     if direction.shape != (ad.d_model,):
         raise InvalidInputError(f"direction must have shape ({ad.d_model},) for {model.name}, got {tuple(direction.shape)}")
     check_finite("the steering direction", direction)  # a NaN would silently turn every score into NaN
     layer = ad.check_layer(layer)
+    desc = {"kind": "steering", "site": site, "layer": layer, "strength": float(strength), "direction_sha256": sha}
+    if on_graph_backend(model):  # llama.cpp: a control vector instead of a hook
+        from workbench.backends.base import require
+        require(model, "steer", "wb.inspect.steer")
+        delta = float(strength) * direction.detach().float().cpu().numpy()
+        with model.backend.control_vector(model, site, layer, delta), intervention(model, desc, []):
+            yield desc
+        return
     delta = (float(strength) * direction).to(model.device, model.dtype)
     handle = add_edit_hook(model, site, layer, lambda x: x + delta)
-    desc = {"kind": "steering", "site": site, "layer": layer, "strength": float(strength), "direction_sha256": sha}
     with intervention(model, desc, [handle]):
         yield desc
