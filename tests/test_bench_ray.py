@@ -33,19 +33,20 @@ def test_ray_grid_matches_the_local_grid(cluster, tmp_path, isolated_cache):
     models = {"gpt2": tiny_model("gpt2"), "llama": tiny_model("llama")}
     opts = dict(limit=2, score_kwargs={"cache": False})  # both sides compute every score themselves
     local = wb.run(models, TASKS, store=tmp_path / "local.db", progress=False, **opts)
-    remote = wb.run(models, TASKS, store=tmp_path / "ray.db", backend="ray", **opts)
+    with pytest.warns(DeprecationWarning, match="executor"):  # the former name still works
+        remote = wb.run(models, TASKS, store=tmp_path / "ray.db", backend="ray", **opts)
 
     pd.testing.assert_frame_equal(remote.table(), local.table())
     for m in models:
         for t in ("capitals", "prose", "pairs"):
             pd.testing.assert_frame_equal(remote.items(m, t), local.items(m, t))
     log = remote.store.attempts()
-    assert len(log) == 6 and set(log.backend) == {"ray"} and (log.status == "finished").all()
+    assert len(log) == 6 and set(log.executor) == {"ray"} and (log.status == "finished").all()
     assert os.getpid() not in set(log.pid)  # the cells ran in Ray worker processes
     assert [c["run_key"] for c in remote.cells] == [c["run_key"] for c in local.cells]
 
-    again = wb.run(models, TASKS, store=tmp_path / "ray.db", backend="ray", **opts)  # resumes: nothing to do
-    assert again.store.attempts().n_scored.tail(6).sum() == 0
+    again = wb.run(models, TASKS, store=tmp_path / "ray.db", executor="ray", **opts)  # resumes: nothing to do
+    assert len(again.store.attempts()) == 6 and again.table().equals(remote.table())
 
 
 def test_probes_with_ray_are_refused_clearly(tmp_path):

@@ -63,9 +63,7 @@ _API = {
     "lineage": "workbench.provenance_audit.lineage:lineage",
 }
 _SUBMODULES = {"inspect", "scoring", "models", "probes", "tasks", "units", "stats", "bench", "attribution", "testing",
-               "widgets",
-               "training_data", "backends", "families",
-               "provenance_audit", "vision"}
+               "errors", "widgets", "training_data", "backends", "families", "provenance_audit", "vision", "audit"}
 
 __all__ = sorted(_API) + sorted(_SUBMODULES) + ["__version__"]
 

@@ -137,6 +137,9 @@ def run(models, tasks=None, store="results.db", limit=None, probes=None, seed: i
         raise InvalidTypeError(f"score_kwargs must be a dict of scoring options such as {{'token_budget': 4096}}, "
                                f"got the {type(score_kwargs).__name__} {score_kwargs!r}")
     executor = _executor(executor, backend)
+    if executor == "ray" and (probes or training):  # said before the probes' data are looked at
+        raise InvalidInputError("probes and training checks run with executor='local' (backend='local') only for "
+                                "now; run them in a separate wb.run call")
     work = grid_units(tasks, probes, training, units)
     if executor == "ray" and any(w.spec.unit != "task" for w in work):
         raise InvalidInputError("probes and training checks run with executor='local' (backend='local') only for "
