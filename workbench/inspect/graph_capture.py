@@ -14,8 +14,8 @@ import torch
 
 from workbench.errors import BackendCapabilityError
 from workbench.inspect.cache import ActivationCache, check_fits, estimate_bytes
-from workbench.inspect.capture import (SiteBlocks, capture_provenance, check_fits_window, resolve_positions,
-                                       resolve_sites, str_tokens, tokenize)
+from workbench.inspect.recording import (SiteBlocks, capture_provenance, check_fits_window, resolve_positions,
+                                         resolve_sites, str_tokens, tokenize)
 from workbench.inspect.sites import site_adapter
 
 
