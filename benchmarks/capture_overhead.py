@@ -36,19 +36,21 @@ WORDS = "The quick brown fox jumps over the lazy dog while the children laugh an
 
 
 def _decoder(model, ids, keys, callback: bool, all_rows: bool):
-    """A function decoding ``ids`` as capture_rows does (context made once, outside the timing)."""
+    """A function decoding ``ids`` as capture_nodes does (context made once, outside the timing)."""
     import torch
 
-    from workbench.backends.llamacpp import N_BATCH, OUTPUT_BYTES
-    from workbench.backends.llamacpp_capture import TextCapture
+    from workbench.backends.llamacpp_capture import wanted
     from workbench.backends.llamacpp_graph import CaptureContext
-    from workbench.backends.llamacpp_sites import graph_adapter
+    from workbench.backends.llamacpp_lib import N_BATCH, OUTPUT_BYTES
+    from workbench.inspect.graph_capture import TextCapture
+    from workbench.inspect.sites import graph_adapter
     ad = graph_adapter(model)
     per = max(32, min(N_BATCH, OUTPUT_BYTES // (4 * ad.vocab))) if all_rows else N_BATCH
     cc = CaptureContext(model.backend, max(N_BATCH, -(-len(ids) // 256) * 256), per, per if all_rows else 1, True,
                         callback=callback)
     dest = {key: torch.zeros(1, len(ids), ad.d_model) for key in keys}  # where wb.capture would write
     text = TextCapture(ad, keys, lambda i, key, shape: dest[key], None)
+    ops = {node.name: node.op for node in text.nodes}
 
     def run():
         cc.clear()
@@ -56,7 +58,7 @@ def _decoder(model, ids, keys, callback: bool, all_rows: bool):
         for s in range(0, len(ids), per):
             chunk = ids[s:s + per]
             flags = [True] * len(chunk) if all_rows else [False] * (len(chunk) - 1) + [True]
-            cc.decode(chunk, s, flags, text.wanted(s, len(chunk)) if callback else {})
+            cc.decode(chunk, s, flags, wanted(ops, text, s, len(chunk)) if callback else {})
     return run, cc
 
 

@@ -20,8 +20,10 @@ capability                  request
 ``embed``                   pooled hidden states: ``embed``
 ``hooks``                   the unmodified in-process modules, for inspection (capture, lens,
                             attention, ablation, patching, steering, attribution, SAEs)
-``capture``                 activations at named sites without hooks (``sites``/``capture``: the
-                            llama.cpp compute graph): ``wb.capture``, the logit lens, direct logit
+``capture``                 nodes of the model's compute graph by name, as raw arrays, while token
+                            rows run (``graph_shape``/``unembedding``/``capture``: llama.cpp's
+                            graph); inspection maps the sites onto the nodes (the family's
+                            ``GraphSites``) for ``wb.capture``, the logit lens, direct logit
                             attribution, steering vectors
 ``steer``                   adding a vector to the residual stream (``control_vector``: llama.cpp's
                             control vectors): ``wb.inspect.steer``, ``steer_feature``
@@ -32,7 +34,7 @@ naming the registered backends that can (:func:`require`).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from workbench.backends.registry import CAPABILITIES, backends_with  # noqa: F401  (CAPABILITIES kept here too)
 from workbench.errors import BackendCapabilityError
@@ -43,6 +45,18 @@ _WHAT = {"token_logprobs": "log-likelihood scoring", "token_moments": "Min-K%++ 
          "hooks": "in-process hooks (patching, ablation, attribution, gradients, SAE splicing, any site edit)",
          "capture": "activation capture (wb.capture, logit lens, direct logit attribution)",
          "steer": "steering (adding a vector to the residual stream)"}
+
+
+class GraphShape(NamedTuple):
+    """What inspection needs to know of a compute graph to map the sites onto it (``capture``):
+    ``arch``, the architecture its graph builder names (llama.cpp: the GGUF's
+    ``general.architecture``, which picks the family's ``GraphSites``), and the model's sizes."""
+    arch: str
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    d_model: int
+    vocab: int
 
 
 class Backend:
@@ -91,16 +105,23 @@ class Backend:
               progress=None, max_tokens: int | None = None):
         raise self._missing("embed")
 
-    def sites(self, model) -> Any:
-        """The site map of ``model`` (``capture``): an object with the interface of
-        :class:`workbench.inspect.sites.Adapter` that capture, the lens and DLA read (layers,
-        widths, ``hook_point``, ``check_layer``, ``unembed``)."""
+    def graph_shape(self) -> GraphShape:
+        """The :class:`GraphShape` of the model's compute graph (``capture``)."""
         raise self._missing("capture")
 
-    def capture(self, model, keys, rows, positions, progress, slot) -> list:
-        """Capture ``keys`` ((site, layer)) on each row of token ids (``positions``: the token
-        indices to keep per row, or None), writing text ``i``'s tensor of a key into
-        ``slot(i, key, shape)`` (its place in the result); returns notes (``capture``)."""
+    def unembedding(self) -> dict:
+        """The model's final RMSNorm weight ``norm``, its ``eps`` and its output matrix ``output``
+        ([vocab, d_model]) as float32 tensors, for the logit lens (``capture``)."""
+        raise self._missing("capture")
+
+    def capture(self, model, rows, nodes, every_row: bool, progress, reader) -> list:
+        """Run each row of token ids (a text) alone and hand the data of each graph node in
+        ``nodes`` (:class:`~workbench.families.GraphTensor`, names with the layer filled in) to
+        ``reader``, as computed: ``reader.begin(i, n_tokens)`` before row ``i``, then
+        ``reader.take(name, start, n_tokens, array)`` for each node of each decode (tokens
+        ``start...``), then ``reader.finish()``. ``every_row``: each token must be an output row
+        (nodes the graph computes only for output rows); returns notes (``capture``). Which node
+        is which site is inspection's (:class:`workbench.inspect.sites.GraphAdapter`)."""
         raise self._missing("capture")
 
     def control_vector(self, model, site: str, layer: int, vector) -> Any:

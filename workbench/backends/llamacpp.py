@@ -37,10 +37,12 @@ quantised kernels on a 135M-270M model (Q4_1 has neither a repacked nor a llamaf
 benchmark prints the side-by-side table, with each backend's items/s as a multiple of float32's
 (two runs on a shared machine: 0.7-1.7x). Its advantage is memory (a 70B Q4 file runs in ~40 GB) and token-by-token decoding.
 
-Inspection: ``capture`` (activations from llama.cpp's compute graph through its evaluation
-callback, :mod:`workbench.backends.llamacpp_graph`; the logit lens and DLA read the GGUF's own
-weights, :mod:`workbench.backends.llamacpp_sites`) and ``steer`` (control vectors,
-:mod:`workbench.backends.llamacpp_steer`). There are no in-process modules to hook, so what
+Inspection: ``capture`` (the nodes of llama.cpp's compute graph that inspection asks for by name,
+copied out through its evaluation callback, :mod:`workbench.backends.llamacpp_graph` and
+:mod:`~workbench.backends.llamacpp_capture`; the GGUF's own weights for the logit lens and DLA,
+:mod:`workbench.backends.llamacpp_gguf`) and ``steer`` (control vectors,
+:mod:`workbench.backends.llamacpp_steer`). Which node holds which site is inspection's
+(:class:`workbench.inspect.sites.GraphAdapter`). There are no in-process modules to hook, so what
 needs ``hooks`` (patching, ablation, attribution) raises
 :class:`~workbench.errors.BackendCapabilityError` naming the ``hf`` backend.
 
@@ -55,57 +57,33 @@ from __future__ import annotations
 
 import ctypes
 import os
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import transformers as T
+from tqdm.auto import tqdm
 
+from workbench.backends import gguf_files, llamacpp_gguf
 from workbench.backends.base import Backend
-from workbench.errors import (BackendCapabilityError, BackendUnavailableError, CorruptModelError,
-                              InvalidInputError, InvalidTypeError, WorkbenchError, WrongModelKindError)
+from workbench.backends.llamacpp_capture import capture_nodes
+from workbench.backends.llamacpp_graph import ControlVectors
+from workbench.backends.llamacpp_lib import (INSTALL, LOG as _LOG, N_BATCH, N_SEQ_MAX, OUTPUT_BYTES,  # noqa: F401
+                                             ROUND_CELLS, binding as _binding, last_errors as _last_errors)
+from workbench.backends.llamacpp_steer import control_vector, cvec_layer
+from workbench.engine import shared
+from workbench.engine.causal import max_length
+from workbench.engine.prompts import prompt_text
+from workbench.errors import (BackendCapabilityError, CorruptModelError, InvalidInputError, InvalidTypeError,
+                              TokenizerMismatchError, WorkbenchError, WrongModelKindError)
+from workbench.models.fingerprint import fingerprint_record, weights_hash
+from workbench.models.loading import _load_tokenizer, detect_kind
+from workbench.models.model import Model
+from workbench.progress import show_progress
 
-INSTALL = "pip install 'open-model-workbench[llamacpp]'  (builds llama.cpp from source: needs a C++ compiler and cmake)"
-# Lean defaults, measured on one core (benchmarks/backends.py): against 512 tokens per decode,
-# 64 MB of logits and a 2048-cell cache they cut peak memory by ~90 MB at the same speed (+-5%).
-N_BATCH = 256          # tokens per llama_decode (and per micro-batch): sizes the compute buffer
-N_SEQ_MAX = 32         # sequences (requests) in the KV cache at once
-ROUND_CELLS = 512      # KV cells filled before the cache is cleared (a longer request gets its own)
-OUTPUT_BYTES = 16 << 20  # logits llama.cpp hands back per decode (held twice: graph and output buffer)
 SOFTMAX_ELEMENTS = 1 << 21  # logits per log-softmax step (8 MB per float32 temporary)
 _HF_ONLY = ("dtype", "device", "device_map", "max_memory", "offload_folder", "revision", "hub_cache_dir")
-
-
-def _binding():
-    try:
-        import llama_cpp
-        import llama_cpp.llama_cpp as lib
-    except ImportError as e:
-        raise BackendUnavailableError(f"the llama.cpp backend needs llama-cpp-python, which is not installed "
-                                      f"({e}). Install it with: {INSTALL}") from e
-    _quiet(lib)
-    return llama_cpp, lib
-
-
-_LOG = {"callback": None, "errors": []}
-
-
-def _quiet(lib) -> None:
-    """Route llama.cpp's log to a list (its errors go into our messages) instead of stderr."""
-    if _LOG["callback"] is not None:
-        return
-
-    @lib.llama_log_callback
-    def callback(level, text, user_data):
-        if level >= 4 and text:  # GGML_LOG_LEVEL_ERROR
-            _LOG["errors"] = (_LOG["errors"] + [text.decode("utf-8", "replace").strip()])[-5:]
-
-    _LOG["callback"] = callback  # keep a reference: llama.cpp holds the raw pointer
-    lib.llama_log_set(callback, ctypes.c_void_p(0))
-    lib.llama_backend_init()
-
-
-def _last_errors() -> str:
-    return "; ".join(e for e in _LOG["errors"] if e) or "no message from llama.cpp"
 
 
 class _Piece(NamedTuple):
@@ -383,7 +361,6 @@ class LlamaCppBackend(Backend):
 
     def __init__(self, gguf, config, n_threads: int | None = None, n_gpu_layers: int = 0,
                  n_ctx: int | None = None):
-        from workbench.engine.causal import max_length
         self.gguf, self.config = gguf, config
         self.n_gpu_layers = int(n_gpu_layers)
         self.limit = max_length(self)  # the scoring window, as for every backend
@@ -391,7 +368,6 @@ class LlamaCppBackend(Backend):
         self.engine = _Engine(gguf.path, int(threads or 1), self.n_gpu_layers, int(n_ctx or ROUND_CELLS), self.limit)
         self.n_params = int(self.engine.lib.llama_model_n_params(self.engine.model))
         self.file_type = _file_type(self.engine)
-        from workbench.backends.llamacpp_graph import ControlVectors
         lib = self.engine.lib
         self.control = ControlVectors(lib, self.engine.n_embd, int(lib.llama_model_n_layer(self.engine.model)))
         self.engine.on_new_context = self.control.apply
@@ -403,26 +379,23 @@ class LlamaCppBackend(Backend):
             out["n_gpu_layers"] = self.n_gpu_layers
         return out
 
-    # -- inspection: the compute graph and control vectors (workbench.backends.llamacpp_graph) --
-    def sites(self, model):
-        from workbench.backends.llamacpp_sites import graph_adapter
-        return graph_adapter(model)
+    # -- inspection: raw nodes of the compute graph, the GGUF's unembedding, control vectors ------
+    # (which node holds which site is inspection's: workbench.inspect.sites.GraphAdapter)
+    def graph_shape(self):
+        return llamacpp_gguf.graph_shape(self)
 
-    def capture(self, model, keys, rows, positions, progress, slot):
-        from workbench.backends.llamacpp_capture import capture_rows
-        return capture_rows(model, keys, rows, positions, progress, slot)
+    def unembedding(self):
+        return llamacpp_gguf.unembedding(self)
+
+    def capture(self, model, rows, nodes, every_row, progress, reader):
+        return capture_nodes(self, rows, nodes, every_row, progress, reader)
 
     def control_vector(self, model, site, layer, vector):
-        from workbench.backends.llamacpp_steer import control_vector, cvec_layer
         return control_vector(self, cvec_layer(self, site, layer, self.control.n_layers), vector)
 
     # -- token log-probs ----------------------------------------------------------------------
     def score_tokens(self, model, requests, *, token_budget=None, progress=None, desc="scoring",
                      share_contexts=True, moments=False):
-        from tqdm.auto import tqdm
-
-        from workbench.progress import show_progress
-        from workbench.engine import shared
         limit = self.limit
         full = [list(ctx) + list(cont) for ctx, cont in requests]
         n_cont = [len(cont) for _, cont in requests]
@@ -475,7 +448,6 @@ class LlamaCppBackend(Backend):
     # -- generation ----------------------------------------------------------------------------
     def generate(self, model, prompts, *, max_new_tokens, seed, do_sample, temperature, top_p, top_k,
                  num_return_sequences, batch_size, chat, progress=None, system_prompt=None):
-        from workbench.engine.prompts import prompt_text
         tok, eng, lib = model.tokenizer, self.engine, self.engine.lib
         rows = []
         for start in range(0, len(prompts), batch_size):
@@ -581,9 +553,6 @@ def check_vocabulary(engine: _Engine, tokenizer, where: str = "") -> None:
     other embedded model's tokenizer, 2 of 49,152 ids agree. A few differences (up to
     ``VOCAB_TOLERANCE`` of the ids: a converter's spelling of control tokens) are warned about;
     more are refused."""
-    import warnings
-
-    from workbench.errors import TokenizerMismatchError
     n = min(len(tokenizer), engine.n_vocab)
     ours = tokenizer.convert_ids_to_tokens(list(range(n)))
     get = engine.lib.llama_vocab_get_text
@@ -627,13 +596,6 @@ def load_llamacpp(spec, *, tokenizer=None, name: str | None = None, licence: str
     ``.gguf`` path or a folder holding one. ``n_threads`` (default: the CPUs this process may run
     on, so ``taskset`` pins it), ``n_gpu_layers`` (layers on a GPU build's device), ``n_ctx``
     (initial context size; it grows on demand up to the model's window)."""
-    import transformers as T
-
-    from workbench.backends import gguf_files
-    from workbench.models.fingerprint import fingerprint_record, weights_hash
-    from workbench.models.loading import _load_tokenizer, detect_kind
-    from workbench.models.model import Model
-
     hf_only = sorted(k for k in options if k in _HF_ONLY)
     if hf_only:
         raise InvalidInputError(f"{', '.join(hf_only)} apply to backend='hf' only: the llama.cpp backend runs the "
@@ -656,7 +618,6 @@ def load_llamacpp(spec, *, tokenizer=None, name: str | None = None, licence: str
         tokenizer = _load_tokenizer(tokenizer or header, False)
     backend = LlamaCppBackend(gguf, config, n_threads=n_threads, n_gpu_layers=n_gpu_layers, n_ctx=n_ctx)
     if len(tokenizer) > backend.engine.n_vocab:
-        from workbench.errors import TokenizerMismatchError
         raise TokenizerMismatchError(f"the tokenizer{where} has {len(tokenizer)} tokens but the GGUF's vocabulary has "
                                      f"{backend.engine.n_vocab}: it is not this model's tokenizer")
     check_vocabulary(backend.engine, tokenizer, where)

@@ -10,8 +10,8 @@ and once the last wanted node of a decode is in, the callback stops the rest of 
 layers after it, the output head), which a capture does not need.
 
 Which node holds which site is declared per architecture by the family
-(:class:`workbench.families.GraphSites`); :mod:`workbench.backends.llamacpp_sites` resolves it
-for a loaded model. Capture runs in a context of its own (the callback is fixed when a context
+(:class:`workbench.families.GraphSites`); :class:`workbench.inspect.sites.GraphAdapter` resolves
+it for a loaded model and asks for the nodes by name. Capture runs in a context of its own (the callback is fixed when a context
 is made, and a plain decode should not pay for it): made for the call and freed after it, with
 the scoring context's settings, flash attention off only when ``attn_pattern`` is asked for
 (flash attention never forms the attention probabilities).
@@ -29,7 +29,8 @@ from typing import Callable
 
 import numpy as np
 
-from workbench.errors import BackendCapabilityError, WorkbenchError
+from workbench.backends.llamacpp_lib import last_errors
+from workbench.errors import BackendCapabilityError, UnsupportedSiteError, WorkbenchError
 
 GGML_TYPE_F32, GGML_TYPE_F16 = 0, 1
 _DTYPES = {GGML_TYPE_F32: np.float32, GGML_TYPE_F16: np.float16}
@@ -173,7 +174,6 @@ class CaptureContext:
 
     def __init__(self, backend, n_ctx: int, tokens: int, n_outputs: int, flash_attention: bool,
                  callback: bool = True):
-        from workbench.backends.llamacpp import _last_errors
         eng = backend.engine
         self.lib, self.backend, self.tokens = eng.lib, backend, tokens
         self.reader = GraphReader(self.lib, ggml(self.lib))
@@ -190,13 +190,12 @@ class CaptureContext:
             cp.cb_eval_user_data = None
         self.ctx = self.lib.llama_init_from_model(eng.model, cp)
         if not self.ctx:
-            raise WorkbenchError(f"llama.cpp could not create a capture context of {n_ctx} tokens: {_last_errors()}")
+            raise WorkbenchError(f"llama.cpp could not create a capture context of {n_ctx} tokens: {last_errors()}")
         backend.control.apply(self.ctx)  # steering in force: captured under it, as on the HF backend
 
     def decode(self, tokens: list[int], start: int, flags: list[bool], wanted: dict) -> None:
         """Decode ``tokens`` (sequence 0, positions ``start...``) handing ``wanted`` to the callback;
         raises when the callback failed or the graph lacked a wanted node."""
-        from workbench.backends.llamacpp import _last_errors
         lib, n = self.lib, len(tokens)
         batch = lib.llama_batch_init(n, 0, 1)
         try:
@@ -214,9 +213,8 @@ class CaptureContext:
         if self.reader.error is not None:
             raise self.reader.error
         if rc != 0:
-            raise WorkbenchError(f"llama_decode failed (code {rc}) while capturing: {_last_errors()}")
+            raise WorkbenchError(f"llama_decode failed (code {rc}) while capturing: {last_errors()}")
         if self.reader.pending:
-            from workbench.errors import UnsupportedSiteError
             raise UnsupportedSiteError(
                 f"llama.cpp's graph of this model has no node named {self.reader.missing()} (the family's mapping, "
                 "workbench.families, does not match this llama.cpp build); capture other sites or use backend='hf'")
@@ -269,8 +267,7 @@ class ControlVectors:
             ptr = data.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
             rc = self.lib.llama_set_adapter_cvec(ctx, ptr, data.size, self.n_embd, first, last)
         if rc != 0:
-            from workbench.backends.llamacpp import _last_errors
-            raise WorkbenchError(f"llama.cpp refused the control vector: {_last_errors()}")
+            raise WorkbenchError(f"llama.cpp refused the control vector: {last_errors()}")
 
     def push(self, layer: int, vector: np.ndarray, contexts) -> tuple:
         entry = (layer, np.ascontiguousarray(vector, dtype=np.float32))

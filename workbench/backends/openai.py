@@ -43,9 +43,22 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import transformers as T
+from tqdm.auto import tqdm
+
+from workbench.backends import gguf_files
 from workbench.backends.base import Backend
+from workbench.engine.causal import max_length
+from workbench.engine.prompts import prompt_text
 from workbench.errors import InvalidInputError, InvalidTypeError, ServerError
+from workbench.models.fingerprint import fingerprint_record
+from workbench.models.loading import _load_tokenizer
+from workbench.models.model import Model
+from workbench.models.registry import EMBEDDED
+from workbench.progress import show_progress
+from workbench.validate import check_int, check_real
 
 ALIGN_TOLERANCE = 1e-3  # |echoed - generated| log-prob of the same token at the same position
 
@@ -131,7 +144,6 @@ class OpenAIBackend(Backend):
 
     def __init__(self, client: _Client, model_name: str, config, tokenizer, batch_size: int = 16,
                  concurrency: int = 4):
-        from workbench.engine.causal import max_length
         self.client, self.model_name, self.config, self.tokenizer = client, model_name, config, tokenizer
         self.batch_size, self.concurrency = batch_size, concurrency
         self.n_params = 0  # not known from a server
@@ -239,9 +251,6 @@ class OpenAIBackend(Backend):
 
     def score_tokens(self, model, requests, *, token_budget=None, progress=None, desc="scoring",
                      share_contexts=True, moments=False):
-        from tqdm.auto import tqdm
-
-        from workbench.progress import show_progress
         bos = self.tokenizer.bos_token_id
         # the server's window holds the prompt and the one token it generates
         prompts = [(list(ctx) + list(cont))[-(self.limit - 1):] for ctx, cont in requests]
@@ -278,7 +287,6 @@ class OpenAIBackend(Backend):
 
     def generate(self, model, prompts, *, max_new_tokens, seed, do_sample, temperature, top_p, top_k,
                  num_return_sequences, batch_size, chat, progress=None, system_prompt=None):
-        from workbench.engine.prompts import prompt_text
         tok = self.tokenizer
         rows = []
         for start in range(0, len(prompts), batch_size):
@@ -326,14 +334,10 @@ def load_openai(spec, *, model_name: str | None = None, tokenizer=None, name: st
     a transformers folder (its config gives the context window). ``connect_timeout``: seconds the
     first contact (``GET /v1/models``) may take, all attempts together; ``timeout`` (per attempt)
     and ``max_retries`` apply to every later request."""
-    from workbench.models.fingerprint import fingerprint_record
-    from workbench.models.model import Model
-
     if options:
         raise InvalidTypeError(f"load_model(backend='openai') got options it does not take: {sorted(options)}; it "
                                "takes model_name, tokenizer, name, licence, batch_size, concurrency, timeout, "
                                "connect_timeout, max_retries, backoff and api_key")
-    from workbench.validate import check_int, check_real
     timeout, connect_timeout = check_real("timeout", timeout, gt=0), check_real("connect_timeout", connect_timeout, gt=0)
     backoff, max_retries = check_real("backoff", backoff, ge=0), check_int("max_retries", max_retries, min=0)
     if not isinstance(spec, str) or not spec.startswith(("http://", "https://")):
@@ -387,22 +391,16 @@ def _served_models(client: _Client, within: float) -> list:
 
 def _tokenizer_and_config(spec):
     """(tokenizer, config, description) from an embedded alias, a .gguf file or a folder."""
-    import transformers as T
-
-    from workbench.models.registry import EMBEDDED
     if not isinstance(spec, (str, os.PathLike)):
         raise InvalidInputError("tokenizer= must name the served model's tokenizer (an embedded alias, a .gguf file "
                                 f"or a transformers folder with its config.json), got {type(spec).__name__}")
     text = os.fspath(spec)
-    from pathlib import Path
     path = Path(text).expanduser()
     if text in EMBEDDED or path.suffix.lower() == ".gguf":
-        from workbench.backends import gguf_files
         folder = gguf_files.header_folder(gguf_files.resolve(text))
     elif path.is_dir() and (path / "config.json").is_file():
         folder = path
     else:
         raise InvalidInputError(f"tokenizer={text!r} is not an embedded alias, a .gguf file or a folder with a "
                                 "config.json and tokenizer files")
-    from workbench.models.loading import _load_tokenizer
     return _load_tokenizer(folder, False), T.AutoConfig.from_pretrained(folder), text

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from workbench.backends import gguf_files
-from workbench.backends.llamacpp import _binding, _last_errors
+from workbench.backends.llamacpp_lib import binding, last_errors
 from workbench.errors import InvalidInputError, WorkbenchError
 
 TYPES = ("F32", "F16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_0", "Q4_K_M", "Q4_K_S", "Q4_0", "Q3_K_M", "Q2_K")
@@ -28,7 +28,7 @@ def quantize_gguf(spec, ftype: str = "Q8_0", threads: int | None = None) -> Path
     """The GGUF behind ``spec`` (alias, path) re-quantised to ``ftype``; its path."""
     if ftype not in TYPES:
         raise InvalidInputError(f"ftype must be one of {TYPES}, got {ftype!r}")
-    _, lib = _binding()
+    _, lib = binding()
     src = gguf_files.resolve(spec)
     stem = src.file_name[:-5] if src.file_name.lower().endswith(".gguf") else src.file_name
     final = gguf_files.gguf_dir() / f"{src.sha256}.quantized" / f"{stem}.{ftype}.gguf"
@@ -45,7 +45,7 @@ def quantize_gguf(spec, ftype: str = "Q8_0", threads: int | None = None) -> Path
         import ctypes
         rc = lib.llama_model_quantize(str(src.path).encode(), tmp.encode(), ctypes.byref(params))
         if rc != 0:
-            raise WorkbenchError(f"llama.cpp could not quantise {src.path} to {ftype} (code {rc}): {_last_errors()}")
+            raise WorkbenchError(f"llama.cpp could not quantise {src.path} to {ftype} (code {rc}): {last_errors()}")
         os.replace(tmp, final)
         tmp = None
     finally:

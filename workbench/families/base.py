@@ -129,7 +129,7 @@ class GraphSites:
     GGUF's ``general.architecture``, e.g. ``"llama"``, ``"gemma3"``): ``tensors`` maps a site to
     its :class:`GraphTensor`, or to a text saying why the graph has no such tensor.
     ``resid_pre`` is not listed: it is ``embed`` at layer 0 and ``resid_post`` of the layer
-    before elsewhere. Read by :mod:`workbench.backends.llamacpp_sites`."""
+    before elsewhere. Read by :class:`workbench.inspect.sites.GraphAdapter`."""
 
     arch: str
     tensors: dict

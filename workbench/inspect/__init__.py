@@ -14,7 +14,8 @@ True
 from workbench.inspect.ablation import AblationResult, ablate, ablated_heads
 from workbench.inspect.attention import AttentionResult, attention
 from workbench.inspect.cache import ActivationCache
-from workbench.inspect.capture import capture, capture_generation, capture_stream
+from workbench.inspect.capture import capture
+from workbench.inspect.generation import capture_generation
 from workbench.inspect.dla import DLAResult, direct_logit_attribution
 from workbench.inspect.heads import HeadScoresResult, head_scores
 from workbench.inspect.lens import logit_lens, plot_logit_lens
@@ -29,7 +30,7 @@ from workbench.inspect.sae_train import train_sae
 from workbench.inspect.similarity import CKAResult, cka, linear_cka
 from workbench.inspect.sites import EDITABLE, SITES, adapter
 from workbench.inspect.steering import SteeringVector, steer, steering_vector
-from workbench.inspect.stream import ShardedCache
+from workbench.inspect.stream import ShardedCache, capture_stream
 from workbench.inspect.verify import VerifyResult, verify
 
 __all__ = ["AblationResult", "ActivationCache", "AttentionResult", "CKAResult", "DLAResult", "EDITABLE",

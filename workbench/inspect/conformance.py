@@ -30,9 +30,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from workbench.backends.llamacpp_gguf import native_chat
 from workbench.errors import InvalidInputError, ServerError, WorkbenchError
+from workbench.inspect.capture import capture, encode
 from workbench.inspect.conformance_verdict import (Tolerance, describe_difference, judge, render_chat,
                                                    token_difference)
+from workbench.models.model import Model
+from workbench.provenance import model_name, record
 from workbench.results import Result
 from workbench.validate import BOOL, Optional, check_context, check_texts, checked
 
@@ -50,7 +54,6 @@ def _vocab(model) -> int | None:
 
 
 def _ids(model, text: str, bos_id: int | None) -> list[int]:
-    from workbench.inspect.capture import encode
     ids = encode(model.tokenizer, text)
     return ([bos_id] + ids) if bos_id is not None and (not ids or ids[0] != bos_id) else ids
 
@@ -78,7 +81,6 @@ class _Layers:
 
 
 def _capture(model, ids: list[int], layers: bool) -> dict:
-    from workbench.inspect.capture import capture
     sites = ["resid_post", "logits"] if layers else ["logits"]
     c = capture(model, {"input_ids": torch.tensor([ids])}, sites=sites, progress=False)
     out = {"logp": torch.log_softmax(c["logits"][0].double(), -1)}
@@ -112,7 +114,6 @@ def conformance(models, texts, chat=None, tolerance: Tolerance | None = None, pr
     ``.layers()`` per model and layer, ``.requests()`` per model and text, ``.chat()`` the
     rendered prompts, ``.plot()`` the per-layer relative error.
     """
-    from workbench.models.model import Model
     if isinstance(models, Model) or not isinstance(models, (list, tuple)) or len(models) < 2:
         raise InvalidInputError("models must be a list of two or more loaded models (the first is the reference)")
     bad = [i for i, m in enumerate(models) if not isinstance(m, Model)]
@@ -183,7 +184,6 @@ def _compare(models, texts, rows, k, chat, tol, bos_id, progress):
         chats.append({"model": m.name, "backend": _backend(m), "reference": False, "how": row.pop("_chat_how"),
                       "prompt": row.pop("_chat")})
         if m.backend.name == "llama.cpp" and ref_chat is not None:  # what a llama.cpp server would render
-            from workbench.backends.llamacpp_sites import native_chat
             native, how = native_chat(m.backend, chat)
             chats.append({"model": m.name, "backend": _backend(m), "reference": False, "how": how, "prompt": native})
             row["llamacpp_renderer"] = describe_difference(ref_chat, native) if native is not None else how
@@ -191,7 +191,6 @@ def _compare(models, texts, rows, k, chat, tol, bos_id, progress):
         summary.append(row)
         requests += req
         layers += stats[j]["layers"].rows(m.name)
-    from workbench.provenance import record
     prov = {"reference": record(ref), "models": [record(m) for m in models], "n_texts": len(texts),
             "tolerance": tol.record(), "first_scored_token": k, "bos_prepended": bos_id is not None,
             "chat": chat, "token_ids": "the reference tokenizer's, for every model"}
@@ -278,8 +277,6 @@ class ConformanceResult(Result):
     def plot(self, ax=None):
         """Relative error of resid_post per layer, one line per compared model (log scale)."""
         import matplotlib.pyplot as plt
-
-        from workbench.provenance import model_name
         if ax is None:
             _, ax = plt.subplots(figsize=(6, 3.5))
         lay = self._layers

@@ -8,12 +8,24 @@ import torch
 
 from workbench.errors import InvalidInputError, UnsupportedSiteError
 from workbench.inspect.cache import ActivationCache, check_fits, estimate_bytes
-from workbench.inspect.capture import Recorder, capture_provenance, check_fits_window, str_tokens, tokenize
 from workbench.inspect.hooks import attention_implementation
+from workbench.inspect.recording import (Recorder, capture_provenance, check_fits_window, resolve_sites, str_tokens,
+                                         tokenize)
 from workbench.inspect.sites import adapter
+from workbench.validate import Int, checked
 
 
-def capture_generation(model, inputs, keys, dtype, max_new_tokens, max_memory):
+@checked(max_new_tokens=Int(min=1))
+def capture_generation(model, prompts, max_new_tokens: int, sites=("resid_post",), layers=None, dtype=None,
+                       max_memory: int | None = None):
+    """Generate greedily ``max_new_tokens`` tokens from ``prompts`` (one left-padded batch) and
+    capture the activations of prompt and generated tokens alike (an
+    :class:`~workbench.inspect.cache.ActivationCache` whose ``tokens`` hold the whole text)."""
+    return record_generation(model, prompts, resolve_sites(model, sites, layers), dtype, max_new_tokens, max_memory)
+
+
+def record_generation(model, inputs, keys, dtype, max_new_tokens, max_memory):
+    """The generation and its recording, for ``keys`` already resolved."""
     if any(s == "logits" for s, _ in keys):
         raise UnsupportedSiteError("site 'logits' during generation: transformers computes logits only at the last "
                                    "position while generating; capture 'final_norm' and apply the model's head, "

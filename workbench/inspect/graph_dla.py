@@ -14,15 +14,15 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
+from workbench.backends.llamacpp_gguf import gguf_number, gguf_tensor, unembedding
 from workbench.errors import WrongModelKindError
 from workbench.inspect.capture import capture
+from workbench.inspect.dla_result import BLOCK_COMPONENTS, DLAResult
 from workbench.inspect.sites import site_adapter
 from workbench.provenance import record
 
 
 def graph_dla(model, prompt: str, t_id: int, b_id: int | None):
-    from workbench.backends.llamacpp_sites import gguf_number, gguf_tensor, unembedding
-    from workbench.inspect.dla import BLOCK_COMPONENTS, DLAResult
     ad = site_adapter(model)
     backend, L = model.backend, ad.n_layers
     cache = capture(model, [prompt], sites=["embed", "attn_out", "mlp_out", "z", "resid_post", "final_norm", "logits"],

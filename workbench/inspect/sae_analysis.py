@@ -26,13 +26,14 @@ import pandas as pd
 import torch
 
 from workbench.display import show_token
-from workbench.errors import InvalidInputError
+from workbench.backends.base import require
+from workbench.errors import BackendCapabilityError, InvalidInputError
 from workbench.inspect.capture import capture, check_fits_window, tokenize
 from workbench.inspect.hooks import add_edit_hook, intervention
 from workbench.inspect.sae import SAE
 from workbench.inspect.sites import on_graph_backend
 from workbench.results import Result
-from workbench.validate import Int, Real, check_int, check_texts, checked
+from workbench.validate import Int, Real, check_finite, check_int, check_texts, checked
 from workbench.models.checks import check_model
 from workbench.provenance import record
 
@@ -148,9 +149,6 @@ def steer_feature(model, sae: SAE, feature, alpha: float = 1.0):
 def _steered_on_backend(model, sae: SAE, feats: list, alpha: float, direction: torch.Tensor):
     """:func:`steer_feature` on a backend that steers with control vectors (llama.cpp): they add
     at every position, so an SAE that leaves the first token alone is refused."""
-    from workbench.backends.base import require
-    from workbench.errors import BackendCapabilityError
-    from workbench.validate import check_finite
     require(model, "steer", "steer_feature")
     site, layer = sae.where(model)  # the site exists there and is d_in wide
     if sae.skip_first:

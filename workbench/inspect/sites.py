@@ -26,15 +26,25 @@ site              meaning                                                       
 ``resid_post`` of the last layer is the residual stream *before* the final norm; Hugging Face's
 ``output_hidden_states[-1]`` is *after* it (decoders), so ``verify`` compares that one with
 ``final_norm``. k/v have ``num_key_value_heads`` heads under grouped-query attention.
+
+A model with no in-process modules (the llama.cpp backend) has the same sites in its compute
+graph: :class:`GraphAdapter` maps them onto the graph's nodes through the family's
+:class:`~workbench.families.GraphSites`, with the same names, layer indexing, widths and errors,
+and the same ``unembed`` for the logit lens (through the final norm and output matrix the
+backend reads from its file). The backend only runs token ids and hands back the nodes asked
+for by name (:meth:`workbench.backends.base.Backend.capture`): inspection stays here.
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 import torch
 
 from workbench.backends.base import require
 from workbench.errors import InvalidInputError, UnsupportedSiteError
-from workbench.families import HookPoint, Shape, family_for
+from workbench.families import GraphTensor, HookPoint, Shape, family_for
 from workbench.families.base import heads as _heads  # noqa: F401  (kept for code that imported it here)
+from workbench.families.base import softcapped
 from workbench.validate import check_int
 
 LAYER_SITES = ("resid_pre", "attn_out", "resid_mid", "mlp_out", "resid_post", "attn_pattern",
@@ -45,7 +55,25 @@ SITES = ("embed",) + LAYER_SITES + ("final_norm", "logits")
 EDITABLE = ("embed", "resid_pre", "attn_out", "mlp_out", "resid_post", "z", "mlp_hidden")
 
 
-class Adapter:
+class _Layers:
+    """What both site maps say of layers and widths (``n_layers``, ``arch``, the sizes set by each)."""
+
+    def check_layer(self, layer) -> int:
+        if not isinstance(layer, (int,)) or isinstance(layer, bool):
+            raise UnsupportedSiteError(f"layer must be an int in [-{self.n_layers}, {self.n_layers}), got {layer!r}")
+        if not -self.n_layers <= layer < self.n_layers:
+            raise UnsupportedSiteError(f"layer {layer} out of range: {self.arch} has {self.n_layers} layers "
+                                       f"(0..{self.n_layers - 1}, or negative from the end)")
+        return layer % self.n_layers
+
+    def site_width(self, site: str) -> int:
+        """Numbers stored per token (per layer) for ``site``; attn_pattern: per head and key."""
+        return {"q": self.n_heads * self.head_dim, "z": self.n_heads * self.head_dim,
+                "k": self.n_kv_heads * self.head_dim, "v": self.n_kv_heads * self.head_dim,
+                "mlp_hidden": self.d_mlp, "logits": self.vocab}.get(site, self.d_model)
+
+
+class Adapter(_Layers):
     """Maps site names to hook points for one loaded model, from its architecture family
     (:mod:`workbench.families`; see the module docstring for the sites)."""
 
@@ -112,20 +140,6 @@ class Adapter:
         layer = self.check_layer(layer)
         return HookPoint(entry.module.format(L=layer), entry.how, entry.view, entry.seq_dim)
 
-    def check_layer(self, layer) -> int:
-        if not isinstance(layer, (int,)) or isinstance(layer, bool):
-            raise UnsupportedSiteError(f"layer must be an int in [-{self.n_layers}, {self.n_layers}), got {layer!r}")
-        if not -self.n_layers <= layer < self.n_layers:
-            raise UnsupportedSiteError(f"layer {layer} out of range: {self.arch} has {self.n_layers} layers "
-                                       f"(0..{self.n_layers - 1}, or negative from the end)")
-        return layer % self.n_layers
-
-    def site_width(self, site: str) -> int:
-        """Numbers stored per token (per layer) for ``site``; attn_pattern: per head and key."""
-        return {"q": self.n_heads * self.head_dim, "z": self.n_heads * self.head_dim,
-                "k": self.n_kv_heads * self.head_dim, "v": self.n_kv_heads * self.head_dim,
-                "mlp_hidden": self.d_mlp, "logits": self.vocab}.get(site, self.d_model)
-
     def unembed(self, hidden: torch.Tensor) -> torch.Tensor:
         """Residual stream -> logits through the model's own final norm and head (logit lens)."""
         if not self.has_lm_head:
@@ -147,6 +161,86 @@ def adapter(model) -> Adapter:
     return cached
 
 
+class GraphAdapter(_Layers):
+    """Site names -> nodes of the compute graph for one model on a backend with the ``capture``
+    capability (llama.cpp): the counterpart of :class:`Adapter` for a model with no in-process
+    modules, from the family's :class:`~workbench.families.GraphSites` (the graph's
+    architecture, :meth:`~workbench.backends.base.Backend.graph_shape`, picks the entry)."""
+
+    def __init__(self, model):
+        self.backend = backend = model.backend
+        cfg = model.config
+        self.config = getattr(cfg, "text_config", None) or cfg
+        self.arch = cfg.model_type
+        self.family = family_for(self.arch)  # UnsupportedSiteError naming the supported ones
+        shape = backend.graph_shape()
+        self.graph_arch = shape.arch
+        graph = self.family.graph_sites(self.graph_arch)
+        if graph is None:
+            known = sorted(g.arch for g in self.family.llamacpp)
+            raise UnsupportedSiteError(
+                f"no site mapping for llama.cpp's {self.graph_arch!r} graph (family {self.family.name!r} maps "
+                f"{known or 'no llama.cpp graph'}), so activations of this GGUF cannot be captured on the 'llama.cpp' "
+                "backend; load it with backend='hf', or add a GraphSites entry to the family (workbench.families)")
+        self.graph = graph
+        self.n_layers, self.n_heads, self.n_kv_heads = shape.n_layers, shape.n_heads, shape.n_kv_heads
+        self.d_model = shape.d_model
+        c = self.config
+        self.head_dim = int(getattr(c, "head_dim", None) or self.d_model // self.n_heads)
+        self.d_mlp = int(getattr(c, "intermediate_size", None) or 4 * self.d_model)
+        self.vocab = shape.vocab
+
+    def _entry(self, site: str):
+        if site == "resid_pre":  # embed at layer 0, resid_post of the layer before elsewhere
+            ok = isinstance(self.graph.tensors.get("embed"), GraphTensor) and \
+                isinstance(self.graph.tensors.get("resid_post"), GraphTensor)
+            return GraphTensor("resid_pre") if ok else "it needs both embed and resid_post in the graph"
+        return self.graph.tensors.get(site)
+
+    def available(self) -> list[str]:
+        return [s for s in SITES if isinstance(self._entry(s), GraphTensor)]
+
+    def hook_point(self, site: str, layer: int | None = None) -> GraphTensor:
+        """The graph node of ``site`` at ``layer`` (its name with the layer filled in)."""
+        if site not in SITES:
+            raise UnsupportedSiteError(f"unknown site {site!r}; sites are {list(SITES)}")
+        entry = self._entry(site)
+        if not isinstance(entry, GraphTensor):
+            why = entry or "llama.cpp's graph has no node for it"
+            raise UnsupportedSiteError(f"site {site!r} is not available on the 'llama.cpp' backend for "
+                                       f"{self.graph_arch!r} graphs: {why}. Available: {self.available()}; "
+                                       "every site is available with backend='hf'")
+        if site in MODEL_SITES:
+            if layer is not None:
+                raise UnsupportedSiteError(f"site {site!r} has no layers; ask for it with layer=None")
+            return entry
+        layer = self.check_layer(layer)
+        if site == "resid_pre":
+            return self.hook_point("embed") if layer == 0 else self.hook_point("resid_post", layer - 1)
+        return replace(entry, name=entry.name.format(L=layer))
+
+    def heads_of(self, site: str) -> int:
+        return self.n_kv_heads if site in ("k", "v") else self.n_heads
+
+    def unembed(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Residual stream -> logits through the model's final RMSNorm and output matrix as the
+        backend reads them from its file (float32, soft-capped where the config says, as
+        llama.cpp's graph does)."""
+        w = self.backend.unembedding()
+        h = hidden.float()
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + w["eps"]) * w["norm"]
+        return softcapped(self.config, h @ w["output"].T)
+
+
+def graph_adapter(model) -> GraphAdapter:
+    """The :class:`GraphAdapter` of a model on a graph backend, made once and kept on its backend."""
+    backend = model.backend
+    cached = getattr(backend, "_graph_adapter", None)
+    if cached is None:
+        cached = backend._graph_adapter = GraphAdapter(model)
+    return cached
+
+
 def check_head(model, layer, head) -> tuple[int, int]:
     """A (layer, head) pair within the model's layers and attention heads; the layer normalised."""
     ad = adapter(model)
@@ -160,14 +254,14 @@ def check_head(model, layer, head) -> tuple[int, int]:
 
 def site_adapter(model):
     """The site map inspection reads for ``model``: its :class:`Adapter` (the Hugging Face
-    modules), or for a backend that captures without in-process hooks (llama.cpp) that backend's
-    map of its compute graph (same names, layers, widths and ``unembed``). A backend that can do
+    modules), or for a backend that captures without in-process hooks (llama.cpp) the
+    :class:`GraphAdapter` of its compute graph (same names, layers, widths and ``unembed``). A backend that can do
     neither (a server) is refused with a :class:`~workbench.errors.BackendCapabilityError` naming
     the backends that can."""
     backend = getattr(model, "backend", None)
     if backend is not None and not backend.supports("hooks"):
         require(model, "capture")
-        return backend.sites(model)
+        return graph_adapter(model)
     return adapter(model)
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from workbench.backends.base import require
 from workbench.errors import InvalidInputError
 from workbench.inspect.capture import capture
 from workbench.inspect.hooks import add_edit_hook, intervention
@@ -113,7 +114,6 @@ def steer(model, vector, strength: float = 1.0, layer: int | None = None, site: 
     layer = ad.check_layer(layer)
     desc = {"kind": "steering", "site": site, "layer": layer, "strength": float(strength), "direction_sha256": sha}
     if on_graph_backend(model):  # llama.cpp: a control vector instead of a hook
-        from workbench.backends.base import require
         require(model, "steer", "wb.inspect.steer")
         delta = float(strength) * direction.detach().float().cpu().numpy()
         with model.backend.control_vector(model, site, layer, delta), intervention(model, desc, []):

@@ -20,8 +20,9 @@ import torch
 
 from workbench.errors import InvalidInputError
 from workbench.inspect.cache import ActivationCache, estimate_bytes
-from workbench.inspect.capture import capture, encode, place, resolve_sites
+from workbench.inspect.recording import capture_texts, encode, place, resolve_sites
 from workbench.inspect.sites import adapter
+from workbench.validate import BOOL, Int, Optional, checked
 
 MANIFEST = "manifest.json"
 SHARD_BYTES = 256 * 2**20  # default target size of one shard: the memory streaming holds at once
@@ -30,6 +31,18 @@ SAMPLE_TEXTS = 1024        # texts tokenised to size the default shard (the long
 
 def _shard_name(i: int) -> str:
     return f"shard-{i:05d}.safetensors"
+
+
+@checked(batch_size=Int(min=1), progress=Optional(BOOL))
+def capture_stream(model, texts, out, sites=("resid_post",), layers=None, positions=None, dtype=None,
+                   batch_size: int = 8, shard_size: int | None = None, progress: bool = True):
+    """Capture activations of many texts to disk, in shards, with memory flat in their number:
+    returns a :class:`~workbench.inspect.stream.ShardedCache` over the folder ``out`` (resumable:
+    shards already written with the same settings are kept). Same sites, layers, positions and
+    dtype as :func:`~workbench.inspect.capture.capture`; ``shard_size`` texts per shard (default:
+    about 256 MiB each)."""
+    return capture_to_disk(model, texts, out, sites=sites, layers=layers, positions=positions, dtype=dtype,
+                           batch_size=batch_size, shard_size=shard_size, progress=progress)
 
 
 def capture_to_disk(model, inputs, out, sites, layers, positions, dtype, batch_size, shard_size, progress=True):
@@ -73,8 +86,8 @@ def capture_to_disk(model, inputs, out, sites, layers, positions, dtype, batch_s
     layer_list = sorted({l for _, l in keys if l is not None})
     for i in it:
         chunk = texts[i * shard_size:(i + 1) * shard_size]
-        cache = capture(model, chunk, sites=site_names, layers=layer_list or None, positions=positions, dtype=dtype,
-                        batch_size=batch_size, progress=False)
+        cache = capture_texts(model, chunk, site_names, layer_list or None, positions, dtype, batch_size,
+                              max_memory=None, progress=False)
         tensors = {f"{s}/{'' if l is None else l}": t.contiguous() for (s, l), t in cache.data.items()}
         tensors["tokens"] = cache.tokens.contiguous()
         tensors["attention_mask"] = cache.attention_mask.contiguous()

@@ -19,53 +19,20 @@ non-padding positions, since capture stores zeros at padding):
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 import pandas as pd
 import torch
 
 from workbench.inspect.capture import capture, tokenize
 from workbench.inspect.sites import adapter
-from workbench.results import Result
-from workbench.validate import Real, checked
+from workbench.inspect.verify_result import VerifyResult, check_row as _row
 from workbench.provenance import record
-from workbench.provenance import model_name
+from workbench.validate import Real, checked
+# a module, not its names: importing vision.capture first runs this package's __init__, which
+# reaches this module while vision.capture is still half read
+from workbench.vision import capture as vision_capture
 
 DEFAULT_TEXTS = ["The doctor said that she would arrive soon.", "Paris is the capital of France.", "A cat."]
-
-
-@dataclass
-class VerifyResult(Result):
-    """``ok``: every check passed; ``report`` (== ``to_frame()``): one row per check and site."""
-
-    ok: bool = False
-
-    @property
-    def report(self) -> pd.DataFrame:
-        return self.frame
-
-    def summary(self) -> pd.DataFrame:
-        return self.frame.groupby("check", sort=False).agg(n=("ok", "size"), passed=("ok", "sum"),
-                                                             max_abs_diff=("max_abs_diff", "max")).reset_index()
-
-    def plot(self, ax=None):
-        import matplotlib.pyplot as plt
-        s = self.summary()
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 0.4 * len(s) + 1))
-        ax.barh(s["check"], s["passed"] / s["n"], color=["tab:green" if p == n else "tab:red" for p, n in zip(s["passed"], s["n"])])
-        ax.set(xlim=(0, 1), xlabel="fraction passed", title=f"fidelity of {model_name(self.provenance)}: "
-                                                             f"{'OK' if self.ok else 'FAILED'}")
-        return ax
-
-    def __repr__(self):
-        return f"VerifyResult(ok={self.ok}, {int(self.frame['ok'].sum())}/{len(self.frame)} checks passed)"
-
-
-def _row(check, site, layer, a, b, tol):
-    diff = float((a.float() - b.float()).abs().max()) if a.shape == b.shape else float("inf")
-    ok = (a.shape == b.shape and torch.equal(a, b)) if tol == 0 else diff <= tol
-    return dict(check=check, site=site, layer=layer, max_abs_diff=diff, tolerance=tol, ok=bool(ok))
 
 
 @checked(tol=Real(ge=0))
@@ -80,8 +47,7 @@ def verify(model, texts=None, tol: float = 1e-4) -> VerifyResult:
     (True, ['check', 'site', 'layer'])
     """
     if getattr(model, "kind", None) == "vision-language":  # with images: workbench.vision.capture
-        from workbench.vision.capture import verify_vision
-        return verify_vision(model, tol=tol)
+        return vision_capture.verify_vision(model, tol=tol)
     ad = adapter(model)
     texts = texts or DEFAULT_TEXTS
     enc = tokenize(model, texts)

@@ -52,6 +52,8 @@ import zlib
 
 import numpy as np
 
+from workbench.scoring.token_stats import token_stats
+
 MODEL_METHODS = ("loss", "zlib", "lowercase", "min_k", "min_k_pp", "reference")
 DEFAULT_METHODS = ("loss", "zlib", "min_k", "min_k_pp")
 
@@ -80,8 +82,6 @@ def zlib_bytes(text: str) -> int:
 def attack_scores(model, texts: list[str], methods, k: float, reference=None, *, max_tokens=None,
                   cache: bool = True, progress=None) -> dict[str, np.ndarray]:
     """``{method: per-text scores}`` for the model methods in ``methods``."""
-    from workbench.scoring.token_stats import token_stats
-
     need_moments = "min_k_pp" in methods
     ts = token_stats(model, texts, moments=need_moments, max_tokens=max_tokens, cache=cache, progress=progress)
     mean_lp = ts.mean_logprob.to_numpy(float)

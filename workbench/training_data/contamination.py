@@ -43,16 +43,21 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import InvalidInputError
-from workbench.results import Result
-from workbench.validate import BOOL, Int, Optional, check_texts, checked
 from workbench.models.checks import check_model
+from workbench.probes.api import prepare_probe, probe_names
+from workbench.results import Result
+from workbench.tasks.spec import load_task
+from workbench.training_data.exchangeability import exchangeability, exchangeability_power
+from workbench.training_data.ngram import check_corpus, ngram_overlap
+from workbench.training_data.ts_guessing import mc_items, render, ts_guessing
+from workbench.training_data.verbatim import verbatim
+from workbench.validate import BOOL, Int, Optional, check_texts, checked
 
 TESTS = ("exchangeability", "verbatim", "ngram", "ts_guessing")
 
 
 def task_texts(task, task_data=None) -> list[str]:
     """The items of a benchmark task, in data order, each as one text (see the module doc)."""
-    from workbench.tasks.spec import load_task
     t = load_task(task, **({"data": task_data} if task_data is not None else {}))
     out = []
     for it in t.all_items:
@@ -76,7 +81,6 @@ def probe_texts(name: str, model, data=None) -> list[str]:
     """The items of a probe, loaded and checked by :func:`workbench.probes.api.prepare_probe` (every
     item, in data order), each as one text: CrowS-Pairs as its two sentences on two lines,
     another probe as its first text column (text, sentence, context, prompt, question)."""
-    from workbench.probes.api import prepare_probe
     items = prepare_probe(name, model, data=data).items
     cols = PROBE_TEXT.get(name) or next(((c,) for c in _TEXT_COLUMNS if c in items.columns), None)
     if cols is None:
@@ -86,7 +90,6 @@ def probe_texts(name: str, model, data=None) -> list[str]:
 
 
 def _is_probe(data) -> bool:
-    from workbench.probes.api import probe_names
     return isinstance(data, str) and data in probe_names()
 
 
@@ -98,7 +101,6 @@ def _is_mc(data) -> bool:
 
 
 def _texts(data, column, task_data, model=None) -> tuple[list[str], str]:
-    from workbench.training_data.ts_guessing import mc_items, render
     if _is_probe(data):
         return check_texts(probe_texts(data, model, task_data), "contamination"), f"probe {data!r}"
     if column is None and _is_mc(data):
@@ -141,7 +143,6 @@ class ContaminationResult(Result):
         """The exchangeability test's power against a planted canonical-order preference of
         ``delta`` nats per item (:func:`~workbench.training_data.exchangeability.exchangeability_power`,
         on this run's own shard scores). ``attrs["delta_80"]``: the preference found 80% of the time."""
-        from workbench.training_data.exchangeability import exchangeability_power
         row = next((d for d in self.details if d.get("test") == "exchangeability"), None)
         if row is None or "shard_logprobs" not in row:
             raise InvalidInputError("power() is the exchangeability test's: this result has no exchangeability run "
@@ -221,11 +222,6 @@ def contamination(model, benchmark=None, tests=("exchangeability",), seed: int =
     file or folder it reads (``task_data`` is the older name for it); without one, ``data`` is
     taken as the benchmark itself (``wb.contamination(model, data=texts)``).
     """
-    from workbench.training_data.exchangeability import exchangeability
-    from workbench.training_data.ngram import check_corpus, ngram_overlap
-    from workbench.training_data.ts_guessing import mc_items, ts_guessing
-    from workbench.training_data.verbatim import verbatim
-
     check_model(model, ("causal",), "contamination")
     if isinstance(tests, str):
         tests = (tests,)

@@ -44,10 +44,12 @@ import pandas as pd
 from scipy import stats as sps
 
 from workbench.errors import InvalidInputError
-from workbench.results import Result
-from workbench.training_data.attacks import min_k_pp_values, min_k_score, zlib_bytes
-from workbench.validate import BOOL, Int, Optional, checked
 from workbench.models.checks import check_model
+from workbench.results import Result
+from workbench.scoring.token_stats import token_stats
+from workbench.training_data.attacks import min_k_pp_values, min_k_score, zlib_bytes
+from workbench.training_data.membership import _unique, read_texts
+from workbench.validate import BOOL, Int, Optional, checked
 
 KS = (0.05, 0.1, 0.2, 0.3, 0.5)
 MIN_PER_HALF = 2
@@ -56,8 +58,6 @@ MIN_PER_HALF = 2
 def features(model, texts: list[str], reference=None, *, ks=KS, max_tokens=None, cache: bool = True,
              progress=None) -> pd.DataFrame:
     """Per-text membership features (higher = more member-like), one column each."""
-    from workbench.scoring.token_stats import token_stats
-
     ts = token_stats(model, texts, moments=True, max_tokens=max_tokens, cache=cache, progress=progress)
     mean_lp = ts.mean_logprob.to_numpy(float)
     cols = {"loss": mean_lp, "zlib": mean_lp / np.array([zlib_bytes(t) for t in texts], float)}
@@ -125,8 +125,6 @@ def dataset_inference(model, suspect, validation, reference=None, *, seed: int =
     :class:`DatasetInferenceResult`; small ``p_value`` = evidence the suspect texts were trained on."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
-
-    from workbench.training_data.membership import _unique, read_texts
 
     check_model(model, ("causal",), "dataset_inference")
     if reference is not None:

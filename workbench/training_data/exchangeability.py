@@ -53,6 +53,8 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import InvalidInputError
+from workbench.scoring.token_stats import token_stats
+from workbench.stats import proportion_ci
 
 N_RESAMPLES = 9999
 POWER_SIMULATIONS = 400
@@ -94,8 +96,6 @@ def exchangeability(model, items: list[str], *, n_shards: int = 1, n_permutation
     """``{test, statistic, p_value, n, ...}`` of the exchangeability test (see the module doc);
     ``shard_logprobs`` (per shard: the canonical order's log-likelihood, then the shuffled ones')
     and ``shard_sizes`` are what :func:`exchangeability_power` reads."""
-    from workbench.scoring.token_stats import token_stats
-
     if len(items) < 2:
         raise InvalidInputError(f"the exchangeability test needs at least 2 items to reorder, got {len(items)}")
     if n_shards > len(items) // 2:
@@ -147,8 +147,6 @@ def exchangeability_power(shard_logprobs, shard_sizes, deltas=None, *, alpha: fl
     >>> bool(pw.power[0] <= 0.1), bool(pw.power[1] > 0.9)               # 0.05 at no bonus; 2 nats a shard: found
     (True, True)
     """
-    from workbench.stats import proportion_ci
-
     scores = np.asarray(shard_logprobs, float)
     sizes = np.asarray(shard_sizes, float)
     if scores.ndim != 2 or scores.shape[1] < 2 or len(sizes) != len(scores):

@@ -51,13 +51,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from workbench.datafiles import read_table
 from workbench.errors import InvalidInputError
+from workbench.models.checks import check_model
 from workbench.results import Result
+from workbench.stats import holm
 from workbench.training_data import metrics as M
 from workbench.training_data.attacks import DEFAULT_METHODS, MODEL_METHODS, attack_scores
 from workbench.training_data.blind import N_FOLDS, blind_scores
 from workbench.validate import BOOL, Int, Optional, Real, check_texts, checked
-from workbench.models.checks import check_model
 
 ALPHA = 0.05
 CONTROL = "control_"   # items column of an attack's score on the control model: control_<method>
@@ -76,7 +78,6 @@ def _looks_like_path(s: str) -> bool:
 
 def read_texts(data, what: str, column: str = "text") -> list[str]:
     """Texts from a list, a pandas Series or DataFrame (``column``), or a .jsonl/.json/.csv/.tsv file."""
-    from workbench.datafiles import read_table
     if isinstance(data, (str, Path)) and not os.path.isfile(data):
         if os.path.isdir(data):
             raise InvalidInputError(f"{what}: {str(data)!r} is a folder; give the path of a .jsonl/.json/.csv/.tsv "
@@ -141,8 +142,6 @@ class MembershipResult(Result):
         ``beyond_control`` (also beats the control model; None without one) and the ``verdict`` in
         words. p-values are Holm-adjusted across the attacks,
         one family per comparison. ``attrs["note"]``: what a verdict without a control cannot see."""
-        from workbench.stats import holm
-
         s = self.summary()
         get = lambda m, k, col="value": float(s[(s.method == m) & (s.metric == k)][col].iloc[0])  # noqa: E731
         adjust = lambda key: dict(zip(self.methods, holm([get(m, key) for m in self.methods])))  # noqa: E731

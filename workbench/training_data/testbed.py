@@ -33,8 +33,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from workbench.training_data.exchangeability import shard_bounds
+from workbench.engine.causal import max_length
 from workbench.engine.padding import pad_rows
+from workbench.errors import InvalidInputError
+from workbench.models.model import Model
+from workbench.scoring.tokenize import encode, prefix_token_id
+from workbench.training_data.contamination import contamination
+from workbench.training_data.dataset_inference import dataset_inference as infer
+from workbench.training_data.exchangeability import shard_bounds
+from workbench.training_data.membership import membership
+from workbench.training_data.ts_guessing import mc_items, render
 
 _A = dict(who="doctor nurse teacher lawyer mechanic cook developer designer engineer friend".split(),
           did="said told argued fixed made read chased laughed waited worked".split(),
@@ -95,11 +103,6 @@ def finetune(model, texts: list[str], *, epochs: int = 10, lr: float = 1e-3, bat
     conditioned on the BOS (or EOS) token as the scoring engine scores a text, AdamW, seeded
     shuffles. Returns a new :class:`workbench.Model` (its own fingerprint, so no cached score of
     the original is served for it)."""
-    from workbench.errors import InvalidInputError
-    from workbench.models.model import Model
-    from workbench.engine.causal import max_length
-    from workbench.scoring.tokenize import encode, prefix_token_id
-
     tok = model.tokenizer
     prefix = prefix_token_id(tok)
     seqs = [[prefix] + encode(tok, t) for t in texts]
@@ -152,8 +155,6 @@ def build_testbed(model, texts: list[str], shifted: list[str], benchmark: list[s
     ``model`` on the members and the planted ``benchmark`` (and the multiple-choice items ``mc``,
     each as :func:`~workbench.training_data.ts_guessing.render` writes it); ``shifted``: texts of
     another source."""
-    from workbench.training_data.ts_guessing import mc_items, render
-
     mc = mc_items(mc) if mc is not None else []
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(texts))
@@ -180,11 +181,6 @@ def run_testbed(tb: Testbed, methods=("loss", "zlib", "min_k", "min_k_pp"), *, n
     non-members) on both models, plus the shifted texts as validation on the original model
     (model ``"clean (original), shifted validation"``): the wrong validation set, which a small p
     there shows."""
-    from workbench.errors import InvalidInputError
-    from workbench.training_data.contamination import contamination
-    from workbench.training_data.dataset_inference import dataset_inference as infer
-    from workbench.training_data.membership import membership
-
     if isinstance(tests, str):
         tests = (tests,)
     if "ts_guessing" in tests and not tb.mc:

@@ -42,7 +42,9 @@ import pandas as pd
 from scipy import stats as sps
 
 from workbench.errors import InvalidInputError
-from workbench.training_data.verbatim import perturb
+from workbench.scoring.api import generate
+from workbench.tasks.spec import load_task
+from workbench.training_data.prompts import perturb, with_prefix
 
 EXTRA_TOKENS = 3
 LETTERS = string.ascii_uppercase
@@ -70,7 +72,6 @@ def mc_items(data, task_data=None) -> list[dict]:
     if isinstance(data, pd.DataFrame):
         data = data.to_dict("records")
     elif isinstance(data, str) or type(data).__name__ == "Task" or (isinstance(data, dict)):
-        from workbench.tasks.spec import load_task
         t = load_task(data, **({"data": task_data} if task_data is not None else {}))
         if t.kind != "multiple_choice":
             raise InvalidInputError(f"the ts_guessing test needs multiple-choice items; task {t.name!r} is {t.kind}")
@@ -95,26 +96,9 @@ def mc_items(data, task_data=None) -> list[dict]:
     return out
 
 
-def with_prefix(tok, prompt: str) -> str:
-    """The prompt conditioned on the BOS (or EOS) token, as the scoring engine and the testbed's
-    fine-tuning condition a text, where the tokenizer does not add it itself: a memorised item is
-    recalled from the context it was seen in."""
-    from workbench.scoring.tokenize import prefix_token_id
-    try:
-        pid = prefix_token_id(tok)
-    except InvalidInputError:   # neither BOS nor EOS: the prompt as it is
-        return prompt
-    ids = tok(prompt)["input_ids"]
-    if ids and ids[0] == pid:
-        return prompt
-    return tok.decode([pid]) + prompt
-
-
 def ts_guessing(model, items: list[dict], *, seed: int = 0, cache: bool = True, progress=None) -> tuple[dict, pd.DataFrame]:
     """(summary row, per-item frame) of the TS-Guessing test (see the module doc). Items with fewer
     than 2 wrong options are skipped (with one wrong option, it is the complement of the answer)."""
-    import workbench as wb
-
     rng = np.random.default_rng(seed)
     rows, prompts, perturbed = [], [], []
     for i, it in enumerate(items):
@@ -129,7 +113,7 @@ def ts_guessing(model, items: list[dict], *, seed: int = 0, cache: bool = True, 
     if not rows:
         raise InvalidInputError("the ts_guessing test needs items with at least 3 options (2 wrong ones); none has")
     n_new = max(len(model.tokenizer(" " + r["masked"], add_special_tokens=False)["input_ids"]) for r in rows)
-    gen = wb.generate(model, [with_prefix(model.tokenizer, q) for q in prompts + perturbed], max_new_tokens=n_new + EXTRA_TOKENS, cache=cache, progress=progress)
+    gen = generate(model, [with_prefix(model.tokenizer, q) for q in prompts + perturbed], max_new_tokens=n_new + EXTRA_TOKENS, cache=cache, progress=progress)
     outs = gen.completion.tolist()
     for k, r in enumerate(rows):
         a, b = outs[k], outs[len(rows) + k]

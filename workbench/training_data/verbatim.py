@@ -46,6 +46,9 @@ from difflib import SequenceMatcher
 import numpy as np
 import pandas as pd
 
+from workbench.scoring.api import generate
+from workbench.training_data.prompts import perturb, with_prefix
+
 EXTRA_TOKENS = 4
 
 
@@ -56,16 +59,6 @@ def split_item(text: str) -> tuple[str, str]:
         return text[:len(text) // 2], text[len(text) // 2:]
     cut = len(words) // 2
     return " ".join(words[:cut]), " " + " ".join(words[cut:])
-
-
-def perturb(prompt: str, rng: np.random.Generator, every: int = 3) -> str:
-    words = prompt.split(" ")
-    if len(words) < 2:
-        return prompt
-    start = int(rng.integers(0, min(every, len(words) - 1)))
-    for i in range(start, len(words) - 1, every):
-        words[i], words[i + 1] = words[i + 1], words[i]
-    return " ".join(words)
 
 
 def _norm(s: str) -> str:
@@ -87,16 +80,13 @@ def _measure(model, items: list[str], rng: np.random.Generator, perturb_every: i
              progress) -> pd.DataFrame:
     """Per item: the completions from the exact and the perturbed prompt and how much of the true
     rest each reproduces."""
-    import workbench as wb
-    from workbench.training_data.ts_guessing import with_prefix
-
     parts = [split_item(t) for t in items]
     prompts = [p for p, _ in parts]
     perturbed = [perturb(p, rng, perturb_every) for p in prompts]
     n_new = max(len(model.tokenizer(r, add_special_tokens=False)["input_ids"]) for _, r in parts) + EXTRA_TOKENS
     # conditioned on BOS as the engine scores and the testbed fine-tunes a text: a memorised text is
     # recalled from the context it was seen in
-    gen = wb.generate(model, [with_prefix(model.tokenizer, q) for q in prompts + perturbed], max_new_tokens=n_new,
+    gen = generate(model, [with_prefix(model.tokenizer, q) for q in prompts + perturbed], max_new_tokens=n_new,
                       cache=cache, progress=progress)
     outs = gen.completion.tolist()
     rows = []

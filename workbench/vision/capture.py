@@ -17,14 +17,26 @@ True
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass, field
 
+import pandas as pd
 import torch
 
+from workbench.engine.padding import pad_id
 from workbench.errors import InvalidInputError, UnsupportedSiteError
 from workbench.families import HookPoint
 from workbench.inspect.cache import ActivationCache
+from workbench.inspect.hooks import attention_implementation, hooks_removed_after, intervention
+from workbench.inspect.recording import (Recorder, SiteBlocks, capture_provenance, resolve_positions, resolve_sites,
+                                         str_tokens)
 from workbench.inspect.sites import adapter
-from workbench.vision.layout import image_token_layout
+from workbench.inspect.verify_result import VerifyResult, check_row as _row
+from workbench.provenance import record
+from workbench.results import Result, ResultFrame
+# a module, not its names: importing vision.layout first runs the inspect package (layout imports
+# its sites), whose capture reaches this module while layout is still half read
+from workbench.vision import layout as image_layout
+from workbench.vision.scoring import check_images, check_vlm, collate, forward, image_hash, process, render
 
 VISION_LAYER_SITES = ("vision.resid_pre", "vision.resid_post")
 VISION_MODEL_SITES = ("vision.embed", "projector")
@@ -119,7 +131,6 @@ def image_token_id(model) -> int:
 
 def prepare(model, texts, images, format: str = "raw"):
     """Texts + images -> (per-text encodings, prompts, checked images)."""
-    from workbench.vision.scoring import check_images, check_vlm, process, render
     check_vlm(model, "capture")
     if isinstance(texts, str):
         texts = [texts]
@@ -135,10 +146,6 @@ def capture_images(model, texts, images, sites=("resid_post",), layers=None, pos
     """``wb.capture`` with ``images=``: language-model and vision sites of a vision-language model
     on texts with their images. The cache's ``image_tokens`` ([texts, seq] bool) marks the image
     tokens' positions; ``cache["projector"]`` has one row per image, in order."""
-    from workbench.inspect.capture import Recorder, SiteBlocks, _provenance, _str_tokens, resolve_positions, resolve_sites
-    from workbench.inspect.hooks import attention_implementation, hooks_removed_after
-    from workbench.engine.padding import pad_id
-    from workbench.vision.scoring import collate, forward, image_hash
     encs, prompts, imgs = prepare(model, texts, images, format)
     sites = [sites] if isinstance(sites, str) else list(sites)
     lm_sites = [s for s in sites if s not in VISION_SITES]
@@ -170,9 +177,9 @@ def capture_images(model, texts, images, sites=("resid_post",), layers=None, pos
             forward(model, batch)
     data = blocks.result()
     data.update({k: torch.cat(v) for k, v in vis.items()})
-    prov = _provenance(model, keys + vkeys, dtype, None, images=[[image_hash(im) for im in ims] for ims in imgs],
-                       prompts=prompts)
-    cache = ActivationCache(data, ids, mask, _str_tokens(model, ids, mask), idx, notes, prov)
+    prov = capture_provenance(model, keys + vkeys, dtype, None, images=[[image_hash(im) for im in ims] for ims in imgs],
+                              prompts=prompts)
+    cache = ActivationCache(data, ids, mask, str_tokens(model, ids, mask), idx, notes, prov)
     cache.image_tokens = (ids == image_token_id(model)) & mask.bool()
     return cache
 
@@ -208,10 +215,6 @@ def verify_vision(model, texts=None, images=None, tol: float = 1e-4):
     >>> verify_vision(tiny_vlm("paligemma")).ok
     True
     """
-    from workbench.inspect.verify import VerifyResult, _row
-    from workbench.provenance import record
-    from workbench.engine.padding import pad_id
-    from workbench.vision.scoring import collate, forward
     texts = texts or ["Describe the picture.", "Two pictures of a cat"]
     images = images or [[_noise_image(0)], [_noise_image(1), _noise_image(2)]]
     encs, _, _ = prepare(model, texts, images)
@@ -256,7 +259,6 @@ def verify_vision(model, texts=None, images=None, tol: float = 1e-4):
     feats = cache["projector"].reshape(-1, cache["projector"].shape[-1])
     rows.append(_row("image-token count == projector rows", "projector", None, torch.tensor([feats.shape[0]]),
                      torch.tensor([n_img]), 0))
-    import pandas as pd
     frame = pd.DataFrame(rows)
     return VerifyResult(frame=frame, provenance=record(model, texts=texts), ok=bool(frame["ok"].all()))
 
@@ -268,7 +270,6 @@ def image_features_replaced(model, fn):
     """Replace the projector's output (the image features, ``[images, tokens, d]``) by
     ``fn(features)`` on every forward inside the block; recorded in ``model.interventions`` so
     scoring caches never mix edited and unedited results."""
-    from workbench.inspect.hooks import hooks_removed_after, intervention
     parts = VisionParts(model)
     handles = [parts.add_hook("projector", None, fn)]
     with hooks_removed_after(handles), intervention(model, {"kind": "image-features", "fn": repr(fn)}, handles):
@@ -305,8 +306,6 @@ def edit_image_tokens(model, text, images, *, source_images=None, how: str = "pa
     >>> torch.equal(clean, same)
     True
     """
-    from workbench.vision.scoring import collate, forward
-    from workbench.engine.padding import pad_id
     if how not in ("patch", "zero", "mean"):
         raise InvalidInputError(f"how must be 'patch', 'zero' or 'mean', got {how!r}")
     if how == "patch" and source_images is None:
@@ -365,12 +364,9 @@ def image_attention(model, text: str, image, layer: int = -1, head: int | None =
     >>> att.maps.shape[1:], float(att.maps[0].sum().round(decimals=5))
     (torch.Size([2, 2]), 1.0)
     """
-    from workbench.inspect.capture import capture
-    from workbench.provenance import record
-    from workbench.vision.scoring import image_hash
     ad = adapter(model)
     layer = ad.check_layer(layer)
-    cache = capture(model, [text], images=[[image]], sites=["attn_pattern"], layers=[layer])
+    cache = capture_images(model, [text], [[image]], sites=["attn_pattern"], layers=[layer])
     pat = cache["attn_pattern", layer][0].float()  # [h, s, s]
     if head is not None:
         if not isinstance(head, int) or not 0 <= head < pat.shape[0]:
@@ -389,12 +385,11 @@ def image_attention(model, text: str, image, layer: int = -1, head: int | None =
                                 "shorter than the text?); pick another layer")
     w = pat[queries][:, img]
     share = w.sum(1)
-    layout = image_token_layout(model, image, len(img))
+    layout = image_layout.image_token_layout(model, image, len(img))
     mosaic, glob = layout.grids(w)
     # each grid renormalised over the tokens it shows (tiled: the mosaic and the global tile apart)
     maps = mosaic / mosaic.sum((1, 2), keepdim=True)
     glob = None if glob is None else glob / glob.sum((1, 2), keepdim=True)
-    import pandas as pd
     toks = cache.str_tokens[0]
     frame = pd.DataFrame([dict(position=int(q), token=toks[int(q)], row=r, col=c, weight=float(maps[i, r, c]),
                                image_share=float(share[i])) for i, q in enumerate(queries)
@@ -403,11 +398,6 @@ def image_attention(model, text: str, image, layer: int = -1, head: int | None =
                                                          text=text, tiles=[layout.rows, layout.cols]),
                           maps=maps, image=image, tokens=[toks[int(q)] for q in queries], share=share,
                           global_maps=glob)
-
-
-from dataclasses import dataclass, field  # noqa: E402  (kept next to the result it builds)
-
-from workbench.results import Result  # noqa: E402
 
 
 @dataclass
@@ -476,12 +466,9 @@ def image_logit_lens(model, text: str, images, k: int = 5, layers=None):
     >>> bool(df.is_image.any()), bool((~df.is_image).any())
     (True, True)
     """
-    import pandas as pd
-
-    from workbench.inspect.capture import capture
     ad = adapter(model)
-    cache = capture(model, [text], images=[list(images) if not hasattr(images, "size") else [images]],
-                    sites=["resid_post"], layers=layers)
+    cache = capture_images(model, [text], [list(images) if not hasattr(images, "size") else [images]],
+                           sites=["resid_post"], layers=layers)
     n = int(cache.attention_mask[0].sum())
     ids = cache.tokens[0, :n]
     toks = cache.str_tokens[0]
@@ -499,7 +486,6 @@ def image_logit_lens(model, text: str, images, k: int = 5, layers=None):
                              top_tokens=conv(top.indices[p].tolist()), top_probs=top.values[p].tolist(),
                              next_token=conv(nxt) if nxt is not None else None,
                              next_prob=float(probs[p, nxt]) if nxt is not None else None))
-    from workbench.results import ResultFrame
     df = ResultFrame(rows)
     df.attrs["provenance"] = cache.provenance
     return df
