@@ -7,6 +7,11 @@ display goes through :func:`show_token`: a space is ``␣``, a newline ``↵``, 
 frames keep the tokenizer's own pieces (they are data, and round-trip through the tokenizer);
 only what is shown changes.
 
+Tables that hold tokens show them this way too: a result that is a table (the logit lens, an
+attribution, a scoring frame with its ``tokens``) renders through :func:`readable`, and so does
+any frame or column derived from it (``lens.tail(8)``, ``lens["token"]``): those are
+:class:`TokenFrame` and :class:`TokenSeries`, plain pandas data whose display alone differs.
+
 >>> show_token("Ġcat"), show_token("▁cat"), show_token(" cat"), show_token("Ċ"), show_token("\\n\\n")
 ('␣cat', '␣cat', '␣cat', '↵', '↵↵')
 >>> show_tokens(["The", "Ġcat"])
@@ -50,3 +55,72 @@ def readable(frame: pd.DataFrame) -> pd.DataFrame:
             out[col] = out[col].map(lambda v: show_tokens(v) if isinstance(v, (list, tuple)) else
                                     (show_token(v) if isinstance(v, str) else v))
     return out
+
+
+def has_tokens(frame) -> bool:
+    """Whether ``frame`` (a DataFrame, or a Series by its name) holds a token column."""
+    names = frame.columns if isinstance(frame, pd.DataFrame) else [getattr(frame, "name", None)]
+    return any(c in TOKEN_COLUMNS for c in names)
+
+
+def _shown_series(series: pd.Series) -> pd.Series:
+    plain = pd.Series(series, copy=True)
+    return readable(plain.to_frame())[plain.name] if has_tokens(plain) else plain
+
+
+class TokenSeries(pd.Series):
+    """A column of a table that holds tokens: a pandas Series whose display shows its tokens as
+    text (:func:`show_token`); the values are the tokenizer's pieces, unchanged.
+
+    >>> s = TokenSeries(["Ġcat", "Ċ"], name="token")
+    >>> s.tolist(), s.to_string(index=False).split()
+    (['Ġcat', 'Ċ'], ['␣cat', '↵'])
+    """
+
+    @property
+    def _constructor(self):
+        return TokenSeries
+
+    @property
+    def _constructor_expanddim(self):
+        return TokenFrame
+
+    def __repr__(self) -> str:
+        return repr(_shown_series(self))
+
+    def to_string(self, *args, **kwargs) -> str:
+        return _shown_series(self).to_string(*args, **kwargs)
+
+    def _repr_html_(self) -> str | None:  # pandas shows a Series as text; so does this one
+        return None
+
+
+class TokenFrame(pd.DataFrame):
+    """A table derived from a result that holds tokens (a slice of the logit lens, its
+    ``.tail(8)``): plain pandas data whose display (text and HTML) goes through :func:`readable`,
+    so a token is ``␣cat``, never ``Ġcat``. The values are the tokenizer's pieces, unchanged.
+
+    >>> df = TokenFrame({"token": ["Ġcat", "Ċ"], "p": [0.5, 0.5]})
+    >>> df["token"].tolist(), "␣cat" in repr(df), "Ġ" in repr(df), "Ġ" in df._repr_html_()
+    (['Ġcat', 'Ċ'], True, False, False)
+    """
+
+    @property
+    def _constructor(self):
+        return TokenFrame
+
+    @property
+    def _constructor_sliced(self):
+        return TokenSeries
+
+    def _shown(self) -> pd.DataFrame:
+        return readable(pd.DataFrame(self))
+
+    def __repr__(self) -> str:
+        return repr(self._shown())
+
+    def to_string(self, *args, **kwargs) -> str:
+        return self._shown().to_string(*args, **kwargs)
+
+    def _repr_html_(self) -> str | None:
+        return self._shown()._repr_html_()

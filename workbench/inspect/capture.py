@@ -7,7 +7,7 @@ import torch
 
 from workbench.errors import InvalidInputError, UnsupportedSiteError
 from workbench.inspect.cache import ActivationCache, check_fits, estimate_bytes
-from workbench.inspect.hooks import add_read_hook, attention_implementation, hooks_removed_after
+from workbench.inspect.hooks import add_read_hook, attention_implementation, hooks_removed_after, switch_note
 from workbench.inspect.sites import MODEL_SITES, SITES, adapter
 from workbench.validate import BOOL, Int, Optional, check_context, checked
 from workbench.provenance import record
@@ -323,7 +323,7 @@ def capture(model, inputs, sites=("resid_post",), layers=None, positions=None, d
     eager = attention_implementation(model) if needs_eager else contextlib.nullcontext()
     with eager as switched, rec.installed(), torch.inference_mode():
         if switched:
-            notes.append(f"attention switched from {switched!r} to 'eager' to read attn_pattern, then restored")
+            notes.append(switch_note(switched))
         it = batches
         if progress and len(batches) > 4:
             from tqdm.auto import tqdm

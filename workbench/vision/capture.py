@@ -136,7 +136,7 @@ def capture_images(model, texts, images, sites=("resid_post",), layers=None, pos
     on texts with their images. The cache's ``image_tokens`` ([texts, seq] bool) marks the image
     tokens' positions; ``cache["projector"]`` has one row per image, in order."""
     from workbench.inspect.capture import Recorder, SiteBlocks, _provenance, _str_tokens, resolve_positions, resolve_sites
-    from workbench.inspect.hooks import attention_implementation, hooks_removed_after
+    from workbench.inspect.hooks import attention_implementation, hooks_removed_after, switch_note
     from workbench.engine.padding import pad_id
     from workbench.vision.scoring import collate, forward, image_hash
     encs, prompts, imgs = prepare(model, texts, images, format)
@@ -162,7 +162,7 @@ def capture_images(model, texts, images, sites=("resid_post",), layers=None, pos
     eager = attention_implementation(model) if needs_eager else contextlib.nullcontext()
     with eager as switched, hooks_removed_after(handles), rec.installed(), torch.inference_mode():
         if switched:
-            notes.append(f"attention switched from {switched!r} to 'eager' to read attn_pattern, then restored")
+            notes.append(switch_note(switched))
         for i in range(0, len(encs), batch_size):
             batch = collate(encs[i:i + batch_size], pad)
             rec.idx = None if idx is None else idx[i:i + batch_size]
