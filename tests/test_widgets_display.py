@@ -5,6 +5,7 @@ import io
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 pytest.importorskip("ipywidgets")
@@ -130,3 +131,21 @@ def test_one_token_display_in_tables_plots_and_widgets(tiny):
     assert "↵" in ticks and not any(RAW.search(t) for t in ticks)
     assert not RAW.search(wb.inspect.attention(m, TEXT)._repr_html_())
     matplotlib.pyplot.close("all")
+
+
+def test_tables_derived_from_results_show_tokens_as_text(tiny):
+    """`lens.tail(8)` in a notebook showed 76 raw `Ġ` markers: a frame derived from a result is
+    data (no longer the result), but its display follows the one token rule; the values do not change."""
+    m = tiny("gpt2")
+    lens = wb.logit_lens(m, TEXT, targets=[" mat"])
+    ll = wb.loglikelihood(m, [("The cat", " sat on")], cache=False)
+    attr = wb.attribute(m, "The cat sat on the", " mat", random_check=False)
+    shown = [lens, lens.tail(8), lens[lens.layer == 0][["layer", "token", "top_tokens"]], lens["token"],
+             lens.tail(3)["top_tokens"], ll, ll[["tokens"]], attr, attr.sort_values("attribution")]
+    for frame in shown:
+        for text in (repr(frame), frame.to_string(), getattr(frame, "_repr_html_", lambda: "")() or ""):
+            assert not RAW.search(text), (type(frame).__name__, text[:200])
+    assert "␣" in repr(lens.tail(8)) and "␣" in lens.tail(8)._repr_html_()
+    assert lens.tail(8)["token"].str.contains("Ġ").any()          # the data keep the tokenizer's pieces
+    assert RAW.search(pd.DataFrame(lens.tail(8)).to_string())      # (what a plain frame would have shown)
+    assert list(lens.tail(8)["token"]) == list(pd.DataFrame(lens)["token"].tail(8))

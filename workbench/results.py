@@ -68,6 +68,9 @@ class ResultFrame(pd.DataFrame):
     def __repr__(self) -> str:  # tokens shown as text, like every table of the package
         return repr(readable(pd.DataFrame(self))) if has_tokens(self) else super().__repr__()
 
+    def to_string(self, *args, **kwargs) -> str:
+        return (readable(pd.DataFrame(self)) if has_tokens(self) else pd.DataFrame(self)).to_string(*args, **kwargs)
+
     def _repr_html_(self) -> str | None:
         return readable(pd.DataFrame(self))._repr_html_() if has_tokens(self) else super()._repr_html_()
 
