@@ -149,3 +149,22 @@ def test_tables_derived_from_results_show_tokens_as_text(tiny):
     assert lens.tail(8)["token"].str.contains("Ġ").any()          # the data keep the tokenizer's pieces
     assert RAW.search(pd.DataFrame(lens.tail(8)).to_string())      # (what a plain frame would have shown)
     assert list(lens.tail(8)["token"]) == list(pd.DataFrame(lens)["token"].tail(8))
+
+
+def test_opening_a_head_scrolls_its_title_into_view_and_buttons_sit_under_their_thumbnails(tiny):
+    """The opened heatmap is above the overview: a click sends the browser the instruction to
+    scroll to the heatmap's title (the browser test checks the title lands in the viewport). Each
+    button is sized against its own thumbnail, with the row gap after it."""
+    from workbench.widgets.attention import BUTTON_PX, ROW_GAP_PX, THUMB_PX
+    w = attention_explorer(tiny("gpt2"), TEXT)
+    assert w.scroller.outputs == ()                         # nothing scrolls until a head is opened
+    w.overview.buttons[(1, 3)].click()
+    (shown,) = w.scroller.outputs
+    js = shown["data"]["application/javascript"]
+    assert f'getElementById("{w.anchor}")' in js and "scrollIntoView" in js
+    assert f'id="{w.anchor}"' in w.children[1].value and "layer 1, head 3" in w.children[1].value
+    cell = next(c for c in w.overview.children if hasattr(c, "children"))
+    thumb, button = cell.children
+    assert thumb.layout.height == f"{THUMB_PX + 2}px" and button.layout.height == f"{BUTTON_PX}px"
+    assert button.layout.margin == "0" and cell.layout.margin == f"0 0 {ROW_GAP_PX}px 0"
+    assert attention_explorer(tiny("gpt2"), TEXT).anchor != w.anchor   # two explorers, two titles
