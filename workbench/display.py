@@ -19,6 +19,9 @@ any frame or column derived from it (``lens.tail(8)``, ``lens["token"]``): those
 """
 from __future__ import annotations
 
+import html
+import math
+
 import pandas as pd
 
 # byte-level BPE's stand-ins for whitespace bytes, SentencePiece's space, and raw whitespace
@@ -124,3 +127,54 @@ class TokenFrame(pd.DataFrame):
 
     def _repr_html_(self) -> str | None:
         return self._shown()._repr_html_()
+
+
+P_FLOOR = 1e-4  # below it a p-value is shown as "< 1e-4": its digits say nothing more
+
+
+def format_p(p, floor: float = P_FLOOR) -> str:
+    """A p-value as a reader should see it: two significant digits, ``< 1e-4`` below ``floor``
+    (never ``0.0``: a p-value is not zero), ``–`` where there is none.
+
+    >>> [format_p(p) for p in (0.0, 1.44e-05, 2.667e-10, 0.000312, 0.0228, 0.31, 1.0, float("nan"), None)]
+    ['< 1e-4', '< 1e-4', '< 1e-4', '0.00031', '0.023', '0.31', '1', '–', '–']
+    """
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "–"
+    p = float(p)
+    if p < floor:
+        return f"< 1e{int(round(math.log10(floor)))}" if math.log10(floor).is_integer() else f"< {floor:g}"
+    return f"{p:.2g}"
+
+
+def p_equals(p, floor: float = P_FLOOR) -> str:
+    """``p = 0.023`` or ``p < 1e-4``: a p-value in a sentence or a title.
+
+    >>> p_equals(1.44e-05), p_equals(0.0228)
+    ('p < 1e-4', 'p = 0.023')
+    """
+    shown = format_p(p, floor)
+    return f"p {shown}" if shown.startswith("<") else f"p = {shown}"
+
+
+def report_table(frame: pd.DataFrame, p_columns=(), wrap=(), digits: int = 3):
+    """``frame`` styled for reading in a notebook (a pandas ``Styler``): tokens as text, p-value
+    columns through :func:`format_p`, other numbers to ``digits`` decimals, the ``wrap`` columns
+    (long sentences such as a verdict) wrapped in full instead of cut at 50 characters, no index.
+
+    >>> t = report_table(pd.DataFrame({"test": ["a"], "p": [0.0], "v": [0.84333], "verdict": ["x " * 40]}),
+    ...                  p_columns=["p"], wrap=["verdict"])
+    >>> html = t.to_html()
+    >>> "&lt; 1e-4" in html, "0.843" in html, ("x " * 40).strip() in html
+    (True, True, True)
+    """
+    shown = readable(frame).reset_index(drop=True)
+    numbers = [c for c in shown.columns if c not in p_columns and pd.api.types.is_float_dtype(shown[c])]
+    styler = shown.style.hide(axis="index")
+    # escape="html" escapes the cells before a formatter runs, not what it returns: "< 1e-4" is escaped here
+    styler = styler.format({**{c: (lambda p: html.escape(format_p(p))) for c in p_columns},
+                            **{c: f"{{:.{digits}f}}" for c in numbers}}, na_rep="–", escape="html")
+    if wrap:
+        styler = styler.set_properties(subset=list(wrap), **{"white-space": "normal", "text-align": "left",
+                                                              "min-width": "18em"})
+    return styler
