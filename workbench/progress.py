@@ -102,6 +102,14 @@ class Task:
             self._bar.set_description(f"{self.title}: {self.index}/{self.n_steps} {name}")
         self._emit()
 
+    def count(self, total: int, name: str | None = None) -> None:
+        """Give the current step its count (known only once the step has started), and a new name."""
+        self.step_name, self.done, self.total, self._quarter = name or self.step_name, 0, total, 0
+        if self._bar is not None:
+            self._bar.reset(total=total)
+            self._bar.set_description(f"{self.title}: {self.index}/{self.n_steps} {self.step_name}")
+        self._emit()
+
     def advance(self, n: int = 1) -> None:
         self.done += n
         if self._bar is not None:

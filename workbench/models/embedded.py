@@ -35,7 +35,7 @@ def _load_gguf(parts: list[Path], digest: str, file_name: str, source: str, **op
     from workbench.models.gguf_cache import dequantised_folder, gguf_info
     from workbench.models.loading import from_folder
 
-    folder = dequantised_folder(parts, digest, name=file_name)
+    folder = dequantised_folder(parts, digest, name=file_name, label=opts.get("name"))
     if opts.get("licence") is None:
         meta = gguf_info(folder).get("gguf_metadata", {})
         opts["licence"] = meta.get("general.license") or "unknown (no licence in the GGUF header)"
