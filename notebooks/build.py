@@ -10,7 +10,10 @@ Course notebooks (sources listed in ``STUDENT_COPIES``) also get a student copy 
 ``notebooks/course/``, made with nbgrader's markers but without nbgrader: in a code cell, the
 lines from ``### BEGIN SOLUTION`` to ``### END SOLUTION`` become ``# YOUR CODE HERE`` (the
 exercise's ``answer = None`` above them stays, so the check reports "not answered yet"), and the
-lines from ``### BEGIN HIDDEN TESTS`` to ``### END HIDDEN TESTS`` are dropped.
+lines from ``### BEGIN HIDDEN TESTS`` to ``### END HIDDEN TESTS`` are dropped. A cell that
+belongs to one copy only carries Jupytext's cell tag ``instructor`` or ``student`` in the source
+(``# %% [markdown] tags=["student"]``): each copy's introduction is then true for that copy.
+The tags are not written into the notebooks.
 
     python notebooks/build.py            # rewrite every notebook from its source
     python notebooks/build.py --check    # exit 1 if a notebook differs from its source
@@ -34,18 +37,28 @@ KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "nam
 SOLUTION = re.compile(r"^([ \t]*)### BEGIN SOLUTION[ \t]*\n.*?^[ \t]*### END SOLUTION[ \t]*$", re.M | re.S)
 HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[ \t]*\n.*?^[ \t]*### END HIDDEN TESTS[ \t]*(\n|\Z)", re.M | re.S)
 STUB = "# YOUR CODE HERE"
+COPIES = ("instructor", "student")  # the cell tags that keep a cell in one copy only
 
 
 def parse_percent(text: str) -> list[nbformat.NotebookNode]:
     """Split percent-format source into notebook cells (via Jupytext; markdown lines lose their
-    ``# ``; empty code cells are dropped)."""
+    ``# ``; empty code cells are dropped). A cell tagged for one copy keeps that tag in its
+    metadata (``copy``) until the copies are made."""
     cells = []
     for cell in jupytext.reads(text, fmt="py:percent").cells:
         body = cell.source.strip("\n")
         if cell.cell_type == "markdown":
-            cells.append(nbformat.v4.new_markdown_cell(body))
+            new = nbformat.v4.new_markdown_cell(body)
         elif cell.cell_type == "code" and body.strip():
-            cells.append(nbformat.v4.new_code_cell(body))
+            new = nbformat.v4.new_code_cell(body)
+        else:
+            continue
+        copies = [t for t in cell.metadata.get("tags", []) if t in COPIES]
+        if len(copies) > 1:
+            raise SystemExit(f"a cell is tagged for both copies {copies}: {body[:60]!r}")
+        if copies:
+            new.metadata["copy"] = copies[0]
+        cells.append(new)
     return cells
 
 
@@ -58,8 +71,27 @@ def _notebook(cells, stem: str) -> nbformat.NotebookNode:
     return nb
 
 
-def build(source: Path) -> nbformat.NotebookNode:
+def _for_copy(nb: nbformat.NotebookNode, copy: str) -> nbformat.NotebookNode:
+    """The cells of ``nb`` that belong in ``copy`` (untagged cells, and those tagged for it),
+    without the tag; cell ids are kept, so the two copies' shared cells have the same ids."""
+    out = nbformat.from_dict(dict(nb, cells=[]))
+    for cell in nb.cells:
+        if cell.metadata.get("copy", copy) != copy:
+            continue
+        new = nbformat.from_dict(dict(cell))
+        new.metadata = {k: v for k, v in cell.metadata.items() if k != "copy"}
+        out.cells.append(new)
+    return out
+
+
+def parsed(source: Path) -> nbformat.NotebookNode:
+    """Every cell of a source, both copies' included (tagged in ``metadata["copy"]``)."""
     return _notebook(parse_percent(source.read_text()), source.stem)
+
+
+def build(source: Path) -> nbformat.NotebookNode:
+    """The notebook of ``source`` (for a course source: the instructor copy, with the solutions)."""
+    return _for_copy(parsed(source), "instructor")
 
 
 def strip_solutions(source: str) -> str:
@@ -69,14 +101,11 @@ def strip_solutions(source: str) -> str:
 
 
 def student(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """The student copy of an instructor notebook (same cells and ids, solutions stripped)."""
-    copy = nbformat.from_dict(nbformat.v4.new_notebook())
-    copy.metadata = dict(nb.metadata)
-    for cell in nb.cells:
-        new = nbformat.from_dict(dict(cell))
+    """The student copy of a course notebook (its cells for students, ids kept, solutions stripped)."""
+    copy = _for_copy(nb, "student")
+    for cell in copy.cells:
         if cell.cell_type == "code":
-            new.source = strip_solutions(cell.source)
-        copy.cells.append(new)
+            cell.source = strip_solutions(cell.source)
     left = [c.id for c in copy.cells if c.cell_type == "code" and ("### BEGIN" in c.source or "### END" in c.source)]
     if left:  # a marker without its pair: better to stop than to ship a solution
         raise SystemExit(f"unpaired nbgrader markers left in cells {left}")
@@ -92,8 +121,8 @@ def outputs() -> list[tuple[Path, nbformat.NotebookNode]]:
     """Every generated notebook (instructor copies and student copies) with its path."""
     out = []
     for src, path in targets():
-        nb = build(src)
-        out.append((path, nb))
+        nb = parsed(src)
+        out.append((path, _for_copy(nb, "instructor")))
         if src.stem in STUDENT_COPIES:
             out.append((STUDENT_DIR / f"{src.stem}_student.ipynb", student(nb)))
     return out

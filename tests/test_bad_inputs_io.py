@@ -483,8 +483,8 @@ import sys, time
 import workbench as wb
 from workbench.models import gguf_cache
 real = gguf_cache._dequantise
-def slow(gguf, out):
-    meta = real(gguf, out)
+def slow(*args):  # (gguf, out, progress task)
+    meta = real(*args)
     print("converting", flush=True)
     time.sleep(600)  # killed here, with a complete-looking folder not yet renamed into place
     return meta

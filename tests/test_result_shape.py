@@ -60,7 +60,9 @@ def test_table_results_stay_dataframes_with_the_same_numbers(model):
         assert isinstance(df, ResultFrame) and isinstance(df, pd.DataFrame)
         plain = df.to_frame()
         pd.testing.assert_frame_equal(plain, pd.DataFrame(df))
-        assert type(df.iloc[:1]) is pd.DataFrame           # derived frames are plain data
+        derived = df.iloc[:1]                               # derived frames are data, not the result
+        assert isinstance(derived, pd.DataFrame) and not isinstance(derived, ResultFrame)
+        pd.testing.assert_frame_equal(pd.DataFrame(derived), plain.iloc[:1])   # the same values
     np.testing.assert_array_equal(ll.logprob.to_numpy(), ll.to_frame()["logprob"].to_numpy())
     assert lens["prob"].dtype == float and ll.attrs["provenance"] is ll.provenance
     # pandas' own plotting is still reachable, with its arguments

@@ -8,6 +8,7 @@ import pytest
 from scipy import stats as sps
 
 import workbench as wb
+from workbench.display import format_p
 from workbench.errors import InvalidInputError
 from workbench.testing import tiny_model
 from workbench.training_data.testbed import finetune, synthetic_texts
@@ -80,3 +81,23 @@ def test_repeated_texts_count_once_and_are_said():
         di = wb.dataset_inference(m, suspect=texts[:8] + texts[:3], validation=texts[8:], cache=False)
     assert len(di.items) == 16 and di.details["duplicates_dropped"] == {"suspect": 3, "validation": 0}
     assert di.details["n_suspect"] == 8
+
+
+def test_the_histogram_uses_the_same_bins_for_both_collections_and_a_p_value_is_never_zero(light):
+    """The two collections' histograms had bins of different widths (15 bins over each one's own
+    range), so their heights did not compare; and the title printed p-values that the notebook's
+    table showed as 0.0."""
+    import matplotlib
+    matplotlib.use("Agg")
+    _, tuned, mem, non = light
+    di = wb.dataset_inference(tuned, suspect=mem, validation=non[:60], seed=3)
+    ax = di.plot()
+    edges = {}
+    for container, label in zip(ax.containers, ("suspect", "validation")):
+        edges[label] = np.round([patch.get_x() for patch in container.patches] + [container.patches[-1].get_x()
+                                 + container.patches[-1].get_width()], 9)
+    assert len(edges) == 2 and np.array_equal(edges["suspect"], edges["validation"])
+    title = ax.get_title()
+    shown = format_p(di.p_value)
+    assert title.endswith(shown if shown.startswith("<") else f"p = {shown}") and not title.endswith(("p = 0.0", "p = 0"))
+    matplotlib.pyplot.close("all")

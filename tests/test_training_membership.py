@@ -387,3 +387,20 @@ def test_a_control_that_is_the_reference_model_gives_the_reference_attack_no_com
     f = mia.findings().set_index("method")
     assert np.isnan(f.loc["reference", "control_auroc"]) and f.loc["reference", "beyond_control"] is None
     assert f.loc["loss", "beyond_control"] is not None
+
+
+def test_a_log_scale_roc_shows_the_low_false_positive_region(tiny):
+    """The ROC curve's linear axes hid the region the notebook says matters (FPR of 1% and below):
+    the log view starts at one false positive among the non-members."""
+    import matplotlib
+    matplotlib.use("Agg")
+    mia = wb.membership(tiny("gpt2"), TEXTS[:2] + MORE[:4], TEXTS[2:] + MORE[4:8], cache=False)
+    ax = mia.plot(log=True)
+    n0 = int((~mia.items.is_member).sum())
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert ax.get_xlim()[0] == pytest.approx(1 / n0) and "non-members" in ax.get_title()
+    assert all(np.all(line.get_xdata() >= 1 / n0 - 1e-12) for line in ax.lines)   # nothing drawn at FPR 0
+    linear = mia.plot()
+    assert linear.get_xscale() == "linear" and len(linear.get_lines()) == len(ax.get_lines()) - sum(
+        1 for line in ax.get_lines() if line.get_linestyle() == "-" and line.get_color() == "grey")
+    matplotlib.pyplot.close("all")

@@ -5,6 +5,7 @@ import io
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 pytest.importorskip("ipywidgets")
@@ -130,3 +131,40 @@ def test_one_token_display_in_tables_plots_and_widgets(tiny):
     assert "↵" in ticks and not any(RAW.search(t) for t in ticks)
     assert not RAW.search(wb.inspect.attention(m, TEXT)._repr_html_())
     matplotlib.pyplot.close("all")
+
+
+def test_tables_derived_from_results_show_tokens_as_text(tiny):
+    """`lens.tail(8)` in a notebook showed 76 raw `Ġ` markers: a frame derived from a result is
+    data (no longer the result), but its display follows the one token rule; the values do not change."""
+    m = tiny("gpt2")
+    lens = wb.logit_lens(m, TEXT, targets=[" mat"])
+    ll = wb.loglikelihood(m, [("The cat", " sat on")], cache=False)
+    attr = wb.attribute(m, "The cat sat on the", " mat", random_check=False)
+    shown = [lens, lens.tail(8), lens[lens.layer == 0][["layer", "token", "top_tokens"]], lens["token"],
+             lens.tail(3)["top_tokens"], ll, ll[["tokens"]], attr, attr.sort_values("attribution")]
+    for frame in shown:
+        for text in (repr(frame), frame.to_string(), getattr(frame, "_repr_html_", lambda: "")() or ""):
+            assert not RAW.search(text), (type(frame).__name__, text[:200])
+    assert "␣" in repr(lens.tail(8)) and "␣" in lens.tail(8)._repr_html_()
+    assert lens.tail(8)["token"].str.contains("Ġ").any()          # the data keep the tokenizer's pieces
+    assert RAW.search(pd.DataFrame(lens.tail(8)).to_string())      # (what a plain frame would have shown)
+    assert list(lens.tail(8)["token"]) == list(pd.DataFrame(lens)["token"].tail(8))
+
+
+def test_opening_a_head_scrolls_its_title_into_view_and_buttons_sit_under_their_thumbnails(tiny):
+    """The opened heatmap is above the overview: a click sends the browser the instruction to
+    scroll to the heatmap's title (the browser test checks the title lands in the viewport). Each
+    button is sized against its own thumbnail, with the row gap after it."""
+    from workbench.widgets.attention import BUTTON_PX, ROW_GAP_PX, THUMB_PX
+    w = attention_explorer(tiny("gpt2"), TEXT)
+    assert w.scroller.outputs == ()                         # nothing scrolls until a head is opened
+    w.overview.buttons[(1, 3)].click()
+    (shown,) = w.scroller.outputs
+    js = shown["data"]["application/javascript"]
+    assert f'getElementById("{w.anchor}")' in js and "scrollIntoView" in js
+    assert f'id="{w.anchor}"' in w.children[1].value and "layer 1, head 3" in w.children[1].value
+    cell = next(c for c in w.overview.children if hasattr(c, "children"))
+    thumb, button = cell.children
+    assert thumb.layout.height == f"{THUMB_PX + 2}px" and button.layout.height == f"{BUTTON_PX}px"
+    assert button.layout.margin == "0" and cell.layout.margin == f"0 0 {ROW_GAP_PX}px 0"
+    assert attention_explorer(tiny("gpt2"), TEXT).anchor != w.anchor   # two explorers, two titles

@@ -6,6 +6,7 @@
     workbench compare --store results.db --task blimp smollm2-135m-instruct gemma-3-270m
     workbench diff --store results.db RUN_KEY_A RUN_KEY_B
     workbench tasks
+    workbench grade submitted/ --out grades.csv
 
 Subcommands are registered with :func:`command`; adding one (e.g. ``audit``) is a function that
 adds its arguments and a function that runs it, in any module imported by :func:`build_parser`.
@@ -174,6 +175,19 @@ def _audit_args(p):
 def _audit(args) -> int:
     from workbench.audit.command import run_audit
     return run_audit(args)
+
+
+# ---- grade -----------------------------------------------------------------------------------
+def _grade_args(p):
+    from workbench.course.grade import add_grade_arguments
+    add_grade_arguments(p)
+
+
+@command("grade", "run a folder of submitted course notebooks and write one table (student, exercise, "
+                  "status)", _grade_args)
+def _grade(args) -> int:
+    from workbench.course.grade import run_grade
+    return run_grade(args)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from workbench.display import readable  # tokens shown as everywhere else (␣ for a space)
+from workbench.display import TokenFrame, TokenSeries, has_tokens, readable
 
 
 @dataclass
@@ -41,21 +41,38 @@ class ResultFrame(pd.DataFrame):
     (with no arguments, or only ``ax=``: the result's own view; with pandas' arguments, pandas'
     plot) and ``.provenance`` (``attrs["provenance"]``: the same record as every other result).
 
-    Any frame derived from it (a slice, ``sort_values``, ``merge``) is a plain DataFrame: it is
-    data, no longer the result (its ``attrs`` travel as pandas propagates them).
+    Any frame derived from it (a slice, ``sort_values``, ``merge``) is data, no longer the result
+    (its ``attrs`` travel as pandas propagates them): a plain DataFrame, or, where the result holds
+    tokens, a :class:`~workbench.display.TokenFrame` (a plain DataFrame whose display shows tokens
+    as text, as the result's own display does: ``␣cat``, never the tokenizer's ``Ġcat``).
 
     >>> import workbench as wb
     >>> from workbench.testing import tiny_model
     >>> df = wb.loglikelihood(tiny_model("gpt2"), [("The cat", " sat"), ("A dog", " ran")], cache=False)
     >>> type(df).__name__, isinstance(df, pd.DataFrame), sorted(df.provenance)[:3]
     ('ScoreFrame', True, ['backend', 'model', 'options'])
-    >>> int(df.summary().loc["logprob", "n"]), type(df[["logprob"]]).__name__
-    (2, 'DataFrame')
+    >>> int(df.summary().loc["logprob", "n"]), isinstance(df[["logprob"]], ResultFrame)
+    (2, False)
+    >>> df["tokens"].tolist()[0], "Ġ" in repr(df.tail(1)), "Ġ" in df._repr_html_()
+    (['Ġs', 'at'], False, False)
     """
 
     @property
     def _constructor(self):
-        return pd.DataFrame
+        return TokenFrame if has_tokens(self) else pd.DataFrame
+
+    @property
+    def _constructor_sliced(self):
+        return TokenSeries if has_tokens(self) else pd.Series
+
+    def __repr__(self) -> str:  # tokens shown as text, like every table of the package
+        return repr(readable(pd.DataFrame(self))) if has_tokens(self) else super().__repr__()
+
+    def to_string(self, *args, **kwargs) -> str:
+        return (readable(pd.DataFrame(self)) if has_tokens(self) else pd.DataFrame(self)).to_string(*args, **kwargs)
+
+    def _repr_html_(self) -> str | None:
+        return readable(pd.DataFrame(self))._repr_html_() if has_tokens(self) else super()._repr_html_()
 
     @classmethod
     def of(cls, frame: pd.DataFrame):

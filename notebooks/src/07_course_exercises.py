@@ -4,11 +4,18 @@
 # Eleven exercises on SmolLM2-135M (30 layers, 9 heads per layer), one per technique of the
 # workbench's inspection side. Each asks you to compute something **by hand** from the raw
 # `transformers` model or from captured activations, then checks it against the package's own
-# result within a tolerance:
+# result within a tolerance. Each check shows one of three states:
 #
-# * `answer = None` (not done yet): the check says "not answered yet" and the notebook carries on,
-#   so "Run All" on a fresh copy always reaches the end;
-# * a right answer: a green tick; a wrong one: an `AssertionError` with what was expected and a hint.
+# * **PASS** (a green tick): within the tolerance;
+# * **FAIL** (a red cross): answered, not within the tolerance; the check says so with a hint, and
+#   the notebook carries on (it does not raise);
+# * **OPEN**: `answer` is still `None`.
+#
+# The scoreboard at the end has one entry per exercise, whatever you re-run: the latest attempt
+# counts. "Run All" always reaches it. The expected answers are not computed in this notebook: a
+# check cell only names its inputs, and `workbench/course/inside_a_model.py` computes what the
+# answer must be from the package's own results (the way nbgrader and ARENA keep their tests apart
+# from the exercise cells); a wrong answer's message does not give it away.
 #
 # | § | technique | time |
 # |---|---|---|
@@ -26,12 +33,27 @@
 # | 11 | sparse-autoencoder features | 20 min |
 #
 # About 2.5 hours in class; the whole notebook runs in a few minutes on a laptop CPU.
+
+# %% [markdown] tags=["instructor"]
+# **This is the instructor copy: it holds the solutions**, between nbgrader's `### BEGIN SOLUTION` /
+# `### END SOLUTION` markers, and hidden tests between `### BEGIN HIDDEN TESTS` /
+# `### END HIDDEN TESTS` (`assert result.ok`: here a solution that stops passing stops Run All).
+# `python notebooks/build.py` writes the student copy, `notebooks/course/07_course_exercises_student.ipynb`,
+# from the same source (`notebooks/src/07_course_exercises.py`): each solution becomes
+# `# YOUR CODE HERE`, the hidden tests go, and this paragraph is replaced by the students' own
+# (no nbgrader needed; `nbgrader generate_assignment` reads the same markers).
 #
-# **Students:** work in `notebooks/course/07_course_exercises_student.ipynb`: replace each
-# `# YOUR CODE HERE` so that `answer` holds your result. **Instructors:** this copy holds the
-# solutions between nbgrader's `### BEGIN SOLUTION` / `### END SOLUTION` markers and hidden checks
-# between `### BEGIN HIDDEN TESTS` / `### END HIDDEN TESTS`; `python notebooks/build.py` writes the
-# student copy from it (no nbgrader needed; `nbgrader generate_assignment` reads the same markers).
+# **Grading:** collect the submitted student copies in a folder (`submitted/<student>/...ipynb`, or
+# `submitted/<student>.ipynb`) and run `workbench grade submitted/ --out grades.csv`: every notebook
+# runs top to bottom in a fresh kernel, and the table has one row per student and exercise
+# (`student, notebook, exercise, name, status, message`). Setting `WORKBENCH_COURSE_STRICT=1`
+# makes any wrong answer raise, for a grading run that must stop at the first one.
+
+# %% [markdown] tags=["student"]
+# **This is your copy.** In each exercise, replace `# YOUR CODE HERE` so that `answer` holds your
+# result, and run the cell. Run it again as often as you like: the scoreboard keeps your latest
+# attempt. You can "Run All" at any time: wrong and open answers are reported, never raised, so
+# every cell runs and the scoreboard at the end lists all eleven exercises.
 
 # %% [markdown]
 # ## 0. Set-up and the tokenisation convention (5 min)
@@ -41,17 +63,18 @@
 # word that follows a prompt carries its leading space (`" Paris"`, `" he"`) and is a single token,
 # whose id is `tok(word, add_special_tokens=False)["input_ids"][0]`. The helper `token_id` below
 # does that and refuses a word of several tokens. Tables and plots show a token's leading space as
-# `␣` (and a newline as `↵`): `wb.show_token`, and `wb.readable(frame)` for a whole table.
+# `␣` (and a newline as `↵`), never the tokenizer's own `Ġ`: every table of the package does it, and
+# `wb.show_token(t)` does it for one token.
 
 # %%
 import numpy as np
 import torch
 import workbench as wb
-from workbench.course import check
+from workbench.course.inside_a_model import scoreboard
 
 model = wb.load_model("smollm2-135m-instruct")
 tok, hf = model.tokenizer, model.hf
-results = []  # every check of this notebook, for the scoreboard at the end
+board = scoreboard()  # one entry per exercise, shown at the end; the latest attempt counts
 
 
 def token_id(word: str) -> int:
@@ -84,10 +107,7 @@ with torch.no_grad():
     logprobs = torch.log_softmax(hf(ids).logits[0].float(), dim=-1)
 answer = sum(logprobs[i - 1, ids[0, i]].item() for i in range(n_context, ids.shape[1]))
 ### END SOLUTION
-result = check("1. log P(' Paris' | context)", answer,
-               expected=wb.loglikelihood(model, [(context, continuation)])["logprob"][0], tol=1e-3,
-               hint="sum log_softmax(logits)[i - 1, token_i] over the continuation's positions only")
-results.append(result)
+result = board.check(1, answer, model=model, context=context, continuation=continuation)
 ### BEGIN HIDDEN TESTS
 assert result.ok
 ### END HIDDEN TESTS
@@ -107,16 +127,16 @@ result
 # %%
 print(wb.inspect.SITES)
 L, LENS = 12, model.n_layers - 2
-cache = wb.capture(model, [context], sites=["resid_pre", "attn_out", "mlp_out", "resid_post"], layers=[L, LENS])
-print(cache["resid_post", L].shape, wb.show_token(cache.str_tokens[0][-1]))
+cache = wb.capture(model, [context], sites=["resid_pre", "attn_out", "mlp_out"], layers=[L])
+lens_cache = wb.capture(model, [context], sites=["resid_post"], layers=[LENS])  # for exercise 3
+print(cache["resid_pre", L].shape, wb.show_token(cache.str_tokens[0][-1]))
+
+# %%
 answer = None
 ### BEGIN SOLUTION
 answer = (cache["resid_pre", L] + cache["attn_out", L] + cache["mlp_out", L])[0].float().numpy()
 ### END SOLUTION
-result = check("2. resid_post = resid_pre + attn_out + mlp_out", answer,
-               expected=cache["resid_post", L][0].float().numpy(), tol=1e-3,
-               hint="add the three captured tensors; take text 0")
-results.append(result)
+result = board.check(2, answer, model=model, context=context, layer=L)
 ### BEGIN HIDDEN TESTS
 assert result.ok
 ### END HIDDEN TESTS
@@ -130,27 +150,28 @@ result
 #
 # **Exercise 3.** `wb.logit_lens` applies `hf.model.norm` then `hf.lm_head` to each layer's
 # `resid_post`. Compute P(`" Paris"`) at the last position of the context at layer `LENS` (the
-# last but one) yourself, from `cache["resid_post", LENS]` of exercise 2.
-
-# %%
-lens = wb.logit_lens(model, context, targets=[continuation])
-at_lens = lens[(lens.layer == LENS) & (lens.position == lens.position.max())]
-wb.readable(lens[lens.position == lens.position.max()][["layer", "top_tokens", "rank", "prob"]]).tail(8)
+# last but one) yourself, from `lens_cache["resid_post", LENS]` (captured above, with exercise 2).
 
 # %%
 answer = None
 ### BEGIN SOLUTION
-h = cache["resid_post", LENS][0, -1].to(model.device, model.dtype)
+h = lens_cache["resid_post", LENS][0, -1].to(model.device, model.dtype)
 with torch.no_grad():
     answer = torch.softmax(hf.lm_head(hf.model.norm(h)).float(), dim=-1)[token_id(" Paris")].item()
 ### END SOLUTION
-result = check(f"3. P(' Paris') at layer {LENS} by the logit lens", answer, expected=float(at_lens["prob"].iloc[0]),
-               tol=1e-5, hint="softmax(lm_head(norm(resid_post[L] at the last position))), at the id of ' Paris'")
-results.append(result)
+result = board.check(3, answer, model=model, context=context, continuation=continuation, layer=LENS)
 ### BEGIN HIDDEN TESTS
 assert result.ok
 ### END HIDDEN TESTS
 result
+
+# %% [markdown]
+# The package's lens at the last position of the context, for the last layers: each layer's top
+# tokens, and the rank and probability of `" Paris"`.
+
+# %%
+lens = wb.logit_lens(model, context, targets=[continuation])
+lens[lens.position == lens.position.max()][["layer", "top_tokens", "rank", "prob"]].tail(8)
 
 # %% [markdown]
 # The explorer (run it in JupyterLab) shades every layer and position by the probability of the
@@ -189,16 +210,13 @@ heads.plot();
 # %%
 seqs = wb.inspect.heads.random_repeated_tokens(model, seq_len, n_seqs, seed=0)
 A = wb.capture(model, {"input_ids": seqs}, sites=["attn_pattern"], layers=[L_ind])["attn_pattern", L_ind].double()
-expected = heads.to_frame().query("kind == 'induction' and layer == @L_ind").sort_values("head")["score"].to_numpy()
 answer = None
 ### BEGIN SOLUTION
 first = seqs.shape[1] - 2 * seq_len  # 1 if a BOS token precedes the copies, else 0
 queries = torch.arange(first + seq_len, first + 2 * seq_len)
 answer = A[:, :, queries, queries - seq_len + 1].mean(dim=(0, 2)).numpy()
 ### END SOLUTION
-result = check(f"4. induction scores of layer {L_ind}", answer, expected=expected, tol=1e-6,
-               hint="A[:, :, q, q - seq_len + 1] for every q of the second copy, averaged")
-results.append(result)
+result = board.check(4, answer, model=model, seq_len=seq_len, n_seqs=n_seqs, layer=L_ind)
 ### BEGIN HIDDEN TESTS
 assert result.ok
 ### END HIDDEN TESTS
@@ -221,13 +239,13 @@ wb.widgets.attention_explorer(model, "The cat sat on the mat. The cat sat on the
 # %%
 prompt, pair = "The nurse said that", (" she", " he")
 ablation = wb.inspect.ablate(model, prompt, pair, component="head", layers=[L_ind, model.n_layers - 1], progress=False)
-biggest = ablation.summary().iloc[0]
-ablation.summary().head(4)
+L_abl, H_abl = (int(v) for v in ablation.summary().iloc[0][["layer", "unit"]])
+print(f"the head whose ablation moves the metric most: layer {L_abl}, head {H_abl}")
 
 # %% [markdown]
 # **Exercise 5.** With `wb.inspect.ablated_heads(model, [(layer, head)])` active, the head's output
-# is zero. Compute the effect (ablated metric minus clean metric) of the head in `biggest` using
-# `wb.loglikelihood`.
+# is zero. Compute the effect (ablated metric minus clean metric) of ablating head `H_abl` of layer
+# `L_abl` using `wb.loglikelihood`.
 
 # %%
 answer = None
@@ -238,16 +256,20 @@ def metric():
 
 
 clean = metric()
-with wb.inspect.ablated_heads(model, [(int(biggest.layer), int(biggest.unit))]):
+with wb.inspect.ablated_heads(model, [(L_abl, H_abl)]):
     answer = metric() - clean
 ### END SOLUTION
-result = check(f"5. effect of ablating L{int(biggest.layer)} H{int(biggest.unit)}", answer,
-               expected=float(biggest.effect), tol=1e-3, hint="metric inside the `with` block minus metric outside")
-results.append(result)
+result = board.check(5, answer, model=model, prompt=prompt, pair=pair, layer=L_abl, head=H_abl)
 ### BEGIN HIDDEN TESTS
 assert result.ok
 ### END HIDDEN TESTS
 result
+
+# %% [markdown]
+# The package's ablation, the heads that move the metric most first:
+
+# %%
+ablation.summary().head(4)
 
 # %% [markdown]
 # ## 6. Activation patching (15 min)
@@ -258,7 +280,8 @@ result
 # %%
 clean_prompt, corrupted_prompt = "The nurse said that", "The pilot said that"
 patching = wb.inspect.patch(model, clean_prompt, corrupted_prompt, pair, site="resid_pre", progress=False)
-best = patching.summary().iloc[0]
+best = patching.summary().iloc[0][["layer", "position", "value"]]  # the strongest cell and its patched metric
+best_layer, best_position = int(best.layer), int(best.position)
 patching.plot();
 
 # %% [markdown]
@@ -277,9 +300,7 @@ def diff(p):
 m_clean, m_corrupted = diff(clean_prompt), diff(corrupted_prompt)
 answer = (float(best.value) - m_corrupted) / (m_clean - m_corrupted)
 ### END SOLUTION
-result = check("6. normalised patching effect", answer, expected=float(best.normalized), tol=1e-3,
-               hint="(value - corrupted) / (clean - corrupted)")
-results.append(result)
+result = board.check(6, answer, patching=patching, layer=best_layer, position=best_position)
 ### BEGIN HIDDEN TESTS
 assert result.ok
 ### END HIDDEN TESTS
@@ -298,7 +319,6 @@ result
 S = model.n_layers // 2
 positive = ["She said that she was tired.", "The woman said she would come.", "My sister told me she left."]
 negative = ["He said that he was tired.", "The man said he would come.", "My brother told me he left."]
-vector = wb.inspect.steering_vector(model, positive, negative, layer=S)
 answer = None
 ### BEGIN SOLUTION
 def mean_of(texts):
@@ -309,15 +329,18 @@ def mean_of(texts):
 
 answer = (mean_of(positive) - mean_of(negative)).numpy()
 ### END SOLUTION
-result = check("7. steering vector", answer, expected=vector.direction.float().numpy(), tol=1e-3,
-               hint="mask out padding: sum(x * mask) / sum(mask) per text, then the mean over texts")
-results.append(result)
+result = board.check(7, answer, model=model, positive=positive, negative=negative, layer=S)
 ### BEGIN HIDDEN TESTS
 assert result.ok
 ### END HIDDEN TESTS
 result
 
+# %% [markdown]
+# The package's steering vector (the same direction), added to the residual stream at layer `S`
+# while the model scores and writes:
+
 # %%
+vector = wb.inspect.steering_vector(model, positive, negative, layer=S)
 for strength in (0.0, 4.0, 8.0):  # log P(" she") - log P(" he") moves with the strength
     with wb.inspect.steer(model, vector, strength=strength):
         lp = wb.loglikelihood(model, [("The pilot said that", " she"), ("The pilot said that", " he")])["logprob"]
@@ -331,15 +354,19 @@ for strength in (0.0, 4.0, 8.0):  # log P(" she") - log P(" he") moves with the 
 # and that attributions depend on it.
 #
 # **Exercise 8.** Feature ablation credits a token with log P(target) minus log P(target) when
-# that token is replaced by the baseline token (`attrs["baseline_id"]`). Compute it for the
-# *last* token of the prompt from `hf`'s logits.
+# that token is replaced by the baseline token, `baseline_id` (the workbench's default for a causal
+# model: the tokenizer's pad token, else its end-of-sequence token). Compute it for the *last*
+# token of the prompt from `hf`'s logits.
 
 # %%
-attr = wb.attribute(model, prompt, " she", random_check=False)
-print(attr.attrs["baseline_token"], attr.attrs["baseline_id"])
+target = " she"
+baseline_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+print(repr(tok.decode([baseline_id])), baseline_id)
+
+# %%
 answer = None
 ### BEGIN SOLUTION
-she = token_id(" she")
+she = token_id(target)
 
 
 def logp(ids):
@@ -349,17 +376,23 @@ def logp(ids):
 
 ids = prompt_ids(prompt)
 ablated = ids.clone()
-ablated[0, -1] = attr.attrs["baseline_id"]
+ablated[0, -1] = baseline_id
 answer = logp(ids) - logp(ablated)
 ### END SOLUTION
-result = check("8. feature-ablation attribution of the last token", answer,
-               expected=float(attr["attribution"].iloc[-1]), tol=1e-3,
-               hint="replace the last id by the baseline id and compare log P(' she') at the last position")
-results.append(result)
+result = board.check(8, answer, model=model, prompt=prompt, target=target)
 ### BEGIN HIDDEN TESTS
 assert result.ok
 ### END HIDDEN TESTS
 result
+
+# %% [markdown]
+# The package's attribution of every token (red raises, blue lowers log P(`" she"`)), with its
+# sanity checks:
+
+# %%
+attr = wb.attribute(model, prompt, target, random_check=False)
+assert attr.attrs["baseline_id"] == baseline_id
+attr
 
 # %% [markdown]
 # ## 9. Direct logit attribution (15 min)
@@ -372,20 +405,18 @@ result
 # `hf`'s logits. The check compares it with the sum of the decomposition's block contributions.
 
 # %%
-dla = wb.inspect.direct_logit_attribution(model, "The doctor said that", target=" he", baseline=" she")
+dla_prompt, dla_target, dla_baseline = "The doctor said that", " he", " she"
+dla = wb.inspect.direct_logit_attribution(model, dla_prompt, target=dla_target, baseline=dla_baseline)
 dla.plot();
 
 # %%
 answer = None
 ### BEGIN SOLUTION
 with torch.no_grad():
-    logits = hf(prompt_ids("The doctor said that")).logits[0, -1].float()
-answer = (logits[token_id(" he")] - logits[token_id(" she")]).item()
+    logits = hf(prompt_ids(dla_prompt)).logits[0, -1].float()
+answer = (logits[token_id(dla_target)] - logits[token_id(dla_baseline)]).item()
 ### END SOLUTION
-result = check("9. the logit difference the blocks add up to", answer,
-               expected=float(dla.blocks()["contribution"].sum()), tol=1e-2,
-               hint="logits[last position] at ' he' minus at ' she'")
-results.append(result)
+result = board.check(9, answer, model=model, prompt=dla_prompt, target=dla_target, baseline=dla_baseline)
 ### BEGIN HIDDEN TESTS
 assert result.ok and abs(dla.error) < 1e-2
 ### END HIDDEN TESTS
@@ -433,10 +464,12 @@ probe.plot();
 # texts classified right when they were in the test fold.
 
 # %%
-summary = probe.summary()
-P = int(summary.sort_values("selectivity", ascending=False).layer.iloc[0])
+P = int(probe.summary().sort_values("selectivity", ascending=False).layer.iloc[0])  # the most selective layer
 X = wb.capture(model, texts, sites=["resid_post"], layers=[P], positions="last")["resid_post", P][:, 0].double().numpy()
 y = np.unique(labels, return_inverse=True)[1]  # 0 = plural, 1 = singular
+print("layer", P, "X", X.shape, "y", np.bincount(y))
+
+# %%
 answer = None
 ### BEGIN SOLUTION
 from sklearn.linear_model import LogisticRegression
@@ -449,16 +482,14 @@ folds = StratifiedKFold(5, shuffle=True, random_state=0)
 right = sum(int((clf.fit(X[train], y[train]).predict(X[test]) == y[test]).sum()) for train, test in folds.split(X, y))
 answer = right / len(y)
 ### END SOLUTION
-result = check(f"10. probe accuracy at layer {P}", answer,
-               expected=float(summary.set_index("layer").loc[P, "accuracy"]), tol=0.03,
-               hint="the fraction of texts classified right across the 5 folds")
-results.append(result)
+result = board.check(10, answer, probe=probe, layer=P)
 ### BEGIN HIDDEN TESTS
 assert result.ok
 ### END HIDDEN TESTS
 result
 
 # %%
+summary = probe.summary()
 summary[["layer", "accuracy", "control_accuracy", "selectivity", "shuffled_control_accuracy", "shuffled_selectivity",
          "ci_low", "ci_high", "majority_baseline"]]
 
@@ -467,6 +498,24 @@ summary[["layer", "accuracy", "control_accuracy", "selectivity", "shuffled_contr
 # dimensions, a linear probe can memorise the nouns: where the control accuracy is close to the
 # probe's accuracy, the accuracy alone does not show that the subject's number is encoded, however
 # far it is above the majority baseline and the shuffled-labels control.
+#
+# **Why layer 0 is far *below* chance.** At layer 0 the last position's residual stream is still
+# mostly its own token, the other noun, and each of those nouns ends exactly two texts, one
+# singular and one plural (the design above). When one of the two is in the test fold, its twin is
+# usually in the training folds, and a probe that reads the word gives it the twin's label: the
+# wrong one. So it is wrong more often than a coin, and the control task, which gives the twins the
+# same label, is easy for it (high control accuracy, very negative selectivity). A below-chance
+# accuracy here is not a bug: it is the probe reading the word, the very thing the control task
+# measures. The numbers, from the table and the texts:
+
+# %%
+first = summary.iloc[0]
+last_words = [t.split()[-1] for t in texts]
+twins = sum(any(w == v and a != b for v, b in zip(last_words, labels)) for w, a in zip(last_words, labels))
+print(f"layer {int(first.layer)}: accuracy {first.accuracy:.3f} against a majority baseline of "
+      f"{first.majority_baseline:.3f}; control accuracy {first.control_accuracy:.3f}, selectivity "
+      f"{first.selectivity:+.3f}. {twins} of the {len(texts)} texts end with a word that also ends a text "
+      f"of the other label.")
 
 # %% [markdown]
 # ## 11. Sparse-autoencoder features (20 min)
@@ -484,8 +533,6 @@ corpus = texts + positive + negative + [
     "The committee will meet again next Tuesday to discuss the budget.",
 ]
 sae = wb.inspect.train_sae(model, corpus, layer=L, d_sae=1024, steps=300, seed=0)
-evaluation = wb.inspect.evaluate_sae(model, sae, corpus).summary()
-evaluation[["n_tokens", "fve", "l0", "dead_fraction", "loss_clean", "loss_spliced", "loss_recovered"]]
 
 # %% [markdown]
 # **Exercise 11.** `x` holds the layer's activations of every corpus token the SAE reads (the
@@ -502,13 +549,19 @@ with torch.no_grad():
     x_hat = sae.forward(x)
 answer = float(1 - ((x - x_hat) ** 2).sum() / ((x - x.mean(0)) ** 2).sum())
 ### END SOLUTION
-result = check("11. fraction of variance explained", answer, expected=float(evaluation["fve"].iloc[0]), tol=1e-3,
-               hint="1 - ((x - x_hat)**2).sum() / ((x - x.mean(0))**2).sum()")
-results.append(result)
+result = board.check(11, answer, model=model, sae=sae, corpus=corpus)
 ### BEGIN HIDDEN TESTS
 assert result.ok
 ### END HIDDEN TESTS
 result
+
+# %% [markdown]
+# The package's evaluation of the SAE: reconstruction (FVE), sparsity (L0, dead features) and the
+# next-token loss with the SAE's output spliced in (`loss_recovered` = 1: as good as the model).
+
+# %%
+evaluation = wb.inspect.evaluate_sae(model, sae, corpus).summary()
+evaluation[["n_tokens", "fve", "l0", "dead_fraction", "loss_clean", "loss_spliced", "loss_recovered"]]
 
 # %%
 features = wb.inspect.top_activating(model, sae, corpus, k=3)
@@ -518,6 +571,4 @@ features.summary().head(5)
 # ## Scoreboard
 
 # %%
-for r in results:
-    print(repr(r))
-print(f"{sum(r.ok for r in results)} of {len(results)} exercises right")
+board

@@ -3,8 +3,8 @@ as highlighted text and carries its sanity checks.
 
 It *is* a ``DataFrame`` (columns ``position, token, token_id, attribution`` and, when the
 randomised-model check ran, ``attribution_random``), so ``df["attribution"]``, sorting and
-plotting with pandas work as usual; any derived frame (a slice, ``sort_values``) is a plain
-``DataFrame``. What it adds, following the package's result shape:
+plotting with pandas work as usual; any derived frame (a slice, ``sort_values``) is plain data,
+no longer the attribution (a :class:`~workbench.display.TokenFrame`: its tokens show as text). What it adds, following the package's result shape:
 
 * ``_repr_html_`` / :meth:`html`: the prompt with each token highlighted, and the sanity checks;
 * :meth:`summary`: the sanity checks as a frame (check, value, reference, ok, note);
@@ -20,17 +20,13 @@ import html as _html
 import pandas as pd
 
 from workbench.attribution.render import page, render_tokens
+from workbench.display import readable
 from workbench.provenance import model_name
 from workbench.results import ResultFrame
 
 
 class AttributionFrame(ResultFrame):
     """Token attributions for one (prompt, target). See :func:`workbench.attribute`."""
-
-    @property
-    def _constructor(self):
-        # derived frames are plain data, not attributions of this prompt any more
-        return pd.DataFrame
 
     def to_frame(self) -> pd.DataFrame:
         out = pd.DataFrame(self, copy=True)
@@ -64,7 +60,7 @@ class AttributionFrame(ResultFrame):
                               encoding="utf-8")
 
     def _repr_html_(self) -> str:
-        return self.html() + pd.DataFrame(self)._repr_html_()
+        return self.html() + readable(pd.DataFrame(self))._repr_html_()
 
     def plot(self, ax=None, **kwargs):  # noqa: D401 - replaces pandas' accessor on purpose
         """Bar chart of the attribution per token (and of the randomised model's, if present).

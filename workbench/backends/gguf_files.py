@@ -7,6 +7,7 @@ sha256, and the tokenizer and config read from its header.
 * The tokenizer and the transformers config come from the GGUF header alone (no tensor is
   de-quantised) and are saved once into ``cache_dir()/gguf/<sha256>.header/``, so later loads
   take a second and always give the same tokenizer (the fingerprint is stable across loads).
+  That first read shows its progress (:func:`workbench.progress.task`), as a de-quantisation does.
   Tokenisation stays above the backend: the workbench tokenises with this tokenizer and hands
   token ids to the engine, whose ids are the GGUF's own vocabulary.
 """
@@ -25,6 +26,7 @@ from workbench.models.fingerprint import sha256_concat, sha256_file
 from workbench.models.gguf_cache import _join, publish
 from workbench.models.registry import EMBEDDED, get_entry, locate
 from workbench.paths import cache_dir
+from workbench.progress import task
 
 MARKER = "workbench_gguf_header.json"
 
@@ -115,8 +117,12 @@ def header_folder(gguf: GGUFFile) -> Path:
         raise CacheError(f"cannot write under {final.parent}: {err}. Set WORKBENCH_CACHE=/a/writable/folder") from err
     try:
         where, name = gguf.path.parent, gguf.path.name
-        T.AutoConfig.from_pretrained(where, gguf_file=name).save_pretrained(tmp)
-        T.AutoTokenizer.from_pretrained(where, gguf_file=name).save_pretrained(tmp)
+        # the tokenizer is rebuilt from the header's vocabulary: seconds for SmolLM2, over ten for Gemma 3
+        with task(f"{gguf.alias or gguf.file_name} (first use: reading the GGUF header into the cache)", n_steps=2) as t:
+            t.step("reading the config")
+            T.AutoConfig.from_pretrained(where, gguf_file=name).save_pretrained(tmp)
+            t.step("reading the tokenizer")
+            T.AutoTokenizer.from_pretrained(where, gguf_file=name).save_pretrained(tmp)
         publish(tmp, final, MARKER, {"gguf_sha256": gguf.sha256, "gguf_file": gguf.file_name, "gguf_metadata": meta})
     finally:
         import shutil

@@ -69,7 +69,7 @@ def attention(model, text: str, layers=None) -> AttentionResult:
     """Attention probabilities of every head in ``layers`` (default all) for one text.
 
     Fused attention kernels (sdpa/flash) do not expose the probabilities, so the model runs with
-    eager attention for this call when needed (a warning and ``notes`` say so; restored after).
+    eager attention for this call when needed (``notes`` say so; restored after).
 
     Example
     -------

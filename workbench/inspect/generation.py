@@ -8,7 +8,7 @@ import torch
 
 from workbench.errors import InvalidInputError, UnsupportedSiteError
 from workbench.inspect.cache import ActivationCache, check_fits, estimate_bytes
-from workbench.inspect.hooks import attention_implementation
+from workbench.inspect.hooks import attention_implementation, switch_note
 from workbench.inspect.recording import (Recorder, capture_provenance, check_fits_window, resolve_sites, str_tokens,
                                          tokenize)
 from workbench.inspect.sites import adapter
@@ -48,7 +48,7 @@ def record_generation(model, inputs, keys, dtype, max_new_tokens, max_memory):
     notes = []
     with eager as switched, rec.installed(), torch.inference_mode():
         if switched:
-            notes.append(f"attention switched from {switched!r} to 'eager' to read attn_pattern, then restored")
+            notes.append(switch_note(switched))
         seqs = model.hf.generate(input_ids=enc["input_ids"].to(model.device),
                                  attention_mask=enc["attention_mask"].to(model.device),
                                  max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad)

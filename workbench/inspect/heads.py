@@ -104,10 +104,8 @@ def head_scores(model, seq_len: int = 40, n_seqs: int = 8, seed: int = 0, layers
                      "sliding-window layers cannot see the first copy, so their duplicate-token and induction "
                      "scores are 0 by construction; use a smaller seq_len")
         warnings.warn(notes[-1], stacklevel=3)
-    with warnings.catch_warnings():  # the switch to eager attention is expected here; notes keep it
-        warnings.filterwarnings("ignore", message="attn_pattern: switching attention")
-        cache = capture(model, {"input_ids": ids}, sites=["attn_pattern"], layers=layers, batch_size=batch_size,
-                        progress=False)
+    cache = capture(model, {"input_ids": ids}, sites=["attn_pattern"], layers=layers, batch_size=batch_size,
+                    progress=False)
     rows = []
     for layer in cache.layers("attn_pattern"):
         A = cache["attn_pattern", layer].double()          # [b, heads, query, key]

@@ -6,7 +6,6 @@ that knows how a site's tensor is found in a module's inputs/outputs.
 from __future__ import annotations
 
 import contextlib
-import warnings
 from typing import Callable
 
 import torch
@@ -78,21 +77,26 @@ def hooks_removed_after(handles: list):
         handles.clear()
 
 
+def switch_note(prev: str) -> str:
+    """What a result records when its call switched the attention implementation (its ``notes``)."""
+    return (f"attention switched from {prev!r} to 'eager' to read attn_pattern, then restored (logits may differ "
+            f"from the {prev!r} run by float rounding)")
+
+
 @contextlib.contextmanager
 def attention_implementation(model, impl: str = "eager", reason: str = "attn_pattern"):
     """Switch ``model.hf`` to ``impl`` attention for the block and restore it after.
 
     Yields the previous implementation if a switch happened, else ``None``. Fused kernels
     (sdpa, flash) never materialise the attention probabilities, so reading them needs eager.
+    The switch is recorded, not warned about: the caller puts :func:`switch_note` in its result's
+    ``notes`` (a warning would only say which kernel ran, with nothing for the user to do).
     """
     hf = getattr(model, "hf", model)
     prev = hf.config._attn_implementation
     if prev == impl:
         yield None
         return
-    warnings.warn(f"{reason}: switching attention from {prev!r} to {impl!r} for this call (fused kernels do "
-                  f"not expose attention probabilities); restored afterwards. Logits may differ from the "
-                  f"{prev!r} run by float rounding.", stacklevel=4)
     hf.set_attn_implementation(impl)
     try:
         yield prev

@@ -18,7 +18,7 @@ import torch
 from workbench.engine.padding import pad_id, pad_rows, tokenizer_state_kept
 from workbench.errors import InvalidInputError, UnsupportedSiteError
 from workbench.inspect.cache import ActivationCache, check_fits, estimate_bytes
-from workbench.inspect.hooks import add_read_hook, attention_implementation, hooks_removed_after
+from workbench.inspect.hooks import add_read_hook, attention_implementation, hooks_removed_after, switch_note
 from workbench.inspect.sites import MODEL_SITES, SITES, adapter, site_adapter
 from workbench.provenance import record
 from workbench.validate import check_context
@@ -275,7 +275,7 @@ def capture_texts(model, inputs, sites, layers, positions, dtype, batch_size: in
     eager = attention_implementation(model) if needs_eager else contextlib.nullcontext()
     with eager as switched, rec.installed(), torch.inference_mode():
         if switched:
-            notes.append(f"attention switched from {switched!r} to 'eager' to read attn_pattern, then restored")
+            notes.append(switch_note(switched))
         it = batches
         if progress and len(batches) > 4:
             from tqdm.auto import tqdm

@@ -32,7 +32,7 @@ def load_gguf_file(path: Path, **opts):
 
 
 def _load_gguf(parts: list[Path], digest: str, file_name: str, source: str, **opts):
-    folder = dequantised_folder(parts, digest, name=file_name)
+    folder = dequantised_folder(parts, digest, name=file_name, label=opts.get("name"))
     if opts.get("licence") is None:
         meta = gguf_info(folder).get("gguf_metadata", {})
         opts["licence"] = meta.get("general.license") or "unknown (no licence in the GGUF header)"

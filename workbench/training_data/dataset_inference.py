@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from workbench.display import p_equals
 from workbench.errors import InvalidInputError
 from workbench.models.checks import check_model
 from workbench.results import Result
@@ -94,16 +95,19 @@ class DatasetInferenceResult(Result):
                                   "one-sided p (suspect higher)")
         return out
 
-    def plot(self, ax=None, **kwargs):
-        """Histograms of the held-out combined scores of the two collections."""
+    def plot(self, ax=None, bins: int = 15, **kwargs):
+        """Histograms of the held-out combined scores of the two collections, on the same bins
+        (so their heights compare)."""
         import matplotlib.pyplot as plt
         if ax is None:
             _, ax = plt.subplots(figsize=(5, 3.2))
         test = self.frame[self.frame.half == "test"]
+        scores = test.combined.to_numpy(float)
+        edges = np.histogram_bin_edges(scores[np.isfinite(scores)], bins=bins)
         for name in ("suspect", "validation"):
-            ax.hist(test[test.collection == name].combined, bins=15, alpha=0.5, label=name, **kwargs)
+            ax.hist(test[test.collection == name].combined, bins=edges, alpha=0.5, label=name, **kwargs)
         ax.set(xlabel="combined membership score (held-out half)", ylabel="texts",
-               title=f"dataset inference: p = {self.p_value:.3g}")
+               title=f"dataset inference: {p_equals(self.p_value)}")
         ax.legend(fontsize="small")
         return ax
 

@@ -196,14 +196,19 @@ class MembershipResult(Result):
                          auroc_interval=M.AUROC_INTERVAL, duplicates_dropped=self.provenance.get("duplicates_dropped"))
         return out
 
-    def plot(self, ax=None, **kwargs):
-        """ROC curves of every method, the blind baseline dashed, chance dotted."""
+    def plot(self, ax=None, log: bool = False, **kwargs):
+        """ROC curves of every method, the blind baseline dashed, chance dotted. ``log=True``: both
+        axes on a log scale, the view of the low false-positive region where a membership attack
+        must work to be of use (Carlini et al. 2022), from one false positive in the non-members
+        (the smallest rate this data can show) to 1, with 1% and 5% marked."""
         import matplotlib.pyplot as plt
         from sklearn.metrics import roc_curve
 
         if ax is None:
             _, ax = plt.subplots(figsize=(4.8, 4.5))
         y = self.frame.is_member.to_numpy(bool)
+        n0 = int((~y).sum())
+        floor = 1.0 / max(n0, 1)
         for m in (*self.methods, "blind"):
             s = self.frame[m].to_numpy(float)
             ok = np.isfinite(s)
@@ -211,10 +216,23 @@ class MembershipResult(Result):
                 continue
             fpr, tpr, _ = roc_curve(y[ok], s[ok])
             style = dict(color="black", ls="--", lw=1.5) if m == "blind" else dict(lw=1.5)
-            ax.plot(fpr, tpr, label=f"{m} (AUROC {M.auroc(s[ok], y[ok]):.2f})", **style, **kwargs)
-        ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1, label="chance")
-        ax.set(xlabel="false-positive rate", ylabel="true-positive rate",
-               title=f"membership: {self.provenance.get('model', {}).get('name', '')}")
+            if log:   # a step at FPR 0 cannot be drawn on a log axis: start at one false positive
+                fpr, tpr = np.clip(fpr, floor, 1.0), np.clip(tpr, floor, 1.0)
+            ax.plot(fpr, tpr, label=f"{m} (AUROC {M.auroc(s[ok], y[ok]):.2f})", drawstyle="steps-post" if log else None,
+                    **style, **kwargs)
+        if log:
+            grid = np.logspace(np.log10(floor), 0, 50)
+            ax.plot(grid, grid, color="grey", ls=":", lw=1, label="chance")
+            for rate in (0.01, 0.05):
+                if rate >= floor:
+                    ax.axvline(rate, color="grey", lw=0.8, alpha=0.6)
+                    ax.text(rate, floor * 1.15, f" {rate:.0%}", fontsize=8, color="grey")
+            ax.set(xscale="log", yscale="log", xlim=(floor, 1), ylim=(floor, 1.05))
+        else:
+            ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1, label="chance")
+        name = self.provenance.get("model", {}).get("name", "")
+        ax.set(xlabel="false-positive rate" + (" (log)" if log else ""), ylabel="true-positive rate" + (" (log)" if log else ""),
+               title=f"membership: {name}" + (f"\nlow false-positive region ({n0} non-members)" if log else ""))
         ax.legend(fontsize="small", loc="lower right")
         return ax
 

@@ -26,7 +26,7 @@ from workbench.engine.padding import pad_id
 from workbench.errors import InvalidInputError, UnsupportedSiteError
 from workbench.families import HookPoint
 from workbench.inspect.cache import ActivationCache
-from workbench.inspect.hooks import attention_implementation, hooks_removed_after, intervention
+from workbench.inspect.hooks import attention_implementation, hooks_removed_after, intervention, switch_note
 from workbench.inspect.recording import (Recorder, SiteBlocks, capture_provenance, resolve_positions, resolve_sites,
                                          str_tokens)
 from workbench.inspect.sites import adapter
@@ -169,7 +169,7 @@ def capture_images(model, texts, images, sites=("resid_post",), layers=None, pos
     eager = attention_implementation(model) if needs_eager else contextlib.nullcontext()
     with eager as switched, hooks_removed_after(handles), rec.installed(), torch.inference_mode():
         if switched:
-            notes.append(f"attention switched from {switched!r} to 'eager' to read attn_pattern, then restored")
+            notes.append(switch_note(switched))
         for i in range(0, len(encs), batch_size):
             batch = collate(encs[i:i + batch_size], pad)
             rec.idx = None if idx is None else idx[i:i + batch_size]
