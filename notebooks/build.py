@@ -38,14 +38,16 @@ STUB = "# YOUR CODE HERE"
 
 def parse_percent(text: str) -> list[nbformat.NotebookNode]:
     """Split percent-format source into notebook cells (via Jupytext; markdown lines lose their
-    ``# ``; empty code cells are dropped)."""
+    ``# ``; empty code cells are dropped). A cell's tags are kept (``# %% tags=["parameters"]``
+    marks the cell papermill injects parameters after); other cell metadata is not."""
     cells = []
     for cell in jupytext.reads(text, fmt="py:percent").cells:
         body = cell.source.strip("\n")
+        tags = {"tags": list(cell.metadata["tags"])} if cell.metadata.get("tags") else {}
         if cell.cell_type == "markdown":
-            cells.append(nbformat.v4.new_markdown_cell(body))
+            cells.append(nbformat.v4.new_markdown_cell(body, metadata=tags))
         elif cell.cell_type == "code" and body.strip():
-            cells.append(nbformat.v4.new_code_cell(body))
+            cells.append(nbformat.v4.new_code_cell(body, metadata=tags))
     return cells
 
 

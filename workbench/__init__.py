@@ -63,7 +63,7 @@ _API = {
 _SUBMODULES = {"inspect", "scoring", "models", "probes", "tasks", "units", "stats", "bench", "attribution", "testing",
                "widgets",
                "training_data", "backends", "families",
-               "provenance_audit", "vision"}
+               "provenance_audit", "vision", "audit"}  # audit: a callable package, wb.audit(models=[...])
 
 __all__ = sorted(_API) + sorted(_SUBMODULES) + ["__version__"]
 
