@@ -84,7 +84,7 @@ def cell_limit(unit: AuditUnit, n_items: int | None) -> int | None:
     task with groups (BLiMP: pairs per paradigm)."""
     if n_items is None or not unit.is_task:
         return n_items
-    groups = max(1, len(unit.work.spec.task.group_names()) if unit.work.spec.task.group else 1)
+    groups = max(1, len(unit.work.spec.task.group_names) if unit.work.spec.task.group else 1)
     return max(1, math.ceil(n_items / groups))
 
 

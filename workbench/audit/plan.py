@@ -140,7 +140,7 @@ def make_plan(spec, units, pilot_run: dict) -> pd.DataFrame:
 
 def _groups(unit) -> int:
     task = unit.work.spec.task
-    return max(1, len(task.group_names()) if task.group else 1)
+    return max(1, len(task.group_names) if task.group else 1)
 
 
 def _t_power(n, sd, detect) -> float | None:

@@ -479,9 +479,13 @@ def _deployment(spec, units, state, lineages, comparisons) -> list[dict]:
             compr, compo = comparable(cr), comparable(co)
             ref_items = compr.items.reset_index(drop=True)
             entry = dep.flip_analysis(u.name, u.title, metric, ref_items, _align(compr, compo), compr.category)
-            change = compare(compo, compr)                   # deployed - reference, every metric
+            change = compare(compo, compr)                   # deployed - reference, every metric, in points
+            change = change[change.category == "all"].copy()
+            scale = {m.name: points(m) for m in u.metrics()}
+            for col in ("diff", "ci_low", "ci_high"):
+                change[col] = change[col] * change.metric.map(scale).fillna(1.0)
             entry.update(model_a=ref, model_b=other, evidence=why, lineage=verdict,
-                         changes=json.loads(change[change.category == "all"][
-                             ["metric", "diff", "ci_low", "ci_high", "p_value", "n", "test"]].to_json(orient="records")))
+                         changes=json.loads(change[["metric", "diff", "ci_low", "ci_high", "p_value", "n",
+                                                    "test"]].to_json(orient="records")))
             entries.append(entry)
     return entries
