@@ -205,3 +205,19 @@ def test_killed_mid_run_it_resumes_scoring_only_what_is_missing(folders, shared_
     statuses = [r[0] for r in con.execute("SELECT status FROM attempts")]
     con.close()
     assert "interrupted" in statuses or "running" in statuses or len(statuses) > 2 * 3   # the killed attempt is on record
+
+
+@pytest.mark.slow
+def test_the_ray_executor_scores_the_same_cells_into_the_store(folders, shared_data, tmp_path):
+    pytest.importorskip("ray", reason="Ray is not installed: pip install 'open-model-workbench[ray]'")
+    os.environ.setdefault("WORKBENCH_SHARED_DATA", str(shared_data))
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")   # a throw-away local cluster
+    audit_file = {"models": [folders["gpt2"], folders["llama"]], "probes": [{"crows_pairs": 10}],
+                  "tasks": [{"blimp": 1}], "contamination": False}
+    on_ray = wb.audit({**audit_file, "executor": "ray"}, out=tmp_path / "ray", progress=False)
+    local = wb.audit(audit_file, out=tmp_path / "local", progress=False)
+    assert _numbers(on_ray.card.data) == _numbers(local.card.data)
+    con = sqlite3.connect(tmp_path / "ray" / "audit_store.db")
+    executors = {r[0] for r in con.execute("SELECT executor FROM attempts")}
+    con.close()
+    assert executors == {"ray"}       # every cell scored on the cluster; the local pass only read them

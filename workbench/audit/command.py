@@ -108,7 +108,7 @@ def run_audit(args: argparse.Namespace) -> int:
         spec.store = store or _absolute(spec.store)
     print(f"auditing {len(spec.models)} models ({', '.join(m.label for m in spec.models)}) in the audit notebook; "
           "each step is reported as it ends ...", flush=True)
-    report = run_audit_notebook(spec.to_yaml(), out, timeout=args.timeout)
+    report = run_audit_notebook(spec.to_yaml(), out, timeout=args.timeout, source=spec.text)
     card = AuditCard.load(report.card).data
     print(f"done in {report.seconds:.0f} s")
     print(f"  report:   {report.html}\n  card:     {report.card}\n  notebook: {report.notebook}\n"

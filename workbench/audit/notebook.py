@@ -80,10 +80,11 @@ AUDIT_NOTEBOOK = Path(__file__).resolve().parents[2] / "audits" / "flagship_audi
 
 
 def run_audit_notebook(audit_text: str, out_dir: str | os.PathLike, notebook: str | os.PathLike | None = None,
-                       timeout: int | None = None, stream=None, cwd: str | os.PathLike | None = None) -> Report:
+                       timeout: int | None = None, stream=None, cwd: str | os.PathLike | None = None,
+                       source: str | None = None) -> Report:
     """Execute the audit notebook headless with papermill, the audit file injected after its
-    ``parameters`` cell (``audit_file`` = its YAML text, ``out`` = ``out_dir``), the audit's
-    lines echoed to ``stream`` as they come. Writes the executed ``notebook.ipynb`` into
+    ``parameters`` cell (``audit_file`` = the YAML text that runs, ``audit_source`` = the file as
+    given (``source``), ``out`` = ``out_dir``), the audit's lines echoed to ``stream`` as they come. Writes the executed ``notebook.ipynb`` into
     ``out_dir`` (also when a cell fails: then it is the partly executed notebook), adds how it
     ran to the card the audit wrote, and renders ``report.html`` again from it."""
     import sys
@@ -103,7 +104,8 @@ def run_audit_notebook(audit_text: str, out_dir: str | os.PathLike, notebook: st
     os.environ[PROGRESS_ENV] = "0"     # the kernel inherits it: no progress bar frozen into the notebook
     start = time.perf_counter()
     try:
-        pm.execute_notebook(str(notebook), str(executed), parameters={"audit_file": audit_text, "out": str(out_dir)},
+        pm.execute_notebook(str(notebook), str(executed), parameters={"audit_file": audit_text, "out": str(out_dir),
+                                                                       "audit_source": source},
                             kernel_name="python3", progress_bar=False, log_output=False,
                             stdout_file=stream or sys.stdout, cwd=str(cwd or os.getcwd()),
                             execution_timeout=timeout, extra_arguments=["--IPKernelApp.log_level=ERROR"])

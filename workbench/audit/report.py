@@ -52,6 +52,13 @@ CSS = """
   .wb-card table.wb-stack tr { border: 1px solid #c9d1d9; border-radius: 4px; margin: 0 0 0.7em; }
   .wb-card table.wb-stack td { border: none; border-bottom: 1px solid #eef1f4; overflow-wrap: anywhere; }
   .wb-card table.wb-stack td::before { content: attr(data-label) ": "; font-weight: 600; color: #57606a; }
+  /* each finding reads probe, difference, p first; the overview of many models scrolls in its box */
+  .wb-card table.wb-stack tr { display: flex; flex-direction: column; }
+  .wb-card table.wb-stack td { order: 4; }
+  .wb-card table.wb-stack td[data-label="probe or task"], .wb-card table.wb-stack td[data-label="probe"] { order: 1; }
+  .wb-card table.wb-stack td[data-label="difference A - B"], .wb-card table.wb-stack td[data-label="flips"] { order: 2; }
+  .wb-card table.wb-stack td[data-label="adjusted p"], .wb-card table.wb-stack td[data-label="McNemar p"] { order: 3; }
+  .wb-card .wb-overview { max-height: 45vh; overflow: auto; }
 }
 """
 
@@ -60,6 +67,7 @@ CAVEAT = ("A difference here is a difference on these items, scored this way: it
           "that the models are equally biased.")
 
 _HIDDEN_COLUMNS = {"index", "level_0"}
+MAX_FIGURE_ROWS = 24  # beyond this many headline rows (ten models: 180) the figures would not be read
 
 
 def _environment():
@@ -150,9 +158,11 @@ def card_html(card: dict, page: bool = False, figures: bool = True) -> str:
     findings = {"table": readable(table.to_dict("records") if table is not None else [],
                                   columns=[c for c in table.columns if c != "reading"] if table is not None else None),
                 "readings": [{"name": e["name"], "text": r} for e, r in zip(entries, table["reading"])] if entries else [],
-                "figure": differences_svg(entries) if entries and figures else None, "caveat": CAVEAT,
-                "entries": [dict(e, figure=finding_svg(e) if figures and e["categories"] else None, table=_finding_table(e))
-                            for e in entries]}
+                # one figure of every row while it stays legible; per-row figures while they are few
+                "figure": differences_svg(entries) if entries and figures and len(entries) <= MAX_FIGURE_ROWS else None,
+                "caveat": CAVEAT,
+                "entries": [dict(e, figure=finding_svg(e) if figures and e["categories"] and len(entries) <= MAX_FIGURE_ROWS
+                                 else None, table=_finding_table(e)) for e in entries]}
     findings["table"]["any_small"] = False  # the headline rows say "n" themselves; readings flag small n
     min_n = min([e.get("min_n", MIN_N) for e in entries] or [MIN_N])
     models = readable([{k: m.get(k) for k in ("name", "fingerprint_id", "licence", "source", "architecture", "kind")}
