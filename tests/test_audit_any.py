@@ -221,3 +221,39 @@ def test_the_ray_executor_scores_the_same_cells_into_the_store(folders, shared_d
     executors = {r[0] for r in con.execute("SELECT executor FROM attempts")}
     con.close()
     assert executors == {"ray"}       # every cell scored on the cluster; the local pass only read them
+
+
+@pytest.mark.slow
+def test_the_plan_from_a_seeded_pilot(folders, shared_data, tmp_path):
+    from workbench.audit import power as pw
+    os.environ.setdefault("WORKBENCH_SHARED_DATA", str(shared_data))
+    audit_file = {"models": [folders["gpt2"], folders["llama"]], "pilot": 12,
+                  "probes": ["crows_pairs", {"winobias": {"metric": "mean_diff"}}], "tasks": ["blimp"]}
+    plan = wb.audit(audit_file, detect=30, plan=True, out=tmp_path, progress=False)
+    assert plan.card is None and not (tmp_path / "audit_card.json").exists()     # the plan only
+    p = plan.plan.set_index("probe")
+    assert list(p.index) == ["CrowS-Pairs", "WinoBias", "BLiMP"] and p.loc["CrowS-Pairs", "n_available"] == 1508
+    crows = p.loc["CrowS-Pairs"]
+    assumed = max(crows.discordance, 0.30)
+    assert crows.n_needed == pw.mcnemar_n(assumed, 0.30)                      # exact McNemar, at the larger of the two
+    assert crows.n_planned == min(crows.n_needed, 1508) and crows.power_planned >= 0.8
+    assert p.loc["WinoBias", "method"].startswith("sign-flip")               # a continuous metric: t-test power
+    assert p.loc["BLiMP", "limit"] == -(-p.loc["BLiMP", "n_planned"] // 67)  # items per paradigm for a task
+    seconds = [c for c in p.columns if c.startswith("seconds:")]
+    assert len(seconds) == 2 and (p[seconds].notna().all().all())
+    assert plan.plan.attrs["total_seconds"] > 0
+    # a difference below what the data supports: the plan says so
+    tiny = wb.audit(audit_file, detect=0.5, plan=True, out=tmp_path, progress=False).plan.set_index("probe")
+    assert "cannot be shown with 80% power" in tiny.loc["CrowS-Pairs", "note"]
+    assert tiny.loc["CrowS-Pairs", "n_planned"] == 1508
+    # the pilot is in the store: planning again scores nothing
+    con = sqlite3.connect(tmp_path / "audit_store.db")
+    assert con.execute("SELECT SUM(n_scored) FROM attempts").fetchone()[0] == \
+        con.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+    con.close()
+    # and the audit then runs the planned sizes
+    done = wb.audit(audit_file, detect=30, out=tmp_path, progress=False)
+    n = done.findings().set_index("probe").n
+    assert n["CrowS-Pairs"] == p.loc["CrowS-Pairs", "n_planned"]
+    assert done.card.data["plan"]["detect"] == 30 and all("power_at_detect" in r for r in done.card.data["power"]
+                                                           if r["metric"] != "mean_diff")

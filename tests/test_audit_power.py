@@ -58,6 +58,8 @@ def test_continuous_plans_come_from_statsmodels_ttest_power():
     from statsmodels.stats.power import TTestPower
     n = pw.ttest_n(sd=2.0, difference=0.5)
     assert TTestPower().power(0.25, n, 0.05) >= 0.8 > TTestPower().power(0.25, n - 1, 0.05)
+    assert pw.ttest_n(sd=0.1, difference=5.0) == 6        # a huge effect: the fewest items the sign-flip test
+    #                                                      can reject on (2 / 2**6 < 0.05), not "none"
 
 
 def test_flip_counts_rates_and_intervals():

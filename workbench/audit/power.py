@@ -36,6 +36,7 @@ from workbench.errors import InvalidInputError
 POWER = 0.8
 ALPHA = 0.05
 N_MAX = 1_000_000
+SIGN_FLIP_MIN_N = 6
 
 
 def _critical(k: np.ndarray, alpha: float) -> np.ndarray:
@@ -103,12 +104,22 @@ def mcnemar_detectable(n: int, discordance: float, power: float = POWER, alpha: 
 def ttest_n(sd: float, difference: float, power: float = POWER, alpha: float = ALPHA) -> int | None:
     """Paired items a two-sided test needs to find ``difference`` (in the units of ``sd``, the
     standard deviation of the per-item differences) with ``power`` (statsmodels ``TTestPower``)."""
+    import warnings
+
     from statsmodels.stats.power import TTestPower
     if sd <= 0 or difference <= 0:
         return None
-    n = TTestPower().solve_power(effect_size=difference / sd, nobs=None, alpha=alpha, power=power)
+    effect = difference / sd
+    # the exact sign-flip test the audit runs cannot reach p < 0.05 on fewer than 6 items (2 / 2**5),
+    # whatever the effect; from there the t-test's power stands in for it
+    for n in range(SIGN_FLIP_MIN_N, 12):
+        if TTestPower().power(effect, n, alpha) >= power:   # a large effect: below the solver's bracket
+            return n
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                  # no convergence: NaN, answered below
+        n = TTestPower().solve_power(effect_size=effect, nobs=None, alpha=alpha, power=power)
     n = float(np.ravel(n)[0])
-    return int(math.ceil(n)) if np.isfinite(n) and n <= N_MAX else None
+    return max(SIGN_FLIP_MIN_N, int(math.ceil(n))) if np.isfinite(n) and n <= N_MAX else None
 
 
 def ttest_detectable(n: int, sd: float, power: float = POWER, alpha: float = ALPHA) -> float | None:
