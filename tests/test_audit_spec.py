@@ -169,3 +169,17 @@ def test_an_unreachable_server_fails_before_any_scoring_naming_its_url(tmp_path,
     code, err = _cli([str(path), "--out", str(tmp_path / "out")], capsys)
     assert code == 2 and len(err) == 1 and "http://127.0.0.1:9/v1" in err[0] and "did not answer" in err[0]
     assert not (tmp_path / "out" / "audit_store.db").exists()    # nothing was opened, let alone scored
+
+
+def test_the_models_step_says_when_a_first_load_will_de_quantise(isolated_cache):
+    from workbench.audit.run import first_load_note
+    from workbench.audit.spec import model_spec
+    from workbench.models.gguf_cache import MARKER, cached_folder
+    from workbench.models.registry import EMBEDDED
+    smol = model_spec("smollm2-135m-instruct")
+    assert "first use" in first_load_note(smol)                       # nothing cached yet
+    folder = cached_folder(EMBEDDED["smollm2-135m-instruct"].sha256)
+    folder.mkdir(parents=True)
+    (folder / MARKER).write_text("{}")
+    assert first_load_note(smol) == ""                               # cached: nothing to warn about
+    assert first_load_note(model_spec("smollm2-135m-instruct@llama.cpp")) == ""   # llama.cpp reads the GGUF as is

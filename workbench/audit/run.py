@@ -188,11 +188,25 @@ def _run(spec: AuditSpec, out: Path, store, plan_only: bool, say: Reporter) -> A
     return Audit(spec=spec, card=card, plan=planned, out=out, store=store_path, cells=state["cells"], paths=paths)
 
 
+def first_load_note(m) -> str:
+    """What a first load will do that takes long: an embedded GGUF not yet de-quantised into the
+    cache (hf backend); a .gguf file on the hf backend may be (its hash is not computed here)."""
+    if m.backend != "hf":
+        return ""
+    from workbench.models.gguf_cache import MARKER, cached_folder
+    from workbench.models.registry import EMBEDDED
+    entry = EMBEDDED.get(m.spec)
+    if entry is not None and entry.sha256 and not (cached_folder(entry.sha256) / MARKER).exists():
+        return ": first use, its GGUF is de-quantised and cached once (a minute or two)"
+    if str(m.spec).lower().endswith(".gguf"):
+        return ": a .gguf file is de-quantised and cached on its first use (a minute or two)"
+    return ""
+
+
 def _loader(say):
     def load(m):
         t0 = time.perf_counter()
-        say.say(f"  loading {m.label} ({m.backend} backend; a GGUF's first load is de-quantised and cached, "
-                "which can take a minute or two) ...")
+        say.say(f"  loading {m.label} ({m.backend} backend{first_load_note(m)}) ...")
         model = m.load()
         say.say(f"  {m.label}: loaded in {time.perf_counter() - t0:.0f} s, fingerprint {model.fingerprint_id}")
         return model
@@ -438,6 +452,8 @@ def _chat_findings(spec, chat, generate, card, state) -> None:
             cr, cc = state["cells"].get((m.label, raw.name)), state["cells"].get((m.label, chat_u.name))
             if cr is None or cc is None:
                 continue
+            for fmt, cell in (("raw", cr), ("chat", cc)):
+                card.add_result(f"{raw.title} ({fmt}) / {m.label}", cell["result"])
             metric = raw.metric()
             frame = compare(comparable(cc), comparable(cr))
             card.add_result(f"chat vs raw: {raw.title} / {m.label}", frame,
