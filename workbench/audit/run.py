@@ -16,6 +16,7 @@ The steps, each printed as it finishes (:class:`~workbench.audit.progress.Report
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import json
@@ -233,6 +234,16 @@ def _score_on_ray(spec, units, limits, store_path, say) -> None:
     say.done("Scoring on Ray", f"{len(spec.models) * len(units)} cells", time.perf_counter() - t0)
 
 
+@contextlib.contextmanager
+def _recorded(state, section: str, model: str, say):
+    """A section that cannot be done for one model (a WorkbenchError: its reason is the message)
+    is a recorded skip; the audit goes on and keeps everything computed."""
+    try:
+        yield
+    except WorkbenchError as e:
+        _skip(state, section, model, " ".join(str(e).split()), say)
+
+
 def _skip(state, section: str, model: str, reason: str, say) -> None:
     state["skipped"].append({"section": section, "model": model, "reason": reason})
     say.say(f"  {section} on {model}: skipped ({reason})")
@@ -247,18 +258,19 @@ def _one_model(spec, m, units, chat, generate, limits, db, card, state, say) -> 
     state["fingerprints"][m.label], state["backends"][m.label] = dict(model.fingerprint), m.backend
     if "hooks" in model.backend.capabilities:
         from workbench.inspect import verify
-        check = verify(model)
-        card.add_fidelity(model, check)
-        card.data["fidelity"][-1]["model"] = m.label
+        with _recorded(state, "fidelity", m.label, say):
+            card.add_fidelity(model, verify(model))
+            card.data["fidelity"][-1]["model"] = m.label
     else:
         _skip(state, "fidelity", m.label, f"the {m.backend} backend has no hooks: the fidelity check (hooks leave the "
               "outputs unchanged) concerns inspection, which runs on backend='hf'; no number here is read through "
               "hooks", say)
     from workbench.provenance_audit import documentation
-    doc = documentation(model)
-    card.add_documentation(doc)
-    card.data["made"]["documentation"][-1]["model"] = m.label
-    state["docs"][m.label] = doc.to_cyclonedx()
+    with _recorded(state, "documentation", m.label, say):
+        doc = documentation(model)
+        card.add_documentation(doc)
+        card.data["made"]["documentation"][-1]["model"] = m.label
+        state["docs"][m.label] = doc.to_cyclonedx()
     for u in units:
         _cell(model, m.label, u, limits[u.name], db, spec, state, say)
     if m.label in _chat_models(spec, model):
@@ -394,11 +406,12 @@ def _lineage(spec, card, state, say) -> dict:
                     del loaded[drop]
                     gc.collect()
                 loaded[label] = load(spec.model(label))
-        res = lineage(loaded[a], loaded[b])
-        card.add_lineage(res)
-        card.data["made"]["lineage"][-1].update(model_a=a, model_b=b)
-        out[a, b] = res.verdict
-        say.say(f"  lineage {a} vs {b}: {res.verdict}")
+        with _recorded(state, "lineage", f"{a} vs {b}", say):
+            res = lineage(loaded[a], loaded[b])
+            card.add_lineage(res)
+            card.data["made"]["lineage"][-1].update(model_a=a, model_b=b)
+            out[a, b] = res.verdict
+            say.say(f"  lineage {a} vs {b}: {res.verdict}")
     loaded.clear()
     gc.collect()
     return out
