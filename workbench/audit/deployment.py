@@ -36,6 +36,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from workbench.stats import mcnemar_exact, proportion_ci
+from workbench.stats.metrics import columns_of
 
 SAME_FUNCTION = ("same weights", "same function")
 
@@ -127,7 +128,6 @@ def flip_analysis(unit: str, title: str, metric, ref, other, category: str | Non
     """The deployment entry of one probe or task: ``ref`` and ``other`` are the two models'
     per-item frames on the same items (``other`` aligned to ``ref``'s order), ``metric`` the
     binary :class:`~workbench.stats.Metric` whose per-item outcome is the decision."""
-    from workbench.stats.metrics import columns_of
     a = metric.counted(columns_of(ref, [metric]))
     b = metric.counted(columns_of(other, [metric]))
     entry = {"probe": title, "unit": unit, "metric": metric.name, **flips(a, b)}

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 from workbench.audit.spec import AuditSpec, UnitChoice
 from workbench.bench.cells import WorkUnit, probe_unit, run_unit_cell, task_work_unit
-from workbench.errors import InvalidInputError
+from workbench.errors import DataError, InvalidInputError
+from workbench.units.result import result_comparable
+from workbench.units.run import prepare_unit
 
 MAX_CATEGORIES = 30   # a finding lists its categories up to this many (BLiMP's 67 paradigms: overall only)
 
@@ -67,7 +69,6 @@ def unit_of(spec: AuditSpec, choice: UnitChoice, format: str | None = None) -> A
         return AuditUnit(choice, task_work_unit(choice.name))
     data = spec.unit_data(choice)
     if data is not None and not data.exists():
-        from workbench.errors import DataError
         raise DataError(f"the data of probe {choice.name!r} is not at {data}: set `data:` in the audit file (or "
                         f"--data DIR) to the folder that holds {data.name}/, or give the probe its own data path")
     options = dict(choice.options)
@@ -92,7 +93,6 @@ def available(unit: AuditUnit, model) -> int:
     """How many items the unit's data has (after the loader's checks)."""
     if unit.is_task:
         return len(unit.work.spec.task.all_items)
-    from workbench.units.run import prepare_unit
     return len(prepare_unit(unit.work.spec, model, data=unit.work.data, limit=None, **unit.work.options).items)
 
 
@@ -106,7 +106,6 @@ def run_cell(model, label: str, unit: AuditUnit, store, *, limit, seed: int, tag
 
 def comparable(cell: dict):
     """What :func:`workbench.compare` pairs for a cell's result."""
-    from workbench.units.result import result_comparable
     result = cell["result"]
     if result is None:
         raise InvalidInputError(f"the cell {cell['task']} on {cell['model']} has no result")

@@ -12,6 +12,7 @@ from workbench.audit import power as pw
 from workbench.audit.grid import points
 from workbench.audit.spec import KNOWN_LIMITATIONS
 from workbench.portable import portable_path
+from workbench.provenance_audit.bom import combine, validate, with_results
 
 
 def overview(spec, units, state) -> list[dict]:
@@ -93,7 +94,7 @@ def bom_results(spec, units, state, label: str) -> list[dict]:
 
 
 def write_bom(spec, units, state, path: Path) -> Path:
-    from workbench.provenance_audit.bom import combine, validate, with_results
+
     boms = {m.label: with_results(state["docs"][m.label], bom_results(spec, units, state, m.label))
             for m in spec.models if m.label in state["docs"]}
     bom = combine(boms)

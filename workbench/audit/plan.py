@@ -26,9 +26,11 @@ import time
 
 import numpy as np
 import pandas as pd
+from statsmodels.stats.power import TTestPower
 
 from workbench.audit import power as pw
 from workbench.audit.grid import available, cell_limit, comparable, points, run_cell
+from workbench.audit.progress import _duration
 from workbench.stats.compare import _align
 from workbench.stats.metrics import columns_of
 
@@ -144,7 +146,6 @@ def _groups(unit) -> int:
 
 
 def _t_power(n, sd, detect) -> float | None:
-    from statsmodels.stats.power import TTestPower
     if not (np.isfinite(sd) and sd > 0) or n < 2:
         return None
     return float(TTestPower().power(effect_size=detect / sd, nobs=n, alpha=pw.ALPHA))
@@ -152,7 +153,6 @@ def _t_power(n, sd, detect) -> float | None:
 
 def plan_text(plan: pd.DataFrame) -> str:
     """The plan as the terminal shows it."""
-    from workbench.audit.progress import _duration
     a = plan.attrs
     lines = [f"Plan: find a paired difference of {a['detect']:g} points with {a['power']:.0%} power "
              f"(two-sided, alpha {a['alpha']:g}), from a seeded pilot of {a['pilot']} items per probe and model."]

@@ -27,11 +27,14 @@ in the plan).
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from scipy import stats
+from statsmodels.stats.power import TTestPower
 
 from workbench.errors import InvalidInputError
+from workbench.stats import minimum_detectable_effect
 
 POWER = 0.8
 ALPHA = 0.05
@@ -104,9 +107,6 @@ def mcnemar_detectable(n: int, discordance: float, power: float = POWER, alpha: 
 def ttest_n(sd: float, difference: float, power: float = POWER, alpha: float = ALPHA) -> int | None:
     """Paired items a two-sided test needs to find ``difference`` (in the units of ``sd``, the
     standard deviation of the per-item differences) with ``power`` (statsmodels ``TTestPower``)."""
-    import warnings
-
-    from statsmodels.stats.power import TTestPower
     if sd <= 0 or difference <= 0:
         return None
     effect = difference / sd
@@ -123,7 +123,6 @@ def ttest_n(sd: float, difference: float, power: float = POWER, alpha: float = A
 
 
 def ttest_detectable(n: int, sd: float, power: float = POWER, alpha: float = ALPHA) -> float | None:
-    from workbench.stats import minimum_detectable_effect
     if n < 2 or sd <= 0:
         return None
     return minimum_detectable_effect(n, sd=sd, alpha=alpha, power=power)

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from workbench.audit.deployment import flip_frame
 from workbench.audit.findings import headline, holm, reading
+from workbench.units.result import result_items
 
 FINDING_COLUMNS = ["probe", "metric", "model_a", "model_b", "a", "b", "difference", "ci_low", "ci_high", "p_value",
                    "p_adjusted", "n", "detectable", "reading"]
@@ -46,7 +48,6 @@ class Audit:
         return headline(self.card.data.get("findings") or []) if self.card else pd.DataFrame()
 
     def deployment(self) -> pd.DataFrame:
-        from workbench.audit.deployment import flip_frame
         return flip_frame(self.card.data.get("deployment") or [] if self.card else [])
 
     def overview(self) -> pd.DataFrame:
@@ -63,7 +64,6 @@ class Audit:
         raise KeyError(f"no result for {model!r} on {unit!r}; cells: {sorted(self.cells)}")
 
     def items(self, model: str, unit: str) -> pd.DataFrame:
-        from workbench.units.result import result_items
         return result_items(self.result(model, unit))
 
     def _repr_html_(self) -> str:

@@ -36,7 +36,14 @@ from pathlib import Path
 
 import yaml
 
+from workbench.backends import backend_names, get_backend
 from workbench.errors import BackendUnavailableError, InvalidInputError, UnknownModelError
+from workbench.models.loading import _HUB_ID, _looks_like_path, load_model
+from workbench.models.registry import EMBEDDED
+from workbench.probes.api import get_spec, probe_names
+from workbench.tasks.data import shared_data_dir
+from workbench.tasks.spec import builtin_tasks, load_task
+from workbench.tasks.unit import task_unit
 
 MIN_MODELS, MAX_MODELS = 2, 10
 PILOT_ITEMS = 40
@@ -80,7 +87,6 @@ class ModelSpec:
 
     def load(self):
         """The loaded model, named by its label (``wb.load_model(spec, backend=..., **options)``)."""
-        from workbench.models.loading import load_model
         return load_model(self.spec, backend=self.backend, **{"name": self.label, **self.options})
 
 
@@ -136,7 +142,6 @@ class AuditSpec:
     def data_folder(self) -> Path | None:
         if self.data:
             return Path(self.data).expanduser()
-        from workbench.tasks.data import shared_data_dir
         return shared_data_dir()
 
     def unit_data(self, unit: UnitChoice) -> Path | None:
@@ -144,7 +149,6 @@ class AuditSpec:
         else the folder named after it; None for tasks (they name their own data)."""
         if unit.kind != "probe":
             return None
-        from workbench.probes.api import get_spec
         if unit.data is None and get_spec(unit.name).default_data is not None:
             return None  # packaged templates
         given = Path(unit.data or DATA_FOLDERS.get(unit.name, unit.name)).expanduser()
@@ -187,7 +191,6 @@ def _label_of(spec: str, backend: str) -> str:
 def split_spec(text: str) -> tuple[str, str]:
     """``"SPEC@BACKEND"`` -> (spec, backend); a spec without a known backend suffix is taken whole
     (a path may hold "@"), but a suffix that looks like a backend name and is not one is refused."""
-    from workbench.backends import backend_names
     text = str(text).strip()
     if not text:
         raise InvalidInputError("a model spec is empty: give an alias (see wb.list_models()), a folder, a .gguf "
@@ -219,7 +222,6 @@ def model_spec(entry) -> ModelSpec:
                                     f"'backend', 'name', 'options'); got keys {sorted(entry)}")
         spec, backend = split_spec(entry["spec"])
         if entry.get("backend") is not None:
-            from workbench.backends import backend_names
             if backend != "hf" and backend != entry["backend"]:
                 raise InvalidInputError(f"model {entry['spec']!r} names backend {backend!r} and the mapping says "
                                         f"{entry['backend']!r}: give it once")
@@ -262,8 +264,6 @@ def _unit_entries(value, kind: str) -> list[tuple[str, dict]]:
 
 def unit_choice(name: str, options: dict, kind: str, default_limit) -> UnitChoice:
     """A checked probe or task: the name must be known, its options its own."""
-    from workbench.probes.api import get_spec, probe_names
-    from workbench.tasks.spec import builtin_tasks, load_task
     options = dict(options)
     own = {k: options.pop(k) for k in list(options) if k in UNIT_KEYS}
     limit = own.get("limit", default_limit)
@@ -285,7 +285,6 @@ def unit_choice(name: str, options: dict, kind: str, default_limit) -> UnitChoic
         if name not in builtin_tasks() and not Path(name).exists():
             raise InvalidInputError(f"unknown task {name!r}; built-in tasks: {', '.join(sorted(builtin_tasks()))} "
                                     "(or the path of a YAML task spec; probes go under probes:)")
-        from workbench.tasks.unit import task_unit
         metrics = [m.name for m in task_unit(load_task(name)).metrics({})]
     metric = own.get("metric")
     if metric is not None and metric not in metrics:
@@ -313,8 +312,6 @@ def check_models(models: list[ModelSpec]) -> None:
 
 def check_model_spec(m: ModelSpec) -> None:
     """What can be checked without loading: the backend's optional engine, an alias, a path."""
-    from workbench.backends import get_backend
-    from workbench.models.registry import EMBEDDED
     entry = get_backend(m.backend)
     module = ENGINES.get(m.backend)
     if module and importlib.util.find_spec(module) is None:
@@ -328,7 +325,6 @@ def check_model_spec(m: ModelSpec) -> None:
     text = os.path.expanduser(m.spec)
     if m.spec in EMBEDDED or os.path.exists(text):
         return
-    from workbench.models.loading import _HUB_ID, _looks_like_path
     if _looks_like_path(m.spec):
         raise InvalidInputError(f"model {m.label!r}: no such file or folder {text!r} (resolved from {os.getcwd()})")
     if not _HUB_ID.match(m.spec):
