@@ -42,8 +42,10 @@ COPIES = ("instructor", "student")  # the cell tags that keep a cell in one copy
 
 def parse_percent(text: str) -> list[nbformat.NotebookNode]:
     """Split percent-format source into notebook cells (via Jupytext; markdown lines lose their
-    ``# ``; empty code cells are dropped). A cell tagged for one copy keeps that tag in its
-    metadata (``copy``) until the copies are made."""
+    ``# ``; empty code cells are dropped). A cell's tags are kept (``# %% tags=["parameters"]``
+    marks the cell papermill injects parameters after), except a copy's tag (``instructor`` or
+    ``student``), which stays in its metadata (``copy``) until the copies are made; other cell
+    metadata is not kept."""
     cells = []
     for cell in jupytext.reads(text, fmt="py:percent").cells:
         body = cell.source.strip("\n")
@@ -58,6 +60,9 @@ def parse_percent(text: str) -> list[nbformat.NotebookNode]:
             raise SystemExit(f"a cell is tagged for both copies {copies}: {body[:60]!r}")
         if copies:
             new.metadata["copy"] = copies[0]
+        kept = [t for t in cell.metadata.get("tags", []) if t not in COPIES]
+        if kept:
+            new.metadata["tags"] = kept
         cells.append(new)
     return cells
 

@@ -1,7 +1,8 @@
-"""The flagship audit as a reader meets it: `workbench audit` run headless on the embedded models,
-its terminal progress, then report.html opened in Chromium. The headline table must be the
-first table, no absolute path of this machine may appear in the page or the card, and no
-progress-bar text may be frozen into the page."""
+"""The flagship audit as a reader meets it: `workbench audit` (the default audit file, run in the
+audit notebook) on the embedded models, its terminal progress, then report.html opened in
+Chromium on a desktop and on a phone. The page opens on its findings (every model on every
+probe, then the pairs), no absolute path of this machine may appear in the page or the card, and
+no progress-bar text may be frozen into the page."""
 from __future__ import annotations
 
 import contextlib
@@ -20,8 +21,8 @@ import pytest
 from test_browser import CHROMIUM, CHROMIUM_FLAGS, _needs_browser
 
 ROOT = Path(__file__).resolve().parents[1]
-# the two-model rows, then SmolLM2 as a chat model vs raw text (its own pair: generic A/B columns)
-FINDINGS = ["CrowS-Pairs", "StereoSet", "WinoBias", "BLiMP", "CrowS-Pairs: chat vs raw"]
+# the two-model rows, then SmolLM2 as a chat model vs raw text (its own pairs: generic A/B columns)
+FINDINGS = ["CrowS-Pairs", "StereoSet", "WinoBias", "BLiMP", "CrowS-Pairs: chat vs raw", "BBQ: chat vs raw"]
 PROGRESS_BAR = re.compile(r"\d+/\d+ \[|it/s\]|s/it\]|\d+%\|")
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_model, pytest.mark.shared_data]
@@ -51,12 +52,12 @@ def flagship(tmp_path_factory):
 
 def test_terminal_shows_each_step_and_where_the_report_is(flagship):
     out, printed = flagship
-    steps = re.findall(r"^\[(\d+)/(\d+)\] (.+?)  \(\d+ s\)$", printed, re.M)
-    assert len(steps) >= 8 and steps[-1][0] == steps[-1][1]          # every section, in order
-    assert {"Bias probes", "Findings"} <= {s[2] for s in steps}
-    assert re.search(r"crows_pairs on smollm2-135m-instruct: \d+ items", printed)   # how far, as it goes
-    assert re.search(r"bbq_generative on smollm2-135m-instruct: \d+ answers", printed)
-    assert str(out / "report.html") in printed
+    steps = re.findall(r"^== (.+?)(?:: .*)? \((?:\d+ s; )?\d+ s in all\)$", printed, re.M)
+    assert {"Audit", "Models", "Lineage", "Findings", "Deployment", "Report"} <= set(steps)   # one line each
+    assert steps.index("Models") < steps.index("Findings") < steps.index("Report")
+    assert re.search(r"probe:crows_pairs \| smollm2-135m-instruct: \d+/\d+ items", printed)  # how far, as it goes
+    assert re.search(r"probe:bbq_generative \| smollm2-135m-instruct: \d+/\d+ items", printed)
+    assert str(out / "report.html") in printed and (out / "notebook.ipynb").is_file() and (out / "ml_bom.json").is_file()
     assert "Traceback" not in printed and "WARNING" not in printed
 
 
@@ -96,19 +97,28 @@ def test_report_opens_with_the_headline_and_leaks_nothing(flagship, shared_data,
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto((out / "report.html").as_uri())
-            first = page.locator("table").first
-            header = first.locator("th").all_inner_texts()
+            headings = page.locator("h2").all_inner_texts()
+            assert headings[0] == "Findings" and headings[-1] == "Appendix"
+            overview = page.locator("table").first                # every model on every probe, first
+            assert overview.locator("th").all_inner_texts()[0] == "model"
+            assert overview.locator("tbody tr").count() == 2 and overview.bounding_box()["y"] < 900
+            pairs = page.locator("table.wb-stack").first
+            header = pairs.locator("th").all_inner_texts()
             assert header[:3] == ["probe or task", "metric", "ideal"] and "difference A - B" in header
             assert "adjusted p" in header and "n" in header and "A vs B" in header
-            rows = first.locator("tbody tr").all_inner_texts()
+            rows = pairs.locator("tbody tr").all_inner_texts()
             assert [r.split("\t")[0] for r in rows] == FINDINGS
-            # the first screen: the title, the question, the headline table and the readings
-            assert first.bounding_box()["y"] < 900
-            headings = page.locator("h2").all_inner_texts()
-            assert headings[:2] == ["Findings", "Appendix"]
+            assert pairs.bounding_box()["y"] < 2 * 900                # the pairs start on the second screen at most
             body = page.inner_text("body")
             assert not PROGRESS_BAR.search(body) and "Traceback" not in body
             assert page.locator("figure svg").count() >= 4        # differences + one per probe
+            phone = browser.new_page(viewport={"width": 390, "height": 844})
+            phone.goto((out / "report.html").as_uri())
+            assert phone.evaluate("document.documentElement.scrollWidth") == 390
+            first = phone.locator("table.wb-stack").first.locator("tbody tr").first
+            for label in ("probe or task", "difference A - B", "adjusted p"):
+                box = first.locator(f'td[data-label="{label}"]').bounding_box()
+                assert box["y"] + box["height"] <= 2 * 844 and box["x"] + box["width"] <= 390.5, (label, box)
             shot = tmp_path / "report.png"
             page.screenshot(path=str(shot), full_page=False)
             keep = os.environ.get("WORKBENCH_TEST_ARTIFACTS")

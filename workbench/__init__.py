@@ -63,7 +63,8 @@ _API = {
     "lineage": "workbench.provenance_audit.lineage:lineage",
 }
 _SUBMODULES = {"inspect", "scoring", "models", "probes", "tasks", "units", "stats", "bench", "attribution", "testing",
-               "errors", "widgets", "training_data", "backends", "families", "provenance_audit", "vision", "audit"}
+               "errors", "widgets", "training_data", "backends", "families", "provenance_audit", "vision",
+               "audit"}  # audit: a callable package, wb.audit(models=[...])
 
 __all__ = sorted(_API) + sorted(_SUBMODULES) + ["__version__"]
 

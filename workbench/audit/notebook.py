@@ -73,3 +73,63 @@ def build_report(notebook: str | os.PathLike, out_dir: str | os.PathLike, timeou
     html_path = out_dir / "report.html"
     html_path.write_text(card.to_html(page=True))
     return Report(html=html_path, card=card_path, notebook=executed_path, seconds=seconds)
+
+
+# ---- an audit file through the audit notebook (papermill) ------------------------------------------
+AUDIT_NOTEBOOK = Path(__file__).resolve().parents[2] / "audits" / "flagship_audit.ipynb"
+
+
+def run_audit_notebook(audit_text: str, out_dir: str | os.PathLike, notebook: str | os.PathLike | None = None,
+                       timeout: int | None = None, stream=None, cwd: str | os.PathLike | None = None,
+                       source: str | None = None) -> Report:
+    """Execute the audit notebook headless with papermill, the audit file injected after its
+    ``parameters`` cell (``audit_file`` = the YAML text that runs, ``audit_source`` = the file as
+    given (``source``), ``out`` = ``out_dir``), the audit's lines echoed to ``stream`` as they come. Writes the executed ``notebook.ipynb`` into
+    ``out_dir`` (also when a cell fails: then it is the partly executed notebook), adds how it
+    ran to the card the audit wrote, and renders ``report.html`` again from it."""
+    import sys
+
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    import workbench.errors as errors
+    notebook = Path(notebook or AUDIT_NOTEBOOK).resolve()
+    if not notebook.is_file():
+        raise InvalidInputError(f"the audit notebook is missing: {notebook} (run python notebooks/build.py)")
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    executed, card_path = out_dir / "notebook.ipynb", out_dir / "audit_card.json"
+    card_path.unlink(missing_ok=True)  # never report a card left over from an earlier run
+    saved = os.environ.get(PROGRESS_ENV)
+    os.environ[PROGRESS_ENV] = "0"     # the kernel inherits it: no progress bar frozen into the notebook
+    start = time.perf_counter()
+    try:
+        pm.execute_notebook(str(notebook), str(executed), parameters={"audit_file": audit_text, "out": str(out_dir),
+                                                                       "audit_source": source},
+                            kernel_name="python3", progress_bar=False, log_output=False,
+                            stdout_file=stream or sys.stdout, cwd=str(cwd or os.getcwd()),
+                            execution_timeout=timeout, extra_arguments=["--IPKernelApp.log_level=ERROR"])
+    except PapermillExecutionError as err:
+        kind = getattr(errors, err.ename, None)
+        message = f"{err.evalue} (the partly executed notebook is {executed})"
+        if isinstance(kind, type) and issubclass(kind, WorkbenchError):
+            raise kind(message) from None
+        raise WorkbenchError(f"the audit failed in its notebook with {err.ename}: {message}") from None
+    finally:
+        if saved is None:
+            os.environ.pop(PROGRESS_ENV, None)
+        else:
+            os.environ[PROGRESS_ENV] = saved
+    seconds = time.perf_counter() - start
+    if not card_path.is_file():
+        raise WorkbenchError(f"{notebook.name} ran but wrote no audit card in {out_dir}")
+    card = AuditCard.load(card_path)
+    card.data["report"] = {**(card.data.get("report") or {}), "notebook": notebook.name,
+                           "notebook_sha256": hashlib.sha256(notebook.read_bytes()).hexdigest(),
+                           "executed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                           "execution_seconds": round(seconds, 2), "executed_notebook": executed.name,
+                           "runner": "papermill (audit file injected after the parameters cell)"}
+    card.save(card_path)
+    html_path = out_dir / "report.html"
+    html_path.write_text(card.to_html(page=True))
+    return Report(html=html_path, card=card_path, notebook=executed, seconds=seconds)

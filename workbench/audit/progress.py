@@ -71,3 +71,66 @@ class ProgressExecutor(ExecutePreprocessor):
                 if line.strip():
                     self._say(f"    {line}")
         return super().output(outs, msg, display_id, cell_index)
+
+
+class Reporter:
+    """The audit's lines on the terminal: one per finished section, and for every probe or task
+    on every model, how far scoring is (items done, rate, time left), at most every ``every_s``
+    seconds and once when it ends. Plain lines, never a bar, so a notebook that runs the audit
+    keeps a readable log. ``enabled=False`` prints nothing.
+
+    >>> import io
+    >>> out = io.StringIO()
+    >>> say = Reporter(stream=out, every_s=0)
+    >>> tick = say.scoring("crows_pairs", "tiny")
+    >>> tick(0, 4); tick(4, 4)
+    >>> say.done("Scoring", "8 cells")
+    >>> print(out.getvalue().splitlines()[-1].split(" (")[0])
+    == Scoring: 8 cells
+    """
+
+    def __init__(self, stream=None, enabled: bool = True, every_s: float = 10.0):
+        self._stream, self.enabled, self.every_s = stream, enabled, every_s
+        self._start = time.perf_counter()
+
+    def say(self, text: str) -> None:
+        if self.enabled:
+            print(text, file=self._stream or sys.stdout, flush=True)
+
+    def done(self, section: str, what: str = "", seconds: float | None = None) -> None:
+        """One line for a finished section: ``== Section: what (12 s; 95 s in all)``."""
+        total = time.perf_counter() - self._start
+        took = f"{seconds:.0f} s; " if seconds is not None else ""
+        self.say(f"== {section}{': ' + what if what else ''} ({took}{total:.0f} s in all)")
+
+    def scoring(self, unit: str, model: str):
+        """A ``progress(done, total)`` callback for one cell of the runner (see
+        :func:`workbench.bench.cells.run_unit_cell`)."""
+        state = {"t0": None, "first": 0, "last": 0.0}
+
+        def tick(done: int, total: int) -> None:
+            now = time.perf_counter()
+            if state["t0"] is None:  # scoring starts: what the store already held is not timed
+                state.update(t0=now, first=done, last=now)
+                if done < total:
+                    self.say(f"  {unit} | {model}: {done}/{total} items" + (" (resumed from the store)" if done else ""))
+                return
+            if done < total and now - state["last"] < self.every_s:
+                return
+            state["last"] = now
+            scored, took = done - state["first"], now - state["t0"]
+            rate = scored / took if took > 0 else float("nan")
+            left = (total - done) / rate if rate and rate > 0 else float("nan")
+            tail = f", about {_duration(left)} left" if done < total else f" in {_duration(took)}"
+            self.say(f"  {unit} | {model}: {done}/{total} items, {rate:.1f} items/s{tail}")
+        return tick
+
+
+def _duration(seconds: float) -> str:
+    if seconds != seconds:  # NaN
+        return "? s"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

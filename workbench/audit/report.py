@@ -38,6 +38,28 @@ CSS = """
 .wb-card .muted { color: #57606a; font-size: 0.88em; } .wb-card ul.readings li { margin: 0.3em 0; }
 .wb-card figure.wb-figure { margin: 0.6em 0; } .wb-card figure.wb-figure svg { max-width: 100%; height: auto; }
 .wb-card details { margin: 0.3em 0; } .wb-card summary { cursor: pointer; color: #1f5fa8; }
+.wb-card { overflow-wrap: anywhere; } .wb-card pre { overflow-x: auto; white-space: pre; font-size: 0.85em;
+  background: #f6f8fa; padding: 0.5em; }
+.wb-card .wb-scroll { overflow-x: auto; max-width: 100%; -webkit-overflow-scrolling: touch; }
+.wb-card .wb-scroll table.wb-table { margin: 0.4em 0; }
+.wb-card table.wb-table td, .wb-card table.wb-table th { overflow-wrap: normal; }
+/* a phone: wide tables scroll in their box; the findings and flips become one block per row */
+@media (max-width: 700px) {
+  .wb-card { padding: 0.6em 0.8em; margin: 0; } .wb-card h1 { font-size: 1.3em; }
+  .wb-card table.wb-stack, .wb-card table.wb-stack tbody, .wb-card table.wb-stack tr,
+  .wb-card table.wb-stack td { display: block; width: auto; }
+  .wb-card table.wb-stack thead { display: none; }
+  .wb-card table.wb-stack tr { border: 1px solid #c9d1d9; border-radius: 4px; margin: 0 0 0.7em; }
+  .wb-card table.wb-stack td { border: none; border-bottom: 1px solid #eef1f4; overflow-wrap: anywhere; }
+  .wb-card table.wb-stack td::before { content: attr(data-label) ": "; font-weight: 600; color: #57606a; }
+  /* each finding reads probe, difference, p first; the overview of many models scrolls in its box */
+  .wb-card table.wb-stack tr { display: flex; flex-direction: column; }
+  .wb-card table.wb-stack td { order: 4; }
+  .wb-card table.wb-stack td[data-label="probe or task"], .wb-card table.wb-stack td[data-label="probe"] { order: 1; }
+  .wb-card table.wb-stack td[data-label="difference A - B"], .wb-card table.wb-stack td[data-label="flips"] { order: 2; }
+  .wb-card table.wb-stack td[data-label="adjusted p"], .wb-card table.wb-stack td[data-label="McNemar p"] { order: 3; }
+  .wb-card .wb-overview { max-height: 45vh; overflow: auto; }
+}
 """
 
 CAVEAT = ("A difference here is a difference on these items, scored this way: it does not show how the models "
@@ -45,6 +67,7 @@ CAVEAT = ("A difference here is a difference on these items, scored this way: it
           "that the models are equally biased.")
 
 _HIDDEN_COLUMNS = {"index", "level_0"}
+MAX_FIGURE_ROWS = 24  # beyond this many headline rows (ten models: 180) the figures would not be read
 
 
 def _environment():
@@ -135,9 +158,11 @@ def card_html(card: dict, page: bool = False, figures: bool = True) -> str:
     findings = {"table": readable(table.to_dict("records") if table is not None else [],
                                   columns=[c for c in table.columns if c != "reading"] if table is not None else None),
                 "readings": [{"name": e["name"], "text": r} for e, r in zip(entries, table["reading"])] if entries else [],
-                "figure": differences_svg(entries) if entries and figures else None, "caveat": CAVEAT,
-                "entries": [dict(e, figure=finding_svg(e) if figures and e["categories"] else None, table=_finding_table(e))
-                            for e in entries]}
+                # one figure of every row while it stays legible; per-row figures while they are few
+                "figure": differences_svg(entries) if entries and figures and len(entries) <= MAX_FIGURE_ROWS else None,
+                "caveat": CAVEAT,
+                "entries": [dict(e, figure=finding_svg(e) if figures and e["categories"] and len(entries) <= MAX_FIGURE_ROWS
+                                 else None, table=_finding_table(e)) for e in entries]}
     findings["table"]["any_small"] = False  # the headline rows say "n" themselves; readings flag small n
     min_n = min([e.get("min_n", MIN_N) for e in entries] or [MIN_N])
     models = readable([{k: m.get(k) for k in ("name", "fingerprint_id", "licence", "source", "architecture", "kind")}
@@ -148,9 +173,103 @@ def card_html(card: dict, page: bool = False, figures: bool = True) -> str:
     tasks = readable(card["tasks"])
     report = readable([{"item": k, "value": v} for k, v in (card.get("report") or {}).items()])
     versions = readable([{"package": k, "version": v} for k, v in card["versions"].items()])
+    skipped = card.get("skipped") or []
+    overview, overview_metrics = _overview(card.get("overview") or [])
     return _environment().get_template("audit.html.j2").render(
         card=dict(card, models=card_models), page=page, css=CSS, findings=findings, models=models, fidelity=fidelity,
-        results=results, tasks=tasks, report=report, versions=versions, made=_made(card))
+        results=results, tasks=tasks, report=report, versions=versions, made=_made(card), overview=overview,
+        overview_metrics=overview_metrics, deployment=_deployment(card.get("deployment") or []),
+        plan=_plan(card.get("plan")), power=_power(card.get("power") or []),
+        audit_file=(card.get("audit") or {}).get("resolved"),
+        skipped=[s for s in skipped if s["section"] != "fidelity"],
+        skipped_fidelity=[s for s in skipped if s["section"] == "fidelity"])
+
+
+def _overview(rows: list[dict]) -> tuple[dict, str]:
+    """Models x probes: one row per model, one column per probe (its metric and ideal in the name)."""
+    if not rows:
+        return readable([]), ""
+    columns, cells = {}, {}
+    for r in rows:
+        ideal = "" if r.get("ideal") is None else f", ideal {r['ideal']:g}"
+        col = f"{r['probe']} ({r['metric']}{ideal})"
+        columns.setdefault(col, None)
+        value = fmt_interval(r["value"], r["ci_low"], r["ci_high"]) if r.get("n") else "not run"
+        cells.setdefault(r["model"], {})[col] = value
+    records = [{"model": m, **{c: v.get(c, "–") for c in columns}} for m, v in cells.items()]
+    metrics = ", ".join(dict.fromkeys(f"{r['probe']}: {r['metric']}" for r in rows))
+    return readable(records), metrics
+
+
+def _fmt(v, digits: int = 2) -> str:
+    return "–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.{digits}f}"
+
+
+def _rate(d: dict) -> str:
+    if d.get("flip_rate") is None:
+        return "–"
+    return f"{100 * d['flip_rate']:.1f}% [{100 * d['ci_low']:.1f}, {100 * d['ci_high']:.1f}]"
+
+
+def _deployment(entries: list[dict]) -> list[dict]:
+    """Per pair of one model run two ways: a row per probe, and per probe its categories,
+    margin quarters and every metric's change."""
+    out = {}
+    for e in entries:
+        pair = out.setdefault((e["model_a"], e["model_b"]), {"model_a": e["model_a"], "model_b": e["model_b"],
+                                                            "evidence": e.get("evidence"), "rows": [], "probes": []})
+        change = next((c for c in e.get("changes") or [] if c["metric"] == e["metric"]), None)
+        m = e.get("margin") or {}
+        pair["rows"].append({
+            "probe": e["probe"], "decision": e["metric"], "n": e["n"], "flips": e["flips"], "flip rate [95% CI]": _rate(e),
+            "McNemar p": fmt_p(e.get("p_value")),
+            "change of the metric": "–" if change is None else fmt_interval(change["diff"], change["ci_low"],
+                                                                             change["ci_high"], signed=True),
+            "margin, flipped / other (median)": f"{_fmt(m.get('median_flipped'))} / {_fmt(m.get('median_other'))}",
+            "p (flips on small margins)": fmt_p(m.get("p_value")) if m.get("p_value") is not None else
+            m.get("note", "–") if m.get("note") else "–"})
+        pair["probes"].append({
+            "probe": e["probe"],
+            "categories": readable([{"category": c["category"], "n": c["n"], "flips": c["flips"],
+                                     "flip rate [95% CI]": _rate(c), "McNemar p": fmt_p(c.get("p_value"))}
+                                    for c in e.get("categories") or []]),
+            "quarters": readable([{"quarter of the reference's margin": f"{q['quarter']} (smallest first)" if q["quarter"] == 1
+                                   else str(q["quarter"]), "n": q["n"], "flips": q["flips"], "flip rate [95% CI]": _rate(q)}
+                                  for q in m.get("quarters") or []]),
+            "changes": readable([{"metric": c["metric"], "diff": c["diff"], "ci_low": c["ci_low"], "ci_high": c["ci_high"],
+                                  "p_value": c["p_value"], "n": c["n"], "test": c["test"]}
+                                 for c in e.get("changes") or []])})
+    return [dict(p, table=readable(p.pop("rows"))) for p in out.values()]
+
+
+def _plan(plan: dict | None) -> dict | None:
+    if not plan:
+        return None
+    from workbench.audit.progress import _duration
+    rows = []
+    for r in plan["rows"]:
+        row = {"probe": r["probe"], "metric": r["metric"], "pair (most items needed)": r["pair"],
+               "discordance (pilot)": _fmt(r.get("discordance")),
+               "n needed": "more than 1,000,000" if r.get("n_needed") is None else f"{r['n_needed']:,}",
+               "n available": f"{r['n_available']:,}", "n planned": f"{r['n_planned']:,}",
+               "detectable with all": "–" if r.get("detectable") is None else f"{r['detectable']:.1f} points",
+               "power planned": "–" if r.get("power_planned") is None else f"{r['power_planned']:.0%}"}
+        for k, v in r.items():
+            if k.startswith("seconds:"):
+                row[f"time, {k.split(':', 1)[1]}"] = "?" if v is None else _duration(v)
+        if r.get("note"):
+            row["note"] = r["note"]
+        rows.append(row)
+    return {"detect": f"{plan['detect']:g}", "pilot": plan["pilot"], "table": readable(rows),
+            "total": _duration(plan["total_seconds"])}
+
+
+def _power(rows: list[dict]) -> dict:
+    return readable([{"probe": r["probe"], "pair": f"{r['model_a']} vs {r['model_b']}", "n": r["n"],
+                      "discordance": _fmt(r.get("discordance")),
+                      "detectable (80% power)": "–" if r.get("detectable") is None else f"±{r['detectable']:.2g}",
+                      **({"power for the planned difference": f"{r['power_at_detect']:.0%}"}
+                         if r.get("power_at_detect") is not None else {})} for r in rows])
 
 
 def _made(card: dict) -> dict:

@@ -204,12 +204,14 @@ def complete(store, key: str, work: WorkUnit, item_keys: list[str] | None) -> bo
 
 
 def run_unit_cell(model, label: str, work: WorkUnit, store, *, limit=None, seed: int = 0, tag: str = "",
-                  chunk_size: int = 64, executor: str = "local", progress: bool = True,
+                  chunk_size: int = 64, executor: str = "local", progress=True,
                   score_kwargs: dict | None = None, n_boot: int = 2000, wait: bool = True) -> dict | None:
     """Run (or resume, or rebuild from the store) one unit on one model; returns the cell
     description with its ``result``. Takes the cell's lease first: while another live process
     computes it, waits and then adopts its result (``wait=True``) or returns None (``wait=False``:
-    the grid takes other cells first)."""
+    the grid takes other cells first). ``progress``: a bar (True), none (False), or a callable
+    ``progress(done, total)`` called as scoring starts and after each committed chunk (the audit's
+    terminal lines)."""
     store = open_store(store)
     score_kwargs = dict(score_kwargs or {})
     cache = score_kwargs.pop("cache", True)
@@ -252,8 +254,11 @@ def _score(model, label, work, prep, keys, key, unit_hash, store, lease, *, limi
     # a unit whose scores depend on the other items (or on the batch), or a check, is scored whole
     size = chunk_size if spec.itemwise else max(len(keys), 1)
     group = spec.categories[0] if spec.categories else None
+    report = progress if callable(progress) else None
     bar = tqdm(total=len(keys), initial=len(keys) - len(todo), desc=f"{label} | {work.name}", unit="item",
-               disable=not progress or spec.unit == "check", leave=False)
+               disable=not progress or report is not None or spec.unit == "check", leave=False)
+    if report is not None:
+        report(len(keys) - len(todo), len(keys))
     saved = {}
     with bar, recorded_attempt(store, attempt, lease):
         for start in range(0, len(todo), size):
@@ -278,6 +283,8 @@ def _score(model, label, work, prep, keys, key, unit_hash, store, lease, *, limi
                                    "skipped": skips.rows, "score_s": score_s})
             lease.check()
             bar.update(len(positions))
+            if report is not None:
+                report(len(keys) - len(todo) + start + len(positions), len(keys))
         if spec.save is None:
             chunks = store.chunks(key)
             # (a chunk committed twice, by an owner that outlived its lease, adds its skips once)

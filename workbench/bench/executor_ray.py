@@ -29,8 +29,13 @@ def import_ray():
 
 
 def _cell(label, spec, work, store_path, options):
-    """Runs on a Ray worker: load one model, run one cell, return the cell description."""
-    model = load_model(spec) if isinstance(spec, str) else spec
+    """Runs on a Ray worker: load one model, run one cell, return the cell description. ``spec``
+    is an alias or path, a loaded Model, or an object whose ``load()`` loads it (the audit's
+    model specs: a backend and options as well as a path)."""
+    if isinstance(spec, str):
+        model = load_model(spec)
+    else:
+        model = spec.load() if callable(getattr(spec, "load", None)) else spec
     return run_unit_cell(model, label, work, store_path, executor="ray", progress=False, **options)
 
 

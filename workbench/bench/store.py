@@ -128,6 +128,19 @@ class Store:
     def __repr__(self):
         return f"Store({str(self.path)!r})"
 
+    def meta(self, key: str) -> str | None:
+        """A value of the store's ``meta`` table (None when unset)."""
+        row = self._con.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def claim(self, key: str, value: str, replace: bool = False) -> str:
+        """Record ``value`` under ``key`` unless the store holds one already (``replace``: in any
+        case), in one transaction; returns the value the store holds: an audit marks its store with
+        its identity this way."""
+        with self._write():
+            self._con.execute(f"INSERT OR {'REPLACE' if replace else 'IGNORE'} INTO meta VALUES (?, ?)", (key, value))
+        return self.meta(key)
+
     # ---- runs and attempts -------------------------------------------------------------------
     def ensure_run(self, run_key: str, **fields) -> None:
         """Create the run row if new (fields: model_name, model_fingerprint, fingerprint_json,

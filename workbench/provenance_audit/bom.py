@@ -115,3 +115,63 @@ def validate(bom: dict) -> None:
     if error is not None:
         first = str(error).splitlines()[0]
         raise WorkbenchError(f"the ML-BOM is not valid CycloneDX 1.6: {first}")
+
+
+def _number(value) -> str:
+    return f"{float(value):.6g}"
+
+
+def with_results(bom: dict, results: list[dict]) -> dict:
+    """``bom`` with measured results in its model card's ``quantitativeAnalysis.performanceMetrics``:
+    each of ``results`` (``metric``, ``value``, ``ci_low``, ``ci_high``, ``n``, ``slice``) becomes
+    one metric with its ``confidenceInterval`` (where it has one) and its ``n`` in the slice's name
+    (the schema has no field for it). Declared results already there stay, before the measured ones.
+
+    >>> bom = {"metadata": {"component": {"modelCard": {}}}}
+    >>> card = with_results(bom, [{"metric": "pct_stereotype", "value": 61.2, "ci_low": 48.0, "ci_high": 73.1,
+    ...                            "n": 60, "slice": "crows_pairs"}])["metadata"]["component"]["modelCard"]
+    >>> card["quantitativeAnalysis"]["performanceMetrics"][0]["slice"]
+    'crows_pairs: all items (n = 60), measured by Open Model Workbench'
+    """
+    out = json.loads(json.dumps(bom))
+    card = out["metadata"]["component"].setdefault("modelCard", {})
+    metrics = card.setdefault("quantitativeAnalysis", {}).setdefault("performanceMetrics", [])
+    for r in results:
+        if r.get("value") is None:
+            continue
+        entry = {"type": str(r["metric"]), "value": _number(r["value"]),
+                 "slice": f"{r['slice']}: {r.get('category') or 'all'} items (n = {int(r['n'])}), measured by "
+                          "Open Model Workbench"}
+        if r.get("ci_low") is not None and r.get("ci_high") is not None:
+            entry["confidenceInterval"] = {"lowerBound": _number(r["ci_low"]), "upperBound": _number(r["ci_high"])}
+        metrics.append(entry)
+    return out
+
+
+def combine(boms: dict[str, dict]) -> dict:
+    """One BOM holding several models' BOMs: each model (with its model card) and its parts as
+    components, their bom-refs prefixed with the model's position, dependencies kept. The BOM's
+    own subject is left out: the audit is not a component."""
+    out = {"bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1, "components": [], "dependencies": []}
+    for i, (name, bom) in enumerate(boms.items()):
+        prefix = f"m{i}-"
+        refs = {}
+
+        def renamed(component):
+            component = json.loads(json.dumps(component))
+            if "bom-ref" in component:
+                refs[component["bom-ref"]] = prefix + component["bom-ref"]
+                component["bom-ref"] = refs[component["bom-ref"]]
+            return component
+        model = renamed(bom["metadata"]["component"])
+        model.setdefault("properties", []).append({"name": "workbench:audit_label", "value": name})
+        parts = [renamed(c) for c in bom.get("components", [])]
+        model["components"] = parts
+        out["components"].append(model)
+        for dep in bom.get("dependencies", []):
+            out["dependencies"].append({"ref": refs.get(dep["ref"], prefix + dep["ref"]),
+                                        **({"dependsOn": [refs.get(d, prefix + d) for d in dep["dependsOn"]]}
+                                           if dep.get("dependsOn") else {})})
+        if "metadata" in bom and "timestamp" in bom["metadata"]:
+            out.setdefault("metadata", {"timestamp": bom["metadata"]["timestamp"]})
+    return out
