@@ -106,3 +106,28 @@ def test_two_processes_write_the_same_store_at_once(tmp_path):
     assert inserted == counts  # the run log agrees with the rows: no write was lost or doubled
     values = [json.loads(r)["v"] for r, in con.execute("SELECT record FROM items WHERE run_key='A' ORDER BY item_index")]
     assert values == list(range(600))
+
+
+def test_a_cached_store_from_another_schema_is_left_alone_not_refused(isolated_cache):
+    """A notebook's store lives in the cache, which outlives a workbench version: CI once failed
+    because notebook 08 found a file written in another schema at its fixed path. The cached
+    store is named by its schema, so the other version's file is neither opened nor touched."""
+    import pytest
+
+    from workbench.bench.store import SCHEMA_VERSION, cached_store, open_store
+    from workbench.errors import InvalidInputError
+    path = cached_store("08_how_was_it_made")
+    assert path.parent.is_dir() and f"schema{SCHEMA_VERSION}" in path.name
+    other = path.with_name(f"08_how_was_it_made.schema{SCHEMA_VERSION + 1}.db")
+    with sqlite3.connect(other) as con:
+        con.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        con.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION + 1),))
+    with pytest.raises(InvalidInputError, match="schema"):
+        open_store(other)                       # opening the other version's file directly is refused
+    before = other.read_bytes()
+    with open_store(path) as store:             # the notebook's own file opens, in this schema
+        assert store.meta("schema_version") == str(SCHEMA_VERSION)
+    assert other.read_bytes() == before
+    for bad in ["", "../x", ".hidden", 3]:
+        with pytest.raises(InvalidInputError, match="plain file name"):
+            cached_store(bad)

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import workbench as wb
-from workbench.paths import cache_dir
+from workbench.bench.store import cached_store
 
 DATA = Path(os.environ.get("WORKBENCH_SHARED_DATA", Path.cwd().resolve().parents[1] / "shared" / "data"))
 models = {"smollm2-135m-instruct": wb.load_model("smollm2-135m-instruct"),
           "gemma-3-270m": wb.load_model("gemma-3-270m")}
-store = cache_dir() / "notebooks" / "06_comparing_models.db"
-store.parent.mkdir(parents=True, exist_ok=True)
+store = cached_store("06_comparing_models")  # in the workbench cache, one file per store schema
 
 # %% [markdown]
 # ## A grid: BLiMP on both models

@@ -30,7 +30,7 @@ from IPython.display import Markdown, display
 import workbench as wb
 from workbench.bench import BenchResults
 from workbench.display import format_p, p_equals, report_table
-from workbench.paths import cache_dir
+from workbench.bench.store import cached_store
 from workbench.training_data.testbed import build_testbed, plant, synthetic_mc, synthetic_texts
 
 N_TEXTS = int(os.environ.get("WORKBENCH_NB08_TEXTS", "120"))
@@ -333,8 +333,7 @@ say(f"**n-grams**: with 13-grams {int(g13.n_flagged)} of {int(g13.n)} planted it
 # and the package versions, and a rerun loads them instead of computing them again.
 
 # %%
-store = cache_dir() / "notebooks" / "08_how_was_it_made.db"
-store.parent.mkdir(parents=True, exist_ok=True)
+store = cached_store("08_how_was_it_made")  # in the workbench cache, one file per store schema
 checks = [{"kind": "membership", "members": tb.members, "nonmembers": tb.nonmembers, "methods": ["loss", "min_k_pp"]},
           {"kind": "contamination", "benchmark": tb.benchmark, "tests": ["exchangeability"],
            "n_shards": tb.n_shards, "separator": tb.separator}]

@@ -47,7 +47,7 @@ import pandas as pd
 from workbench.bench import lease as _lease
 from workbench.bench.lease import LEASE_SCHEMA, pid_alive
 from workbench.errors import InvalidInputError, StoreError
-from workbench.paths import describe_os_error
+from workbench.paths import cache_dir, describe_os_error
 from workbench.sqlite_wal import connect_wal, rollback_if_open
 
 SCHEMA_VERSION = 2
@@ -437,6 +437,22 @@ def _json_default(x):
     if hasattr(x, "tolist"):
         return x.tolist()
     return str(x)
+
+
+def cached_store(name: str) -> Path:
+    """The path of a store kept in the workbench's cache for a notebook or a demo:
+    ``cache_dir()/stores/<name>.schema<N>.db``. The schema is in its name because a cache outlives
+    a workbench version and may be shared by two (a course machine, CI): a file written in another
+    schema is left to the version that wrote it, never refused in the middle of a notebook.
+
+    >>> cached_store("06_comparing_models").name
+    '06_comparing_models.schema2.db'
+    """
+    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+        raise InvalidInputError(f"a cached store's name must be a plain file name, got {name!r}")
+    folder = cache_dir() / "stores"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{name}.schema{SCHEMA_VERSION}.db"
 
 
 def open_store(path: str | os.PathLike = "results.db") -> Store:
