@@ -62,6 +62,8 @@ def test_every_pair_is_in_one_headline_table_with_holm_across_all_rows(three, fo
     for e in card["findings"]:          # today's entries, unchanged
         assert {"metric", "model_a", "model_b", "a", "b", "diff"} <= set(e)
         assert {"value", "ci_low", "ci_high", "p_adjusted", "n"} <= set(e["diff"])
+    # the card's p_adjusted is .findings()'s: Holm across every row of the table
+    np.testing.assert_allclose([e["diff"]["p_adjusted"] for e in card["findings"]], f.p_adjusted.to_numpy(float))
     overview = audit.overview()
     assert len(overview) == 3 * 2 and set(overview.model) == {folders["gpt2"], folders["llama"], "llama-bf16"}
 

@@ -150,3 +150,42 @@ def test_sections_and_progress_lines(tmp_path):
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("[1/2] Title") and lines[1].startswith("[2/2] Step two")
     assert lines[2] == "    scored 3 items" and len(lines) == 3       # stdout only, as it arrives
+
+
+def test_the_cards_p_adjusted_is_holm_across_the_headline_rows(tmp_path):
+    """audit_card.json's diff.p_adjusted is the Holm value across every headline row (as
+    .findings() and the report say), not the row's raw p; a row's categories keep their BH values."""
+    from statsmodels.stats.multitest import multipletests
+    from workbench.audit.report import _finding_table
+    from workbench.audit.result import findings_frame
+    raw = [0.01, 0.03, 0.04, 0.2]
+    card = AuditCard("t")
+    for i, p in enumerate(raw):
+        entry = finding_from_frames(
+            f"probe {i}", "pct_stereotype",
+            summary_a=[{"metric": "pct_stereotype", "category": c, "value": 60.0, "ci_low": 50.0, "ci_high": 70.0,
+                        "n": 80} for c in ("all", "x")],
+            summary_b=[{"metric": "pct_stereotype", "category": c, "value": 55.0, "ci_low": 45.0, "ci_high": 65.0,
+                        "n": 80} for c in ("all", "x")],
+            comparison=[{"metric": "pct_stereotype", "category": "all", "diff": 5.0, "ci_low": 1.0, "ci_high": 9.0,
+                         "p_value": p, "p_adjusted": p, "n": 80, "test": "mcnemar_exact"},
+                        {"metric": "pct_stereotype", "category": "x", "diff": 5.0, "ci_low": 1.0, "ci_high": 9.0,
+                         "p_value": p / 2, "p_adjusted": 0.123, "n": 40, "test": "mcnemar_exact"}],
+            label_a="A", label_b="B", ideal=50)
+        card.add_finding(entry["name"], entry=entry)
+    expected = multipletests(raw, method="holm")[1]
+    assert raw[1] < 0.05 < expected[1]                       # the row the adjustment must not let through
+    saved = json.loads(card.save(tmp_path / "audit_card.json").read_text())["findings"]
+    got = [e["diff"]["p_adjusted"] for e in saved]
+    assert got == pytest.approx(list(expected))
+    assert [e["diff"]["p_adjusted"] for e in card.data["findings"]] == pytest.approx(list(expected))
+    assert list(findings_frame(saved).p_adjusted) == pytest.approx(got)       # what .findings() says
+    assert all("holm across the 4 headline rows" == e["diff"]["p_adjustment"] for e in saved)
+    cats = [c["diff"] for e in saved for c in e["categories"]]
+    assert all(c["p_adjusted"] == 0.123 and "benjamini-hochberg" in c["p_adjustment"] for c in cats)
+    # the report: the headline table and the row "all" of the category table both show Holm's 0.090
+    assert list(card.findings()["adjusted p"])[1] == "0.090"
+    table = _finding_table(saved[1])
+    assert "p adjusted" in table["columns"]
+    assert table["rows"][0]["cells"][table["columns"].index("p adjusted")] == "0.090"
+    assert "Holm across the 4 headline rows" in card.to_html(page=True)

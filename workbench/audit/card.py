@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from workbench.audit.findings import finding, headline
+from workbench.audit.findings import adjust_findings, finding, headline
 from workbench.audit.report import card_html
 from workbench.errors import InvalidInputError
 from workbench.portable import scrub
@@ -135,7 +135,9 @@ class AuditCard:
                                         "(add_finding('CrowS-Pairs', res_a, res_b, 'pct_stereotype')) or entry=")
             entry = finding(name, res_a, res_b, metric, comparison=comparison, scale=scale, unit=unit)
         entry = _jsonable(dict(entry, name=name))
-        self.data.setdefault("findings", []).append(entry)
+        # a new row joins the family: every row's diff.p_adjusted is Holm across all of them again
+        adjust_findings(self.data.setdefault("findings", []) + [entry])
+        self.data["findings"].append(entry)
         return entry
 
     def findings(self) -> pd.DataFrame:
@@ -187,8 +189,11 @@ class AuditCard:
     # --- reading and writing ----------------------------------------------------------------
     def to_dict(self) -> dict:
         """The card as plain JSON data, every absolute path made relative to a named root
-        (:func:`workbench.portable.portable_path`)."""
-        return scrub(json.loads(json.dumps(self.data, allow_nan=False, default=str)))
+        (:func:`workbench.portable.portable_path`). Each finding's ``diff.p_adjusted`` is Holm
+        across all the findings (as in :meth:`findings`), whoever filled ``data``."""
+        data = json.loads(json.dumps(self.data, allow_nan=False, default=str))
+        adjust_findings(data.get("findings") or [])
+        return scrub(data)
 
     def save(self, path: str | os.PathLike | None = None) -> Path:
         """Write the JSON card: to ``path``, else where ``build_report`` asked (env

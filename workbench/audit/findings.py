@@ -174,7 +174,32 @@ def finding_from_bench(name: str, bench, model_a: str, model_b: str, task: str, 
 # ---- reading ------------------------------------------------------------------------------
 def holm(p_values) -> list:
     """Holm-adjusted p-values (:func:`workbench.stats.holm`) as a list, None where one is missing."""
+    p_values = [np.nan if p is None else p for p in p_values]
     return [None if not np.isfinite(v) else float(v) for v in adjusted(p_values)]
+
+
+HOLM_FAMILY = "holm across the {n} headline rows"
+BH_FAMILY = "benjamini-hochberg across this row's categories"
+
+
+def adjust_findings(entries: list[dict]) -> list[dict]:
+    """Write into each entry's ``diff.p_adjusted`` its Holm-adjusted p across all the headline rows
+    (the same value as the headline table's and ``Audit.findings()``'s ``p_adjusted``), and name
+    the family of every adjusted p in ``p_adjustment``: a row's categories keep their
+    Benjamini-Hochberg values across the row's categories (from :func:`workbench.compare`).
+    Changes the entries in place and returns them.
+
+    >>> e = lambda p: {"diff": {"p_value": p, "p_adjusted": p}, "categories": []}
+    >>> [x["diff"]["p_adjusted"] for x in adjust_findings([e(0.01), e(0.03), e(0.04)])]
+    [0.03, 0.06, 0.06]
+    """
+    family = HOLM_FAMILY.format(n=len(entries))
+    for e, p in zip(entries, holm([e["diff"]["p_value"] for e in entries])):
+        e["diff"]["p_adjusted"] = p
+        e["diff"]["p_adjustment"] = family
+        for c in e.get("categories") or []:
+            c["diff"]["p_adjustment"] = BH_FAMILY
+    return entries
 
 
 def _ideal_clause(label: str, side: dict, ideal) -> str:

@@ -140,7 +140,7 @@ def _finding_table(e: dict) -> dict:
                 e["model_a"]: fmt_interval(a["value"], a["ci_low"], a["ci_high"]),
                 e["model_b"]: fmt_interval(b["value"], b["ci_low"], b["ci_high"]),
                 "difference A - B": fmt_interval(d["value"], d["ci_low"], d["ci_high"], signed=True),
-                "p": fmt_p(d["p_value"]), "p adjusted (across categories)": fmt_p(d["p_adjusted"]),
+                "p": fmt_p(d["p_value"]), "p adjusted": fmt_p(d["p_adjusted"]),
                 "test": d.get("test") or ""} for cat, a, b, d in rows]
     return readable(records, e.get("min_n", MIN_N))
 
