@@ -89,6 +89,7 @@ BAD = [
                              "detect": 0}, "detect \\(points\\) must be"),
     ("boolean limit", {"models": ["smollm2-135m-instruct", "gemma-3-270m"], "probes": ["crows_pairs"], "limit": True},
      "limit must be an integer"),
+    ("models a string", {"models": "smollm2", "probes": ["crows_pairs"]}, "models: is a list of 2 to 10 specs"),
     ("openai without URL", {"models": ["model@openai", "gemma-3-270m"], "probes": ["crows_pairs"]}, "server URL"),
 ]
 
@@ -121,12 +122,26 @@ CLI_BAD = [
     (["--from-card", "{tmp}/bad_card.json"], "not an audit card"),
     (["--models", "smollm2-135m-instruct", "gemma-3-270m", "--probes", "crows_pairs", "--data", "{tmp}/no-data"],
      "the data of probe 'crows_pairs' is not at"),
+    # what is not an audit file, read as one
+    (["my_audit"], "'my_audit' is not an audit file: give the path of a YAML audit file ending .yaml or .yml"),
+    (["--models", "smollm2-135m-instruct", "gemma-3-270m", "--probes", "crows_pairs", "stereoset"],
+     "'stereoset' was read as the audit file, but it names a probe: .*comma-separated with no space"),
+    (["--models", "smollm2-135m-instruct", "gemma-3-270m", "--tasks", "blimp", "winobias"],
+     "'winobias' was read as the audit file, but it names a probe"),
+    (["{tmp}/notes.txt"], "notes.txt is not an audit file: give a YAML audit file ending .yaml or .yml"),
+    (["{tmp}/list.yaml"], "list.yaml holds a YAML list, not a mapping"),
+    (["{tmp}/words.yaml"], "words.yaml holds a YAML str, not a mapping"),
+    (["{tmp}/models_string.yaml"], "models: is a list of 2 to 10 specs, got str 'smollm2'"),
 ]
 
 
 @pytest.mark.parametrize("argv,message", CLI_BAD, ids=[m for _, m in CLI_BAD])
 def test_the_command_says_what_is_wrong_in_one_line_and_exits_2(argv, message, tmp_path, capsys):
     (tmp_path / "bad_card.json").write_text('{"schema": "other"}')
+    (tmp_path / "notes.txt").write_text("models: [smollm2-135m-instruct, gemma-3-270m]\nprobes: [crows_pairs]\n")
+    (tmp_path / "list.yaml").write_text("- smollm2-135m-instruct\n- gemma-3-270m\n")
+    (tmp_path / "words.yaml").write_text("smollm2 and gemma\n")
+    (tmp_path / "models_string.yaml").write_text("models: smollm2\nprobes: [crows_pairs]\n")
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv] + ["--out", str(tmp_path / "out")]
     code, err = _cli(argv, capsys)
     assert code == 2 and len(err) == 1, err

@@ -349,7 +349,12 @@ def build_spec(raw: dict, text: str | None = None) -> AuditSpec:
     unknown = sorted(set(raw) - KEYS)
     if unknown:
         raise InvalidInputError(f"unknown key(s) {unknown} in the audit file; it takes {sorted(KEYS)}")
-    models = [model_spec(m) for m in raw.get("models") or []]
+    given_models = raw.get("models")
+    if given_models is not None and not isinstance(given_models, (list, tuple)):
+        raise InvalidInputError(f"models: is a list of 2 to 10 specs, got {type(given_models).__name__} "
+                                f"{given_models!r}: write models: [smollm2-135m-instruct, gemma-3-270m] (YAML) or "
+                                "--models SPEC SPEC ...")
+    models = [model_spec(m) for m in given_models or []]
     check_models(models)
     limit = _number(raw.get("limit"), "limit", 1, 10 ** 9, integer=True)
     units = [unit_choice(n, o, "probe", limit) for n, o in _unit_entries(raw.get("probes"), "probe")]
@@ -416,6 +421,27 @@ def _default_title(models) -> str:
     return "Audit of " + ", ".join(m.label for m in models)
 
 
+def check_audit_path(text: str) -> None:
+    """Refuse, with what to do, a one-line audit that is neither an audit file's path (``*.yaml``,
+    ``*.yml``) nor a YAML mapping written inline: a probe or task name that slipped out of
+    ``--probes a b`` (the list is comma-separated), a word, or a file of another kind. Always
+    raises: :func:`parse_spec` calls it on one-line text that is not a YAML mapping."""
+    word = text.strip()
+    names = [n.strip() for n in word.split(",")]
+    if names and all(n in probe_names() or n in builtin_tasks() for n in names):
+        kind = "probe" if names[0] in probe_names() else "task"
+        raise InvalidInputError(f"{word!r} was read as the audit file, but it names a {kind}: list several "
+                                f"{kind}s comma-separated with no space (--{kind}s A,{word}, not --{kind}s A {word}), "
+                                "or give an audit file ending .yaml or .yml")
+    if Path(word).expanduser().exists():
+        raise InvalidInputError(f"{word} is not an audit file: give a YAML audit file ending .yaml or .yml "
+                                "(workbench/audit/flagship.yaml shows one), an audit notebook (.ipynb), or none "
+                                "for the flagship audit")
+    raise InvalidInputError(f"{word!r} is not an audit file: give the path of a YAML audit file ending .yaml or .yml, "
+                            "or none for the flagship audit (models go after --models, probes comma-separated after "
+                            "--probes)")
+
+
 def parse_spec(source, **overrides) -> AuditSpec:
     """An audit from a YAML file path, YAML text, a mapping or an :class:`AuditSpec`; None is the
     flagship audit of the embedded models. ``overrides`` (keys of the audit file) win."""
@@ -430,14 +456,28 @@ def parse_spec(source, **overrides) -> AuditSpec:
         raw = copy.deepcopy(source)
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source).expanduser()
-        is_file = "\n" not in str(source) and str(source).endswith((".yaml", ".yml"))
+        one_line = "\n" not in str(source)
+        is_file = one_line and str(source).endswith((".yaml", ".yml"))
         if is_file and not path.is_file():
             raise InvalidInputError(f"audit file not found: {path} (give the path of a YAML audit file)")
-        text = path.read_text() if is_file else str(source)
+        try:
+            text = path.read_text() if is_file else str(source)
+        except UnicodeDecodeError:
+            raise InvalidInputError(f"{path} is not a text file: an audit file is YAML "
+                                    "(workbench/audit/flagship.yaml shows one)") from None
         try:
             raw = yaml.safe_load(text)
         except yaml.YAMLError as e:
+            if one_line and not is_file:
+                check_audit_path(str(source))
             raise InvalidInputError(f"the audit file is not valid YAML: {' '.join(str(e).split())}") from None
+        if one_line and not is_file and not isinstance(raw, dict):
+            check_audit_path(str(source))  # a word, or a file that is not an audit file: say what to do
+        if raw is not None and not isinstance(raw, dict):
+            where = path if is_file else "the audit text"
+            raise InvalidInputError(f"{where} holds a YAML {type(raw).__name__}, not a mapping: an audit file is "
+                                    "keys and values (models: [...], probes: [...]; workbench/audit/flagship.yaml "
+                                    "shows one)")
     else:
         raise InvalidInputError(f"an audit is a YAML file path, YAML text or a mapping, got {type(source).__name__}")
     raw = dict(raw or {})
