@@ -209,6 +209,32 @@ def test_killed_mid_run_it_resumes_scoring_only_what_is_missing(folders, shared_
     assert "interrupted" in statuses or "running" in statuses or len(statuses) > 2 * 3   # the killed attempt is on record
 
 
+def test_a_card_re_runs_its_audit_with_the_same_numbers_scoring_nothing(folders, shared_data, tmp_path):
+    """--from-card runs the audit the card records: with the real paths (the card shows them
+    portable: <tmp>/...), the same numbers, and from the same store nothing is scored again."""
+    os.environ.setdefault("WORKBENCH_SHARED_DATA", str(shared_data))
+    out = tmp_path / "first"
+    first = wb.audit(models=[folders["gpt2"], folders["llama"]], probes=["crows_pairs"], tasks=["blimp"], limit=3,
+                     out=out, progress=False)
+    card = json.loads((out / "audit_card.json").read_text())
+    assert card["audit"]["file"] is None                        # built from arguments: no file, not flagship.yaml
+    assert "<tmp>/" in card["audit"]["resolved"] and folders["gpt2"] not in card["audit"]["resolved"]
+    assert folders["gpt2"] in card["audit"]["rerun"]            # the machine's paths, for the re-run
+    page = (out / "report.html").read_text()
+    assert "No audit file was given" in page and "audit.rerun" in page
+    before = _stored(out / "audit_store.db")
+    assert before[0] > 0
+    env = {**os.environ, "WORKBENCH_SHARED_DATA": str(shared_data), "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    again = subprocess.run([sys.executable, "-m", "workbench", "audit", "--from-card", str(out / "audit_card.json"),
+                            "--out", str(out)], env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert _stored(out / "audit_store.db") == before            # nothing scored twice
+    rerun = json.loads((out / "audit_card.json").read_text())
+    assert _numbers(rerun) == _numbers(first.card.to_dict())
+    assert rerun["audit"]["file"] is None and rerun["audit"]["rerun"] == card["audit"]["rerun"]
+
+
 @pytest.mark.slow
 def test_the_ray_executor_scores_the_same_cells_into_the_store(folders, shared_data, tmp_path):
     pytest.importorskip("ray", reason="Ray is not installed: pip install 'open-model-workbench[ray]'")

@@ -120,6 +120,7 @@ CLI_BAD = [
     (["--plan"], "give --detect D"),
     (["{tmp}/missing.yaml"], "audit file not found"),
     (["--from-card", "{tmp}/bad_card.json"], "not an audit card"),
+    (["--from-card", "{tmp}/old_card.json"], "records no re-runnable audit"),
     (["--models", "smollm2-135m-instruct", "gemma-3-270m", "--probes", "crows_pairs", "--data", "{tmp}/no-data"],
      "the data of probe 'crows_pairs' is not at"),
     # what is not an audit file, read as one
@@ -138,6 +139,8 @@ CLI_BAD = [
 @pytest.mark.parametrize("argv,message", CLI_BAD, ids=[m for _, m in CLI_BAD])
 def test_the_command_says_what_is_wrong_in_one_line_and_exits_2(argv, message, tmp_path, capsys):
     (tmp_path / "bad_card.json").write_text('{"schema": "other"}')
+    (tmp_path / "old_card.json").write_text('{"schema": "workbench.audit_card/1", "audit": {"resolved": "models: '
+                                            '[<tmp>/a/gpt2, <tmp>/a/llama]"}}')
     (tmp_path / "notes.txt").write_text("models: [smollm2-135m-instruct, gemma-3-270m]\nprobes: [crows_pairs]\n")
     (tmp_path / "list.yaml").write_text("- smollm2-135m-instruct\n- gemma-3-270m\n")
     (tmp_path / "words.yaml").write_text("smollm2 and gemma\n")

@@ -26,7 +26,7 @@
 # %% tags=["parameters"]
 audit_file = None    # the audit: the path of a YAML audit file, its text, or None for the flagship audit
 out = None           # where the card, report, ML-BOM and store go (None: a folder per audit in the workbench cache)
-audit_source = None  # the file as its author wrote it, recorded verbatim (workbench audit passes it beside audit_file)
+audit_source = None  # the file as its author wrote it, recorded verbatim ("": none was; workbench audit passes it)
 
 # %%
 from pathlib import Path
@@ -39,7 +39,8 @@ from workbench.audit.spec import parse_spec
 from workbench.paths import cache_dir
 
 spec = parse_spec(audit_file)
-spec.text = audit_source or spec.text
+if audit_source is not None:  # workbench audit says what file was given ("" when the audit came from arguments)
+    spec.text = audit_source or None
 out = Path(out) if out else cache_dir() / "audits" / spec.identity()
 pd.set_option("display.max_colwidth", 90)
 print(spec.to_yaml())

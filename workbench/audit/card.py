@@ -189,11 +189,16 @@ class AuditCard:
     # --- reading and writing ----------------------------------------------------------------
     def to_dict(self) -> dict:
         """The card as plain JSON data, every absolute path made relative to a named root
-        (:func:`workbench.portable.portable_path`). Each finding's ``diff.p_adjusted`` is Holm
+        (:func:`workbench.portable.portable_path`), except ``audit.rerun``: the audit file that
+        ran with its real paths, which ``workbench audit --from-card`` runs again. Each finding's ``diff.p_adjusted`` is Holm
         across all the findings (as in :meth:`findings`), whoever filled ``data``."""
         data = json.loads(json.dumps(self.data, allow_nan=False, default=str))
         adjust_findings(data.get("findings") or [])
-        return scrub(data)
+        out = scrub(data)
+        rerun = (data.get("audit") or {}).get("rerun")
+        if rerun is not None:   # the one field kept as this machine wrote it: --from-card runs it
+            out["audit"]["rerun"] = rerun
+        return out
 
     def save(self, path: str | os.PathLike | None = None) -> Path:
         """Write the JSON card: to ``path``, else where ``build_report`` asked (env

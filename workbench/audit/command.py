@@ -75,12 +75,17 @@ def audit_spec(args: argparse.Namespace):
         if source is not None:
             raise InvalidInputError("give an audit file or --from-card, not both")
         card = AuditCard.load(args.from_card)
-        source = (card.data.get("audit") or {}).get("resolved")
+        recorded = card.data.get("audit") or {}
+        source = recorded.get("rerun")
         if not source:
-            raise InvalidInputError(f"{args.from_card} records no audit file (it was not written by workbench audit)")
+            raise InvalidInputError(f"{args.from_card} records no re-runnable audit (it was not written by workbench "
+                                    "audit, or an older version, or its audit.rerun was removed): run the audit file "
+                                    "its report shows, with the paths of this machine")
     spec = parse_spec(source, models=args.models, probes=args.probes, tasks=args.tasks, limit=args.limit,
                       detect=args.detect, reference=args.reference, executor=args.executor, seed=args.seed,
                       data=_absolute(args.data))
+    if args.from_card:
+        spec.text = recorded.get("file")   # the audit file as its author gave it, if one was
     if args.probe_limit or args.blimp_limit:
         from dataclasses import replace
         spec.units = [replace(u, limit=args.probe_limit) if u.kind == "probe" and args.probe_limit else
@@ -108,7 +113,7 @@ def run_audit(args: argparse.Namespace) -> int:
         spec.store = store or _absolute(spec.store)
     print(f"auditing {len(spec.models)} models ({', '.join(m.label for m in spec.models)}) in the audit notebook; "
           "each step is reported as it ends ...", flush=True)
-    report = run_audit_notebook(spec.to_yaml(), out, timeout=args.timeout, source=spec.text)
+    report = run_audit_notebook(spec.to_yaml(), out, timeout=args.timeout, source=spec.text or "")
     card = AuditCard.load(report.card).data
     print(f"done in {report.seconds:.0f} s")
     print(f"  report:   {report.html}\n  card:     {report.card}\n  notebook: {report.notebook}\n"

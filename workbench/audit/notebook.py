@@ -84,7 +84,7 @@ def run_audit_notebook(audit_text: str, out_dir: str | os.PathLike, notebook: st
                        source: str | None = None) -> Report:
     """Execute the audit notebook headless with papermill, the audit file injected after its
     ``parameters`` cell (``audit_file`` = the YAML text that runs, ``audit_source`` = the file as
-    given (``source``), ``out`` = ``out_dir``), the audit's lines echoed to ``stream`` as they come. Writes the executed ``notebook.ipynb`` into
+    given (``source``; ``""``: the audit was built from arguments, no file), ``out`` = ``out_dir``), the audit's lines echoed to ``stream`` as they come. Writes the executed ``notebook.ipynb`` into
     ``out_dir`` (also when a cell fails: then it is the partly executed notebook), adds how it
     ran to the card the audit wrote, and renders ``report.html`` again from it."""
     import sys

@@ -114,7 +114,10 @@ def finish(spec, card, state, units, limits, plan, out: Path, store_path: Path) 
         unit = next((u for u in units if u.name == e.get("unit_key")), None)
         if unit is not None:
             e["unit_points"] = unit.metric().scale * points(unit.metric()) if unit.metric().kind == "binary" else None
-    card.data["audit"] = {"file": spec.text, "resolved": spec.to_yaml(), "identity": spec.identity(),
+    # file: the audit file as given (None when built from arguments); resolved: what ran, paths made
+    # portable for the reader; rerun: the same with this machine's paths, for --from-card
+    card.data["audit"] = {"file": spec.text, "resolved": spec.to_yaml(), "rerun": spec.to_yaml(),
+                          "identity": spec.identity(),
                           "store": str(portable_path(store_path)), "seed": spec.seed,
                           "pairs": "each against " + spec.reference if spec.reference else "every pair",
                           "reference": spec.reference}

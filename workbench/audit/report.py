@@ -180,7 +180,7 @@ def card_html(card: dict, page: bool = False, figures: bool = True) -> str:
         results=results, tasks=tasks, report=report, versions=versions, made=_made(card), overview=overview,
         overview_metrics=overview_metrics, deployment=_deployment(card.get("deployment") or []),
         plan=_plan(card.get("plan")), power=_power(card.get("power") or []),
-        audit_file=(card.get("audit") or {}).get("resolved"),
+        audit_file=(card.get("audit") or {}).get("resolved"), given_file=(card.get("audit") or {}).get("file"),
         skipped=[s for s in skipped if s["section"] != "fidelity"],
         skipped_fidelity=[s for s in skipped if s["section"] == "fidelity"])
 

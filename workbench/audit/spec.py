@@ -486,6 +486,7 @@ def parse_spec(source, **overrides) -> AuditSpec:
         raw["data"] = str((folder / str(raw["data"])).resolve()) if not Path(str(raw["data"])).is_absolute() else raw["data"]
     given = {k: v for k, v in overrides.items() if v is not None}
     if given.get("models") is not None and source is None:
+        text = None   # no audit file was given: the card must not record the flagship's as this audit's
         # other models than the flagship's: its probes, tasks and sizes stay; what names or is sized
         # for its two models goes (the chat readings of SmolLM2, the title, the full-file check)
         for key in FLAGSHIP_ONLY:
