@@ -53,6 +53,33 @@ def test_flags_override_the_file_and_other_models_drop_what_names_the_flagships(
     assert {u.limit for u in planned.units} == {None}         # --detect: the plan sets the sizes
 
 
+def _measured(argv) -> list:
+    import argparse
+    from workbench.audit.command import add_audit_arguments, audit_spec as spec_of
+    parser = argparse.ArgumentParser()
+    add_audit_arguments(parser)
+    spec = spec_of(parser.parse_args(argv))
+    return [(u.kind, u.name) for u in spec.units], spec
+
+
+def test_with_no_audit_file_the_flags_name_all_that_is_measured(tmp_path):
+    two = ["--models", "smollm2-135m-instruct", "gemma-3-270m"]
+    units, spec = _measured(two + ["--probes", "crows_pairs"])
+    assert units == [("probe", "crows_pairs")]                    # no BLiMP left behind from the flagship
+    assert spec.chat is None and spec.text is None
+    assert _measured(two + ["--tasks", "blimp"])[0] == [("task", "blimp")]   # no flagship probes either
+    assert _measured(two + ["--probes", "winobias", "--tasks", "blimp"])[0] == [("probe", "winobias"), ("task", "blimp")]
+    flagship = [("probe", "crows_pairs"), ("probe", "stereoset"), ("probe", "winobias"), ("task", "blimp")]
+    assert _measured(two)[0] == flagship                          # neither: the flagship's choices
+    assert _measured(["--probes", "stereoset"])[0] == [("probe", "stereoset")]
+    units, spec = _measured(["--probes", "stereoset"])
+    assert spec.chat is None and "SmolLM2-135M-Instruct and Gemma" not in spec.title   # not the flagship audit
+    # an audit file: a flag replaces the key it names, the file's other choices stay
+    path = tmp_path / "mine.yaml"
+    path.write_text("models: [smollm2-135m-instruct, gemma-3-270m]\nprobes: [stereoset]\ntasks: [blimp]\n")
+    assert _measured([str(path), "--probes", "crows_pairs"])[0] == [("probe", "crows_pairs"), ("task", "blimp")]
+
+
 def test_an_audit_file_with_per_model_options(tmp_path, folders):
     path = tmp_path / "a.yaml"
     path.write_text(yaml.safe_dump({

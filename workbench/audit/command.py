@@ -7,7 +7,9 @@
     workbench audit --plan --detect 5                 # the sample sizes a 5-point difference needs, then stop
     workbench audit --from-card out/audit/audit_card.json   # the same audit again
 
-Everything is checked before a model is loaded (bad input: one line, exit 2). The audit runs in
+Everything is checked before a model is loaded (bad input: one line, exit 2). With no audit
+file, ``--probes`` and ``--tasks`` name all that is measured (the flagship's probes and tasks
+run when neither is given); with a file, a flag replaces the key it names. The audit runs in
 the audit notebook (papermill, the audit file injected as its parameter), so ``--out`` holds the
 executed ``notebook.ipynb`` beside ``report.html``, ``audit_card.json`` and ``ml_bom.json``; its
 lines show on the terminal as they come. ``--plan`` runs here, without a notebook. An ``.ipynb``
@@ -111,8 +113,10 @@ def run_audit(args: argparse.Namespace) -> int:
     db.close()
     if store is not None or spec.store is not None:
         spec.store = store or _absolute(spec.store)
-    print(f"auditing {len(spec.models)} models ({', '.join(m.label for m in spec.models)}) in the audit notebook; "
-          "each step is reported as it ends ...", flush=True)
+    measured = ", ".join(f"{u.name} ({'all' if u.limit is None else u.limit}{' per group' if u.kind == 'task' else ''})"
+                         for u in spec.units)
+    print(f"auditing {len(spec.models)} models ({', '.join(m.label for m in spec.models)}) on {measured} in the "
+          "audit notebook; each step is reported as it ends ...", flush=True)
     report = run_audit_notebook(spec.to_yaml(), out, timeout=args.timeout, source=spec.text or "")
     card = AuditCard.load(report.card).data
     print(f"done in {report.seconds:.0f} s")

@@ -444,7 +444,17 @@ def check_audit_path(text: str) -> None:
 
 def parse_spec(source, **overrides) -> AuditSpec:
     """An audit from a YAML file path, YAML text, a mapping or an :class:`AuditSpec`; None is the
-    flagship audit of the embedded models. ``overrides`` (keys of the audit file) win."""
+    flagship audit of the embedded models. ``overrides`` (keys of the audit file) win, key by key
+    over a file (``probes=`` replaces the file's probes; its tasks stay). With no file (None),
+    ``probes``/``tasks`` name all that is measured (``probes=["crows_pairs"]`` alone: no task);
+    the flagship's probes and tasks run only when neither is given.
+
+    >>> [u.name for u in parse_spec(None, models=["smollm2-135m-instruct", "gemma-3-270m"],
+    ...                             probes="crows_pairs").units]
+    ['crows_pairs']
+    >>> [u.name for u in parse_spec(None, tasks="blimp").units]
+    ['blimp']
+    """
     text = None
     if isinstance(source, AuditSpec):
         raw = source.to_dict()
@@ -485,12 +495,20 @@ def parse_spec(source, **overrides) -> AuditSpec:
         folder = Path(source).expanduser().resolve().parent   # a file's relative data folder is beside it
         raw["data"] = str((folder / str(raw["data"])).resolve()) if not Path(str(raw["data"])).is_absolute() else raw["data"]
     given = {k: v for k, v in overrides.items() if v is not None}
-    if given.get("models") is not None and source is None:
-        text = None   # no audit file was given: the card must not record the flagship's as this audit's
-        # other models than the flagship's: its probes, tasks and sizes stay; what names or is sized
-        # for its two models goes (the chat readings of SmolLM2, the title, the full-file check)
+    names_measures = given.get("probes") is not None or given.get("tasks") is not None
+    if source is None and (given.get("models") is not None or names_measures):
+        # not the flagship audit: what names or is sized for its two models and its choices goes
+        # (the chat readings of SmolLM2, the title, the full-file contamination check)
         for key in FLAGSHIP_ONLY:
             raw.pop(key, None)
+        if given.get("models") is not None:
+            text = None   # no audit file was given: the card must not record the flagship's as this audit's
+        if names_measures:
+            # --probes/--tasks without an audit file name everything measured: the flagship's other
+            # kind does not stay behind (--probes crows_pairs measures no BLiMP); with neither, the
+            # flagship's probes and tasks are measured
+            raw.pop("probes", None)
+            raw.pop("tasks", None)
     if given.get("limit") is not None or given.get("detect") is not None:
         # --limit N: every probe and task, whatever the file says per unit; --detect D: the plan sets
         # the sizes (a --limit given with it caps them)
