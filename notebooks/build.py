@@ -4,7 +4,9 @@ The sources (``notebooks/src/*.py``, ``audits/src/*.py``) are plain Python in Ju
 "percent" format: ``# %%`` starts a code cell, ``# %% [markdown]`` a markdown cell whose lines
 are ``#``-commented. They diff and review like code; Jupytext reads them, and the ``.ipynb``
 files next to them are generated, committed WITHOUT outputs, and checked to be in sync by
-``tests/test_notebooks_sync.py``.
+``tests/test_notebooks_sync.py``. The audit notebook is also written into the package
+(``workbench/audit/flagship_audit.ipynb``, ``PACKAGED_COPIES``), which an installed
+``workbench audit`` runs.
 
 Course notebooks (sources listed in ``STUDENT_COPIES``) also get a student copy under
 ``notebooks/course/``, made with nbgrader's markers but without nbgrader: in a code cell, the
@@ -30,6 +32,9 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE_DIRS = {ROOT / "notebooks" / "src": ROOT / "notebooks", ROOT / "audits" / "src": ROOT / "audits"}
+# the audit notebook also ships inside the package (package data), so that `workbench audit` finds
+# it from an installed wheel, where audits/ is not: the same generated file, at a second path
+PACKAGED_COPIES = {"flagship_audit": ROOT / "workbench" / "audit" / "flagship_audit.ipynb"}
 STUDENT_DIR = ROOT / "notebooks" / "course"
 STUDENT_COPIES = ("07_course_exercises",)  # sources whose student copy is shipped
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
@@ -128,6 +133,8 @@ def outputs() -> list[tuple[Path, nbformat.NotebookNode]]:
     for src, path in targets():
         nb = parsed(src)
         out.append((path, _for_copy(nb, "instructor")))
+        if src.stem in PACKAGED_COPIES:
+            out.append((PACKAGED_COPIES[src.stem], _for_copy(nb, "instructor")))
         if src.stem in STUDENT_COPIES:
             out.append((STUDENT_DIR / f"{src.stem}_student.ipynb", student(nb)))
     return out

@@ -21,7 +21,7 @@ def test_notebooks_are_in_sync_with_their_sources():
 
 
 @pytest.mark.parametrize("path", sorted(ROOT.glob("notebooks/*.ipynb")) + sorted(ROOT.glob("notebooks/course/*.ipynb"))
-                         + sorted(ROOT.glob("audits/*.ipynb")),
+                         + sorted(ROOT.glob("audits/*.ipynb")) + sorted(ROOT.glob("workbench/audit/*.ipynb")),
                          ids=lambda p: p.name)
 def test_committed_notebooks_have_no_outputs_and_use_the_python3_kernel(path):
     nb = nbformat.read(path, as_version=4)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from workbench.argtypes import non_negative_int, positive_int
 from workbench.audit.card import AuditCard
-from workbench.audit.notebook import build_report, run_audit_notebook
+from workbench.audit.notebook import build_report, notebook_runner_missing, run_audit_notebook
 from workbench.errors import InvalidInputError
 
 
@@ -115,8 +115,14 @@ def run_audit(args: argparse.Namespace) -> int:
         spec.store = store or _absolute(spec.store)
     measured = ", ".join(f"{u.name} ({'all' if u.limit is None else u.limit}{' per group' if u.kind == 'task' else ''})"
                          for u in spec.units)
-    print(f"auditing {len(spec.models)} models ({', '.join(m.label for m in spec.models)}) on {measured} in the "
-          "audit notebook; each step is reported as it ends ...", flush=True)
+    print(f"auditing {len(spec.models)} models ({', '.join(m.label for m in spec.models)}) on {measured}", flush=True)
+    missing = notebook_runner_missing()
+    if missing:   # an install without the notebook or papermill: the same audit, in this process
+        print(f"{missing}: running the audit in this process instead (no notebook.ipynb is written)", flush=True)
+        done = run(spec, out=out, store=store)
+        print(f"  report:   {done.paths['report']}\n  card:     {done.paths['card']}\n  ML-BOM:   {done.paths['bom']}")
+        return 0
+    print("in the audit notebook; each step is reported as it ends ...", flush=True)
     report = run_audit_notebook(spec.to_yaml(), out, timeout=args.timeout, source=spec.text or "")
     card = AuditCard.load(report.card).data
     print(f"done in {report.seconds:.0f} s")

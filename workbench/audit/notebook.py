@@ -76,7 +76,20 @@ def build_report(notebook: str | os.PathLike, out_dir: str | os.PathLike, timeou
 
 
 # ---- an audit file through the audit notebook (papermill) ------------------------------------------
-AUDIT_NOTEBOOK = Path(__file__).resolve().parents[2] / "audits" / "flagship_audit.ipynb"
+# the package's copy of audits/flagship_audit.ipynb (notebooks/build.py writes both from
+# audits/src/flagship_audit.py): found from an installed wheel too, where audits/ is not
+AUDIT_NOTEBOOK = Path(__file__).resolve().parent / "flagship_audit.ipynb"
+
+
+def notebook_runner_missing(notebook: str | os.PathLike | None = None) -> str | None:
+    """Why the audit notebook cannot run here (its file or papermill missing), or None."""
+    import importlib.util
+    path = Path(notebook or AUDIT_NOTEBOOK)
+    if not path.is_file():
+        return f"the audit notebook is not installed ({path.name} missing beside workbench/audit/)"
+    if importlib.util.find_spec("papermill") is None:
+        return "papermill is not installed (pip install papermill)"
+    return None
 
 
 def run_audit_notebook(audit_text: str, out_dir: str | os.PathLike, notebook: str | os.PathLike | None = None,
