@@ -189,3 +189,16 @@ def test_the_cards_p_adjusted_is_holm_across_the_headline_rows(tmp_path):
     assert "p adjusted" in table["columns"]
     assert table["rows"][0]["cells"][table["columns"].index("p adjusted")] == "0.090"
     assert "Holm across the 4 headline rows" in card.to_html(page=True)
+
+
+def test_a_card_reads_like_its_json(tiny, tmp_path):
+    """audit.card["findings"] works: the card's top-level fields by key, as audit_card.json has them."""
+    card = AuditCard("t")
+    card.add_model(tiny("gpt2"))
+    card.add_finding("CrowS-Pairs", entry=_entry(9.0, 1.0, 17.0, 0.01, 80))
+    saved = json.loads(card.save(tmp_path / "card.json").read_text())
+    assert card["findings"] == saved["findings"] and card["models"][0]["name"] == saved["models"][0]["name"]
+    assert "findings" in card and "nope" not in card and card.get("plan", "none") == "none"
+    assert set(card.keys()) == set(saved)
+    with pytest.raises(KeyError, match="no field 'nope'"):
+        card["nope"]

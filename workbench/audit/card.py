@@ -224,5 +224,26 @@ class AuditCard:
         """The card as HTML: findings first, then the appendix (``page=True``: a whole page)."""
         return card_html(self.to_dict(), page=page)
 
+    # --- read like the JSON it saves: card["findings"], "deployment" in card, card.get("plan") ---
+    def __getitem__(self, key: str):
+        """A top-level field of the card's data, as in ``audit_card.json`` (``card["findings"]``).
+
+        >>> card = AuditCard("t")
+        >>> card["title"], "findings" in card, card.get("plan") is None
+        ('t', True, True)
+        """
+        if key not in self.data:
+            raise KeyError(f"the card has no field {key!r}; it has {sorted(self.data)}")
+        return self.data[key]
+
+    def __contains__(self, key) -> bool:
+        return key in self.data
+
+    def get(self, key: str, default=None):
+        return self.data.get(key, default)
+
+    def keys(self):
+        return self.data.keys()
+
     def _repr_html_(self) -> str:
         return self.to_html()
