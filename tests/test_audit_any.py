@@ -120,6 +120,25 @@ def test_a_bad_spec_is_a_skip_not_a_lost_audit(folders, shared_data, tmp_path):
     assert list(audit.findings().probe) == ["CrowS-Pairs"]
 
 
+def test_a_declared_deployment_pair_gets_its_section_and_says_it_was_declared(folders, shared_data, tmp_path):
+    """Detection misses what the files do not show (e.g. a GGUF at Q8_0 and at Q4_K_M of one model):
+    a pair declared in the audit file gets the flips, recounted here from the items, and the card
+    says it was declared, not detected (two unrelated tiny models: detection finds nothing)."""
+    os.environ.setdefault("WORKBENCH_SHARED_DATA", str(shared_data))
+    audit_file = {"models": [folders["gpt2"], folders["llama"]], "probes": [{"crows_pairs": 12}], "contamination": False}
+    plain = wb.audit(audit_file, out=tmp_path, progress=False)
+    assert plain.card["deployment"] == []                          # not one model by the files
+    declared = wb.audit({**audit_file, "deployment": [[folders["llama"], folders["gpt2"]]]}, out=tmp_path,
+                        progress=False)
+    dep, = declared.card["deployment"]
+    assert (dep["model_a"], dep["model_b"]) == (folders["llama"], folders["gpt2"]) and dep["declared"] is True
+    assert dep["evidence"].startswith("declared in the audit file") and "not shown by the files" in dep["evidence"]
+    a = declared.items(folders["llama"], "crows_pairs").set_index("item_id").stereotyped
+    b = declared.items(folders["gpt2"], "crows_pairs").set_index("item_id").stereotyped.reindex(a.index)
+    assert dep["flips"] == int((a != b).sum()) and dep["n"] == len(a) == 12
+    assert "declared in the audit file" in (tmp_path / "report.html").read_text()
+
+
 def test_each_model_against_a_reference(folders, shared_data, tmp_path):
     os.environ.setdefault("WORKBENCH_SHARED_DATA", str(shared_data))
     # two specs of one folder are one model: the door refuses them as duplicates

@@ -80,6 +80,18 @@ def test_with_no_audit_file_the_flags_name_all_that_is_measured(tmp_path):
     assert _measured([str(path), "--probes", "crows_pairs"])[0] == [("probe", "crows_pairs"), ("task", "blimp")]
 
 
+def test_deployment_pairs_are_declared_in_the_file_or_by_flag(tmp_path):
+    two = ["--models", "smollm2-135m-instruct", "gemma-3-270m", "--probes", "crows_pairs"]
+    _, spec = _measured(two + ["--deployment", "gemma-3-270m,smollm2-135m-instruct"])
+    assert spec.deployment == [("gemma-3-270m", "smollm2-135m-instruct")]     # A as published, B as deployed
+    assert parse_spec(spec.to_yaml()).deployment == spec.deployment           # the card's file re-runs it
+    assert _measured(two)[1].deployment == []
+    path = tmp_path / "mine.yaml"
+    path.write_text("models: [smollm2-135m-instruct, gemma-3-270m]\nprobes: [crows_pairs]\n"
+                    "deployment: [[smollm2-135m-instruct, gemma-3-270m]]\n")
+    assert parse_spec(path).deployment == [("smollm2-135m-instruct", "gemma-3-270m")]
+
+
 def test_an_audit_file_with_per_model_options(tmp_path, folders):
     path = tmp_path / "a.yaml"
     path.write_text(yaml.safe_dump({
@@ -117,6 +129,14 @@ BAD = [
     ("boolean limit", {"models": ["smollm2-135m-instruct", "gemma-3-270m"], "probes": ["crows_pairs"], "limit": True},
      "limit must be an integer"),
     ("models a string", {"models": "smollm2", "probes": ["crows_pairs"]}, "models: is a list of 2 to 10 specs"),
+    ("deployment: an unknown model", {"models": ["smollm2-135m-instruct", "gemma-3-270m"], "probes": ["crows_pairs"],
+                                      "deployment": [["smollm2-135m-instruct", "llama"]]},
+     "deployment model 'llama' is not one of the audited models"),
+    ("deployment: one model twice", {"models": ["smollm2-135m-instruct", "gemma-3-270m"], "probes": ["crows_pairs"],
+                                     "deployment": [["gemma-3-270m", "gemma-3-270m"]]}, "names 'gemma-3-270m' twice"),
+    ("deployment: not a list of pairs", {"models": ["smollm2-135m-instruct", "gemma-3-270m"], "probes": ["crows_pairs"],
+                                         "deployment": ["smollm2-135m-instruct", "gemma-3-270m"]},
+     "a deployment pair is two audited models .*write deployment: \\[\\[A, B\\]\\]"),
     ("openai without URL", {"models": ["model@openai", "gemma-3-270m"], "probes": ["crows_pairs"]}, "server URL"),
 ]
 

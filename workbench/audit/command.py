@@ -50,6 +50,9 @@ def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detect", type=_detect, metavar="D",
                         help="plan sample sizes to find a paired difference of D points with 80%% power")
     parser.add_argument("--plan", action="store_true", help="with --detect: print the plan and stop")
+    parser.add_argument("--deployment", metavar="A,B", action="append",
+                        help="two audited models that are one model, as published (A) and as deployed (B): the "
+                             "deployment section compares them even where the files do not show it (repeatable)")
     parser.add_argument("--reference", metavar="SPEC", help="compare each model with this one (default: every pair)")
     parser.add_argument("--store", help="results store (default: OUT/audit_store.db); an interrupted audit resumes from it")
     parser.add_argument("--out", default="out/audit", help="folder for the report, card, notebook and ML-BOM")
@@ -84,8 +87,8 @@ def audit_spec(args: argparse.Namespace):
                                     "audit, or an older version, or its audit.rerun was removed): run the audit file "
                                     "its report shows, with the paths of this machine")
     spec = parse_spec(source, models=args.models, probes=args.probes, tasks=args.tasks, limit=args.limit,
-                      detect=args.detect, reference=args.reference, executor=args.executor, seed=args.seed,
-                      data=_absolute(args.data))
+                      detect=args.detect, reference=args.reference, deployment=args.deployment,
+                      executor=args.executor, seed=args.seed, data=_absolute(args.data))
     if args.from_card:
         spec.text = recorded.get("file")   # the audit file as its author gave it, if one was
     if args.probe_limit or args.blimp_limit:

@@ -38,7 +38,7 @@ STORE_NAME = "audit_store.db"
 
 
 def audit(spec=None, *, models=None, probes=None, tasks=None, limit=None, out="out/audit", detect=None,
-          plan: bool = False, reference=None, store=None, executor=None, seed=None, data=None,
+          plan: bool = False, reference=None, deployment=None, store=None, executor=None, seed=None, data=None,
           progress: bool = True) -> Audit:
     """Audit 2 to 10 models: bias probes and tasks compared pair by pair with paired tests, how
     each model was made, and, where two specs are one model run two ways, what flips between them.
@@ -55,6 +55,8 @@ def audit(spec=None, *, models=None, probes=None, tasks=None, limit=None, out="o
     detect : plan sample sizes so a paired difference of ``detect`` points is found with 80% power.
     plan : with ``detect``, print the plan and stop.
     reference : compare each model with this one only (default: every pair).
+    deployment : pairs ``[(A, B), ...]`` (or ``"A,B"``) declared to be one model, A as published and
+        B as deployed: the deployment section compares them even where the files do not show it.
     store : the results store (default ``out/audit_store.db``): an interrupted audit resumes from it.
     executor : ``"local"`` or ``"ray"`` (scoring cells spread over a Ray cluster).
 
@@ -71,7 +73,7 @@ def audit(spec=None, *, models=None, probes=None, tasks=None, limit=None, out="o
     if not isinstance(plan, bool) or not isinstance(progress, bool):
         raise InvalidInputError("plan and progress are True or False")
     parsed = parse_spec(spec, models=models, probes=probes, tasks=tasks, limit=limit, detect=detect,
-                        reference=reference, executor=executor, seed=seed, data=data)
+                        reference=reference, deployment=deployment, executor=executor, seed=seed, data=data)
     return run_audit(parsed, out=out, store=store, plan_only=plan, progress=progress)
 
 

@@ -305,15 +305,25 @@ def chat_findings(spec, chat, generate, card, state) -> None:
 
 
 def deployment_of(spec, units, state, lineages, comparisons) -> list[dict]:
-    """Flip analysis for every pair the evidence shows to be one model run two ways."""
+    """Flip analysis for every pair the evidence shows to be one model run two ways, and for every
+    pair the audit declares to be (``deployment:``; the card says it was declared, and what the
+    detection found, so a declaration is never read as evidence)."""
     entries = []
     labels = [m.label for m in spec.models]
+    declared = {frozenset(p): p for p in spec.deployment}
     for a, b in itertools.combinations(labels, 2):
         verdict = lineages.get((a, b)) or lineages.get((b, a))
         why = dep.same_model(state["fingerprints"][a], state["fingerprints"][b], verdict)
-        if why is None:
+        pair = declared.get(frozenset((a, b)))
+        if why is None and pair is None:
             continue
-        ref, other = dep.reference_of(a, b, state["backends"], spec.reference)
+        if pair is not None:
+            ref, other = pair
+            why = ("declared in the audit file (deployment:); the files also show it: " + why if why else
+                   "declared in the audit file (deployment:), not shown by the files: different weight files"
+                   + (f" and wb.lineage reads them as {verdict!r}" if verdict else ""))
+        else:
+            ref, other = dep.reference_of(a, b, state["backends"], spec.reference)
         for u in units:
             metric = u.decision_metric()
             cr, co = state["cells"].get((ref, u.name)), state["cells"].get((other, u.name))
@@ -327,7 +337,7 @@ def deployment_of(spec, units, state, lineages, comparisons) -> list[dict]:
             scale = {m.name: points(m) for m in u.metrics()}
             for col in ("diff", "ci_low", "ci_high"):
                 change[col] = change[col] * change.metric.map(scale).fillna(1.0)
-            entry.update(model_a=ref, model_b=other, evidence=why, lineage=verdict,
+            entry.update(model_a=ref, model_b=other, evidence=why, lineage=verdict, declared=pair is not None,
                          changes=json.loads(change[["metric", "diff", "ci_low", "ci_high", "p_value", "n",
                                                     "test"]].to_json(orient="records")))
             entries.append(entry)

@@ -23,6 +23,8 @@ given) and ``options`` (passed to ``wb.load_model``: a server's ``model_name``, 
 folder, ``dtype``, ``device_map``, ...). A probe or task is a name, or ``{name: options}`` with
 ``limit``, ``metric`` (the one its findings compare; default its primary metric), ``title``,
 ``data`` (a path, or a folder name under the audit's ``data`` folder) and the probe's own options.
+``deployment: [[A, B], ...]`` declares pairs of audited models that are one model, A as published
+and B as deployed, for the deployment section where the files do not show it.
 """
 from __future__ import annotations
 
@@ -56,6 +58,7 @@ TITLES = {"crows_pairs": "CrowS-Pairs", "stereoset": "StereoSet", "winobias": "W
 # the optional engine each backend needs (module to import, install command from its registry entry)
 ENGINES = {"llama.cpp": "llama_cpp"}
 KEYS = {"title", "question", "authors", "method", "models", "probes", "tasks", "limit", "seed", "data", "reference",
+        "deployment",
         "detect", "pilot", "store", "executor", "contamination", "chat", "limitations"}
 UNIT_KEYS = {"limit", "metric", "title", "data"}
 FLAGSHIP_ONLY = ("title", "question", "authors", "method", "chat", "contamination", "limitations")
@@ -121,6 +124,7 @@ class AuditSpec:
     seed: int = 0
     data: str | None = None
     reference: str | None = None
+    deployment: list = field(default_factory=list)   # declared (as published, as deployed) pairs of labels
     detect: float | None = None
     pilot: int = PILOT_ITEMS
     store: str | None = None
@@ -173,7 +177,7 @@ class AuditSpec:
         out = {"title": self.title, "question": self.question, "authors": self.authors, "method": self.method,
                "models": models, "probes": [unit(u) for u in self.units if u.kind == "probe"],
                "tasks": [unit(u) for u in self.units if u.kind == "task"], "seed": self.seed, "data": self.data,
-               "reference": self.reference, "detect": self.detect, "pilot": self.pilot, "store": self.store,
+               "reference": self.reference, "deployment": [list(p) for p in self.deployment], "detect": self.detect, "pilot": self.pilot, "store": self.store,
                "executor": self.executor,
                "contamination": self.contamination if self.contamination is not None else False,
                "chat": self.chat, "limitations": self.limitations}
@@ -367,12 +371,7 @@ def build_spec(raw: dict, text: str | None = None) -> AuditSpec:
         raise InvalidInputError(f"a probe or task is listed twice: {sorted({n for n in names if names.count(n) > 1})}")
     reference = raw.get("reference")
     if reference is not None:
-        labels = [m.label for m in models]
-        if reference not in labels:
-            matches = [m.label for m in models if m.spec == reference]
-            if len(matches) != 1:
-                raise InvalidInputError(f"the reference {reference!r} is not one of the audited models {labels}")
-            reference = matches[0]
+        reference = _label(models, reference, "the reference")
     executor = raw.get("executor") or "local"
     if executor not in ("local", "ray"):
         raise InvalidInputError(f"executor must be 'local' or 'ray', got {executor!r}")
@@ -394,12 +393,52 @@ def build_spec(raw: dict, text: str | None = None) -> AuditSpec:
                      method=str(raw.get("method") or ""),
                      seed=_number(raw.get("seed", 0), "seed", 0, 2 ** 32 - 1, integer=True),
                      data=None if raw.get("data") is None else str(raw["data"]), reference=reference,
+                     deployment=_deployment_pairs(models, raw.get("deployment")),
                      detect=_number(raw.get("detect"), "detect (points)", 0.1, 100),
                      pilot=_number(raw.get("pilot", PILOT_ITEMS), "pilot (items per model)", 10, 10_000, integer=True),
                      store=None if raw.get("store") is None else str(raw["store"]), executor=executor,
                      contamination=contamination, chat=chat, limitations=limitations, text=text)
     _check_chat(spec)
     return spec
+
+
+def _label(models, given, what: str) -> str:
+    """The label of the audited model ``given`` names (its label, or a spec only one model has)."""
+    labels = [m.label for m in models]
+    if given in labels:
+        return given
+    matches = [m.label for m in models if m.spec == given]
+    if len(matches) != 1:
+        raise InvalidInputError(f"{what} {given!r} is not one of the audited models {labels}")
+    return matches[0]
+
+
+def _deployment_pairs(models, value) -> list[tuple[str, str]]:
+    """``deployment: [[A, B], ...]`` (or ``"A,B"`` strings, as ``--deployment A,B`` gives them):
+    pairs declared to be one model, A as published (the reference of the flips), B as deployed.
+    The deployment section then compares them whatever the automatic detection finds (the card
+    says the pair was declared, and what detection found)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise InvalidInputError(f"deployment: is a list of pairs [[A, B], ...] (A as published, B as deployed), "
+                                f"got {value!r}")
+    pairs = []
+    for p in value:
+        if isinstance(p, str):
+            p = [x.strip() for x in p.split(",")]
+        if not isinstance(p, (list, tuple)) or len(p) != 2 or not all(isinstance(x, str) for x in p):
+            raise InvalidInputError(f"a deployment pair is two audited models [A, B] (A as published, B as deployed): "
+                                    f"write deployment: [[A, B]] or --deployment A,B; got {p!r}")
+        a, b = _label(models, p[0], "deployment model"), _label(models, p[1], "deployment model")
+        if a == b:
+            raise InvalidInputError(f"a deployment pair names {a!r} twice: give the model as published and as deployed")
+        if (a, b) in pairs or (b, a) in pairs:
+            raise InvalidInputError(f"the deployment pair {a!r}, {b!r} is listed twice")
+        pairs.append((a, b))
+    return pairs
 
 
 def _check_chat(spec: AuditSpec) -> None:
