@@ -5,7 +5,6 @@ its own process and says so."""
 from __future__ import annotations
 
 import email
-import os
 import shutil
 import subprocess
 import sys

@@ -177,8 +177,8 @@ class AuditSpec:
         out = {"title": self.title, "question": self.question, "authors": self.authors, "method": self.method,
                "models": models, "probes": [unit(u) for u in self.units if u.kind == "probe"],
                "tasks": [unit(u) for u in self.units if u.kind == "task"], "seed": self.seed, "data": self.data,
-               "reference": self.reference, "deployment": [list(p) for p in self.deployment], "detect": self.detect, "pilot": self.pilot, "store": self.store,
-               "executor": self.executor,
+               "reference": self.reference, "deployment": [list(p) for p in self.deployment], "detect": self.detect,
+               "pilot": self.pilot, "store": self.store, "executor": self.executor,
                "contamination": self.contamination if self.contamination is not None else False,
                "chat": self.chat, "limitations": self.limitations}
         return {k: v for k, v in out.items() if v not in (None, "", [])}
@@ -506,7 +506,7 @@ def parse_spec(source, **overrides) -> AuditSpec:
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source).expanduser()
         one_line = "\n" not in str(source)
-        is_file = one_line and str(source).endswith((".yaml", ".yml"))
+        is_file = one_line and str(source).lower().endswith((".yaml", ".yml"))
         if is_file and not path.is_file():
             raise InvalidInputError(f"audit file not found: {path} (give the path of a YAML audit file)")
         try:
