@@ -304,3 +304,29 @@ def test_the_plan_from_a_seeded_pilot(folders, shared_data, tmp_path):
     assert n["CrowS-Pairs"] == p.loc["CrowS-Pairs", "n_planned"]
     assert done.card.data["plan"]["detect"] == 30 and all("power_at_detect" in r for r in done.card.data["power"]
                                                            if r["metric"] != "mean_diff")
+
+
+def test_the_deployment_pair_carries_its_measured_agreement(three, folders):
+    """The agreement row of the bfloat16 copy is exactly what wb.conformance says of the same two
+    models on the same sentences (the card rests on it, not on a declaration), and bfloat16 is
+    not passed off as float32: its next-token KL is above zero, and 'conforms' only within the
+    tolerance."""
+    from workbench.audit.agreement import neutral_sentences
+    from workbench.inspect.conformance_verdict import Tolerance
+    audit, out = three
+    card = json.loads((out / "audit_card.json").read_text())
+    (entry,) = card["agreement"]
+    assert entry["model_b"] == "llama-bf16" and entry["model_a"].endswith("/llama")   # (the card may scrub paths)
+    ref = wb.load_model(folders["llama"], name=folders["llama"])
+    bf16 = wb.load_model(folders["llama"], name="llama-bf16", dtype="bfloat16")
+    direct = wb.conformance([ref, bf16], neutral_sentences(), progress=False).summary().iloc[-1]
+    assert entry["verdict"] == direct.verdict and entry["n_texts"] == len(neutral_sentences())
+    for col in ("next_token_kl", "top1_agreement", "max_abs_logprob_diff"):
+        assert entry[col] == pytest.approx(float(direct[col]), rel=1e-9, abs=1e-12)
+    assert entry["next_token_kl"] > 0 and entry["layers"], entry
+    if entry["verdict"] == "conforms":
+        assert entry["next_token_kl"] <= Tolerance().conform_kl, entry
+    frame = audit.agreement()
+    assert list(frame.verdict) == [entry["verdict"]]
+    html = (out / "report.html").read_text()
+    assert "Measured agreement on neutral sentences" in html and entry["verdict"] in html

@@ -178,7 +178,8 @@ def card_html(card: dict, page: bool = False, figures: bool = True) -> str:
     return _environment().get_template("audit.html.j2").render(
         card=dict(card, models=card_models), page=page, css=CSS, findings=findings, models=models, fidelity=fidelity,
         results=results, tasks=tasks, report=report, versions=versions, made=_made(card), overview=overview,
-        overview_metrics=overview_metrics, deployment=_deployment(card.get("deployment") or []),
+        overview_metrics=overview_metrics,
+        deployment=_deployment(card.get("deployment") or [], card.get("agreement") or []),
         plan=_plan(card.get("plan")), power=_power(card.get("power") or []),
         audit_file=(card.get("audit") or {}).get("resolved"), given_file=(card.get("audit") or {}).get("file"),
         skipped=[s for s in skipped if s["section"] != "fidelity"],
@@ -211,13 +212,26 @@ def _rate(d: dict) -> str:
     return f"{100 * d['flip_rate']:.1f}% [{100 * d['ci_low']:.1f}, {100 * d['ci_high']:.1f}]"
 
 
-def _deployment(entries: list[dict]) -> list[dict]:
+def _agreement(e: dict) -> dict:
+    """One pair's measured agreement (:mod:`workbench.audit.agreement`) as a table row."""
+    return {"verdict": e["verdict"] + (f" ({e['reason']})" if e.get("reason") else ""),
+            "next-token KL": _fmt(e.get("next_token_kl"), 6), "top-1 agreement": _fmt(e.get("top1_agreement"), 4),
+            "max |log p difference|": _fmt(e.get("max_abs_logprob_diff"), 4),
+            "resid_post rel. error (max over layers)": _fmt(e.get("resid_rel_error_max"), 5),
+            "tokenization": e.get("tokenization", "–"), "chat prompt": e.get("chat_prompt", "–"),
+            "texts (tokens)": f"{e['n_texts']} ({e.get('n_tokens') or '–'})"}
+
+
+def _deployment(entries: list[dict], agreement: list[dict] | None = None) -> list[dict]:
     """Per pair of one model run two ways: a row per probe, and per probe its categories,
-    margin quarters and every metric's change."""
+    margin quarters and every metric's change; the pair's measured agreement where it was run."""
+    agreed = {(a["model_a"], a["model_b"]): a for a in agreement or []}
     out = {}
     for e in entries:
-        pair = out.setdefault((e["model_a"], e["model_b"]), {"model_a": e["model_a"], "model_b": e["model_b"],
-                                                            "evidence": e.get("evidence"), "rows": [], "probes": []})
+        key = (e["model_a"], e["model_b"])
+        pair = out.setdefault(key, {"model_a": e["model_a"], "model_b": e["model_b"], "evidence": e.get("evidence"),
+                                    "rows": [], "probes": [],
+                                    "agreement": readable([_agreement(agreed[key])]) if key in agreed else None})
         change = next((c for c in e.get("changes") or [] if c["metric"] == e["metric"]), None)
         m = e.get("margin") or {}
         pair["rows"].append({

@@ -26,10 +26,15 @@ def findings_frame(entries: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=FINDING_COLUMNS)
 
 
+AGREEMENT_COLUMNS = ["model_a", "model_b", "n_texts", "n_tokens", "verdict", "reason", "next_token_kl", "top1_agreement",
+                     "max_abs_logprob_diff", "resid_rel_error_max", "tokenization", "chat_prompt"]
+
+
 @dataclass
 class Audit:
     """An audit's outcome. ``findings()``: the headline table as numbers; ``headline()``: as the
-    report shows it; ``deployment()``: flips between the specs that are one model run two ways;
+    report shows it; ``deployment()``: flips between the specs that are one model run two ways; ``agreement()``:
+    how far each such pair's computations are apart;
     ``plan``: the sample-size plan (with ``detect``); ``card``: the
     :class:`~workbench.audit.card.AuditCard`; ``paths``: the files written."""
 
@@ -49,6 +54,14 @@ class Audit:
 
     def deployment(self) -> pd.DataFrame:
         return flip_frame(self.card.data.get("deployment") or [] if self.card else [])
+
+    def agreement(self) -> pd.DataFrame:
+        """Per deployment pair, how far the deployed computation is from the reference's on neutral
+        sentences (:mod:`workbench.audit.agreement`): verdict, next_token_kl, top1_agreement,
+        max_abs_logprob_diff, resid_rel_error_max, tokenization, chat_prompt."""
+        rows = (self.card.data.get("agreement") or []) if self.card else []
+        return pd.DataFrame([{k: v for k, v in r.items() if k != "layers"} for r in rows],
+                            columns=AGREEMENT_COLUMNS if not rows else None)
 
     def overview(self) -> pd.DataFrame:
         """Models x probes: each model's value of each probe's metric with its interval."""

@@ -11,7 +11,8 @@ The steps, each printed as it finishes (:class:`~workbench.audit.progress.Report
 3. **Lineage** of every pair of models (or each against the reference), two in memory at a time.
 4. **Findings**: every pair (or each model against ``reference``) on every probe and task, one
    headline table, Holm across all its rows (:mod:`workbench.audit.findings`).
-5. **Deployment**: pairs that are one model run two ways (:mod:`workbench.audit.deployment`).
+5. **Deployment**: pairs that are one model run two ways (:mod:`workbench.audit.deployment`), and
+   how far each deployed computation is from its reference (:mod:`workbench.audit.agreement`).
 6. **Power achieved** and the card, the report, the ML-BOM (:mod:`workbench.audit.outputs`).
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import time
 from pathlib import Path
 
+from workbench.audit.agreement import agreement_of
 from workbench.audit.card import AuditCard
 from workbench.audit.grid import unit_of
 from workbench.audit.outputs import finish
@@ -178,6 +180,11 @@ def _run(spec: AuditSpec, out: Path, store, plan_only: bool, say: Reporter) -> A
     card.data["deployment"] = deployment_of(spec, units, state, lineages, comparisons)
     say.done("Deployment", f"{len({(d['model_a'], d['model_b']) for d in card.data['deployment']})} pairs of one "
              "model run two ways" if card.data["deployment"] else "no two specs are one model", time.perf_counter() - t0)
+    if card.data["deployment"]:
+        t0 = time.perf_counter()
+        card.data["agreement"] = agreement_of(spec, card.data["deployment"], state, say)
+        say.done("Agreement", ", ".join(f"{e['model_b']}: {e['verdict']}" for e in card.data["agreement"])
+                 or "no pair could be compared", time.perf_counter() - t0)
     t0 = time.perf_counter()
     paths = finish(spec, card, state, units, limits, planned, out, store_path)
     say.done("Report", ", ".join(p.name for p in paths.values()), time.perf_counter() - t0)
