@@ -494,3 +494,15 @@ def test_wb_vision_is_reachable_from_a_bare_import():
                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
     assert out.returncode == 0, out.stderr[-500:]
     assert out.stdout.split() == ["workbench.vision.bias", "True"]
+
+
+def test_image_attention_shows_tokens_as_text_in_its_repr_widget_and_summary():
+    """Notebook 09 printed the result's dataclass repr with byte-level markers ('Ġis'); the repr,
+    the widget's buttons and the summary all read tokens through the one display rule."""
+    from workbench.display import show_tokens
+    from workbench.testing import tiny_image, tiny_vlm
+    att = wb.vision.image_attention(tiny_vlm("llava"), "What is shown in the picture?", tiny_image(0), layer=0)
+    assert any("Ġ" in t for t in att.tokens)                  # the tokenizer's pieces are kept in the data
+    for text in (repr(att), att.to_html(), att.summary().to_string()):
+        assert not set("ĠĊ▁") & set(text), text[:200]
+    assert str(show_tokens(att.tokens)) in repr(att)

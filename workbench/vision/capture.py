@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import torch
 
+from workbench.display import readable, show_token, show_tokens
 from workbench.engine.padding import pad_id
 from workbench.errors import InvalidInputError, UnsupportedSiteError
 from workbench.families import HookPoint
@@ -411,7 +412,12 @@ class ImageAttention(Result):
     global_maps: torch.Tensor = None
 
     def summary(self):
-        return self.frame.groupby(["position", "token"], sort=False).image_share.first().reset_index()
+        return readable(self.frame.groupby(["position", "token"], sort=False).image_share.first().reset_index())
+
+    def __repr__(self) -> str:  # the text a notebook shows beside the widget: tokens as text, not the tensors
+        w, h = self.image.size if self.image is not None else (0, 0)
+        return (f"ImageAttention({len(self.tokens)} text positions, image {w}x{h}, "
+                f"tokens={show_tokens(self.tokens)})")
 
     def plot(self, position: int = -1, ax=None):
         """The image with the heat map of text position ``position`` (index into ``tokens``) over it."""
@@ -422,7 +428,7 @@ class ImageAttention(Result):
         w, h = self.image.size
         ax.imshow(np.asarray(self.image))
         ax.imshow(self.maps[position].numpy(), extent=(0, w, h, 0), alpha=0.5, cmap="inferno", interpolation="nearest")
-        ax.set(title=f"attention from {self.tokens[position]!r} ({float(self.share[position]):.0%} on the image)",
+        ax.set(title=f"attention from {show_token(self.tokens[position])!r} ({float(self.share[position]):.0%} on the image)",
                xticks=[], yticks=[])
         return ax
 
@@ -435,7 +441,7 @@ class ImageAttention(Result):
         self.image.save(buf, format="PNG")
         src = base64.b64encode(buf.getvalue()).decode()
         maps = json.dumps([[[round(float(v), 5) for v in row] for row in m] for m in self.maps])
-        toks = json.dumps(self.tokens)
+        toks = json.dumps(show_tokens(self.tokens))
         side = self.maps.shape[2]  # grid columns (a tiled mosaic need not be square)
         return f"""<div class="wb-imgatt"><div style="position:relative;display:inline-block;width:256px;height:256px">
 <img src="data:image/png;base64,{src}" style="width:256px;height:256px;image-rendering:pixelated">
