@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import importlib
 
+from workbench import _moved
 from workbench._version import __version__
+
+_moved.install()  # old module paths of the previous release: importable, with a DeprecationWarning
 
 # public name -> "module:attribute". Each capability lives in its own sub-package;
 # this table is the one place that says what ``wb.<name>`` means.
