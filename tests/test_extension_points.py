@@ -273,3 +273,55 @@ def test_a_registered_backend_scores_through_load_model(toy_backend, toy_probe, 
     with pytest.raises(InvalidInputError, match="unknown backend 'toy-bigram'"):
         wb.load_model("corpus-v1", backend="toy-bigram")
     wb.register_backend("toy-bigram", load_bigram, ["token_logprobs"])  # for the fixture's clean-up
+
+
+def _tiny_vipllava(make_tokenizer, seed: int = 0):
+    """VipLlava (no built-in family): LLaVA's module paths, a projector over several tower layers."""
+    import transformers as T
+    from workbench.families.vlm import tiny_text, tiny_vision
+    tok = make_tokenizer({"image_token": "<image>"})
+    cfg = T.VipLlavaConfig(vision_config=T.CLIPVisionConfig(**tiny_vision(projection_dim=32)),
+                           text_config=T.LlamaConfig(**tiny_text(vocab_size=len(tok), tie_word_embeddings=False)),
+                           image_token_index=tok.image_token_id, vision_feature_layers=[-2, -1])
+    proc = T.LlavaProcessor(image_processor=T.CLIPImageProcessor(size={"shortest_edge": 32},
+                                                                 crop_size={"height": 32, "width": 32}),
+                            tokenizer=tok, patch_size=8, vision_feature_select_strategy="default",
+                            image_token="<image>", num_additional_image_tokens=1)
+    torch.manual_seed(seed)
+    return T.VipLlavaForConditionalGeneration(cfg).eval(), proc
+
+
+def test_a_vision_language_family_registers_through_the_public_function():
+    """docs/vision_language.md: a new vision-language family is vision_language_family(...) (in the
+    package, a file ending in FAMILY = ...; outside it, wb.register_family of the same)."""
+    from workbench.families import vision_language_family
+    from workbench.testing import tiny_image, tiny_vlm, vlm_families
+    from workbench.vision.capture import verify_vision
+    assert "toy-vipllava" not in vlm_families()
+    with pytest.raises(ValueError, match="unknown tiny vision-language family"):
+        tiny_vlm("toy-vipllava")
+    family = vision_language_family("toy-vipllava", ("vipllava",), llama.FAMILY, tiny=_tiny_vipllava,
+                                    notes="toy: VipLlava through the public recipe")
+    wb.register_family(family)
+    try:
+        assert "toy-vipllava" in vlm_families()
+        vlm = tiny_vlm("toy-vipllava")
+        assert vlm.kind == "vision-language" and vlm.architecture == "vipllava"
+        # every site the family declares, language model and vision tower, against output_hidden_states
+        assert verify_vision(vlm).ok and wb.inspect.verify(vlm).ok
+        # scoring with an image: the processor's tokens, the model's logits, log-softmax by hand
+        context, continuation, image = "A picture of", " a cat", tiny_image(0)
+        got = wb.loglikelihood(vlm, [(context, continuation)], images=[[image]], cache=False)
+        n_ctx = vlm.processor(text=["<image>" + context], images=[[image]], return_tensors="pt")["input_ids"].shape[1]
+        enc = vlm.processor(text=["<image>" + context + continuation], images=[[image]], return_tensors="pt")
+        with torch.inference_mode():
+            logits = vlm.hf(**enc).logits[0].float()
+        ids = enc["input_ids"][0]
+        manual = float(torch.log_softmax(logits[n_ctx - 1:-1], -1).gather(1, ids[n_ctx:, None]).sum())
+        assert abs(got.logprob[0] - manual) < 1e-4
+        # the projector's output is what image tokens carry: captured at the declared path
+        cache = wb.capture(vlm, ["Describe it."], images=[[image]], sites=["projector"])
+        assert cache["projector"].shape[-1] == vlm.hf.config.text_config.hidden_size
+    finally:
+        unregister_family("toy-vipllava")
+    assert "toy-vipllava" not in vlm_families()
