@@ -197,3 +197,15 @@ def test_a_server_without_logprobs_says_it_gives_none(server):
     finally:
         proxy.shutdown()
     assert "not the log-probs" not in str(info.value)
+
+
+def test_a_served_models_fingerprint_has_every_backends_keys(served, lcpp, smollm):
+    """The hf, llama.cpp and openai loaders all build their fingerprint with
+    models.fingerprint.fingerprint_record: the same keys, plus only what each adds by design (the
+    GGUF a model was loaded from, the model name a server answers to)."""
+    assert (smollm.backend.name, lcpp.backend.name, served.backend.name) == ("hf", "llama.cpp", "openai")
+    keys = set(smollm.fingerprint) - {"loaded_from"}  # the core that fingerprint_record always writes
+    assert set(lcpp.fingerprint) == keys | {"loaded_from"}
+    assert set(served.fingerprint) == keys | {"served_model"}
+    assert served.fingerprint["served_model"] == "smollm2" and served.fingerprint["weights_sha256"] is None
+    assert served.fingerprint["tokenizer_sha256"] == smollm.fingerprint["tokenizer_sha256"]

@@ -222,7 +222,7 @@ def test_store_full_disk_during_a_chunk_keeps_the_committed_rows(tmp_path):
     store = wb.open_store(tmp_path / "r.db")
     store.ensure_run("k", model_name="m", model_fingerprint="fp", task_name="t", task_hash="h", task_kind="x",
                      n_items_task=10_000)
-    attempt = store.start_attempt("k", backend="local", item_limit=None, n_requested=1, n_already_done=0, versions={})
+    attempt = store.start_attempt("k", executor="local", item_limit=None, n_requested=1, n_already_done=0, versions={})
     assert store.add_items("k", attempt, [{"id": str(i), "v": i} for i in range(10)]) == 10
     pages = store._con.execute("PRAGMA page_count").fetchone()[0]
     store._con.execute(f"PRAGMA max_page_count = {pages}")

@@ -143,7 +143,7 @@ def test_lease_is_exclusive_renewed_and_taken_over_only_from_the_dead(tmp_path):
         con.execute("UPDATE leases SET owner='someone-else' WHERE run_key='k5'")
     store.ensure_run("k5", model_name="m", model_fingerprint="f", task_name="t", task_hash="h",
                      task_kind="perplexity", n_items_task=1)
-    attempt = store.start_attempt("k5", backend="local", item_limit=None, n_requested=1, n_already_done=0,
+    attempt = store.start_attempt("k5", executor="local", item_limit=None, n_requested=1, n_already_done=0,
                                   versions={})
     assert store.add_items("k5", attempt, [{"id": "a"}], lease=lost) == 1  # its chunk is still kept (once)
     with pytest.raises(wb.bench.lease.LeaseLostError, match="taken over"):

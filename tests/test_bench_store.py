@@ -28,7 +28,7 @@ def test_wal_mode_and_idempotent_chunks(tmp_path):
     store = wb.open_store(tmp_path / "r.db")
     assert store._con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     _new_run(store)
-    a1 = store.start_attempt("k1", backend="local", item_limit=None, n_requested=10, n_already_done=0, versions={})
+    a1 = store.start_attempt("k1", executor="local", item_limit=None, n_requested=10, n_already_done=0, versions={})
     assert store.add_items("k1", a1, _records(range(6))) == 6
     assert store.add_items("k1", a1, _records(range(4, 8))) == 2  # 4 and 5 are already there: ignored
     log = store.attempts("k1").iloc[0]
@@ -36,7 +36,7 @@ def test_wal_mode_and_idempotent_chunks(tmp_path):
     assert store.count_items("k1") == 8 and store.done_ids("k1") == {str(i) for i in range(8)}
     store.finish_attempt(a1, "finished")
     assert store.runs().iloc[0].status == "partial"
-    a2 = store.start_attempt("k1", backend="local", item_limit=None, n_requested=10, n_already_done=8, versions={})
+    a2 = store.start_attempt("k1", executor="local", item_limit=None, n_requested=10, n_already_done=8, versions={})
     store.add_items("k1", a2, _records(range(8, 10)))
     store.finish_attempt(a2, "finished")
     run = store.runs().iloc[0]
@@ -48,7 +48,7 @@ def test_wal_mode_and_idempotent_chunks(tmp_path):
 def test_a_transaction_that_fails_half_way_leaves_nothing(tmp_path):
     store = wb.open_store(tmp_path / "r.db")
     _new_run(store)
-    a = store.start_attempt("k1", backend="local", item_limit=None, n_requested=3, n_already_done=0, versions={})
+    a = store.start_attempt("k1", executor="local", item_limit=None, n_requested=3, n_already_done=0, versions={})
 
     class Boom(Exception):
         pass
@@ -65,10 +65,10 @@ def test_a_transaction_that_fails_half_way_leaves_nothing(tmp_path):
 def test_dead_attempts_are_marked_interrupted(tmp_path):
     store = wb.open_store(tmp_path / "r.db")
     _new_run(store)
-    a = store.start_attempt("k1", backend="local", item_limit=None, n_requested=1, n_already_done=0, versions={})
+    a = store.start_attempt("k1", executor="local", item_limit=None, n_requested=1, n_already_done=0, versions={})
     proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     store._con.execute("UPDATE attempts SET pid=? WHERE attempt_id=?", (int(proc.stdout), a))  # a pid that is gone
-    store.start_attempt("k1", backend="local", item_limit=None, n_requested=1, n_already_done=0, versions={})
+    store.start_attempt("k1", executor="local", item_limit=None, n_requested=1, n_already_done=0, versions={})
     assert store.attempts("k1").status.tolist() == ["interrupted", "running"]
 
 
@@ -80,7 +80,7 @@ WRITER = textwrap.dedent("""
     store.ensure_run(key, model_name=key, model_fingerprint=key, fingerprint_json="{}", task_name="t",
                      task_hash="h", task_kind="minimal_pairs", task_spec_json="{}", seed=0, tag="",
                      versions_json="{}", n_items_task=n)
-    a = store.start_attempt(key, backend="local", item_limit=None, n_requested=n, n_already_done=0, versions={})
+    a = store.start_attempt(key, executor="local", item_limit=None, n_requested=n, n_already_done=0, versions={})
     for lo in range(start, start + n, 5):  # many small transactions interleave with the other writer
         store.add_items(key, a, [{"id": str(i), "index": i, "group": None, "v": i} for i in range(lo, lo + 5)])
     store.finish_attempt(a, "finished")
@@ -131,3 +131,15 @@ def test_a_cached_store_from_another_schema_is_left_alone_not_refused(isolated_c
     for bad in ["", "../x", ".hidden", 3]:
         with pytest.raises(InvalidInputError, match="plain file name"):
             cached_store(bad)
+
+
+def test_start_attempt_backend_is_the_former_name_of_executor(tmp_path):
+    import pytest
+    store = wb.open_store(tmp_path / "r.db")
+    _new_run(store)
+    with pytest.warns(DeprecationWarning, match="executor"):
+        store.start_attempt("k1", backend="ray", item_limit=None, n_requested=1, n_already_done=0, versions={})
+    assert store.attempts("k1").executor.tolist() == ["ray"]
+    with pytest.raises(wb.errors.InvalidInputError, match="disagree"):
+        store.start_attempt("k1", executor="local", backend="ray", item_limit=None, n_requested=1,
+                            n_already_done=0, versions={})

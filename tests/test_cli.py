@@ -92,3 +92,14 @@ def test_diff_of_two_runs(saved, tmp_path, isolated_cache, capsys):
     captured = capsys.readouterr()
     assert "0 of 2 common items changed" in captured.err  # same model, same task: identical scores
     assert captured.out.splitlines()[0].startswith("id,") and len(captured.out.splitlines()) == 3
+
+
+def test_backend_is_the_former_name_of_executor_and_says_so(capsys):
+    from workbench.cli import build_parser
+    args = build_parser().parse_args(["run", "--models", "m", "--backend", "ray"])
+    assert args.executor == "ray"
+    err = capsys.readouterr().err
+    assert "--backend is deprecated" in err and "--executor" in err
+    args = build_parser().parse_args(["run", "--models", "m", "--executor", "ray"])
+    assert args.executor == "ray" and capsys.readouterr().err == ""
+    assert build_parser().parse_args(["run", "--models", "m"]).executor == "local"

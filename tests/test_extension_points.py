@@ -186,3 +186,142 @@ def test_a_benchmark_task_is_a_probe_with_the_runners_numbers(tmp_path):
         assert summary.loc[metric, "n"] == table.loc[metric, "n"]
     stored = grid.items("gpt2", "capitals").set_index("id")
     assert (as_probe.items.set_index("id").loc[stored.index, "correct"] == stored["correct"]).all()
+
+
+class BigramBackend(wb.backends.Backend):
+    """A toy backend with an engine of its own: add-one bigram counts over the tokenizer's ids,
+    so every number it gives can be worked out by hand."""
+    name = "toy-bigram"
+    capabilities = frozenset({"token_logprobs"})
+
+    def __init__(self, tokenizer, corpus, config):
+        self.vocab, self.config, self.calls = len(tokenizer), config, 0
+        self.counts = np.ones((self.vocab, self.vocab))
+        for text in corpus:
+            ids = [tokenizer.bos_token_id] + tokenizer(text, add_special_tokens=False).input_ids
+            for a, b in zip(ids, ids[1:]):
+                self.counts[a, b] += 1
+        self.n_params = self.counts.size
+
+    def settings(self):
+        return {"smoothing": "add-one"}
+
+    def logprob(self, previous, token):
+        return float(np.log(self.counts[previous, token] / self.counts[previous].sum()))
+
+    def score_tokens(self, model, requests, **kw):
+        self.calls += 1
+        out = []
+        for context, continuation in requests:
+            ids = list(context) + list(continuation)
+            lps = [self.logprob(ids[i - 1], ids[i]) for i in range(len(context), len(ids))]
+            greedy = [bool(self.counts[ids[i - 1]].argmax() == ids[i]) for i in range(len(context), len(ids))]
+            out.append({"token_logprobs": lps, "greedy": greedy})
+        return out
+
+
+CORPUS = ["The keys to the cabinet are here", "The dogs in the garden bark", "The cat near the trees sleeps"]
+
+
+def load_bigram(spec, **options):
+    """The toy backend's loader: its fingerprint is fingerprint_record's, as every loader's."""
+    import transformers as T
+    from workbench.models.fingerprint import fingerprint_record, weights_hash
+    from workbench.testing import tiny_tokenizer
+    tok = tiny_tokenizer("bpe")
+    config = T.PretrainedConfig(max_position_embeddings=256)
+    config.model_type = "toy-bigram"
+    backend = BigramBackend(tok, CORPUS, config)
+    fp = fingerprint_record(weights_sha256=weights_hash({"counts": str(backend.counts.sum())}), weight_files={},
+                            tokenizer=tok, config=config, dtype="float64", device="cpu", licence="CC0-1.0",
+                            source=f"toy-bigram:{spec}")
+    return wb.Model(hf=None, tokenizer=tok, name=str(spec), kind="causal", fingerprint=fp, licence="CC0-1.0",
+                    source=fp["source"], backend=backend)
+
+
+@pytest.fixture
+def toy_backend():
+    entry = wb.register_backend("toy-bigram", load_bigram, ["token_logprobs"], description="toy: add-one bigrams")
+    yield entry
+    wb.backends.unregister_backend("toy-bigram")
+
+
+def test_a_registered_backend_scores_through_load_model(toy_backend, toy_probe, tmp_path):
+    model = wb.load_model("corpus-v1", backend="toy-bigram")
+    assert isinstance(model.backend, BigramBackend) and model.fingerprint["backend"] == {
+        "name": "toy-bigram", "smoothing": "add-one"}
+    reqs = [("The dogs in the garden", " bark"), ("The dogs in the garden", " barks"), ("The", " cat")]
+    got = wb.loglikelihood(model, reqs, cache=False)
+    assert model.backend.calls == 1
+    tok = model.tokenizer
+    for (context, continuation), (_, row) in zip(reqs, got.iterrows()):
+        # by hand: the tokenizer's ids of the whole string, the continuation's tokens after the context's
+        ctx_ids = [tok.bos_token_id] + tok(context, add_special_tokens=False).input_ids
+        all_ids = [tok.bos_token_id] + tok(context + continuation, add_special_tokens=False).input_ids
+        assert all_ids[:len(ctx_ids)] == ctx_ids
+        expected = [model.backend.logprob(all_ids[i - 1], all_ids[i]) for i in range(len(ctx_ids), len(all_ids))]
+        assert row.token_logprobs == pytest.approx(expected, abs=1e-12) and row.n_tokens == len(expected)
+    assert got.logprob[0] > got.logprob[1]  # " bark" follows "garden" in the corpus, " barks" never does
+    # a bias probe runs on it unchanged, and what it cannot do is refused naming a backend that can
+    data = tmp_path / "pairs.json"
+    data.write_text(json.dumps(PAIRS))
+    res = wb.run_probe("toy_agreement", model, data=str(data))
+    assert res.provenance["model"]["backend"]["name"] == "toy-bigram" and len(res.items) == len(PAIRS)
+    with pytest.raises(BackendCapabilityError, match="backend='hf'"):
+        wb.generate(model, ["The"])
+    wb.backends.unregister_backend("toy-bigram")
+    with pytest.raises(InvalidInputError, match="unknown backend 'toy-bigram'"):
+        wb.load_model("corpus-v1", backend="toy-bigram")
+    wb.register_backend("toy-bigram", load_bigram, ["token_logprobs"])  # for the fixture's clean-up
+
+
+def _tiny_vipllava(make_tokenizer, seed: int = 0):
+    """VipLlava (no built-in family): LLaVA's module paths, a projector over several tower layers."""
+    import transformers as T
+    from workbench.families.vlm import tiny_text, tiny_vision
+    tok = make_tokenizer({"image_token": "<image>"})
+    cfg = T.VipLlavaConfig(vision_config=T.CLIPVisionConfig(**tiny_vision(projection_dim=32)),
+                           text_config=T.LlamaConfig(**tiny_text(vocab_size=len(tok), tie_word_embeddings=False)),
+                           image_token_index=tok.image_token_id, vision_feature_layers=[-2, -1])
+    proc = T.LlavaProcessor(image_processor=T.CLIPImageProcessor(size={"shortest_edge": 32},
+                                                                 crop_size={"height": 32, "width": 32}),
+                            tokenizer=tok, patch_size=8, vision_feature_select_strategy="default",
+                            image_token="<image>", num_additional_image_tokens=1)
+    torch.manual_seed(seed)
+    return T.VipLlavaForConditionalGeneration(cfg).eval(), proc
+
+
+def test_a_vision_language_family_registers_through_the_public_function():
+    """docs/vision_language.md: a new vision-language family is vision_language_family(...) (in the
+    package, a file ending in FAMILY = ...; outside it, wb.register_family of the same)."""
+    from workbench.families import vision_language_family
+    from workbench.testing import tiny_image, tiny_vlm, vlm_families
+    from workbench.vision.capture import verify_vision
+    assert "toy-vipllava" not in vlm_families()
+    with pytest.raises(ValueError, match="unknown tiny vision-language family"):
+        tiny_vlm("toy-vipllava")
+    family = vision_language_family("toy-vipllava", ("vipllava",), llama.FAMILY, tiny=_tiny_vipllava,
+                                    notes="toy: VipLlava through the public recipe")
+    wb.register_family(family)
+    try:
+        assert "toy-vipllava" in vlm_families()
+        vlm = tiny_vlm("toy-vipllava")
+        assert vlm.kind == "vision-language" and vlm.architecture == "vipllava"
+        # every site the family declares, language model and vision tower, against output_hidden_states
+        assert verify_vision(vlm).ok and wb.inspect.verify(vlm).ok
+        # scoring with an image: the processor's tokens, the model's logits, log-softmax by hand
+        context, continuation, image = "A picture of", " a cat", tiny_image(0)
+        got = wb.loglikelihood(vlm, [(context, continuation)], images=[[image]], cache=False)
+        n_ctx = vlm.processor(text=["<image>" + context], images=[[image]], return_tensors="pt")["input_ids"].shape[1]
+        enc = vlm.processor(text=["<image>" + context + continuation], images=[[image]], return_tensors="pt")
+        with torch.inference_mode():
+            logits = vlm.hf(**enc).logits[0].float()
+        ids = enc["input_ids"][0]
+        manual = float(torch.log_softmax(logits[n_ctx - 1:-1], -1).gather(1, ids[n_ctx:, None]).sum())
+        assert abs(got.logprob[0] - manual) < 1e-4
+        # the projector's output is what image tokens carry: captured at the declared path
+        cache = wb.capture(vlm, ["Describe it."], images=[[image]], sites=["projector"])
+        assert cache["projector"].shape[-1] == vlm.hf.config.text_config.hidden_size
+    finally:
+        unregister_family("toy-vipllava")
+    assert "toy-vipllava" not in vlm_families()

@@ -235,3 +235,20 @@ def test_the_embedded_smollm2_first_load_reports_progress_from_an_empty_cache(tm
     assert any("2/3 reading the tokenizer" in l for l in lines) and any("3/3 writing" in l for l in lines), lines
     assert "done in" in lines[-1], lines
     print("\n".join(lines))
+
+
+def test_hf_and_llamacpp_fingerprints_have_the_same_keys(tiny_gguf, isolated_cache):
+    """Every backend's loader builds its fingerprint with models.fingerprint.fingerprint_record:
+    the same keys, plus only what the backend adds by design (the file a GGUF was loaded from)."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed: pip install '.[llamacpp]'")
+    path, tiny = tiny_gguf
+    keys = set(tiny.fingerprint)  # the HF backend, in memory: fingerprint_record with no extra
+    assert tiny.fingerprint["backend"]["name"] == "hf"
+    hf_route = wb.load_model(path)
+    lcpp = wb.load_model(path, backend="llama.cpp")
+    assert lcpp.fingerprint["backend"]["name"] == "llama.cpp"
+    for model in (hf_route, lcpp):
+        assert set(model.fingerprint) == keys | {"loaded_from"}, model.backend.name
+    assert lcpp.fingerprint["loaded_from"] == str(path.resolve())  # (the HF route: its de-quantised folder)
+    # the same file is the same weights, whichever backend computes with them
+    assert lcpp.fingerprint["weights_sha256"] == hf_route.fingerprint["weights_sha256"]

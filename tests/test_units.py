@@ -171,8 +171,10 @@ def loss_gap(model, members, nonmembers, seed: int = 0, cache: bool = True, prog
 
 @pytest.fixture
 def loss_gap_check():
-    from workbench.training_data.checks import check_unit, unregister_check
-    spec = wb.register_check(check_unit("loss_gap", loss_gap, result_type=LengthGapResult))
+    from workbench.training_data.checks import unregister_check
+    # the recipe's public names (docs/architecture.md): wb.check_unit, wb.register_check
+    assert wb.check_unit is wb.training_data.check_unit
+    spec = wb.register_check(wb.check_unit("loss_gap", loss_gap, result_type=LengthGapResult))
     yield spec
     unregister_check("loss_gap")
 

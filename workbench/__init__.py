@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import importlib
 
+from workbench import _moved
 from workbench._version import __version__
+
+_moved.install()  # old module paths of the previous release: importable, with a DeprecationWarning
 
 # public name -> "module:attribute". Each capability lives in its own sub-package;
 # this table is the one place that says what ``wb.<name>`` means.
@@ -53,6 +56,7 @@ _API = {
     "load_task": "workbench.tasks.spec:load_task",
     "register_task_kind": "workbench.tasks.kinds:register_task_kind",
     "register_check": "workbench.training_data.checks:register_check",
+    "check_unit": "workbench.training_data.checks:check_unit",
     "open_store": "workbench.bench.store:open_store",
     # how the model was made: training data and contamination
     "membership": "workbench.training_data.membership:membership",

@@ -46,6 +46,15 @@ def _print_frame(df, fmt: str = "table") -> None:
         print(df.to_string(index=False) if len(df) else "(no rows)")
 
 
+class _FormerName(argparse.Action):
+    """An option's former name: it still works, and says on stderr what it is called now."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"workbench: {option_string} is deprecated and will be removed: it is now --executor "
+              "(where cells run); 'backend' names a model's engine", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
 # ---- run -------------------------------------------------------------------------------------
 def _run_args(p):
     p.add_argument("--models", nargs="+", required=True, metavar="MODEL",
@@ -60,8 +69,9 @@ def _run_args(p):
     p.add_argument("--probes", nargs="*", default=None, metavar="PROBE", help="bias probes to run in the grid: NAME or NAME=DATA_PATH (see wb.list_probes())")
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--tag", default="", help="part of the run identity: a new tag re-runs everything")
-    p.add_argument("--executor", "--backend", dest="executor", choices=["local", "ray"], default="local",
-                   help="where cells run (--backend is the former name)")
+    p.add_argument("--executor", choices=["local", "ray"], default="local", help="where cells run")
+    p.add_argument("--backend", dest="executor", choices=["local", "ray"], default=argparse.SUPPRESS,
+                   action=_FormerName, help="former name of --executor (deprecated)")
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local one)")
     p.add_argument("--chunk-size", type=positive_int, default=64, help="items committed per transaction")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import io
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import nbformat
 from nbconvert.preprocessors import CellExecutionError
 
+import workbench.errors as errors
 from workbench.audit.card import CARD_ENV, AuditCard
 from workbench.audit.progress import PROGRESS_ENV, ProgressExecutor
 from workbench.errors import InvalidInputError, WorkbenchError
@@ -100,12 +102,9 @@ def run_audit_notebook(audit_text: str, out_dir: str | os.PathLike, notebook: st
     given (``source``; ``""``: the audit was built from arguments, no file), ``out`` = ``out_dir``), the audit's lines echoed to ``stream`` as they come. Writes the executed ``notebook.ipynb`` into
     ``out_dir`` (also when a cell fails: then it is the partly executed notebook), adds how it
     ran to the card the audit wrote, and renders ``report.html`` again from it."""
-    import sys
-
-    import papermill as pm
+    import papermill as pm  # optional (not a dependency of the package): imported where it runs
     from papermill.exceptions import PapermillExecutionError
 
-    import workbench.errors as errors
     notebook = Path(notebook or AUDIT_NOTEBOOK).resolve()
     if not notebook.is_file():
         raise InvalidInputError(f"the audit notebook is missing: {notebook} (run python notebooks/build.py)")

@@ -22,6 +22,7 @@ import numpy as np
 
 from workbench.audit.figures import differences_svg, finding_svg
 from workbench.audit.findings import fmt_interval, fmt_p, headline, reading
+from workbench.audit.progress import _duration
 from workbench.stats import MIN_N
 
 CSS = """
@@ -259,7 +260,6 @@ def _deployment(entries: list[dict], agreement: list[dict] | None = None) -> lis
 def _plan(plan: dict | None) -> dict | None:
     if not plan:
         return None
-    from workbench.audit.progress import _duration
     rows = []
     for r in plan["rows"]:
         row = {"probe": r["probe"], "metric": r["metric"], "pair (most items needed)": r["pair"],

@@ -6,7 +6,7 @@ process. Add one with :func:`register_backend`; ``docs/architecture.md`` has the
 from workbench.backends.base import CAPABILITIES, Backend, require
 from workbench.backends.hf import HFBackend
 from workbench.backends.registry import (BackendEntry, backend_names, backends_with, get_backend,
-                                         register_backend)
+                                         register_backend, unregister_backend)
 
 register_backend("hf", "workbench.models.loading:load_model", CAPABILITIES,
                  description="the unmodified transformers model in process (reference; every capability)")
@@ -18,4 +18,4 @@ register_backend("openai", "workbench.backends.openai:load_openai", ("token_logp
                  description="an OpenAI-compatible completions server (vLLM, SGLang, llama.cpp): prompt log-probs")
 
 __all__ = ["CAPABILITIES", "Backend", "BackendEntry", "HFBackend", "backend_names", "backends_with",
-           "get_backend", "register_backend", "require"]
+           "get_backend", "register_backend", "require", "unregister_backend"]

@@ -55,6 +55,13 @@ def register_backend(name: str, loader, capabilities, description: str = "", ins
     return entry
 
 
+def unregister_backend(name: str) -> None:
+    """Remove a backend registered with :func:`register_backend` (a test's or a plugin's)."""
+    if name not in _BACKENDS:
+        raise InvalidInputError(f"unknown backend {name!r}; registered backends: {backend_names()}")
+    del _BACKENDS[name]
+
+
 def get_backend(name: str) -> BackendEntry:
     if name not in _BACKENDS:
         raise InvalidInputError(f"unknown backend {name!r}; registered backends: {backend_names()}")
