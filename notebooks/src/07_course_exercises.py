@@ -191,7 +191,6 @@ wb.widgets.logit_lens_explorer(model, context, targets=[continuation])
 # `wb.inspect.head_scores` feeds random token sequences shown twice, `[r_1 .. r_n r_1 .. r_n]`
 # (after a BOS token where the tokenizer has one), and averages attention weights. An induction head
 # attends from a token in the second copy to the token *after* that token's first occurrence.
-
 #
 # The exercise's layer, `L_ind`, is the one with the strongest induction head, found on *other*
 # random sequences (`seed=1`) than the exercise's own (`seed=0`), so that no score of the exercise
