@@ -126,7 +126,8 @@ MEASURE = """() => {
                columns_seen: cells.filter(seen).length};
   const label = (c, i) => c.getAttribute('data-label') || header[i] || '';
   const find = re => cells.find((c, i) => re.test(label(c, i)));
-  const y = c => c ? Math.round(c.getBoundingClientRect().top + window.scrollY) : null;
+  // y on the page, and whether the cell is drawn within the screen's width (no sideways scrolling)
+  const y = c => c ? {y: Math.round(c.getBoundingClientRect().top + window.scrollY), seen: seen(c)} : null;
   out.first = {probe: y(find(/probe/i)), difference: y(find(/^difference/i)),
                p: y(find(/adjusted p|p adjusted/i) || find(/^p$/i))};
   return out;
@@ -152,7 +153,10 @@ def measure(pages: dict[str, Path]) -> list[dict]:
 
 def _fmt(r: dict) -> list[str]:
     t, f, wd = r.get("table"), r.get("first", {}), r["widest"]
-    screens = lambda y: "-" if y is None else f"{y} ({y / r['height']:.1f})"  # noqa: E731
+    def screens(at):
+        if at is None:
+            return "-"
+        return f"{at['y']} ({at['y'] / r['height']:.1f})" + ("" if at["seen"] else " off-screen right")
     return [r["version"], r["report"], r["view"], f"{r['scroll_width']} / {r['viewport_width']}", str(r["page_height"]),
             "-" if not t else f"{t['width']:.0f}", "-" if not t else f"{t['columns_seen']} of {t['columns']}"
             + (" (stacked)" if t["stacked"] else ""),
@@ -185,7 +189,7 @@ def main() -> None:
                 pages[("before", name)] = before / f"{name.replace(' ', '_')}.html"
     rows = measure(dict(sorted(pages.items(), key=lambda kv: (kv[0][1], kv[0][0] != "before"))))
     head = ["code", "report", "viewport", "scroll width / viewport", "page height", "findings table width",
-            "columns seen", "widest element (px)", "first probe y (screens)", "difference y", "p-value y"]
+            "columns seen", "widest element (px)", "first probe y px (screens)", "difference y", "p-value y"]
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for r in rows:
         print("| " + " | ".join(_fmt(r)) + " |")

@@ -282,7 +282,8 @@ assert result.ok
 result
 
 # %% [markdown]
-# The package's ablation of the exercise's prompt, the heads that move the metric most first:
+# The package's ablation of the exercise's prompt, the heads that move the metric most first (the
+# head chosen on the similar prompt need not lead here: what a head does depends on the prompt):
 
 # %%
 ablation = wb.inspect.ablate(model, prompt, pair, component="head", layers=[L_ind, model.n_layers - 1], progress=False)
