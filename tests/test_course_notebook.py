@@ -221,3 +221,49 @@ def test_grading_the_student_copy_with_one_right_and_one_wrong_answer(smollm, tm
     assert not RAW_TOKENS.search(_output_text(ran))
     board = [c for c in code if c.source.strip() == "board"][0]
     assert "1 of 11 exercises right (1 wrong, 9 open)" in _output_text(board)
+
+
+# What shows or computes an exercise's expected value, named from the hidden check that computes it
+# (workbench/course/inside_a_model.py) and from the objects whose tables and plots display it.
+# Each pattern is searched in the source of every code cell of the student copy BEFORE that
+# exercise's check cell; (helper, callee) ties each entry to the check it stands for.
+REVEALS = {
+    1: ("_logprob", "loglikelihood", [r"\bloglikelihood\("]),
+    2: ("_resid_post", "capture", [r'sites=\["resid_post"\], layers=\[L\]', r'"resid_post", L\]']),
+    3: ("_lens_prob", "logit_lens", [r"\blogit_lens"]),
+    # the layer may be chosen on other sequences (seed=1), never on the exercise's (seed 0)
+    4: ("_induction", "head_scores", [r"head_scores\((?![^\n]*\bseed=[1-9])", r"\bheads\.(summary|plot|top|to_frame)\("]),
+    5: ("_ablation_effect", "ablate", [r"\bablate\(model, prompt\b", r"\.effect\b", r'"effect"', r"\bablation\s*[.=]"]),
+    6: ("_patching_normalized", "to_frame", [r'"normalized"', r"\bpatching\.(plot|to_frame)\("]),
+    7: ("_steering", "steering_vector", [r"\bsteering_vector\("]),
+    8: ("_attribution_of_last", "attribute", [r"\battribute\("]),
+    9: ("_dla_total", "direct_logit_attribution", [r"\bdirect_logit_attribution\(", r"\bdla\s*[.=]"]),
+    10: ("_probe_accuracy", "summary", [r"\bprobe\.plot\(", r"\.accuracy\b", r'"accuracy"']),
+    11: ("_fve", "evaluate_sae", [r"\bevaluate_sae\(", r"\bfve\b"]),
+}
+
+
+def test_no_cell_before_a_check_shows_or_computes_its_expected_answer():
+    """The student copy showed answers before their checks: exercise 5's head was picked with the
+    exercise's own ablation (`ablation.summary().iloc[0]`, its effect computed), the induction
+    scores of exercise 4 were displayed (`heads.summary(k=2)`, `heads.plot()`), and the DLA plot
+    of exercise 9 carried the answer in its title (`... = {dla.total:.3g}`). Now no code cell
+    before an exercise's check cell computes or displays the package's result for it; the package's
+    result follows the check."""
+    from workbench.course import inside_a_model
+    assert sorted(REVEALS) == [e.number for e in inside_a_model.EXERCISES]
+    for ex in inside_a_model.EXERCISES:     # each entry names what its hidden check really calls
+        helper, callee, _ = REVEALS[ex.number]
+        assert ex.expected.__name__ == helper and f"{callee}(" in inspect.getsource(ex.expected)
+    code = [c for c in nbformat.read(STUDENT, as_version=4).cells if c.cell_type == "code"]
+    check_at = {int(n): i for i, c in enumerate(code) for n in re.findall(r"board\.check\((\d+),", c.source)}
+    assert sorted(check_at) == list(range(1, 12))
+    shown_after = set()
+    for number, (_, _, patterns) in REVEALS.items():
+        for i, cell in enumerate(code[:check_at[number] + 1]):
+            source = cell.source if i < check_at[number] else cell.source.replace("board.check(", "")
+            for pattern in patterns:
+                assert not re.search(pattern, source), (number, pattern, source)
+        # and the package's result is still shown, after the check, for the student to compare
+        shown_after |= {number for c in code[check_at[number] + 1:] if any(re.search(p, c.source) for p in patterns)}
+    assert shown_after >= {3, 4, 5, 6, 9, 10, 11}, shown_after

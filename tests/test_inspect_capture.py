@@ -152,3 +152,27 @@ def test_cache_frame_and_plot(tiny):
     assert len(f) == 4
     assert c.plot("resid_post") is not None
     assert c.stack("resid_post").shape[0] == 2
+
+
+def test_cache_shows_its_tokens_as_text_and_keeps_the_pieces(tiny):
+    """`cache.str_tokens` showed the tokenizer's own pieces (`Ġcat`, `Ċ`) and nothing showed them
+    as the package's tables do. `tokens_text` and `token_frame()` show them by the one display rule
+    (workbench.display.show_token), while the data keeps the pieces, in place (ids and positions
+    of the padded batch)."""
+    from workbench.display import show_token
+    m = tiny("gpt2")
+    texts = ["The cat sat\non the mat.", "A dog", "  two spaces"]
+    cache = wb.capture(m, texts, sites=["resid_post"], layers=[0])
+    assert any("Ġ" in t or "Ċ" in t for row in cache.str_tokens for t in row)   # the model's tokenizer is byte-level
+    assert cache.tokens_text == [[show_token(t) for t in row] for row in cache.str_tokens]
+    assert not any(c in t for row in cache.tokens_text for t in row for c in "ĠĊ▁ \n")
+    assert "␣cat" in cache.tokens_text[0] or "␣c" in cache.tokens_text[0]
+    frame = cache.token_frame()
+    assert len(frame) == int(cache.attention_mask.sum())
+    for i, text in enumerate(texts):
+        rows = frame[frame.text == i]
+        assert rows.token.tolist() == cache.str_tokens[i]                          # the data keeps the pieces
+        assert m.tokenizer.convert_tokens_to_string(rows.token.tolist()) == text     # and they round-trip
+        assert [int(cache.tokens[i, p]) for p in rows.position] == rows.id.tolist()
+    shown = repr(frame) + frame._repr_html_() + repr(frame.token) + repr(frame.head(3))
+    assert "Ġ" not in shown and "Ċ" not in shown and "␣" in shown and "↵" in shown

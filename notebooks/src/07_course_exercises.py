@@ -15,7 +15,9 @@
 # counts. "Run All" always reaches it. The expected answers are not computed in this notebook: a
 # check cell only names its inputs, and `workbench/course/inside_a_model.py` computes what the
 # answer must be from the package's own results (the way nbgrader and ARENA keep their tests apart
-# from the exercise cells); a wrong answer's message does not give it away.
+# from the exercise cells); a wrong answer's message does not give it away. No cell before a check
+# shows or computes the package's result for that exercise: its table or plot follows the check,
+# to compare your answer with once you have given it.
 #
 # | § | technique | time |
 # |---|---|---|
@@ -189,16 +191,15 @@ wb.widgets.logit_lens_explorer(model, context, targets=[continuation])
 # `wb.inspect.head_scores` feeds random token sequences shown twice, `[r_1 .. r_n r_1 .. r_n]`
 # (after a BOS token where the tokenizer has one), and averages attention weights. An induction head
 # attends from a token in the second copy to the token *after* that token's first occurrence.
+#
+# The exercise's layer, `L_ind`, is the one with the strongest induction head, found on *other*
+# random sequences (`seed=1`) than the exercise's own (`seed=0`), so that no score of the exercise
+# is shown before you compute it; the package's scores follow the check.
 
 # %%
 seq_len, n_seqs = 20, 4
-heads = wb.inspect.head_scores(model, seq_len=seq_len, n_seqs=n_seqs, seed=0)
-top = heads.top("induction", k=3)
-L_ind = int(top.layer[0])
-heads.summary(k=2)
-
-# %%
-heads.plot();
+L_ind = int(wb.inspect.head_scores(model, seq_len=seq_len, n_seqs=n_seqs, seed=1).top("induction", k=1).layer.iloc[0])
+print("layer", L_ind)
 
 # %% [markdown]
 # **Exercise 4.** Here are the same sequences and the attention patterns of layer `L_ind`,
@@ -223,6 +224,17 @@ assert result.ok
 result
 
 # %% [markdown]
+# The package's scores on the exercise's sequences: the top heads of each kind, and every head of
+# every layer.
+
+# %%
+heads = wb.inspect.head_scores(model, seq_len=seq_len, n_seqs=n_seqs, seed=0)
+heads.summary(k=2)
+
+# %%
+heads.plot();
+
+# %% [markdown]
 # Every layer and head at once, and one opened (click a head's button):
 
 # %%
@@ -234,13 +246,17 @@ wb.widgets.attention_explorer(model, "The cat sat on the mat. The cat sat on the
 # **Objectives:** remove a head (zero its output) and measure what a metric loses; keep an
 # intervention active for a block of code with a context manager.
 #
-# The metric is log P(`" she"`) - log P(`" he"`) after `"The nurse said that"`.
+# The metric is log P(`" she"`) - log P(`" he"`) after `"The nurse said that"`. The head to
+# ablate is the one that moves the same metric most after a similar prompt, `"The pilot said
+# that"` (the package's ablation of it, of which only the head is printed); the ablation of the
+# exercise's own prompt follows the check.
 
 # %%
 prompt, pair = "The nurse said that", (" she", " he")
-ablation = wb.inspect.ablate(model, prompt, pair, component="head", layers=[L_ind, model.n_layers - 1], progress=False)
-L_abl, H_abl = (int(v) for v in ablation.summary().iloc[0][["layer", "unit"]])
-print(f"the head whose ablation moves the metric most: layer {L_abl}, head {H_abl}")
+similar = wb.inspect.ablate(model, "The pilot said that", pair, component="head", layers=[L_ind, model.n_layers - 1],
+                            progress=False)
+L_abl, H_abl = (int(v) for v in similar.summary().iloc[0][["layer", "unit"]])
+print(f"the head whose ablation moves the metric most after the similar prompt: layer {L_abl}, head {H_abl}")
 
 # %% [markdown]
 # **Exercise 5.** With `wb.inspect.ablated_heads(model, [(layer, head)])` active, the head's output
@@ -266,9 +282,11 @@ assert result.ok
 result
 
 # %% [markdown]
-# The package's ablation, the heads that move the metric most first:
+# The package's ablation of the exercise's prompt, the heads that move the metric most first (the
+# head chosen on the similar prompt need not lead here: what a head does depends on the prompt):
 
 # %%
+ablation = wb.inspect.ablate(model, prompt, pair, component="head", layers=[L_ind, model.n_layers - 1], progress=False)
 ablation.summary().head(4)
 
 # %% [markdown]
@@ -282,7 +300,7 @@ clean_prompt, corrupted_prompt = "The nurse said that", "The pilot said that"
 patching = wb.inspect.patch(model, clean_prompt, corrupted_prompt, pair, site="resid_pre", progress=False)
 best = patching.summary().iloc[0][["layer", "position", "value"]]  # the strongest cell and its patched metric
 best_layer, best_position = int(best.layer), int(best.position)
-patching.plot();
+print(f"the strongest cell: layer {best_layer}, position {best_position}")
 
 # %% [markdown]
 # **Exercise 6.** `value` is the metric of the patched run. Normalise the `value` of the strongest
@@ -305,6 +323,13 @@ result = board.check(6, answer, patching=patching, layer=best_layer, position=be
 assert result.ok
 ### END HIDDEN TESTS
 result
+
+# %% [markdown]
+# The package's normalised effect of every layer and position (1: the patch restores the clean
+# metric; 0: no effect):
+
+# %%
+patching.plot();
 
 # %% [markdown]
 # ## 7. Steering vectors (10 min)
@@ -406,10 +431,6 @@ attr
 
 # %%
 dla_prompt, dla_target, dla_baseline = "The doctor said that", " he", " she"
-dla = wb.inspect.direct_logit_attribution(model, dla_prompt, target=dla_target, baseline=dla_baseline)
-dla.plot();
-
-# %%
 answer = None
 ### BEGIN SOLUTION
 with torch.no_grad():
@@ -418,12 +439,23 @@ answer = (logits[token_id(dla_target)] - logits[token_id(dla_baseline)]).item()
 ### END SOLUTION
 result = board.check(9, answer, model=model, prompt=dla_prompt, target=dla_target, baseline=dla_baseline)
 ### BEGIN HIDDEN TESTS
-assert result.ok and abs(dla.error) < 1e-2
+assert result.ok
 ### END HIDDEN TESTS
 result
 
+# %% [markdown]
+# The package's decomposition: each block's direct contribution, the largest first, and all of
+# them (they add up to the logit difference, within `dla.error`).
+
 # %%
+dla = wb.inspect.direct_logit_attribution(model, dla_prompt, target=dla_target, baseline=dla_baseline)
+### BEGIN HIDDEN TESTS
+assert abs(dla.error) < 1e-2
+### END HIDDEN TESTS
 dla.summary(k=5)
+
+# %%
+dla.plot();
 
 # %% [markdown]
 # ## 10. Probing classifiers with a control task (20 min)
@@ -453,8 +485,7 @@ for i, (one, many) in enumerate(nouns):
             texts.append(f"The {subject} near the {attractor}")
             labels.append(number)
 probe_layers = list(range(0, model.n_layers, 3))
-probe = wb.inspect.linear_probe(model, texts, labels, layers=probe_layers, seed=0)
-probe.plot();
+probe = wb.inspect.linear_probe(model, texts, labels, layers=probe_layers, seed=0)  # its table follows the check
 
 # %% [markdown]
 # **Exercise 10.** Fit the probe of layer `P` yourself: scikit-learn's
@@ -487,6 +518,9 @@ result = board.check(10, answer, probe=probe, layer=P)
 assert result.ok
 ### END HIDDEN TESTS
 result
+
+# %%
+probe.plot();
 
 # %%
 summary = probe.summary()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
+from workbench.display import TokenFrame, show_tokens
 from workbench.errors import DoesNotFitError, InvalidInputError
 from workbench.provenance import model_name
 
@@ -23,6 +24,11 @@ class ActivationCache:
     Memory: outside generation, the layers of one site are views of one block (``stack(site)``
     copies them out). A tensor kept after the cache is dropped keeps its site's block alive;
     ``.clone()`` it to keep that layer alone.
+
+    Tokens: ``str_tokens`` holds each text's real tokens as the tokenizer spells them (``Ġcat``,
+    ``▁cat``: data that round-trips through the tokenizer); ``tokens_text`` and ``token_frame()``
+    show them as every table of the package does (:func:`workbench.display.show_token`: ``␣``
+    for a space, ``↵`` for a newline).
 
     Example
     -------
@@ -65,6 +71,42 @@ class ActivationCache:
 
     def keys(self):
         return list(self.data)
+
+    @property
+    def tokens_text(self) -> list[list[str]]:
+        """Each text's real tokens in display form (``␣cat``, ``↵``; never ``Ġcat``), one list per
+        text, in the order of ``str_tokens``.
+
+        >>> import workbench as wb
+        >>> from workbench.testing import tiny_model
+        >>> cache = wb.capture(tiny_model("gpt2"), ["The cat sat"], sites=["resid_post"], layers=[0])
+        >>> cache.str_tokens[0], cache.tokens_text[0]
+        (['The', 'Ġc', 'at', 'Ġs', 'at'], ['The', '␣c', 'at', '␣s', 'at'])
+        """
+        return [show_tokens(row) for row in self.str_tokens]
+
+    def token_frame(self) -> TokenFrame:
+        """One row per real token: ``text`` (its index in the input), ``position``, ``id`` and
+        ``token``. The ``token`` column keeps the tokenizer's pieces; the table displays them as
+        text (a :class:`workbench.display.TokenFrame`).
+
+        >>> import workbench as wb
+        >>> from workbench.testing import tiny_model
+        >>> cache = wb.capture(tiny_model("gpt2"), ["The cat", "A dog"], sites=["resid_post"], layers=[0])
+        >>> cache.token_frame()
+           text  position   id token
+        0     0         0  277   The
+        1     0         1  264    ␣c
+        2     0         2  272    at
+        3     1         0   34     A
+        4     1         1  367  ␣dog
+        """
+        rows = []
+        for text, (pieces, ids, mask) in enumerate(zip(self.str_tokens, self.tokens, self.attention_mask)):
+            real = [int(i) for i, m in zip(ids, mask) if m]  # str_tokens lists the real tokens only, in order
+            real_positions = [p for p, m in enumerate(mask) if m]
+            rows += [dict(text=text, position=p, id=i, token=t) for p, i, t in zip(real_positions, real, pieces)]
+        return TokenFrame(rows, columns=["text", "position", "id", "token"])
 
     @property
     def sites(self) -> list[str]:
