@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,26 +20,14 @@ PHONE, DESKTOP = (390, 844), (1280, 900)
 
 
 def _card_of_ten() -> dict:
-    """A card of ten models with long names on four probes: 45 pairs x 4 = 180 headline rows."""
-    models = [f"organisation-{i}/a-rather-long-model-name-{i}-8B-Instruct-Q4_K_M.gguf@llama.cpp" for i in range(10)]
-    probes = [("CrowS-Pairs", "pct_stereotype", 50), ("StereoSet", "ss", 50), ("WinoBias", "pct_pro_preferred", 50),
-              ("BLiMP", "acc", None)]
-    findings, overview = [], []
-    for k, (name, metric, ideal) in enumerate(probes):
-        for i, a in enumerate(models):
-            overview.append({"model": a, "probe": name, "metric": metric, "value": 55.0 + i, "ci_low": 50.0 + i,
-                             "ci_high": 60.0 + i, "n": 1508, "ideal": ideal})
-            for b in models[i + 1:]:
-                side = lambda v: [{"metric": metric, "category": "all", "value": v, "ci_low": v - 3, "ci_high": v + 3,  # noqa: E731
-                                   "n": 1508}]
-                cmp = [{"metric": metric, "category": "all", "diff": 1.5, "ci_low": -1.0, "ci_high": 4.0,
-                        "p_value": 0.2 + 0.001 * k, "p_adjusted": 0.2, "n": 1508, "test": "mcnemar_exact"}]
-                findings.append(finding_from_frames(name, metric, side(56.0), side(54.5), cmp, a, b, ideal=ideal,
-                                                    sd_diff=0.4, unit="points"))
-    return {"schema": "workbench.audit_card/1", "title": "Ten deployed 8B models, as people run them",
-            "question": "Do they differ in stereotype preference?", "created": "2026-01-01", "models": [],
-            "fidelity": [], "tasks": [], "results": [], "limitations": [], "versions": {"python": "3.11"},
-            "report": {}, "findings": findings, "overview": overview}
+    """A card of ten models with long names on four probes: 45 pairs x 4 = 180 headline rows (built
+    by benchmarks/report_layout.py, which measures the same page)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        from report_layout import card_of_ten
+    finally:
+        sys.path.pop(0)
+    return card_of_ten(finding_from_frames)
 
 
 def _check_page(page, tmp_path, name):
