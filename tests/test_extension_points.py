@@ -325,3 +325,50 @@ def test_a_vision_language_family_registers_through_the_public_function():
     finally:
         unregister_family("toy-vipllava")
     assert "toy-vipllava" not in vlm_families()
+
+
+def test_an_inspection_method_written_outside_the_package_follows_the_recipe():
+    """The inspection-method recipe of docs/architecture.md, followed from outside the package with
+    public names only: sites through ``site_adapter``, activations through ``wb.capture``, an edit
+    through the hooks (``add_edit_hook`` kept by ``intervention``), a ``Result`` with ``record`` provenance. Its numbers are
+    checked against transformers' own hidden states and a hand-made edit."""
+    from dataclasses import dataclass
+
+    from workbench.inspect.hooks import add_edit_hook, intervention
+    from workbench.inspect.sites import site_adapter
+    from workbench.provenance import record
+    from workbench.results import Result
+    from workbench.testing import tiny_model
+
+    @dataclass
+    class NormResult(Result):
+        def summary(self):
+            return self.frame
+
+    def residual_norms(model, text):
+        """Per layer: the mean L2 norm of resid_post over the text's tokens."""
+        ad = site_adapter(model)
+        cache = wb.capture(model, [text], sites=["resid_post"])
+        rows = [{"layer": layer, "norm": float(cache["resid_post", layer][0].norm(dim=-1).mean())}
+                for layer in range(ad.n_layers)]
+        return NormResult(frame=pd.DataFrame(rows), provenance=record(model, method="residual_norms"))
+
+    model = tiny_model("llama")
+    res = residual_norms(model, "The cat sat on the mat")
+    ids = model.tokenizer("The cat sat on the mat", return_tensors="pt")
+    with torch.inference_mode():
+        hidden = model.hf(**ids, output_hidden_states=True).hidden_states
+    # hidden_states[L + 1] is the output of layer L, except the last, which transformers returns
+    # after the final norm: compare the layers before it exactly
+    for layer in range(model.hf.config.num_hidden_layers - 1):
+        expected = float(hidden[layer + 1][0].norm(dim=-1).mean())
+        assert res.frame.norm[layer] == pytest.approx(expected, rel=1e-6)
+    assert res.provenance["method"] == "residual_norms" and res.summary().shape[0] == model.hf.config.num_hidden_layers
+
+    # an edit through the public hooks: zeroing resid_post of layer 0 changes layer 0's norm to 0
+    def zero(x):
+        return torch.zeros_like(x)
+
+    with intervention(model, {"method": "zero resid_post 0"}, [add_edit_hook(model, "resid_post", 0, zero)]):
+        edited = residual_norms(model, "The cat sat on the mat")
+    assert edited.frame.norm[0] == 0.0 and residual_norms(model, "The cat sat on the mat").frame.norm[0] > 0
