@@ -47,32 +47,13 @@ def permuted_residual(model, seed=0):
 
 def served_copy():
     """(model, stop): the GGUF behind a llama-cpp-python server on loopback."""
-    import socket
-    import subprocess
-    import time
-    import urllib.request
+    import contextlib
 
     import workbench as wb
-    from workbench.backends import gguf_files
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_files.resolve(MODEL).path),
-                             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "1",
-                             "--logits_all", "true", "--model_alias", "smollm2"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.time() + 120
-    while True:
-        try:
-            urllib.request.urlopen(url + "/models", timeout=2).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.terminate()
-                raise RuntimeError("the llama.cpp server did not start")
-            time.sleep(0.5)
-    return wb.load_model(url, backend="openai", model_name="smollm2", tokenizer=MODEL, timeout=60), proc.terminate
+    from workbench.testing import llama_server
+    stack = contextlib.ExitStack()
+    url = stack.enter_context(llama_server(MODEL))
+    return wb.load_model(url, backend="openai", model_name="smollm2", tokenizer=MODEL, timeout=60), stack.close
 
 
 def main(argv=None) -> int:

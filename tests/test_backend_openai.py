@@ -9,11 +9,7 @@ from __future__ import annotations
 import http.server
 import json
 import socket
-import subprocess
-import sys
-import tempfile
 import threading
-import time
 import urllib.error
 import urllib.request
 
@@ -21,6 +17,7 @@ import numpy as np
 import pytest
 
 import workbench as wb
+from workbench.testing import llama_server
 from workbench.errors import BackendCapabilityError, InvalidInputError, ServerError
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed: pip install '.[llamacpp]'")
@@ -38,34 +35,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server():
-    from workbench.backends import gguf_files
-    path = gguf_files.resolve(SMOLLM).path
-    port = _free_port()
-    log = tempfile.TemporaryFile()  # not a pipe: nobody reads it while the tests run, and a full pipe blocks the server
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--host", "127.0.0.1",
-                             "--port", str(port), "--n_ctx", "2048", "--n_threads", "1", "--logits_all", "true",
-                             "--model_alias", "smollm2"],
-                            stdout=subprocess.DEVNULL, stderr=log)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                urllib.request.urlopen(url + "/models", timeout=2).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    log.seek(0)
-                    raise RuntimeError(f"the server did not start: {log.read().decode()[-2000:]}")
-                time.sleep(0.5)
+    with llama_server(SMOLLM) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -5,16 +5,11 @@ measured is said to be so, never entered as 0, and the lineage verdict reads wha
 measured (the tokenizer and the per-token log-probs through each backend)."""
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.request
 
 import pytest
 
 import workbench as wb
+from workbench.testing import llama_server
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed: pip install '.[llamacpp]'")
 pytest.importorskip("uvicorn", reason="llama-cpp-python[server] not installed: pip install '.[llamacpp]'")
@@ -26,34 +21,8 @@ FUNCTION_ROW = "per-token log-prob agreement, 1 − mean squared difference / va
 
 @pytest.fixture(scope="module")
 def served():
-    from workbench.backends import gguf_files
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = tempfile.TemporaryFile()  # not a pipe: nobody reads it, and a full pipe blocks the server
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_files.resolve(SMOLLM).path),
-                             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "1",
-                             "--logits_all", "true", "--model_alias", "smollm2"], stdout=subprocess.DEVNULL, stderr=log)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                urllib.request.urlopen(url + "/models", timeout=2).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    log.seek(0)
-                    raise RuntimeError(f"the server did not start: {log.read().decode()[-2000:]}")
-                time.sleep(0.5)
+    with llama_server(SMOLLM) as url:
         yield wb.load_model(url, backend="openai", model_name="smollm2", tokenizer=SMOLLM, timeout=60)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def test_a_served_model_has_no_parameter_count_and_says_so(served):

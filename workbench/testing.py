@@ -11,6 +11,7 @@ model runs on these.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import torch
@@ -337,3 +338,47 @@ def tiny_image(seed: int = 0, size=(48, 40), pattern: str = "noise"):
     else:
         arr = (np.random.RandomState(seed).rand(h, w, 3) * 255).astype("uint8")
     return Image.fromarray(arr)
+
+
+@contextlib.contextmanager
+def llama_server(gguf: str, alias: str = "smollm2", n_ctx: int = 2048, start_timeout_s: float = 120.0):
+    """A llama-cpp-python OpenAI-compatible server for ``gguf`` (an embedded alias or a .gguf
+    path) on a free loopback port, one thread, prompt log-probs on: yields its ``/v1`` URL and
+    stops it afterwards (tests and benchmarks of the ``openai`` backend). Its log goes to a
+    temporary file, not a pipe (nobody reads it, and a full pipe blocks the server), and is quoted
+    when the server does not start."""
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+    import time
+    import urllib.request
+
+    from workbench.backends import gguf_files
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_files.resolve(gguf).path),
+                             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", "1",
+                             "--logits_all", "true", "--model_alias", alias], stdout=subprocess.DEVNULL, stderr=log)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.time() + start_timeout_s
+        while True:
+            try:
+                urllib.request.urlopen(url + "/models", timeout=2).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    log.seek(0)
+                    raise RuntimeError(f"the llama.cpp server did not start: {log.read().decode()[-2000:]}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
