@@ -26,23 +26,9 @@ MODEL = "smollm2-135m-instruct"
 
 
 def permuted_residual(model, seed=0):
-    """The same function, residual basis permuted (Llama layout; tied output embedding follows)."""
-    import torch
-
-    import workbench as wb
-    hf = copy.deepcopy(model.hf)
-    perm = torch.randperm(hf.config.hidden_size, generator=torch.Generator().manual_seed(seed))
-    reads = ("embed_tokens.weight", "q_proj.weight", "k_proj.weight", "v_proj.weight", "gate_proj.weight",
-             "up_proj.weight", "lm_head.weight")
-    with torch.no_grad():
-        for name, p in hf.named_parameters():
-            if name.endswith(reads):
-                p.copy_(p[:, perm])
-            elif name.endswith(("o_proj.weight", "down_proj.weight")):
-                p.copy_(p[perm, :])
-            elif name.endswith("norm.weight"):
-                p.copy_(p[perm])
-    return wb.Model.from_hf(hf, model.tokenizer, name="permuted residual basis")
+    """The same function, residual basis permuted (:func:`workbench.testing.permuted_residual`)."""
+    from workbench.testing import permuted_residual as permuted
+    return permuted(model, seed)
 
 
 def served_copy():

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import workbench as wb
-from workbench.testing import tiny_model
+from workbench.testing import permuted_residual, tiny_model
 
 MEDIAN_ROW = "per-tensor weight correlation, median (matrices, rows scaled to unit length)"
 FUNCTION_ROW = "per-token log-prob agreement, 1 − mean squared difference / variance"
@@ -25,25 +25,6 @@ def _scaled_1d(base, factor=3.0):
             if p.ndim == 1:
                 p.mul_(factor)
     return wb.Model.from_hf(hf, base.tokenizer, name="1-D tensors x3")
-
-
-def _permuted_residual(base, seed=0):
-    """The same function with the residual basis permuted, consistently: embedding columns, every
-    matrix reading the residual (its columns) or writing it (its rows), and the RMSNorm scales
-    (a permutation leaves RMSNorm's mean of squares unchanged)."""
-    hf = copy.deepcopy(base.hf)
-    perm = torch.randperm(hf.config.hidden_size, generator=torch.Generator().manual_seed(seed))
-    reads = ("embed_tokens.weight", "q_proj.weight", "k_proj.weight", "v_proj.weight", "gate_proj.weight",
-             "up_proj.weight", "lm_head.weight")
-    with torch.no_grad():
-        for name, p in hf.named_parameters():
-            if name.endswith(reads):
-                p.copy_(p[:, perm])
-            elif name.endswith(("o_proj.weight", "down_proj.weight")):
-                p.copy_(p[perm, :])
-            elif name.endswith("norm.weight"):
-                p.copy_(p[perm])
-    return wb.Model.from_hf(hf, base.tokenizer, name="permuted residual basis")
 
 
 def test_lineage_compares_every_tensor_so_changed_norms_are_not_the_same_weights():
@@ -79,7 +60,7 @@ def test_lineage_lets_the_function_speak_for_a_permuted_copy():
     """A functionally identical copy with a permuted residual basis: weight correlation ~0, and
     the function the same. This read "same tokenizer only ... no evidence of a shared start"."""
     base = tiny_model("llama")
-    perm = _permuted_residual(base)
+    perm = permuted_residual(base)
     lin = wb.lineage(base, perm)
     assert lin.verdict == "same function"
     rows = lin.summary().set_index("evidence")
@@ -88,7 +69,7 @@ def test_lineage_lets_the_function_speak_for_a_permuted_copy():
     assert rows.loc["next-token agreement", "value"] == 1.0
     assert "permuted" in rows.loc["verdict", "reading"]
     # a permuted copy that was then changed is not "the same function"
-    changed = _permuted_residual(_scaled_1d(base, 1.5))
+    changed = permuted_residual(_scaled_1d(base, 1.5))
     assert wb.lineage(base, changed).verdict == "same tokenizer only"
 
 

@@ -382,3 +382,25 @@ def llama_server(gguf: str, alias: str = "smollm2", n_ctx: int = 2048, start_tim
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def permuted_residual(model, seed: int = 0) -> Model:
+    """The same function as ``model`` (Llama layout) with its residual basis permuted, consistently:
+    embedding columns, every matrix reading the residual (its columns) or writing it (its rows),
+    and the RMSNorm scales (a permutation leaves RMSNorm's mean of squares unchanged); a tied
+    output embedding follows. A copy whose weights all differ while it computes the same thing:
+    the counter-example a weights-only lineage reading must not call unrelated."""
+    import copy
+    hf = copy.deepcopy(model.hf)
+    perm = torch.randperm(hf.config.hidden_size, generator=torch.Generator().manual_seed(seed))
+    reads = ("embed_tokens.weight", "q_proj.weight", "k_proj.weight", "v_proj.weight", "gate_proj.weight",
+             "up_proj.weight", "lm_head.weight")
+    with torch.no_grad():
+        for name, p in hf.named_parameters():
+            if name.endswith(reads):
+                p.copy_(p[:, perm])
+            elif name.endswith(("o_proj.weight", "down_proj.weight")):
+                p.copy_(p[perm, :])
+            elif name.endswith("norm.weight"):
+                p.copy_(p[perm])
+    return Model.from_hf(hf, model.tokenizer, name="permuted residual basis")
